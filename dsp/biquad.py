@@ -1,0 +1,87 @@
+"""RBJ-cookbook biquads (low shelf, bell, high shelf) in transposed direct form II.
+
+Coefficients follow Robert Bristow-Johnson, "Cookbook formulae for audio EQ
+biquad filter coefficients" (shelf slope S = 1, i.e. Q = 1/sqrt(2) for the
+shelves).  With S fixed, a -G shelf or bell is the exact inverse of the +G one
+(numerator and denominator swap), so a +G/-G cascade is the identity.
+
+Coefficient rows are ``[b0, b1, b2, a1, a2]`` normalised by ``a0``.  Centre
+and corner frequencies are limited to 0.49 fs so every sample rate from 8 kHz
+to 192 kHz gets a stable filter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["LOW_SHELF", "BELL", "HIGH_SHELF", "rbj_coefficients"]
+
+LOW_SHELF, BELL, HIGH_SHELF = 0, 1, 2
+_DENORMAL = 1e-30
+_NYQUIST_FRACTION = 0.49
+
+
+@njit(cache=True, nogil=True)
+def _rbj_into(kind: int, freq_hz: float, gain_db: float, q: float, sample_rate: float, out: np.ndarray) -> None:  # pragma: no cover
+    """Write normalised cookbook coefficients [b0, b1, b2, a1, a2] into ``out``."""
+    f = min(freq_hz, _NYQUIST_FRACTION * sample_rate)
+    a = 10.0 ** (gain_db / 40.0)  # cookbook: A = 10^(dBgain/40)
+    w0 = 2.0 * math.pi * f / sample_rate
+    cw = math.cos(w0)
+    sw = math.sin(w0)
+    if kind == BELL:
+        alpha = sw / (2.0 * q)
+        b0 = 1.0 + alpha * a
+        b1 = -2.0 * cw
+        b2 = 1.0 - alpha * a
+        a0 = 1.0 + alpha / a
+        a1 = -2.0 * cw
+        a2 = 1.0 - alpha / a
+    else:
+        # shelf slope S = 1: alpha = sin(w0)/2 * sqrt((A + 1/A)(1/S - 1) + 2)
+        alpha = sw / 2.0 * math.sqrt(2.0)
+        sa = 2.0 * math.sqrt(a) * alpha
+        if kind == LOW_SHELF:
+            b0 = a * ((a + 1.0) - (a - 1.0) * cw + sa)
+            b1 = 2.0 * a * ((a - 1.0) - (a + 1.0) * cw)
+            b2 = a * ((a + 1.0) - (a - 1.0) * cw - sa)
+            a0 = (a + 1.0) + (a - 1.0) * cw + sa
+            a1 = -2.0 * ((a - 1.0) + (a + 1.0) * cw)
+            a2 = (a + 1.0) + (a - 1.0) * cw - sa
+        else:
+            b0 = a * ((a + 1.0) + (a - 1.0) * cw + sa)
+            b1 = -2.0 * a * ((a - 1.0) + (a + 1.0) * cw)
+            b2 = a * ((a + 1.0) + (a - 1.0) * cw - sa)
+            a0 = (a + 1.0) - (a - 1.0) * cw + sa
+            a1 = 2.0 * ((a - 1.0) - (a + 1.0) * cw)
+            a2 = (a + 1.0) - (a - 1.0) * cw - sa
+    out[0] = b0 / a0
+    out[1] = b1 / a0
+    out[2] = b2 / a0
+    out[3] = a1 / a0
+    out[4] = a2 / a0
+
+
+@njit(cache=True, nogil=True)
+def _biquad_tick(c: np.ndarray, z: np.ndarray, x: float) -> float:  # pragma: no cover
+    """One sample through TDF-II: ``c`` = [b0, b1, b2, a1, a2], ``z`` = [z1, z2] (updated)."""
+    y = c[0] * x + z[0]
+    z1 = c[1] * x - c[3] * y + z[1]
+    z2 = c[2] * x - c[4] * y
+    if -_DENORMAL < z1 < _DENORMAL:
+        z1 = 0.0
+    if -_DENORMAL < z2 < _DENORMAL:
+        z2 = 0.0
+    z[0] = z1
+    z[1] = z2
+    return y
+
+
+def rbj_coefficients(kind: int, freq_hz: float, gain_db: float, q: float, sample_rate: float) -> np.ndarray:
+    """Normalised coefficients [b0, b1, b2, a1, a2] (float64) for one cookbook filter."""
+    out = np.zeros(5)
+    _rbj_into(kind, float(freq_hz), float(gain_db), float(q), float(sample_rate), out)
+    return out

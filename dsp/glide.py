@@ -1,0 +1,147 @@
+"""Parameter glide: every parameter ramps per sample toward its target.
+
+One small component reused everywhere (after JUCE ``SmoothedValue``).  A bank
+is a float64 array ``g`` of shape (5, n):
+
+=========  =====================================================
+``g[0]``   current value
+``g[1]``   target
+``g[2]``   per-sample increment (additive) or factor (geometric)
+``g[3]``   samples left in the ramp (0 = settled)
+``g[4]``   style: 0 additive (linear, dB), 1 geometric (Hz, ms, Q,
+           ratio), 2 fixed (never glides; read at prepare)
+=========  =====================================================
+
+A ramp always lands exactly on its target after ``round(glide_s * fs)``
+samples: additive ramps (mix amounts and dB values — a dB ramp is a
+multiplicative ramp of the linear gain) step by a constant; geometric ramps
+multiply by a constant factor, i.e. move in equal steps of log-frequency or
+log-time.  Re-targeting mid-ramp starts a new ramp from the current value, so
+no change is ever a step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["G_VALUE", "G_TARGET", "G_INC", "G_LEFT", "G_STYLE", "STYLE_CODES", "make_bank", "Glide"]
+
+G_VALUE, G_TARGET, G_INC, G_LEFT, G_STYLE = 0, 1, 2, 3, 4
+STYLE_CODES = {"linear": 0.0, "db": 0.0, "geometric": 1.0, "fixed": 2.0}
+
+
+def make_bank(values: np.ndarray, styles: list[str] | tuple[str, ...]) -> np.ndarray:
+    """A settled glide bank holding ``values`` with the given glide styles."""
+    values = np.asarray(values, dtype=np.float64)
+    g = np.zeros((5, values.shape[0]), dtype=np.float64)
+    g[G_VALUE] = values
+    g[G_TARGET] = values
+    g[G_STYLE] = [STYLE_CODES[s] for s in styles]
+    return g
+
+
+@njit(cache=True, nogil=True)
+def _glide_retarget(g: np.ndarray, targets: np.ndarray, glide_s: np.ndarray, sample_rate: float) -> int:  # pragma: no cover
+    """Arm a ramp for every entry whose target changed; return how many are ramping."""
+    active = 0
+    for i in range(g.shape[1]):
+        style = g[4, i]
+        t = targets[i]
+        if style < 1.5 and t != g[1, i]:
+            g[1, i] = t
+            ns = np.floor(glide_s[i] * sample_rate + 0.5)
+            if ns < 1.0:
+                ns = 1.0
+            if style > 0.5:
+                g[2, i] = (t / g[0, i]) ** (1.0 / ns)
+            else:
+                g[2, i] = (t - g[0, i]) / ns
+            g[3, i] = ns
+        if g[3, i] > 0.0:
+            active += 1
+    return active
+
+
+@njit(cache=True, nogil=True)
+def _glide_tick(g: np.ndarray) -> int:  # pragma: no cover
+    """Advance every ramping entry by one sample; return how many still ramp."""
+    active = 0
+    for i in range(g.shape[1]):
+        left = g[3, i]
+        if left > 0.0:
+            left -= 1.0
+            if left <= 0.0:
+                g[0, i] = g[1, i]
+                g[3, i] = 0.0
+            else:
+                if g[4, i] > 0.5:
+                    g[0, i] *= g[2, i]
+                else:
+                    g[0, i] += g[2, i]
+                g[3, i] = left
+                active += 1
+    return active
+
+
+@njit(cache=True, nogil=True)
+def _glide_fill(g: np.ndarray, i: int, out: np.ndarray) -> None:  # pragma: no cover
+    """Advance entry ``i`` for ``len(out)`` samples, writing each value (testing aid)."""
+    for n in range(out.shape[0]):
+        left = g[3, i]
+        if left > 0.0:
+            left -= 1.0
+            if left <= 0.0:
+                g[0, i] = g[1, i]
+                g[3, i] = 0.0
+            else:
+                if g[4, i] > 0.5:
+                    g[0, i] *= g[2, i]
+                else:
+                    g[0, i] += g[2, i]
+                g[3, i] = left
+        out[n] = g[0, i]
+
+
+class Glide:
+    """A single smoothed value (JUCE ``SmoothedValue`` shape) over the bank kernels.
+
+    Parameters
+    ----------
+    value : float
+        Initial (settled) value.
+    style : {"linear", "db", "geometric"}
+    sample_rate : float
+    glide_s : float
+        Ramp time in seconds used by :meth:`set_target`.
+    """
+
+    def __init__(self, value: float, *, style: str = "linear", sample_rate: float, glide_s: float = 0.05):
+        if style == "geometric" and value <= 0:
+            raise ValueError("geometric glide needs a positive value")
+        self._g = make_bank(np.array([value]), [style])
+        self._t = np.array([value], dtype=np.float64)
+        self._s = np.array([glide_s], dtype=np.float64)
+        self.sample_rate = float(sample_rate)
+
+    @property
+    def value(self) -> float:
+        return float(self._g[G_VALUE, 0])
+
+    @property
+    def target(self) -> float:
+        return float(self._g[G_TARGET, 0])
+
+    @property
+    def is_smoothing(self) -> bool:
+        return bool(self._g[G_LEFT, 0] > 0)
+
+    def set_target(self, target: float, glide_s: float | None = None) -> None:
+        if glide_s is not None:
+            self._s[0] = glide_s
+        self._t[0] = target
+        _glide_retarget(self._g, self._t, self._s, self.sample_rate)
+
+    def next_block(self, out: np.ndarray) -> None:
+        """Fill ``out`` (float64 [n]) with the next ``n`` per-sample values."""
+        _glide_fill(self._g, 0, out)

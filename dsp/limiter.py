@@ -1,0 +1,160 @@
+"""Lookahead true-peak limiter.
+
+Per sample (stereo linked):
+
+1. true-peak detection: the input is 4x oversampled (:mod:`dsp.oversample`,
+   ITU-R BS.1770-4 Annex 2); the detector delay ``TP_DELAY`` lies inside the
+   lookahead.  The peak of the segment ``[m - 1, m + 3/4]`` gives the gain
+   this sample needs: ``g = min(1, ceiling / peak)``;
+2. the required gain enters a sliding minimum over ``W`` samples (a monotonic
+   deque, O(1) amortised);
+3. the minimum is released with a one-pole ramp (attack is instant);
+4. a moving average of length ``W`` smooths the result.  Because every value
+   in the average window is at most the gain sample ``m`` required, the
+   smoothed gain never exceeds it: the limiter settles *inside* the lookahead
+   window with no overshoot (the hold-then-average construction);
+5. audio is delayed by ``L = TP_DELAY + W - 1`` samples (the reported latency)
+   and multiplied by the gain; a last-resort clamp at the ceiling only guards
+   against floating-point rounding.
+
+Below the ceiling every gain is exactly 1.0, so the signal passes unchanged
+apart from the delay.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .oversample import TP_DELAY, _tp_peak, _tp_push
+
+__all__ = ["lookahead_samples", "LI_WRITE", "LI_HEAD", "LI_COUNT", "LI_AVG", "LI_N", "LI_TPW", "LI_L", "LI_W"]
+
+# int state slots
+LI_WRITE, LI_HEAD, LI_COUNT, LI_AVG, LI_N, LI_TPW, LI_L, LI_W = 0, 1, 2, 3, 4, 5, 7, 8
+# float state slots
+LF_SUM, LF_HREL, LF_PREV = 0, 1, 2
+
+
+def lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
+    """Total latency L in samples: at least ``TP_DELAY + 1`` so the average has two taps."""
+    return max(int(round(lookahead_ms * sample_rate / 1000.0)), TP_DELAY + 1)
+
+
+def init_state(lookahead: int):
+    """Fresh limiter state for a latency of ``lookahead`` samples."""
+    w = lookahead - TP_DELAY + 1
+    li = np.zeros(9, dtype=np.int64)
+    li[LI_L] = lookahead
+    li[LI_W] = w
+    lf = np.zeros(3, dtype=np.float64)
+    reset_state(li, lf, None, None, None, None)
+    return li, lf, w
+
+
+def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
+    w = int(li[LI_W])
+    li[LI_WRITE] = li[LI_HEAD] = li[LI_COUNT] = li[LI_AVG] = li[LI_N] = 0
+    li[LI_TPW] = li[LI_TPW + 1] = 0
+    lf[LF_SUM] = float(w)
+    lf[LF_HREL] = 1.0
+    lf[LF_PREV] = 0.0
+    for a in (dbuf, tp, dq):
+        if a is not None:
+            a[...] = 0.0
+    if avg is not None:
+        avg[...] = 1.0
+
+
+@njit(cache=True, nogil=True)
+def _limiter_tick(xl: float, xr: float, ceiling: float, alpha_release: float, dbuf: np.ndarray, tp: np.ndarray,
+                  dq: np.ndarray, dqi: np.ndarray, avg: np.ndarray, li: np.ndarray, lf: np.ndarray,
+                  tp_coeffs: np.ndarray):  # pragma: no cover
+    """One stereo sample through the limiter; returns (left, right, gain)."""
+    # 1. true peak of the lookahead input (BS.1770-4 Annex 2, 4x)
+    w0 = _tp_push(tp[0], li[5], xl)
+    li[5] = w0
+    w1 = _tp_push(tp[1], li[6], xr)
+    li[6] = w1
+    p = max(_tp_peak(tp[0], w0, tp_coeffs), _tp_peak(tp[1], w1, tp_coeffs))
+    pe = p if p > lf[2] else lf[2]
+    lf[2] = p
+    g = 1.0
+    if pe > ceiling:
+        g = ceiling / pe
+    # 2. sliding minimum over W samples (monotonic deque, capacity W + 1)
+    n = li[4]
+    win = li[8]
+    cap = dq.shape[0]
+    head = li[1]
+    count = li[2]
+    while count > 0:
+        back = head + count - 1
+        if back >= cap:
+            back -= cap
+        if dq[back] >= g:
+            count -= 1
+        else:
+            break
+    pos = head + count
+    if pos >= cap:
+        pos -= cap
+    dq[pos] = g
+    dqi[pos] = n
+    count += 1
+    while dqi[head] <= n - win:
+        head += 1
+        if head == cap:
+            head = 0
+        count -= 1
+    h = dq[head]
+    li[1] = head
+    li[2] = count
+    li[4] = n + 1
+    # 3. release ramp (attack is instant)
+    hr = lf[1]
+    if h < hr:
+        hr = h
+    else:
+        hr = h + alpha_release * (hr - h)
+    lf[1] = hr
+    # 4. moving average of length W (exact re-sum once per cycle against drift)
+    a = li[3]
+    s = lf[0] + hr - avg[a]
+    avg[a] = hr
+    a += 1
+    if a == win:
+        a = 0
+        s = 0.0
+        for k in range(win):
+            s += avg[k]
+    li[3] = a
+    lf[0] = s
+    gain = s / win
+    # 5. delay line of L samples, gain, last-resort clamp
+    wi = li[0]
+    dl = dbuf[0, wi]
+    dr = dbuf[1, wi]
+    dbuf[0, wi] = xl
+    dbuf[1, wi] = xr
+    wi += 1
+    if wi == li[7]:
+        wi = 0
+    li[0] = wi
+    yl = dl * gain
+    yr = dr * gain
+    if yl > ceiling:
+        yl = ceiling
+    elif yl < -ceiling:
+        yl = -ceiling
+    if yr > ceiling:
+        yr = ceiling
+    elif yr < -ceiling:
+        yr = -ceiling
+    return yl, yr, gain
+
+
+def release_coefficient(release_ms: float, sample_rate: float) -> float:
+    return math.exp(-1000.0 / (release_ms * sample_rate))

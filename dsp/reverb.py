@@ -1,0 +1,119 @@
+"""Reverb send: a feedback delay network (FDN) after Jot & Chaigne (1991).
+
+Structure (per sample):
+
+* the send signal (mono sum of the two channels) passes four Schroeder
+  all-pass diffusers (Freeverb's lengths 556/441/341/225 at 44.1 kHz, g = 0.5);
+* it is injected with alternating signs into eight delay lines whose lengths
+  (21-59 ms at 48 kHz, mutually prime) are scaled to the sample rate;
+* the line outputs pass a one-pole low-pass (damping) and a per-line gain
+  ``g_i = 10^(-3 L_i / (RT60 fs))`` (JOS, "Physical Audio Signal Processing",
+  FDN reverberation: the decay that gives 60 dB in RT60 seconds);
+* they are mixed by an orthonormal 8x8 Hadamard matrix (lossless), computed
+  as a fast Walsh-Hadamard transform, and fed back;
+* left and right are two orthogonal sign patterns over the line outputs,
+  normalised by ``sqrt(1 - g^2)`` so the wet level stays comparable across
+  room sizes.
+
+``reverb_room_size`` 0..1 maps to RT60 0.2..5 s geometrically;
+``reverb_damping`` 0..1 maps to the low-pass pole 0..0.7.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["N_LINES", "line_lengths", "allpass_lengths", "rt60_s"]
+
+N_LINES = 8
+_BASE_LINES_48K = (1031, 1327, 1523, 1801, 2053, 2311, 2593, 2851)
+_BASE_ALLPASS_44K = (556, 441, 341, 225)
+_ALLPASS_GAIN = 0.5
+_RT60_MIN_S = 0.2
+_RT60_MAX_S = 5.0
+_DAMPING_MAX_POLE = 0.7
+_DENORMAL = 1e-30
+
+
+def line_lengths(sample_rate: float) -> np.ndarray:
+    return np.array([max(2, int(round(n * sample_rate / 48000.0))) for n in _BASE_LINES_48K], dtype=np.int64)
+
+
+def allpass_lengths(sample_rate: float) -> np.ndarray:
+    return np.array([max(2, int(round(n * sample_rate / 44100.0))) for n in _BASE_ALLPASS_44K], dtype=np.int64)
+
+
+def rt60_s(room_size: float) -> float:
+    """Decay time for a room size in 0..1 (geometric between 0.2 s and 5 s)."""
+    return _RT60_MIN_S * (_RT60_MAX_S / _RT60_MIN_S) ** room_size
+
+
+@njit(cache=True, nogil=True)
+def _reverb_coeffs(coef: np.ndarray, lengths: np.ndarray, room_size: float, damping: float, sample_rate: float) -> None:  # pragma: no cover
+    """coef[0:8] per-line gains, coef[8] damping pole, coef[9] output normalisation."""
+    rt60 = _RT60_MIN_S * (_RT60_MAX_S / _RT60_MIN_S) ** room_size
+    mean_sq = 0.0
+    for i in range(N_LINES):
+        g = 10.0 ** (-3.0 * lengths[i] / (rt60 * sample_rate))
+        coef[i] = g
+        mean_sq += g * g
+    mean_sq /= N_LINES
+    coef[8] = damping * _DAMPING_MAX_POLE
+    coef[9] = math.sqrt(1.0 - mean_sq) * 2.0 / math.sqrt(N_LINES)
+
+
+@njit(cache=True, nogil=True)
+def _reverb_tick(x: float, lines: np.ndarray, lengths: np.ndarray, lpos: np.ndarray, lp: np.ndarray,
+                 ap: np.ndarray, ap_len: np.ndarray, ap_pos: np.ndarray, coef: np.ndarray, v: np.ndarray):  # pragma: no cover
+    """One mono sample in, (left, right) wet out. ``v`` is an 8-float scratch row."""
+    # Schroeder all-pass diffusers (Freeverb form: y = -x + buf; buf = x + g*buf)
+    for k in range(ap.shape[0]):
+        p = ap_pos[k]
+        b = ap[k, p]
+        y = b - x
+        nb = x + _ALLPASS_GAIN * b
+        if -_DENORMAL < nb < _DENORMAL:
+            nb = 0.0
+        ap[k, p] = nb
+        p += 1
+        if p == ap_len[k]:
+            p = 0
+        ap_pos[k] = p
+        x = y
+    pole = coef[8]
+    # read the line outputs, damp them, apply decay gains
+    for i in range(N_LINES):
+        o = lines[i, lpos[i]]
+        s = (1.0 - pole) * o + pole * lp[i]
+        if -_DENORMAL < s < _DENORMAL:
+            s = 0.0
+        lp[i] = s
+        v[i] = s * coef[i]
+    left = (v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]) * coef[9]
+    right = (v[0] - v[1] + v[2] - v[3] + v[4] - v[5] + v[6] - v[7]) * coef[9]
+    # orthonormal Hadamard mix (fast Walsh-Hadamard, 3 butterfly stages)
+    h = 1
+    while h < N_LINES:
+        for i in range(0, N_LINES, 2 * h):
+            for j in range(i, i + h):
+                a = v[j]
+                b = v[j + h]
+                v[j] = a + b
+                v[j + h] = a - b
+        h *= 2
+    scale = 1.0 / math.sqrt(N_LINES)
+    for i in range(N_LINES):
+        sign = 1.0 if (i & 1) == 0 else -1.0
+        w = v[i] * scale + sign * x
+        if -_DENORMAL < w < _DENORMAL:
+            w = 0.0
+        p = lpos[i]
+        lines[i, p] = w
+        p += 1
+        if p == lengths[i]:
+            p = 0
+        lpos[i] = p
+    return left, right

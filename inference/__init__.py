@@ -1,0 +1,1 @@
+"""mixpilot inference: features, ONNX session, worker, heuristic (arrives with the AI issue)."""

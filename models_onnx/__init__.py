@@ -1,0 +1,1 @@
+"""Shipped ONNX models and their cards."""

@@ -1,0 +1,1 @@
+"""mixpilot real-time layer: engine, render, CLI."""

@@ -1,0 +1,84 @@
+"""Compressor against Giannoulis, Massberg & Reiss (JAES 2012).
+
+References: the static curve is eq. (4) of the paper; the four values for
+T = -20 dB, R = 4, W = 6 dB are worked by hand from it:
+  -10 -> T + (x - T)/R = -20 + 10/4 = -17.5
+  -20 -> x + (1/R - 1)(x - T + W/2)^2 / (2W) = -20 - 0.75 * 9 / 12 = -20.5625
+  -17 -> (knee edge) -20 + 3/4 = -19.25
+  -23 -> below the knee, unchanged.
+The smooth-branching detector (eq. 12) with alpha = exp(-1/(tau fs)) reaches
+1 - 1/e = 63.2 % of a step after tau * fs samples (closed form 1 - alpha^n).
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from dsp.compressor import static_curve_db
+from dsp.processors import Compressor
+from dsp.spec import ProcessSpec
+
+CURVE = {"threshold_db": -20.0, "ratio": 4.0, "knee_db": 6.0}
+
+
+@pytest.mark.parametrize("x_db,y_db", [(-10, -17.5), (-20, -20.5625), (-17, -19.25), (-23, -23.0)])
+def test_static_curve_values(x_db, y_db):
+    assert static_curve_db(x_db, **CURVE) == pytest.approx(y_db, abs=1e-12)
+
+
+def dc_gain_db(comp, level_db, frames, fs):
+    x = np.full((frames, 2), 10 ** (level_db / 20), np.float32)
+    y = np.zeros_like(x)
+    comp.process(x, y)
+    return 20 * np.log10(y[:, 0].astype(np.float64) / x[:, 0])
+
+
+@pytest.mark.parametrize("x_db,y_db", [(-10, -17.5), (-20, -20.5625), (-17, -19.25), (-23, -23.0)])
+def test_processor_settles_on_static_curve(x_db, y_db):
+    fs = 48000
+    comp = Compressor(comp_threshold_db=-20, comp_ratio=4, comp_knee_db=6, comp_attack_ms=1, comp_release_ms=10)
+    comp.prepare(ProcessSpec(fs, fs, 2))
+    g = dc_gain_db(comp, x_db, fs // 2, fs)
+    assert g[-1] == pytest.approx(y_db - x_db, abs=1e-3)  # float32 DC input/output
+
+
+@pytest.mark.parametrize("fs", [44100, 48000])
+@pytest.mark.parametrize("attack_ms,release_ms", [(5.0, 100.0), (20.0, 250.0)])
+def test_attack_and_release_time_constants(fs, attack_ms, release_ms):
+    comp = Compressor(comp_threshold_db=-20, comp_ratio=4, comp_knee_db=6, comp_attack_ms=attack_ms,
+                      comp_release_ms=release_ms)
+    comp.prepare(ProcessSpec(fs, 4 * fs, 2))
+    quiet = dc_gain_db(comp, -40.0, fs, fs)  # below the knee: no reduction, detector at rest
+    assert np.max(np.abs(quiet)) < 1e-4
+    loud = dc_gain_db(comp, -10.0, 2 * fs, fs)  # static reduction 7.5 dB
+    reduction = -loud
+    final = reduction[-1]
+    assert final == pytest.approx(7.5, abs=1e-3)
+    k_attack = int(np.argmax(reduction >= (1 - math.exp(-1)) * final)) + 1  # samples processed
+    assert abs(k_attack - attack_ms * fs / 1000) <= 1
+    back = -dc_gain_db(comp, -40.0, 2 * fs, fs)
+    k_release = int(np.argmax(back <= math.exp(-1) * final)) + 1
+    assert abs(k_release - release_ms * fs / 1000) <= 1
+
+
+def test_ratio_one_is_transparent(rng):
+    # R = 1: the static curve is the identity, so the compressor must not touch the signal.
+    comp = Compressor(comp_ratio=1.0, comp_threshold_db=-40)
+    comp.prepare(ProcessSpec(48000, 48000, 2))
+    x = (0.5 * rng.standard_normal((48000, 2))).astype(np.float32)
+    y = np.zeros_like(x)
+    comp.process(x, y)
+    np.testing.assert_array_equal(y, x)
+
+
+def test_stereo_link_applies_one_gain(rng):
+    # Linked detection (max of |l|, |r|): both channels get the same gain, so their ratio is preserved.
+    comp = Compressor(comp_ratio=4.0, comp_threshold_db=-30)
+    comp.prepare(ProcessSpec(48000, 48000, 2))
+    left = (0.5 * rng.standard_normal(48000)).astype(np.float32)
+    x = np.stack([left, 0.25 * left], axis=1).astype(np.float32)
+    y = np.zeros_like(x)
+    comp.process(x, y)
+    nz = np.abs(left) > 1e-3
+    np.testing.assert_allclose(y[nz, 1] / y[nz, 0], 0.25, rtol=1e-5)

@@ -1,0 +1,1 @@
+"""mixpilot training pipeline (arrives with the AI issue)."""
