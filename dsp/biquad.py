@@ -65,7 +65,7 @@ def _rbj_into(kind: int, freq_hz: float, gain_db: float, q: float, sample_rate: 
     out[4] = a2 / a0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _biquad_tick(c: np.ndarray, z: np.ndarray, x: float) -> float:  # pragma: no cover
     """One sample through TDF-II: ``c`` = [b0, b1, b2, a1, a2], ``z`` = [z1, z2] (updated)."""
     y = c[0] * x + z[0]

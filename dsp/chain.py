@@ -46,6 +46,7 @@ __all__ = ["MixChain", "STAGES", "CONTROL_SAMPLES", "STAGE_GLIDE_S", "DEFAULT_GL
 
 STAGES = ("input_gain", "compressor", "eq", "reverb", "delay", "width", "output_gain", "limiter")
 CONTROL_SAMPLES = 32  # sub-block rate for coefficient updates (power of two)
+LIMITER_CHUNK = 256  # the limiter runs stage-major over chunks of this many samples
 STAGE_GLIDE_S = 0.01  # bypass crossfade
 DEFAULT_GLIDE_S = 0.05  # JUCE's usual 50 ms ramp
 _SQRT_HALF = math.sqrt(0.5)
@@ -137,7 +138,7 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
                   eq_c, eq_z, comp_env,
                   rv_lines, rv_i, rv_ap, rv_f,
                   dl_buf, dl_f,
-                  lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f, tp_coeffs):  # pragma: no cover
+                  lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f, tp_coeffs, tp_bound, lm_src, lm_dst):  # pragma: no cover
     """Process ``x`` [frames, 1|2] into ``out`` through every stage in ``mask``."""
     nch = x.shape[1]
     ist[I_GLIDING] = _glide_retarget(g, targets, glide_s, sample_rate)
@@ -147,149 +148,158 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
     stats[ST_COMP_GR_DB] = 0.0
     stats[ST_LIM_GAIN_MIN] = 1.0
     stats[ST_NONFINITE] = 0.0
-    for n in range(x.shape[0]):
-        pos = ist[I_POS]
-        if ist[I_GLIDING] > 0:
-            ist[I_GLIDING] = _glide_tick(g)
-            _derive_gains(v, d)
-        if ist[I_STAGE_GLIDING] > 0:
-            ist[I_STAGE_GLIDING] = _glide_tick(sm)
-        if (pos & (CONTROL_SAMPLES - 1)) == 0:
-            _update_coeffs(False, sample_rate, v, cc, d, eq_c, rv_i, rv_f)
-        ist[I_POS] = pos + 1
+    has_lim = (mask & (1 << S_LIM)) != 0
+    chunk = lm_src.shape[0]
+    frames = x.shape[0]
+    for start in range(0, frames, chunk):
+        stop = min(start + chunk, frames)
+        for n in range(start, stop):
+            pos = ist[I_POS]
+            if ist[I_GLIDING] > 0:
+                ist[I_GLIDING] = _glide_tick(g)
+                _derive_gains(v, d)
+            if ist[I_STAGE_GLIDING] > 0:
+                ist[I_STAGE_GLIDING] = _glide_tick(sm)
+            if (pos & (CONTROL_SAMPLES - 1)) == 0:
+                _update_coeffs(False, sample_rate, v, cc, d, eq_c, rv_i, rv_f)
+            ist[I_POS] = pos + 1
 
-        xl = np.float64(x[n, 0])
-        xr = np.float64(x[n, nch - 1])
-        # NaN/Inf never reach filter state; subnormal input is flushed
-        if not (abs(xl) < 1e30):
-            xl = 0.0
-            stats[ST_NONFINITE] += 1.0
-        elif -_DENORMAL < xl < _DENORMAL:
-            xl = 0.0
-        if not (abs(xr) < 1e30):
-            xr = 0.0
-            stats[ST_NONFINITE] += 1.0
-        elif -_DENORMAL < xr < _DENORMAL:
-            xr = 0.0
+            xl = np.float64(x[n, 0])
+            xr = np.float64(x[n, nch - 1])
+            # NaN/Inf never reach filter state; subnormal input is flushed
+            if not (abs(xl) < 1e30):
+                xl = 0.0
+                stats[ST_NONFINITE] += 1.0
+            elif -_DENORMAL < xl < _DENORMAL:
+                xl = 0.0
+            if not (abs(xr) < 1e30):
+                xr = 0.0
+                stats[ST_NONFINITE] += 1.0
+            elif -_DENORMAL < xr < _DENORMAL:
+                xr = 0.0
 
-        if mask & (1 << S_IN):
-            gi = 1.0 + mix[S_IN] * (d[D_IN] - 1.0)
-            xl *= gi
-            xr *= gi
+            if mask & (1 << S_IN):
+                gi = 1.0 + mix[S_IN] * (d[D_IN] - 1.0)
+                xl *= gi
+                xr *= gi
 
-        if mask & (1 << S_COMP) and mix[S_COMP] > 0.0:
-            ratio = v[P_RATIO]
-            if ratio != 1.0 or comp_env[0] != 0.0:
-                level = max(abs(xl), abs(xr))  # stereo link
-                gr_db = _comp_gain_db(comp_env, level, v[P_TH], ratio, v[P_KNEE], d[D_ATT], d[D_REL])
-                if -gr_db > stats[ST_COMP_GR_DB]:
-                    stats[ST_COMP_GR_DB] = -gr_db
-                gc = math.exp((gr_db + v[P_MAKEUP]) * _LN10_20)
-            else:
-                gc = d[D_MAKEUP]
-            gc = 1.0 + mix[S_COMP] * (gc - 1.0)
-            xl *= gc
-            xr *= gc
-
-        if mask & (1 << S_EQ) and mix[S_EQ] > 0.0:
-            yl = xl
-            yr = xr
-            for b in range(4):
-                yl = _biquad_tick(eq_c[b], eq_z[b, 0], yl)
-                yr = _biquad_tick(eq_c[b], eq_z[b, 1], yr)
-            me = mix[S_EQ]
-            xl = xl + me * (yl - xl)
-            xr = xr + me * (yr - xr)
-
-        wet_l = 0.0
-        wet_r = 0.0
-        if mask & (1 << S_REV):
-            send = v[P_RV_SEND] * mix[S_REV]
-            if send != 0.0 or ist[I_RV_QUIET] < ist[I_RV_IDLE_LEN]:
-                mono = 0.5 * (xl + xr) * send
-                rl, rr = _rev._reverb_tick(mono, rv_lines, rv_i[0], rv_i[1], rv_f[0], rv_ap, rv_i[2], rv_i[3],
-                                           rv_f[1], rv_f[2])
-                wet_l += rl
-                wet_r += rr
-                if mono == 0.0 and rl == 0.0 and rr == 0.0:
-                    ist[I_RV_QUIET] += 1
+            if mask & (1 << S_COMP) and mix[S_COMP] > 0.0:
+                ratio = v[P_RATIO]
+                if ratio != 1.0 or comp_env[0] != 0.0:
+                    level = max(abs(xl), abs(xr))  # stereo link
+                    gr_db = _comp_gain_db(comp_env, level, v[P_TH], ratio, v[P_KNEE], d[D_ATT], d[D_REL])
+                    if -gr_db > stats[ST_COMP_GR_DB]:
+                        stats[ST_COMP_GR_DB] = -gr_db
+                    gc = math.exp((gr_db + v[P_MAKEUP]) * _LN10_20)
                 else:
-                    ist[I_RV_QUIET] = 0
-        if mask & (1 << S_DLY):
-            send = v[P_DL_SEND] * mix[S_DLY]
-            if send != 0.0 or ist[I_DL_QUIET] < ist[I_DL_IDLE_LEN]:
-                target_d = g[1, P_DL_MS] * sample_rate * 0.001
-                if ist[I_DL_XFADE] == 0 and target_d != dl_f[0]:
-                    # open the second head at the new time; crossfade over this parameter's glide
-                    dl_f[1] = target_d
-                    dl_f[2] = 0.0
-                    nx = int(glide_s[P_DL_MS] * sample_rate + 0.5)
-                    ist[I_DL_XFADE] = nx if nx > 1 else 1
-                    dl_f[3] = 1.0 / ist[I_DL_XFADE]
-                fb = v[P_DL_FB]
-                w = ist[I_DL_WRITE]
-                dl = _delay._delay_read(dl_buf, 0, w, dl_f[0])
-                dr = _delay._delay_read(dl_buf, 1, w, dl_f[0])
-                if ist[I_DL_XFADE] > 0:
-                    m = dl_f[2]
-                    dl = dl + m * (_delay._delay_read(dl_buf, 0, w, dl_f[1]) - dl)
-                    dr = dr + m * (_delay._delay_read(dl_buf, 1, w, dl_f[1]) - dr)
-                    ist[I_DL_XFADE] -= 1
-                    if ist[I_DL_XFADE] == 0:
-                        dl_f[0] = dl_f[1]
-                        dl_f[2] = 0.0
+                    gc = d[D_MAKEUP]
+                gc = 1.0 + mix[S_COMP] * (gc - 1.0)
+                xl *= gc
+                xr *= gc
+
+            if mask & (1 << S_EQ) and mix[S_EQ] > 0.0:
+                yl = xl
+                yr = xr
+                for b in range(4):
+                    yl = _biquad_tick(eq_c[b], eq_z[b, 0], yl)
+                    yr = _biquad_tick(eq_c[b], eq_z[b, 1], yr)
+                me = mix[S_EQ]
+                xl = xl + me * (yl - xl)
+                xr = xr + me * (yr - xr)
+
+            wet_l = 0.0
+            wet_r = 0.0
+            if mask & (1 << S_REV):
+                send = v[P_RV_SEND] * mix[S_REV]
+                if send != 0.0 or ist[I_RV_QUIET] < ist[I_RV_IDLE_LEN]:
+                    mono = 0.5 * (xl + xr) * send
+                    rl, rr = _rev._reverb_tick(mono, rv_lines, rv_i[0], rv_f[0], rv_ap, rv_i[2], rv_i[1],
+                                               rv_f[1], rv_f[2])
+                    wet_l += rl
+                    wet_r += rr
+                    if mono == 0.0 and rl == 0.0 and rr == 0.0:
+                        ist[I_RV_QUIET] += 1
                     else:
-                        dl_f[2] = m + dl_f[3]
-                il = xl * send
-                ir = xr * send
-                _delay._delay_write(dl_buf, 0, w, il + fb * dl)
-                _delay._delay_write(dl_buf, 1, w, ir + fb * dr)
-                w += 1
-                if w == dl_buf.shape[1]:
-                    w = 0
-                ist[I_DL_WRITE] = w
-                wet_l += dl
-                wet_r += dr
-                # every write of the last buffer-length samples was zero -> the loop is silent
-                if il == 0.0 and ir == 0.0 and dl == 0.0 and dr == 0.0:
-                    ist[I_DL_QUIET] += 1
+                        ist[I_RV_QUIET] = 0
+            if mask & (1 << S_DLY):
+                send = v[P_DL_SEND] * mix[S_DLY]
+                if send != 0.0 or ist[I_DL_QUIET] < ist[I_DL_IDLE_LEN]:
+                    target_d = g[1, P_DL_MS] * sample_rate * 0.001
+                    if ist[I_DL_XFADE] == 0 and target_d != dl_f[0]:
+                        # open the second head at the new time; crossfade over this parameter's glide
+                        dl_f[1] = target_d
+                        dl_f[2] = 0.0
+                        nx = int(glide_s[P_DL_MS] * sample_rate + 0.5)
+                        ist[I_DL_XFADE] = nx if nx > 1 else 1
+                        dl_f[3] = 1.0 / ist[I_DL_XFADE]
+                    fb = v[P_DL_FB]
+                    w = ist[I_DL_WRITE]
+                    dl = _delay._delay_read(dl_buf, 0, w, dl_f[0])
+                    dr = _delay._delay_read(dl_buf, 1, w, dl_f[0])
+                    if ist[I_DL_XFADE] > 0:
+                        m = dl_f[2]
+                        dl = dl + m * (_delay._delay_read(dl_buf, 0, w, dl_f[1]) - dl)
+                        dr = dr + m * (_delay._delay_read(dl_buf, 1, w, dl_f[1]) - dr)
+                        ist[I_DL_XFADE] -= 1
+                        if ist[I_DL_XFADE] == 0:
+                            dl_f[0] = dl_f[1]
+                            dl_f[2] = 0.0
+                        else:
+                            dl_f[2] = m + dl_f[3]
+                    il = xl * send
+                    ir = xr * send
+                    _delay._delay_write(dl_buf, 0, w, il + fb * dl)
+                    _delay._delay_write(dl_buf, 1, w, ir + fb * dr)
+                    w += 1
+                    if w == dl_buf.shape[1]:
+                        w = 0
+                    ist[I_DL_WRITE] = w
+                    wet_l += dl
+                    wet_r += dr
+                    # every write of the last buffer-length samples was zero -> the loop is silent
+                    if il == 0.0 and ir == 0.0 and dl == 0.0 and dr == 0.0:
+                        ist[I_DL_QUIET] += 1
+                    else:
+                        ist[I_DL_QUIET] = 0
+            xl += wet_l
+            xr += wet_r
+
+            if mask & (1 << S_WIDTH):
+                width = 1.0 + mix[S_WIDTH] * (v[P_WIDTH] - 1.0)
+                if width != 1.0:
+                    mid = 0.5 * (xl + xr)
+                    side = 0.5 * (xl - xr) * width
+                    xl = mid + side
+                    xr = mid - side
+
+            if mask & (1 << S_OUT):
+                go = 1.0 + mix[S_OUT] * (d[D_POST] - 1.0)
+                xl *= go
+                xr *= go
+
+            if has_lim:
+                k = n - start
+                lm_src[k, 0] = xl
+                lm_src[k, 1] = xr
+                lm_src[k, 2] = d[D_CEIL]
+                lm_src[k, 3] = d[D_LREL]
+                lm_src[k, 4] = mix[S_LIM]
+            elif nch == 1:
+                out[n, 0] = 0.5 * (xl + xr)
+            else:
+                out[n, 0] = xl
+                out[n, 1] = xr
+        if has_lim:
+            gmin = _lim._limiter_block(lm_src, stop - start, lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f,
+                                       tp_coeffs, tp_bound, lm_dst)
+            if gmin < stats[ST_LIM_GAIN_MIN]:
+                stats[ST_LIM_GAIN_MIN] = gmin
+            for k in range(stop - start):
+                if nch == 1:
+                    out[start + k, 0] = 0.5 * (lm_dst[k, 0] + lm_dst[k, 1])
                 else:
-                    ist[I_DL_QUIET] = 0
-        xl += wet_l
-        xr += wet_r
-
-        if mask & (1 << S_WIDTH):
-            width = 1.0 + mix[S_WIDTH] * (v[P_WIDTH] - 1.0)
-            if width != 1.0:
-                mid = 0.5 * (xl + xr)
-                side = 0.5 * (xl - xr) * width
-                xl = mid + side
-                xr = mid - side
-
-        if mask & (1 << S_OUT):
-            go = 1.0 + mix[S_OUT] * (d[D_POST] - 1.0)
-            xl *= go
-            xr *= go
-
-        if mask & (1 << S_LIM):
-            yl, yr, lg = _lim._limiter_tick(xl, xr, d[D_CEIL], d[D_LREL], lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg,
-                                            lm_i, lm_f, tp_coeffs)
-            ml = mix[S_LIM]
-            if ml < 1.0:  # bypass crossfade: gain blends toward 1 on the delayed dry signal
-                gb = 1.0 + ml * (lg - 1.0)
-                yl = yl / lg * gb
-                yr = yr / lg * gb
-            if lg < stats[ST_LIM_GAIN_MIN]:
-                stats[ST_LIM_GAIN_MIN] = lg
-            xl = yl
-            xr = yr
-
-        if nch == 1:
-            out[n, 0] = 0.5 * (xl + xr)
-        else:
-            out[n, 0] = xl
-            out[n, 1] = xr
-
+                    out[start + k, 0] = lm_dst[k, 0]
+                    out[start + k, 1] = lm_dst[k, 1]
 
 class MixChain:
     """The mixing chain (prepare/process/reset).
@@ -383,9 +393,9 @@ class MixChain:
         self._comp_env = np.zeros(1)
         lengths = _rev.line_lengths(fs)
         ap_lengths = _rev.allpass_lengths(fs)
-        self._rv_lines = np.zeros((_rev.N_LINES, int(lengths.max())))
-        self._rv_ap = np.zeros((len(ap_lengths), int(ap_lengths.max())))
-        self._rv_i = np.zeros((4, _rev.N_LINES), dtype=np.int64)
+        self._rv_lines = np.zeros((_rev.N_LINES, _rev.ring_size(lengths)))
+        self._rv_ap = np.zeros((len(ap_lengths), _rev.ring_size(ap_lengths)))
+        self._rv_i = np.zeros((3, _rev.N_LINES), dtype=np.int64)  # line lengths, write indexes, all-pass lengths
         self._rv_i[0] = lengths
         self._rv_i[2, : len(ap_lengths)] = ap_lengths
         self._rv_f = np.zeros((3, 10))
@@ -402,6 +412,8 @@ class MixChain:
         self._lm_dq = np.zeros(win + 1)
         self._lm_dqi = np.zeros(win + 1, dtype=np.int64)
         self._lm_avg = np.ones(win)
+        self._lm_src = np.zeros((LIMITER_CHUNK, 5))  # limiter input rows: left, right, ceiling, release alpha, mix
+        self._lm_dst = np.zeros((LIMITER_CHUNK, 2))
         self._ist[I_RV_IDLE_LEN] = int(lengths.max() + ap_lengths.sum() + 256)
         self._ist[I_DL_IDLE_LEN] = self._dl_buf.shape[1]
         self.reset()
@@ -414,8 +426,7 @@ class MixChain:
         self._sm[:] = make_bank(self.enabled, ["linear"] * len(STAGES))
         for a in (self._eq_z, self._comp_env, self._rv_lines, self._rv_ap, self._rv_f, self._dl_buf):
             a[...] = 0.0
-        self._rv_i[1] = 0
-        self._rv_i[3] = 0
+        self._rv_i[1] = 0  # [0]: line write index, [1]: all-pass write index
         self._ist[[I_POS, I_GLIDING, I_STAGE_GLIDING, I_DL_WRITE, I_DL_XFADE]] = 0
         self._dl_f[:] = 0.0
         self._dl_f[0] = self.targets[P_DL_MS] * self._fs * 0.001
@@ -451,7 +462,7 @@ class MixChain:
                       self._rv_lines, self._rv_i, self._rv_ap, self._rv_f,
                       self._dl_buf, self._dl_f,
                       self._lm_buf, self._lm_tp, self._lm_dq, self._lm_dqi, self._lm_avg, self._lm_i, self._lm_f,
-                      TP_COEFFS)
+                      TP_COEFFS, _lim.TP_GAIN_BOUND, self._lm_src, self._lm_dst)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Every recursive state array (for inspection in tests)."""

@@ -26,7 +26,7 @@ _DENORMAL = 1e-30
 _LEVEL_FLOOR = 1e-12  # -240 dBFS: log of silence stays finite
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _gain_computer_db(x_db: float, threshold_db: float, ratio: float, knee_db: float) -> float:  # pragma: no cover
     """Static curve y_G(x_G) of Giannoulis et al. 2012, eq. (4)."""
     over = x_db - threshold_db
@@ -48,7 +48,7 @@ def time_constant_coefficient(time_ms: float, sample_rate: float) -> float:
     return math.exp(-1000.0 / (time_ms * sample_rate))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _comp_gain_db(env: np.ndarray, level: float, threshold_db: float, ratio: float, knee_db: float,
                   alpha_attack: float, alpha_release: float) -> float:  # pragma: no cover
     """Smoothed gain reduction in dB (<= 0) for one linked level sample; ``env[0]`` is the state."""

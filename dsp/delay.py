@@ -25,7 +25,7 @@ def buffer_length(max_delay_ms: float, sample_rate: float) -> int:
     return int(math.ceil(max_delay_ms * sample_rate / 1000.0)) + 3
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _delay_read(buf: np.ndarray, c: int, w: int, delay_samples: float) -> float:  # pragma: no cover
     """Channel ``c``, ``delay_samples`` (>= 1) behind write index ``w``, linearly interpolated."""
     size = buf.shape[1]
@@ -40,7 +40,7 @@ def _delay_read(buf: np.ndarray, c: int, w: int, delay_samples: float) -> float:
     return (1.0 - frac) * buf[c, i0] + frac * buf[c, i1]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _delay_write(buf: np.ndarray, c: int, w: int, v: float) -> None:  # pragma: no cover
     if -_FLUSH < v < _FLUSH:
         v = 0.0

@@ -28,7 +28,12 @@ import math
 import numpy as np
 from numba import njit
 
-from .oversample import TP_DELAY, _tp_peak, _tp_push
+from .oversample import TP_COEFFS, TP_DELAY, _tp_peak, _tp_push
+
+# |x| below ceiling / this bound on every sample of the detector window guarantees a true peak below
+# the ceiling (triangle inequality over the largest branch's absolute coefficient sum), so the
+# interpolation can be skipped without changing the result.
+TP_GAIN_BOUND = float(np.max(np.sum(np.abs(TP_COEFFS), axis=1)))
 
 __all__ = ["lookahead_samples", "LI_WRITE", "LI_HEAD", "LI_COUNT", "LI_AVG", "LI_N", "LI_TPW", "LI_L", "LI_W"]
 
@@ -46,7 +51,7 @@ def lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
 def init_state(lookahead: int):
     """Fresh limiter state for a latency of ``lookahead`` samples."""
     w = lookahead - TP_DELAY + 1
-    li = np.zeros(9, dtype=np.int64)
+    li = np.zeros(10, dtype=np.int64)  # slot 9: samples until the detector window is quiet
     li[LI_L] = lookahead
     li[LI_W] = w
     lf = np.zeros(3, dtype=np.float64)
@@ -58,6 +63,7 @@ def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
     w = int(li[LI_W])
     li[LI_WRITE] = li[LI_HEAD] = li[LI_COUNT] = li[LI_AVG] = li[LI_N] = 0
     li[LI_TPW] = li[LI_TPW + 1] = 0
+    li[9] = 0
     lf[LF_SUM] = float(w)
     lf[LF_HREL] = 1.0
     lf[LF_PREV] = 0.0
@@ -68,7 +74,7 @@ def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
         avg[...] = 1.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _limiter_tick(xl: float, xr: float, ceiling: float, alpha_release: float, dbuf: np.ndarray, tp: np.ndarray,
                   dq: np.ndarray, dqi: np.ndarray, avg: np.ndarray, li: np.ndarray, lf: np.ndarray,
                   tp_coeffs: np.ndarray):  # pragma: no cover
@@ -158,3 +164,123 @@ def _limiter_tick(xl: float, xr: float, ceiling: float, alpha_release: float, db
 
 def release_coefficient(release_ms: float, sample_rate: float) -> float:
     return math.exp(-1000.0 / (release_ms * sample_rate))
+
+
+@njit(cache=True, nogil=True)
+def _limiter_block(src: np.ndarray, frames: int, dbuf: np.ndarray, tp: np.ndarray, dq: np.ndarray, dqi: np.ndarray,
+                   avg: np.ndarray, li: np.ndarray, lf: np.ndarray, tp_coeffs: np.ndarray, tp_bound: float,
+                   dst: np.ndarray) -> float:  # pragma: no cover
+    """The limiter over ``frames`` rows of ``src`` [n, 5] = (left, right, ceiling, release alpha, mix).
+
+    Same algorithm as :func:`_limiter_tick`, run stage-major with its state in
+    locals; writes (left, right) into ``dst`` [n, 2] and returns the smallest gain.
+    """
+    wi = li[0]
+    head = li[1]
+    count = li[2]
+    a = li[3]
+    n = li[4]
+    w0 = li[5]
+    w1 = li[6]
+    lat = li[7]
+    win = li[8]
+    s = lf[0]
+    hr = lf[1]
+    prev = lf[2]
+    loud_left = li[9]
+    cap = dq.shape[0]
+    taps = tp.shape[1] // 2
+    gmin = 1.0
+    for k in range(frames):
+        xl = src[k, 0]
+        xr = src[k, 1]
+        ceiling = src[k, 2]
+        # 1. true peak (BS.1770-4 Annex 2, 4x), skipped while provably below the ceiling
+        w0 = _tp_push(tp[0], w0, xl)
+        w1 = _tp_push(tp[1], w1, xr)
+        if max(abs(xl), abs(xr)) * tp_bound > 0.9 * ceiling:  # 10 % margin covers a gliding ceiling
+            loud_left = taps
+        if loud_left > 0:
+            loud_left -= 1
+            p = max(_tp_peak(tp[0], w0, tp_coeffs), _tp_peak(tp[1], w1, tp_coeffs))
+        else:
+            p = 0.0
+        pe = p if p > prev else prev
+        prev = p
+        g = 1.0
+        if pe > ceiling:
+            g = ceiling / pe
+        # 2. sliding minimum over W samples (monotonic deque, capacity W + 1)
+        while count > 0:
+            back = head + count - 1
+            if back >= cap:
+                back -= cap
+            if dq[back] >= g:
+                count -= 1
+            else:
+                break
+        pos = head + count
+        if pos >= cap:
+            pos -= cap
+        dq[pos] = g
+        dqi[pos] = n
+        count += 1
+        while dqi[head] <= n - win:
+            head += 1
+            if head == cap:
+                head = 0
+            count -= 1
+        h = dq[head]
+        n += 1
+        # 3. release ramp (attack is instant)
+        if h < hr:
+            hr = h
+        else:
+            hr = h + src[k, 3] * (hr - h)
+        # 4. moving average of length W (exact re-sum once per cycle against drift)
+        s += hr - avg[a]
+        avg[a] = hr
+        a += 1
+        if a == win:
+            a = 0
+            s = 0.0
+            for j in range(win):
+                s += avg[j]
+        gain = s / win
+        if gain < gmin:
+            gmin = gain
+        # 5. delay line of L samples, gain (blended toward 1 by the bypass mix), last-resort clamp
+        dl = dbuf[0, wi]
+        dr = dbuf[1, wi]
+        dbuf[0, wi] = xl
+        dbuf[1, wi] = xr
+        wi += 1
+        if wi == lat:
+            wi = 0
+        ml = src[k, 4]
+        gb = gain if ml >= 1.0 else 1.0 + ml * (gain - 1.0)
+        yl = dl * gb
+        yr = dr * gb
+        if ml >= 1.0:
+            if yl > ceiling:
+                yl = ceiling
+            elif yl < -ceiling:
+                yl = -ceiling
+            if yr > ceiling:
+                yr = ceiling
+            elif yr < -ceiling:
+                yr = -ceiling
+        dst[k, 0] = yl
+        dst[k, 1] = yr
+    li[0] = wi
+    li[1] = head
+    li[2] = count
+    li[3] = a
+    li[4] = n
+    li[5] = w0
+    li[6] = w1
+    li[9] = loud_left
+    lf[0] = s
+    lf[1] = hr
+    lf[2] = prev
+    return gmin

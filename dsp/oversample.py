@@ -5,10 +5,11 @@ value.  We design the four polyphase branches directly as least-squares
 fractional-delay FIR filters (``TP_TAPS`` taps each, fitted over 0..0.45 fs),
 so branch 0 is an exact delay of ``TP_DELAY`` samples and branches 1..3
 interpolate the points a quarter, a half and three quarters of a sample
-later.  With 16 taps per branch the interpolation error stays below 0.31 dB
-up to 20 kHz at 48 kHz (BS.1770-4's own 48-tap example filter has a similar
-pass band), well inside the EBU Tech 3341 true-peak tolerance of +0.2/-0.4 dB
-on its test signals.
+later.  With 24 taps per branch the half-sample branch is within 0.03 dB at
+fs/4, and on full-band random-sign bursts the estimate never falls below
+``scipy.signal.resample_poly``'s 4x reference (checked while choosing the
+length: 16 taps under-read such bursts by up to 0.25 dB); well inside the EBU
+Tech 3341 true-peak tolerance of +0.2/-0.4 dB.
 
 The kernels here are shared by the limiter (detection inside its lookahead)
 and the loudness meter.  History buffers use the "double write" trick: every
@@ -24,11 +25,11 @@ from numba import njit
 __all__ = ["TP_FACTOR", "TP_TAPS", "TP_DELAY", "TP_COEFFS", "design_truepeak_fir", "true_peak_linear"]
 
 TP_FACTOR = 4
-TP_TAPS = 16
+TP_TAPS = 24
 TP_DELAY = TP_TAPS // 2  # samples: branch 0 reproduces x[n - TP_DELAY]
 
 
-def design_truepeak_fir(taps: int = TP_TAPS, fmax: float = 0.42) -> np.ndarray:
+def design_truepeak_fir(taps: int = TP_TAPS, fmax: float = 0.45) -> np.ndarray:
     """Least-squares fractional-delay branches, shape (4, taps), reversed for a dot product.
 
     Branch ``r`` approximates the band-limited signal at ``n - taps//2 + r/4``
@@ -66,16 +67,18 @@ def _tp_push(buf: np.ndarray, w: int, x: float) -> int:  # pragma: no cover - ji
     return w
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _tp_peak(buf: np.ndarray, w: int, coeffs: np.ndarray) -> float:  # pragma: no cover - jitted
     """max |branch_r| over the 4 branches, for the history ending at the last push.
 
     ``w`` is the index returned by the last :func:`_tp_push` (the next slot);
-    the newest TP_TAPS samples are ``buf[w : w + taps]``.
+    the newest TP_TAPS samples are ``buf[w : w + taps]``.  Branch 0 is an exact
+    delay, so it is read directly; the three interpolating dot products are
+    left to the compiler to vectorise (``fastmath`` lets it reassociate the sums).
     """
     taps = coeffs.shape[1]
-    peak = 0.0
-    for r in range(coeffs.shape[0]):
+    peak = abs(buf[w + taps - 1 - taps // 2])
+    for r in range(1, coeffs.shape[0]):
         acc = 0.0
         for i in range(taps):
             acc += coeffs[r, i] * buf[w + i]

@@ -65,28 +65,41 @@ def _reverb_coeffs(coef: np.ndarray, lengths: np.ndarray, room_size: float, damp
     coef[9] = math.sqrt(1.0 - mean_sq) * 2.0 / math.sqrt(N_LINES)
 
 
-@njit(cache=True, nogil=True)
-def _reverb_tick(x: float, lines: np.ndarray, lengths: np.ndarray, lpos: np.ndarray, lp: np.ndarray,
-                 ap: np.ndarray, ap_len: np.ndarray, ap_pos: np.ndarray, coef: np.ndarray, v: np.ndarray):  # pragma: no cover
-    """One mono sample in, (left, right) wet out. ``v`` is an 8-float scratch row."""
+def ring_size(lengths: np.ndarray) -> int:
+    """Power-of-two ring size holding the longest of ``lengths`` (one shared write index, masked reads)."""
+    size = 1
+    while size <= int(np.max(lengths)):
+        size *= 2
+    return size
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reverb_tick(x: float, lines: np.ndarray, lengths: np.ndarray, lp: np.ndarray,
+                 ap: np.ndarray, ap_len: np.ndarray, pos: np.ndarray, coef: np.ndarray, v: np.ndarray):  # pragma: no cover
+    """One mono sample in, (left, right) wet out.
+
+    ``lines`` [8, P] and ``ap`` [4, Pa] are power-of-two rings sharing one
+    write index each (``pos[0]``, ``pos[1]``); a line of length L reads the
+    value written L samples ago at ``(w - L) & (P - 1)``.  ``v`` is scratch.
+    """
+    wa = pos[1]
+    amask = ap.shape[1] - 1
     # Schroeder all-pass diffusers (Freeverb form: y = -x + buf; buf = x + g*buf)
     for k in range(ap.shape[0]):
-        p = ap_pos[k]
-        b = ap[k, p]
+        b = ap[k, (wa - ap_len[k]) & amask]
         y = b - x
         nb = x + _ALLPASS_GAIN * b
         if -_DENORMAL < nb < _DENORMAL:
             nb = 0.0
-        ap[k, p] = nb
-        p += 1
-        if p == ap_len[k]:
-            p = 0
-        ap_pos[k] = p
+        ap[k, wa] = nb
         x = y
+    pos[1] = (wa + 1) & amask
+    w = pos[0]
+    lmask = lines.shape[1] - 1
     pole = coef[8]
     # read the line outputs, damp them, apply decay gains
     for i in range(N_LINES):
-        o = lines[i, lpos[i]]
+        o = lines[i, (w - lengths[i]) & lmask]
         s = (1.0 - pole) * o + pole * lp[i]
         if -_DENORMAL < s < _DENORMAL:
             s = 0.0
@@ -107,13 +120,9 @@ def _reverb_tick(x: float, lines: np.ndarray, lengths: np.ndarray, lpos: np.ndar
     scale = 1.0 / math.sqrt(N_LINES)
     for i in range(N_LINES):
         sign = 1.0 if (i & 1) == 0 else -1.0
-        w = v[i] * scale + sign * x
-        if -_DENORMAL < w < _DENORMAL:
-            w = 0.0
-        p = lpos[i]
-        lines[i, p] = w
-        p += 1
-        if p == lengths[i]:
-            p = 0
-        lpos[i] = p
+        z = v[i] * scale + sign * x
+        if -_DENORMAL < z < _DENORMAL:
+            z = 0.0
+        lines[i, w] = z
+    pos[0] = (w + 1) & lmask
     return left, right

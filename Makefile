@@ -1,0 +1,127 @@
+# mixpilot — set up a fresh Debian/Ubuntu machine and run the demo or the tests.
+#
+#   make demo      system packages + .venv + project, then the demo (see README)
+#   make test      the same setup, then the whole test suite (tests/ only)
+#
+# Internal steps, each behind a stamp so that repeated calls are quick:
+#   make sysdeps   apt packages (libportaudio2, libsndfile1, jackd2; python3-venv
+#                  if python3 cannot make a venv) -- apt runs only if one is missing
+#   make venv      .venv from python3 (>= 3.10 checked)
+#   make setup     pip install -e '.[dev]' into .venv (again when pyproject.toml changes)
+#
+#   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
+#   make distclean clean, and remove .venv with its stamps
+#
+# Variables: PYTHON=python3.11 (interpreter for the venv), DEMO_SONG=path/to.ogg,
+# PYTEST_ARGS='-k loudness'.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip --disable-pip-version-check
+# Stamps live inside .venv: ignored by git, and gone with the venv.
+STAMPS := $(VENV)/.stamps
+SYS_PKGS := libportaudio2 libsndfile1 jackd2
+
+# Kernels compiled by Numba (cache=True) are kept here between runs.
+RUN_ENV := NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache
+
+DEMO_SONG ?= $(CURDIR)/../shared/audio/Kevin_MacLeod_-_Vibe_Ace.ogg
+DEMO_SYNTH := out/demo.wav
+DEMO_OUT := out/demo_mixed.wav
+PYTEST_ARGS ?=
+
+.PHONY: help demo test setup venv sysdeps clean distclean
+
+help:
+	@sed -n '2,17p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+
+# ---------------------------------------------------------------- main jobs
+
+demo: setup
+	@mkdir -p out
+	if [ -f "$(DEMO_SONG)" ]; then
+	  song="$(DEMO_SONG)"
+	else
+	  echo "== $(DEMO_SONG) not found: synthesising a demo song"
+	  $(MAKE) -s $(DEMO_SYNTH)
+	  song="$(DEMO_SYNTH)"
+	fi
+	echo "== mixpilot render $$song -> $(DEMO_OUT)"
+	$(RUN_ENV) $(VENV)/bin/mixpilot render "$$song" $(DEMO_OUT) \
+	  --target-lufs -14 --ceiling-dbtp -1 --overwrite
+
+$(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
+	@mkdir -p $(@D)
+	$(VPY) -m realtime.demo $@
+
+test: setup
+	@$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------- setup steps
+
+sysdeps: $(STAMPS)/sysdeps
+venv: $(STAMPS)/venv
+setup: $(STAMPS)/setup
+
+$(STAMPS)/sysdeps:
+	@pkgs="$(SYS_PKGS)"
+	if ! command -v $(PYTHON) >/dev/null 2>&1; then
+	  pkgs="$$pkgs python3 python3-venv"
+	elif ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then
+	  pkgs="$$pkgs python3-venv"     # Debian splits ensurepip out of python3
+	fi
+	if ! command -v dpkg >/dev/null 2>&1; then
+	  echo "== not a Debian/Ubuntu system: make sure PortAudio, libsndfile and JACK are installed ($$pkgs)"
+	else
+	  missing=""
+	  for p in $$pkgs; do
+	    status=$$(dpkg -s "$$p" 2>/dev/null || true)
+	    case "$$status" in *"Status: install ok installed"*) ;; *) missing="$$missing $$p" ;; esac
+	  done
+	  if [ -n "$$missing" ]; then
+	    if [ "$$(id -u)" = 0 ]; then sudo=""
+	    elif command -v sudo >/dev/null 2>&1; then sudo="sudo"
+	    else echo "error: need root or sudo to install:$$missing" >&2; exit 1
+	    fi
+	    echo "== installing system packages:$$missing"
+	    # jackd2 asks whether to enable realtime priority; answer no, non-interactively.
+	    echo 'jackd2 jackd/tweak_rt_limits boolean false' | $$sudo debconf-set-selections
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends -o Dpkg::Use-Pty=0 $$missing
+	  fi
+	fi
+	mkdir -p $(@D) && touch $@
+
+$(STAMPS)/venv: $(STAMPS)/sysdeps
+	@command -v $(PYTHON) >/dev/null 2>&1 || {
+	  echo "error: $(PYTHON) not found; install Python >= 3.10 or pass PYTHON=/path/to/python3" >&2; exit 1; }
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+	  echo "error: mixpilot needs Python >= 3.10, but $(PYTHON) is $$($(PYTHON) -V 2>&1)." >&2
+	  echo "       Install a newer Python and run e.g. 'make PYTHON=python3.11 $(MAKECMDGOALS)'." >&2
+	  exit 1; }
+	echo "== creating $(VENV) with $$($(PYTHON) -V 2>&1)"
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip    # editable installs need pip >= 21.3
+	touch $@
+
+$(STAMPS)/setup: $(STAMPS)/venv pyproject.toml
+	@echo "== installing mixpilot and its dev tools into $(VENV)"
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+# ---------------------------------------------------------------- cleaning
+
+clean:
+	rm -rf out .numba_cache .pytest_cache .benchmarks build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
