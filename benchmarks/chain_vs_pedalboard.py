@@ -1,0 +1,202 @@
+"""Per-block cost of the MixChain next to an equivalent pedalboard chain, measured in one run.
+
+``python -m benchmarks.chain_vs_pedalboard [--seconds 30] [--blocksize 128] [--samplerate 48000] [--json PATH]``
+
+Both chains process the same synthesised demo song (``realtime.demo``), stereo,
+block by block, with ``time.perf_counter_ns`` around each real call, after a
+warm-up (Numba compiled, JUCE prepared).  The two chains alternate in rounds
+so drift in machine load hits both alike.  Whole-file real-time factor is the
+audio duration over the summed processing time at ``--render-blocksize``.
+
+The pedalboard chain (the same stages with the same settings, in our order):
+
+====================  ==========================================================
+ours                  pedalboard
+====================  ==========================================================
+input_gain_db          ``Gain(gain_db)``
+comp_*                 ``Compressor(threshold_db, ratio, attack_ms, release_ms)``
+low shelf              ``LowShelfFilter(cutoff_frequency_hz, gain_db, q=0.7071)``
+mid bell               ``PeakFilter(cutoff_frequency_hz, gain_db, q)``
+high shelf             ``HighShelfFilter(cutoff_frequency_hz, gain_db, q=0.7071)``
+presence bell          ``PeakFilter(4500 Hz, gain_db, q=1)``
+reverb_send            ``Reverb(room_size, damping, wet_level=send, dry_level=1)``
+delay_send             ``Delay(delay_seconds, feedback, mix=send)``
+output + loudness      ``Gain(gain_db)``
+limiter                ``Limiter(threshold_db=ceiling, release_ms)`` — sample-peak,
+                       no lookahead and no true-peak detection (ours has both)
+====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+from dsp.chain import MixChain
+from dsp.spec import ProcessSpec
+from realtime.demo import synth_demo
+
+SETTINGS = {
+    "input_gain_db": 2.0, "comp_threshold_db": -24.0, "comp_ratio": 3.0, "comp_attack_ms": 10.0,
+    "comp_release_ms": 150.0, "low_gain_db": 2.0, "low_freq_hz": 120.0, "mid_gain_db": -1.5,
+    "mid_freq_hz": 1000.0, "mid_q": 0.7, "high_gain_db": 2.5, "high_freq_hz": 8000.0,
+    "presence_gain_db": 1.5, "presence_freq_hz": 4500.0, "presence_q": 1.0, "reverb_send": 0.2,
+    "reverb_room_size": 0.5, "reverb_damping": 0.5, "delay_send": 0.1, "delay_ms": 250.0,
+    "delay_feedback": 0.3, "stereo_width": 1.1, "output_gain_db": 0.0, "loudness_gain_db": 8.0,
+    "limiter_ceiling_dbtp": -1.0, "limiter_release_ms": 50.0,
+}
+
+
+def machine() -> str:
+    import numba
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
+            f"numba {numba.__version__}")
+
+
+def make_ours(sample_rate: float, blocksize: int) -> MixChain:
+    chain = MixChain()
+    chain.set_params(SETTINGS)
+    chain.prepare(ProcessSpec(sample_rate, max(blocksize, 8192), 2))
+    return chain
+
+
+def make_pedalboard():
+    import pedalboard as pb
+    s = SETTINGS
+    return pb.Pedalboard([
+        pb.Gain(gain_db=s["input_gain_db"]),
+        pb.Compressor(threshold_db=s["comp_threshold_db"], ratio=s["comp_ratio"], attack_ms=s["comp_attack_ms"],
+                      release_ms=s["comp_release_ms"]),
+        pb.LowShelfFilter(cutoff_frequency_hz=s["low_freq_hz"], gain_db=s["low_gain_db"], q=0.7071),
+        pb.PeakFilter(cutoff_frequency_hz=s["mid_freq_hz"], gain_db=s["mid_gain_db"], q=s["mid_q"]),
+        pb.HighShelfFilter(cutoff_frequency_hz=s["high_freq_hz"], gain_db=s["high_gain_db"], q=0.7071),
+        pb.PeakFilter(cutoff_frequency_hz=s["presence_freq_hz"], gain_db=s["presence_gain_db"], q=s["presence_q"]),
+        pb.Reverb(room_size=s["reverb_room_size"], damping=s["reverb_damping"], wet_level=s["reverb_send"],
+                  dry_level=1.0),
+        pb.Delay(delay_seconds=s["delay_ms"] / 1000.0, feedback=s["delay_feedback"], mix=s["delay_send"]),
+        pb.Gain(gain_db=s["output_gain_db"] + s["loudness_gain_db"]),
+        pb.Limiter(threshold_db=s["limiter_ceiling_dbtp"], release_ms=s["limiter_release_ms"]),
+    ])
+
+
+def _ours_blocks(chain: MixChain, x: np.ndarray, y: np.ndarray, bs: int, times: list[int]) -> None:
+    for i in range(0, len(x) - bs + 1, bs):
+        t0 = time.perf_counter_ns()
+        chain.process(x[i:i + bs], y[i:i + bs])
+        times.append(time.perf_counter_ns() - t0)
+
+
+def _pb_blocks(board, xt: np.ndarray, sr: float, bs: int, times: list[int]) -> None:
+    for i in range(0, xt.shape[1] - bs + 1, bs):
+        blk = xt[:, i:i + bs]
+        t0 = time.perf_counter_ns()
+        board(blk, sr, reset=False)
+        times.append(time.perf_counter_ns() - t0)
+
+
+def percentiles(ns: list[int]) -> dict[str, float]:
+    us = np.asarray(ns, dtype=np.float64) / 1000.0
+    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
+            "p999_us": float(np.percentile(us, 99.9)), "max_us": float(us.max())}
+
+
+def run(seconds: float = 30.0, blocksize: int = 128, samplerate: int = 48000, render_blocksize: int = 4096,
+        rounds: int = 3, with_pedalboard: bool = True) -> dict:
+    x = np.ascontiguousarray(synth_demo(seconds, samplerate, seed=1), dtype=np.float32)
+    xt = np.ascontiguousarray(x.T)
+    y = np.zeros_like(x)
+    ours = make_ours(samplerate, blocksize)
+    board = None
+    if with_pedalboard:
+        try:
+            board = make_pedalboard()
+        except ImportError:
+            board = None
+    # warm-up: compile / prepare, then start from clean state
+    ours.process(x[:blocksize], y[:blocksize])
+    ours.reset()
+    if board is not None:
+        board(xt[:, :blocksize], samplerate, reset=True)
+    t_ours: list[int] = []
+    t_pb: list[int] = []
+    r_ours = r_pb = 0
+    for _ in range(rounds):
+        ours.reset()
+        _ours_blocks(ours, x, y, blocksize, t_ours)
+        if board is not None:
+            board.reset()
+            _pb_blocks(board, xt, samplerate, blocksize, t_pb)
+        ours.reset()
+        t0 = time.perf_counter_ns()
+        for i in range(0, len(x), render_blocksize):
+            ours.process(x[i:i + render_blocksize], y[i:i + render_blocksize])
+        r_ours += time.perf_counter_ns() - t0
+        if board is not None:
+            board.reset()
+            t0 = time.perf_counter_ns()
+            for i in range(0, xt.shape[1], render_blocksize):
+                board(xt[:, i:i + render_blocksize], samplerate, reset=False)
+            r_pb += time.perf_counter_ns() - t0
+    audio_s = rounds * len(x) / samplerate
+    result = {"machine": machine(), "samplerate": samplerate, "blocksize": blocksize, "channels": 2,
+              "seconds": seconds, "rounds": rounds,
+              "chain": {**percentiles(t_ours), "render_rtf": audio_s / (r_ours / 1e9)}}
+    if board is not None:
+        import pedalboard
+        result["pedalboard"] = {**percentiles(t_pb), "render_rtf": audio_s / (r_pb / 1e9),
+                                "version": pedalboard.__version__}
+        result["ratio_p50"] = result["chain"]["p50_us"] / result["pedalboard"]["p50_us"]
+    return result
+
+
+def format_table(r: dict) -> str:
+    budget_us = r["blocksize"] / r["samplerate"] * 1e6
+    lines = [f"machine: {r['machine']}",
+             f"{r['blocksize']} frames @ {r['samplerate']} Hz stereo, {r['seconds']:g} s x {r['rounds']} rounds; "
+             f"block budget {budget_us:.1f} us",
+             f"{'chain':<12}{'p50 us':>9}{'p99 us':>9}{'p99.9 us':>10}{'max us':>9}{'p50 %budget':>13}{'render xRT':>12}"]
+    for name in ("chain", "pedalboard"):
+        if name in r:
+            c = r[name]
+            lines.append(f"{name:<12}{c['p50_us']:>9.1f}{c['p99_us']:>9.1f}{c['p999_us']:>10.1f}{c['max_us']:>9.1f}"
+                         f"{100 * c['p50_us'] / budget_us:>12.2f}%{c['render_rtf']:>12.0f}")
+    if "ratio_p50" in r:
+        lines.append(f"ratio p50 (ours / pedalboard): {r['ratio_p50']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--blocksize", type=int, default=128)
+    ap.add_argument("--samplerate", type=int, default=48000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args(argv)
+    if args.seconds <= 0 or args.blocksize < 1 or args.rounds < 1:
+        ap.error("--seconds, --blocksize and --rounds must be positive")
+    r = run(args.seconds, args.blocksize, args.samplerate, rounds=args.rounds)
+    print(format_table(r))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
