@@ -1,0 +1,412 @@
+"""Reading and writing audio files for ``mixpilot render`` (and later ``play``).
+
+Reading goes through soundfile (libsndfile): WAV, FLAC, OGG/Vorbis/Opus, MP3
+where the installed libsndfile supports it (>= 1.1), AIFF, CAF, W64, RF64 and
+the rest of libsndfile's formats.  Writing is WAV or FLAC only, chosen by the
+file extension, and always atomic: a temporary file beside the target,
+``os.replace`` onto it, the temporary removed if anything fails.
+
+Every problem with a file is an :class:`AudioFileError` whose message is one
+line that names the file and says what to do.
+
+Channel layouts
+---------------
+The mixing chain processes mono or stereo.  Mono is processed as mono (the
+chain runs it as identical left/right and writes one channel back), stereo as
+is.  Files with 3 to 8 channels are downmixed to stereo with the ITU-R BS.775
+(Table 2) 2/0 downmix: front left/right at 0 dB, centre and every surround
+channel at -3 dB (``k = sqrt(1/2) = 0.7071``) into its side (centre and centre
+surround into both), LFE dropped.  The channel order is the WAV /
+SMPTE default order for the channel count (``WAVEFORMATEXTENSIBLE`` speaker
+masks, which soundfile does not expose, are not read):
+
+===  =========================  ======================================================
+ch   order assumed              downmix (``Lo``, ``Ro``)
+===  =========================  ======================================================
+3    L R C        (3/0)         Lo = L + k C;          Ro = R + k C
+4    L R Ls Rs    (2/2, quad)   Lo = L + k Ls;         Ro = R + k Rs
+5    L R C Ls Rs  (3/2, 5.0)    Lo = L + k C + k Ls;   Ro = R + k C + k Rs
+6    L R C LFE Ls Rs (5.1)      Lo = L + k C + k Ls;   Ro = R + k C + k Rs
+7    L R C LFE Ls Rs Cs (6.1)   Lo = L + k C + k Ls + k Cs;   Ro = R + k C + k Rs + k Cs
+8    L R C LFE Ls Rs Lb Rb (7.1)  Lo = L + k C + k Ls + k Lb;  Ro = R + k C + k Rs + k Rb
+===  =========================  ======================================================
+
+Files with more than 8 channels are refused.  :data:`LAYOUTS` holds each
+matrix and the BS.1770-4 channel weights used to measure the original file's
+loudness (LFE excluded; surrounds at +1.5 dB = 1.41 when they sit at
++-60..120 degrees, BS.1770-4 Table 3 / Table 4; back channels 1.0).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import soundfile as sf
+
+from dsp.spec import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+__all__ = [
+    "LAYOUTS",
+    "MAX_CHANNELS",
+    "OUTPUT_FORMATS",
+    "AudioFileError",
+    "AudioInfo",
+    "Layout",
+    "UnsupportedOutputError",
+    "check_output_format",
+    "downmix_to_stereo",
+    "output_format",
+    "probe_audio",
+    "read_audio",
+    "read_audio_file",
+    "to_processing_layout",
+    "write_audio_atomic",
+    "write_text_atomic",
+]
+
+MAX_CHANNELS = 8
+_K = math.sqrt(0.5)  # -3.01 dB, ITU-R BS.775 Table 2
+
+#: output extension -> libsndfile major format
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+#: subtypes each output format can hold
+_SUBTYPES = {"WAV": ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"), "FLAC": ("PCM_16", "PCM_24")}
+
+
+class AudioFileError(Exception):
+    """A file that cannot be read or written as audio; the message is one line.
+
+    ``exit_code`` is what the CLI returns: 1 (a problem with a file at run time).
+    """
+
+    exit_code = 1
+
+
+class UnsupportedOutputError(AudioFileError):
+    """An output path or subtype the writer does not support (a usage error, exit code 2)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a file with ``len(names)`` channels is downmixed and weighted."""
+
+    names: tuple[str, ...]
+    description: str
+    matrix: np.ndarray  # shape (channels, 2): stereo = x @ matrix
+    weights: tuple[float, ...]  # BS.1770-4 channel weights of the original layout
+
+
+def _layout(names: str, description: str, weights: tuple[float, ...]) -> Layout:
+    chans = tuple(names.split())
+    m = np.zeros((len(chans), 2))
+    for i, name in enumerate(chans):
+        if name == "L":
+            m[i] = (1.0, 0.0)
+        elif name == "R":
+            m[i] = (0.0, 1.0)
+        elif name in ("C", "Cs"):
+            m[i] = (_K, _K)
+        elif name in ("Ls", "Lb"):
+            m[i] = (_K, 0.0)
+        elif name in ("Rs", "Rb"):
+            m[i] = (0.0, _K)
+        elif name == "LFE":
+            m[i] = (0.0, 0.0)  # BS.775: the LFE is not part of the downmix
+        else:  # pragma: no cover - table below is fixed
+            raise AssertionError(name)
+    m.setflags(write=False)
+    return Layout(chans, description, m, weights)
+
+
+#: channel count -> assumed layout (see the module docstring)
+LAYOUTS: dict[int, Layout] = {
+    3: _layout("L R C", "3.0", (1.0, 1.0, 1.0)),
+    4: _layout("L R Ls Rs", "quad", (1.0, 1.0, 1.41, 1.41)),
+    5: _layout("L R C Ls Rs", "5.0", (1.0, 1.0, 1.0, 1.41, 1.41)),
+    6: _layout("L R C LFE Ls Rs", "5.1", (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)),
+    7: _layout("L R C LFE Ls Rs Cs", "6.1", (1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.0)),
+    8: _layout("L R C LFE Ls Rs Lb Rb", "7.1", (1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.0, 1.0)),
+}
+
+
+@dataclass
+class AudioInfo:
+    """What :func:`read_audio` found in a file.
+
+    ``channels`` is the file's channel count; the returned array has
+    ``processed_channels`` (1 or 2).  ``notes`` are one-line messages for the
+    user (downmix, non-finite samples).
+    """
+
+    path: str
+    format: str
+    subtype: str
+    sample_rate: int
+    frames: int
+    channels: int
+    processed_channels: int
+    nonfinite_samples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def layout(self) -> Layout | None:
+        return LAYOUTS.get(self.channels)
+
+
+def _sf_message(exc: BaseException) -> str:
+    """libsndfile's reason, on one line."""
+    msg = getattr(exc, "error_string", None) or str(exc)
+    return " ".join(str(msg).split())
+
+
+def probe_audio(path: str | os.PathLike[str]) -> sf._SoundFileInfo:
+    """Check that ``path`` is a readable audio file and return soundfile's info.
+
+    Raises
+    ------
+    AudioFileError
+        missing, not a file, not readable, not audio, zero-length, sample rate
+        outside 8000..192000 Hz, more than 8 channels.
+    """
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise AudioFileError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise AudioFileError(f"{p}: is a directory, not an audio file")
+    if not os.access(p, os.R_OK):
+        raise AudioFileError(f"{p}: permission denied (cannot read)")
+    try:
+        info = sf.info(p)
+    except sf.SoundFileError as exc:
+        reason = _sf_message(exc).replace(f"Error opening {p!r}: ", "")
+        raise AudioFileError(f"{p}: not a readable audio file ({reason})") from None
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise AudioFileError(f"{p}: not a readable audio file ({_sf_message(exc)})") from None
+    if info.frames <= 0:
+        raise AudioFileError(f"{p}: contains no audio (zero length)")
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioFileError(f"{p}: sample rate {info.samplerate} Hz is outside the supported "
+                             f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz; resample it first")
+    if info.channels > MAX_CHANNELS:
+        raise AudioFileError(f"{p}: {info.channels} channels; mixpilot reads at most {MAX_CHANNELS} "
+                             f"(mono, stereo, or surround up to 7.1)")
+    return info
+
+
+def downmix_to_stereo(x: np.ndarray) -> np.ndarray:
+    """ITU-R BS.775 stereo downmix of a 3..8 channel buffer (layouts as in :data:`LAYOUTS`).
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(frames, channels)]
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, 2), dtype=float32], C-contiguous
+    """
+    ch = x.shape[1]
+    if ch not in LAYOUTS:
+        raise ValueError(f"no downmix for {ch} channels (3..{MAX_CHANNELS} are supported)")
+    y = x.astype(np.float64, copy=False) @ LAYOUTS[ch].matrix
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def read_audio_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, AudioInfo]:
+    """Read an audio file as it is (all its channels), checked.
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(frames, channels), dtype=float32], C-contiguous
+        NaN/Inf samples are kept; their count is in ``info``.
+    sample_rate : int
+        Hz, the file's own rate.
+    info : AudioInfo
+        ``processed_channels`` tells what :func:`to_processing_layout` will make of it.
+
+    Raises
+    ------
+    AudioFileError
+        see :func:`probe_audio`; also a file that fails part-way through decoding.
+    """
+    p = os.fspath(path)
+    sinfo = probe_audio(p)
+    try:
+        data, sample_rate = sf.read(p, dtype="float32", always_2d=True)
+    except sf.SoundFileError as exc:
+        raise AudioFileError(f"{p}: cannot decode ({_sf_message(exc)})") from None
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise AudioFileError(f"{p}: cannot decode ({_sf_message(exc)})") from None
+    if data.shape[0] == 0:
+        raise AudioFileError(f"{p}: contains no audio (zero length)")
+    info = AudioInfo(path=p, format=sinfo.format, subtype=sinfo.subtype, sample_rate=int(sample_rate),
+                     frames=int(data.shape[0]), channels=int(data.shape[1]),
+                     processed_channels=min(int(data.shape[1]), 2))
+    finite = np.isfinite(data)
+    if not finite.all():
+        info.nonfinite_samples = int(data.size - np.count_nonzero(finite))
+        info.notes.append(f"input has {info.nonfinite_samples} NaN/Inf samples; they are processed as silence (0)")
+    if info.channels > 2:
+        layout = LAYOUTS[info.channels]
+        info.notes.append(
+            f"input has {info.channels} channels, assumed {layout.description} in WAV order "
+            f"({' '.join(layout.names)}); downmixed to stereo per ITU-R BS.775 "
+            f"(centre and surrounds at -3 dB{', LFE dropped' if 'LFE' in layout.names else ''})")
+    return np.ascontiguousarray(data, dtype=np.float32), int(sample_rate), info
+
+
+def to_processing_layout(data: np.ndarray) -> np.ndarray:
+    """Mono and stereo as they are; 3..8 channels downmixed (:func:`downmix_to_stereo`)."""
+    if data.shape[1] > 2:
+        return downmix_to_stereo(data)
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, AudioInfo]:
+    """Read an audio file into the layout the chain processes.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(frames, 1 or 2), dtype=float32], C-contiguous
+        Mono stays mono, stereo stays stereo, 3..8 channels are downmixed
+        (:func:`downmix_to_stereo`, with a note in ``info.notes``).  NaN/Inf
+        samples are kept (the chain replaces them by zero); their count is in
+        ``info``.
+    sample_rate : int
+        Hz, the file's own rate.
+    info : AudioInfo
+
+    Raises
+    ------
+    AudioFileError
+        see :func:`probe_audio`; also a file that fails part-way through decoding.
+    """
+    data, sample_rate, info = read_audio_file(path)
+    return to_processing_layout(data), sample_rate, info
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """libsndfile major format for an output path, from its extension (``WAV`` or ``FLAC``)."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    fmt = OUTPUT_FORMATS.get(ext)
+    if fmt is None:
+        shown = ext if ext else "no extension"
+        raise UnsupportedOutputError(f"{os.fspath(path)}: cannot write {shown}; output formats are "
+                                     f"{', '.join(OUTPUT_FORMATS)}")
+    return fmt
+
+
+def check_output_format(path: str | os.PathLike[str], subtype: str) -> str:
+    """Check that ``subtype`` can be written to ``path``'s format; return the format."""
+    fmt = output_format(path)
+    if subtype not in _SUBTYPES[fmt]:
+        if subtype in ("FLOAT", "DOUBLE"):
+            raise UnsupportedOutputError(f"{os.fspath(path)}: FLAC cannot hold floating-point samples; "
+                                         f"write a .wav for --float, or drop --float for 24-bit FLAC")
+        raise UnsupportedOutputError(f"{os.fspath(path)}: {fmt} cannot hold {subtype}; "
+                                     f"use one of {', '.join(_SUBTYPES[fmt])}")
+    return fmt
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(path: str) -> int:
+    """Permissions for a file about to replace ``path``: the old file's, else ``0o666 & ~umask``."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _replace_atomically(path: str, write_tmp) -> None:
+    """Call ``write_tmp(tmp_path)`` on a fresh temp file beside ``path``, then move it onto ``path``.
+
+    The temp file (``.<name>.tmp-XXXXXXXX``) is removed on any failure,
+    KeyboardInterrupt included.
+    """
+    folder, name = os.path.split(path)
+    mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=folder)
+    try:
+        os.close(fd)
+        write_tmp(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, like :func:`write_audio_atomic`."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    _replace_atomically(os.path.abspath(os.fspath(path)), write)
+
+
+def write_audio_atomic(path: str | os.PathLike[str], data: np.ndarray, sample_rate: int,
+                       subtype: str = "PCM_24") -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then ``os.replace``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.wav`` or ``.flac`` (:data:`OUTPUT_FORMATS`).
+    data : np.ndarray [shape=(frames, channels)]
+        Float samples; for integer subtypes they are clipped to [-1, 1].
+    sample_rate : int
+        Hz.
+    subtype : str
+        libsndfile subtype: ``PCM_24`` (default), ``PCM_16``, ``FLOAT`` (WAV only), ...
+
+    Raises
+    ------
+    UnsupportedOutputError
+        unknown extension, or a subtype the format cannot hold.
+    AudioFileError
+        libsndfile could not write the file.
+    OSError
+        the folder is missing or not writable, the disk is full, ...
+
+    Notes
+    -----
+    The temporary file is ``.<name>.tmp-XXXXXXXX`` beside ``path`` (same file
+    system, so the rename is atomic) and is removed on any failure, including
+    KeyboardInterrupt.  The new file gets the permissions of the file it
+    replaces, or ``0o666 & ~umask`` for a new file.
+    """
+    p = os.path.abspath(os.fspath(path))
+    fmt = check_output_format(p, subtype)
+    if subtype not in ("FLOAT", "DOUBLE"):
+        data = np.clip(data, -1.0, 1.0)
+
+    def write(tmp: str) -> None:
+        try:
+            sf.write(tmp, data, int(sample_rate), subtype=subtype, format=fmt)
+        except sf.SoundFileError as exc:
+            raise AudioFileError(f"{p}: cannot write ({_sf_message(exc)})") from None
+
+    _replace_atomically(p, write)

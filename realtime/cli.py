@@ -1,0 +1,284 @@
+"""The ``mixpilot`` command line (INTERFACE.md).
+
+Commands in this version:
+
+``mixpilot render IN OUT [options]``
+    offline render through the whole chain, delivered at a loudness
+    (:func:`realtime.render.render_file`);
+``mixpilot params [--json]``
+    the parameter table (:mod:`dsp.params`).
+
+Every bad input ends with exactly one line ``mixpilot: error: ...`` on stderr
+and exit code 2 (a usage problem: fix the command line) or 1 (a problem at
+run time: a file that cannot be read or written), never a traceback.
+Notes (downmix, NaN samples, a target that cannot be reached) go to stderr
+as ``mixpilot: note: ...``; the progress bar goes to stderr; the summary to
+stdout.  ``--quiet`` drops the progress bar and the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+__all__ = ["ProgressBar", "build_parser", "load_params_file", "main"]
+
+PROG = "mixpilot"
+
+
+class _UsageError(Exception):
+    """argparse's complaint, turned into one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (raised, printed by :func:`main`)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        cmd = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f"{PROG} {cmd} --help" if cmd else f"{PROG} --help"
+        raise _UsageError(f"{message} (see {hint})")
+
+
+def _float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return v
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dsp.params import PARAM_INDEX, PARAMS
+
+    ceiling = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
+    parser = _Parser(prog=PROG, description="mixpilot: a real-time AI mixing engine (this version: offline "
+                                            "render with static parameters).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("render", help="render a file through the mixing chain, faster than real time",
+                       description="Render IN through the whole mixing chain into OUT (.wav or .flac) at the "
+                                   "target integrated loudness, with a true-peak limiter at the ceiling. "
+                                   "The output has the input's sample rate and length and is aligned with it "
+                                   "(the limiter lookahead is compensated). Mono stays mono; 3-8 channel files "
+                                   "are downmixed to stereo (ITU-R BS.775). The input is never modified.")
+    r.add_argument("input", metavar="IN", help="audio file to read (WAV, FLAC, OGG, MP3, AIFF, ...)")
+    r.add_argument("output", metavar="OUT", help="file to write: .wav or .flac")
+    r.add_argument("--target-lufs", type=_float, default=-14.0, metavar="LUFS",
+                   help="integrated loudness to deliver, -60..0 (default -14)")
+    r.add_argument("--ceiling-dbtp", type=_float, default=None, metavar="DBTP",
+                   help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g}, or "
+                        f"limiter_ceiling_dbtp from --params)")
+    r.add_argument("--params", metavar="FILE.json", default=None,
+                   help="static parameter values, a JSON object {name: number}; see 'mixpilot params'")
+    r.add_argument("--model", default="none", metavar="NAME|PATH|none",
+                   help="AI model; only 'none' (static parameters) in this version (default none)")
+    r.add_argument("--ai-amount", type=_float, default=1.0, metavar="0..1",
+                   help="blend between neutral and AI parameters (default 1.0); checked, but no effect "
+                        "until AI models arrive")
+    r.add_argument("--params-out", metavar="PATH", default=None,
+                   help="write the parameters used as JSON lines {t, param, value, source}")
+    r.add_argument("--float", dest="float_output", action="store_true",
+                   help="write 32-bit float WAV instead of 24-bit PCM")
+    r.add_argument("--overwrite", action="store_true", help="replace OUT (and --params-out) if it exists")
+    r.add_argument("--block-size", type=_int, default=1024, metavar="FRAMES",
+                   help="frames per processing block, 1..65536 (default 1024; the result does not depend on it)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+
+    p = sub.add_parser("params", help="the parameter table: name, unit, range, AI range, default",
+                       description="Print the parameter table (the names --params and --params-out use).")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    return parser
+
+
+# --- params --------------------------------------------------------------------------
+
+
+def load_params_file(path: str) -> dict:
+    """Read a ``--params`` file: a JSON object of parameter name -> number.
+
+    Names and values are checked later against the parameter table; here only
+    the JSON shape.  Raises ``OSError``, ``json.JSONDecodeError`` or
+    ``ValueError`` with messages that name the file.
+    """
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+
+    def no_duplicates(pairs):
+        seen = {}
+        for k, v in pairs:
+            if k in seen:
+                raise ValueError(f"--params {path}: {k!r} is given twice")
+            seen[k] = v
+        return seen
+
+    data = json.loads(text, object_pairs_hook=no_duplicates)
+    if not isinstance(data, dict):
+        raise ValueError(f"--params {path}: must be a JSON object {{\"name\": number, ...}}, "
+                         f"got a {type(data).__name__}")
+    return data
+
+
+def _params_table(out: TextIO) -> None:
+    from dsp.params import PARAMS
+
+    rows = [("name", "unit", "range", "AI range", "default", "glide", "AI")]
+    for p in PARAMS:
+        rows.append((p.name, p.unit or "-", f"{p.minimum:g}..{p.maximum:g}", f"{p.ai_minimum:g}..{p.ai_maximum:g}",
+                     f"{p.default:g}", p.glide, "yes" if p.ai else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out.writelines("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+
+
+# --- render --------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """``\\r[#####.....]  45%  12.3 s / 27.0 s  pass 1`` on a TTY; a line every 10 % otherwise."""
+
+    WIDTH = 20
+
+    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self._last: tuple[int, int] | None = None
+        self._drawn = False
+
+    def __call__(self, pass_no: int, done_s: float, total_s: float) -> None:
+        frac = min(max(done_s / total_s, 0.0), 1.0) if total_s > 0 else 1.0
+        pct = int(frac * 100.0 + 1e-9)
+        key = (pass_no, pct if self.tty else pct // 10)
+        if key == self._last:
+            return
+        self._last = key
+        filled = int(frac * self.WIDTH + 1e-9)
+        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {pct:3d}%  {done_s:.1f} s / {total_s:.1f} s"
+                f"  pass {pass_no}")
+        if self.tty:
+            self.stream.write("\r" + line)
+            self._drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _fmt(v: float, unit: str, width: int = 6) -> str:
+    if not math.isfinite(v):  # silence: -inf LUFS / dBTP; no loudness range
+        return f"{'-inf' if unit != 'LU' else 'n/a':>{width}} {unit}"
+    return f"{v:{width}.1f} {unit}"
+
+
+def _summary(rep, out: TextIO) -> None:
+    ch = {1: "mono", 2: "stereo"}.get(rep.output_channels, f"{rep.output_channels} ch")
+    src = f" from {rep.input_channels} ch" if rep.input_channels != rep.output_channels else ""
+    out.write(f"rendered {rep.input_path} -> {rep.output_path}\n")
+    out.write(f"  {rep.sample_rate} Hz, {ch}{src}, {rep.duration_s:.1f} s, {rep.subtype}\n")
+    out.write(f"  integrated loudness {_fmt(rep.input_integrated_lufs, 'LUFS')} -> "
+              f"{_fmt(rep.output_integrated_lufs, 'LUFS')}  (target {rep.target_lufs:g}, "
+              f"delivery gain {rep.loudness_gain_db:+.2f} dB)\n")
+    out.write(f"  true peak           {_fmt(rep.input_true_peak_dbtp, 'dBTP')} -> "
+              f"{_fmt(rep.output_true_peak_dbtp, 'dBTP')}  (ceiling {rep.ceiling_dbtp:g})\n")
+    out.write(f"  loudness range      {_fmt(rep.input_lra_lu, 'LU')} -> {_fmt(rep.output_lra_lu, 'LU')}\n")
+    out.write(f"  max gain reduction  compressor {rep.max_comp_gain_reduction_db:.1f} dB, "
+              f"limiter {rep.max_limiter_gain_reduction_db:.1f} dB\n")
+    out.write(f"  {rep.passes} pass{'es' if rep.passes != 1 else ''}, {rep.seconds:.2f} s, "
+              f"{rep.realtime_factor:.0f}x real time, latency {rep.latency_samples} samples compensated\n")
+    out.write(f"  output: {rep.output_path}\n")
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .render import RenderUsageError, render_file
+
+    params = None
+    if args.params is not None:
+        try:
+            params = load_params_file(args.params)
+        except OSError as exc:
+            raise RenderUsageError(f"--params {args.params}: {exc.strerror or exc}") from None
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    try:
+        rep = render_file(args.input, args.output, target_lufs=args.target_lufs, ceiling_dbtp=args.ceiling_dbtp,
+                          params=params, model=args.model, ai_amount=args.ai_amount,
+                          float_output=args.float_output, overwrite=args.overwrite, block_size=args.block_size,
+                          progress=bar, params_out=args.params_out)
+    finally:
+        if bar is not None:
+            bar.finish()
+    for note in rep.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
+    if not args.quiet:
+        _summary(rep, sys.stdout)
+    return 0
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _oserror_text(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mixpilot``; returns the exit code (0 ok, 1 run-time error, 2 usage error, 130 interrupted)."""
+    from dsp.params import ParameterError
+
+    from .audio_io import AudioFileError
+    from .render import RenderError
+
+    args: argparse.Namespace | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise _UsageError(f"a command is required: render or params (see {PROG} --help)")
+        if args.command == "params":
+            from dsp.params import table_as_json
+
+            if args.json:
+                sys.stdout.write(table_as_json() + "\n")
+            else:
+                _params_table(sys.stdout)
+            return 0
+        return _render(args)
+    except _UsageError as exc:
+        msg, code = str(exc), 2
+    except (AudioFileError, RenderError) as exc:
+        msg, code = str(exc), exc.exit_code
+    except ParameterError as exc:
+        msg, code = (f"--params {args.params}: {exc}" if getattr(args, "params", None) else str(exc)), 2
+    except json.JSONDecodeError as exc:
+        msg, code = f"--params {args.params}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", 2
+    except ValueError as exc:
+        msg, code = str(exc), 2
+    except OSError as exc:
+        msg, code = _oserror_text(exc), 1
+    except MemoryError:
+        msg, code = "not enough memory (the whole file is held in memory as 32-bit float)", 1
+    except KeyboardInterrupt:
+        msg, code = "interrupted", 130
+    print(f"{PROG}: error: {_one_line(msg)}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,585 @@
+"""Offline render: a file through the whole :class:`dsp.chain.MixChain`, delivered at a loudness.
+
+:func:`render_file` is what ``mixpilot render IN OUT`` runs:
+
+1. **Validate everything before writing anything**: the model, the numbers,
+   the parameters (against :mod:`dsp.params`), the input file (exists,
+   readable, audio, not empty, 8..192 kHz, at most 8 channels), the output
+   (``.wav``/``.flac``, not the input file by any path, its folder exists and
+   is writable, not already there unless ``overwrite``).
+2. **Process** the file at its own sample rate in blocks of ``block_size``
+   frames (mono as mono, stereo as stereo, 3..8 channels downmixed by
+   :func:`realtime.audio_io.read_audio`).  The limiter's lookahead delays the
+   chain by ``latency_samples``; the input is followed by that many zeros and
+   the first ``latency_samples`` output frames are dropped, so the output is
+   aligned with the input and exactly as long.
+3. **Deliver the loudness** (EBU R 128 / BS.1770-4 integrated loudness,
+   measured by :func:`dsp.meter.measure`): pass 1 renders with the delivery
+   gain ``loudness_gain_db`` at ``target - input loudness`` (exact for the
+   default chain below the ceiling, so one pass is often enough; a value
+   given in ``params`` is used instead) and measures the output; the gain
+   moves toward the target and the file is rendered again, until the
+   output is within :data:`LOUDNESS_AIM_LU` of the target or
+   :data:`MAX_PASSES` passes are done (the search is in :func:`_next_gain`:
+   the limiter makes loudness grow slower than the gain near the ceiling).
+   The pass closest to the target is written.  A target that cannot be
+   reached (the limiter is saturated, or the gain would pass its hard range)
+   is reported in ``notes``, not raised.  Silent or too short input
+   (integrated loudness ``-inf``: nothing above the -70 LUFS gate for
+   400 ms) is rendered once without any gain change.
+4. **Write atomically** (:func:`realtime.audio_io.write_audio_atomic`):
+   24-bit PCM by default, 32-bit float with ``float_output``.
+
+The limiter holds ``ceiling_dbtp`` (``limiter_ceiling_dbtp``) on the float
+output, so the file has no true-peak overs beyond the interpolation error of
+a 4x true-peak meter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from dsp.chain import MixChain
+from dsp.meter import measure
+from dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
+from dsp.spec import ProcessSpec
+
+from .audio_io import (
+    LAYOUTS,
+    check_output_format,
+    probe_audio,
+    read_audio_file,
+    to_processing_layout,
+    write_audio_atomic,
+    write_text_atomic,
+)
+
+__all__ = [
+    "BLOCK_SIZE_RANGE",
+    "LOUDNESS_AIM_LU",
+    "LOUDNESS_TOLERANCE_LU",
+    "MAX_PASSES",
+    "MODELS",
+    "TARGET_LUFS_RANGE",
+    "ArrayRender",
+    "PassResult",
+    "RenderError",
+    "RenderReport",
+    "RenderUsageError",
+    "render_array",
+    "render_file",
+]
+
+MAX_PASSES = 4
+LOUDNESS_AIM_LU = 0.1  # stop iterating inside this
+LOUDNESS_TOLERANCE_LU = 0.5  # the delivery promise; outside it the summary says "not reached"
+TARGET_LUFS_RANGE = (-60.0, 0.0)
+BLOCK_SIZE_RANGE = (1, 65536)
+MODELS = ("none",)
+_MIN_SLOPE = 0.15  # LU per dB: below this the limiter is taken as saturated
+_MAX_STEP_DB = 12.0  # more gain than this, at the measured slope, also counts as saturated
+
+ProgressCallback = Callable[[int, float, float], None]
+"""``progress(pass_number, done_seconds, total_seconds)``, called after every block."""
+
+
+class RenderError(Exception):
+    """A render that cannot run; the message is one line.  ``exit_code`` 1 (run time)."""
+
+    exit_code = 1
+
+
+class RenderUsageError(RenderError):
+    """A render asked for with arguments that cannot work (exit code 2)."""
+
+    exit_code = 2
+
+
+@dataclass
+class RenderReport:
+    """What :func:`render_file` did.  Loudness in LUFS, peaks in dBTP, gain reduction in dB (>= 0)."""
+
+    input_path: str
+    output_path: str
+    sample_rate: int
+    frames: int
+    input_channels: int
+    output_channels: int
+    subtype: str
+    target_lufs: float
+    ceiling_dbtp: float
+    input_integrated_lufs: float
+    input_true_peak_dbtp: float
+    input_lra_lu: float
+    output_integrated_lufs: float
+    output_true_peak_dbtp: float
+    output_lra_lu: float
+    loudness_gain_db: float
+    max_comp_gain_reduction_db: float
+    max_limiter_gain_reduction_db: float
+    passes: int
+    target_reached: bool
+    seconds: float
+    realtime_factor: float
+    latency_samples: int
+    nonfinite_samples: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def loudness_error_lu(self) -> float:
+        return self.output_integrated_lufs - self.target_lufs
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PassResult:
+    """One render pass: its delivery gain and what the output measured."""
+
+    gain_db: float
+    integrated_lufs: float
+    true_peak_dbtp: float
+    lra_lu: float
+    comp_gr_db: float
+    limiter_gr_db: float
+    nonfinite: int
+
+
+@dataclass
+class ArrayRender:
+    """What :func:`render_array` returns."""
+
+    out: np.ndarray  # [frames, channels] float32, the chosen pass
+    passes: list[PassResult]
+    chosen: PassResult
+    notes: list[str]
+    latency_samples: int
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+def _finite(name: str, value: object) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise RenderUsageError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise RenderUsageError(f"{name} must be a finite number, got {value!r}")
+    return v
+
+
+def _check_model(model: str) -> None:
+    if str(model).strip().lower() not in MODELS:
+        raise RenderUsageError(f"--model {model}: AI models arrive in a later version of mixpilot; "
+                               f"only --model none (static parameters) is available now")
+
+
+def _validated_params(params: Mapping[str, object] | None) -> dict[str, float]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ParameterError(f"parameters must be a mapping of name -> number, got {type(params).__name__}")
+    out: dict[str, float] = {}
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise ParameterError(f"parameter names must be strings, got {name!r}")
+        out[name] = validate_value(name, value)
+    return out
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_writable_target(path: str, what: str, *, overwrite: bool, protect: tuple[str, ...]) -> str:
+    """Checks for a file we are about to create; returns its absolute path."""
+    p = os.path.abspath(path)
+    for other in protect:
+        if _same_file(other, p):
+            raise RenderUsageError(f"{path}: {what} is the same file as the input {other}; "
+                                   f"choose another {what} path (the input is never overwritten)")
+    if os.path.isdir(p):
+        raise RenderUsageError(f"{path}: {what} is a directory; give a file name")
+    folder = os.path.dirname(p)
+    if not os.path.exists(folder):
+        raise RenderError(f"{path}: {what} folder {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise RenderError(f"{path}: {what} folder {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RenderError(f"{path}: {what} folder {folder} is not writable")
+    if os.path.lexists(p) and not overwrite:
+        raise RenderUsageError(f"{path}: {what} exists; pass --overwrite to replace it")
+    return p
+
+
+# --- processing ----------------------------------------------------------------------
+
+
+def _render_pass(chain: MixChain, x: np.ndarray, out: np.ndarray, block_size: int, sample_rate: int,
+                 pass_no: int, progress: ProgressCallback | None) -> tuple[float, float, int]:
+    """One pass of ``x`` through ``chain`` (already prepared and reset) into ``out``, latency removed.
+
+    Returns (max compressor GR dB, max limiter GR dB, non-finite input samples).
+    """
+    n, ch = x.shape
+    lat = chain.latency_samples
+    total = n + lat
+    scratch_in = np.zeros((block_size, ch), dtype=np.float32)
+    scratch_out = np.zeros((block_size, ch), dtype=np.float32)
+    comp_gr = lim_gr = 0.0
+    nonfinite = 0
+    total_s = n / sample_rate
+    pos = 0
+    while pos < total:
+        m = min(block_size, total - pos)
+        have = min(max(n - pos, 0), m)  # frames still taken from the input; the rest is the latency flush
+        if have == m:
+            blk = x[pos:pos + m]
+        else:
+            blk = scratch_in[:m]
+            blk[:have] = x[pos:pos + have]
+            blk[have:] = 0.0
+        y = scratch_out[:m]
+        chain.process(blk, y)
+        comp_gr = max(comp_gr, chain.comp_gain_reduction_db)
+        lim_gr = max(lim_gr, chain.limiter_gain_reduction_db)
+        nonfinite += chain.nonfinite_samples
+        start = max(pos, lat)  # output frame ``start`` is input frame ``start - lat``
+        if start < pos + m:
+            out[start - lat:pos + m - lat] = y[start - pos:]
+        pos += m
+        if progress is not None:
+            progress(pass_no, min(pos, n) / sample_rate, total_s)
+    return comp_gr, lim_gr, nonfinite
+
+
+def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0,
+                 params: Mapping[str, float] | None = None, block_size: int = 1024,
+                 progress: ProgressCallback | None = None,
+                 input_integrated_lufs: float | None = None) -> ArrayRender:
+    """Render a buffer through the chain with loudness delivery (the core of :func:`render_file`).
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(frames, 1 or 2), dtype=float32], C-contiguous
+    sample_rate : int
+        Hz.
+    target_lufs, ceiling_dbtp : float
+        Delivery loudness (LUFS) and limiter ceiling (dBTP), already validated.
+    params : mapping, optional
+        Validated static parameter values; ``loudness_gain_db`` there is the
+        starting delivery gain (otherwise ``target - input_integrated_lufs``,
+        or 0 dB when that is not given).
+    input_integrated_lufs : float, optional
+        The input's integrated loudness if already measured; ``-inf`` means
+        silent / unmeasurable: one pass, no gain change.
+
+    Returns
+    -------
+    ArrayRender
+        ``out`` is the pass closest to the target (``chosen``).
+    """
+    params = dict(params or {})
+    notes: list[str] = []
+    chain = MixChain()
+    chain.set_params(params)
+    chain.set_param("limiter_ceiling_dbtp", ceiling_dbtp)
+    p_gain = PARAMS[PARAM_INDEX["loudness_gain_db"]]
+    measurable = input_integrated_lufs is None or math.isfinite(input_integrated_lufs)
+    if "loudness_gain_db" in params:
+        gain = float(params["loudness_gain_db"])
+    elif input_integrated_lufs is not None and measurable:
+        gain = min(max(target_lufs - input_integrated_lufs, p_gain.minimum), p_gain.maximum)
+    else:
+        gain = p_gain.default
+    chain.set_param("loudness_gain_db", gain)
+    chain.prepare(ProcessSpec(sample_rate=sample_rate, max_block_size=block_size, num_channels=x.shape[1]))
+
+    cur = np.empty_like(x)
+    best = np.empty_like(x)
+    best_err = math.inf
+    passes: list[PassResult] = []
+    for pass_no in range(1, MAX_PASSES + 1):
+        chain.set_param("loudness_gain_db", gain)
+        chain.reset()  # parameters settle on their targets: no glide between passes
+        comp_gr, lim_gr, nonfinite = _render_pass(chain, x, cur, block_size, sample_rate, pass_no, progress)
+        m = measure(cur, sample_rate)
+        res = PassResult(gain, m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"],
+                          comp_gr, lim_gr, nonfinite)
+        passes.append(res)
+        err = abs(res.integrated_lufs - target_lufs) if math.isfinite(res.integrated_lufs) else math.inf
+        if err < best_err or pass_no == 1:
+            best_err = err
+            cur, best = best, cur
+        if not measurable:
+            notes.append("input is silent or too short to measure (no 400 ms block above -70 LUFS); "
+                         "no loudness gain applied")
+            break
+        if not math.isfinite(res.integrated_lufs):
+            notes.append("output is below the -70 LUFS gate (check the gain parameters); "
+                         "no loudness gain applied")
+            break
+        if err <= LOUDNESS_AIM_LU:
+            break
+        if pass_no == MAX_PASSES:
+            break
+        new_gain, why = _next_gain(passes, target_lufs, p_gain.minimum, p_gain.maximum)
+        if why:
+            notes.append(why.format(target=target_lufs, ceiling=ceiling_dbtp))
+            break
+        gain = new_gain
+    chosen = min(passes, key=lambda r: abs(r.integrated_lufs - target_lufs)
+                 if math.isfinite(r.integrated_lufs) else math.inf)
+    return ArrayRender(best, passes, chosen, notes, chain.latency_samples)
+
+
+def _secant(a: PassResult, b: PassResult) -> float:
+    """Measured slope between two passes, LU of output loudness per dB of delivery gain."""
+    if b.gain_db == a.gain_db or not (math.isfinite(a.integrated_lufs) and math.isfinite(b.integrated_lufs)):
+        return math.nan
+    return (b.integrated_lufs - a.integrated_lufs) / (b.gain_db - a.gain_db)
+
+
+def _root_bounds(pts: list[tuple[float, float]], target: float) -> tuple[float, float]:
+    """Bounds on the gain that gives ``target``, from passes ``(loudness, gain)``.
+
+    Two properties of ``L(g)`` (output loudness vs delivery gain through a
+    limiter) give them: its slope is at most 1 LU/dB (the limiter only takes
+    level away), and it is concave (the slope falls as the limiter works
+    harder).  Slope <= 1: a pass below the target puts the root at least the
+    remaining error above its gain, a pass above at most its excess below.
+    Concavity: between two passes the curve lies above their chord (a chord
+    crossing the target bounds the root from above), outside them below the
+    chord's extension (which bounds it from below).
+    """
+    lb, ub = -math.inf, math.inf
+    for lufs, g in pts:
+        if lufs < target:
+            lb = max(lb, g + (target - lufs))
+        elif lufs > target:
+            ub = min(ub, g - (lufs - target))
+    by_gain = sorted(pts, key=lambda q: q[1])
+    for i, (lp, gp) in enumerate(by_gain):
+        for lq, gq in by_gain[i + 1:]:
+            if gq == gp or lq <= lp:
+                continue
+            s = (lq - lp) / (gq - gp)
+            if lq < target:
+                lb = max(lb, gq + (target - lq) / s)
+            elif lp > target:
+                lb = max(lb, gp - (lp - target) / s)
+            else:
+                ub = min(ub, gp + (target - lp) / s)
+    return lb, ub
+
+
+def _next_gain(passes: list[PassResult], target: float, lo: float, hi: float) -> tuple[float, str]:
+    """The delivery gain for the next pass, or a note saying why there is none.
+
+    Output loudness ``L(g)`` rises with the delivery gain ``g`` with a slope
+    of 1 LU/dB while the limiter is idle, falling toward 0 as it saturates.
+    :func:`_root_bounds` turns the passes so far into an interval for the
+    gain that meets the target; the next gain is its middle when both ends
+    are known (the arithmetic mean when passes bracket the target; the
+    geometric mean of the two step sizes when all passes are above it, whose
+    lower end comes from a possibly much flatter secant).  When every pass is
+    below the target there is no upper end: the step is the remaining error
+    over the last secant slope, extrapolated by the ratio of the last two
+    secants because the curve keeps bending (never less than the lower
+    bound, and at most ``_MAX_STEP_DB`` further).  With the target still
+    above, a last secant below ``_MIN_SLOPE`` LU/dB, or one that would need
+    more than ``_MAX_STEP_DB`` of extra gain (that much more limiting), means
+    the limiter is saturated: the target is not reachable, and the search
+    stops rather than crush the signal.
+    """
+    b = passes[-1]
+    err = target - b.integrated_lufs
+    pts = [(p.integrated_lufs, p.gain_db) for p in passes if math.isfinite(p.integrated_lufs)]
+    lb, ub = _root_bounds(pts, target)
+    bracketed = any(q[0] < target for q in pts) and any(q[0] > target for q in pts)
+    s_last = _secant(passes[-2], b) if len(passes) >= 2 else math.nan
+    if ub < lb:  # the curve broke the model (e.g. release dynamics): fall back to a plain secant
+        lb, ub = -math.inf, math.inf
+    if math.isfinite(lb) and math.isfinite(ub):
+        if bracketed:
+            g = 0.5 * (lb + ub)
+        else:
+            g = b.gain_db - math.sqrt(max(b.gain_db - lb, 0.0) * max(b.gain_db - ub, 0.0))
+    elif err > 0.0:
+        saturated = ("target {target:g} LUFS not reachable: the limiter at {ceiling:g} dBTP is saturated "
+                     f"(loudness rises only {s_last:.2f} LU per dB of gain)")
+        if math.isfinite(s_last) and (s_last < _MIN_SLOPE or err / s_last > _MAX_STEP_DB):
+            return b.gain_db, saturated
+        slope = s_last if math.isfinite(s_last) else 1.0
+        if len(passes) >= 3:
+            s_prev = _secant(passes[-3], passes[-2])
+            if math.isfinite(s_prev) and 0.0 < s_last < s_prev:
+                slope = s_last * s_last / s_prev
+        g = b.gain_db + err / min(max(slope, _MIN_SLOPE), 1.0)
+        if math.isfinite(s_last):
+            g = min(g, b.gain_db + _MAX_STEP_DB)
+        if math.isfinite(lb):
+            g = max(g, lb)
+    else:
+        slope = s_last if math.isfinite(s_last) else 1.0
+        g = b.gain_db + err / min(max(slope, _MIN_SLOPE), 1.0)
+    g = min(max(g, lo), hi)
+    if g == b.gain_db:
+        return g, ("target {target:g} LUFS not reachable: the delivery gain is at its limit "
+                   f"({g:+g} dB, range {lo:g}..{hi:g} dB)")
+    return g, ""
+
+
+def _write_params_out(path: str, params: Mapping[str, float], loudness_gain_db: float) -> None:
+    """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically."""
+    lines = [json.dumps({"t": 0.0, "param": k, "value": v, "source": "user"})
+             for k, v in params.items() if k != "loudness_gain_db"]
+    lines.append(json.dumps({"t": 0.0, "param": "loudness_gain_db", "value": loudness_gain_db, "source": "user"}))
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
+                target_lufs: float = -14.0, ceiling_dbtp: float | None = -1.0,
+                params: Mapping[str, object] | None = None, model: str = "none", ai_amount: float = 1.0,
+                float_output: bool = False, overwrite: bool = False, block_size: int = 1024,
+                progress: ProgressCallback | None = None,
+                params_out: str | os.PathLike[str] | None = None) -> RenderReport:
+    """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
+
+    Parameters
+    ----------
+    in_path, out_path : path-like
+        Any file soundfile reads; a ``.wav`` or ``.flac`` to write.  Never the same file.
+    target_lufs : float
+        Integrated loudness to deliver, LUFS (-60..0); met within
+        :data:`LOUDNESS_TOLERANCE_LU` unless the notes say otherwise.
+    ceiling_dbtp : float or None
+        Limiter true-peak ceiling, dBTP (the range of ``limiter_ceiling_dbtp``).
+        ``None`` takes ``limiter_ceiling_dbtp`` from ``params`` or the table
+        default.  A number overrides a value in ``params``.
+    params : mapping of str to number, optional
+        Static parameter values, validated against :mod:`dsp.params`.
+    model : str
+        ``"none"`` only (AI models arrive in a later version).
+    ai_amount : float
+        0..1, checked; no effect until a model is available.
+    float_output : bool
+        Write 32-bit float WAV instead of 24-bit PCM.
+    overwrite : bool
+        Replace an existing output file.
+    block_size : int
+        Frames per ``MixChain.process`` call (1..65536); the result does not depend on it.
+    progress : callable, optional
+        ``progress(pass_number, done_seconds, total_seconds)`` after every block.
+    params_out : path-like, optional
+        JSON lines of the parameters set at t = 0 (INTERFACE.md ``--params-out``).
+
+    Returns
+    -------
+    RenderReport
+
+    Raises
+    ------
+    RenderError, RenderUsageError, ParameterError, AudioFileError, OSError
+        All before anything is written, except errors of the final write itself
+        (disk full, ...), which leave no partial file behind.
+    """
+    t0 = time.perf_counter()
+    # 1. arguments
+    _check_model(model)
+    ai_amount = _finite("--ai-amount", ai_amount)
+    if not 0.0 <= ai_amount <= 1.0:
+        raise RenderUsageError(f"--ai-amount {ai_amount:g} is outside 0..1")
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
+            or not BLOCK_SIZE_RANGE[0] <= block_size <= BLOCK_SIZE_RANGE[1]:
+        raise RenderUsageError(f"--block-size must be an integer in {BLOCK_SIZE_RANGE[0]}..{BLOCK_SIZE_RANGE[1]}, "
+                               f"got {block_size!r}")
+    block_size = int(block_size)
+    target_lufs = _finite("--target-lufs", target_lufs)
+    if not TARGET_LUFS_RANGE[0] <= target_lufs <= TARGET_LUFS_RANGE[1]:
+        raise RenderUsageError(f"--target-lufs {target_lufs:g} is outside {TARGET_LUFS_RANGE[0]:g}.."
+                               f"{TARGET_LUFS_RANGE[1]:g} LUFS")
+    values = _validated_params(params)
+    notes: list[str] = []
+    if ceiling_dbtp is None:
+        ceiling = values.get("limiter_ceiling_dbtp", PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]].default)
+    else:
+        ceiling = _finite("--ceiling-dbtp", ceiling_dbtp)
+        p_ceil = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
+        if not p_ceil.minimum <= ceiling <= p_ceil.maximum:
+            raise RenderUsageError(f"--ceiling-dbtp {ceiling:g} is outside {p_ceil.range_text}")
+        if "limiter_ceiling_dbtp" in values and values["limiter_ceiling_dbtp"] != ceiling:
+            notes.append(f"--ceiling-dbtp {ceiling:g} overrides limiter_ceiling_dbtp "
+                         f"{values['limiter_ceiling_dbtp']:g} from the parameters")
+    if "limiter_ceiling_dbtp" in values:
+        values["limiter_ceiling_dbtp"] = ceiling
+    subtype = "FLOAT" if float_output else "PCM_24"
+
+    # 2. paths (nothing has been written yet)
+    in_str = os.fspath(in_path)
+    out_str = os.fspath(out_path)
+    probe_audio(in_str)
+    check_output_format(out_str, subtype)
+    out_abs = _check_writable_target(out_str, "output", overwrite=overwrite, protect=(in_str,))
+    po_abs = None
+    if params_out is not None:
+        po_str = os.fspath(params_out)
+        po_abs = _check_writable_target(po_str, "--params-out file", overwrite=overwrite, protect=(in_str,))
+        if _same_file(out_abs, po_abs):
+            raise RenderUsageError(f"{po_str}: --params-out is the same file as the output")
+
+    # 3. read, measure, render
+    raw, sample_rate, info = read_audio_file(in_str)
+    notes = info.notes + notes
+    # input loudness of the file as it is (BS.1770-4 weights of its layout, audio_io.LAYOUTS)
+    weights = LAYOUTS[info.channels].weights if info.channels in LAYOUTS else None
+    m_in = measure(raw, sample_rate, channel_weights=weights)
+    x = to_processing_layout(raw)
+    del raw
+    result = render_array(
+        x, sample_rate, target_lufs=target_lufs, ceiling_dbtp=ceiling, params=values, block_size=block_size,
+        progress=progress, input_integrated_lufs=m_in["integrated_lufs"])
+    notes += result.notes
+    chosen = result.chosen
+    reached = math.isfinite(chosen.integrated_lufs) and \
+        abs(chosen.integrated_lufs - target_lufs) <= LOUDNESS_TOLERANCE_LU
+    if not reached and math.isfinite(chosen.integrated_lufs):
+        notes.append(f"output is {chosen.integrated_lufs:.1f} LUFS, not the {target_lufs:g} LUFS asked for")
+
+    # 4. write
+    write_audio_atomic(out_abs, result.out, sample_rate, subtype)
+    if po_abs is not None:
+        _write_params_out(po_abs, values, chosen.gain_db)
+    seconds = time.perf_counter() - t0
+    duration = x.shape[0] / sample_rate
+    return RenderReport(
+        input_path=in_str, output_path=out_str, sample_rate=sample_rate, frames=int(x.shape[0]),
+        input_channels=info.channels, output_channels=int(x.shape[1]), subtype=subtype,
+        target_lufs=target_lufs, ceiling_dbtp=ceiling,
+        input_integrated_lufs=m_in["integrated_lufs"], input_true_peak_dbtp=m_in["true_peak_dbtp"],
+        input_lra_lu=m_in["loudness_range_lu"],
+        output_integrated_lufs=chosen.integrated_lufs, output_true_peak_dbtp=chosen.true_peak_dbtp,
+        output_lra_lu=chosen.lra_lu, loudness_gain_db=chosen.gain_db,
+        max_comp_gain_reduction_db=chosen.comp_gr_db, max_limiter_gain_reduction_db=chosen.limiter_gr_db,
+        passes=len(result.passes), target_reached=reached, seconds=seconds,
+        realtime_factor=duration / seconds if seconds > 0 else math.inf,
+        latency_samples=result.latency_samples, nonfinite_samples=info.nonfinite_samples,
+        notes=notes)
