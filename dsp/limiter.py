@@ -74,94 +74,6 @@ def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
         avg[...] = 1.0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _limiter_tick(xl: float, xr: float, ceiling: float, alpha_release: float, dbuf: np.ndarray, tp: np.ndarray,
-                  dq: np.ndarray, dqi: np.ndarray, avg: np.ndarray, li: np.ndarray, lf: np.ndarray,
-                  tp_coeffs: np.ndarray):  # pragma: no cover
-    """One stereo sample through the limiter; returns (left, right, gain)."""
-    # 1. true peak of the lookahead input (BS.1770-4 Annex 2, 4x)
-    w0 = _tp_push(tp[0], li[5], xl)
-    li[5] = w0
-    w1 = _tp_push(tp[1], li[6], xr)
-    li[6] = w1
-    p = max(_tp_peak(tp[0], w0, tp_coeffs), _tp_peak(tp[1], w1, tp_coeffs))
-    pe = p if p > lf[2] else lf[2]
-    lf[2] = p
-    g = 1.0
-    if pe > ceiling:
-        g = ceiling / pe
-    # 2. sliding minimum over W samples (monotonic deque, capacity W + 1)
-    n = li[4]
-    win = li[8]
-    cap = dq.shape[0]
-    head = li[1]
-    count = li[2]
-    while count > 0:
-        back = head + count - 1
-        if back >= cap:
-            back -= cap
-        if dq[back] >= g:
-            count -= 1
-        else:
-            break
-    pos = head + count
-    if pos >= cap:
-        pos -= cap
-    dq[pos] = g
-    dqi[pos] = n
-    count += 1
-    while dqi[head] <= n - win:
-        head += 1
-        if head == cap:
-            head = 0
-        count -= 1
-    h = dq[head]
-    li[1] = head
-    li[2] = count
-    li[4] = n + 1
-    # 3. release ramp (attack is instant)
-    hr = lf[1]
-    if h < hr:
-        hr = h
-    else:
-        hr = h + alpha_release * (hr - h)
-    lf[1] = hr
-    # 4. moving average of length W (exact re-sum once per cycle against drift)
-    a = li[3]
-    s = lf[0] + hr - avg[a]
-    avg[a] = hr
-    a += 1
-    if a == win:
-        a = 0
-        s = 0.0
-        for k in range(win):
-            s += avg[k]
-    li[3] = a
-    lf[0] = s
-    gain = s / win
-    # 5. delay line of L samples, gain, last-resort clamp
-    wi = li[0]
-    dl = dbuf[0, wi]
-    dr = dbuf[1, wi]
-    dbuf[0, wi] = xl
-    dbuf[1, wi] = xr
-    wi += 1
-    if wi == li[7]:
-        wi = 0
-    li[0] = wi
-    yl = dl * gain
-    yr = dr * gain
-    if yl > ceiling:
-        yl = ceiling
-    elif yl < -ceiling:
-        yl = -ceiling
-    if yr > ceiling:
-        yr = ceiling
-    elif yr < -ceiling:
-        yr = -ceiling
-    return yl, yr, gain
-
-
 def release_coefficient(release_ms: float, sample_rate: float) -> float:
     return math.exp(-1000.0 / (release_ms * sample_rate))
 
@@ -172,8 +84,9 @@ def _limiter_block(src: np.ndarray, frames: int, dbuf: np.ndarray, tp: np.ndarra
                    dst: np.ndarray) -> float:  # pragma: no cover
     """The limiter over ``frames`` rows of ``src`` [n, 5] = (left, right, ceiling, release alpha, mix).
 
-    Same algorithm as :func:`_limiter_tick`, run stage-major with its state in
-    locals; writes (left, right) into ``dst`` [n, 2] and returns the smallest gain.
+    Runs stage-major (the chain hands it chunks) with its state in locals, so
+    the per-sample bookkeeping stays in registers; steps 1-5 of the module
+    docstring.  Writes (left, right) into ``dst`` [n, 2]; returns the smallest gain.
     """
     wi = li[0]
     head = li[1]

@@ -338,7 +338,7 @@ def _new_file_mode(path: str) -> int:
 def _replace_atomically(path: str, write_tmp) -> None:
     """Call ``write_tmp(tmp_path)`` on a fresh temp file beside ``path``, then move it onto ``path``.
 
-    The temp file (``.<name>.tmp-XXXXXXXX``) is removed on any failure,
+    The temp file (``.<name>.tmp-<random>``) is removed on any failure,
     KeyboardInterrupt included.
     """
     folder, name = os.path.split(path)
@@ -393,7 +393,7 @@ def write_audio_atomic(path: str | os.PathLike[str], data: np.ndarray, sample_ra
 
     Notes
     -----
-    The temporary file is ``.<name>.tmp-XXXXXXXX`` beside ``path`` (same file
+    The temporary file is ``.<name>.tmp-<random>`` beside ``path`` (same file
     system, so the rename is atomic) and is removed on any failure, including
     KeyboardInterrupt.  The new file gets the permissions of the file it
     replaces, or ``0o666 & ~umask`` for a new file.
