@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["static_curve_db", "time_constant_coefficient"]
+__all__ = ["static_curve_db"]
 
 _DENORMAL = 1e-30
 _LEVEL_FLOOR = 1e-12  # -240 dBFS: log of silence stays finite
@@ -41,11 +41,6 @@ def _gain_computer_db(x_db: float, threshold_db: float, ratio: float, knee_db: f
 def static_curve_db(x_db: float, *, threshold_db: float, ratio: float, knee_db: float) -> float:
     """Output level (dB) of the static gain computer for an input level ``x_db``."""
     return float(_gain_computer_db(float(x_db), float(threshold_db), float(ratio), float(knee_db)))
-
-
-def time_constant_coefficient(time_ms: float, sample_rate: float) -> float:
-    """One-pole coefficient ``exp(-1 / (tau * fs))`` for a time constant in ms."""
-    return math.exp(-1000.0 / (time_ms * sample_rate))
 
 
 @njit(cache=True, nogil=True, inline="always")

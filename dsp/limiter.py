@@ -23,7 +23,6 @@ apart from the delay.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from numba import njit
@@ -72,10 +71,6 @@ def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
             a[...] = 0.0
     if avg is not None:
         avg[...] = 1.0
-
-
-def release_coefficient(release_ms: float, sample_rate: float) -> float:
-    return math.exp(-1000.0 / (release_ms * sample_rate))
 
 
 @njit(cache=True, nogil=True)

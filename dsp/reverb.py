@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["N_LINES", "line_lengths", "allpass_lengths", "rt60_s"]
+__all__ = ["N_LINES", "line_lengths", "allpass_lengths"]
 
 N_LINES = 8
 _BASE_LINES_48K = (1031, 1327, 1523, 1801, 2053, 2311, 2593, 2851)
@@ -44,11 +44,6 @@ def line_lengths(sample_rate: float) -> np.ndarray:
 
 def allpass_lengths(sample_rate: float) -> np.ndarray:
     return np.array([max(2, int(round(n * sample_rate / 44100.0))) for n in _BASE_ALLPASS_44K], dtype=np.int64)
-
-
-def rt60_s(room_size: float) -> float:
-    """Decay time for a room size in 0..1 (geometric between 0.2 s and 5 s)."""
-    return _RT60_MIN_S * (_RT60_MAX_S / _RT60_MIN_S) ** room_size
 
 
 @njit(cache=True, nogil=True)
