@@ -12,7 +12,7 @@
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
 #   make distclean clean, and remove .venv with its stamps
 #
-# Variables: PYTHON=python3.11 (interpreter for the venv), DEMO_SONG=path/to.ogg,
+# Variables: PYTHON=python3.11 (interpreter for the venv), DEMO_SONG=path/to.ogg, DEMO_SECONDS=30,
 # PYTEST_ARGS='-k loudness'.
 
 SHELL := /bin/bash
@@ -34,7 +34,8 @@ RUN_ENV := NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache
 
 DEMO_SONG ?= $(CURDIR)/../shared/audio/Kevin_MacLeod_-_Vibe_Ace.ogg
 DEMO_SYNTH := out/demo.wav
-DEMO_OUT := out/demo_mixed.wav
+DEMO_OUT := out/demo_live.wav
+DEMO_SECONDS ?= 30
 PYTEST_ARGS ?=
 
 .PHONY: help demo test setup venv sysdeps clean distclean
@@ -53,9 +54,9 @@ demo: setup
 	  $(MAKE) -s $(DEMO_SYNTH)
 	  song="$(DEMO_SYNTH)"
 	fi
-	echo "== mixpilot render $$song -> $(DEMO_OUT)"
-	$(RUN_ENV) $(VENV)/bin/mixpilot render "$$song" $(DEMO_OUT) \
-	  --target-lufs -14 --ceiling-dbtp -1 --overwrite
+	echo "== mixpilot play $$song (real time, $(DEMO_SECONDS) s; recording to $(DEMO_OUT))"
+	$(RUN_ENV) $(VENV)/bin/mixpilot play "$$song" --seconds $(DEMO_SECONDS) \
+	  --target-lufs -14 --ceiling-dbtp -1 --record $(DEMO_OUT) --stats-json out/demo_stats.json --overwrite
 
 $(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)

@@ -93,6 +93,7 @@ I_POS, I_GLIDING, I_STAGE_GLIDING, I_RV_QUIET, I_DL_QUIET, I_DL_WRITE, I_RV_IDLE
 ST_COMP_GR_DB, ST_LIM_GAIN_MIN, ST_NONFINITE = range(3)
 
 _LN10_20 = math.log(10.0) / 20.0
+_NO_TAP = np.zeros((0, 2))
 _DENORMAL = 1e-30
 
 
@@ -138,8 +139,14 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
                   eq_c, eq_z, comp_env,
                   rv_lines, rv_i, rv_ap, rv_f,
                   dl_buf, dl_f,
-                  lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f, tp_coeffs, tp_bound, lm_src, lm_dst):  # pragma: no cover
-    """Process ``x`` [frames, 1|2] into ``out`` through every stage in ``mask``."""
+                  lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f, tp_coeffs, tp_bound, lm_src, lm_dst,
+                  tap):  # pragma: no cover
+    """Process ``x`` [frames, 1|2] into ``out`` through every stage in ``mask``.
+
+    ``tap`` [>= frames or 0, 2] receives the stereo signal just before the
+    output/loudness gain (the "pre-delivery" signal a loudness follower
+    measures); a zero-row array turns the tap off.
+    """
     nch = x.shape[1]
     ist[I_GLIDING] = _glide_retarget(g, targets, glide_s, sample_rate)
     ist[I_STAGE_GLIDING] = _glide_retarget(sm, enabled, stage_glide_s, sample_rate)
@@ -149,6 +156,7 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
     stats[ST_LIM_GAIN_MIN] = 1.0
     stats[ST_NONFINITE] = 0.0
     has_lim = (mask & (1 << S_LIM)) != 0
+    has_tap = tap.shape[0] > 0
     chunk = lm_src.shape[0]
     frames = x.shape[0]
     for start in range(0, frames, chunk):
@@ -271,6 +279,10 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
                     side = 0.5 * (xl - xr) * width
                     xl = mid + side
                     xr = mid - side
+
+            if has_tap:
+                tap[n, 0] = xl
+                tap[n, 1] = xr
 
             if mask & (1 << S_OUT):
                 go = 1.0 + mix[S_OUT] * (d[D_POST] - 1.0)
@@ -436,6 +448,28 @@ class MixChain:
         _derive_gains(self._g[0], self._d)
         _update_coeffs(True, self._fs, self._g[0], self._cc, self._d, self._eq_c, self._rv_i, self._rv_f)
 
+    def kernel_args(self) -> tuple:
+        """Everything ``_chain_kernel`` takes after ``(x, out)`` and before ``tap``, for fused callers.
+
+        The arrays are the chain's own state (mutated in place), so the tuple
+        stays valid until the next :meth:`prepare`.  ``targets`` and
+        ``glide_s`` are :attr:`targets` and :attr:`glide_s`.
+        """
+        if self.spec is None:
+            raise RuntimeError("prepare() the chain first")
+        return (self.targets, self.glide_s, self.enabled, self._stage_glide_s, self._fs, self._mask,
+                self._g, self._sm, self._cc, self._d, self._ist, self.stats,
+                self._eq_c, self._eq_z, self._comp_env,
+                self._rv_lines, self._rv_i, self._rv_ap, self._rv_f,
+                self._dl_buf, self._dl_f,
+                self._lm_buf, self._lm_tp, self._lm_dq, self._lm_dqi, self._lm_avg, self._lm_i, self._lm_f,
+                TP_COEFFS, _lim.TP_GAIN_BOUND, self._lm_src, self._lm_dst)
+
+    @property
+    def current_values(self) -> np.ndarray:
+        """The live (possibly gliding) parameter vector, float64 [N_PARAMS]; a view, do not write."""
+        return self._g[0]
+
     def process(self, block: np.ndarray, out: np.ndarray, targets: np.ndarray | None = None,
                 glide_s: np.ndarray | None = None) -> None:
         """Process one block.
@@ -462,7 +496,7 @@ class MixChain:
                       self._rv_lines, self._rv_i, self._rv_ap, self._rv_f,
                       self._dl_buf, self._dl_f,
                       self._lm_buf, self._lm_tp, self._lm_dq, self._lm_dqi, self._lm_avg, self._lm_i, self._lm_f,
-                      TP_COEFFS, _lim.TP_GAIN_BOUND, self._lm_src, self._lm_dst)
+                      TP_COEFFS, _lim.TP_GAIN_BOUND, self._lm_src, self._lm_dst, _NO_TAP)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Every recursive state array (for inspection in tests)."""

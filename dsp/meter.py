@@ -219,6 +219,7 @@ def _meter_kernel(
     true_peak: np.ndarray,
     sample_peak: np.ndarray,
     step_samples: int,
+    do_true_peak: bool,
 ) -> None:  # pragma: no cover - jitted
     """All per-sample work of :meth:`LoudnessMeter.process`; mutates state in place.
 
@@ -253,10 +254,11 @@ def _meter_kernel(
             if a > sample_peak[c]:
                 sample_peak[c] = a
             # true peak, BS.1770-4 Annex 2: 4x interpolation then |.| (dsp.oversample)
-            tp_w[c] = _tp_push(tp_buf[c], tp_w[c], v)
-            p = _tp_peak(tp_buf[c], tp_w[c], tp_coeffs)
-            if p > true_peak[c]:
-                true_peak[c] = p
+            if do_true_peak:
+                tp_w[c] = _tp_push(tp_buf[c], tp_w[c], v)
+                p = _tp_peak(tp_buf[c], tp_w[c], tp_coeffs)
+                if p > true_peak[c]:
+                    true_peak[c] = p
             # K-weighting stage 1, high shelf (BS.1770-4 Annex 1, Table 1), TDF-II
             y = b10 * v + z[c, 0, 0]
             s1 = b11 * v - a11 * y + z[c, 0, 1]
@@ -450,6 +452,9 @@ class LoudnessMeter:
         BS.1770-4 channel weights ``G_i`` (Table 3), one per channel; default
         :func:`default_channel_weights` (1.0 each; 5.0 / 5.1 surround weights
         for 5 / 6 channels).
+    true_peak : bool
+        Measure true peak (the 4x interpolator, about half of the per-sample
+        cost).  ``False`` leaves ``true_peak_dbtp`` at the sample peak.
 
     Notes
     -----
@@ -464,8 +469,9 @@ class LoudnessMeter:
     """
 
     def __init__(self, spec: ProcessSpec | None = None, *,
-                 channel_weights: Sequence[float] | None = None) -> None:
+                 channel_weights: Sequence[float] | None = None, true_peak: bool = True) -> None:
         self._spec: ProcessSpec | None = None
+        self._do_true_peak = bool(true_peak)
         self._weights_arg = None if channel_weights is None else np.asarray(channel_weights, dtype=np.float64)
         if self._weights_arg is not None:
             if self._weights_arg.ndim != 1 or not np.all(np.isfinite(self._weights_arg)) \
@@ -541,7 +547,21 @@ class LoudnessMeter:
         _meter_kernel(block, self._coeffs, self._weights, self._z, self._ring, self._istate, self._fstate,
                       self._gate_count, self._gate_energy, self._st_count, self._st_energy,
                       self._tp_buf, self._tp_w, self._tp_coeffs, self._true_peak, self._sample_peak,
-                      self._step_samples)
+                      self._step_samples, self._do_true_peak)
+
+    def kernel_args(self) -> tuple:
+        """Everything ``_meter_kernel`` takes after the block, for fused callers (state mutated in place)."""
+        self._require_prepared()
+        return (self._coeffs, self._weights, self._z, self._ring, self._istate, self._fstate,
+                self._gate_count, self._gate_energy, self._st_count, self._st_energy,
+                self._tp_buf, self._tp_w, self._tp_coeffs, self._true_peak, self._sample_peak,
+                self._step_samples, self._do_true_peak)
+
+    def read_args(self) -> tuple:
+        """Everything ``_read_kernel`` takes before ``out``, for fused callers."""
+        self._require_prepared()
+        return (self._istate, self._fstate, self._gate_count, self._gate_energy, self._st_count,
+                self._st_energy, self._true_peak, self._sample_peak)
 
     def flush_true_peak(self) -> None:
         """End of stream: run ``TP_DELAY`` zeros through the true-peak interpolators.

@@ -2,6 +2,12 @@
 
 Commands in this version:
 
+``mixpilot play FILE`` / ``mixpilot live [--input DEV]``
+    real time through sounddevice, with terminal meters
+    (:func:`realtime.stream.run`); headless on a JACK dummy server when
+    there is no audio device;
+``mixpilot devices [--json]``
+    audio devices and MIDI ports;
 ``mixpilot render IN OUT [options]``
     offline render through the whole chain, delivered at a loudness
     (:func:`realtime.render.render_file`);
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -35,7 +42,15 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line (raised, printed by :func:`main`)."""
+    """ArgumentParser whose errors are one line (raised, printed by :func:`main`).
+
+    No prefix abbreviations: a script's ``--loud`` must not silently mean
+    whichever option happens to start with it.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         cmd = self.prog.split(" ", 1)[1] if " " in self.prog else ""
@@ -64,8 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     from dsp.params import PARAM_INDEX, PARAMS
 
     ceiling = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
-    parser = _Parser(prog=PROG, description="mixpilot: a real-time AI mixing engine (this version: offline "
-                                            "render with static parameters).")
+    parser = _Parser(prog=PROG, description="mixpilot: a real-time AI mixing engine.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     r = sub.add_parser("render", help="render a file through the mixing chain, faster than real time",
@@ -95,7 +109,52 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace OUT (and --params-out) if it exists")
     r.add_argument("--block-size", type=_int, default=1024, metavar="FRAMES",
                    help="frames per processing block, 1..65536 (default 1024; the result does not depend on it)")
+    r.add_argument("--loudness-mode", choices=("search", "follow"), default="search",
+                   help="search: render passes until the file meets the target (default); follow: one pass "
+                        "with the real-time loudness follower, the samples 'mixpilot play' plays")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+
+    def realtime_options(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--output", metavar="DEV", default=None,
+                       help="output device: index or name substring (see 'mixpilot devices'; default: the system's)")
+        q.add_argument("--samplerate", type=_int, default=None, metavar="HZ",
+                       help="stream sample rate (default: the file's, else the device's)")
+        q.add_argument("--blocksize", type=_int, default=128, metavar="FRAMES",
+                       help="frames per audio callback (default 128)")
+        q.add_argument("--seconds", type=_float, default=None, metavar="S", help="stop after S seconds")
+        q.add_argument("--record", metavar="OUT.wav", default=None,
+                       help="record the processed output (32-bit float WAV), kept however the run ends")
+        q.add_argument("--stats-json", metavar="PATH", default=None,
+                       help="write callback timing, xruns and status flags as JSON when the run ends")
+        q.add_argument("--params-out", metavar="PATH", default=None,
+                       help="write parameter changes as JSON lines {t, param, value, source}")
+        q.add_argument("--params", metavar="FILE.json", default=None,
+                       help="static parameter values, a JSON object {name: number}")
+        q.add_argument("--target-lufs", type=_float, default=-14.0, metavar="LUFS",
+                       help="loudness the follower delivers, -60..0 (default -14); a loudness_gain_db in "
+                            "--params fixes the gain instead")
+        q.add_argument("--ceiling-dbtp", type=_float, default=None, metavar="DBTP",
+                       help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g})")
+        q.add_argument("--model", default="none", metavar="NAME|PATH|none",
+                       help="AI model; only 'none' (static parameters) in this version")
+        q.add_argument("--no-ui", action="store_true", help="no terminal meters")
+        q.add_argument("--overwrite", action="store_true",
+                       help="replace existing --record / --stats-json / --params-out files")
+
+    pl = sub.add_parser("play", help="play a file through the mixing chain in real time",
+                        description="Play FILE through the mixing chain on an audio device in real time, with "
+                                    "terminal meters. Without an audio device it runs on a JACK dummy server "
+                                    "it starts itself. Ctrl-C stops.")
+    pl.add_argument("file", metavar="FILE", help="audio file to play")
+    realtime_options(pl)
+    lv = sub.add_parser("live", help="process an audio interface's input in real time",
+                        description="Process an input device through the mixing chain to an output device.")
+    lv.add_argument("--input", metavar="DEV", default=None,
+                    help="input device: index or name substring (default: the system's)")
+    realtime_options(lv)
+    dv = sub.add_parser("devices", help="audio devices and MIDI ports",
+                        description="List audio devices (index, name, host API, channels, rate) and MIDI ports.")
+    dv.add_argument("--json", action="store_true", help="print them as JSON")
 
     p = sub.add_parser("params", help="the parameter table: name, unit, range, AI range, default",
                        description="Print the parameter table (the names --params and --params-out use).")
@@ -218,7 +277,7 @@ def _render(args: argparse.Namespace) -> int:
         rep = render_file(args.input, args.output, target_lufs=args.target_lufs, ceiling_dbtp=args.ceiling_dbtp,
                           params=params, model=args.model, ai_amount=args.ai_amount,
                           float_output=args.float_output, overwrite=args.overwrite, block_size=args.block_size,
-                          progress=bar, params_out=args.params_out)
+                          progress=bar, params_out=args.params_out, loudness_mode=args.loudness_mode)
     finally:
         if bar is not None:
             bar.finish()
@@ -227,6 +286,83 @@ def _render(args: argparse.Namespace) -> int:
     if not args.quiet:
         _summary(rep, sys.stdout)
     return 0
+
+
+def _read_params_arg(args: argparse.Namespace, usage_error) -> dict | None:
+    if args.params is None:
+        return None
+    try:
+        return load_params_file(args.params)
+    except OSError as exc:
+        raise usage_error(f"--params {args.params}: {exc.strerror or exc}") from None
+
+
+def _realtime(args: argparse.Namespace) -> int:
+    from .stream import RunOptions, StreamUsageError, run
+    from dsp.params import validate_value
+
+    if str(args.model).strip().lower() != "none":
+        raise StreamUsageError(f"--model {args.model}: AI models arrive in a later version of mixpilot; "
+                               f"only --model none (static parameters) is available now")
+    params = _read_params_arg(args, StreamUsageError) or {}
+    params = {k: validate_value(k, v) for k, v in params.items()}
+    if not -60.0 <= args.target_lufs <= 0.0:
+        raise StreamUsageError(f"--target-lufs {args.target_lufs:g} is outside -60..0 LUFS")
+    ceiling = args.ceiling_dbtp
+    if ceiling is not None:
+        validate_value("limiter_ceiling_dbtp", ceiling)
+    opts = RunOptions(mode=args.command, file=getattr(args, "file", None), input_device=getattr(args, "input", None),
+                      output_device=args.output, samplerate=args.samplerate, blocksize=args.blocksize,
+                      seconds=args.seconds, record=args.record, stats_json=args.stats_json,
+                      params_out=args.params_out, params=params, target_lufs=args.target_lufs,
+                      ceiling_dbtp=ceiling, ui=not args.no_ui, overwrite=args.overwrite)
+    res = run(opts, note=lambda t: print(f"{PROG}: note: {_one_line(t)}", file=sys.stderr, flush=True))
+    st = res.stats or {}
+    cb = st.get("callback_us", {})
+    if st:
+        print(f"{PROG}: {args.command} ended ({res.reason}) after {st.get('seconds', 0):.1f} s: "
+              f"{st.get('blocks', 0)} blocks, {st.get('xruns', 0)} xruns, callback p50 {cb.get('p50')} us, "
+              f"p99 {cb.get('p99')} us, max {cb.get('max')} us (budget {st.get('budget_us')} us)",
+              file=sys.stderr, flush=True)
+    if res.error:
+        print(f"{PROG}: error: {_one_line(res.error)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # PortAudio can hang while shutting down after its server died: leave without it
+        os._exit(1)
+    return 130 if res.reason == "interrupted" else 0
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from .stream import list_devices
+
+    devs = list_devices()
+    ports = _midi_ports()
+    if args.json:
+        sys.stdout.write(json.dumps({"audio": devs, "midi_inputs": ports}, indent=1) + "\n")
+        return 0
+    if not devs:
+        print("no audio devices (mixpilot play/live start a JACK dummy server when jackd is installed)")
+    for d in devs:
+        print(f"{d['index']:3d}  {d['name']}  [{d['hostapi']}]  in {d['max_input_channels']}, "
+              f"out {d['max_output_channels']}, {d['default_samplerate']:g} Hz")
+    print("MIDI inputs:" + ("" if ports else " none"))
+    for i, name in enumerate(ports):
+        print(f"{i:3d}  {name}")
+    return 0
+
+
+def _midi_ports() -> list[str]:
+    try:
+        from . import midi
+
+        return list(midi.list_ports())
+    except Exception:
+        try:
+            import mido
+
+            return list(mido.get_input_names())
+        except Exception:
+            return []
 
 
 def _one_line(text: object) -> str:
@@ -245,12 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .audio_io import AudioFileError
     from .render import RenderError
+    from .stream import StreamError
 
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise _UsageError(f"a command is required: render or params (see {PROG} --help)")
+            raise _UsageError(f"a command is required: play, live, render, devices or params (see {PROG} --help)")
         if args.command == "params":
             from dsp.params import table_as_json
 
@@ -259,10 +396,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 _params_table(sys.stdout)
             return 0
+        if args.command in ("play", "live"):
+            return _realtime(args)
+        if args.command == "devices":
+            return _devices(args)
         return _render(args)
     except _UsageError as exc:
         msg, code = str(exc), 2
-    except (AudioFileError, RenderError) as exc:
+    except (AudioFileError, RenderError, StreamError) as exc:
         msg, code = str(exc), exc.exit_code
     except ParameterError as exc:
         msg, code = (f"--params {args.params}: {exc}" if getattr(args, "params", None) else str(exc)), 2

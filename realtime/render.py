@@ -1,4 +1,4 @@
-"""Offline render: a file through the whole :class:`dsp.chain.MixChain`, delivered at a loudness.
+"""Offline render: a file through the :class:`realtime.engine.Engine`, delivered at a loudness.
 
 :func:`render_file` is what ``mixpilot render IN OUT`` runs:
 
@@ -16,8 +16,8 @@
 3. **Deliver the loudness** (EBU R 128 / BS.1770-4 integrated loudness,
    measured by :func:`dsp.meter.measure`): pass 1 renders with the delivery
    gain ``loudness_gain_db`` at ``target - input loudness`` (exact for the
-   default chain below the ceiling, so one pass is often enough; a value
-   given in ``params`` is used instead) and measures the output; the gain
+   default chain below the ceiling, so one pass is often enough) and
+   measures the output; the gain
    moves toward the target and the file is rendered again, until the
    output is within :data:`LOUDNESS_AIM_LU` of the target or
    :data:`MAX_PASSES` passes are done (the search is in :func:`_next_gain`:
@@ -26,7 +26,11 @@
    reached (the limiter is saturated, or the gain would pass its hard range)
    is reported in ``notes``, not raised.  Silent or too short input
    (integrated loudness ``-inf``: nothing above the -70 LUFS gate for
-   400 ms) is rendered once without any gain change.
+   400 ms) is rendered once without any gain change.  A ``loudness_gain_db``
+   given in ``params`` is a fixed delivery gain: one pass, no search.
+   ``loudness_mode="follow"`` (``--loudness-mode follow``) renders once with
+   the real-time loudness follower instead: the samples ``mixpilot play``
+   would have played.
 4. **Write atomically** (:func:`realtime.audio_io.write_audio_atomic`):
    24-bit PCM by default, 32-bit float with ``float_output``.
 
@@ -46,11 +50,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from dsp.chain import MixChain
 from dsp.meter import measure
 from dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
-from dsp.spec import ProcessSpec
 
+from .engine import Engine
 from .audio_io import (
     LAYOUTS,
     check_output_format,
@@ -67,6 +70,7 @@ __all__ = [
     "LOUDNESS_TOLERANCE_LU",
     "MAX_PASSES",
     "MODELS",
+    "LOUDNESS_MODES",
     "TARGET_LUFS_RANGE",
     "ArrayRender",
     "PassResult",
@@ -83,6 +87,7 @@ LOUDNESS_TOLERANCE_LU = 0.5  # the delivery promise; outside it the summary says
 TARGET_LUFS_RANGE = (-60.0, 0.0)
 BLOCK_SIZE_RANGE = (1, 65536)
 MODELS = ("none",)
+LOUDNESS_MODES = ("search", "follow")
 _MIN_SLOPE = 0.15  # LU per dB: below this the limiter is taken as saturated
 _MAX_STEP_DB = 12.0  # more gain than this, at the measured slope, also counts as saturated
 
@@ -233,19 +238,14 @@ def _check_writable_target(path: str, what: str, *, overwrite: bool, protect: tu
 # --- processing ----------------------------------------------------------------------
 
 
-def _render_pass(chain: MixChain, x: np.ndarray, out: np.ndarray, block_size: int, sample_rate: int,
-                 pass_no: int, progress: ProgressCallback | None) -> tuple[float, float, int]:
-    """One pass of ``x`` through ``chain`` (already prepared and reset) into ``out``, latency removed.
-
-    Returns (max compressor GR dB, max limiter GR dB, non-finite input samples).
-    """
+def _render_pass(engine: Engine, x: np.ndarray, out: np.ndarray, block_size: int, sample_rate: int,
+                 pass_no: int, progress: ProgressCallback | None) -> None:
+    """One pass of ``x`` through ``engine`` (already reset) into ``out``, latency removed."""
     n, ch = x.shape
-    lat = chain.latency_samples
+    lat = engine.latency_samples
     total = n + lat
     scratch_in = np.zeros((block_size, ch), dtype=np.float32)
     scratch_out = np.zeros((block_size, ch), dtype=np.float32)
-    comp_gr = lim_gr = 0.0
-    nonfinite = 0
     total_s = n / sample_rate
     pos = 0
     while pos < total:
@@ -258,24 +258,20 @@ def _render_pass(chain: MixChain, x: np.ndarray, out: np.ndarray, block_size: in
             blk[:have] = x[pos:pos + have]
             blk[have:] = 0.0
         y = scratch_out[:m]
-        chain.process(blk, y)
-        comp_gr = max(comp_gr, chain.comp_gain_reduction_db)
-        lim_gr = max(lim_gr, chain.limiter_gain_reduction_db)
-        nonfinite += chain.nonfinite_samples
+        engine.process_block(blk, y)
         start = max(pos, lat)  # output frame ``start`` is input frame ``start - lat``
         if start < pos + m:
             out[start - lat:pos + m - lat] = y[start - pos:]
         pos += m
         if progress is not None:
             progress(pass_no, min(pos, n) / sample_rate, total_s)
-    return comp_gr, lim_gr, nonfinite
 
 
 def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0,
                  params: Mapping[str, float] | None = None, block_size: int = 1024,
                  progress: ProgressCallback | None = None,
-                 input_integrated_lufs: float | None = None) -> ArrayRender:
-    """Render a buffer through the chain with loudness delivery (the core of :func:`render_file`).
+                 input_integrated_lufs: float | None = None, loudness_mode: str = "search") -> ArrayRender:
+    """Render a buffer through the engine with loudness delivery (the core of :func:`render_file`).
 
     Parameters
     ----------
@@ -285,45 +281,56 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     target_lufs, ceiling_dbtp : float
         Delivery loudness (LUFS) and limiter ceiling (dBTP), already validated.
     params : mapping, optional
-        Validated static parameter values; ``loudness_gain_db`` there is the
-        starting delivery gain (otherwise ``target - input_integrated_lufs``,
-        or 0 dB when that is not given).
+        Validated static parameter values; ``loudness_gain_db`` there fixes
+        the delivery gain (one pass, no search, no follower).
     input_integrated_lufs : float, optional
         The input's integrated loudness if already measured; ``-inf`` means
         silent / unmeasurable: one pass, no gain change.
+    loudness_mode : ``"search"`` or ``"follow"``
+        ``"search"``: render passes with a static delivery gain until the
+        file meets the target (module docstring).  ``"follow"``: one pass
+        with the real-time loudness follower (:mod:`realtime.engine`),
+        exactly what ``mixpilot play`` would have played.
 
     Returns
     -------
     ArrayRender
         ``out`` is the pass closest to the target (``chosen``).
     """
+    if loudness_mode not in LOUDNESS_MODES:
+        raise RenderUsageError(f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {loudness_mode!r}")
     params = dict(params or {})
     notes: list[str] = []
-    chain = MixChain()
-    chain.set_params(params)
-    chain.set_param("limiter_ceiling_dbtp", ceiling_dbtp)
     p_gain = PARAMS[PARAM_INDEX["loudness_gain_db"]]
     measurable = input_integrated_lufs is None or math.isfinite(input_integrated_lufs)
-    if "loudness_gain_db" in params:
+    fixed = "loudness_gain_db" in params
+    follow = loudness_mode == "follow" and not fixed
+    if fixed:
         gain = float(params["loudness_gain_db"])
     elif input_integrated_lufs is not None and measurable:
         gain = min(max(target_lufs - input_integrated_lufs, p_gain.minimum), p_gain.maximum)
     else:
         gain = p_gain.default
-    chain.set_param("loudness_gain_db", gain)
-    chain.prepare(ProcessSpec(sample_rate=sample_rate, max_block_size=block_size, num_channels=x.shape[1]))
+    if not follow:
+        params["loudness_gain_db"] = gain
+    engine = Engine(sample_rate, x.shape[1], max_block_size=block_size, params=params, target_lufs=target_lufs,
+                    ceiling_dbtp=ceiling_dbtp, loudness_mode="follow" if follow else "static")
 
     cur = np.empty_like(x)
     best = np.empty_like(x)
     best_err = math.inf
     passes: list[PassResult] = []
     for pass_no in range(1, MAX_PASSES + 1):
-        chain.set_param("loudness_gain_db", gain)
-        chain.reset()  # parameters settle on their targets: no glide between passes
-        comp_gr, lim_gr, nonfinite = _render_pass(chain, x, cur, block_size, sample_rate, pass_no, progress)
+        if not follow:
+            engine.set_static("loudness_gain_db", gain)
+        engine.reset()  # parameters settle on their targets: no glide between passes
+        _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress)
+        if follow:
+            gain = engine.loudness_gain_db
         m = measure(cur, sample_rate)
         res = PassResult(gain, m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"],
-                          comp_gr, lim_gr, nonfinite)
+                         engine.max_comp_gain_reduction_db, engine.max_limiter_gain_reduction_db,
+                         engine.nonfinite_samples)
         passes.append(res)
         err = abs(res.integrated_lufs - target_lufs) if math.isfinite(res.integrated_lufs) else math.inf
         if err < best_err or pass_no == 1:
@@ -337,6 +344,8 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
             notes.append("output is below the -70 LUFS gate (check the gain parameters); "
                          "no loudness gain applied")
             break
+        if fixed or follow:
+            break
         if err <= LOUDNESS_AIM_LU:
             break
         if pass_no == MAX_PASSES:
@@ -348,7 +357,7 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         gain = new_gain
     chosen = min(passes, key=lambda r: abs(r.integrated_lufs - target_lufs)
                  if math.isfinite(r.integrated_lufs) else math.inf)
-    return ArrayRender(best, passes, chosen, notes, chain.latency_samples)
+    return ArrayRender(best, passes, chosen, notes, engine.latency_samples)
 
 
 def _secant(a: PassResult, b: PassResult) -> float:
@@ -461,7 +470,7 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
                 params: Mapping[str, object] | None = None, model: str = "none", ai_amount: float = 1.0,
                 float_output: bool = False, overwrite: bool = False, block_size: int = 1024,
                 progress: ProgressCallback | None = None,
-                params_out: str | os.PathLike[str] | None = None) -> RenderReport:
+                params_out: str | os.PathLike[str] | None = None, loudness_mode: str = "search") -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
 
     Parameters
@@ -486,11 +495,13 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     overwrite : bool
         Replace an existing output file.
     block_size : int
-        Frames per ``MixChain.process`` call (1..65536); the result does not depend on it.
+        Frames per ``Engine.process_block`` call (1..65536); the result does not depend on it.
     progress : callable, optional
         ``progress(pass_number, done_seconds, total_seconds)`` after every block.
     params_out : path-like, optional
         JSON lines of the parameters set at t = 0 (INTERFACE.md ``--params-out``).
+    loudness_mode : ``"search"`` or ``"follow"``
+        See :func:`render_array`.
 
     Returns
     -------
@@ -513,6 +524,8 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
         raise RenderUsageError(f"--block-size must be an integer in {BLOCK_SIZE_RANGE[0]}..{BLOCK_SIZE_RANGE[1]}, "
                                f"got {block_size!r}")
     block_size = int(block_size)
+    if loudness_mode not in LOUDNESS_MODES:
+        raise RenderUsageError(f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {loudness_mode!r}")
     target_lufs = _finite("--target-lufs", target_lufs)
     if not TARGET_LUFS_RANGE[0] <= target_lufs <= TARGET_LUFS_RANGE[1]:
         raise RenderUsageError(f"--target-lufs {target_lufs:g} is outside {TARGET_LUFS_RANGE[0]:g}.."
@@ -556,7 +569,7 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     del raw
     result = render_array(
         x, sample_rate, target_lufs=target_lufs, ceiling_dbtp=ceiling, params=values, block_size=block_size,
-        progress=progress, input_integrated_lufs=m_in["integrated_lufs"])
+        progress=progress, input_integrated_lufs=m_in["integrated_lufs"], loudness_mode=loudness_mode)
     notes += result.notes
     chosen = result.chosen
     reached = math.isfinite(chosen.integrated_lufs) and \

@@ -1,4 +1,4 @@
-"""Shared fixtures: a seeded ``rng`` and a ``tmp_wav`` writer.
+"""Shared fixtures: a seeded ``rng``, a ``tmp_wav`` writer and a session ``jack_server``.
 
 Test signals are generated inside the tests (never read from ../shared), so
 every reference is reproducible from the seed.
@@ -41,3 +41,28 @@ def tmp_wav(tmp_path: Path) -> TmpWav:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A real JACK server for the session: ``jackd -n <unique> -d dummy -r 48000 -p 128``.
+
+    The dummy driver clocks process callbacks in real time like a sound card.
+    ``JACK_DEFAULT_SERVER`` is set to its name, so PortAudio, python-rtmidi's
+    JACK API and subprocesses started by the tests use it.  Skipped (with the
+    reason) only where jackd is not installed; CI installs jackd2.
+    """
+    from realtime.jackserver import JackServer, jackd_path
+
+    if jackd_path() is None:
+        pytest.skip("jackd is not installed (apt install jackd2; CI installs it)")
+    server = JackServer(name=f"mixpilot-test-{os.getpid()}", sample_rate=48000, period=128)
+    server.start()
+    from realtime.stream import _rescan
+
+    _rescan()  # PortAudio in this process must see the new server
+    yield server
+    from realtime.stream import release_portaudio
+
+    release_portaudio()  # before the server goes: PortAudio's exit handler would abort on a dead server
+    server.stop()

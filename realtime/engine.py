@@ -1,0 +1,404 @@
+"""The Engine: one block through the analysis ring, the parameter targets, the chain and the meters.
+
+:meth:`Engine.process_block` is the one path for live input, file playback
+and offline render.  Per block it
+
+1. copies the input block into the :class:`AnalysisRing` (the AI worker reads
+   the last few seconds from there, on its own thread);
+2. takes the newest published :class:`TargetUpdate` by one reference read
+   (other threads publish by one reference assignment, never by writing into
+   arrays the callback is reading) and, when it is new, writes its values and
+   glide times into the chain's target vector;
+3. applies MIDI overrides from a :class:`realtime.midi.ControlBank` when one
+   is attached (sequence numbers written by the MIDI thread; last value wins
+   per parameter per block);
+4. runs one fused, GIL-holding Numba call (``_engine_kernel``): the whole
+   :class:`dsp.chain.MixChain`, the pre-delivery tap into the loudness
+   follower's meter, the output :class:`dsp.meter.LoudnessMeter`, and every
+   100 ms the meter readouts into :attr:`Engine.snapshot`.
+
+Loudness delivery in real time (the **follower**): a BS.1770-4 meter
+(without true peak) integrates the signal just before the delivery gain
+(the chain's tap), and every ``follow_hop_s`` seconds of stream time the
+delivery gain ``loudness_gain_db`` is retargeted to
+``target_lufs - I_pre - output_gain_db`` and glides there over
+``follow_glide_s``.  Blocks are split at exactly those stream positions, so
+the result does not depend on the block size: ``mixpilot render
+--loudness-mode follow`` gives the same samples as a real-time run.  A
+``loudness_gain_db`` given in the parameters turns the follower off (static
+delivery gain).  The follower starts when the meter has its first gated
+400 ms block.
+
+Why one GIL-holding kernel: the callback runs on PortAudio's thread, and
+every Numba ``nogil`` call releases the GIL and must take it back.  With a
+busy Python thread beside it (UI, file reader, inference, MIDI), taking it
+back waits for that thread's switch interval.  One call that keeps the GIL
+costs one acquisition per callback (the one PortAudio's cffi callback makes
+anyway).  The measurement is in :mod:`realtime.stream`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from dsp.chain import P_LOUD, P_OUT, MixChain, _chain_kernel
+from dsp.meter import READOUT_NAMES, LoudnessMeter, _meter_kernel, _read_kernel
+from dsp.params import N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, validate_value, vector_from_mapping
+from dsp.spec import ProcessSpec
+
+__all__ = ["AnalysisRing", "Engine", "TargetUpdate", "SNAPSHOT_NAMES", "ANALYSIS_SECONDS"]
+
+ANALYSIS_SECONDS = 8.0  # ring length: the AI window (3 s) with room for a late reader
+SNAPSHOT_NAMES = READOUT_NAMES + ("comp_gr_db", "limiter_gr_db", "max_comp_gr_db", "max_limiter_gr_db",
+                                  "loudness_gain_db", "stream_s", "nonfinite_samples")
+_SNAP_COMP, _SNAP_LIM, _SNAP_MAX_COMP, _SNAP_MAX_LIM, _SNAP_LOUD, _SNAP_T, _SNAP_NONFINITE = range(
+    len(READOUT_NAMES), len(SNAPSHOT_NAMES))
+_ST_LIM_GAIN_MIN = 1  # dsp.chain stats slot
+_ST_COMP_GR = 0
+_ST_NONFINITE = 2
+_LOUD_RANGE = (PARAMS[P_LOUD].minimum, PARAMS[P_LOUD].maximum)
+
+
+@dataclass(frozen=True)
+class TargetUpdate:
+    """A set of parameter targets published by another thread (AI worker, UI, script).
+
+    ``vector`` float64 [N_PARAMS] (already validated/clamped), ``glide_s``
+    float64 [N_PARAMS] per-parameter glide time for this change, ``mask``
+    bool [N_PARAMS] which parameters this update sets.
+    """
+
+    vector: np.ndarray
+    glide_s: np.ndarray
+    mask: np.ndarray
+    source: str = "user"
+
+
+# --- the analysis ring -----------------------------------------------------------------
+
+
+@njit(cache=True)
+def _ring_write(buf: np.ndarray, written: np.ndarray, x: np.ndarray, start: int, stop: int) -> None:  # pragma: no cover
+    """Append ``x[start:stop]`` (frames, 1|2 channels) to ``buf`` (capacity, channels); advance ``written``."""
+    cap = buf.shape[0]
+    nch = x.shape[1]
+    w = written[0]
+    for n in range(start, stop):
+        i = w % cap
+        for c in range(buf.shape[1]):
+            buf[i, c] = x[n, c if c < nch else nch - 1]
+        w += 1
+    written[0] = w
+
+
+class AnalysisRing:
+    """Single-producer ring of the engine's input for the AI worker (no locks).
+
+    The audio thread appends every block (:meth:`write`); readers copy the
+    newest frames with :meth:`read_latest`, which detects (and retries) a
+    read that the writer overran.  ``written`` counts frames since the start,
+    so a reader also knows the stream position of what it read.
+    """
+
+    def __init__(self, capacity_frames: int, channels: int) -> None:
+        if capacity_frames < 1 or channels not in (1, 2):
+            raise ValueError("ring needs >= 1 frame and 1 or 2 channels")
+        self.buf = np.zeros((int(capacity_frames), channels), dtype=np.float32)
+        self.written = np.zeros(1, dtype=np.int64)
+
+    @property
+    def capacity(self) -> int:
+        return self.buf.shape[0]
+
+    @property
+    def frames_written(self) -> int:
+        return int(self.written[0])
+
+    def reset(self) -> None:
+        self.buf[...] = 0.0
+        self.written[0] = 0
+
+    def write(self, block: np.ndarray) -> None:
+        _ring_write(self.buf, self.written, block, 0, block.shape[0])
+
+    def read_latest(self, out: np.ndarray, end: int | None = None) -> int:
+        """Copy the ``out.shape[0]`` frames ending at stream position ``end`` (default: newest).
+
+        Frames before the stream start read as zeros.  Returns the end
+        position.  Raises ``ValueError`` if those frames are no longer in
+        the ring.
+        """
+        n = out.shape[0]
+        if n > self.capacity:
+            raise ValueError(f"asked for {n} frames from a ring of {self.capacity}")
+        for _ in range(8):
+            w = int(self.written[0]) if end is None else int(end)
+            start = w - n
+            self._copy(start, w, out)
+            # the writer may have lapped the frames we copied while we copied them
+            if int(self.written[0]) - self.capacity <= max(start, 0):
+                return w
+            if end is not None:
+                break
+        raise ValueError("the analysis ring was overrun while reading (reader too slow)")
+
+    def _copy(self, start: int, stop: int, out: np.ndarray) -> None:
+        cap = self.capacity
+        k0 = 0
+        if start < 0:
+            k0 = min(-start, out.shape[0])
+            out[:k0] = 0.0
+            start = 0
+        if stop <= start:
+            return
+        a = start % cap
+        m = stop - start
+        first = min(m, cap - a)
+        out[k0:k0 + first] = self.buf[a:a + first]
+        if first < m:
+            out[k0 + first:k0 + m] = self.buf[:m - first]
+
+
+@njit(cache=True)
+def _apply_update(targets, glide, base, vec, vec_glide, mask, skip) -> None:  # pragma: no cover
+    for i in range(targets.shape[0]):
+        if mask[i] and i != skip:
+            glide[i] = vec_glide[i]
+            targets[i] = vec[i]
+            base[i] = vec[i]
+
+
+# --- the fused block kernel ------------------------------------------------------------
+
+
+@njit(cache=True)
+def _engine_kernel(x, out, start, stop, chain_args, tap, follow_args, meter_args, read_args, snap, stats,
+                   ring_buf, ring_written, pos, read_every):  # pragma: no cover
+    """Frames ``[start, stop)`` of one block: ring, chain (with tap), follower meter, output meter.
+
+    Holds the GIL for the whole call on purpose (see the module docstring).
+    ``pos`` is the stream position of frame ``start``; the readouts go into
+    ``snap`` whenever a multiple of ``read_every`` frames is crossed.
+    """
+    xs = x[start:stop]
+    ys = out[start:stop]
+    _ring_write(ring_buf, ring_written, x, start, stop)
+    n = stop - start
+    _chain_kernel(xs, ys, *chain_args, tap[:n])
+    if follow_args[0].shape[0] > 0:  # follower on: meter the pre-delivery tap
+        _meter_kernel(tap[:n], *follow_args)
+    _meter_kernel(ys, *meter_args)
+    cgr = stats[_ST_COMP_GR]
+    g = stats[_ST_LIM_GAIN_MIN]
+    lgr = -20.0 * math.log10(g) if g > 1e-12 else 240.0
+    snap[_SNAP_COMP] = cgr
+    snap[_SNAP_LIM] = lgr
+    if cgr > snap[_SNAP_MAX_COMP]:
+        snap[_SNAP_MAX_COMP] = cgr
+    if lgr > snap[_SNAP_MAX_LIM]:
+        snap[_SNAP_MAX_LIM] = lgr
+    snap[_SNAP_NONFINITE] += stats[_ST_NONFINITE]
+    end = pos + n
+    if end // read_every != pos // read_every:
+        _read_kernel(*read_args, snap)
+
+
+class Engine:
+    """Everything between an input block and an output block.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz (8 000..192 000).
+    channels : int
+        1 or 2: the block layout of both input and output.
+    max_block_size : int
+        Largest block :meth:`process_block` will be given.
+    params : mapping, optional
+        Static parameter values (validated against :mod:`dsp.params`).
+    target_lufs : float
+        Delivery loudness for the follower.
+    ceiling_dbtp : float or None
+        Limiter ceiling; ``None`` keeps ``limiter_ceiling_dbtp`` from ``params``/defaults.
+    loudness_mode : ``"follow"`` or ``"static"``
+        ``"follow"`` (default) unless ``params`` sets ``loudness_gain_db``,
+        which always means static.
+    follow_hop_s, follow_glide_s : float
+        Follower update interval and glide time.
+    """
+
+    def __init__(self, sample_rate: int, channels: int, *, max_block_size: int = 1024,
+                 params: dict | None = None, target_lufs: float = -14.0, ceiling_dbtp: float | None = -1.0,
+                 loudness_mode: str = "follow", follow_hop_s: float = 0.5, follow_glide_s: float = 3.0,
+                 glide_ms: float = 50.0, analysis_seconds: float = ANALYSIS_SECONDS) -> None:
+        if loudness_mode not in ("follow", "static"):
+            raise ValueError(f"loudness_mode must be 'follow' or 'static', not {loudness_mode!r}")
+        params = dict(params or {})
+        if ceiling_dbtp is not None:
+            params["limiter_ceiling_dbtp"] = validate_value("limiter_ceiling_dbtp", ceiling_dbtp)
+        self.spec = ProcessSpec(sample_rate=int(sample_rate), max_block_size=int(max_block_size),
+                                num_channels=int(channels))
+        self.params = {k: validate_value(k, v) for k, v in params.items()}
+        self.target_lufs = float(target_lufs)
+        self.follow = loudness_mode == "follow" and "loudness_gain_db" not in self.params
+        self.follow_hop = max(1, int(round(follow_hop_s * sample_rate)))
+        self.follow_glide_s = float(follow_glide_s)
+        self.chain = MixChain(glide_ms=glide_ms)
+        self.chain.set_params(self.params)
+        self.chain.prepare(self.spec)
+        self.base = vector_from_mapping(self.params)  # static + AI targets; the follower owns loudness_gain_db
+        self.meter = LoudnessMeter(self.spec)
+        weights = (1.0, 0.0) if channels == 1 else (1.0, 1.0)  # the tap is stereo; mono has L == R
+        self.follow_meter = LoudnessMeter(ProcessSpec(sample_rate, max_block_size, 2), channel_weights=weights,
+                                          true_peak=False)
+        self._tap = np.zeros((self.spec.max_block_size, 2))
+        self.ring = AnalysisRing(int(round(analysis_seconds * sample_rate)), channels)
+        self.snapshot = np.full(len(SNAPSHOT_NAMES), -np.inf)
+        self._read_every = max(1, int(round(0.1 * sample_rate)))
+        self._follow_read = np.zeros(len(READOUT_NAMES))
+        self.pending: TargetUpdate | None = None  # written by other threads (one reference assignment)
+        self._applied: TargetUpdate | None = None
+        self.controls = None  # realtime.midi.ControlBank, attached by the stream when MIDI is on
+        self._build_args()
+        self.reset()
+
+    # -- set-up ----------------------------------------------------------------------
+    def _build_args(self) -> None:
+        self._chain_args = self.chain.kernel_args()
+        self._meter_args = self.meter.kernel_args()
+        self._read_args = self.meter.read_args()
+        if self.follow:
+            self._follow_args = self.follow_meter.kernel_args()
+        else:  # an empty coefficient array switches the follower meter off inside the kernel
+            self._follow_args = (np.zeros((0, 5)),) + self.follow_meter.kernel_args()[1:]
+
+    def reset(self) -> None:
+        """Back to stream position 0 with every state cleared; targets settle on the static values."""
+        self.chain.targets[:] = self.base
+        self.chain.reset()
+        self.meter.reset()
+        self.follow_meter.reset()
+        self.ring.reset()
+        self.snapshot[:] = -np.inf
+        self.snapshot[_SNAP_COMP:_SNAP_MAX_LIM + 1] = 0.0
+        self.snapshot[_SNAP_NONFINITE] = 0.0
+        self.snapshot[_SNAP_LOUD] = self.chain.targets[P_LOUD]
+        self.snapshot[_SNAP_T] = 0.0
+        self.position = 0  # frames processed since reset
+        self._next_follow = self.follow_hop
+        self._applied = self.pending
+        self.follow_updates = 0
+
+    @property
+    def latency_samples(self) -> int:
+        return self.chain.latency_samples
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    # -- other threads ---------------------------------------------------------------
+    def publish(self, values: dict[str, float], *, glide_s: float = 0.05, source: str = "user") -> TargetUpdate:
+        """Validate ``values`` and publish them as the next targets (one reference assignment)."""
+        vec = self.base.copy() if self.pending is None else self.pending.vector.copy()
+        mask = np.zeros(N_PARAMS, dtype=bool)
+        for name, v in values.items():
+            if name not in PARAM_INDEX:
+                raise ParameterError(f"unknown parameter {name!r}")
+            vec[PARAM_INDEX[name]] = validate_value(name, v)
+            mask[PARAM_INDEX[name]] = True
+        upd = TargetUpdate(vec, np.full(N_PARAMS, float(glide_s)), mask, source)
+        self.pending = upd
+        return upd
+
+    # -- the audio path --------------------------------------------------------------
+    def process_block(self, inp: np.ndarray, out: np.ndarray) -> None:
+        """Process one block (float32 [frames, channels]); allocates no audio buffers, never raises on audio.
+
+        ``out`` may be ``inp``.  Frames beyond ``max_block_size`` are an error
+        of the caller (checked here because it is cheap).
+        """
+        n = inp.shape[0]
+        if n > self.spec.max_block_size:
+            raise ValueError(f"block of {n} frames > max_block_size {self.spec.max_block_size}")
+        upd = self.pending
+        if upd is not self._applied:
+            self._apply(upd)
+        start = 0
+        pos = self.position
+        while start < n:
+            stop = n
+            if self.follow and pos + (stop - start) >= self._next_follow:
+                stop = start + (self._next_follow - pos)
+            if stop > start:
+                self.snapshot[_SNAP_T] = pos / self.spec.sample_rate
+                _engine_kernel(inp, out, start, stop, self._chain_args, self._tap, self._follow_args,
+                               self._meter_args, self._read_args, self.snapshot, self.chain.stats,
+                               self.ring.buf, self.ring.written, pos, self._read_every)
+                pos += stop - start
+                start = stop
+            if self.follow and pos == self._next_follow:
+                self._follow_step()
+                self._next_follow += self.follow_hop
+        self.position = pos
+
+    def _apply(self, upd: TargetUpdate | None) -> None:
+        self._applied = upd
+        if upd is not None:
+            _apply_update(self.chain.targets, self.chain.glide_s, self.base, upd.vector, upd.glide_s, upd.mask,
+                          P_LOUD if self.follow else -1)
+
+    # -- render helpers ---------------------------------------------------------------
+    def set_static(self, name: str, value: float) -> None:
+        """Change a static value between renders (takes effect at the next :meth:`reset`)."""
+        self.base[PARAM_INDEX[name]] = validate_value(name, value)
+
+    def value(self, name: str) -> float:
+        return self.chain.value(name)
+
+    @property
+    def max_comp_gain_reduction_db(self) -> float:
+        return float(self.snapshot[_SNAP_MAX_COMP])
+
+    @property
+    def max_limiter_gain_reduction_db(self) -> float:
+        return float(self.snapshot[_SNAP_MAX_LIM])
+
+    @property
+    def nonfinite_samples(self) -> int:
+        """NaN/Inf input samples replaced by zero since :meth:`reset`."""
+        return int(self.snapshot[_SNAP_NONFINITE])
+
+    @property
+    def loudness_gain_db(self) -> float:
+        """The delivery gain the chain is at (or gliding to)."""
+        return float(self.chain.targets[P_LOUD])
+
+    def _follow_step(self) -> None:
+        """Retarget the delivery gain from the pre-delivery integrated loudness (stream-position exact)."""
+        _read_kernel(*self.follow_meter.read_args(), self._follow_read)
+        i_pre = self._follow_read[2]
+        if not math.isfinite(i_pre):
+            return
+        gain = self.target_lufs - i_pre - self.chain.targets[P_OUT]
+        gain = min(max(gain, _LOUD_RANGE[0]), _LOUD_RANGE[1])
+        self.chain.glide_s[P_LOUD] = self.follow_glide_s
+        self.chain.targets[P_LOUD] = gain
+        self.snapshot[_SNAP_LOUD] = gain
+        self.follow_updates += 1
+
+    # -- warm-up ---------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Run every kernel once on silence (loads or compiles them), then reset."""
+        z = np.zeros((min(64, self.spec.max_block_size), self.spec.num_channels), dtype=np.float32)
+        y = np.zeros_like(z)
+        saved = self.follow_hop, self._next_follow
+        self._next_follow = 32  # exercise the split and the follower path too
+        self.process_block(z, y)
+        self.process_block(z, y)
+        self.follow_hop, self._next_follow = saved
+        self.reset()

@@ -1,0 +1,167 @@
+"""A JACK server with the dummy driver, started and stopped by mixpilot (headless audio and MIDI).
+
+``jackd -n NAME -d dummy -r RATE -p PERIOD`` clocks process callbacks in real
+time like a sound card, without one.  mixpilot starts such a server when a
+real-time command finds no audio device, and the test suite starts one per
+session.  Clients (PortAudio, python-rtmidi's JACK API, JACK-Client) find the
+server by ``JACK_DEFAULT_SERVER``, which :meth:`JackServer.start` sets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+__all__ = ["JackServer", "JackError", "jackd_path", "server_running", "quiet_stderr"]
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 (libjack prints "Cannot connect to server ..." from C when probing)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded, pytest capture): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class JackError(Exception):
+    """The JACK server cannot be started; one line."""
+
+
+def jackd_path() -> str | None:
+    return shutil.which("jackd")
+
+
+def server_running(name: str | None = None, timeout_s: float = 2.0) -> bool:
+    """True when the JACK server ``name`` (default: JACK_DEFAULT_SERVER) runs, waiting up to ``timeout_s``.
+
+    Asks ``jack_wait`` (part of jackd2) in a subprocess: libjack in this
+    process may already be a client of another server (PortAudio), and one
+    process talking to two JACK servers crashes libjack.
+    """
+    exe = shutil.which("jack_wait")
+    if exe is None:
+        return False
+    name = name or os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            p = subprocess.run([exe, "-c", "-s", name], capture_output=True, text=True, timeout=5)
+            if p.stdout.strip() == "running":
+                return True
+        except (OSError, subprocess.SubprocessError):
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+class JackServer:
+    """``jackd -n NAME -d dummy -r SAMPLE_RATE -p PERIOD``; a context manager.
+
+    Parameters
+    ----------
+    name : str, optional
+        Server name (default ``mixpilot-<pid>-<n>``, unique per process).
+    sample_rate : int
+        Hz.
+    period : int
+        Frames per JACK cycle.
+    """
+
+    _count = 0
+
+    def __init__(self, name: str | None = None, sample_rate: int = 48000, period: int = 128) -> None:
+        JackServer._count += 1
+        self.name = name or f"mixpilot-{os.getpid()}-{JackServer._count}"
+        self.sample_rate = int(sample_rate)
+        self.period = int(period)
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        self._old_env: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def start(self, timeout_s: float = 10.0) -> "JackServer":
+        exe = jackd_path()
+        if exe is None:
+            raise JackError("jackd is not installed (sudo apt install jackd2)")
+        self._log = tempfile.TemporaryFile()
+        cmd = [exe, "-n", self.name, "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # Ctrl-C in the terminal must not kill it first
+        deadline = time.monotonic() + timeout_s
+        while not server_running(self.name, timeout_s=0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self._log_tail()
+                self.stop()
+                raise JackError(f"jackd -n {self.name} -d dummy did not start ({log or 'no output'})")
+        self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        return self
+
+    def _log_tail(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        lines = [ln.strip() for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the server (fault injection in tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove what it leaves in /dev/shm."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if os.environ.get("JACK_DEFAULT_SERVER") == self.name:
+            if self._old_env is None:
+                os.environ.pop("JACK_DEFAULT_SERVER", None)
+            else:
+                os.environ["JACK_DEFAULT_SERVER"] = self._old_env
+        # a killed jackd leaves its named segments and semaphores behind
+        for path in glob.glob(f"/dev/shm/jack_{self.name}_*") + glob.glob(f"/dev/shm/jack_sem.*_{self.name}_*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "JackServer":
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

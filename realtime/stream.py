@@ -1,0 +1,718 @@
+"""Real-time runs: ``mixpilot play`` and ``mixpilot live`` over PortAudio (sounddevice).
+
+:func:`run` validates everything, prepares the :class:`realtime.engine.Engine`,
+warms up its kernels (the first callback is never a compile), opens the
+stream and waits until it ends: ``--seconds`` elapsed, end of file (plus the
+limiter latency, so the recording holds the whole processed file), Ctrl-C,
+or the device / JACK server going away.  However it ends, the recording is
+finalised and ``--stats-json`` is written.
+
+The callback (:meth:`_Run.callback`) does, per block: read the status flags
+into counters, take the input (a slice of the preloaded file, or the
+interface's input), ``Engine.process_block`` into PortAudio's output buffer,
+append the output to the recorder's ring, and store its own duration into a
+preallocated array.  No allocation of audio buffers, no locks, no I/O, no
+logging; other threads read the counters and rings.
+
+Threads beside the callback, and the GIL
+----------------------------------------
+The callback runs on PortAudio's (here JACK's real-time) thread and needs the
+GIL for its few Python statements; everything per sample is inside one Numba
+call that keeps the GIL (``realtime.engine._engine_kernel``).  Measured with
+``python -m benchmarks.gil_switch`` on the JACK dummy server (48 kHz, 128
+frames, 2-core VM, 20 s per case) with a thread spinning pure-Python
+bytecode beside the callback (results in the README):
+
+* The cost is not inside the callback but at its door: PortAudio's cffi
+  callback must take the GIL from the busy thread, which lets go only when
+  its switch interval (``sys.getswitchinterval()``, 5 ms by default) expires.
+  With the default, callbacks start up to ~5 ms late: more than the 2.67 ms
+  block budget, and JACK counts xruns.
+* Numba ``nogil=True`` calls inside the callback make it worse: each one
+  releases the GIL and has to win it back from the busy thread (one more
+  switch interval each).  Hence one GIL-holding kernel per block.
+* With the switch interval at 0.5 ms the busy thread yields within a tenth
+  of the budget, and the measured runs had no xruns.  :func:`run` sets
+  :data:`SWITCH_INTERVAL_S` for the duration of a real-time run and restores
+  it afterwards.
+* Helper threads are written to spend their time in C (numpy, onnxruntime,
+  soundfile, ``Event.wait``), which releases the GIL: the UI thread wakes
+  10 times a second, the recorder drains its ring every 50 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TextIO
+
+import numpy as np
+from numba import njit
+
+from .audio_io import AudioFileError, read_audio, write_text_atomic
+from .engine import SNAPSHOT_NAMES, Engine
+from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
+
+__all__ = ["StreamError", "StreamUsageError", "RunOptions", "RunResult", "run", "list_devices",
+           "resolve_device", "SWITCH_INTERVAL_S", "STATUS_FLAGS", "ensure_backend", "release_portaudio"]
+
+SWITCH_INTERVAL_S = 0.0005  # see the module docstring
+STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow")
+_TIMING_CAPACITY = 1 << 20  # callback durations kept (at 375 blocks/s: 46 minutes; older ones are overwritten)
+_STALL_S = 2.0  # no callback for this long (while the stream claims to run) = the device is gone
+_SNAP = {n: i for i, n in enumerate(SNAPSHOT_NAMES)}
+
+
+class StreamError(Exception):
+    """A real-time run that cannot start or that died; one line.  Exit code 1."""
+
+    exit_code = 1
+
+
+class StreamUsageError(StreamError):
+    """Bad arguments for a real-time run (exit code 2)."""
+
+    exit_code = 2
+
+
+# --- devices --------------------------------------------------------------------------
+
+
+def _sd():
+    if "sounddevice" in sys.modules:
+        return sys.modules["sounddevice"]
+    try:
+        with quiet_stderr():  # PortAudio's JACK host API probes for a server on import
+            import sounddevice as sd
+    except OSError as exc:  # libportaudio2 missing
+        raise StreamError(f"PortAudio is not available ({exc}); install it: sudo apt install libportaudio2") \
+            from None
+    return sd
+
+
+def _rescan() -> None:
+    """Make PortAudio scan the devices again (after a JACK server appeared)."""
+    sd = _sd()
+    with quiet_stderr():
+        sd._terminate()
+        sd._initialize()
+
+
+def release_portaudio() -> None:
+    """Terminate PortAudio now (before a JACK server it uses is stopped; its exit handler would abort)."""
+    sd = sys.modules.get("sounddevice")
+    if sd is None:
+        return
+    with quiet_stderr():
+        while getattr(sd, "_initialized", 0) > 0:
+            sd._terminate()
+
+
+def list_devices() -> list[dict]:
+    """Audio devices as dicts: index, name, hostapi, max input/output channels, default sample rate."""
+    sd = _sd()
+    apis = sd.query_hostapis()
+    out = []
+    for i, d in enumerate(sd.query_devices()):
+        out.append({"index": i, "name": d["name"], "hostapi": apis[d["hostapi"]]["name"],
+                    "max_input_channels": d["max_input_channels"],
+                    "max_output_channels": d["max_output_channels"],
+                    "default_samplerate": d["default_samplerate"]})
+    return out
+
+
+def _choices(devs: list[dict], kind: str) -> str:
+    key = f"max_{kind}_channels"
+    good = [f"{d['index']}: {d['name']}" for d in devs if d[key] > 0]
+    return "; ".join(good) if good else "none"
+
+
+def resolve_device(spec: str | int | None, kind: str) -> int | None:
+    """An ``--input``/``--output`` value (index or name substring) -> device index; ``None`` = default."""
+    if spec is None:
+        return None
+    devs = list_devices()
+    key = f"max_{kind}_channels"
+    text = str(spec).strip()
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if 0 <= i < len(devs) and devs[i][key] > 0:
+            return i
+        raise StreamUsageError(f"--{kind} {text}: no {kind} device with that index; "
+                               f"{kind} devices: {_choices(devs, kind)}")
+    hits = [d for d in devs if text.lower() in d["name"].lower() and d[key] > 0]
+    if len(hits) == 1:
+        return hits[0]["index"]
+    if not hits:
+        raise StreamUsageError(f"--{kind} {text!r}: no {kind} device matches; {kind} devices: "
+                               f"{_choices(devs, kind)}")
+    raise StreamUsageError(f"--{kind} {text!r} matches several devices ({'; '.join(str(d['index']) + ': ' + d['name'] for d in hits)}); "
+                           f"give the index")
+
+
+def _has_device(kind: str) -> bool:
+    key = f"max_{kind}_channels"
+    return any(d[key] > 0 for d in list_devices())
+
+
+def ensure_backend(need_input: bool, sample_rate: int, period: int, note: Callable[[str], None]) -> JackServer | None:
+    """A device to play on: the system's, or a JACK dummy server started here (returned; stop it after)."""
+    kinds = ("output", "input") if need_input else ("output",)
+    if all(_has_device(k) for k in kinds):
+        return None
+    if server_running(timeout_s=0.0):  # a JACK server appeared after PortAudio scanned
+        _rescan()
+        if all(_has_device(k) for k in kinds):
+            return None
+    if jackd_path() is None:
+        raise StreamError("no audio device found and no JACK server to run headless: install JACK "
+                          "(sudo apt install jackd2) and run again -- mixpilot then starts 'jackd -d dummy' "
+                          "itself -- or use 'mixpilot render' for files")
+    server = JackServer(sample_rate=sample_rate, period=period)
+    try:
+        server.start()
+    except JackError as exc:
+        raise StreamError(f"no audio device found, and the headless JACK server failed: {exc}") from None
+    _rescan()
+    note(f"no audio device found: running headless on a JACK dummy server "
+         f"(jackd -n {server.name} -d dummy -r {sample_rate} -p {period}); nothing is audible")
+    return server
+
+
+# --- options and results ---------------------------------------------------------------
+
+
+@dataclass
+class RunOptions:
+    """What ``mixpilot play`` / ``live`` was asked to do (validated by :func:`run`)."""
+
+    mode: str  # "play" or "live"
+    file: str | None = None
+    input_device: str | None = None
+    output_device: str | None = None
+    samplerate: int | None = None
+    blocksize: int = 128
+    seconds: float | None = None
+    record: str | None = None
+    stats_json: str | None = None
+    params_out: str | None = None
+    params: dict = field(default_factory=dict)
+    target_lufs: float = -14.0
+    ceiling_dbtp: float | None = -1.0
+    ui: bool = True
+    overwrite: bool = False
+    switch_interval_s: float = SWITCH_INTERVAL_S  # sys.setswitchinterval during the run (module docstring)
+
+
+@dataclass
+class RunResult:
+    stats: dict
+    reason: str  # "seconds", "end of file", "interrupted", "device error"
+    error: str | None = None  # one line when the run died
+    record_path: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- the recorder ----------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _ring_put(buf, w, x) -> int:  # pragma: no cover
+    """Append x [frames, ch] at absolute write position w (mod capacity); returns the new position."""
+    cap = buf.shape[0]
+    for n in range(x.shape[0]):
+        i = (w + n) % cap
+        for c in range(buf.shape[1]):
+            buf[i, c] = x[n, c]
+    return w + x.shape[0]
+
+
+class Recorder:
+    """The processed output into a WAV file, written by its own thread from a ring the callback fills.
+
+    The file is 32-bit float WAV (what the chain produced, bit for bit),
+    written to a temporary file beside the target and renamed onto it by
+    :meth:`close`, which every way out of :func:`run` calls; the ring holds
+    ``ring_s`` seconds, far more than the writer's 50 ms wake-up.
+    """
+
+    def __init__(self, path: str, sample_rate: int, channels: int, ring_s: float = 4.0) -> None:
+        import soundfile as sf
+
+        self.path = os.path.abspath(path)
+        folder = os.path.dirname(self.path)
+        fd, self._tmp = tempfile.mkstemp(prefix=".mixpilot-rec-", suffix=".wav", dir=folder)
+        os.close(fd)
+        self._file = sf.SoundFile(self._tmp, "w", samplerate=sample_rate, channels=channels,
+                                  format="WAV", subtype="FLOAT")
+        self.buf = np.zeros((int(ring_s * sample_rate), channels), dtype=np.float32)
+        self.w = np.zeros(1, dtype=np.int64)  # written by the callback
+        self.r = 0  # read position (writer thread only)
+        self.dropped = 0
+        self.frames = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mixpilot-recorder", daemon=True)
+        self._thread.start()
+        self.error: str | None = None
+
+    def put(self, block: np.ndarray) -> None:  # audio thread
+        self.w[0] = _ring_put(self.buf, int(self.w[0]), block)
+
+    def _drain(self) -> None:
+        w = int(self.w[0])
+        cap = self.buf.shape[0]
+        if w - self.r > cap:  # the writer fell a whole ring behind: those frames are lost
+            self.dropped += w - cap - self.r
+            self.r = w - cap
+        while self.r < w:
+            a = self.r % cap
+            m = min(w - self.r, cap - a)
+            self._file.write(self.buf[a:a + m])
+            self.r += m
+            self.frames += m
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(0.05):
+                self._drain()
+        except Exception as exc:  # disk full, ...: keep the audio running, report at the end
+            self.error = f"--record {self.path}: {exc}"
+
+    def close(self) -> None:
+        """Finish writing and rename the file into place (idempotent)."""
+        if self._file is None:
+            return
+        self._stop.set()
+        self._thread.join(5)
+        try:
+            if self.error is None:
+                self._drain()
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except Exception as exc:
+            self.error = self.error or f"--record {self.path}: {exc}"
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+        self._file = None
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+class _Run:
+    """State shared by the callback and the threads around it (all preallocated before start)."""
+
+    def __init__(self, engine: Engine, src: np.ndarray | None, end_frames: int | None,
+                 recorder: Recorder | None, blocksize: int) -> None:
+        self.engine = engine
+        self.src = src
+        self.end_frames = end_frames  # play: stop after this many output frames
+        self.recorder = recorder
+        ch = engine.spec.num_channels
+        self.scratch = np.zeros((engine.spec.max_block_size, ch), dtype=np.float32)
+        self.durations = np.zeros(_TIMING_CAPACITY, dtype=np.int64)
+        self.entries = np.zeros(_TIMING_CAPACITY, dtype=np.int64)
+        self.flags = np.zeros(len(STATUS_FLAGS), dtype=np.int64)
+        self.counts = np.zeros(3, dtype=np.int64)  # blocks, xruns, frames
+        self.last_ns = np.zeros(1, dtype=np.int64)
+        self.finished = threading.Event()
+        self.callback_error: str | None = None
+        self.stop_reason: str | None = None
+        self.switch_interval_s = SWITCH_INTERVAL_S
+
+    # The audio callback.  Everything here is O(1) Python around one Numba call.
+    def callback(self, *args) -> None:
+        t0 = time.perf_counter_ns()
+        if len(args) == 4:  # OutputStream: (outdata, frames, time, status)
+            outdata, frames, _t, status = args
+            indata = None
+        else:  # Stream: (indata, outdata, frames, time, status)
+            indata, outdata, frames, _t, status = args
+        try:
+            if status:
+                bad = False
+                if status.input_underflow:
+                    self.flags[0] += 1
+                    bad = True
+                if status.input_overflow:
+                    self.flags[1] += 1
+                    bad = True
+                if status.output_underflow:
+                    self.flags[2] += 1
+                    bad = True
+                if status.output_overflow:
+                    self.flags[3] += 1
+                    bad = True
+                if bad:
+                    self.counts[1] += 1
+            k = self.counts[0]
+            done = self.counts[2]
+            if indata is None:
+                src = self.src
+                left = src.shape[0] - done
+                if left >= frames:
+                    inp = src[done:done + frames]
+                else:
+                    inp = self.scratch[:frames]
+                    if left > 0:
+                        inp[:left] = src[done:]
+                        inp[left:] = 0.0
+                    else:
+                        inp[:] = 0.0
+            else:
+                inp = self.scratch[:frames]
+                inp[:] = indata[:, :inp.shape[1]]
+            if outdata.shape[1] == inp.shape[1]:
+                self.engine.process_block(inp, outdata)
+            else:  # mono engine on a stereo device
+                y = self.scratch[:frames]
+                self.engine.process_block(inp, y)
+                outdata[:, 0] = y[:, 0]
+                outdata[:, 1] = y[:, 0]
+            if self.recorder is not None:
+                self.recorder.put(outdata if outdata.shape[1] == inp.shape[1] else self.scratch[:frames])
+            self.counts[2] = done + frames
+            self.counts[0] = k + 1
+            i = k & (_TIMING_CAPACITY - 1)
+            self.entries[i] = t0
+            t1 = time.perf_counter_ns()
+            self.durations[i] = t1 - t0
+            self.last_ns[0] = t1
+            if self.end_frames is not None and done + frames >= self.end_frames:
+                self.stop_reason = "end of file"
+                raise _sd().CallbackStop
+        except _sd().CallbackStop:
+            raise
+        except Exception as exc:  # never let the audio thread die silently
+            outdata.fill(0)
+            self.callback_error = f"{type(exc).__name__}: {exc}"
+            raise _sd().CallbackAbort from None
+
+    # -- numbers ----------------------------------------------------------------------
+    def intervals_us(self, samplerate: int, blocksize: int) -> dict:
+        """Time between callback starts: the period plus the lateness of the start (GIL, scheduler)."""
+        n = int(min(self.counts[0], _TIMING_CAPACITY))
+        if n < 3:
+            return {}
+        e = self.entries[:n]
+        if self.counts[0] > _TIMING_CAPACITY:  # the ring wrapped: put it back in time order
+            k = int(self.counts[0]) & (_TIMING_CAPACITY - 1)
+            e = np.concatenate([e[k:], e[:k]])
+        d = np.diff(e)[1:] / 1000.0
+        return {"period": round(1e6 * blocksize / samplerate, 1), "p99": round(float(np.percentile(d, 99)), 1),
+                "p999": round(float(np.percentile(d, 99.9)), 1), "max": round(float(d.max()), 1)}
+
+    def timings_us(self) -> np.ndarray:
+        n = int(min(self.counts[0], _TIMING_CAPACITY))
+        return self.durations[:n] / 1000.0
+
+    def stats(self, samplerate: int, blocksize: int) -> dict:
+        d = self.timings_us()
+
+        def pct(q):
+            return round(float(np.percentile(d, q)), 1) if d.size else None
+
+        budget = 1e6 * blocksize / samplerate
+        return {
+            "samplerate": samplerate, "blocksize": blocksize, "blocks": int(self.counts[0]),
+            "budget_us": round(budget, 1),
+            "callback_us": {"p50": pct(50), "p99": pct(99), "p999": pct(99.9),
+                            "max": round(float(d.max()), 1) if d.size else None},
+            "xruns": int(self.counts[1]),
+            "status_flags": {n: int(v) for n, v in zip(STATUS_FLAGS, self.flags)},
+            "inference": {"runs": 0, "p50_ms": None, "p99_ms": None},
+            "midi": {"messages": 0, "applied": 0},
+            "seconds": round(int(self.counts[2]) / samplerate, 3),
+            "latency_samples": self.engine.latency_samples,
+            "switch_interval_s": self.switch_interval_s,
+            "callback_interval_us": self.intervals_us(samplerate, blocksize),
+        }
+
+
+class MeterUI:
+    """Terminal meters from a non-audio thread: one status line, 10 times a second on a terminal."""
+
+    def __init__(self, run: _Run, samplerate: int, blocksize: int, stream: TextIO, enabled: bool = True) -> None:
+        self.run = run
+        self.snap = run.engine.snapshot
+        self.budget_us = 1e6 * blocksize / samplerate
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = stream.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mixpilot-ui", daemon=True)
+        self.lines = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def line(self) -> str:
+        s = self.snap
+
+        def f(v, w=5):
+            return f"{v:{w}.1f}" if math.isfinite(v) else f"{'-inf':>{w}}"
+
+        k = int(self.run.counts[0])
+        recent = self.run.durations[max(0, k - 375):k] if k <= _TIMING_CAPACITY else self.run.durations
+        load = 100.0 * float(recent.max()) / 1000.0 / self.budget_us if recent.size else 0.0
+        return (f"M {f(s[_SNAP['momentary_lufs']])} S {f(s[_SNAP['short_term_lufs']])} "
+                f"I {f(s[_SNAP['integrated_lufs']])} LUFS | TP {f(s[_SNAP['true_peak_dbtp']])} dBTP | "
+                f"GR comp {f(max(s[_SNAP['comp_gr_db']], 0.0) + 0.0, 4)} lim {f(max(s[_SNAP['limiter_gr_db']], 0.0) + 0.0, 4)} dB | "
+                f"gain {s[_SNAP['loudness_gain_db']]:+5.1f} dB | load {load:4.1f}% | xruns {int(self.run.counts[1])} | "
+                f"{s[_SNAP['stream_s']]:6.1f} s")
+
+    def _loop(self) -> None:
+        every = 1 if self.tty else 10  # a pipe or a log gets a line a second
+        i = 0
+        while not self._stop.wait(0.1):
+            text = self.line()  # computed even without a terminal: the thread's cost is part of every run
+            i += 1
+            if self.enabled and i % every == 0:
+                self.stream.write(("\r" + text + "\x1b[K") if self.tty else text + "\n")
+                self.stream.flush()
+                self.lines += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        if self.enabled and self.tty and self.lines:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _check_out_path(path: str, what: str, protect: list[str], overwrite: bool) -> str:
+    from .render import RenderError, RenderUsageError, _check_writable_target
+
+    try:
+        return _check_writable_target(path, what, overwrite=overwrite, protect=tuple(protect))
+    except RenderUsageError as exc:
+        raise StreamUsageError(str(exc)) from None
+    except RenderError as exc:
+        raise StreamError(str(exc)) from None
+
+
+def _device_settings(sd, kind: str, device, channels: int, samplerate: float) -> str | None:
+    """None when PortAudio accepts the settings, else one line on what the device supports."""
+    check = sd.check_output_settings if kind == "output" else sd.check_input_settings
+    try:
+        check(device=device, channels=channels, dtype="float32", samplerate=samplerate)
+        return None
+    except Exception as exc:
+        info = sd.query_devices(device, kind)
+        return (f"{kind} device {info['name']!r} cannot do {channels} ch at {samplerate:g} Hz "
+                f"({' '.join(str(exc).split())}); it supports up to {info[f'max_{kind}_channels']} ch, "
+                f"default rate {info['default_samplerate']:g} Hz")
+
+
+def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_stream: TextIO | None = None,
+        on_started: Callable[["_Run"], None] | None = None) -> RunResult:
+    """Run ``play``/``live`` until it ends; returns the stats (raises StreamError before the stream opens)."""
+    notes: list[str] = []
+
+    def say(text: str) -> None:
+        notes.append(text)
+        if note is not None:
+            note(text)
+
+    # 1. arguments, before anything opens
+    if opts.mode not in ("play", "live"):
+        raise StreamUsageError(f"mode must be play or live, not {opts.mode!r}")
+    if opts.seconds is not None and not (math.isfinite(opts.seconds) and opts.seconds > 0):
+        raise StreamUsageError(f"--seconds must be > 0, got {opts.seconds:g}")
+    if not 16 <= opts.blocksize <= 8192:
+        raise StreamUsageError(f"--blocksize must be 16..8192 frames, got {opts.blocksize}")
+    if opts.samplerate is not None and not 8000 <= opts.samplerate <= 192000:
+        raise StreamUsageError(f"--samplerate must be 8000..192000 Hz, got {opts.samplerate}")
+    protect = [opts.file] if opts.file else []
+    record_abs = stats_abs = params_out_abs = None
+    if opts.record:
+        if not opts.record.lower().endswith(".wav"):
+            raise StreamUsageError(f"--record {opts.record}: the recording is a .wav file")
+        record_abs = _check_out_path(opts.record, "--record file", protect, opts.overwrite)
+    if opts.stats_json:
+        stats_abs = _check_out_path(opts.stats_json, "--stats-json file", protect, opts.overwrite)
+    if opts.params_out:
+        params_out_abs = _check_out_path(opts.params_out, "--params-out file", protect, opts.overwrite)
+
+    src = None
+    file_sr = None
+    if opts.mode == "play":
+        if not opts.file:
+            raise StreamUsageError("play needs a FILE")
+        src, file_sr, info = read_audio(opts.file)  # AudioFileError: one line naming the file
+        for n in info.notes:
+            say(n)
+        if src.shape[0] == 0:
+            raise AudioFileError(f"{opts.file}: has no audio frames")
+
+    # 2. the device (or a headless JACK server)
+    sd = _sd()
+    want_sr = opts.samplerate or file_sr or 48000
+    server = ensure_backend(opts.mode == "live", int(want_sr), opts.blocksize, say)
+    old_switch = sys.getswitchinterval()
+    recorder = None
+    stream = None
+    ui = None
+    runner = None
+    reason = "device error"
+    error = None
+    try:
+        out_dev = resolve_device(opts.output_device, "output")
+        in_dev = resolve_device(opts.input_device, "input") if opts.mode == "live" else None
+        out_info = sd.query_devices(out_dev if out_dev is not None else sd.default.device[1], "output")
+        if opts.mode == "live":
+            in_info = sd.query_devices(in_dev if in_dev is not None else sd.default.device[0], "input")
+            channels = 2 if in_info["max_input_channels"] >= 2 else 1
+        else:
+            channels = src.shape[1]
+        out_channels = channels if out_info["max_output_channels"] >= channels else 1
+        if channels == 2 and out_channels == 1:
+            raise StreamUsageError(f"output device {out_info['name']!r} has 1 channel; this needs 2")
+        if channels == 1 and out_info["max_output_channels"] >= 2:
+            out_channels = 2  # mono is played on both sides
+        sr = int(want_sr)
+        why = _device_settings(sd, "output", out_dev, out_channels, sr)
+        if why is not None and opts.samplerate is None and opts.mode == "play":
+            dev_sr = int(out_info["default_samplerate"])
+            if _device_settings(sd, "output", out_dev, out_channels, dev_sr) is None:
+                sr, why = dev_sr, None
+        if why is not None:
+            raise StreamUsageError(why)
+        if opts.mode == "live":
+            why = _device_settings(sd, "input", in_dev, channels, sr)
+            if why is not None:
+                raise StreamUsageError(why)
+        if src is not None and file_sr != sr:
+            import soxr
+
+            say(f"resampling {opts.file} from {file_sr} Hz to the device's {sr} Hz (soxr, VHQ)")
+            src = np.ascontiguousarray(soxr.resample(src, file_sr, sr, quality="VHQ"), dtype=np.float32)
+
+        # 3. engine, warmed up before the stream exists
+        engine = Engine(sr, channels, max_block_size=max(opts.blocksize, 4096), params=opts.params,
+                        target_lufs=opts.target_lufs, ceiling_dbtp=opts.ceiling_dbtp)
+        engine.warm_up()
+        end_frames = None
+        if opts.mode == "play":
+            end_frames = src.shape[0] + engine.latency_samples
+        if opts.seconds is not None:
+            limit = int(round(opts.seconds * sr))
+            end_frames = limit if end_frames is None else min(end_frames, limit)
+        if record_abs:
+            recorder = Recorder(record_abs, sr, channels)
+        runner = _Run(engine, src, end_frames, recorder, opts.blocksize)
+        runner.switch_interval_s = opts.switch_interval_s
+        _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
+        ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui)
+        params_log = [{"t": 0.0, "param": k, "value": v, "source": "user"} for k, v in engine.params.items()]
+
+        # 4. run
+        sys.setswitchinterval(opts.switch_interval_s)
+        kw = dict(samplerate=sr, blocksize=opts.blocksize, dtype="float32", callback=runner.callback,
+                  finished_callback=runner.finished.set, latency="low")
+        if opts.mode == "play":
+            stream = sd.OutputStream(device=out_dev, channels=out_channels, **kw)
+        else:
+            stream = sd.Stream(device=(in_dev, out_dev), channels=(channels, out_channels), **kw)
+        stream.start()
+        ui.start()
+        if on_started is not None:
+            on_started(runner)
+        reason, error = _wait(runner, stream, server)
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        sys.setswitchinterval(old_switch)
+        if ui is not None:
+            ui.stop()
+        dead = error is not None
+        if stream is not None:
+            _close_stream(stream, dead)
+        if recorder is not None:
+            recorder.close()
+            if recorder.error:
+                say(recorder.error)
+            if recorder.dropped:
+                say(f"the recording lost {recorder.dropped} frames (the disk was too slow)")
+        stats = runner.stats(runner.engine.sample_rate, opts.blocksize) if runner is not None else None
+        if stats is not None:
+            stats["end"] = reason
+            if stats_abs:
+                write_text_atomic(stats_abs, json.dumps(stats, indent=1) + "\n")
+            if params_out_abs:
+                write_text_atomic(params_out_abs, "".join(json.dumps(e) + "\n" for e in params_log))
+        if server is not None and not dead:
+            release_portaudio()
+            server.stop()
+    return RunResult(stats=stats, reason=reason, error=error, record_path=record_abs, notes=notes)
+
+
+def _warm_callback(runner: _Run, mode: str, out_channels: int, channels: int, blocksize: int) -> None:
+    """Call the callback once on scratch buffers of the stream's exact types, then reset the engine."""
+    out = np.zeros((blocksize, out_channels), dtype=np.float32)
+    saved = runner.recorder, runner.end_frames
+    runner.recorder = None
+    runner.end_frames = None
+    if mode == "play":
+        runner.callback(out, blocksize, None, None)
+    else:
+        runner.callback(np.zeros((blocksize, channels), dtype=np.float32), out, blocksize, None, None)
+    runner.recorder, runner.end_frames = saved
+    if runner.recorder is not None:  # compile/load the recorder's ring kernel now, not in the first callback
+        runner.recorder.put(out[:0] if out.shape[1] == channels else runner.scratch[:0])
+    runner.counts[:] = 0
+    runner.durations[:1] = 0
+    runner.engine.reset()
+
+
+def _wait(runner: _Run, stream, server: JackServer | None) -> tuple[str, str | None]:
+    """Block until the run ends; returns (reason, error line or None)."""
+    started = time.perf_counter_ns()
+    while True:
+        if runner.finished.wait(0.05):
+            if runner.callback_error:
+                return "device error", f"the audio callback failed: {runner.callback_error}"
+            return runner.stop_reason or "end of file", None
+        now = time.perf_counter_ns()
+        last = int(runner.last_ns[0]) or started
+        if server is not None and not server.alive():
+            return "device error", "the JACK server stopped; the run ended early (recording and stats are kept)"
+        if not stream.active or now - last > _STALL_S * 1e9:
+            gone = "the JACK server went away" if os.environ.get("JACK_DEFAULT_SERVER") or \
+                _is_jack(stream) else "the audio device stopped"
+            return "device error", f"{gone} after {runner.counts[2] / runner.engine.sample_rate:.1f} s; " \
+                                   f"the run ended early (recording and stats are kept)"
+
+
+def _is_jack(stream) -> bool:
+    try:
+        sd = _sd()
+        dev = stream.device if isinstance(stream.device, int) else stream.device[1]
+        return "JACK" in sd.query_hostapis(sd.query_devices(dev)["hostapi"])["name"]
+    except Exception:
+        return False
+
+
+def _close_stream(stream, dead: bool) -> None:
+    """Stop and close; when the device died PortAudio can hang in there, so never wait on it long."""
+    def close():
+        try:
+            stream.abort() if dead else stream.stop()
+            stream.close()
+        except Exception:
+            pass
+
+    if dead:
+        t = threading.Thread(target=close, daemon=True)
+        t.start()
+        t.join(1.0)
+    else:
+        close()

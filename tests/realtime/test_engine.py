@@ -1,0 +1,141 @@
+"""Engine.process_block: the one path for live, playback and render.
+
+References: the standalone :class:`dsp.chain.MixChain` (the engine must add
+nothing to the audio), :func:`dsp.meter.measure` (BS.1770-4, itself checked
+against EBU Tech 3341/3342 in tests/dsp/test_meter.py), and plain numpy
+slicing for the ring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsp.chain import MixChain
+from dsp.meter import measure
+from dsp.spec import ProcessSpec
+from realtime.engine import SNAPSHOT_NAMES, AnalysisRing, Engine
+
+SR = 48000
+
+
+def _program(rng: np.random.Generator, seconds: float, level: float = 0.05) -> np.ndarray:
+    """Stereo noise with a slow level contour (a program with dynamics), float32."""
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    env = level * (1.0 + 0.5 * np.sin(2 * np.pi * 0.3 * t))[:, None]
+    return (rng.standard_normal((n, 2)) * env).astype(np.float32)
+
+
+def _run(engine: Engine, x: np.ndarray, block: int) -> np.ndarray:
+    y = np.zeros_like(x)
+    for i in range(0, x.shape[0], block):
+        engine.process_block(x[i:i + block], y[i:i + block])
+    return y
+
+
+def test_ring_returns_the_newest_frames_across_wraps(rng):
+    # Reference: the concatenation of every block written, sliced with numpy.
+    ring = AnalysisRing(1000, 2)
+    written = []
+    for size in (300, 450, 700, 5, 333):
+        b = rng.standard_normal((size, 2)).astype(np.float32)
+        ring.write(b)
+        written.append(b)
+    allx = np.concatenate(written)
+    out = np.zeros((800, 2), np.float32)
+    end = ring.read_latest(out)
+    assert end == allx.shape[0]
+    np.testing.assert_array_equal(out, allx[-800:])
+    # an explicit end position, and frames before the stream start read as zeros
+    fresh = AnalysisRing(1000, 1)
+    fresh.write(np.ones((10, 1), np.float32))
+    out1 = np.full((16, 1), 7.0, np.float32)
+    fresh.read_latest(out1)
+    np.testing.assert_array_equal(out1[:6], 0.0)
+    np.testing.assert_array_equal(out1[6:], 1.0)
+    with pytest.raises(ValueError):
+        ring.read_latest(np.zeros((400, 2), np.float32), end=100)  # long overwritten
+
+
+def test_engine_static_equals_the_bare_chain(rng):
+    # With a fixed delivery gain the engine adds nothing: bit-exact to MixChain.process.
+    x = _program(rng, 3.0)
+    params = {"comp_ratio": 3.0, "comp_threshold_db": -30.0, "low_gain_db": 2.0, "reverb_send": 0.2,
+              "loudness_gain_db": 6.0}
+    eng = Engine(SR, 2, max_block_size=512, params=params, ceiling_dbtp=-1.0)
+    y = _run(eng, x, 512)
+    chain = MixChain()
+    chain.set_params({**params, "limiter_ceiling_dbtp": -1.0})
+    chain.prepare(ProcessSpec(SR, 512, 2))
+    ref = np.zeros_like(x)
+    for i in range(0, x.shape[0], 512):
+        chain.process(x[i:i + 512], ref[i:i + 512])
+    np.testing.assert_array_equal(y, ref)
+    # the ring holds the engine's input
+    tail = np.zeros((1000, 2), np.float32)
+    eng.ring.read_latest(tail)
+    np.testing.assert_array_equal(tail, x[-1000:])
+
+
+def test_follower_is_block_size_invariant(rng):
+    # The follower retargets at stream positions, not block boundaries: any cut gives the same samples.
+    x = _program(rng, 4.0, level=0.01)
+    outs = []
+    for block in (128, 1000, 37):
+        eng = Engine(SR, 2, max_block_size=1024, follow_hop_s=0.5)
+        outs.append(_run(eng, x, block))
+        assert eng.follow_updates == 8  # hops at 0.5, 1.0, .. 4.0 s (the first gated block exists at 0.4 s)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+
+
+def test_follower_delivers_the_target_loudness(rng):
+    # 30 s of program at about -33 LUFS, target -16: the last 15 s measure -16 within 0.5 LU
+    # (BS.1770-4 integrated loudness by dsp.meter.measure).
+    x = _program(rng, 30.0, level=0.01)
+    eng = Engine(SR, 2, max_block_size=1024, target_lufs=-16.0)
+    y = _run(eng, x, 1024)
+    tail = measure(y[15 * SR:], SR)["integrated_lufs"]
+    assert abs(tail - -16.0) < 0.5, tail
+    assert measure(x, SR)["integrated_lufs"] < -30.0
+
+
+def test_snapshot_matches_an_offline_measurement(rng):
+    # The meter snapshot published every 100 ms equals dsp.meter.measure of the same output.
+    x = _program(rng, 5.0)
+    eng = Engine(SR, 2, max_block_size=480, params={"loudness_gain_db": 0.0})
+    y = _run(eng, x, 480)  # 5 s is a multiple of 100 ms, so the last readout covers everything
+    m = measure(y, SR)
+    snap = dict(zip(SNAPSHOT_NAMES, eng.snapshot))
+    assert snap["integrated_lufs"] == pytest.approx(m["integrated_lufs"], abs=0.02)
+    assert snap["stream_s"] == pytest.approx(5.0 - 480 / SR)
+
+
+def test_published_targets_glide_in_from_the_next_block(rng):
+    # A reference swap from another thread takes effect at the next block, over its glide time.
+    eng = Engine(SR, 2, max_block_size=256, params={"loudness_gain_db": 0.0})
+    x = np.zeros((256, 2), np.float32)
+    y = np.zeros_like(x)
+    eng.process_block(x, y)
+    eng.publish({"low_gain_db": 3.0}, glide_s=0.1, source="ai")
+    assert eng.value("low_gain_db") == 0.0
+    eng.process_block(x, y)
+    v1 = eng.value("low_gain_db")
+    assert 0.0 < v1 < 3.0
+    # linear in dB over 0.1 s = 4800 samples: after 256 samples, 256/4800 of the way
+    assert v1 == pytest.approx(3.0 * 256 / 4800, rel=1e-6)
+    for _ in range(20):
+        eng.process_block(x, y)
+    assert eng.value("low_gain_db") == 3.0
+
+
+def test_nonfinite_input_is_counted_and_silenced():
+    eng = Engine(SR, 2, max_block_size=64, params={"loudness_gain_db": 0.0})
+    x = np.zeros((64, 2), np.float32)
+    x[3, 0] = np.nan
+    x[9, 1] = np.inf
+    y = np.zeros_like(x)
+    eng.process_block(x, y)
+    assert eng.nonfinite_samples == 2
+    assert np.all(np.isfinite(y))
