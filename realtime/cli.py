@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="mixpilot: a real-time AI mixing engine.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    def ai_options(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--model", default="default", metavar="NAME|PATH|none",
+                       help="AI model: a name in models_onnx/, a path to an .onnx with its .json card, or "
+                            "'none' for static parameters (default: the shipped default model)")
+        q.add_argument("--ai-amount", type=_float, default=1.0, metavar="0..1",
+                       help="blend between neutral parameters and the AI's (default 1.0)")
+        q.add_argument("--ai-hop-s", type=_float, default=0.5, metavar="S",
+                       help="seconds between AI updates (default 0.5)")
+        q.add_argument("--crossfade-s", type=_float, default=2.0, metavar="S",
+                       help="glide time into each AI update (default 2)")
+
     r = sub.add_parser("render", help="render a file through the mixing chain, faster than real time",
                        description="Render IN through the whole mixing chain into OUT (.wav or .flac) at the "
                                    "target integrated loudness, with a true-peak limiter at the ceiling. "
@@ -97,11 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"limiter_ceiling_dbtp from --params)")
     r.add_argument("--params", metavar="FILE.json", default=None,
                    help="static parameter values, a JSON object {name: number}; see 'mixpilot params'")
-    r.add_argument("--model", default="none", metavar="NAME|PATH|none",
-                   help="AI model; only 'none' (static parameters) in this version (default none)")
-    r.add_argument("--ai-amount", type=_float, default=1.0, metavar="0..1",
-                   help="blend between neutral and AI parameters (default 1.0); checked, but no effect "
-                        "until AI models arrive")
+    ai_options(r)
     r.add_argument("--params-out", metavar="PATH", default=None,
                    help="write the parameters used as JSON lines {t, param, value, source}")
     r.add_argument("--float", dest="float_output", action="store_true",
@@ -109,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace OUT (and --params-out) if it exists")
     r.add_argument("--block-size", type=_int, default=1024, metavar="FRAMES",
                    help="frames per processing block, 1..65536 (default 1024; the result does not depend on it)")
+    r.add_argument("--midi-file", metavar="FILE.mid", default=None,
+                   help="CC automation from a MIDI file, applied in time with the audio")
+    r.add_argument("--midi-map", metavar="FILE.toml", default=None, help="controller map (default: built-in)")
     r.add_argument("--loudness-mode", choices=("search", "follow"), default="search",
                    help="search: render passes until the file meets the target (default); follow: one pass "
                         "with the real-time loudness follower, the samples 'mixpilot play' plays")
@@ -135,8 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "--params fixes the gain instead")
         q.add_argument("--ceiling-dbtp", type=_float, default=None, metavar="DBTP",
                        help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g})")
-        q.add_argument("--model", default="none", metavar="NAME|PATH|none",
-                       help="AI model; only 'none' (static parameters) in this version")
+        ai_options(q)
+        q.add_argument("--midi-in", metavar="PORT", default=None,
+                       help="MIDI input: index, name substring, or 'jack'/'virtual' for a virtual port named "
+                            "'mixpilot'")
+        q.add_argument("--midi-map", metavar="FILE.toml", default=None, help="controller map (default: built-in)")
+        q.add_argument("--midi-file", metavar="FILE.mid", default=None,
+                       help="play CC automation from a MIDI file in time with the audio")
+        q.add_argument("--ai-resume-s", type=_float, default=None, metavar="S",
+                       help="hand a MIDI-held parameter back to the AI after S seconds untouched")
         q.add_argument("--no-ui", action="store_true", help="no terminal meters")
         q.add_argument("--overwrite", action="store_true",
                        help="replace existing --record / --stats-json / --params-out files")
@@ -152,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--input", metavar="DEV", default=None,
                     help="input device: index or name substring (default: the system's)")
     realtime_options(lv)
+    ml = sub.add_parser("midi-learn", help="move a control, pick a parameter: saved to a MIDI map",
+                        description="Learn a controller map: move a knob/button, choose a parameter or action "
+                                    "(bypass, ab, ai, release), repeat; an empty line ends. The map is saved "
+                                    "after every assignment and an existing map is extended.")
+    ml.add_argument("--map", required=True, metavar="FILE.toml", help="the map to create or extend")
+    ml.add_argument("--midi-in", metavar="PORT", default=None,
+                    help="MIDI input (index, name substring, 'virtual'); default: the first port")
     dv = sub.add_parser("devices", help="audio devices and MIDI ports",
                         description="List audio devices (index, name, host API, channels, rate) and MIDI ports.")
     dv.add_argument("--json", action="store_true", help="print them as JSON")
@@ -277,12 +301,14 @@ def _render(args: argparse.Namespace) -> int:
         rep = render_file(args.input, args.output, target_lufs=args.target_lufs, ceiling_dbtp=args.ceiling_dbtp,
                           params=params, model=args.model, ai_amount=args.ai_amount,
                           float_output=args.float_output, overwrite=args.overwrite, block_size=args.block_size,
-                          progress=bar, params_out=args.params_out, loudness_mode=args.loudness_mode)
+                          progress=bar, params_out=args.params_out, loudness_mode=args.loudness_mode,
+                          ai_hop_s=args.ai_hop_s, crossfade_s=args.crossfade_s, midi_file=args.midi_file,
+                          midi_map=args.midi_map)
     finally:
         if bar is not None:
             bar.finish()
     for note in rep.notes:
-        print(f"{PROG}: note: {note}", file=sys.stderr)
+        _note(note)
     if not args.quiet:
         _summary(rep, sys.stdout)
     return 0
@@ -297,13 +323,22 @@ def _read_params_arg(args: argparse.Namespace, usage_error) -> dict | None:
         raise usage_error(f"--params {args.params}: {exc.strerror or exc}") from None
 
 
+def _note(text: str) -> None:
+    """``mixpilot: warning: ...`` for warnings, ``mixpilot: note: ...`` otherwise (stderr, one line)."""
+    t = _one_line(text)
+    print(f"{PROG}: {t}" if t.startswith("warning: ") else f"{PROG}: note: {t}", file=sys.stderr, flush=True)
+
+
 def _realtime(args: argparse.Namespace) -> int:
     from .stream import RunOptions, StreamUsageError, run
     from dsp.params import validate_value
 
-    if str(args.model).strip().lower() != "none":
-        raise StreamUsageError(f"--model {args.model}: AI models arrive in a later version of mixpilot; "
-                               f"only --model none (static parameters) is available now")
+    if not 0.0 <= args.ai_amount <= 1.0:
+        raise StreamUsageError(f"--ai-amount {args.ai_amount:g} is outside 0..1")
+    if not 0.05 <= args.ai_hop_s <= 60.0:
+        raise StreamUsageError(f"--ai-hop-s {args.ai_hop_s:g} is outside 0.05..60 s")
+    if not 0.0 <= args.crossfade_s <= 60.0:
+        raise StreamUsageError(f"--crossfade-s {args.crossfade_s:g} is outside 0..60 s")
     params = _read_params_arg(args, StreamUsageError) or {}
     params = {k: validate_value(k, v) for k, v in params.items()}
     if not -60.0 <= args.target_lufs <= 0.0:
@@ -315,8 +350,11 @@ def _realtime(args: argparse.Namespace) -> int:
                       output_device=args.output, samplerate=args.samplerate, blocksize=args.blocksize,
                       seconds=args.seconds, record=args.record, stats_json=args.stats_json,
                       params_out=args.params_out, params=params, target_lufs=args.target_lufs,
-                      ceiling_dbtp=ceiling, ui=not args.no_ui, overwrite=args.overwrite)
-    res = run(opts, note=lambda t: print(f"{PROG}: note: {_one_line(t)}", file=sys.stderr, flush=True))
+                      ceiling_dbtp=ceiling, ui=not args.no_ui, overwrite=args.overwrite, model=args.model,
+                      ai_amount=args.ai_amount, ai_hop_s=args.ai_hop_s, crossfade_s=args.crossfade_s,
+                      midi_in=args.midi_in, midi_map=args.midi_map, midi_file=args.midi_file,
+                      ai_resume_s=args.ai_resume_s)
+    res = run(opts, note=_note)
     st = res.stats or {}
     cb = st.get("callback_us", {})
     if st:
@@ -345,24 +383,29 @@ def _devices(args: argparse.Namespace) -> int:
     for d in devs:
         print(f"{d['index']:3d}  {d['name']}  [{d['hostapi']}]  in {d['max_input_channels']}, "
               f"out {d['max_output_channels']}, {d['default_samplerate']:g} Hz")
-    print("MIDI inputs:" + ("" if ports else " none"))
-    for i, name in enumerate(ports):
-        print(f"{i:3d}  {name}")
+    print("MIDI inputs:" + ("" if ports else " none") + "  (--midi-in virtual creates a port named 'mixpilot')")
+    for p in ports:
+        print(f"{p['index']:3d}  {p['name']}  [{p['api']}]")
     return 0
 
 
-def _midi_ports() -> list[str]:
+def _midi_ports() -> list[dict]:
     try:
         from . import midi
 
         return list(midi.list_ports())
-    except Exception:
-        try:
-            import mido
+    except Exception:  # no usable MIDI API on this machine: nothing to list
+        return []
 
-            return list(mido.get_input_names())
-        except Exception:
-            return []
+
+def _midi_learn(args: argparse.Namespace) -> int:
+    from .midi import learn
+
+    try:
+        learn(args.midi_in, args.map)
+    except (KeyboardInterrupt, EOFError):
+        print(f"\n{PROG}: midi-learn stopped; the map keeps what was saved", file=sys.stderr)
+    return 0
 
 
 def _one_line(text: object) -> str:
@@ -381,13 +424,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .audio_io import AudioFileError
     from .render import RenderError
+    from .midi_map import MidiError, MidiMapError
     from .stream import StreamError
 
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise _UsageError(f"a command is required: play, live, render, devices or params (see {PROG} --help)")
+            raise _UsageError(f"a command is required: play, live, render, devices, params or midi-learn "
+                             f"(see {PROG} --help)")
         if args.command == "params":
             from dsp.params import table_as_json
 
@@ -400,11 +445,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _realtime(args)
         if args.command == "devices":
             return _devices(args)
+        if args.command == "midi-learn":
+            return _midi_learn(args)
         return _render(args)
     except _UsageError as exc:
         msg, code = str(exc), 2
     except (AudioFileError, RenderError, StreamError) as exc:
         msg, code = str(exc), exc.exit_code
+    except MidiMapError as exc:
+        msg, code = str(exc), 2
+    except MidiError as exc:
+        msg, code = str(exc), 1
     except ParameterError as exc:
         msg, code = (f"--params {args.params}: {exc}" if getattr(args, "params", None) else str(exc)), 2
     except json.JSONDecodeError as exc:

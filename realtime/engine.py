@@ -40,14 +40,16 @@ anyway).  The measurement is in :mod:`realtime.stream`.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from dsp.chain import P_LOUD, P_OUT, MixChain, _chain_kernel
+from dsp.chain import P_LOUD, P_OUT, STAGE_GLIDE_S, STAGES, MixChain, _chain_kernel
 from dsp.meter import READOUT_NAMES, LoudnessMeter, _meter_kernel, _read_kernel
-from dsp.params import N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, validate_value, vector_from_mapping
+from dsp.params import (AI_PARAM_NAMES, N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, validate_value,
+                        vector_from_mapping)
 from dsp.spec import ProcessSpec
 
 __all__ = ["AnalysisRing", "Engine", "TargetUpdate", "SNAPSHOT_NAMES", "ANALYSIS_SECONDS"]
@@ -61,6 +63,10 @@ _ST_LIM_GAIN_MIN = 1  # dsp.chain stats slot
 _ST_COMP_GR = 0
 _ST_NONFINITE = 2
 _LOUD_RANGE = (PARAMS[P_LOUD].minimum, PARAMS[P_LOUD].maximum)
+_NEVER = 1 << 62
+_AI_INDEX = [PARAM_INDEX[n] for n in AI_PARAM_NAMES]
+STAGE_SWITCH_S = STAGE_GLIDE_S  # bypass / A/B gain switches glide like a stage bypass (no click)
+ACTION_BYPASS, ACTION_AB, ACTION_AI, ACTION_RELEASE = range(4)  # realtime.midi's button order
 
 
 @dataclass(frozen=True)
@@ -164,12 +170,63 @@ class AnalysisRing:
 
 
 @njit(cache=True)
-def _apply_update(targets, glide, base, vec, vec_glide, mask, skip) -> None:  # pragma: no cover
+def _apply_update(targets, glide, base, vec, vec_glide, mask, skip, manual) -> None:  # pragma: no cover
+    """A published update: ``base`` follows it; the chain only where MIDI does not hold the parameter."""
     for i in range(targets.shape[0]):
         if mask[i] and i != skip:
-            glide[i] = vec_glide[i]
-            targets[i] = vec[i]
             base[i] = vec[i]
+            if manual[i] == 0:
+                glide[i] = vec_glide[i]
+                targets[i] = vec[i]
+
+
+@njit(cache=True)
+def _apply_controls(targets, glide, base, manual_value, manual_seq, release_seq, action_seq, seen, manual,
+                    current, values, msg_time, lat, lat_n, now_ns, manual_glide, release_glide,
+                    skip) -> int:  # pragma: no cover
+    """MIDI -> chain at a block start (no allocation).  Returns a bit per toggled button action.
+
+    Releases first (all, then per parameter; the AI value ``base`` takes over, gliding from
+    the manual value), then manual values (last value wins per parameter per block).
+    """
+    n = targets.shape[0]
+    toggled = 0
+    for a in range(action_seq.shape[0]):
+        k = action_seq[a]
+        if k != seen[2 * n + a]:
+            if (k - seen[2 * n + a]) % 2 == 1:
+                toggled |= 1 << a
+            seen[2 * n + a] = k
+    if toggled & (1 << 3):  # ACTION_RELEASE: hand everything back
+        for i in range(n):
+            if manual[i] != 0:
+                manual[i] = 0
+                glide[i] = release_glide
+                targets[i] = base[i]
+        toggled &= ~(1 << 3)
+    for i in range(n):
+        k = release_seq[i]
+        if k != seen[n + i]:
+            seen[n + i] = k
+            if manual[i] != 0:
+                manual[i] = 0
+                glide[i] = release_glide
+                targets[i] = base[i]
+    for i in range(n):
+        k = manual_seq[i]
+        if k != seen[i]:
+            seen[i] = k
+            if i == skip:
+                continue
+            manual[i] = 1
+            glide[i] = manual_glide
+            targets[i] = manual_value[i]
+            m = lat_n[0]
+            lat[m % lat.shape[0]] = now_ns - msg_time[i]
+            lat_n[0] = m + 1
+    for i in range(n):
+        current[i] = values[i]
+    return toggled
 
 
 # --- the fused block kernel ------------------------------------------------------------
@@ -177,7 +234,7 @@ def _apply_update(targets, glide, base, vec, vec_glide, mask, skip) -> None:  # 
 
 @njit(cache=True)
 def _engine_kernel(x, out, start, stop, chain_args, tap, follow_args, meter_args, read_args, snap, stats,
-                   ring_buf, ring_written, pos, read_every):  # pragma: no cover
+                   ring_buf, ring_written, pos, read_every, in_args, in_read_args, in_snap):  # pragma: no cover
     """Frames ``[start, stop)`` of one block: ring, chain (with tap), follower meter, output meter.
 
     Holds the GIL for the whole call on purpose (see the module docstring).
@@ -187,6 +244,7 @@ def _engine_kernel(x, out, start, stop, chain_args, tap, follow_args, meter_args
     xs = x[start:stop]
     ys = out[start:stop]
     _ring_write(ring_buf, ring_written, x, start, stop)
+    _meter_kernel(xs, *in_args)  # the unprocessed side, for the loudness-matched A/B
     n = stop - start
     _chain_kernel(xs, ys, *chain_args, tap[:n])
     if follow_args[0].shape[0] > 0:  # follower on: meter the pre-delivery tap
@@ -205,6 +263,7 @@ def _engine_kernel(x, out, start, stop, chain_args, tap, follow_args, meter_args
     end = pos + n
     if end // read_every != pos // read_every:
         _read_kernel(*read_args, snap)
+        _read_kernel(*in_read_args, in_snap)
 
 
 class Engine:
@@ -250,19 +309,31 @@ class Engine:
         self.chain = MixChain(glide_ms=glide_ms)
         self.chain.set_params(self.params)
         self.chain.prepare(self.spec)
-        self.base = vector_from_mapping(self.params)  # static + AI targets; the follower owns loudness_gain_db
+        self._static = vector_from_mapping(self.params)  # the user's values; reset() returns to them
+        self.base = self._static.copy()  # static + published targets; the follower owns loudness_gain_db
         self.meter = LoudnessMeter(self.spec)
         weights = (1.0, 0.0) if channels == 1 else (1.0, 1.0)  # the tap is stereo; mono has L == R
         self.follow_meter = LoudnessMeter(ProcessSpec(sample_rate, max_block_size, 2), channel_weights=weights,
                                           true_peak=False)
         self._tap = np.zeros((self.spec.max_block_size, 2))
+        self.input_meter = LoudnessMeter(self.spec, true_peak=False)
+        self.input_snapshot = np.full(len(READOUT_NAMES), -np.inf)
         self.ring = AnalysisRing(int(round(analysis_seconds * sample_rate)), channels)
         self.snapshot = np.full(len(SNAPSHOT_NAMES), -np.inf)
         self._read_every = max(1, int(round(0.1 * sample_rate)))
         self._follow_read = np.zeros(len(READOUT_NAMES))
         self.pending: TargetUpdate | None = None  # written by other threads (one reference assignment)
         self._applied: TargetUpdate | None = None
-        self.controls = None  # realtime.midi.ControlBank, attached by the stream when MIDI is on
+        self.controls = None  # realtime.midi.ControlBank (attach_controls), when MIDI is on
+        self.midi_file = None  # realtime.midi.MidiFileAutomation, applied at block starts
+        self.manual_active = np.zeros(N_PARAMS, dtype=np.int64)  # 1 where MIDI holds the parameter
+        self._seen = np.zeros(2 * N_PARAMS + 4, dtype=np.int64)
+        self.midi_lat = np.zeros(1 << 14, dtype=np.int64)  # message -> applied, ns (ring)
+        self.midi_lat_n = np.zeros(1, dtype=np.int64)
+        self.manual_glide_s = 0.03
+        self.release_glide_s = 2.0
+        self._ab_gain_db = 0.0
+        self.sync_worker = None  # inference.worker.InferenceWorker stepped inside process_block (render)
         self._build_args()
         self.reset()
 
@@ -271,17 +342,34 @@ class Engine:
         self._chain_args = self.chain.kernel_args()
         self._meter_args = self.meter.kernel_args()
         self._read_args = self.meter.read_args()
+        self._in_args = self.input_meter.kernel_args()
+        self._in_read_args = self.input_meter.read_args()
         if self.follow:
             self._follow_args = self.follow_meter.kernel_args()
         else:  # an empty coefficient array switches the follower meter off inside the kernel
             self._follow_args = (np.zeros((0, 5)),) + self.follow_meter.kernel_args()[1:]
 
     def reset(self) -> None:
-        """Back to stream position 0 with every state cleared; targets settle on the static values."""
+        """Back to stream position 0 with every state cleared; targets settle on the static values.
+
+        Published updates are dropped (call from the thread that owns the engine, not during a stream).
+        """
+        self.base[:] = self._static
+        self.pending = None
+        self.manual_active[:] = 0
+        self.ai_on = True
+        self.bypassed = False
+        self.ab_b = False
+        self.chain.enabled[:] = 1.0
         self.chain.targets[:] = self.base
         self.chain.reset()
         self.meter.reset()
         self.follow_meter.reset()
+        self.input_meter.reset()
+        self.input_snapshot[:] = -np.inf
+        if self.controls is not None:
+            self._sync_seen()
+        self.midi_lat_n[0] = 0
         self.ring.reset()
         self.snapshot[:] = -np.inf
         self.snapshot[_SNAP_COMP:_SNAP_MAX_LIM + 1] = 0.0
@@ -290,6 +378,8 @@ class Engine:
         self.snapshot[_SNAP_T] = 0.0
         self.position = 0  # frames processed since reset
         self._next_follow = self.follow_hop
+        self._next_ai = self.sync_worker.hop_frames if self.sync_worker is not None else _NEVER
+        self._next_event = min(self._next_follow if self.follow else _NEVER, self._next_ai)
         self._applied = self.pending
         self.follow_updates = 0
 
@@ -315,12 +405,18 @@ class Engine:
         self.pending = upd
         return upd
 
+    def publish_ai(self, values: dict[str, float], glide_s: float) -> None:
+        """The AI worker's way in: dropped while the AI is toggled off."""
+        if self.ai_on:
+            self.publish(values, glide_s=glide_s, source="ai")
+
     # -- the audio path --------------------------------------------------------------
     def process_block(self, inp: np.ndarray, out: np.ndarray) -> None:
         """Process one block (float32 [frames, channels]); allocates no audio buffers, never raises on audio.
 
         ``out`` may be ``inp``.  Frames beyond ``max_block_size`` are an error
-        of the caller (checked here because it is cheap).
+        of the caller (checked here because it is cheap).  The block is cut
+        at the follower's and the synchronous AI worker's stream positions.
         """
         n = inp.shape[0]
         if n > self.spec.max_block_size:
@@ -328,34 +424,141 @@ class Engine:
         upd = self.pending
         if upd is not self._applied:
             self._apply(upd)
+        bank = self.controls
+        if bank is not None:
+            if self.midi_file is not None:
+                self.midi_file.apply_until(self.position / self.spec.sample_rate, bank)
+            toggled = _apply_controls(self.chain.targets, self.chain.glide_s, self.base, bank.manual_value,
+                                      bank.manual_seq, bank.release_seq, bank.action_seq, self._seen,
+                                      self.manual_active, bank.current, self.chain.current_values,
+                                      bank.msg_time_ns, self.midi_lat, self.midi_lat_n, time.perf_counter_ns(),
+                                      self.manual_glide_s, self.release_glide_s, P_LOUD if self.follow else -1)
+            if toggled:
+                self._actions(toggled)
         start = 0
         pos = self.position
         while start < n:
             stop = n
-            if self.follow and pos + (stop - start) >= self._next_follow:
-                stop = start + (self._next_follow - pos)
+            nxt = self._next_event
+            if pos + (stop - start) >= nxt:
+                stop = start + (nxt - pos)
             if stop > start:
                 self.snapshot[_SNAP_T] = pos / self.spec.sample_rate
                 _engine_kernel(inp, out, start, stop, self._chain_args, self._tap, self._follow_args,
                                self._meter_args, self._read_args, self.snapshot, self.chain.stats,
-                               self.ring.buf, self.ring.written, pos, self._read_every)
+                               self.ring.buf, self.ring.written, pos, self._read_every,
+                               self._in_args, self._in_read_args, self.input_snapshot)
                 pos += stop - start
                 start = stop
-            if self.follow and pos == self._next_follow:
-                self._follow_step()
-                self._next_follow += self.follow_hop
+            if pos == nxt:
+                self._events(pos)
         self.position = pos
+
+    def _events(self, pos: int) -> None:
+        """Follower and synchronous-AI work due at stream position ``pos`` (rare: twice a second)."""
+        if self.follow and pos == self._next_follow:
+            self._follow_step()
+            self._next_follow += self.follow_hop
+        w = self.sync_worker
+        if w is not None and pos == self._next_ai:
+            w.step(pos)
+            self._next_ai += w.hop_frames
+            upd = self.pending
+            if upd is not self._applied:
+                self._apply(upd)
+        self._next_event = min(self._next_follow if self.follow else _NEVER,
+                               self._next_ai if w is not None else _NEVER)
+
+    def attach_sync_worker(self, worker) -> None:
+        """Run ``worker.step(position)`` inside :meth:`process_block` at its hop positions (render)."""
+        self.sync_worker = worker
+        self._next_ai = worker.hop_frames * max(1, -(-self.position // worker.hop_frames))
+        self._events(-1)
 
     def _apply(self, upd: TargetUpdate | None) -> None:
         self._applied = upd
         if upd is not None:
             _apply_update(self.chain.targets, self.chain.glide_s, self.base, upd.vector, upd.glide_s, upd.mask,
-                          P_LOUD if self.follow else -1)
+                          P_LOUD if self.follow else -1, self.manual_active)
+
+    # -- MIDI ------------------------------------------------------------------------
+    def attach_controls(self, bank, midi_file=None) -> None:
+        """Read manual overrides from a :class:`realtime.midi.ControlBank` at every block start."""
+        self.controls = bank
+        self.midi_file = midi_file
+        self._sync_seen()
+        bank.current[:] = self.chain.current_values
+
+    def _sync_seen(self) -> None:
+        b = self.controls
+        n = N_PARAMS
+        self._seen[:n] = b.manual_seq
+        self._seen[n:2 * n] = b.release_seq
+        self._seen[2 * n:] = b.action_seq
+
+    def _actions(self, toggled: int) -> None:
+        """Button toggles (rare; Python is fine here): bypass, loudness-matched A/B, AI on/off."""
+        if toggled & (1 << ACTION_BYPASS):
+            self.set_bypass(not self.bypassed)
+        if toggled & (1 << ACTION_AB):
+            self.set_ab(not self.ab_b)
+        if toggled & (1 << ACTION_AI):
+            self.set_ai(not self.ai_on)
+
+    def _stage_mix(self) -> None:
+        en = self.chain.enabled
+        keep = ("output_gain", "limiter")  # the limiter always guards the ceiling
+        for i, name in enumerate(STAGES):
+            on = not (self.bypassed or self.ab_b) or name in keep
+            en[i] = 1.0 if on else 0.0
+
+    def set_bypass(self, on: bool) -> None:
+        """Bypass every stage but the output gain and the limiter (the ceiling always holds)."""
+        self.bypassed = bool(on)
+        self._stage_mix()
+
+    def set_ab(self, b_side: bool) -> None:
+        """Loudness-matched A/B: B is the unprocessed input at the processed side's short-term loudness."""
+        if b_side and not self.ab_b:
+            s_out = self.snapshot[1]
+            s_in = self.input_snapshot[1]
+            match = s_out - s_in if math.isfinite(s_out) and math.isfinite(s_in) else 0.0
+            self._ab_saved = (self.follow, float(self.chain.targets[P_LOUD]))
+            self.follow = False  # freeze the follower while listening to B
+            self.chain.glide_s[P_LOUD] = STAGE_SWITCH_S
+            self.chain.targets[P_LOUD] = min(max(match - self.chain.targets[P_OUT], _LOUD_RANGE[0]),
+                                             _LOUD_RANGE[1])
+            self._ab_gain_db = match
+        elif not b_side and self.ab_b:
+            follow, gain = self._ab_saved
+            self.follow = follow
+            self.chain.glide_s[P_LOUD] = STAGE_SWITCH_S
+            self.chain.targets[P_LOUD] = gain
+            self._next_event = min(self._next_follow if self.follow else _NEVER,
+                                   self._next_ai if self.sync_worker is not None else _NEVER)
+        self.ab_b = bool(b_side)
+        self._stage_mix()
+
+    def set_ai(self, on: bool) -> None:
+        """AI loop on/off; off glides the AI parameters back to the static values."""
+        self.ai_on = bool(on)
+        if not on:
+            mask = np.zeros(N_PARAMS, dtype=bool)
+            mask[_AI_INDEX] = True
+            self.pending = TargetUpdate(self._static.copy(), np.full(N_PARAMS, self.release_glide_s), mask, "user")
+
+    def midi_latency_ms(self) -> dict:
+        n = int(min(self.midi_lat_n[0], self.midi_lat.shape[0]))
+        if n == 0:
+            return {"n": 0, "p50_ms": None, "p99_ms": None}
+        d = self.midi_lat[:n] / 1e6
+        return {"n": int(self.midi_lat_n[0]), "p50_ms": round(float(np.percentile(d, 50)), 3),
+                "p99_ms": round(float(np.percentile(d, 99)), 3)}
 
     # -- render helpers ---------------------------------------------------------------
     def set_static(self, name: str, value: float) -> None:
         """Change a static value between renders (takes effect at the next :meth:`reset`)."""
-        self.base[PARAM_INDEX[name]] = validate_value(name, value)
+        self._static[PARAM_INDEX[name]] = validate_value(name, value)
 
     def value(self, name: str) -> float:
         return self.chain.value(name)
@@ -396,9 +599,8 @@ class Engine:
         """Run every kernel once on silence (loads or compiles them), then reset."""
         z = np.zeros((min(64, self.spec.max_block_size), self.spec.num_channels), dtype=np.float32)
         y = np.zeros_like(z)
-        saved = self.follow_hop, self._next_follow
         self._next_follow = 32  # exercise the split and the follower path too
+        self._next_event = 32
         self.process_block(z, y)
         self.process_block(z, y)
-        self.follow_hop, self._next_follow = saved
         self.reset()

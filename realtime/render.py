@@ -53,6 +53,8 @@ import numpy as np
 from dsp.meter import measure
 from dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
 
+from inference.worker import load_estimator
+
 from .engine import Engine
 from .audio_io import (
     LAYOUTS,
@@ -69,7 +71,6 @@ __all__ = [
     "LOUDNESS_AIM_LU",
     "LOUDNESS_TOLERANCE_LU",
     "MAX_PASSES",
-    "MODELS",
     "LOUDNESS_MODES",
     "TARGET_LUFS_RANGE",
     "ArrayRender",
@@ -86,7 +87,6 @@ LOUDNESS_AIM_LU = 0.1  # stop iterating inside this
 LOUDNESS_TOLERANCE_LU = 0.5  # the delivery promise; outside it the summary says "not reached"
 TARGET_LUFS_RANGE = (-60.0, 0.0)
 BLOCK_SIZE_RANGE = (1, 65536)
-MODELS = ("none",)
 LOUDNESS_MODES = ("search", "follow")
 _MIN_SLOPE = 0.15  # LU per dB: below this the limiter is taken as saturated
 _MAX_STEP_DB = 12.0  # more gain than this, at the measured slope, also counts as saturated
@@ -136,6 +136,9 @@ class RenderReport:
     latency_samples: int
     nonfinite_samples: int
     notes: list[str] = field(default_factory=list)
+    model: str = "none"  # the estimator that ran: a model name, "heuristic", or "none"
+    ai_updates: int = 0
+    inference: dict | None = None
 
     @property
     def duration_s(self) -> float:
@@ -171,6 +174,8 @@ class ArrayRender:
     chosen: PassResult
     notes: list[str]
     latency_samples: int
+    ai_updates: list = field(default_factory=list)  # [(t_s, {name: value})] of the chosen pass
+    inference: dict | None = None  # worker stats (runs, p50_ms, p99_ms)
 
 
 # --- validation ----------------------------------------------------------------------
@@ -184,12 +189,6 @@ def _finite(name: str, value: object) -> float:
     if not math.isfinite(v):
         raise RenderUsageError(f"{name} must be a finite number, got {value!r}")
     return v
-
-
-def _check_model(model: str) -> None:
-    if str(model).strip().lower() not in MODELS:
-        raise RenderUsageError(f"--model {model}: AI models arrive in a later version of mixpilot; "
-                               f"only --model none (static parameters) is available now")
 
 
 def _validated_params(params: Mapping[str, object] | None) -> dict[str, float]:
@@ -270,7 +269,9 @@ def _render_pass(engine: Engine, x: np.ndarray, out: np.ndarray, block_size: int
 def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0,
                  params: Mapping[str, float] | None = None, block_size: int = 1024,
                  progress: ProgressCallback | None = None,
-                 input_integrated_lufs: float | None = None, loudness_mode: str = "search") -> ArrayRender:
+                 input_integrated_lufs: float | None = None, loudness_mode: str = "search",
+                 estimator=None, ai_amount: float = 1.0, ai_hop_s: float = 0.5,
+                 crossfade_s: float = 2.0, midi_file=None) -> ArrayRender:
     """Render a buffer through the engine with loudness delivery (the core of :func:`render_file`).
 
     Parameters
@@ -291,6 +292,12 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         file meets the target (module docstring).  ``"follow"``: one pass
         with the real-time loudness follower (:mod:`realtime.engine`),
         exactly what ``mixpilot play`` would have played.
+    estimator : optional
+        An AI estimator (:func:`inference.worker.load_estimator`); its
+        :class:`inference.worker.InferenceWorker` runs synchronously inside
+        the engine at every ``ai_hop_s`` of stream time, gliding over
+        ``crossfade_s``.  ``ArrayRender.ai_updates`` lists the chosen pass's
+        updates ``(t_s, {name: value})``.
 
     Returns
     -------
@@ -315,6 +322,21 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         params["loudness_gain_db"] = gain
     engine = Engine(sample_rate, x.shape[1], max_block_size=block_size, params=params, target_lufs=target_lufs,
                     ceiling_dbtp=ceiling_dbtp, loudness_mode="follow" if follow else "static")
+    updates: list[tuple[float, dict]] = []
+    worker = None
+    if estimator is not None:
+        from inference.worker import InferenceWorker
+
+        worker = InferenceWorker(estimator, engine.ring, sample_rate,
+                                 engine.publish_ai,
+                                 hop_s=ai_hop_s, crossfade_s=crossfade_s, ai_amount=ai_amount, base=params,
+                                 on_update=lambda t, v: updates.append((t, v)))
+        engine.attach_sync_worker(worker)
+    if midi_file is not None:
+        from .midi import ControlBank
+
+        engine.attach_controls(ControlBank(), midi_file)
+    best_updates: list[tuple[float, dict]] = []
 
     cur = np.empty_like(x)
     best = np.empty_like(x)
@@ -323,7 +345,10 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     for pass_no in range(1, MAX_PASSES + 1):
         if not follow:
             engine.set_static("loudness_gain_db", gain)
+        if midi_file is not None:
+            midi_file.rewind()
         engine.reset()  # parameters settle on their targets: no glide between passes
+        updates.clear()
         _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress)
         if follow:
             gain = engine.loudness_gain_db
@@ -336,6 +361,7 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         if err < best_err or pass_no == 1:
             best_err = err
             cur, best = best, cur
+            best_updates = list(updates)
         if not measurable:
             notes.append("input is silent or too short to measure (no 400 ms block above -70 LUFS); "
                          "no loudness gain applied")
@@ -357,7 +383,8 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         gain = new_gain
     chosen = min(passes, key=lambda r: abs(r.integrated_lufs - target_lufs)
                  if math.isfinite(r.integrated_lufs) else math.inf)
-    return ArrayRender(best, passes, chosen, notes, engine.latency_samples)
+    return ArrayRender(best, passes, chosen, notes, engine.latency_samples, best_updates,
+                       worker.stats() if worker is not None else None)
 
 
 def _secant(a: PassResult, b: PassResult) -> float:
@@ -457,11 +484,21 @@ def _next_gain(passes: list[PassResult], target: float, lo: float, hi: float) ->
     return g, ""
 
 
-def _write_params_out(path: str, params: Mapping[str, float], loudness_gain_db: float) -> None:
-    """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically."""
+def _write_params_out(path: str, params: Mapping[str, float], loudness_gain_db: float,
+                      ai_updates: list | None = None) -> None:
+    """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically.
+
+    AI updates are logged per parameter when its value changes.
+    """
     lines = [json.dumps({"t": 0.0, "param": k, "value": v, "source": "user"})
              for k, v in params.items() if k != "loudness_gain_db"]
     lines.append(json.dumps({"t": 0.0, "param": "loudness_gain_db", "value": loudness_gain_db, "source": "user"}))
+    last: dict[str, float] = {}
+    for t, vals in ai_updates or []:
+        for k, v in vals.items():
+            if last.get(k) != v:
+                lines.append(json.dumps({"t": round(t, 6), "param": k, "value": v, "source": "ai"}))
+                last[k] = v
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -470,7 +507,9 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
                 params: Mapping[str, object] | None = None, model: str = "none", ai_amount: float = 1.0,
                 float_output: bool = False, overwrite: bool = False, block_size: int = 1024,
                 progress: ProgressCallback | None = None,
-                params_out: str | os.PathLike[str] | None = None, loudness_mode: str = "search") -> RenderReport:
+                params_out: str | os.PathLike[str] | None = None, loudness_mode: str = "search",
+                ai_hop_s: float = 0.5, crossfade_s: float = 2.0, midi_file: str | None = None,
+                midi_map: str | None = None) -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
 
     Parameters
@@ -487,9 +526,15 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     params : mapping of str to number, optional
         Static parameter values, validated against :mod:`dsp.params`.
     model : str
-        ``"none"`` only (AI models arrive in a later version).
+        ``"none"`` (static parameters), a model name from ``models_onnx/``
+        (``"default"``), or a path to an ``.onnx`` with its card.  A model
+        that cannot be used gives a note and the heuristic estimator.
     ai_amount : float
-        0..1, checked; no effect until a model is available.
+        0..1, blend between neutral and the AI's parameters.
+    ai_hop_s, crossfade_s : float
+        AI update interval and glide time (seconds of stream time).
+    midi_file, midi_map : path, optional
+        ``--midi-file`` CC automation through ``--midi-map`` (built-in map by default).
     float_output : bool
         Write 32-bit float WAV instead of 24-bit PCM.
     overwrite : bool
@@ -515,10 +560,15 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     """
     t0 = time.perf_counter()
     # 1. arguments
-    _check_model(model)
     ai_amount = _finite("--ai-amount", ai_amount)
     if not 0.0 <= ai_amount <= 1.0:
         raise RenderUsageError(f"--ai-amount {ai_amount:g} is outside 0..1")
+    ai_hop_s = _finite("--ai-hop-s", ai_hop_s)
+    if not 0.05 <= ai_hop_s <= 60.0:
+        raise RenderUsageError(f"--ai-hop-s {ai_hop_s:g} is outside 0.05..60 s")
+    crossfade_s = _finite("--crossfade-s", crossfade_s)
+    if not 0.0 <= crossfade_s <= 60.0:
+        raise RenderUsageError(f"--crossfade-s {crossfade_s:g} is outside 0..60 s")
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
             or not BLOCK_SIZE_RANGE[0] <= block_size <= BLOCK_SIZE_RANGE[1]:
         raise RenderUsageError(f"--block-size must be an integer in {BLOCK_SIZE_RANGE[0]}..{BLOCK_SIZE_RANGE[1]}, "
@@ -559,7 +609,13 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
         if _same_file(out_abs, po_abs):
             raise RenderUsageError(f"{po_str}: --params-out is the same file as the output")
 
-    # 3. read, measure, render
+    # 3. model, automation, read, measure, render
+    automation = None
+    if midi_file is not None:
+        from .midi import MidiFileAutomation, load_map
+
+        automation = MidiFileAutomation.load(os.fspath(midi_file), load_map(midi_map))
+    estimator = load_estimator(model, notes.append)
     raw, sample_rate, info = read_audio_file(in_str)
     notes = info.notes + notes
     # input loudness of the file as it is (BS.1770-4 weights of its layout, audio_io.LAYOUTS)
@@ -569,7 +625,9 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     del raw
     result = render_array(
         x, sample_rate, target_lufs=target_lufs, ceiling_dbtp=ceiling, params=values, block_size=block_size,
-        progress=progress, input_integrated_lufs=m_in["integrated_lufs"], loudness_mode=loudness_mode)
+        progress=progress, input_integrated_lufs=m_in["integrated_lufs"], loudness_mode=loudness_mode,
+        estimator=estimator, ai_amount=ai_amount, ai_hop_s=ai_hop_s, crossfade_s=crossfade_s,
+        midi_file=automation)
     notes += result.notes
     chosen = result.chosen
     reached = math.isfinite(chosen.integrated_lufs) and \
@@ -580,7 +638,7 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     # 4. write
     write_audio_atomic(out_abs, result.out, sample_rate, subtype)
     if po_abs is not None:
-        _write_params_out(po_abs, values, chosen.gain_db)
+        _write_params_out(po_abs, values, chosen.gain_db, result.ai_updates)
     seconds = time.perf_counter() - t0
     duration = x.shape[0] / sample_rate
     return RenderReport(
@@ -595,4 +653,5 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
         passes=len(result.passes), target_reached=reached, seconds=seconds,
         realtime_factor=duration / seconds if seconds > 0 else math.inf,
         latency_samples=result.latency_samples, nonfinite_samples=info.nonfinite_samples,
-        notes=notes)
+        notes=notes, model=getattr(estimator, "name", "none") if estimator is not None else "none",
+        ai_updates=len(result.ai_updates), inference=result.inference)

@@ -208,6 +208,14 @@ class RunOptions:
     ui: bool = True
     overwrite: bool = False
     switch_interval_s: float = SWITCH_INTERVAL_S  # sys.setswitchinterval during the run (module docstring)
+    model: str | None = "default"  # "none" = static parameters
+    ai_amount: float = 1.0
+    ai_hop_s: float = 0.5
+    crossfade_s: float = 2.0
+    midi_in: str | None = None  # port index / name substring / "jack" / "virtual"
+    midi_map: str | None = None  # TOML; None = the built-in map
+    midi_file: str | None = None  # CC automation played in time with the audio
+    ai_resume_s: float | None = None
 
 
 @dataclass
@@ -440,8 +448,11 @@ class _Run:
 class MeterUI:
     """Terminal meters from a non-audio thread: one status line, 10 times a second on a terminal."""
 
-    def __init__(self, run: _Run, samplerate: int, blocksize: int, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(self, run: _Run, samplerate: int, blocksize: int, stream: TextIO, enabled: bool = True,
+                 worker=None) -> None:
         self.run = run
+        self.worker = worker
+        self.watchdog = None  # --ai-resume-s without a live MIDI input
         self.snap = run.engine.snapshot
         self.budget_us = 1e6 * blocksize / samplerate
         self.stream = stream
@@ -469,14 +480,38 @@ class MeterUI:
                 f"gain {s[_SNAP['loudness_gain_db']]:+5.1f} dB | load {load:4.1f}% | xruns {int(self.run.counts[1])} | "
                 f"{s[_SNAP['stream_s']]:6.1f} s")
 
+    def ai_line(self) -> str:
+        """Each AI parameter: current value -> target, and the worker's status."""
+        if self.worker is None:
+            return ""
+        from dsp.params import AI_PARAM_NAMES, PARAM_INDEX
+
+        cur = self.run.engine.chain.current_values
+        tgt = self.run.engine.chain.targets
+        short = {"input_gain_db": "in", "comp_ratio": "ratio", "low_gain_db": "low", "mid_gain_db": "mid",
+                 "high_gain_db": "high", "presence_gain_db": "pres", "reverb_send": "rev", "delay_send": "dly",
+                 "stereo_width": "width", "output_gain_db": "out"}
+        manual = self.run.engine.manual_active
+        parts = [f"{short.get(n, n)}{'[M]' if manual[PARAM_INDEX[n]] else ''} "
+                 f"{cur[PARAM_INDEX[n]]:+.2f}>{tgt[PARAM_INDEX[n]]:+.2f}" for n in AI_PARAM_NAMES]
+        state = " OFF" if not self.run.engine.ai_on else ""
+        return f"{self.worker.status}{state} | " + " ".join(parts) + "  ([M] = MIDI)"
+
     def _loop(self) -> None:
         every = 1 if self.tty else 10  # a pipe or a log gets a line a second
         i = 0
         while not self._stop.wait(0.1):
+            if self.watchdog is not None:
+                self.watchdog.check(time.perf_counter_ns())
             text = self.line()  # computed even without a terminal: the thread's cost is part of every run
+            ai = self.ai_line()
             i += 1
             if self.enabled and i % every == 0:
-                self.stream.write(("\r" + text + "\x1b[K") if self.tty else text + "\n")
+                if self.tty:
+                    up = "\x1b[1A" if (ai and self.lines) else ""
+                    self.stream.write(up + "\r" + text + "\x1b[K" + (("\n" + ai + "\x1b[K") if ai else ""))
+                else:
+                    self.stream.write(text + "\n" + ((ai + "\n") if ai else ""))
                 self.stream.flush()
                 self.lines += 1
 
@@ -553,6 +588,16 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
         if src.shape[0] == 0:
             raise AudioFileError(f"{opts.file}: has no audio frames")
 
+    from inference.worker import InferenceWorker, load_estimator
+
+    from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
+
+    if opts.ai_resume_s is not None and not (math.isfinite(opts.ai_resume_s) and opts.ai_resume_s > 0):
+        raise StreamUsageError(f"--ai-resume-s must be > 0, got {opts.ai_resume_s:g}")
+    midi_map = load_map(opts.midi_map) if (opts.midi_in is not None or opts.midi_file or opts.midi_map) else None
+    automation = MidiFileAutomation.load(opts.midi_file, midi_map) if opts.midi_file else None
+    estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
+
     # 2. the device (or a headless JACK server)
     sd = _sd()
     want_sr = opts.samplerate or file_sr or 48000
@@ -562,6 +607,8 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
     stream = None
     ui = None
     runner = None
+    worker = None
+    midi = None
     reason = "device error"
     error = None
     try:
@@ -611,8 +658,37 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
         runner = _Run(engine, src, end_frames, recorder, opts.blocksize)
         runner.switch_interval_s = opts.switch_interval_s
         _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
-        ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui)
         params_log = [{"t": 0.0, "param": k, "value": v, "source": "user"} for k, v in engine.params.items()]
+        bank = None
+        if midi_map is not None:
+            bank = ControlBank()
+            engine.attach_controls(bank, automation)
+        if estimator is not None:
+            last: dict[str, float] = {}
+
+            def logged(t: float, values: dict) -> None:  # inference thread
+                for k, v in values.items():
+                    if last.get(k) != v:
+                        params_log.append({"t": round(t, 6), "param": k, "value": v, "source": "ai"})
+                        last[k] = v
+
+            worker = InferenceWorker(estimator, engine.ring, sr,
+                                     engine.publish_ai,
+                                     hop_s=opts.ai_hop_s, crossfade_s=opts.crossfade_s, ai_amount=opts.ai_amount,
+                                     base=engine.params, on_update=logged)
+            worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
+        ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
+        t_start_ns = [time.perf_counter_ns()]
+        if opts.midi_in is not None:
+            def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
+                params_log.append({"t": round((t_ns - t_start_ns[0]) / 1e9, 6), "param": param,
+                                   "value": value, "source": "midi"})
+
+            midi = MidiInput(opts.midi_in, midi_map, bank, on_event=midi_logged,
+                             on_warning=lambda t: say("warning: " + t), ai_resume_s=opts.ai_resume_s)
+            say(midi.describe())
+        elif opts.ai_resume_s is not None and bank is not None:
+            ui.watchdog = ResumeWatchdog(bank, opts.ai_resume_s)
 
         # 4. run
         sys.setswitchinterval(opts.switch_interval_s)
@@ -622,7 +698,10 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
             stream = sd.OutputStream(device=out_dev, channels=out_channels, **kw)
         else:
             stream = sd.Stream(device=(in_dev, out_dev), channels=(channels, out_channels), **kw)
+        t_start_ns[0] = time.perf_counter_ns()
         stream.start()
+        if worker is not None:
+            worker.start()
         ui.start()
         if on_started is not None:
             on_started(runner)
@@ -630,6 +709,10 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:
+        if worker is not None:
+            worker.stop()
+        if midi is not None:
+            midi.close()
         sys.setswitchinterval(old_switch)
         if ui is not None:
             ui.stop()
@@ -645,9 +728,22 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
         stats = runner.stats(runner.engine.sample_rate, opts.blocksize) if runner is not None else None
         if stats is not None:
             stats["end"] = reason
+            if worker is not None:
+                stats["inference"] = worker.stats()
+                stats["model"] = getattr(worker.estimator, "name", "model")
+            bank = runner.engine.controls
+            if bank is not None:
+                c = bank.counts()
+                stats["midi"] = {"messages": c["received"], "applied": c["mapped"], "ignored": c["ignored"],
+                                 "dropped": c["dropped"], "latency": runner.engine.midi_latency_ms()}
+            if automation is not None:
+                for t, name, value in automation.events[:automation.cursor]:
+                    if name is not None and value is not None:
+                        params_log.append({"t": round(t, 6), "param": name, "value": value, "source": "midi"})
             if stats_abs:
                 write_text_atomic(stats_abs, json.dumps(stats, indent=1) + "\n")
             if params_out_abs:
+                params_log.sort(key=lambda e: e["t"])
                 write_text_atomic(params_out_abs, "".join(json.dumps(e) + "\n" for e in params_log))
         if server is not None and not dead:
             release_portaudio()

@@ -256,8 +256,8 @@ def _case_params_missing(tmp_path, song):
     return [song, tmp_path / "o.wav", "--params", tmp_path / "none.json"], 2, "--params"
 
 
-def _case_model(tmp_path, song):
-    return [song, tmp_path / "o.wav", "--model", "mix-v1"], 2, "later version"
+def _case_ai_hop(tmp_path, song):
+    return [song, tmp_path / "o.wav", "--ai-hop-s", "0"], 2, "--ai-hop-s 0 is outside"
 
 
 def _case_ai_amount(tmp_path, song):
@@ -324,7 +324,7 @@ def test_unwritable_output_dir(song, tmp_path, capsys, monkeypatch):
 
 def test_no_command_is_one_line(capsys):
     code, _, err = run([], capsys)
-    expected = ("mixpilot: error: a command is required: play, live, render, devices or params "
+    expected = ("mixpilot: error: a command is required: play, live, render, devices, params or midi-learn "
                 "(see mixpilot --help)")
     assert code == 2 and err.splitlines() == [expected]
 

@@ -276,7 +276,8 @@ def test_progress_reports_every_pass_to_the_end(tmp_wav, tmp_path, rng):
 
 
 @pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    ({"model": "big.onnx"}, RenderUsageError, "later version"),
+    ({"ai_hop_s": 0.0}, RenderUsageError, "--ai-hop-s"),
+    ({"crossfade_s": -1.0}, RenderUsageError, "--crossfade-s"),
     ({"ai_amount": 1.5}, RenderUsageError, "0..1"),
     ({"target_lufs": -80.0}, RenderUsageError, "target-lufs"),
     ({"ceiling_dbtp": 2.0}, RenderUsageError, "ceiling-dbtp"),

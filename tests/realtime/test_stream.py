@@ -59,11 +59,11 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
                                   "reverb_send": 0.15, "stereo_width": 1.1}))
     rec, stats = tmp_path / "rec.wav", tmp_path / "stats.json"
     p = _mixpilot("play", str(song), "--record", str(rec), "--stats-json", str(stats), "--params", str(params),
-                  "--no-ui", "--target-lufs", "-16")
+                  "--no-ui", "--target-lufs", "-16", "--model", "none")
     assert p.returncode == 0, p.stderr
     ren = tmp_path / "ren.wav"
     q = _mixpilot("render", str(song), str(ren), "--params", str(params), "--target-lufs", "-16",
-                  "--loudness-mode", "follow", "--float", "-q")
+                  "--loudness-mode", "follow", "--float", "-q", "--model", "none")
     assert q.returncode == 0, q.stderr
     st = json.loads(stats.read_text())
     assert INTERFACE_KEYS <= set(st)
@@ -80,7 +80,8 @@ def test_twenty_seconds_without_xruns_with_the_meter_ui(jack_server, tmp_path, t
     # a callback with any under/overflow flag).  The callback timings are printed for the note.
     song = tmp_wav(_song(21.0), SR, "song.wav")
     ui = io.StringIO()
-    res = run(RunOptions(mode="play", file=str(song), seconds=20.0, blocksize=128, ui=True), ui_stream=ui)
+    res = run(RunOptions(mode="play", file=str(song), seconds=20.0, blocksize=128, ui=True, model="none"),
+              ui_stream=ui)
     st = res.stats
     print("\ncallback_us", st["callback_us"], "budget_us", st["budget_us"], "blocks", st["blocks"],
           "xruns", st["xruns"], "flags", st["status_flags"])
@@ -180,7 +181,7 @@ def test_devices_lists_the_jack_device(jack_server, capsys):
     (["play", "{song}", "--seconds", "0"], 2, "--seconds must be > 0"),
     (["play", "{song}", "--record", "{nodir}/r.wav"], 1, "does not exist"),
     (["play", "{song}", "--record", "{tmp}/r.flac"], 2, "the recording is a .wav file"),
-    (["play", "{song}", "--model", "fancy"], 2, "--model fancy"),
+    (["play", "{song}", "--ai-amount", "2"], 2, "--ai-amount 2 is outside 0..1"),
 ])
 def test_bad_input_is_one_line_before_the_stream_opens(jack_server, tmp_path, tmp_wav, capsys, argv, code, needle):
     song = tmp_wav(_song(1.0), SR, "song.wav")

@@ -1,0 +1,302 @@
+"""The one feature definition: log-mel mid/side windows.
+
+Imported by the runtime worker (:mod:`inference.worker`) and by training
+(:mod:`training.data`), so serving and training can never compute features
+differently.  The model card stores :meth:`FeatureConfig.as_dict`; a model whose
+card disagrees with :data:`FEATURE_CONFIG` is refused.
+
+Pipeline for one window (:func:`extract_features`)::
+
+    last ``window_s`` seconds of [frames, 1|2] audio (zero-padded at the start)
+      -> mid = (L + R) / 2, side = (L - R) / 2            (mono: L = R, side = 0)
+      -> soxr 'HQ' resample to ``sample_rate``           (skipped when it matches)
+      -> periodic Hann window, non-centred STFT (numpy rfft), power |X|^2
+      -> mel filterbank (librosa.filters.mel, Slaney mel scale and area norm)
+      -> 10 log10(power + 1e-10), clipped below at ``floor_db``
+      -> float32 [2 (mid, side), n_mels, n_frames]
+
+The spectrum is *not* normalised per window: absolute level carries the
+information behind ``input_gain_db``.  The power convention is librosa's
+(``librosa.feature.melspectrogram(center=False, power=2)``), which the tests
+use as a reference.
+
+The window is cut *before* anything else, so the features of the last window
+of a long buffer are bit-for-bit the features of that window alone; the
+worker pulls exactly :func:`window_from` out of its ring.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "FeatureConfig",
+    "FEATURE_CONFIG",
+    "FeatureError",
+    "input_window_frames",
+    "window_from",
+    "extract_features",
+    "extract_batch",
+    "mel_filterbank",
+]
+
+_POWER_EPS = 1e-10
+
+
+class FeatureError(ValueError):
+    """Audio or configuration that feature extraction cannot use."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that decides what a feature window is.
+
+    Attributes
+    ----------
+    sample_rate : int
+        analysis sample rate (Hz); audio is resampled to it.
+    n_fft, hop_length : int
+        STFT size and hop (samples at ``sample_rate``), non-centred frames.
+    n_mels : int
+        mel bands between ``fmin_hz`` and ``fmax_hz``.
+    window_s : float
+        seconds of audio per window (the last ``window_s`` seconds are used).
+    floor_db : float
+        log-power floor; silence reads as ``floor_db``.
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 64
+    fmin_hz: float = 30.0
+    fmax_hz: float = 11025.0
+    window_s: float = 3.0
+    floor_db: float = -100.0
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
+            raise FeatureError(f"sample_rate, n_fft, hop_length and n_mels must be positive: {self}")
+        if not 0.0 <= self.fmin_hz < self.fmax_hz <= self.sample_rate / 2.0:
+            raise FeatureError(
+                f"need 0 <= fmin_hz < fmax_hz <= sample_rate/2, got {self.fmin_hz}, {self.fmax_hz}")
+        if self.window_samples < self.n_fft:
+            raise FeatureError(
+                f"window_s = {self.window_s} s is shorter than one FFT ({self.n_fft} samples)")
+
+    @property
+    def window_samples(self) -> int:
+        """Samples per window at ``sample_rate``."""
+        return int(round(self.window_s * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        """Non-centred STFT frames over one window."""
+        return 1 + (self.window_samples - self.n_fft) // self.hop_length
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape of one feature window: (2, n_mels, n_frames)."""
+        return (2, self.n_mels, self.n_frames)
+
+    def as_dict(self) -> dict:
+        """Plain dict for the model card (JSON-safe)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> "FeatureConfig":
+        """Inverse of :meth:`as_dict`; every field is required, no extra keys.
+
+        Raises ValueError naming the bad key.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"feature config must be a mapping, got {type(d).__name__}")
+        names = {f.name: f for f in fields(cls)}
+        for key in d:
+            if key not in names:
+                raise ValueError(f"unknown feature config key {key!r}; expected {sorted(names)}")
+        kwargs = {}
+        for name, f in names.items():
+            if name not in d:
+                raise ValueError(f"feature config is missing key {name!r}")
+            value = d[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"feature config key {name!r} must be a number, got {value!r}")
+            if f.type in ("int", int):
+                if float(value) != int(value):
+                    raise ValueError(f"feature config key {name!r} must be an integer, got {value!r}")
+                kwargs[name] = int(value)
+            else:
+                if not math.isfinite(float(value)):
+                    raise ValueError(f"feature config key {name!r} must be finite, got {value!r}")
+                kwargs[name] = float(value)
+        try:
+            return cls(**kwargs)
+        except FeatureError as exc:
+            raise ValueError(str(exc)) from None
+
+
+FEATURE_CONFIG = FeatureConfig()
+
+
+@lru_cache(maxsize=8)
+def mel_filterbank(config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+    """Mel filterbank [n_mels, n_fft // 2 + 1] (float64, read-only), built once per config.
+
+    ``librosa.filters.mel`` with the Slaney mel scale (``htk=False``) and Slaney
+    area normalisation, between ``fmin_hz`` and ``fmax_hz``.
+    """
+    import librosa
+
+    fb = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
+                             fmin=config.fmin_hz, fmax=config.fmax_hz, htk=False, norm="slaney",
+                             dtype=np.float64)
+    fb = np.ascontiguousarray(fb, dtype=np.float64)
+    fb.setflags(write=False)
+    return fb
+
+
+@lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    # periodic Hann (scipy.signal.get_window('hann', n, fftbins=True)), as librosa uses
+    w = np.hanning(n_fft + 1)[:-1].astype(np.float64)
+    w.setflags(write=False)
+    return w
+
+
+def input_window_frames(sample_rate: float, config: FeatureConfig = FEATURE_CONFIG) -> int:
+    """Frames of input audio at ``sample_rate`` that make one window."""
+    if not sample_rate > 0:
+        raise FeatureError(f"sample_rate must be positive, got {sample_rate!r}")
+    return int(round(config.window_s * float(sample_rate)))
+
+
+def _as_audio(audio: np.ndarray) -> np.ndarray:
+    a = np.asarray(audio)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[1] not in (1, 2):
+        raise FeatureError(f"audio must have shape (frames, 1|2), got {a.shape}")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise FeatureError(f"audio must be float32 or float64, got {a.dtype}")
+    return a
+
+
+def window_from(audio: np.ndarray, end_frame: int, sample_rate: float,
+                config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+    """The exact input samples one window ending at ``end_frame`` uses.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(frames, channels)]
+        float audio, 1 or 2 channels.
+    end_frame : int
+        the window covers ``audio[end_frame - W : end_frame]`` with
+        ``W = input_window_frames(sample_rate, config)``; frames before 0 are zeros.
+    sample_rate : float
+        the rate of ``audio``.
+
+    Returns
+    -------
+    np.ndarray [shape=(W, channels)], float64 (a new array).
+    """
+    a = _as_audio(audio)
+    n = input_window_frames(sample_rate, config)
+    end = int(end_frame)
+    if not 0 <= end <= a.shape[0]:
+        raise FeatureError(f"end_frame {end_frame} outside 0..{a.shape[0]}")
+    out = np.zeros((n, a.shape[1]), dtype=np.float64)
+    start = end - n
+    if start >= 0:
+        out[:] = a[start:end]
+    else:
+        out[-start:] = a[:end]
+    return out
+
+
+def _mid_side(win: np.ndarray) -> np.ndarray:
+    """[frames, 2] float64 (mid, side); non-finite samples read as zero."""
+    if win.shape[1] == 1:
+        l = r = win[:, 0]
+    else:
+        l, r = win[:, 0], win[:, 1]
+    ms = np.empty((win.shape[0], 2), dtype=np.float64)
+    ms[:, 0] = 0.5 * (l + r)
+    ms[:, 1] = 0.5 * (l - r)
+    if not np.isfinite(ms).all():
+        ms[~np.isfinite(ms)] = 0.0
+    return ms
+
+
+def _resample(ms: np.ndarray, sample_rate: float, config: FeatureConfig) -> np.ndarray:
+    """Resample [frames, 2] to ``config.sample_rate``; exactly ``window_samples`` long."""
+    target = config.window_samples
+    if float(sample_rate) != float(config.sample_rate):
+        import soxr
+
+        # soxr is deterministic: identical input gives identical output
+        ms = soxr.resample(np.ascontiguousarray(ms), float(sample_rate), float(config.sample_rate),
+                           quality="HQ")
+    if ms.shape[0] == target:
+        return ms
+    if ms.shape[0] > target:  # keep the most recent samples
+        return ms[-target:]
+    out = np.zeros((target, ms.shape[1]), dtype=np.float64)
+    out[target - ms.shape[0]:] = ms
+    return out
+
+
+def _log_mel(ms: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """[window_samples, 2] -> float32 [2, n_mels, n_frames]."""
+    n_fft, hop, n_frames = config.n_fft, config.hop_length, config.n_frames
+    w = _hann(n_fft)
+    fb = mel_filterbank(config)
+    out = np.empty(config.shape, dtype=np.float32)
+    for c in range(2):
+        x = np.ascontiguousarray(ms[:, c])
+        frames = np.lib.stride_tricks.as_strided(
+            x, shape=(n_frames, n_fft), strides=(hop * x.strides[0], x.strides[0]), writeable=False)
+        spec = np.fft.rfft(frames * w, axis=1)
+        power = spec.real * spec.real + spec.imag * spec.imag  # |X|^2, [T, F]
+        mel = fb @ power.T  # [M, T]
+        db = 10.0 * np.log10(mel + _POWER_EPS)
+        np.maximum(db, config.floor_db, out=db)
+        out[c] = db
+    return out
+
+
+def extract_features(audio: np.ndarray, sample_rate: float,
+                     config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+    """Log-mel mid/side features of the last ``window_s`` seconds of ``audio``.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(frames, 1|2)]
+        float32/float64 audio at ``sample_rate`` (mono is read as L = R).  A
+        shorter buffer is zero-padded at the start; NaN/Inf read as zero.
+    sample_rate : float
+        rate of ``audio`` in Hz; resampled with soxr 'HQ' to ``config.sample_rate``.
+
+    Returns
+    -------
+    np.ndarray [shape=(2, n_mels, n_frames)], float32: channel 0 mid, 1 side,
+    in dB (``10 log10(mel power + 1e-10)``, floored at ``config.floor_db``).
+    """
+    a = _as_audio(audio)
+    win = window_from(a, a.shape[0], sample_rate, config)
+    ms = _resample(_mid_side(win), sample_rate, config)
+    return _log_mel(ms, config)
+
+
+def extract_batch(audios: Sequence[np.ndarray], sample_rate: float,
+                  config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+    """:func:`extract_features` over a list: float32 [n, 2, n_mels, n_frames]."""
+    out = np.empty((len(audios),) + config.shape, dtype=np.float32)
+    for i, a in enumerate(audios):
+        out[i] = extract_features(a, sample_rate, config)
+    return out

@@ -1,0 +1,287 @@
+"""Analysis-based estimate of the AI parameters: the fallback and the baseline.
+
+:class:`HeuristicEstimator` reads the same feature window as the models
+(:func:`inference.features.extract_features`, [2 (mid, side), n_mels,
+n_frames] in dB) and answers the same 10 normalised AI parameters
+(:data:`dsp.params.AI_PARAM_NAMES`), so it stands in when no model loads and
+is the baseline every model must beat.
+
+Analysis of one window (:func:`analyse`)
+    * long-term spectrum: per mel band, the time-mean of mid + side power
+      (proportional to (L^2 + R^2) / 2), in dB;
+    * short-term dynamics: the spread (95th - 10th percentile) of the
+      per-frame total power in dB (frames are 46 ms, hop 23 ms);
+    * side-to-mid ratio: side over mid power above 150 Hz, in dB.
+
+Rules (each parameter: a raw estimate ``x`` from one cue, then
+``neutral + gain * shrink(x, deadband)`` where ``shrink`` moves ``x`` toward 0
+by ``deadband`` and zeroes it inside; ``gain`` and ``deadband`` per parameter
+in :data:`RULE_GAINS`)
+    * **level** -- ``x = REFERENCE_LEVEL_DB - level_db`` (level of the good
+      mixes minus this window's total power) -> ``input_gain_db``.
+    * **tone** -- the spectrum minus :data:`REFERENCE_SPECTRUM_DB` is fitted,
+      by weighted least squares (weights 1 / the reference's per-band variance
+      across songs), as a broadband offset plus the dB responses of the
+      chain's own low shelf, mid bell, high shelf and presence bell at their
+      default frequencies (power-averaged over each mel band, chain at
+      44.1 kHz) times unknown gains ``g``, with a ridge penalty
+      :data:`EQ_RIDGE` on ``g``; ``x = -g`` (undo the deviation) -> the four
+      EQ gains.
+    * **compression** -- ``x = dynamics_db - REFERENCE_DYNAMICS_DB``, only a
+      window livelier than good mixes gets compression: ``comp_ratio = 1 +
+      gain * shrink(max(x, 0))``; ``output_gain_db = 1 dB * (comp_ratio - 1)``
+      makes up the level the compressor takes (the training targets' make-up
+      rule).
+    * **width** -- ``x = -max(side_mid_db - REFERENCE_SIDE_MID_DB, 0) / 20``
+      (log10 of the width that undoes the excess) -> ``stereo_width = 10 **
+      (gain * shrink(x))``: narrowing only; a narrower-than-reference window
+      is as often a choice (or a mono source) as a fault, and blind widening
+      costs mono compatibility.
+    * **reverb, delay** -- left neutral (0): no robust cue for "too dry" was
+      found in a 3 s log-mel window, and adding a send to a mix that does
+      not need it is the worse mistake.
+    * everything is clamped to the AI-safe ranges; a silent window (total
+      level under -80 dB) gives the neutral vector.
+
+How much each cue can say is limited by how much good mixes differ: across
+the synthetic songs the per-band long-term spectrum has a standard deviation
+of 5-20 dB around the reference (instrumentation, register, brightness), far
+more than a 1-4 dB EQ fault, so the calibrated EQ gains are small; level
+(total power) and, less so, dynamics are strong cues.
+
+The reference constants below were derived by
+``python -m training._heuristic_reference`` from good synthetic mixes
+(:mod:`training.synth`; 300 songs x 2 windows, seed 1234, none of them in
+the evaluation set), and the rule gains by a grid search on a separate
+calibration set (``build_dataset(1500, seed=4321)``): for each parameter
+the (gain, deadband) pair with the lowest normalised MAE.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from dsp.biquad import BELL, HIGH_SHELF, LOW_SHELF, rbj_coefficients
+from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
+
+from .features import FEATURE_CONFIG, FeatureConfig, mel_filterbank
+
+__all__ = ["HeuristicEstimator", "analyse", "eq_responses_db"]
+
+# --- constants derived by training/_heuristic_reference.py (see module docstring) -------------
+# BEGIN DERIVED
+REFERENCE_SPECTRUM_DB = np.array([  5.09,   8.58,   6.05,   3.80,   2.98,   2.48,   1.60,   0.40,  -0.61,  -1.89,  -4.30,  -5.59,
+  -6.16,  -7.35,  -8.52,  -9.25, -10.60, -11.36, -11.83, -13.40, -13.63, -13.92, -14.43, -14.56,
+ -15.08, -15.67, -15.56, -16.44, -16.55, -17.49, -18.14, -18.28, -18.50, -19.06, -19.29, -20.08,
+ -20.27, -20.67, -21.72, -22.19, -23.09, -23.29, -23.81, -23.94, -24.50, -24.93, -25.65, -26.05,
+ -26.54, -27.08, -27.65, -28.27, -28.56, -29.53, -30.14, -30.67, -31.47, -32.67, -33.61, -34.61,
+ -36.06, -37.97, -40.20, -45.52])
+REFERENCE_SPECTRUM_STD_DB = np.array([10.65,  7.56,  6.12,  5.18,  5.50,  5.70,  5.85,  7.07,  8.03,  8.73,  9.40,  9.67,  9.34,  9.82,
+  9.26,  9.37,  9.09,  8.73,  9.34,  8.39,  8.68,  8.28,  7.95,  8.38,  7.90,  7.87,  8.07,  8.32,
+  7.91,  7.90,  8.18,  8.60,  8.41,  8.73,  8.95,  8.95,  9.50,  9.82,  9.91, 10.24, 10.39, 10.69,
+ 11.04, 11.37, 11.53, 12.05, 12.57, 12.98, 13.49, 13.76, 14.04, 14.38, 14.77, 15.38, 15.80, 16.48,
+ 17.14, 17.75, 18.42, 19.09, 19.83, 20.68, 21.92, 22.76])
+REFERENCE_LEVEL_DB = 17.59
+REFERENCE_SIDE_MID_DB = -11.58
+REFERENCE_DYNAMICS_DB = 6.37
+# rule gains: per-parameter grid search on build_dataset(1500, seed=4321)
+EQ_RIDGE = 1.0
+RULE_GAINS = {"input_gain_db": (1.5, 2), "low_gain_db": (0.3, 1), "mid_gain_db": (0.3, 4), "high_gain_db": (0.3, 2), "presence_gain_db": (0.3, 5), "comp_ratio": (0.1, 6), "stereo_width": (0.3, 0.1)}
+# END DERIVED
+
+DEVIATION_CLIP_DB = 10.0
+_SILENCE_DB = -80.0
+_SIDE_FROM_HZ = 150.0
+_OUTPUT_DB_PER_RATIO = 1.0
+_EQ_NAMES = ("low_gain_db", "mid_gain_db", "high_gain_db", "presence_gain_db")
+_CHAIN_RATE = 44100.0
+
+
+def _default_value(name: str) -> float:
+    return PARAMS[PARAM_INDEX[name]].default
+
+
+def _band_centres_hz(config: FeatureConfig) -> np.ndarray:
+    fb = mel_filterbank(config)
+    freqs = np.linspace(0.0, config.sample_rate / 2.0, fb.shape[1])
+    return (fb @ freqs) / np.maximum(fb.sum(axis=1), 1e-12)
+
+
+@lru_cache(maxsize=4)
+def eq_responses_db(config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+    """[4, n_mels]: dB change per +1 dB of low / mid / high / presence gain, per mel band.
+
+    The chain's RBJ filters at their default frequencies and Q (at 44.1 kHz),
+    power response averaged over each mel band's filter.
+    """
+    fb = mel_filterbank(config)
+    freqs = np.linspace(0.0, config.sample_rate / 2.0, fb.shape[1])
+    z = np.exp(-1j * 2.0 * np.pi * freqs / _CHAIN_RATE)
+    v = {p.name: p.default for p in PARAMS}
+    specs = ((LOW_SHELF, v["low_freq_hz"], np.sqrt(0.5)), (BELL, v["mid_freq_hz"], v["mid_q"]),
+             (HIGH_SHELF, v["high_freq_hz"], np.sqrt(0.5)), (BELL, v["presence_freq_hz"], v["presence_q"]))
+    gain = 2.0
+    out = np.empty((4, fb.shape[0]))
+    for k, (kind, f0, q) in enumerate(specs):
+        b0, b1, b2, a1, a2 = rbj_coefficients(kind, f0, gain, q, _CHAIN_RATE)
+        h = (b0 + b1 * z + b2 * z * z) / (1.0 + a1 * z + a2 * z * z)
+        p = fb @ (np.abs(h) ** 2)
+        out[k] = 10.0 * np.log10(p / np.maximum(fb.sum(axis=1), 1e-12)) / gain
+    out.setflags(write=False)
+    return out
+
+
+def analyse(features: np.ndarray, config: FeatureConfig = FEATURE_CONFIG) -> dict:
+    """Window statistics used by the rules (see the module docstring).
+
+    ``features`` is [2, n_mels, n_frames] or a batch [n, 2, n_mels, n_frames];
+    every entry of the result then gains a leading batch axis.
+    """
+    f = np.asarray(features, dtype=np.float64)
+    single = f.ndim == 3
+    if single:
+        f = f[None]
+    if f.ndim != 4 or f.shape[1:3] != config.shape[:2]:
+        raise ValueError(f"features must have shape {config.shape} or (n,) + that, got {np.shape(features)}")
+    pm = 10.0 ** (f[:, 0] / 10.0)
+    ps = 10.0 ** (f[:, 1] / 10.0)
+    total = pm + ps
+    spec = 10.0 * np.log10(total.mean(axis=2))
+    level = 10.0 * np.log10(total.mean(axis=2).sum(axis=1))
+    frame_db = 10.0 * np.log10(total.sum(axis=1))
+    dyn = np.percentile(frame_db, 95, axis=1) - np.percentile(frame_db, 10, axis=1)
+    sel = _band_centres_hz(config) >= _SIDE_FROM_HZ
+    side = ps.mean(axis=2)[:, sel].sum(axis=1)
+    mid = pm.mean(axis=2)[:, sel].sum(axis=1)
+    side_mid = 10.0 * np.log10(np.maximum(side, 1e-30) / np.maximum(mid, 1e-30))
+    mono = np.all(f[:, 1] <= config.floor_db + 1.0, axis=(1, 2))
+    out = {"spectrum_db": spec, "level_db": level, "dynamics_db": dyn, "side_mid_db": side_mid, "mono": mono}
+    if single:
+        out = {k: v[0] for k, v in out.items()}
+    return out
+
+
+class HeuristicEstimator:
+    """Rules over a feature window -> the 10 AI parameters.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+        must be the configuration the reference constants were derived for.
+    reference : dict, optional
+        override the derived reference statistics (``spectrum_mean``,
+        ``spectrum_std``, ``side_mid_db``, ``dynamics_db``); used when deriving them.
+    """
+
+    param_names: tuple[str, ...] = tuple(AI_PARAM_NAMES)
+
+    def __init__(self, config: FeatureConfig = FEATURE_CONFIG, *, reference: dict | None = None):
+        if config.n_mels != REFERENCE_SPECTRUM_DB.shape[0] and reference is None:
+            raise ValueError(f"the heuristic's reference has {REFERENCE_SPECTRUM_DB.shape[0]} mel bands, "
+                             f"the feature config {config.n_mels}")
+        self.config = config
+        ref = reference or {}
+        self.ref_spectrum = np.asarray(ref.get("spectrum_mean", REFERENCE_SPECTRUM_DB), dtype=np.float64)
+        std = np.asarray(ref.get("spectrum_std", REFERENCE_SPECTRUM_STD_DB), dtype=np.float64)
+        self.weights = 1.0 / np.maximum(std, 1.0) ** 2
+        self.ref_level = float(ref.get("level_db", REFERENCE_LEVEL_DB))
+        self.ref_side_mid = float(ref.get("side_mid_db", REFERENCE_SIDE_MID_DB))
+        self.ref_dynamics = float(ref.get("dynamics_db", REFERENCE_DYNAMICS_DB))
+        self.responses = eq_responses_db(config)
+        self.set_gains()
+
+    def set_gains(self, gains: dict | None = None, *, eq_ridge: float = EQ_RIDGE) -> None:
+        """Set the rule gains ``{name: (gain, deadband)}`` and the EQ ridge (for calibration)."""
+        self.gains = dict(RULE_GAINS)
+        self.gains.update(gains or {})
+        self.eq_ridge = float(eq_ridge)
+        x = np.concatenate([np.ones((1, self.responses.shape[1])), self.responses]).T  # [M, 5]
+        w = self.weights
+        a = x.T @ (w[:, None] * x)
+        # ridge relative to each filter's own weighted energy: eq_ridge = 1 halves a clean estimate
+        a[1:, 1:] += self.eq_ridge * np.diag(np.diag(a)[1:])
+        self._solve = np.linalg.solve(a, x.T * w[None, :])  # [5, M]: beta = solve @ deviation
+
+    # -- the rules ---------------------------------------------------------
+    def _values(self, features: np.ndarray) -> np.ndarray:
+        """Denormalised, clamped values [n, 10] for a batch."""
+        return self.rules(analyse(features, self.config))
+
+    def raw(self, a: dict) -> dict[str, np.ndarray]:
+        """The raw estimate ``x`` of each rule (before gain and deadband) from an :func:`analyse` batch."""
+        dev = a["spectrum_db"] - self.ref_spectrum[None, :]
+        # robust fit: a band far off the reference (an instrument missing, a band empty) counts
+        # as at most DEVIATION_CLIP_DB around the window's median deviation
+        med = np.median(dev, axis=1, keepdims=True)
+        dev = med + np.clip(dev - med, -DEVIATION_CLIP_DB, DEVIATION_CLIP_DB)
+        beta = dev @ self._solve.T  # [n, 5]
+        out = {"input_gain_db": self.ref_level - a["level_db"],
+               "comp_ratio": np.maximum(0.0, a["dynamics_db"] - self.ref_dynamics),
+               "stereo_width": self._width_raw(a)}
+        for k, name in enumerate(_EQ_NAMES):
+            out[name] = -beta[:, 1 + k]
+        return out
+
+    def _width_raw(self, a: dict) -> np.ndarray:
+        # narrow only: a narrow mix is as often a choice (or a mono source) as a fault,
+        # and blind widening costs mono compatibility
+        dev = a["side_mid_db"] - self.ref_side_mid
+        return np.where(a["mono"], 0.0, -np.maximum(dev, 0.0) / 20.0)
+
+    def rules(self, a: dict, raw: dict | None = None) -> np.ndarray:
+        """Denormalised, clamped values [n, 10] from a batch :func:`analyse` result."""
+        raw = self.raw(a) if raw is None else raw
+        n = a["level_db"].shape[0]
+        names = AI_PARAM_NAMES
+        vals = np.tile(np.array([_default_value(k) for k in names]), (n, 1))
+        for name, x in raw.items():
+            gain, dead = self.gains[name]
+            y = gain * np.sign(x) * np.maximum(np.abs(x) - dead, 0.0)
+            if name == "stereo_width":
+                vals[:, names.index(name)] = 10.0 ** y
+            elif name == "comp_ratio":
+                vals[:, names.index(name)] = 1.0 + y
+            else:
+                vals[:, names.index(name)] = _default_value(name) + y
+        ratio = np.clip(vals[:, names.index("comp_ratio")], 1.0, 4.0)
+        vals[:, names.index("output_gain_db")] = _OUTPUT_DB_PER_RATIO * (ratio - 1.0)
+        silent = a["level_db"] < _SILENCE_DB
+        if np.any(silent):
+            vals[silent] = [_default_value(k) for k in names]
+        lo = np.array([PARAMS[PARAM_INDEX[k]].ai_minimum for k in names])
+        hi = np.array([PARAMS[PARAM_INDEX[k]].ai_maximum for k in names])
+        return np.clip(vals, lo, hi)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Normalised AI parameters: [2, M, T] -> float32 [10]; [n, 2, M, T] -> float32 [n, 10]."""
+        f = np.asarray(features)
+        single = f.ndim == 3
+        out = self.normalise(self._values(f[None] if single else f))
+        return out[0] if single else out
+
+    @staticmethod
+    def normalise(vals: np.ndarray) -> np.ndarray:
+        """[n, 10] parameter values -> float32 [n, 10] normalised (as dsp.params.normalise)."""
+        out = np.empty(vals.shape, dtype=np.float32)
+        for j, name in enumerate(AI_PARAM_NAMES):
+            p = PARAMS[PARAM_INDEX[name]]
+            lo, hi = p.ai_minimum, p.ai_maximum
+            if p.glide == "geometric":
+                out[:, j] = (np.log(vals[:, j]) - np.log(lo)) / (np.log(hi) - np.log(lo))
+            else:
+                out[:, j] = (vals[:, j] - lo) / (hi - lo)
+        return out
+
+    def suggest(self, features: np.ndarray) -> dict[str, float]:
+        """``{name: value}`` for one window, in parameter units, inside the AI ranges."""
+        f = np.asarray(features)
+        if f.ndim != 3:
+            raise ValueError(f"suggest takes one window of shape {self.config.shape}, got {f.shape}")
+        norm = self.predict(f)
+        out = {}
+        for name, x in zip(AI_PARAM_NAMES, norm):
+            p = PARAMS[PARAM_INDEX[name]]
+            out[name] = float(min(max(denormalise(name, float(x)), p.ai_minimum), p.ai_maximum))
+        return out

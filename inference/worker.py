@@ -1,0 +1,206 @@
+"""The inference worker: rolling log-mel windows from the analysis ring -> model -> new chain targets.
+
+Every ``hop_s`` seconds of *stream time* (the hop ends at stream positions
+``k * hop_frames``) the worker
+
+1. copies the ``window_s`` seconds that end exactly at that position out of
+   the analysis ring (:meth:`read_latest(out, end)` — the ring is the
+   engine's, written by the audio thread);
+2. computes the features (:func:`inference.features.extract_features`, the
+   same function training uses);
+3. runs the estimator (:class:`inference.model.OnnxModel`, or the
+   :class:`inference.heuristic.HeuristicEstimator` fallback), denormalises
+   through :mod:`dsp.params`, clamps to the AI-safe ranges;
+4. blends: ``value = base + ai_amount * (ai - default)`` (``base`` are the
+   static parameters the user gave, the table defaults otherwise; the AI's
+   correction is measured from neutral), clamped to the hard range;
+5. hands the result to ``publish(values, glide_s)`` — the engine swaps it in
+   by one reference assignment, the chain glides there over ``crossfade_s``.
+
+Two ways to drive it:
+
+* **threaded** (:meth:`start`): for ``play``/``live``.  A daemon thread waits
+  for each hop position to be written, computes, publishes.  It never
+  touches the audio thread's data except by reading the ring and swapping a
+  reference, so it cannot block the callback.  An exception in a step is
+  caught: the chain keeps the last good targets, :attr:`status` says what
+  went wrong, the next hop tries again.
+* **synchronous** (:meth:`step`): for ``render``.  The engine calls it at the
+  same hop positions inside ``process_block`` and applies the result from
+  that exact sample on, so a render is reproducible.  A real-time run
+  computes the same windows; it applies each result at the first block
+  after the computation finishes (a few milliseconds later), which is the
+  only difference from a render.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable, Protocol
+
+import numpy as np
+
+from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
+
+from .features import FEATURE_CONFIG, FeatureConfig, extract_features, input_window_frames
+
+__all__ = ["Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
+
+HOP_S = 0.5
+CROSSFADE_S = 2.0
+_AI_IDX = [PARAM_INDEX[n] for n in AI_PARAM_NAMES]
+_AI_LO = np.array([PARAMS[i].ai_minimum for i in _AI_IDX])
+_AI_HI = np.array([PARAMS[i].ai_maximum for i in _AI_IDX])
+_HARD_LO = np.array([PARAMS[i].minimum for i in _AI_IDX])
+_HARD_HI = np.array([PARAMS[i].maximum for i in _AI_IDX])
+_DEFAULT = np.array([PARAMS[i].default for i in _AI_IDX])
+
+
+class Estimator(Protocol):
+    name: str
+
+    def predict(self, features: np.ndarray) -> np.ndarray: ...
+
+
+def load_estimator(spec: str | None, warn: Callable[[str], None]) -> Estimator | None:
+    """``--model`` -> an estimator.  ``none`` -> None (static parameters).
+
+    A model that cannot be used (missing, corrupt, card mismatch) gives ONE
+    warning naming the problem and the heuristic estimator instead: the
+    audio never waits for a model.
+    """
+    if spec is not None and str(spec).strip().lower() == "none":
+        return None
+    from .heuristic import HeuristicEstimator
+    from .model import DEFAULT_MODEL, ModelError, OnnxModel
+
+    try:
+        return OnnxModel.load(spec or DEFAULT_MODEL)
+    except ModelError as exc:
+        warn(f"{exc}; using the heuristic estimator instead")
+    except Exception as exc:  # anything else onnxruntime may throw
+        warn(f"model {spec!r} cannot be used ({' '.join(str(exc).split())}); using the heuristic estimator instead")
+    est = HeuristicEstimator()
+    est.name = "heuristic"
+    return est
+
+
+class InferenceWorker:
+    """See the module docstring.
+
+    Parameters
+    ----------
+    estimator : Estimator
+        ``predict(features [2, M, T]) -> normalised [10]`` in ``AI_PARAM_NAMES`` order.
+    ring : object with ``read_latest(out, end)`` and ``frames_written``
+        the engine's :class:`realtime.engine.AnalysisRing`.
+    sample_rate : int
+        of the ring.
+    publish : callable ``(values: dict[str, float], glide_s: float) -> None``
+    base : mapping, optional
+        static values the AI blends onto (defaults otherwise).
+    on_update : callable ``(t_s, values) -> None``, optional
+        every published update (``--params-out``, UI).
+    """
+
+    def __init__(self, estimator: Estimator, ring, sample_rate: int, publish: Callable[[dict, float], None], *,
+                 hop_s: float = HOP_S, crossfade_s: float = CROSSFADE_S, ai_amount: float = 1.0,
+                 base: dict | None = None, on_update: Callable[[float, dict], None] | None = None,
+                 config: FeatureConfig = FEATURE_CONFIG) -> None:
+        if not (math.isfinite(hop_s) and hop_s > 0):
+            raise ValueError(f"--ai-hop-s must be > 0, got {hop_s}")
+        if not (math.isfinite(crossfade_s) and crossfade_s >= 0):
+            raise ValueError(f"--crossfade-s must be >= 0, got {crossfade_s}")
+        if not 0.0 <= ai_amount <= 1.0:
+            raise ValueError(f"--ai-amount must be within 0..1, got {ai_amount}")
+        self.estimator = estimator
+        self.ring = ring
+        self.sample_rate = int(sample_rate)
+        self.publish = publish
+        self.hop_frames = max(1, int(round(hop_s * sample_rate)))
+        self.crossfade_s = float(crossfade_s)
+        self.ai_amount = float(ai_amount)
+        self.on_update = on_update
+        self.config = config
+        base = base or {}
+        self.base = np.array([float(base.get(n, PARAMS[i].default)) for n, i in zip(AI_PARAM_NAMES, _AI_IDX)])
+        self._window = np.zeros((input_window_frames(sample_rate, config), ring.buf.shape[1]), dtype=np.float32)
+        self.times_ms: list[float] = []
+        self.runs = 0
+        self.errors = 0
+        self.status = f"AI: {getattr(estimator, 'name', type(estimator).__name__)}"
+        self.last_values: dict[str, float] | None = None
+        self.last_t_s = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_end = self.hop_frames
+
+    # -- one hop -----------------------------------------------------------------------
+    def compute(self, end_frame: int) -> dict[str, float]:
+        """The blended AI values for the window ending at stream position ``end_frame``."""
+        self.ring.read_latest(self._window, end=end_frame)
+        feats = extract_features(self._window, self.sample_rate, self.config)
+        norm = np.asarray(self.estimator.predict(feats), dtype=np.float64).reshape(-1)
+        if norm.shape[0] != len(AI_PARAM_NAMES) or not np.all(np.isfinite(norm)):
+            raise ValueError(f"estimator returned {norm.shape[0]} values / non-finite output")
+        ai = np.array([denormalise(n, float(min(max(x, 0.0), 1.0))) for n, x in zip(AI_PARAM_NAMES, norm)])
+        ai = np.clip(ai, _AI_LO, _AI_HI)
+        vals = np.clip(self.base + self.ai_amount * (ai - _DEFAULT), _HARD_LO, _HARD_HI)
+        return {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
+
+    def step(self, end_frame: int) -> dict[str, float] | None:
+        """Compute and publish for ``end_frame`` (the synchronous path; also used by the thread).
+
+        Returns the values, or None when this hop failed (the last good targets stay).
+        """
+        t0 = time.perf_counter_ns()
+        try:
+            values = self.compute(end_frame)
+        except Exception as exc:  # survive: keep the last good targets, say so, try the next hop
+            self.errors += 1
+            self.status = f"AI error (keeping the last targets): {' '.join(str(exc).split())[:120]}"
+            return None
+        self.times_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        self.runs += 1
+        self.publish(values, self.crossfade_s)
+        self.last_values = values
+        self.last_t_s = end_frame / self.sample_rate
+        if self.errors:
+            self.status = f"AI: {getattr(self.estimator, 'name', 'model')} (recovered)"
+        if self.on_update is not None:
+            self.on_update(self.last_t_s, values)
+        return values
+
+    # -- threaded ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mixpilot-inference", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            written = self.ring.frames_written
+            if written < self._next_end:
+                # sleep about until the next hop is in the ring (in C: the GIL is free meanwhile)
+                wait_s = (self._next_end - written) / self.sample_rate
+                self._stop.wait(min(max(wait_s, 0.002), 0.05))
+                continue
+            # a late worker skips hops rather than falling further behind
+            behind = (written - self._next_end) // self.hop_frames
+            self._next_end += behind * self.hop_frames
+            if written - self._next_end >= self.ring.capacity - self._window.shape[0]:
+                self._next_end = written - written % self.hop_frames
+            self.step(self._next_end)
+            self._next_end += self.hop_frames
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def stats(self) -> dict:
+        t = np.asarray(self.times_ms)
+        return {"runs": self.runs, "errors": self.errors,
+                "p50_ms": round(float(np.percentile(t, 50)), 3) if t.size else None,
+                "p99_ms": round(float(np.percentile(t, 99)), 3) if t.size else None}
