@@ -1,7 +1,8 @@
 """The inference worker: rolling log-mel windows from the analysis ring -> model -> new chain targets.
 
 Every ``hop_s`` seconds of *stream time* (the hop ends at stream positions
-``k * hop_frames``) the worker
+``k * hop_frames``, from the first one with a whole window of audio behind
+it) the worker
 
 1. copies the ``window_s`` seconds that end exactly at that position out of
    the analysis ring (:meth:`read_latest(out, end)` — the ring is the
@@ -135,7 +136,11 @@ class InferenceWorker:
         self.last_t_s = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_end = self.hop_frames
+        # the first hop with a whole window behind it: before that the window would be mostly the
+        # zeros before the stream start, and the estimator would react to silence that is not there
+        win = self._window.shape[0]
+        self.first_end = self.hop_frames * max(1, -(-win // self.hop_frames))
+        self._next_end = self.first_end
 
     # -- one hop -----------------------------------------------------------------------
     def compute(self, end_frame: int) -> dict[str, float]:

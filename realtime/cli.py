@@ -169,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--input", metavar="DEV", default=None,
                     help="input device: index or name substring (default: the system's)")
     realtime_options(lv)
+    an = sub.add_parser("analyze", help="loudness, true peak, LRA, spectrum and AI suggestions over time",
+                        description="Analyse FILE: BS.1770-4 loudness and true peak, loudness range, crest factor, "
+                                    "octave-band spectral balance, stereo width, and what the AI would set over "
+                                    "time.")
+    an.add_argument("file", metavar="FILE")
+    an.add_argument("--json", action="store_true", help="print it as JSON")
+    an.add_argument("--model", default="default", metavar="NAME|PATH|none", help="AI model (default: shipped)")
+    an.add_argument("--hop-s", type=_float, default=1.5, metavar="S", help="seconds between AI windows (default 1.5)")
     ml = sub.add_parser("midi-learn", help="move a control, pick a parameter: saved to a MIDI map",
                         description="Learn a controller map: move a knob/button, choose a parameter or action "
                                     "(bypass, ab, ai, release), repeat; an empty line ends. The map is saved "
@@ -398,6 +406,28 @@ def _midi_ports() -> list[dict]:
         return []
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from .analyze import analyze_file, format_report
+
+    if not 0.05 <= args.hop_s <= 600:
+        raise _UsageError(f"--hop-s {args.hop_s:g} is outside 0.05..600 s")
+    rep = analyze_file(args.file, model=args.model, hop_s=args.hop_s, warn=lambda t: _note("warning: " + t))
+    if args.json:
+        def clean(v):
+            if isinstance(v, float) and not math.isfinite(v):
+                return None  # JSON has no infinities: silence / mono read as null
+            if isinstance(v, dict):
+                return {k: clean(w) for k, w in v.items()}
+            if isinstance(v, list):
+                return [clean(w) for w in v]
+            return v
+
+        sys.stdout.write(json.dumps(clean(rep), indent=1) + "\n")
+    else:
+        print(format_report(rep))
+    return 0
+
+
 def _midi_learn(args: argparse.Namespace) -> int:
     from .midi import learn
 
@@ -431,8 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise _UsageError(f"a command is required: play, live, render, devices, params or midi-learn "
-                             f"(see {PROG} --help)")
+            raise _UsageError(f"a command is required: play, live, render, analyze, devices, params or "
+                             f"midi-learn (see {PROG} --help)")
         if args.command == "params":
             from dsp.params import table_as_json
 
@@ -447,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices(args)
         if args.command == "midi-learn":
             return _midi_learn(args)
+        if args.command == "analyze":
+            return _analyze(args)
         return _render(args)
     except _UsageError as exc:
         msg, code = str(exc), 2

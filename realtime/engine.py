@@ -378,7 +378,7 @@ class Engine:
         self.snapshot[_SNAP_T] = 0.0
         self.position = 0  # frames processed since reset
         self._next_follow = self.follow_hop
-        self._next_ai = self.sync_worker.hop_frames if self.sync_worker is not None else _NEVER
+        self._next_ai = self.sync_worker.first_end if self.sync_worker is not None else _NEVER
         self._next_event = min(self._next_follow if self.follow else _NEVER, self._next_ai)
         self._applied = self.pending
         self.follow_updates = 0
@@ -472,7 +472,7 @@ class Engine:
     def attach_sync_worker(self, worker) -> None:
         """Run ``worker.step(position)`` inside :meth:`process_block` at its hop positions (render)."""
         self.sync_worker = worker
-        self._next_ai = worker.hop_frames * max(1, -(-self.position // worker.hop_frames))
+        self._next_ai = max(worker.first_end, worker.hop_frames * max(1, -(-self.position // worker.hop_frames)))
         self._events(-1)
 
     def _apply(self, upd: TargetUpdate | None) -> None:

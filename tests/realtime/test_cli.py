@@ -324,8 +324,8 @@ def test_unwritable_output_dir(song, tmp_path, capsys, monkeypatch):
 
 def test_no_command_is_one_line(capsys):
     code, _, err = run([], capsys)
-    expected = ("mixpilot: error: a command is required: play, live, render, devices, params or midi-learn "
-                "(see mixpilot --help)")
+    expected = ("mixpilot: error: a command is required: play, live, render, analyze, devices, params or "
+                "midi-learn (see mixpilot --help)")
     assert code == 2 and err.splitlines() == [expected]
 
 

@@ -1,0 +1,126 @@
+"""``mixpilot analyze FILE``: loudness, true peak, LRA, spectral balance and the AI's suggestions over time.
+
+- Loudness: BS.1770-4 / EBU R 128 integrated, maximum momentary and short-term,
+  loudness range, true peak (4x), sample peak (:func:`dsp.meter.measure`),
+  and the crest factor (peak to RMS, dB).
+- Spectral balance: the long-term average spectrum (Welch, Hann, 8192-point
+  segments, mono sum) in octave bands 31.5 Hz .. 16 kHz below Nyquist, in dB
+  relative to the mean over the bands, plus the side/mid energy ratio
+  (stereo width; ``-inf`` for mono).
+- AI suggestions: the same worker the engine runs (:class:`inference.worker.InferenceWorker`),
+  on the same windows a render would use (every ``hop_s`` seconds of the
+  file), unblended (``ai_amount`` 1, from neutral).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dsp.meter import measure
+from dsp.params import AI_PARAM_NAMES
+
+from .audio_io import read_audio
+from .engine import AnalysisRing
+
+__all__ = ["analyze_file", "OCTAVE_BANDS_HZ", "format_report"]
+
+OCTAVE_BANDS_HZ = (31.5, 63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
+
+
+def _spectrum(x: np.ndarray, sr: int) -> dict[str, float]:
+    mono = x.mean(axis=1).astype(np.float64)
+    nfft = 8192
+    if mono.size < nfft:
+        mono = np.pad(mono, (0, nfft - mono.size))
+    hop = nfft // 2
+    w = np.hanning(nfft)
+    acc = np.zeros(nfft // 2 + 1)
+    count = 0
+    for s in range(0, mono.size - nfft + 1, hop):
+        spec = np.fft.rfft(mono[s:s + nfft] * w)
+        acc += spec.real ** 2 + spec.imag ** 2
+        count += 1
+    psd = acc / max(count, 1)
+    f = np.fft.rfftfreq(nfft, 1.0 / sr)
+    out = {}
+    for fc in OCTAVE_BANDS_HZ:
+        lo, hi = fc / math.sqrt(2.0), fc * math.sqrt(2.0)
+        if hi > sr / 2:
+            break
+        sel = (f >= lo) & (f < hi)
+        p = psd[sel].sum()
+        out[f"{fc:g}"] = 10.0 * math.log10(p) if p > 0 else -math.inf
+    finite = [v for v in out.values() if math.isfinite(v)]
+    ref = float(np.mean(finite)) if finite else 0.0
+    return {k: round(v - ref, 2) if math.isfinite(v) else v for k, v in out.items()}
+
+
+def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5,
+                 warn=lambda text: None) -> dict:
+    """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf)."""
+    from inference.worker import InferenceWorker, load_estimator
+
+    x, sr, info = read_audio(path)
+    if x.shape[0] == 0:
+        from .audio_io import AudioFileError
+
+        raise AudioFileError(f"{path}: has no audio frames")
+    m = measure(x, sr)
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    peak = float(np.max(np.abs(x)))
+    crest = 20.0 * math.log10(peak / rms) if rms > 0 and peak > 0 else None
+    width = None
+    if x.shape[1] == 2:
+        mid = 0.5 * (x[:, 0] + x[:, 1])
+        side = 0.5 * (x[:, 0] - x[:, 1])
+        em, es = float(np.sum(mid.astype(np.float64) ** 2)), float(np.sum(side.astype(np.float64) ** 2))
+        width = 10.0 * math.log10(es / em) if es > 0 and em > 0 else -math.inf
+    report = {
+        "file": path, "sample_rate": sr, "channels": int(x.shape[1]), "duration_s": round(x.shape[0] / sr, 3),
+        "notes": list(info.notes),
+        "loudness": {k: (round(v, 2) if isinstance(v, float) and math.isfinite(v) else v) for k, v in m.items()},
+        "crest_factor_db": round(crest, 2) if crest is not None else None,
+        "side_mid_db": round(width, 2) if width is not None and math.isfinite(width) else width,
+        "spectrum_octaves_db": _spectrum(x, sr),
+        "model": "none", "suggestions": [],
+    }
+    est = load_estimator(model, warn)
+    if est is None:
+        return report
+    report["model"] = getattr(est, "name", "model")
+    ring = AnalysisRing(x.shape[0] + 1, x.shape[1])
+    ring.write(np.ascontiguousarray(x, dtype=np.float32))
+    worker = InferenceWorker(est, ring, sr, lambda v, g: None, hop_s=hop_s)
+    hop = worker.hop_frames
+    ends = list(range(hop, x.shape[0] + 1, hop)) or [x.shape[0]]
+    for end in ends:
+        values = worker.compute(end)
+        report["suggestions"].append({"t": round(end / sr, 3), **{k: round(v, 3) for k, v in values.items()}})
+    return report
+
+
+def format_report(rep: dict) -> str:
+    lo = rep["loudness"]
+
+    def f(v, unit):
+        return f"{v:.1f} {unit}" if isinstance(v, (int, float)) and math.isfinite(v) else f"-inf {unit}"
+
+    lines = [f"{rep['file']}: {rep['sample_rate']} Hz, {rep['channels']} ch, {rep['duration_s']:.1f} s",
+             f"  integrated {f(lo['integrated_lufs'], 'LUFS')}, max momentary {f(lo['max_momentary_lufs'], 'LUFS')}, "
+             f"max short-term {f(lo['max_short_term_lufs'], 'LUFS')}, LRA {f(lo['loudness_range_lu'], 'LU')}",
+             f"  true peak {f(lo['true_peak_dbtp'], 'dBTP')}, sample peak {f(lo['sample_peak_dbfs'], 'dBFS')}, "
+             f"crest factor {f(rep['crest_factor_db'] if rep['crest_factor_db'] is not None else -math.inf, 'dB')}"
+             + (f", side/mid {f(rep['side_mid_db'], 'dB')}" if rep["side_mid_db"] is not None else ", mono"),
+             "  spectral balance (octave bands, dB re mean): "
+             + "  ".join(f"{k} Hz {v:+.1f}" for k, v in rep["spectrum_octaves_db"].items())]
+    if rep["suggestions"]:
+        short = {"input_gain_db": "in dB", "comp_ratio": "ratio", "low_gain_db": "low", "mid_gain_db": "mid",
+                 "high_gain_db": "high", "presence_gain_db": "pres", "reverb_send": "rev", "delay_send": "dly",
+                 "stereo_width": "width", "output_gain_db": "out dB"}
+        lines.append(f"  AI suggestions ({rep['model']}), every window of 3 s:")
+        lines.append("    " + f"{'t s':>6s} " + " ".join(f"{short[n]:>6s}" for n in AI_PARAM_NAMES))
+        for s in rep["suggestions"]:
+            lines.append("    " + f"{s['t']:6.1f} " + " ".join(f"{s[n]:6.2f}" for n in AI_PARAM_NAMES))
+    return "\n".join(lines)
