@@ -16,6 +16,9 @@ Cases (each ``--seconds`` long):
                       each call gives the GIL away and must win it back from the busy thread
 ``nogil+busy@0.5ms``  the same at 0.5 ms
 
+``--ai``: the real ``play`` path (``realtime.stream.run``) with the AI worker every 0.25 s
+against the same run with ``--model none``: callback p50/p99/p99.9/max and the p99 rise.
+
 What it found is written in :mod:`realtime.stream`'s docstring and the README.
 """
 
@@ -129,6 +132,46 @@ def run(seconds: float = 20.0, cases=CASES) -> list[dict]:
             server.stop()
 
 
+def ai_compare(seconds: float = 20.0, hop_s: float = 0.25, model: str = "default") -> dict:
+    """The real ``play`` run (realtime.stream.run) with inference every ``hop_s`` vs inference off.
+
+    Same file, same JACK dummy server, one after the other; the issue's goal is a callback p99
+    rise below 20 %.
+    """
+    import os
+    import tempfile
+
+    import soundfile as sf
+
+    from realtime.demo import synth_demo
+    from realtime.jackserver import JackServer, server_running
+    from realtime.stream import RunOptions, _rescan, release_portaudio, run as run_stream
+
+    server = None
+    if not server_running(timeout_s=0.0):
+        server = JackServer(sample_rate=48000, period=128).start()
+        _rescan()
+    tmp = tempfile.mkdtemp(prefix="mixpilot-gil-")
+    path = os.path.join(tmp, "program.wav")
+    sf.write(path, synth_demo(seconds + 2, 48000, seed=1), 48000, subtype="FLOAT")
+    out = {}
+    try:
+        for label, m in (("ai_off", "none"), ("ai_on", model)):
+            res = run_stream(RunOptions(mode="play", file=path, seconds=seconds, ui=True, model=m, ai_hop_s=hop_s),
+                             ui_stream=open(os.devnull, "w"))
+            st = res.stats
+            out[label] = {"callback_us": st["callback_us"], "xruns": st["xruns"], "inference": st["inference"],
+                          "model": st.get("model", "none")}
+    finally:
+        if server is not None:
+            release_portaudio()
+            server.stop()
+    off, on = out["ai_off"]["callback_us"]["p99"], out["ai_on"]["callback_us"]["p99"]
+    out["p99_rise"] = round(on / off - 1.0, 3) if off else None
+    out["hop_s"] = hop_s
+    return out
+
+
 def format_table(rows: list[dict]) -> str:
     head = (f"{'case':20s} {'xruns':>5s} {'cb p50':>7s} {'cb p99':>7s} {'cb p99.9':>8s} {'cb max':>8s} "
             f"{'start-gap p99':>13s} {'gap max':>8s}   (us; period 2666.7)")
@@ -144,7 +187,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.gil_switch", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--json", default=None, metavar="PATH")
+    ap.add_argument("--ai", action="store_true", help="compare the play callback with inference every 0.25 s vs off")
     a = ap.parse_args(argv)
+    if a.ai:
+        r = ai_compare(a.seconds)
+        for k in ("ai_off", "ai_on"):
+            c = r[k]["callback_us"]
+            print(f"{k:7s} model {r[k]['model']:10s} xruns {r[k]['xruns']:3d}  callback p50 {c['p50']:6.1f}  "
+                  f"p99 {c['p99']:6.1f}  p99.9 {c['p999']:6.1f}  max {c['max']:7.1f} us  inference {r[k]['inference']}")
+        print(f"p99 rise with inference every {r['hop_s']} s: {100 * r['p99_rise']:+.1f} %")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(r, f, indent=1)
+        return 0
     rows = run(a.seconds)
     print(format_table(rows))
     if a.json:

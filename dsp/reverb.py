@@ -13,7 +13,10 @@ Structure (per sample):
   as a fast Walsh-Hadamard transform, and fed back;
 * left and right are two orthogonal sign patterns over the line outputs,
   normalised by ``sqrt(1 - g^2)`` so the wet level stays comparable across
-  room sizes.
+  room sizes, and trimmed by :data:`WET_TRIM_DB` so that ``reverb_send = 1``
+  at the default room size and damping returns white noise at the dry level
+  (wet power = dry power; measured +11.2 dB before the trim).  The AI's
+  maximum send, 0.3, is then about 10 dB under the dry signal.
 
 ``reverb_room_size`` 0..1 maps to RT60 0.2..5 s geometrically;
 ``reverb_damping`` 0..1 maps to the low-pass pole 0..0.7.
@@ -36,6 +39,8 @@ _RT60_MIN_S = 0.2
 _RT60_MAX_S = 5.0
 _DAMPING_MAX_POLE = 0.7
 _DENORMAL = 1e-30
+WET_TRIM_DB = -11.24  # see the module docstring; checked in tests/dsp/test_chain.py
+_WET_TRIM = 10.0 ** (WET_TRIM_DB / 20.0)
 
 
 def line_lengths(sample_rate: float) -> np.ndarray:
@@ -57,7 +62,7 @@ def _reverb_coeffs(coef: np.ndarray, lengths: np.ndarray, room_size: float, damp
         mean_sq += g * g
     mean_sq /= N_LINES
     coef[8] = damping * _DAMPING_MAX_POLE
-    coef[9] = math.sqrt(1.0 - mean_sq) * 2.0 / math.sqrt(N_LINES)
+    coef[9] = math.sqrt(1.0 - mean_sq) * 2.0 / math.sqrt(N_LINES) * _WET_TRIM
 
 
 def ring_size(lengths: np.ndarray) -> int:
