@@ -53,9 +53,11 @@ SETTINGS = {
 }
 
 
-def machine() -> str:
+def machine_info() -> dict:
+    """CPU model, cores and the versions that decide the numbers (for the JSON and the table)."""
     import numba
-    cpu = platform.processor() or ""
+
+    cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -64,8 +66,22 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"numba {numba.__version__}")
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__}
+    for mod in ("onnxruntime", "pedalboard"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            info[mod] = None
+    return info
+
+
+def machine(info: dict | None = None) -> str:
+    """One line: ``AMD EPYC, 2 cores, Python 3.11.7, numpy 2.4, numba 0.68.1, onnxruntime 1.20, ...``."""
+    info = info or machine_info()
+    parts = [str(info["cpu"]), f"{info['cores']} cores", f"Python {info['python']}"]
+    parts += [f"{k} {info[k]}" for k in ("numpy", "numba", "onnxruntime", "pedalboard") if info.get(k)]
+    return ", ".join(parts)
 
 
 def make_ours(sample_rate: float, blocksize: int) -> MixChain:
@@ -116,8 +132,17 @@ def percentiles(ns: list[int]) -> dict[str, float]:
 
 
 def run(seconds: float = 30.0, blocksize: int = 128, samplerate: int = 48000, render_blocksize: int = 4096,
-        rounds: int = 3, with_pedalboard: bool = True) -> dict:
-    x = np.ascontiguousarray(synth_demo(seconds, samplerate, seed=1), dtype=np.float32)
+        rounds: int = 3, with_pedalboard: bool = True, program: np.ndarray | None = None) -> dict:
+    """Both chains over the same program; ``program`` (float32 [frames, 2]) replaces the synthesised song.
+
+    Returns ``{"chain": {p50_us, p99_us, p999_us, max_us, render_rtf}, "pedalboard": {...},
+    "ratio_p50": chain p50 / pedalboard p50, ...}``; ``pedalboard`` and ``ratio_p50`` are missing
+    when pedalboard is not installed (or ``with_pedalboard`` is False).
+    """
+    if program is None:
+        program = synth_demo(seconds, samplerate, seed=1)
+    x = np.ascontiguousarray(program, dtype=np.float32)
+    seconds = len(x) / samplerate
     xt = np.ascontiguousarray(x.T)
     y = np.zeros_like(x)
     ours = make_ours(samplerate, blocksize)
@@ -167,8 +192,8 @@ def run(seconds: float = 30.0, blocksize: int = 128, samplerate: int = 48000, re
 def format_table(r: dict) -> str:
     budget_us = r["blocksize"] / r["samplerate"] * 1e6
     lines = [f"machine: {r['machine']}",
-             f"{r['blocksize']} frames @ {r['samplerate']} Hz stereo, {r['seconds']:g} s x {r['rounds']} rounds; "
-             f"block budget {budget_us:.1f} us",
+             (f"{r['blocksize']} frames @ {r['samplerate']} Hz stereo, {r['seconds']:g} s x {r['rounds']} rounds; "
+             f"block budget {budget_us:.1f} us"),
              f"{'chain':<12}{'p50 us':>9}{'p99 us':>9}{'p99.9 us':>10}{'max us':>9}{'p50 %budget':>13}{'render xRT':>12}"]
     for name in ("chain", "pedalboard"):
         if name in r:
@@ -193,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     r = run(args.seconds, args.blocksize, args.samplerate, rounds=args.rounds)
     print(format_table(r))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+        from realtime.audio_io import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(r, indent=2) + "\n")
     return 0
 
 

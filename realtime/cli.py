@@ -24,10 +24,17 @@ stdout.  ``--quiet`` drops the progress bar and the summary.
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread: the AI worker's small matrix products are ~10x slower with OpenBLAS's thread
+# pool on a busy machine, and its spinning threads take CPU from the audio thread.  Set before
+# numpy is first imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import argparse
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -184,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--map", required=True, metavar="FILE.toml", help="the map to create or extend")
     ml.add_argument("--midi-in", metavar="PORT", default=None,
                     help="MIDI input (index, name substring, 'virtual'); default: the first port")
+    sub.add_parser("bench", help="latency per block, real-time factor, inference latency, soak "
+                                 "(mixpilot bench --help)", add_help=False)
     dv = sub.add_parser("devices", help="audio devices and MIDI ports",
                         description="List audio devices (index, name, host API, channels, rate) and MIDI ports.")
     dv.add_argument("--json", action="store_true", help="print them as JSON")
@@ -459,6 +468,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args: argparse.Namespace | None = None
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if argv[:1] == ["bench"]:
+            from benchmarks.bench import main as bench_main
+
+            return bench_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(f"a command is required: play, live, render, analyze, devices, params or "

@@ -603,4 +603,14 @@ class Engine:
         self._next_event = 32
         self.process_block(z, y)
         self.process_block(z, y)
+        # the rarer paths: a published update and the MIDI kernel (else their first use compiles
+        # or loads from the cache inside a callback)
+        self.publish({}, glide_s=0.05)
+        self.process_block(z, y)
+        n = N_PARAMS
+        _apply_controls(self.chain.targets.copy(), self.chain.glide_s.copy(), self.base.copy(), self.base.copy(),
+                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(4, np.int64),
+                        np.zeros(2 * n + 4, np.int64), np.zeros(n, np.int64), self.base.copy(),
+                        self.chain.current_values, np.zeros(n, np.int64), np.zeros(4, np.int64),
+                        np.zeros(1, np.int64), time.perf_counter_ns(), 0.03, 2.0, -1)
         self.reset()

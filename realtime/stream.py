@@ -523,6 +523,18 @@ class MeterUI:
             self.stream.flush()
 
 
+class _ParamsLog(list):
+    """``--params-out`` entries; a no-op list when there is no ``--params-out``."""
+
+    def __init__(self, keep: bool) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def append(self, item) -> None:  # called from the inference and MIDI threads (list.append is atomic)
+        if self.keep:
+            super().append(item)
+
+
 def _check_out_path(path: str, what: str, protect: list[str], overwrite: bool) -> str:
     from .render import RenderError, RenderUsageError, _check_writable_target
 
@@ -655,14 +667,17 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
             end_frames = limit if end_frames is None else min(end_frames, limit)
         if record_abs:
             recorder = Recorder(record_abs, sr, channels)
-        runner = _Run(engine, src, end_frames, recorder, opts.blocksize)
-        runner.switch_interval_s = opts.switch_interval_s
-        _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
-        params_log = [{"t": 0.0, "param": k, "value": v, "source": "user"} for k, v in engine.params.items()]
         bank = None
         if midi_map is not None:
             bank = ControlBank()
             engine.attach_controls(bank, automation)
+        runner = _Run(engine, src, end_frames, recorder, opts.blocksize)
+        runner.switch_interval_s = opts.switch_interval_s
+        _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
+        # kept only for --params-out (a long session with a MIDI flood would otherwise grow without end)
+        params_log = _ParamsLog(params_out_abs is not None)
+        for k, v in engine.params.items():
+            params_log.append({"t": 0.0, "param": k, "value": v, "source": "user"})
         if estimator is not None:
             last: dict[str, float] = {}
 

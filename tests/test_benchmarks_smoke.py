@@ -1,6 +1,34 @@
-"""The benchmark code runs (tiny durations); no timing threshold is asserted here."""
+"""The benchmark code runs (tiny durations); no timing threshold is asserted here.
 
+Covers ``benchmarks.chain_vs_pedalboard``, ``mixpilot bench`` (:func:`benchmarks.bench.main`:
+the INTERFACE.md JSON keys, one-line errors and exit codes), the real-time soak
+(:mod:`benchmarks.soak`, 3 s on the session's JACK dummy server, with the MIDI flood when the
+engine takes ``midi_in``) and the pytest-benchmark suites in ``benchmarks/`` (run once each
+with ``--benchmark-disable``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench import format_table as bench_table
+from benchmarks.bench import main as bench_main
 from benchmarks.chain_vs_pedalboard import format_table, run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# INTERFACE.md, `mixpilot bench --json`
+TOP_KEYS = {"machine", "samplerate", "blocksize", "channels", "chain", "pedalboard", "ratio_p50", "inference"}
+CHAIN_KEYS = {"p50_us", "p99_us", "p999_us", "max_us", "render_rtf"}
+PEDALBOARD_KEYS = {"p50_us", "p99_us", "render_rtf"}
+INFERENCE_KEYS = {"p50_ms", "p99_ms"}
+SOAK_KEYS = {"seconds", "xruns", "callback_p999_us", "rss_growth_mb"}
 
 
 def test_chain_vs_pedalboard_runs():
@@ -8,3 +36,81 @@ def test_chain_vs_pedalboard_runs():
     assert r["chain"]["p50_us"] > 0 and r["chain"]["render_rtf"] > 0
     assert "pedalboard" in r and r["ratio_p50"] > 0  # pedalboard is a dev dependency
     assert "ratio p50" in format_table(r)
+
+
+def test_bench_writes_interface_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    rc = bench_main(["--json", str(path), "--seconds", "0.3", "--render-seconds", "1", "--windows", "2",
+                     "--blocksizes", "64,128"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    r = json.loads(path.read_text())
+    assert TOP_KEYS <= r.keys() and "soak" not in r
+    assert (r["samplerate"], r["blocksize"], r["channels"]) == (48000, 128, 2)
+    assert CHAIN_KEYS <= r["chain"].keys() and PEDALBOARD_KEYS <= r["pedalboard"].keys()
+    assert INFERENCE_KEYS <= r["inference"].keys()
+    assert r["ratio_p50"] == pytest.approx(r["chain"]["p50_us"] / r["pedalboard"]["p50_us"])
+    assert isinstance(r["machine"], str) and r["machine_info"]["cores"] >= 1
+    assert {(s["samplerate"], s["blocksize"]) for s in r["sweep"]} == {(48000, 64), (48000, 128)}
+    assert all(s["p50_us"] > 0 and s["p50_pct"] > 0 for s in r["sweep"])
+    assert r["render"]["rtf"] > 0 and r["render"]["rtf_ai"] > 0  # the heuristic stands in for a missing model
+    assert r["inference"]["heuristic"]["windows"] == 2
+    assert "ratio p50" in out and "Per block" in out and "Inference per window" in out
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary left behind
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["--soak", "-1"], 2, "--soak"),
+    (["--soak", "nan"], 2, "--soak"),
+    (["--quick", "--full"], 2, "not allowed"),
+    (["--blocksizes", "128,abc"], 2, "--blocksizes"),
+    (["--samplerates", "1000"], 2, "--samplerates"),
+    (["--frobnicate"], 2, "unrecognized"),
+    (["--json", "{dir}"], 2, "directory"),
+    (["--json", "{dir}/missing/b.json"], 1, "does not exist"),
+])
+def test_bench_usage_errors_are_one_line(tmp_path, capsys, argv, code, words):
+    argv = [a.format(dir=tmp_path) for a in argv]
+    assert bench_main(argv) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mixpilot: error: ") and words in err[0]
+
+
+def test_bench_help_exits_zero(capsys):
+    assert bench_main(["--help"]) == 0
+    assert "--soak" in capsys.readouterr().out
+
+
+def test_soak_runs_on_jack(jack_server):
+    from benchmarks.soak import run_soak
+    from realtime.stream import RunOptions
+
+    r = run_soak(4.0)  # the worker starts at the first whole 3 s window
+    assert SOAK_KEYS <= r.keys(), r
+    assert r["error"] is None, r
+    assert r["seconds"] == pytest.approx(4.0, abs=0.1)
+    assert r["callback_us"]["p50"] > 0 and r["rss_growth_mb"] is not None
+    assert r["inference"]["runs"] > 0  # the AI ran (the model, or the heuristic fallback)
+    if "midi_in" in RunOptions.__dataclass_fields__:
+        assert r["midi"]["api"] == "jack" and r["midi"]["sent"] > 0, r["midi"]
+        assert r["midi"]["messages"] > 0, r["midi"]
+    doc = {"machine": "m", "samplerate": 48000, "blocksize": 128, "soak": r}
+    assert "Soak:" in _soak_lines(doc)
+
+
+def _soak_lines(doc: dict) -> str:
+    """The soak part of the bench table alone (the rest of the table needs a whole run)."""
+    full = {"sweep": [], "compare": {"seconds": 0, "rounds": 0},
+            "render": {"seconds": 0, "samplerate": 48000, "block_size": 1024, "rtf": 1.0},
+            "inference": {"window_s": 3.0, "samplerate": 48000}, **doc}
+    return bench_table(full)
+
+
+def test_benchmark_suites_run_once():
+    """``pytest benchmarks --benchmark-disable``: every benchmark function runs once."""
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
+    p = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-q", "-x", "--benchmark-disable",
+                        "-p", "no:cacheprovider"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert " passed" in p.stdout

@@ -1,0 +1,336 @@
+"""Real-time soak: the real engine for SECONDS with the AI every 0.25 s and a MIDI flood of 200 CC/s.
+
+``mixpilot bench --soak 600`` (or ``python -m benchmarks.soak --seconds 600 [--json PATH]``) runs
+:func:`realtime.stream.run` exactly as ``mixpilot play`` does (``RunOptions(mode="play", file=...,
+seconds=S, model="default", ai_hop_s=0.25, ui=False)``, 128 frames), on the default output device
+or, when there is none, on a JACK dummy server that :func:`realtime.stream.run` starts
+(``ensure_backend``).  The file is the synthesised demo song (:func:`realtime.demo.synth_demo`,
+30 s, seed 1) looped to SECONDS + 2 s and written to a temporary 16-bit WAV.
+
+Beside the stream, started from ``run``'s ``on_started`` hook:
+
+* **MIDI flood**: a separate process (``python benchmarks/soak.py --flood``, so that its sending
+  does not compete for this interpreter's GIL, as a real controller would not) opens a
+  python-rtmidi output on the API the engine's input uses (JACK MIDI when a JACK server runs,
+  else ALSA), connects to mixpilot's virtual input port ``mixpilot`` and sends 200 control
+  changes a second on channel 1, cycling CC 70..79 (the built-in map's ten knobs) with values
+  sweeping 0..127..0 so soft takeover picks each knob up.  Needs ``RunOptions.midi_in``; where
+  the engine has none, nothing is sent and the result says so.
+* **RSS**: a thread samples ``psutil.Process().memory_info().rss`` once a second.  Growth is the
+  last sample minus the first sample at or after the warm-up (10 s, or 30 % of a shorter soak):
+  the warm-up covers the lazy first allocations (the estimator's first windows, MIDI buffers).
+
+Result (the ``soak`` object of ``mixpilot bench --json``): ``seconds`` (stream time played),
+``xruns``, ``callback_p999_us``, ``rss_growth_mb`` (MiB) as INTERFACE.md names them, plus the
+callback percentiles, the budget, inference runs / p99, MIDI sent / received, the RSS samples'
+summary, how the run ended and any error.
+
+This module's top level imports only the standard library: the flood process runs it as a
+script without the project's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["FLOOD_CCS", "flood", "main", "run_soak"]
+
+FLOOD_CCS = tuple(range(70, 80))  # the built-in map's knobs (realtime/default_midi_map.toml)
+PORT_NAME = "mixpilot"  # realtime.midi.VIRTUAL_PORT_NAME
+FLOOD_CLIENT = "mixpilot-flood"
+
+
+# --- the flood process -----------------------------------------------------------------
+
+
+def _find_port(names: list[str], port: str) -> int | None:
+    """Index of mixpilot's virtual input among rtmidi output destinations (JACK or ALSA naming)."""
+    for i, n in enumerate(names):  # JACK: "mixpilot:mixpilot"
+        if n == f"{port}:{port}":
+            return i
+    for i, n in enumerate(names):  # ALSA: "mixpilot:mixpilot 128:0"
+        if n.startswith(f"{port}:{port} "):
+            return i
+    for i, n in enumerate(names):
+        if n.endswith(f":{port}") and not n.startswith(FLOOD_CLIENT):
+            return i
+    return None
+
+
+def flood(rate_hz: float, seconds: float, api: str, port: str = PORT_NAME, connect_s: float = 10.0,
+          out=sys.stdout) -> dict:
+    """Send ``rate_hz`` CCs a second to ``port`` for ``seconds`` (or until SIGTERM); returns the counts.
+
+    Prints ``ready <port name>`` once connected.  The schedule is absolute (message ``k`` at
+    ``t0 + k / rate``), so a late wake-up sends the missed messages at once, like a busy controller.
+    """
+    import rtmidi
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    mo = rtmidi.MidiOut(rtmidi.API_UNIX_JACK if api == "jack" else rtmidi.API_LINUX_ALSA, name=FLOOD_CLIENT)
+    deadline = time.monotonic() + connect_s
+    names: list[str] = []
+    while True:
+        names = mo.get_ports()
+        i = _find_port(names, port)
+        if i is not None or time.monotonic() > deadline or stop.is_set():
+            break
+        time.sleep(0.05)
+    if i is None:
+        mo.delete()
+        return {"sent": 0, "error": f"no MIDI input port {port!r} to connect to (ports: {names})"}
+    mo.open_port(i, name="out")
+    print(f"ready {names[i]}", file=out, flush=True)
+    period = 1.0 / rate_hz
+    t0 = time.monotonic()
+    end = t0 + seconds
+    k = 0
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= end:
+            break
+        due = t0 + k * period
+        if due > now:
+            stop.wait(due - now)
+            continue
+        cc = FLOOD_CCS[k % len(FLOOD_CCS)]
+        phase = (3 * (k // len(FLOOD_CCS))) % 254
+        mo.send_message([0xB0, cc, phase if phase <= 127 else 254 - phase])
+        k += 1
+    elapsed = time.monotonic() - t0
+    mo.close_port()
+    mo.delete()
+    return {"sent": k, "seconds": elapsed, "port": names[i]}
+
+
+# --- the soak --------------------------------------------------------------------------
+
+
+def _write_program(path: str, seconds: float, sample_rate: int, program_s: float = 30.0) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    from realtime.demo import synth_demo
+
+    x = synth_demo(min(program_s, seconds), sample_rate, seed=1)
+    n = round(seconds * sample_rate)
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=x.shape[1], subtype="PCM_16") as f:
+        done = 0
+        while done < n:
+            m = min(len(x), n - done)
+            f.write(np.clip(x[:m], -1.0, 1.0))
+            done += m
+
+
+class _RssSampler:
+    """``psutil`` RSS of this process once a second, from its own thread (mostly asleep in C).
+
+    Sampling ends when ``until`` (the run's ``finished`` event) is set, with one last sample
+    then: the teardown after the stream (engine, JACK client, server) is not part of the soak.
+    """
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.every_s = every_s
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._until: threading.Event | None = None
+        self._thread = threading.Thread(target=self._loop, name="mixpilot-soak-rss", daemon=True)
+
+    def start(self, until: threading.Event | None = None) -> None:
+        self.t0 = time.monotonic()
+        self._until = until
+        self._thread.start()
+
+    def _sample(self) -> None:
+        self.samples.append((time.monotonic() - self.t0, self._proc.memory_info().rss))
+
+    def _loop(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            self._sample()
+            k += 1
+            wait = max(0.0, self.t0 + k * self.every_s - time.monotonic())
+            if self._until is not None:
+                if self._until.wait(wait):
+                    break
+            elif self._stop.wait(wait):
+                return
+        self._sample()
+
+    def stop(self) -> None:
+        if not hasattr(self, "t0"):  # never started (the run failed before the stream)
+            return
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+
+    def summary(self, warmup_s: float) -> dict:
+        s = self.samples
+        if not s:
+            return {"rss_growth_mb": None}
+        mib = 1024.0 * 1024.0
+        after = next(((t, r) for t, r in s if t >= warmup_s), s[-1])
+        return {"rss_growth_mb": (s[-1][1] - after[1]) / mib, "rss_warmup_s": after[0],
+                "rss_mb": {"start": s[0][1] / mib, "after_warmup": after[1] / mib, "end": s[-1][1] / mib,
+                           "max": max(r for _, r in s) / mib, "samples": len(s)}}
+
+
+def _midi_api() -> str:
+    """The API mixpilot's ``--midi-in virtual`` port is on now: JACK when a JACK server answers."""
+    from realtime.midi import choose_api
+
+    return choose_api("virtual")
+
+
+def run_soak(seconds: float, *, blocksize: int = 128, model: str = "default", ai_hop_s: float = 0.25,
+             midi_rate_hz: float = 200.0, warmup_s: float = 10.0, sample_rate: int = 48000,
+             note: Callable[[str], None] | None = None) -> dict:
+    """Run the soak (module docstring); returns the result dict.  Raises StreamError before the stream opens."""
+    from realtime.stream import RunOptions, run
+
+    say = note or (lambda s: None)
+    notes: list[str] = []
+    warm = min(warmup_s, 0.3 * seconds)
+    has_midi = "midi_in" in getattr(RunOptions, "__dataclass_fields__", {})
+    sampler = _RssSampler()
+    flood_proc: list[subprocess.Popen] = []
+    midi: dict = {"rate_hz": midi_rate_hz if has_midi else 0.0, "api": None, "sent": 0}
+    done = threading.Event()  # run() returned
+    flood_out = tempfile.TemporaryFile(mode="w+")
+    flood_err = tempfile.TemporaryFile(mode="w+")
+
+    def end_flood() -> None:
+        """SIGTERM the flood (it closes its port and prints its counts) and wait for it."""
+        for p in flood_proc:
+            if p.poll() is None:
+                p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    with tempfile.TemporaryDirectory(prefix="mixpilot-soak-") as tmp:
+        path = os.path.join(tmp, "program.wav")
+        _write_program(path, seconds + 2.0, sample_rate)
+        kw = {"mode": "play", "file": path, "seconds": seconds, "model": model, "ai_hop_s": ai_hop_s, "ui": False,
+                  "blocksize": blocksize}
+        if has_midi:
+            kw["midi_in"] = "virtual"
+        else:
+            notes.append("RunOptions has no midi_in (MIDI input not wired into the engine): no MIDI flood sent")
+        opts = RunOptions(**kw)
+
+        def started(runner) -> None:
+            finished = getattr(runner, "finished", None)
+            sampler.start(finished)
+            if not has_midi:
+                return
+            try:
+                midi["api"] = _midi_api()
+            except Exception as exc:  # no MIDI API at all: the soak goes on without the flood
+                notes.append(f"no MIDI API for the flood ({exc})")
+                return
+            cmd = [sys.executable, os.path.abspath(__file__), "--flood", "--rate", str(midi_rate_hz),
+                   "--seconds", str(seconds + 5.0), "--api", midi["api"]]
+            flood_proc.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=flood_out,
+                                               stderr=flood_err, text=True))
+            if finished is not None:  # stop the flood when the stream ends, before the JACK server goes
+                def watch() -> None:
+                    while not finished.wait(0.2):
+                        if done.is_set():
+                            return
+                    end_flood()
+
+                threading.Thread(target=watch, name="mixpilot-soak-flood", daemon=True).start()
+
+        say_notes: list[str] = []
+        try:
+            res = run(opts, note=lambda s: (say_notes.append(s), say(s)), on_started=started)
+        finally:
+            done.set()
+            sampler.stop()
+            end_flood()
+    flood_out.seek(0)
+    flood_err.seek(0)
+    got = False
+    for ln in flood_out.read().splitlines():
+        if ln.startswith("{"):
+            try:
+                midi.update(json.loads(ln))
+                got = True
+            except ValueError:
+                pass
+    err_lines = [ln.strip() for ln in flood_err.read().splitlines() if ln.strip()]
+    flood_out.close()
+    flood_err.close()
+    if flood_proc and not got:
+        notes.append(f"MIDI flood ended without its counts: {err_lines[-1] if err_lines else 'no output'}")
+    if midi.get("error"):
+        notes.append(f"MIDI flood: {midi['error']}")
+    stats = res.stats or {}
+    cb = stats.get("callback_us") or {}
+    budget = stats.get("budget_us") or 1e6 * blocksize / sample_rate
+    sr = stats.get("samplerate") or sample_rate
+    played = stats.get("seconds") or 0.0
+    midi_stats = stats.get("midi") or {}
+    midi["messages"] = midi_stats.get("messages")
+    midi["applied"] = midi_stats.get("applied")
+    out = {"seconds": played, "requested_seconds": seconds, "xruns": stats.get("xruns"),
+           "callback_p999_us": cb.get("p999"), **sampler.summary(warm),
+           "callback_p999_pct": (100.0 * cb["p999"] / budget) if cb.get("p999") is not None else None,
+           "callback_us": cb, "budget_us": budget, "samplerate": sr, "blocksize": blocksize,
+           "status_flags": stats.get("status_flags"), "callback_interval_us": stats.get("callback_interval_us"),
+           "ai_hop_s": ai_hop_s, "model": stats.get("model"), "inference": stats.get("inference"),
+           "midi": midi, "end": res.reason, "error": res.error,
+           "backend": "JACK dummy server" if any("JACK dummy" in n for n in say_notes) else "default device",
+           "notes": notes + [n for n in say_notes if not n.startswith("no audio device found")]}
+    return out
+
+
+def format_soak(s: dict) -> str:
+    cb = s.get("callback_us") or {}
+    return (f"soak {s['seconds']:.1f} s on {s['backend']}: xruns {s['xruns']}, callback p50 {cb.get('p50')} "
+            f"p99 {cb.get('p99')} p99.9 {cb.get('p999')} max {cb.get('max')} us (budget {s['budget_us']:.1f}), "
+            f"RSS growth {s['rss_growth_mb']:.2f} MiB, inference {s.get('inference')}, MIDI {s['midi']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--flood", action="store_true", help=argparse.SUPPRESS)  # the MIDI flood process
+    ap.add_argument("--rate", type=float, default=200.0, help=argparse.SUPPRESS)
+    ap.add_argument("--api", default="jack", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if not (a.seconds > 0 and a.rate > 0):
+        ap.error("--seconds and --rate must be > 0")
+    if a.flood:
+        print(json.dumps(flood(a.rate, a.seconds, a.api)), flush=True)
+        return 0
+    r = run_soak(a.seconds, model=a.model, note=lambda s: print(f"note: {s}", file=sys.stderr))
+    print(format_soak(r))
+    if a.json:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from realtime.audio_io import write_text_atomic
+
+        write_text_atomic(a.json, json.dumps(r, indent=1) + "\n")
+    return 1 if r.get("error") else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
