@@ -28,9 +28,9 @@ worker pulls exactly :func:`window_from` out of its ring.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -109,7 +109,7 @@ class FeatureConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> "FeatureConfig":
+    def from_dict(cls, d: Mapping[str, object]) -> FeatureConfig:
         """Inverse of :meth:`as_dict`; every field is required, no extra keys.
 
         Raises ValueError naming the bad key.

@@ -13,23 +13,24 @@ Analysis of one window (:func:`analyse`)
       per-frame total power in dB (frames are 46 ms, hop 23 ms);
     * side-to-mid ratio: side over mid power above 150 Hz, in dB.
 
-Rules (each parameter: a raw estimate ``x`` from one cue, then
-``neutral + gain * shrink(x, deadband)`` where ``shrink`` moves ``x`` toward 0
-by ``deadband`` and zeroes it inside; ``gain`` and ``deadband`` per parameter
-in :data:`RULE_GAINS`)
-    * **level** -- ``x = REFERENCE_LEVEL_DB - level_db`` (level of the good
-      mixes minus this window's total power) -> ``input_gain_db``.
-    * **tone** -- the spectrum minus :data:`REFERENCE_SPECTRUM_DB` is fitted,
-      by weighted least squares (weights 1 / the reference's per-band variance
-      across songs), as a broadband offset plus the dB responses of the
-      chain's own low shelf, mid bell, high shelf and presence bell at their
-      default frequencies (power-averaged over each mel band, chain at
-      44.1 kHz) times unknown gains ``g``, with a ridge penalty
-      :data:`EQ_RIDGE` on ``g``; ``x = -g`` (undo the deviation) -> the four
-      EQ gains.
-    * **compression** -- ``x = dynamics_db - REFERENCE_DYNAMICS_DB``, only a
-      window livelier than good mixes gets compression: ``comp_ratio = 1 +
-      gain * shrink(max(x, 0))``; ``output_gain_db = 1 dB * (comp_ratio - 1)``
+Rules (each parameter: a raw estimate ``x`` from one cue, then ``neutral +
+gain * shrink(x, deadband)``, where ``shrink`` moves ``x`` toward 0 by
+``deadband`` and zeroes it inside; ``(gain, deadband)`` per parameter in
+:data:`RULE_GAINS`)
+    * **level** -- ``x = REFERENCE_LEVEL_DB - level_db`` (the good mixes'
+      level minus this window's total power) -> ``input_gain_db``.
+    * **tone** -- the spectrum minus :data:`REFERENCE_SPECTRUM_DB` (each band
+      clipped to :data:`DEVIATION_CLIP_DB` around the window's median
+      deviation, so an empty band does not dominate) is fitted by weighted
+      least squares (weights 1 / the reference's per-band variance across
+      songs) as a broadband offset plus the dB responses of the chain's own
+      low shelf, mid bell, high shelf and presence bell at their default
+      frequencies (power-averaged over each mel band, chain at 44.1 kHz)
+      times unknown gains ``g``, with a relative ridge :data:`EQ_RIDGE` on
+      ``g``; ``x = -g`` (undo the deviation) -> the four EQ gains.
+    * **compression** -- ``x = max(dynamics_db - REFERENCE_DYNAMICS_DB, 0)``:
+      only a window livelier than good mixes gets compression, ``comp_ratio
+      = 1 + gain * shrink(x)``; ``output_gain_db = 1 dB * (comp_ratio - 1)``
       makes up the level the compressor takes (the training targets' make-up
       rule).
     * **width** -- ``x = -max(side_mid_db - REFERENCE_SIDE_MID_DB, 0) / 20``
@@ -41,20 +42,28 @@ in :data:`RULE_GAINS`)
       found in a 3 s log-mel window, and adding a send to a mix that does
       not need it is the worse mistake.
     * everything is clamped to the AI-safe ranges; a silent window (total
-      level under -80 dB) gives the neutral vector.
+      power under -60 dB in feature units, about 78 dB under good mixes) gives
+      the neutral vector.
+
+Where the constants come from: ``python -m training._heuristic_reference``
+derives the reference curve, its per-band spread, the reference level,
+side-to-mid ratio and dynamics from good synthetic mixes (300 songs x 2
+windows of :mod:`training.synth`, seed 1234, not part of any dataset), and
+each deadband as the 75th percentile (level: 90th) of the rule's raw estimate
+over those good windows: a rule acts only on a deviation larger than most
+good mixes show.  The gains are fixed by design: 0.5 for EQ and width (undo
+half of the excess), 0.25 for compression, and for level ``6 / (6 -
+deadband)``, so the full correction is reached at the edge of the AI range.
 
 How much each cue can say is limited by how much good mixes differ: across
-the synthetic songs the per-band long-term spectrum has a standard deviation
-of 5-20 dB around the reference (instrumentation, register, brightness), far
-more than a 1-4 dB EQ fault, so the calibrated EQ gains are small; level
-(total power) and, less so, dynamics are strong cues.
-
-The reference constants below were derived by
-``python -m training._heuristic_reference`` from good synthetic mixes
-(:mod:`training.synth`; 300 songs x 2 windows, seed 1234, none of them in
-the evaluation set), and the rule gains by a grid search on a separate
-calibration set (``build_dataset(1500, seed=4321)``): for each parameter
-the (gain, deadband) pair with the lowest normalised MAE.
+the synthetic songs the per-band long-term spectrum of a 3 s window has a
+standard deviation of 5-20 dB around the reference (instrumentation,
+register, brightness) and the side-to-mid ratio spans about 20 dB, far more
+than a 1-4 dB EQ fault or a 10 % width fault, so the EQ, width and
+compression rules act only on gross deviations.  Level (total power) is the
+one strong cue.  Fitted purely for the lowest MAE, the rules would switch EQ,
+width and compression off; they are kept, gentle and deadbanded, because a
+fallback must still react to a gross fault.
 """
 
 from __future__ import annotations
@@ -64,7 +73,7 @@ from functools import lru_cache
 import numpy as np
 
 from dsp.biquad import BELL, HIGH_SHELF, LOW_SHELF, rbj_coefficients
-from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
+from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
 
 from .features import FEATURE_CONFIG, FeatureConfig, mel_filterbank
 
@@ -72,6 +81,7 @@ __all__ = ["HeuristicEstimator", "analyse", "eq_responses_db"]
 
 # --- constants derived by training/_heuristic_reference.py (see module docstring) -------------
 # BEGIN DERIVED
+# derived by training/_heuristic_reference.py: 300 songs x 2 windows, seed 1234
 REFERENCE_SPECTRUM_DB = np.array([  5.09,   8.58,   6.05,   3.80,   2.98,   2.48,   1.60,   0.40,  -0.61,  -1.89,  -4.30,  -5.59,
   -6.16,  -7.35,  -8.52,  -9.25, -10.60, -11.36, -11.83, -13.40, -13.63, -13.92, -14.43, -14.56,
  -15.08, -15.67, -15.56, -16.44, -16.55, -17.49, -18.14, -18.28, -18.50, -19.06, -19.29, -20.08,
@@ -86,13 +96,12 @@ REFERENCE_SPECTRUM_STD_DB = np.array([10.65,  7.56,  6.12,  5.18,  5.50,  5.70, 
 REFERENCE_LEVEL_DB = 17.59
 REFERENCE_SIDE_MID_DB = -11.58
 REFERENCE_DYNAMICS_DB = 6.37
-# rule gains: per-parameter grid search on build_dataset(1500, seed=4321)
-EQ_RIDGE = 1.0
-RULE_GAINS = {"input_gain_db": (1.5, 2), "low_gain_db": (0.3, 1), "mid_gain_db": (0.3, 4), "high_gain_db": (0.3, 2), "presence_gain_db": (0.3, 5), "comp_ratio": (0.1, 6), "stereo_width": (0.3, 0.1)}
+EQ_RIDGE = 0.3
+RULE_GAINS = {"input_gain_db": (1.16167, 0.835), "low_gain_db": (0.5, 8.7), "mid_gain_db": (0.5, 3.27), "high_gain_db": (0.5, 14.8), "presence_gain_db": (0.5, 6.31), "comp_ratio": (0.25, 1.98), "stereo_width": (0.5, 0.164)}
 # END DERIVED
 
 DEVIATION_CLIP_DB = 10.0
-_SILENCE_DB = -80.0
+_SILENCE_DB = -60.0  # total feature power; the floor alone reads -79, good mixes about +18
 _SIDE_FROM_HZ = 150.0
 _OUTPUT_DB_PER_RATIO = 1.0
 _EQ_NAMES = ("low_gain_db", "mid_gain_db", "high_gain_db", "presence_gain_db")
@@ -272,16 +281,12 @@ class HeuristicEstimator:
                 out[:, j] = (np.log(vals[:, j]) - np.log(lo)) / (np.log(hi) - np.log(lo))
             else:
                 out[:, j] = (vals[:, j] - lo) / (hi - lo)
-        return out
+        return np.clip(out, 0.0, 1.0, out=out)
 
     def suggest(self, features: np.ndarray) -> dict[str, float]:
         """``{name: value}`` for one window, in parameter units, inside the AI ranges."""
         f = np.asarray(features)
         if f.ndim != 3:
             raise ValueError(f"suggest takes one window of shape {self.config.shape}, got {f.shape}")
-        norm = self.predict(f)
-        out = {}
-        for name, x in zip(AI_PARAM_NAMES, norm):
-            p = PARAMS[PARAM_INDEX[name]]
-            out[name] = float(min(max(denormalise(name, float(x)), p.ai_minimum), p.ai_maximum))
-        return out
+        vals = self._values(f[None])[0]  # float64, already clamped to the AI ranges
+        return {name: float(v) for name, v in zip(AI_PARAM_NAMES, vals)}
