@@ -244,12 +244,14 @@ def _engine_kernel(x, out, start, stop, chain_args, tap, follow_args, meter_args
     xs = x[start:stop]
     ys = out[start:stop]
     _ring_write(ring_buf, ring_written, x, start, stop)
-    _meter_kernel(xs, *in_args)  # the unprocessed side, for the loudness-matched A/B
+    if in_args[0].shape[0] > 0:
+        _meter_kernel(xs, *in_args)  # the unprocessed side, for the loudness-matched A/B
     n = stop - start
     _chain_kernel(xs, ys, *chain_args, tap[:n])
     if follow_args[0].shape[0] > 0:  # follower on: meter the pre-delivery tap
         _meter_kernel(tap[:n], *follow_args)
-    _meter_kernel(ys, *meter_args)
+    if meter_args[0].shape[0] > 0:
+        _meter_kernel(ys, *meter_args)
     cgr = stats[_ST_COMP_GR]
     g = stats[_ST_LIM_GAIN_MIN]
     lgr = -20.0 * math.log10(g) if g > 1e-12 else 240.0
@@ -261,7 +263,7 @@ def _engine_kernel(x, out, start, stop, chain_args, tap, follow_args, meter_args
         snap[_SNAP_MAX_LIM] = lgr
     snap[_SNAP_NONFINITE] += stats[_ST_NONFINITE]
     end = pos + n
-    if end // read_every != pos // read_every:
+    if end // read_every != pos // read_every and meter_args[0].shape[0] > 0:
         _read_kernel(*read_args, snap)
         _read_kernel(*in_read_args, in_snap)
 
@@ -288,12 +290,17 @@ class Engine:
         which always means static.
     follow_hop_s, follow_glide_s : float
         Follower update interval and glide time.
+    meters : bool
+        Run the output and input meters (the UI snapshot and the A/B match).
+        ``render`` turns them off: it measures the whole output afterwards, and
+        the meters are not part of the audio path (the follower's own meter
+        stays on).
     """
 
     def __init__(self, sample_rate: int, channels: int, *, max_block_size: int = 1024,
                  params: dict | None = None, target_lufs: float = -14.0, ceiling_dbtp: float | None = -1.0,
                  loudness_mode: str = "follow", follow_hop_s: float = 0.5, follow_glide_s: float = 3.0,
-                 glide_ms: float = 50.0, analysis_seconds: float = ANALYSIS_SECONDS) -> None:
+                 glide_ms: float = 50.0, analysis_seconds: float = ANALYSIS_SECONDS, meters: bool = True) -> None:
         if loudness_mode not in ("follow", "static"):
             raise ValueError(f"loudness_mode must be 'follow' or 'static', not {loudness_mode!r}")
         params = dict(params or {})
@@ -334,6 +341,7 @@ class Engine:
         self.release_glide_s = 2.0
         self._ab_gain_db = 0.0
         self.sync_worker = None  # inference.worker.InferenceWorker stepped inside process_block (render)
+        self.meters = bool(meters)
         self._build_args()
         self.reset()
 
@@ -344,6 +352,9 @@ class Engine:
         self._read_args = self.meter.read_args()
         self._in_args = self.input_meter.kernel_args()
         self._in_read_args = self.input_meter.read_args()
+        if not self.meters:  # empty coefficient arrays switch the meters off inside the kernel
+            self._meter_args = (np.zeros((0, 5)),) + self._meter_args[1:]
+            self._in_args = (np.zeros((0, 5)),) + self._in_args[1:]
         if self.follow:
             self._follow_args = self.follow_meter.kernel_args()
         else:  # an empty coefficient array switches the follower meter off inside the kernel

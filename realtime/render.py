@@ -321,7 +321,7 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     if not follow:
         params["loudness_gain_db"] = gain
     engine = Engine(sample_rate, x.shape[1], max_block_size=block_size, params=params, target_lufs=target_lufs,
-                    ceiling_dbtp=ceiling_dbtp, loudness_mode="follow" if follow else "static")
+                    ceiling_dbtp=ceiling_dbtp, loudness_mode="follow" if follow else "static", meters=False)
     updates: list[tuple[float, dict]] = []
     worker = None
     if estimator is not None:
