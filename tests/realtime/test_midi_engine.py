@@ -119,7 +119,8 @@ def test_cc_flood_while_playing(jack_server, tmp_wav):
     res = r.join()
     st = res.stats
     print(f"\nflood: sent {sent}, received {st['midi']['messages']}, applied {st['midi']['applied']}, "
-          f"xruns {st['xruns']}, callback p99 {st['callback_us']['p99']} us, p99.9 {st['callback_us']['p999']} us")
+          f"xruns {st['xruns']}, callback p99 {st['callback_us']['p99']} us, p99.9 {st['callback_us']['p999']} us, "
+          f"message -> applied {st['midi']['latency']}")
     assert st["midi"]["messages"] == sent
     lo, hi = PARAMS[LOW].ai_minimum, PARAMS[LOW].ai_maximum
     assert eng.chain.targets[LOW] == pytest.approx(lo + (hi - lo) * last[70] / 127.0)
