@@ -331,6 +331,7 @@ class _Run:
         self.flags = np.zeros(len(STATUS_FLAGS), dtype=np.int64)
         self.counts = np.zeros(3, dtype=np.int64)  # blocks, xruns, frames
         self.last_ns = np.zeros(1, dtype=np.int64)
+        self.xrun_frames = np.zeros(64, dtype=np.int64)  # stream position of the last 64 xruns
         self.finished = threading.Event()
         self.callback_error: str | None = None
         self.stop_reason: str | None = None
@@ -360,7 +361,9 @@ class _Run:
                     self.flags[3] += 1
                     bad = True
                 if bad:
-                    self.counts[1] += 1
+                    x = self.counts[1]
+                    self.xrun_frames[x & 63] = self.counts[2]
+                    self.counts[1] = x + 1
             k = self.counts[0]
             done = self.counts[2]
             if indata is None:
@@ -435,6 +438,7 @@ class _Run:
             "callback_us": {"p50": pct(50), "p99": pct(99), "p999": pct(99.9),
                             "max": round(float(d.max()), 1) if d.size else None},
             "xruns": int(self.counts[1]),
+            "xrun_at_s": [round(int(f) / samplerate, 3) for f in self.xrun_frames[:min(int(self.counts[1]), 64)]],
             "status_flags": {n: int(v) for n, v in zip(STATUS_FLAGS, self.flags)},
             "inference": {"runs": 0, "p50_ms": None, "p99_ms": None},
             "midi": {"messages": 0, "applied": 0},
