@@ -19,25 +19,39 @@ Threads beside the callback, and the GIL
 The callback runs on PortAudio's (here JACK's real-time) thread and needs the
 GIL for its few Python statements; everything per sample is inside one Numba
 call that keeps the GIL (``realtime.engine._engine_kernel``).  Measured with
-``python -m benchmarks.gil_switch`` on the JACK dummy server (48 kHz, 128
-frames, 2-core VM, 20 s per case) with a thread spinning pure-Python
-bytecode beside the callback (results in the README):
+``python -m benchmarks.gil_switch --seconds 10`` on the JACK dummy server
+(48 kHz, 128 frames: a 2667 us period; 2-core AMD EPYC VM, 2026-11-21), with
+a thread spinning pure-Python bytecode beside the callback:
+
+====================  =====  ==========  ==========  ===================
+case                  xruns  cb p50 us   cb p99 us   start-gap p99 us
+====================  =====  ==========  ==========  ===================
+busy, switch 5 ms      1783        30         159                 7848
+busy, switch 1 ms         4        78         162                 2862
+busy, switch 0.5 ms       0        77         180                 2865
+nogil calls, 5 ms       787     10346       10652                16000
+nogil calls, 0.5 ms       4       647         826                 2840
+====================  =====  ==========  ==========  ===================
 
 * The cost is not inside the callback but at its door: PortAudio's cffi
   callback must take the GIL from the busy thread, which lets go only when
-  its switch interval (``sys.getswitchinterval()``, 5 ms by default) expires.
-  With the default, callbacks start up to ~5 ms late: more than the 2.67 ms
-  block budget, and JACK counts xruns.
-* Numba ``nogil=True`` calls inside the callback make it worse: each one
-  releases the GIL and has to win it back from the busy thread (one more
-  switch interval each).  Hence one GIL-holding kernel per block.
-* With the switch interval at 0.5 ms the busy thread yields within a tenth
-  of the budget, and the measured runs had no xruns.  :func:`run` sets
+  its switch interval (``sys.getswitchinterval()``, 5 ms by default) expires:
+  callbacks start up to ~5 ms late, twice the budget, and JACK counts an
+  xrun in most periods.
+* Numba ``nogil=True`` calls inside the callback (the chain, then a meter,
+  each called separately) make it much worse: each call gives the GIL away
+  and must win it back, so the callback itself takes 10 ms at 5 ms and
+  still 0.6 ms at 0.5 ms.  Hence one GIL-holding kernel per block.
+* With the switch interval at 0.5 ms the busy thread yields within a fifth
+  of the budget, and the measured run had no xruns.  :func:`run` sets
   :data:`SWITCH_INTERVAL_S` for the duration of a real-time run and restores
   it afterwards.
 * Helper threads are written to spend their time in C (numpy, onnxruntime,
   soundfile, ``Event.wait``), which releases the GIL: the UI thread wakes
-  10 times a second, the recorder drains its ring every 50 ms.
+  10 times a second, the recorder drains its ring every 50 ms, the AI worker
+  sleeps until its hop is in the ring, the MIDI thread polls every 1 ms.
+  With the AI every 0.25 s the callback p99 did not rise (150 us on vs 190 us
+  off, ``python -m benchmarks.gil_switch --ai``).
 """
 
 from __future__ import annotations

@@ -161,7 +161,8 @@ def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed
         torch.manual_seed(seed)
         model = build_model(arch, {"n_mels": FEATURE_CONFIG.n_mels, "n_frames": FEATURE_CONFIG.n_frames,
                                    "n_params": len(AI_PARAM_NAMES), **mcfg}, mean=mean, std=std)
-        model.set_output_bias(np.median(train.targets, axis=0))   # start from "no correction"
+        if getattr(model, "output", "sigmoid") == "clamp":
+            model.set_output_bias(np.median(train.targets, axis=0))   # start from "no correction"
         _log(f"training {arch}: {count_parameters(model)} parameters")
         res = train_model(model, train.features, train.targets, val.features, val.targets, cfg, name=arch)
         trained[arch] = (res, cfg)

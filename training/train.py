@@ -186,8 +186,8 @@ def train_model(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, warmup, cfg.lr)
             opt.zero_grad(set_to_none=True)
-            # the unclamped head where the model has one (see training.models: no saturation)
-            out = model.raw(xb) if hasattr(model, "raw") else model(xb)
+            # training.models: the unclamped head for output="clamp" models (no saturation)
+            out = model.train_output(xb) if hasattr(model, "train_output") else model(xb)
             loss = loss_fn(out, yb)
             loss.backward()
             if cfg.grad_clip > 0:
