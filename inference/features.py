@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _POWER_EPS = 1e-10
+_RESAMPLE_CHUNK = 4096  # input frames per soxr call (about 50 us of work with the GIL held)
 
 
 class FeatureError(ValueError):
@@ -239,9 +240,16 @@ def _resample(ms: np.ndarray, sample_rate: float, config: FeatureConfig) -> np.n
     if float(sample_rate) != float(config.sample_rate):
         import soxr
 
-        # soxr is deterministic: identical input gives identical output
-        ms = soxr.resample(np.ascontiguousarray(ms), float(sample_rate), float(config.sample_rate),
-                           quality="HQ")
+        # soxr is deterministic: identical input gives identical output.  It is fed in chunks
+        # (bit-identical to one soxr.resample call) because soxr keeps the GIL while it works: a
+        # 3 s window in one call held it for ~1.7 ms, which the audio callback had to wait out.
+        ms = np.ascontiguousarray(ms)
+        stream = soxr.ResampleStream(float(sample_rate), float(config.sample_rate), ms.shape[1],
+                                     dtype="float64", quality="HQ")
+        parts = []
+        for i in range(0, ms.shape[0], _RESAMPLE_CHUNK):
+            parts.append(stream.resample_chunk(ms[i:i + _RESAMPLE_CHUNK], last=i + _RESAMPLE_CHUNK >= ms.shape[0]))
+        ms = np.concatenate(parts) if parts else ms[:0]
     if ms.shape[0] == target:
         return ms
     if ms.shape[0] > target:  # keep the most recent samples
