@@ -50,8 +50,11 @@ nogil calls, 0.5 ms       4       647         826                 2840
   soundfile, ``Event.wait``), which releases the GIL: the UI thread wakes
   10 times a second, the recorder drains its ring every 50 ms, the AI worker
   sleeps until its hop is in the ring, the MIDI thread polls every 1 ms.
-  With the AI every 0.25 s the callback p99 did not rise (150 us on vs 190 us
-  off, ``python -m benchmarks.gil_switch --ai``).
+  One C call that keeps the GIL is as bad as a busy thread: soxr held it for
+  1.7 ms per 3 s window, so the AI worker now feeds it in chunks
+  (bit-identical output, ~50 us each).  With the AI every 0.25 s the callback
+  p99 rose 5.7 % (197.0 us on vs 186.3 us off, 1 xrun each in 20 s;
+  ``python -m benchmarks.gil_switch --ai``).
 """
 
 from __future__ import annotations
