@@ -108,7 +108,7 @@ def test_jack_server_killed_mid_stream(tmp_path, tmp_wav):
             if not line and proc.poll() is not None:
                 break
         time.sleep(1.0)
-        server.kill()
+        server.proc.terminate()  # killed (SIGTERM) under the running stream
         out, err = proc.communicate(timeout=30)
     errors = [ln for ln in err.splitlines() if ln.startswith("mixpilot: error:")]
     assert proc.returncode == 1, err
