@@ -72,7 +72,7 @@ from typing import Callable, TextIO
 import numpy as np
 from numba import njit
 
-from .audio_io import AudioFileError, read_audio, write_text_atomic
+from .audio_io import AudioFileError, _umask, read_audio, write_text_atomic
 from .engine import SNAPSHOT_NAMES, Engine
 from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
 
@@ -319,6 +319,7 @@ class Recorder:
             if self.error is None:
                 self._drain()
             self._file.close()
+            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it 0600; a recording gets the usual mode
             os.replace(self._tmp, self.path)
         except Exception as exc:
             self.error = self.error or f"--record {self.path}: {exc}"
