@@ -15,6 +15,15 @@ maps to the neutral vector.
 Good mixes
 ----------
 * synthetic (:mod:`training.synth`): stems mixed at the style's balance,
+  equalised to a reference tonal balance (:func:`training.synth.reference_curve_db`,
+  plus a small per-mix taste: up to +-0.4 dB/octave of tilt and 1 dB regional
+  offsets) and a side/mid ratio of -13.5..-10.5 dB -- so that "good" is a
+  definite sound, the 1-4 dB faults stand out against it and the model learns
+  to correct *towards* a balance rather than guess at an arbitrary one; a
+  quarter of the songs (:data:`UNREFERENCED_FRACTION`) keep their own,
+  randomly coloured balance and width instead (material unlike the reference
+  that is nevertheless good, so that the model does not pull everything onto
+  the reference) --
   brought to :data:`training.synth.REFERENCE_LEVEL_DB` (-18 dBFS RMS), bus
   compressed by the chain at the style's ratio (made up to the reference) with
   the style's reverb / delay sends: the known good amounts (the send that
@@ -45,8 +54,8 @@ fault           how it is made                                   target
 ``high``        chain high shelf ``g`` dB (8 kHz), ``|g|`` 1..4  ``high_gain_db = clamp(-g)``  (-3..3)
 ``presence``    chain presence bell ``g`` dB (4.5 kHz, Q 1),     ``presence_gain_db = clamp(-g)``  (-2..3)
                 ``g`` in -3.5..-1 or 1..2.5
-``width``       chain M/S width ``w = 1/t``, ``t`` mostly in     ``stereo_width = clamp(1/w)``  (0.9..1.1);
-                0.9..1.1 (20 %: 0.8..1.2)                        e.g. w = 1.3 -> 0.9
+``width``       chain M/S width ``w = 1/t``, ``|t - 1|`` in      ``stereo_width = clamp(1/w)``  (0.9..1.1);
+                0.05..0.15 (half) or 0.15..0.4                   e.g. w = 1.3 -> 0.9
 ``over_comp``   chain compressor, ratio 5..10, threshold         ``comp_ratio = 1`` (neutral: more
                 -32..-24 dB, attack 1..5 ms, release 40..120     compression cannot undo it), level made
                 ms, then gain back to the pre-fault level        up so the level target is unaffected
@@ -125,6 +134,7 @@ SONG_SECONDS = 8.0
 WINDOWS_PER_SONG = 8
 PREROLL_S = 0.5          # audio run through the fault chain before the window (filter/compressor settle)
 FIRST_WINDOW_S = 1.5     # earliest window start in a song (reverb and delay tails have built up)
+UNREFERENCED_FRACTION = 0.25  # synthetic songs mixed without the tonal / width reference (synth.UNREFERENCED)
 REAL_FRACTION = 0.25     # share of examples from real recordings when real_dirs are given
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
@@ -265,10 +275,10 @@ def _fault_value(kind: str, rng: np.random.Generator, good: dict):
     if kind == "presence":
         return float(rng.uniform(-3.5, -1.0) if rng.random() < 0.5 else rng.uniform(1.0, 2.5))
     if kind == "width":
-        if rng.random() < 0.8:
-            t = 1.0 + _signed(rng, 0.03, 0.1)
+        if rng.random() < 0.5:
+            t = 1.0 + _signed(rng, 0.05, 0.15)
         else:
-            t = 1.0 + _signed(rng, 0.1, 0.2)
+            t = 1.0 + _signed(rng, 0.15, 0.4)
         return float(1.0 / t)
     if kind == "over_comp":
         return {"comp_ratio": float(rng.uniform(5.0, 10.0)), "comp_threshold_db": float(rng.uniform(-32.0, -24.0)),
@@ -422,14 +432,15 @@ def _synth_task(args):
     seed, n_windows, group, config = args
     rng = np.random.default_rng(seed)
     song = synth.synth_song(rng, seconds=SONG_SECONDS)
-    mix = synth.mix_good(song, rng)
+    referenced = bool(rng.random() >= UNREFERENCED_FRACTION)
+    mix = synth.mix_good(song, rng, referenced=referenced)
     good = {"reverb_send": mix.reverb_send, "delay_send": mix.delay_send, "comp_ratio": mix.comp_ratio,
             "makeup_db": mix.makeup_db}
     feats, targets, metas = _window_examples(
         lambda faults, sl: _synth_base(mix, faults, sl), mix.compressed.shape[0], n_windows, rng,
         FAULT_KINDS, good, config, FIRST_WINDOW_S)
     for m in metas:
-        m.update({"source": "synth", "style": song.style, "instruments": dict(song.instruments),
+        m.update({"source": "synth", "style": song.style, "referenced": referenced, "instruments": dict(song.instruments),
                   "tempo_bpm": round(song.tempo_bpm, 2), "good": dict(good)})
     return feats, targets, [group] * n_windows, metas
 

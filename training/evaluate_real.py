@@ -40,8 +40,10 @@ resampled, everything runs at the file's own rate; the first
    A mono file is run as identical left/right and the left channel kept
    (exact: the EQ is the same on both channels and there is no side).
 3. **Render blind**: :func:`realtime.render.render_array` with the
-   estimator, ``loudness_mode="search"`` to ``--target-lufs`` (-14) at the
-   default -1 dBTP ceiling, ``ai_hop_s`` 0.5 s, ``crossfade_s`` 2 s,
+   estimator, ``loudness_mode="search"`` to ``--target-lufs`` (-14; or
+   ``original``: each file's own integrated loudness, so that no loudness is
+   pushed into the limiter and the comparison sees the mix, not the
+   delivery) at the default -1 dBTP ceiling, ``ai_hop_s`` 0.5 s, ``crossfade_s`` 2 s,
    ``ai_amount`` 1 — what ``mixpilot render --model M`` does.  The AI sees
    the corrupted audio only, never the fault.  The same case is also
    rendered with ``estimator=None`` (``--model none``: the static chain,
@@ -474,7 +476,7 @@ def _ai_mean(updates: list) -> dict | None:
 
 
 def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, seed: int = 0,
-                  max_seconds: float = 60.0, target_lufs: float = -14.0, ai_amount: float = 1.0,
+                  max_seconds: float = 60.0, target_lufs: float | None = -14.0, ai_amount: float = 1.0,
                   ai_hop_s: float = 0.5, crossfade_s: float = 2.0, n_random: int = N_RANDOM_CASES,
                   cases: Sequence[FaultCase] | None = None, only: Sequence[str] | None = None,
                   progress: Callable[[str], None] | None = None) -> dict:
@@ -488,6 +490,9 @@ def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, s
     x = np.ascontiguousarray(x[:n])
     ref_bands = band_levels_db(x, sr)
     ref_sm = side_mid_db(x)
+    original_lufs = measure(x, sr)["integrated_lufs"]
+    if target_lufs is None:  # deliver at the original's own loudness: no loudness push, the mix is compared
+        target_lufs = round(float(original_lufs), 2)
     nominal, _, _, _ = third_octave_bands(sr)
     used = ref_bands >= ref_bands.max() - BAND_FLOOR_DB
     if cases is None:
@@ -531,7 +536,8 @@ def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, s
                      f"control {row['control']['spectral_rms_db']:.2f}, after {after} "
                      f"({time.perf_counter() - t0:.1f} s)")
     return {"file": path.name, "source": _licence(path), "sample_rate": int(sr), "channels": int(x.shape[1]),
-            "seconds": round(n / sr, 3), "bands_hz": [float(b) for b in nominal],
+            "seconds": round(n / sr, 3), "original_lufs": round(float(original_lufs), 2),
+            "target_lufs": target_lufs, "bands_hz": [float(b) for b in nominal],
             "bands_used": int(np.count_nonzero(used)), "original_side_mid_db": None if ref_sm is None else
             round(ref_sm, 3), "cases": rows}
 
@@ -547,7 +553,7 @@ def find_files(audio_dir: str | os.PathLike) -> list[Path]:
 
 
 def evaluate(audio_dir: str | os.PathLike, models: Sequence[ResolvedModel], *, seed: int = 0,
-             max_seconds: float = 60.0, target_lufs: float = -14.0, ai_amount: float = 1.0,
+             max_seconds: float = 60.0, target_lufs: float | None = -14.0, ai_amount: float = 1.0,
              ai_hop_s: float = 0.5, crossfade_s: float = 2.0, n_random: int = N_RANDOM_CASES,
              only: Sequence[str] | None = None, progress: Callable[[str], None] | None = None,
              command: str | None = None) -> dict:
@@ -563,7 +569,7 @@ def evaluate(audio_dir: str | os.PathLike, models: Sequence[ResolvedModel], *, s
         "command": command,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "settings": {"audio_dir": str(audio_dir), "seed": seed, "max_seconds": max_seconds,
-                     "target_lufs": target_lufs, "loudness_mode": "search", "ai_amount": ai_amount,
+                     "target_lufs": "original" if target_lufs is None else target_lufs, "loudness_mode": "search", "ai_amount": ai_amount,
                      "ai_hop_s": ai_hop_s, "crossfade_s": crossfade_s, "n_random": n_random,
                      "band_floor_db": BAND_FLOOR_DB, "no_harm_db": NO_HARM_DB,
                      "cases": list(only) if only else "all"},
@@ -676,13 +682,17 @@ def format_text(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _target_text(t) -> str:
+    return "each file's own loudness" if t == "original" else f"{t:g} LUFS"
+
+
 def format_markdown(report: dict) -> str:
     """The measured part of the README's "Real music" section (between the markers)."""
     labels = _labels(report)
     st = report["settings"]
     out = []
     out.append(f"Measured {report.get('measured', '?')}, seed {st['seed']}, first {st['max_seconds']:g} s of each "
-               f"file, target {st['target_lufs']:g} LUFS, AI hop {st['ai_hop_s']:g} s, crossfade "
+               f"file, target {_target_text(st['target_lufs'])}, AI hop {st['ai_hop_s']:g} s, crossfade "
                f"{st['crossfade_s']:g} s, ai_amount {st['ai_amount']:g} ({report['seconds']:.0f} s wall):")
     out.append("")
     out.append("```sh")
@@ -749,7 +759,7 @@ def _notes(report: dict) -> list[str]:
         c = orig["control"]
         if c["spectral_rms_db"] >= MEASURABLE_DB:
             gr = c.get("limiter_gr_db")
-            notes.append(f"`{f['file']}`: the -14 LUFS delivery alone (control, no AI) changes the tone of the "
+            notes.append(f"`{f['file']}`: the {_target_text(report['settings']['target_lufs'])} delivery alone (control, no AI) changes the tone of the "
                          f"original by {c['spectral_rms_db']:.2f} dB"
                          + (f" (limiter up to {gr:.1f} dB gain reduction)" if gr is not None else "")
                          + "; the `AI vs control` column separates the AI's own part.")
@@ -768,7 +778,8 @@ _SECTION_INTRO = """\
 `../shared/audio`, corrupts each with known, seeded faults made by the training code
 (`training.data.apply_faults`: the chain's low shelf, mid bell, high shelf, presence bell, M/S
 width and level; a fixed catalogue plus random draws from the training distribution), renders the
-corrupted file blind with the AI (`realtime.render.render_array`, loudness search to -14 LUFS), and
+corrupted file blind with the AI (`realtime.render.render_array`, loudness search to -14 LUFS or,
+with `--target-lufs original`, to each file's own loudness so that no loudness push colours it), and
 compares the result with the uncorrupted original: long-term 1/3-octave spectrum (IEC 61260 bands
 31.5 Hz–16 kHz below Nyquist, level-normalised by the mean band difference, RMS over bands) and the
 side/mid energy ratio. The same case rendered with `--model none` is the control. The `original`
@@ -793,6 +804,18 @@ def update_readme(path: str | os.PathLike, measured: str) -> None:
     os.replace(tmp, p)
 
 
+def _target_lufs(text: str) -> float | None:
+    if text.strip().lower() == "original":
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LUFS (e.g. -14) or 'original', got {text!r}") from None
+    if not math.isfinite(v) or not -70.0 <= v <= 0.0:
+        raise argparse.ArgumentTypeError(f"target loudness must be between -70 and 0 LUFS, got {text}")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m training.evaluate_real",
                                  description="Corrupt real recordings with known faults, render blind with the AI, "
@@ -806,7 +829,9 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"random fault cases per file (default {N_RANDOM_CASES})")
     ap.add_argument("--cases", default=None,
                     help="comma-separated case names to run (default all: original, the catalogue, random1..N)")
-    ap.add_argument("--target-lufs", type=float, default=-14.0)
+    ap.add_argument("--target-lufs", type=_target_lufs, default=-14.0,
+                    help="loudness every render delivers: LUFS, or 'original' for each file's own integrated "
+                         "loudness (no loudness push, so the limiter does not colour the comparison; default -14)")
     ap.add_argument("--ai-amount", type=float, default=1.0)
     ap.add_argument("--ai-hop-s", type=float, default=0.5)
     ap.add_argument("--crossfade-s", type=float, default=2.0)

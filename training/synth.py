@@ -46,6 +46,14 @@ __all__ = [
     "mix_good",
     "level_db",
     "apply_chain",
+    "TONAL_BANDS_HZ",
+    "SIDE_MID_TARGET_DB",
+    "UNREFERENCED",
+    "reference_curve_db",
+    "third_octave_levels_db",
+    "match_tone",
+    "smoothed_levels_db",
+    "set_side_mid",
 ]
 
 SAMPLE_RATE = 44100
@@ -703,15 +711,146 @@ def _defaults():
     return default_vector()
 
 
+# tonal and stereo reference of a good mix
+
+TONAL_BANDS_HZ = 1000.0 * 10.0 ** (np.arange(-15, 11) / 10.0)
+"""1/3-octave centres (IEC 61260-1 base ten, nominal 31.5 Hz .. 10 kHz) where
+:func:`mix_good` measures and matches the long-term spectrum (the synthesised
+stems end at 11 kHz)."""
+
+TONAL_PLATEAU_HZ = (50.0, 150.0)
+TONAL_SLOPE_DB_PER_OCT = -4.0
+TONAL_LOW_ROLLOFF_DB_PER_OCT = 6.0
+TONAL_RESIDUAL = {"tilt_db_per_oct": 0.4, "region_db": 1.0}
+SIDE_MID_TARGET_DB = (-13.5, -10.5)
+UNREFERENCED = {"tilt_db_per_oct": 1.5, "region_db": 3.0}
+"""Colour of the *unreferenced* good mixes (``mix_good(referenced=False)``):
+the stems' own balance (mid-heavy, bass-light next to the reference) tilted
+by up to +-1.5 dB/octave with 3 dB regional offsets, and their natural width.
+They stand for material unlike the reference -- a solo instrument, speech, a
+differently voiced genre -- that is nevertheless as it should be; a model that
+has seen them learns not to pull everything onto the reference."""
+TONAL_MAX_CORRECTION_DB = 18.0
+TONAL_SMOOTHING_BANDS = 1.5
+_TONAL_REGIONS_HZ = (80.0, 1000.0, 4500.0, 9000.0)
+
+
+def reference_curve_db(freq_hz) -> np.ndarray:
+    """The good mixes' long-term 1/3-octave band levels (dB, arbitrary offset).
+
+    A design choice, not a measurement: flat (equal power per 1/3 octave, as
+    pink noise) over :data:`TONAL_PLATEAU_HZ`, falling
+    :data:`TONAL_SLOPE_DB_PER_OCT` (-4 dB per octave, i.e. 1 dB/oct steeper
+    than pink) above it and :data:`TONAL_LOW_ROLLOFF_DB_PER_OCT` below it --
+    the bass-weighted, falling balance of produced popular music, rather than
+    the mid-heavy balance the synthesised stems happen to have.
+    """
+    f = np.asarray(freq_hz, dtype=np.float64)
+    lo, hi = TONAL_PLATEAU_HZ
+    out = np.zeros_like(f)
+    out = np.where(f > hi, TONAL_SLOPE_DB_PER_OCT * np.log2(np.maximum(f, 1e-9) / hi), out)
+    out = np.where(f < lo, -TONAL_LOW_ROLLOFF_DB_PER_OCT * np.log2(lo / np.maximum(f, 1e-9)), out)
+    return out
+
+
+def third_octave_levels_db(x: np.ndarray, sample_rate: int, centres_hz: np.ndarray = TONAL_BANDS_HZ) -> np.ndarray:
+    """Long-term power of ``x`` [frames, channels] in 1/3-octave bands (dB).
+
+    Welch (periodic Hann, 8192-point segments, 50 % overlap), power averaged
+    over the channels, summed over the FFT bins inside ``fc * 10**(+-1/20)``.
+    """
+    nper = min(8192, x.shape[0])
+    f, p = signal.welch(np.asarray(x, np.float64), fs=sample_rate, window="hann", nperseg=nper,
+                        noverlap=nper // 2, axis=0, scaling="spectrum")
+    p = p.mean(axis=1)
+    out = np.empty(len(centres_hz))
+    for i, fc in enumerate(centres_hz):
+        m = (f >= fc * 10 ** (-1 / 20)) & (f < fc * 10 ** (1 / 20))
+        out[i] = 10.0 * np.log10(max(float(p[m].sum()), 1e-30))
+    return out
+
+
+def _tonal_residual_db(rng: np.random.Generator, centres_hz: np.ndarray, *,
+                       tilt_db_per_oct: float = TONAL_RESIDUAL["tilt_db_per_oct"],
+                       region_db: float = TONAL_RESIDUAL["region_db"]) -> np.ndarray:
+    """A good mix's own taste around the reference: a tilt and four smooth regional bumps."""
+    octs = np.log2(centres_hz / 1000.0)
+    r = rng.uniform(-1.0, 1.0) * tilt_db_per_oct * octs
+    for fc in _TONAL_REGIONS_HZ:
+        a = rng.normal(0.0, region_db)
+        r = r + a * np.exp(-0.5 * (np.log2(centres_hz / fc) / 0.7) ** 2)
+    return r
+
+
+def smoothed_levels_db(levels_db: np.ndarray, width_bands: float = TONAL_SMOOTHING_BANDS) -> np.ndarray:
+    """1/3-octave band levels smoothed in power with a Gaussian over band index
+    (standard deviation ``width_bands`` bands): the broad balance an equaliser
+    shelf or bell acts on, without single notes' peaks."""
+    k = np.arange(len(levels_db))
+    w = np.exp(-0.5 * ((k[:, None] - k[None, :]) / width_bands) ** 2)
+    p = 10.0 ** (np.asarray(levels_db, np.float64) / 10.0)
+    return 10.0 * np.log10(np.maximum(w @ p / w.sum(axis=1), 1e-30))
+
+
+def match_tone(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
+               centres_hz: np.ndarray = TONAL_BANDS_HZ, *, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Equalise ``x`` [frames, 2] so its broad long-term balance follows ``target_db``.
+
+    Each pass measures the 1/3-octave levels (:func:`third_octave_levels_db`),
+    smooths them (:func:`smoothed_levels_db`, half an octave), takes the
+    correction ``target - measured`` (both mean-removed over the bands that
+    have content; bands more than 50 dB under the loudest are left alone),
+    interpolates it over log frequency (held flat beyond the outer bands) and
+    applies it as a zero-phase gain in one FFT of the zero-padded signal (the
+    correction is smooth, so its impulse response is short next to the one
+    second of padding).  The total correction is limited to
+    +-:data:`TONAL_MAX_CORRECTION_DB` per band.  Returns (float64 audio, the
+    total correction in dB per band).
+    """
+    n = x.shape[0]
+    pad = int(sample_rate)
+    nfft = 1 << int(math.ceil(math.log2(n + 2 * pad)))
+    spec0 = np.fft.rfft(np.asarray(x, np.float64), n=nfft, axis=0)
+    logf = np.log2(np.maximum(np.fft.rfftfreq(nfft, 1.0 / sample_rate), 1.0))
+    tgt = smoothed_levels_db(target_db)
+    total = np.zeros(len(centres_hz))
+    y = np.asarray(x, np.float64)
+    for _ in range(iterations):
+        lv = third_octave_levels_db(y, sample_rate, centres_hz)
+        live = lv >= lv.max() - 50.0
+        d = tgt - smoothed_levels_db(lv)
+        d = np.where(live, d - d[live].mean(), 0.0)
+        total = np.clip(total + d, -TONAL_MAX_CORRECTION_DB, TONAL_MAX_CORRECTION_DB)
+        g = 10.0 ** (np.interp(logf, np.log2(centres_hz), total) / 20.0)
+        y = np.fft.irfft(spec0 * g[:, None], n=nfft, axis=0)[:n]
+    return y, total
+
+
+def set_side_mid(x: np.ndarray, side_mid_db: float) -> np.ndarray:
+    """Scale the side signal of ``x`` [frames, 2] so that 10 log10(S^2 / M^2) is ``side_mid_db``."""
+    m = 0.5 * (x[:, 0] + x[:, 1])
+    s = 0.5 * (x[:, 0] - x[:, 1])
+    es, em = float(np.sum(s * s)), float(np.sum(m * m))
+    if es <= 1e-20 or em <= 1e-20:
+        return x
+    s = s * math.sqrt(10.0 ** (side_mid_db / 10.0) * em / es)
+    return np.stack([m + s, m - s], axis=1)
+
+
 def mix_good(song: Song, rng: np.random.Generator | None = None, *,
-             chain_rate: int | None = SAMPLE_RATE) -> GoodMix:
+             chain_rate: int | None = SAMPLE_RATE, referenced: bool = True) -> GoodMix:
     """Mix ``song`` at its style's good balance.
 
     Stem gains are the style's (``Style.gains_db``) plus up to +-1 dB of taste;
     stems get a gentle pan (drums centred, bass and lead within +-0.1, chords
     within +-0.4; pads and double-tracked chords keep their own width).  The
     sum is resampled (soxr 'HQ') to ``chain_rate`` when that differs from the
-    song's rate, brought to :data:`REFERENCE_LEVEL_DB`, compressed with the
+    song's rate, equalised (:func:`match_tone`) to the reference tonal balance
+    (:func:`reference_curve_db`) plus this mix's own taste (a random tilt of up
+    to +-0.4 dB/octave and four smooth regional offsets of 1 dB standard
+    deviation), its side/mid ratio set within :data:`SIDE_MID_TARGET_DB`
+    (``referenced=False``: no reference, see :data:`UNREFERENCED`),
+    brought to :data:`REFERENCE_LEVEL_DB`, compressed with the
     chain's compressor at the style's ratio (default threshold -18 dB, attack,
     release and knee, i.e. what the AI's ``comp_ratio`` does) and made up to
     the reference level.  Reverb and delay wet signals are rendered with the
@@ -741,6 +880,16 @@ def mix_good(song: Song, rng: np.random.Generator | None = None, *,
 
         total = soxr.resample(total, sr, int(chain_rate), quality="HQ")
         sr = int(chain_rate)
+    if referenced:
+        # tone and width: the reference balance plus this mix's own taste (see reference_curve_db)
+        target = reference_curve_db(TONAL_BANDS_HZ) + _tonal_residual_db(rng, TONAL_BANDS_HZ)
+        total, _ = match_tone(total, sr, target)
+        total = set_side_mid(total, float(rng.uniform(*SIDE_MID_TARGET_DB)))
+    else:
+        # material of another kind: the stems' own balance, coloured further at random (see UNREFERENCED)
+        own = third_octave_levels_db(total, sr)
+        total, _ = match_tone(total, sr, own + _tonal_residual_db(rng, TONAL_BANDS_HZ, **UNREFERENCED),
+                              iterations=1)
     total *= 10.0 ** ((REFERENCE_LEVEL_DB - level_db(total)) / 20.0)
     dry = total.astype(np.float32)
 

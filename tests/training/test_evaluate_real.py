@@ -197,3 +197,27 @@ def test_model_none_is_refused_and_heuristic_resolves():
         er.resolve_estimators(["none"])
     (m,) = er.resolve_estimators(["heuristic", "heuristic"], warn=lambda s: None)
     assert m.name == "heuristic" and m.source == "heuristic"
+
+
+def test_target_lufs_original_delivers_each_file_at_its_own_loudness(tmp_path, tmp_wav, rng):
+    # pink-ish noise at about -30 LUFS: rendered at its own loudness the control lands there (not at -14)
+    x = 0.02 * rng.standard_normal((4 * SR, 2))
+    tmp_wav(x, SR, name="audio/quiet.wav")
+    out_json = tmp_path / "real.json"
+    argv = ["--audio-dir", str(tmp_path / "audio"), "--model", "heuristic", "--cases", "original",
+            "--target-lufs", "original", "--json", str(out_json), "--quiet"]
+    assert er.main(argv) == 0
+    rep = json.loads(out_json.read_text())
+    (f,) = rep["files"]
+    assert rep["settings"]["target_lufs"] == "original"
+    assert f["target_lufs"] == pytest.approx(f["original_lufs"], abs=0.01)
+    assert f["original_lufs"] < -25.0
+    (row,) = f["cases"]
+    assert row["control"]["output_lufs"] == pytest.approx(f["original_lufs"], abs=0.5)
+
+
+@pytest.mark.parametrize("text", ["loud", "5", "nan", "-120"])
+def test_target_lufs_rejects_bad_values(text, capsys):
+    with pytest.raises(SystemExit):
+        er._parser().parse_args(["--target-lufs", text])
+    assert "target" in capsys.readouterr().err
