@@ -18,7 +18,8 @@ gain * shrink(x, deadband)``, where ``shrink`` moves ``x`` toward 0 by
 ``deadband`` and zeroes it inside; ``(gain, deadband)`` per parameter in
 :data:`RULE_GAINS`)
     * **level** -- ``x = REFERENCE_LEVEL_DB - level_db`` (the good mixes'
-      level minus this window's total power) -> ``input_gain_db``.
+      level minus this window's total power, the mel band powers weighted by
+      1 / filter peak so that they sum to the broadband power) -> ``input_gain_db``.
     * **tone** -- the spectrum minus :data:`REFERENCE_SPECTRUM_DB` (each band
       clipped to :data:`DEVIATION_CLIP_DB` around the window's median
       deviation, so an empty band does not dominate) is fitted by weighted
@@ -68,6 +69,7 @@ fallback must still react to a gross fault.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -82,26 +84,26 @@ __all__ = ["HeuristicEstimator", "analyse", "eq_responses_db"]
 # --- constants derived by training/_heuristic_reference.py (see module docstring) -------------
 # BEGIN DERIVED
 # derived by training/_heuristic_reference.py: 300 songs x 2 windows, seed 1234
-REFERENCE_SPECTRUM_DB = np.array([  5.09,   8.58,   6.05,   3.80,   2.98,   2.48,   1.60,   0.40,  -0.61,  -1.89,  -4.30,  -5.59,
-  -6.16,  -7.35,  -8.52,  -9.25, -10.60, -11.36, -11.83, -13.40, -13.63, -13.92, -14.43, -14.56,
- -15.08, -15.67, -15.56, -16.44, -16.55, -17.49, -18.14, -18.28, -18.50, -19.06, -19.29, -20.08,
- -20.27, -20.67, -21.72, -22.19, -23.09, -23.29, -23.81, -23.94, -24.50, -24.93, -25.65, -26.05,
- -26.54, -27.08, -27.65, -28.27, -28.56, -29.53, -30.14, -30.67, -31.47, -32.67, -33.61, -34.61,
- -36.06, -37.97, -40.20, -45.52])
-REFERENCE_SPECTRUM_STD_DB = np.array([10.65,  7.56,  6.12,  5.18,  5.50,  5.70,  5.85,  7.07,  8.03,  8.73,  9.40,  9.67,  9.34,  9.82,
-  9.26,  9.37,  9.09,  8.73,  9.34,  8.39,  8.68,  8.28,  7.95,  8.38,  7.90,  7.87,  8.07,  8.32,
-  7.91,  7.90,  8.18,  8.60,  8.41,  8.73,  8.95,  8.95,  9.50,  9.82,  9.91, 10.24, 10.39, 10.69,
- 11.04, 11.37, 11.53, 12.05, 12.57, 12.98, 13.49, 13.76, 14.04, 14.38, 14.77, 15.38, 15.80, 16.48,
- 17.14, 17.75, 18.42, 19.09, 19.83, 20.68, 21.92, 22.76])
-REFERENCE_LEVEL_DB = 17.59
-REFERENCE_SIDE_MID_DB = -11.58
-REFERENCE_DYNAMICS_DB = 6.37
+REFERENCE_SPECTRUM_DB = np.array([  9.62,   9.30,   6.33,   3.89,   2.95,   1.61,   0.21,  -1.22,  -2.38,  -3.57,  -5.30,  -6.17,
+  -7.02,  -8.11,  -8.94,  -9.19, -10.06, -10.57, -11.34, -12.42, -12.81, -12.97, -13.52, -13.96,
+ -14.44, -14.37, -14.24, -15.08, -15.33, -16.50, -17.05, -17.56, -17.87, -18.22, -19.03, -19.41,
+ -19.86, -20.44, -20.73, -21.72, -22.88, -22.91, -23.40, -23.78, -24.23, -25.03, -25.65, -26.20,
+ -26.96, -27.31, -27.90, -28.75, -29.45, -29.78, -30.25, -30.89, -31.59, -32.10, -33.30, -34.20,
+ -35.52, -36.95, -38.83, -44.41])
+REFERENCE_SPECTRUM_STD_DB = np.array([ 6.18,  5.02,  4.46,  4.28,  3.75,  3.86,  3.98,  4.38,  4.73,  4.89,  5.76,  5.59,  5.91,  6.55,
+  6.00,  5.81,  6.43,  5.93,  6.14,  5.70,  6.84,  6.22,  6.42,  6.33,  5.79,  5.58,  5.80,  5.93,
+  5.48,  5.67,  5.84,  5.45,  5.74,  5.25,  5.56,  5.96,  5.49,  5.87,  6.05,  6.07,  6.63,  6.39,
+  6.15,  5.94,  6.09,  6.28,  6.56,  6.84,  7.04,  6.91,  7.12,  7.40,  7.47,  7.72,  8.04,  8.48,
+  9.20,  9.65, 10.77, 11.14, 11.98, 13.19, 14.77, 16.27])
+REFERENCE_LEVEL_DB = 34.62
+REFERENCE_SIDE_MID_DB = -7.13
+REFERENCE_DYNAMICS_DB = 6.78
 EQ_RIDGE = 0.3
-RULE_GAINS = {"input_gain_db": (1.16167, 0.835), "low_gain_db": (0.5, 8.7), "mid_gain_db": (0.5, 3.27), "high_gain_db": (0.5, 14.8), "presence_gain_db": (0.5, 6.31), "comp_ratio": (0.25, 1.98), "stereo_width": (0.5, 0.164)}
+RULE_GAINS = {"input_gain_db": (2.8547, 3.9), "low_gain_db": (0.5, 3.42), "mid_gain_db": (0.5, 1.39), "high_gain_db": (0.5, 7.64), "presence_gain_db": (0.5, 2.02), "comp_ratio": (0.25, 1.59), "stereo_width": (0.5, 0.0746)}
 # END DERIVED
 
 DEVIATION_CLIP_DB = 10.0
-_SILENCE_DB = -60.0  # total feature power; the floor alone reads -79, good mixes about +18
+_SILENCE_ABOVE_FLOOR_DB = 20.0  # a window whose total power is within this of the all-floor window is silence
 _SIDE_FROM_HZ = 150.0
 _OUTPUT_DB_PER_RATIO = 1.0
 _EQ_NAMES = ("low_gain_db", "mid_gain_db", "high_gain_db", "presence_gain_db")
@@ -110,6 +112,13 @@ _CHAIN_RATE = 44100.0
 
 def _default_value(name: str) -> float:
     return PARAMS[PARAM_INDEX[name]].default
+
+
+@lru_cache(maxsize=4)
+def _power_weights(config: FeatureConfig) -> np.ndarray:
+    """Per mel band, 1 / the filter's peak: undoes the Slaney area normalisation, so that the
+    weighted sum of band powers is the broadband power (unit-height triangles sum to one)."""
+    return 1.0 / mel_filterbank(config).max(axis=1)
 
 
 def _band_centres_hz(config: FeatureConfig) -> np.ndarray:
@@ -158,8 +167,9 @@ def analyse(features: np.ndarray, config: FeatureConfig = FEATURE_CONFIG) -> dic
     ps = 10.0 ** (f[:, 1] / 10.0)
     total = pm + ps
     spec = 10.0 * np.log10(total.mean(axis=2))
-    level = 10.0 * np.log10(total.mean(axis=2).sum(axis=1))
-    frame_db = 10.0 * np.log10(total.sum(axis=1))
+    w = _power_weights(config)[None, :, None]
+    level = 10.0 * np.log10((w * total).mean(axis=2).sum(axis=1))
+    frame_db = 10.0 * np.log10((w * total).sum(axis=1))
     dyn = np.percentile(frame_db, 95, axis=1) - np.percentile(frame_db, 10, axis=1)
     sel = _band_centres_hz(config) >= _SIDE_FROM_HZ
     side = ps.mean(axis=2)[:, sel].sum(axis=1)
@@ -256,7 +266,8 @@ class HeuristicEstimator:
                 vals[:, names.index(name)] = _default_value(name) + y
         ratio = np.clip(vals[:, names.index("comp_ratio")], 1.0, 4.0)
         vals[:, names.index("output_gain_db")] = _OUTPUT_DB_PER_RATIO * (ratio - 1.0)
-        silent = a["level_db"] < _SILENCE_DB
+        floor = self.config.floor_db + 10.0 * math.log10(float(_power_weights(self.config).sum()))
+        silent = a["level_db"] < floor + _SILENCE_ABOVE_FLOOR_DB
         if np.any(silent):
             vals[silent] = [_default_value(k) for k in names]
         lo = np.array([PARAMS[PARAM_INDEX[k]].ai_minimum for k in names])
