@@ -328,6 +328,26 @@ def _synth_base(mix: synth.GoodMix, faults: dict, sl: slice) -> np.ndarray:
     return base.astype(np.float32)
 
 
+def _synth_window(mix: synth.GoodMix, faults: dict, sl: slice, measure_from: int) -> np.ndarray:
+    """:func:`_synth_base` held to the mix's tonal and stereo reference over the analysed window.
+
+    A referenced mix meets its balance over the whole song; a 3 s window of it
+    can stray (a bar without hats, a bass note that rings).  The correction
+    that brings the *good* mix's window (``[measure_from:]`` of the segment) onto
+    the song's target, and the side scale that gives it the song's side/mid
+    ratio, are measured on the good segment and applied to the base (which
+    carries the send and compression faults, so they stay audible).
+    """
+    base = _synth_base(mix, faults, sl)
+    if mix.tone_target_db is None:
+        return base
+    sr = mix.sample_rate
+    good = mix.mix()[sl]
+    corr = synth.tone_correction(good, sr, mix.tone_target_db, iterations=2, measure_from=measure_from)
+    k = synth.side_scale(synth.equalise(good[measure_from:], sr, corr), mix.side_mid_target_db)
+    return synth.scale_side(synth.equalise(base, sr, corr), k).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------
 # real recordings
 
@@ -412,7 +432,7 @@ def _window_examples(audio_fn, n_frames_total: int, n_windows: int, rng: np.rand
         start = int(rng.integers(first, last + 1)) if last > first else max(0, last)
         s0 = max(0, start - pre)
         faults = sample_faults(rng, kinds=fault_kinds, good=good)
-        seg = audio_fn(faults, slice(s0, start + w))
+        seg = audio_fn(faults, slice(s0, start + w), start - s0)
         y = apply_faults(seg, faults, sr, level_from=start - s0)
         feats.append(extract_features(y[start - s0:], sr, config))
         targets.append(normalise_targets(undo_targets(faults, good)))
@@ -437,8 +457,8 @@ def _synth_task(args):
     good = {"reverb_send": mix.reverb_send, "delay_send": mix.delay_send, "comp_ratio": mix.comp_ratio,
             "makeup_db": mix.makeup_db}
     feats, targets, metas = _window_examples(
-        lambda faults, sl: _synth_base(mix, faults, sl), mix.compressed.shape[0], n_windows, rng,
-        FAULT_KINDS, good, config, FIRST_WINDOW_S)
+        lambda faults, sl, measure_from: _synth_window(mix, faults, sl, measure_from), mix.compressed.shape[0],
+        n_windows, rng, FAULT_KINDS, good, config, FIRST_WINDOW_S)
     for m in metas:
         m.update({"source": "synth", "style": song.style, "referenced": referenced, "instruments": dict(song.instruments),
                   "tempo_bpm": round(song.tempo_bpm, 2), "good": dict(good)})
@@ -453,7 +473,7 @@ def _real_task(args):
         audio = np.concatenate([np.zeros((input_window_frames(SAMPLE_RATE, config) - audio.shape[0], 2),
                                          np.float32), audio])
     feats, targets, metas = _window_examples(
-        lambda faults, sl: audio[sl], audio.shape[0], n_windows, rng, REAL_FAULT_KINDS, None, config, 0.0)
+        lambda faults, sl, measure_from: audio[sl], audio.shape[0], n_windows, rng, REAL_FAULT_KINDS, None, config, 0.0)
     for m in metas:
         m.update({"source": "real", "file": os.path.basename(path)})
     return feats, targets, [group] * n_windows, metas

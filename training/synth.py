@@ -52,6 +52,10 @@ __all__ = [
     "reference_curve_db",
     "third_octave_levels_db",
     "match_tone",
+    "tone_correction",
+    "equalise",
+    "side_scale",
+    "scale_side",
     "smoothed_levels_db",
     "set_side_mid",
 ]
@@ -182,6 +186,10 @@ class GoodMix:
         the known good amounts.
     makeup_db : float
         gain that brought the compressed mix back to the level of ``dry``.
+    tone_target_db, side_mid_target_db : np.ndarray [26] or None, float or None
+        the 1/3-octave balance (:data:`TONAL_BANDS_HZ`) and side/mid ratio the
+        mix was brought to (None for an unreferenced mix); training holds
+        every analysed window to them as well (:mod:`training.data`).
     """
 
     dry: np.ndarray
@@ -196,6 +204,8 @@ class GoodMix:
     style: str
     pans: dict = field(default_factory=dict)
     gains_db: dict = field(default_factory=dict)
+    tone_target_db: np.ndarray | None = None
+    side_mid_target_db: float | None = None
 
     def mix(self, *, reverb_send: float | None = None, delay_send: float | None = None,
             compressed: bool = True) -> np.ndarray:
@@ -730,8 +740,9 @@ by up to +-1.5 dB/octave with 3 dB regional offsets, and their natural width.
 They stand for material unlike the reference -- a solo instrument, speech, a
 differently voiced genre -- that is nevertheless as it should be; a model that
 has seen them learns not to pull everything onto the reference."""
-TONAL_MAX_CORRECTION_DB = 18.0
+TONAL_MAX_CORRECTION_DB = 24.0
 TONAL_SMOOTHING_BANDS = 1.5
+EQUALISE_PAD_S = 0.5
 _TONAL_REGIONS_HZ = (80.0, 1000.0, 4500.0, 9000.0)
 
 
@@ -792,49 +803,80 @@ def smoothed_levels_db(levels_db: np.ndarray, width_bands: float = TONAL_SMOOTHI
     return 10.0 * np.log10(np.maximum(w @ p / w.sum(axis=1), 1e-30))
 
 
-def match_tone(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
-               centres_hz: np.ndarray = TONAL_BANDS_HZ, *, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Equalise ``x`` [frames, 2] so its broad long-term balance follows ``target_db``.
+def equalise(x: np.ndarray, sample_rate: int, correction_db: np.ndarray,
+             centres_hz: np.ndarray = TONAL_BANDS_HZ) -> np.ndarray:
+    """Apply a per-band gain ``correction_db`` to ``x`` [frames, channels] as a zero-phase FFT gain.
 
-    Each pass measures the 1/3-octave levels (:func:`third_octave_levels_db`),
-    smooths them (:func:`smoothed_levels_db`, half an octave), takes the
-    correction ``target - measured`` (both mean-removed over the bands that
-    have content; bands more than 50 dB under the loudest are left alone),
-    interpolates it over log frequency (held flat beyond the outer bands) and
-    applies it as a zero-phase gain in one FFT of the zero-padded signal (the
-    correction is smooth, so its impulse response is short next to the one
-    second of padding).  The total correction is limited to
-    +-:data:`TONAL_MAX_CORRECTION_DB` per band.  Returns (float64 audio, the
-    total correction in dB per band).
+    The gain is interpolated over log frequency between the band centres and
+    held flat beyond the outer bands; one FFT of the signal zero-padded by
+    :data:`EQUALISE_PAD_S` (the correction is smooth over 1/3-octave bands, so
+    its impulse response dies out within ~0.15 s even at 31.5 Hz).  Returns float64.
     """
+    from scipy import fft as sfft
+
     n = x.shape[0]
-    pad = int(sample_rate)
-    nfft = 1 << int(math.ceil(math.log2(n + 2 * pad)))
-    spec0 = np.fft.rfft(np.asarray(x, np.float64), n=nfft, axis=0)
+    pad = int(EQUALISE_PAD_S * sample_rate)
+    nfft = sfft.next_fast_len(n + 2 * pad, real=True)
+    spec = sfft.rfft(np.asarray(x, np.float64), n=nfft, axis=0)
     logf = np.log2(np.maximum(np.fft.rfftfreq(nfft, 1.0 / sample_rate), 1.0))
+    g = 10.0 ** (np.interp(logf, np.log2(centres_hz), correction_db) / 20.0)
+    return sfft.irfft(spec * g[:, None], n=nfft, axis=0)[:n]
+
+
+def tone_correction(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
+                    centres_hz: np.ndarray = TONAL_BANDS_HZ, *, iterations: int = 3,
+                    measure_from: int = 0) -> np.ndarray:
+    """The per-band correction (dB) that brings ``x`` [frames, 2]'s broad balance onto ``target_db``.
+
+    Each pass measures the 1/3-octave levels of ``x[measure_from:]`` after the
+    correction so far (:func:`third_octave_levels_db`), smooths them
+    (:func:`smoothed_levels_db`, half an octave) and adds ``target - measured``
+    (both mean-removed over the bands that have content; bands more than 70 dB
+    under the loudest are left alone), limited to
+    +-:data:`TONAL_MAX_CORRECTION_DB` per band.
+    """
     tgt = smoothed_levels_db(target_db)
     total = np.zeros(len(centres_hz))
     y = np.asarray(x, np.float64)
     for _ in range(iterations):
-        lv = third_octave_levels_db(y, sample_rate, centres_hz)
-        live = lv >= lv.max() - 50.0
+        lv = third_octave_levels_db(y[measure_from:], sample_rate, centres_hz)
+        live = lv >= lv.max() - 70.0
         d = tgt - smoothed_levels_db(lv)
         d = np.where(live, d - d[live].mean(), 0.0)
         total = np.clip(total + d, -TONAL_MAX_CORRECTION_DB, TONAL_MAX_CORRECTION_DB)
-        g = 10.0 ** (np.interp(logf, np.log2(centres_hz), total) / 20.0)
-        y = np.fft.irfft(spec0 * g[:, None], n=nfft, axis=0)[:n]
-    return y, total
+        y = equalise(x, sample_rate, total, centres_hz)
+    return total
+
+
+def match_tone(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
+               centres_hz: np.ndarray = TONAL_BANDS_HZ, *, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Equalise ``x`` [frames, 2] so its broad long-term balance follows ``target_db``
+    (:func:`tone_correction` then :func:`equalise`).  Returns (float64 audio, the correction in dB per band)."""
+    corr = tone_correction(x, sample_rate, target_db, centres_hz, iterations=iterations)
+    return equalise(x, sample_rate, corr, centres_hz), corr
+
+
+def side_scale(x: np.ndarray, side_mid_db: float) -> float:
+    """The factor on the side signal of ``x`` [frames, 2] that makes 10 log10(S^2 / M^2) ``side_mid_db`` (1 if either is silent)."""
+    m = 0.5 * (x[:, 0] + x[:, 1])
+    s = 0.5 * (x[:, 0] - x[:, 1])
+    es, em = float(np.sum(np.square(s, dtype=np.float64))), float(np.sum(np.square(m, dtype=np.float64)))
+    if es <= 1e-20 or em <= 1e-20:
+        return 1.0
+    return math.sqrt(10.0 ** (side_mid_db / 10.0) * em / es)
+
+
+def scale_side(x: np.ndarray, k: float) -> np.ndarray:
+    """``x`` [frames, 2] with its side signal times ``k`` (the mid unchanged)."""
+    m = 0.5 * (x[:, 0] + x[:, 1])
+    s = 0.5 * (x[:, 0] - x[:, 1]) * k
+    return np.stack([m + s, m - s], axis=1)
 
 
 def set_side_mid(x: np.ndarray, side_mid_db: float) -> np.ndarray:
     """Scale the side signal of ``x`` [frames, 2] so that 10 log10(S^2 / M^2) is ``side_mid_db``."""
-    m = 0.5 * (x[:, 0] + x[:, 1])
-    s = 0.5 * (x[:, 0] - x[:, 1])
-    es, em = float(np.sum(s * s)), float(np.sum(m * m))
-    if es <= 1e-20 or em <= 1e-20:
-        return x
-    s = s * math.sqrt(10.0 ** (side_mid_db / 10.0) * em / es)
-    return np.stack([m + s, m - s], axis=1)
+    k = side_scale(x, side_mid_db)
+    return x if k == 1.0 else scale_side(x, k)
 
 
 def mix_good(song: Song, rng: np.random.Generator | None = None, *,
@@ -880,11 +922,13 @@ def mix_good(song: Song, rng: np.random.Generator | None = None, *,
 
         total = soxr.resample(total, sr, int(chain_rate), quality="HQ")
         sr = int(chain_rate)
+    target, sm_target = None, None
     if referenced:
         # tone and width: the reference balance plus this mix's own taste (see reference_curve_db)
         target = reference_curve_db(TONAL_BANDS_HZ) + _tonal_residual_db(rng, TONAL_BANDS_HZ)
         total, _ = match_tone(total, sr, target)
-        total = set_side_mid(total, float(rng.uniform(*SIDE_MID_TARGET_DB)))
+        sm_target = float(rng.uniform(*SIDE_MID_TARGET_DB))
+        total = set_side_mid(total, sm_target)
     else:
         # material of another kind: the stems' own balance, coloured further at random (see UNREFERENCED)
         own = third_octave_levels_db(total, sr)
@@ -911,4 +955,5 @@ def mix_good(song: Song, rng: np.random.Generator | None = None, *,
     return GoodMix(dry=(dry * k).astype(np.float32), compressed=(comp * k).astype(np.float32),
                    reverb_wet=(rv * k).astype(np.float32), delay_wet=(dl * k).astype(np.float32),
                    reverb_send=float(rs), delay_send=float(ds), comp_ratio=ratio, makeup_db=float(makeup_db),
-                   sample_rate=sr, style=song.style, pans=pans, gains_db=gains)
+                   sample_rate=sr, style=song.style, pans=pans, gains_db=gains, tone_target_db=target,
+                   side_mid_target_db=sm_target)
