@@ -6,7 +6,8 @@ between ``# BEGIN DERIVED`` and ``# END DERIVED`` in ``inference/heuristic.py``.
 Reference statistics come from good mixes only (no faults): ``N_SONGS`` songs
 of :func:`training.synth.synth_song` (seed ``REF_SEED``, not used by any
 dataset) through :func:`training.synth.mix_good`, ``WINDOWS`` settled windows
-each, features from :func:`inference.features.extract_features`:
+each (held to the song's reference as training holds them,
+:func:`training.data._synth_window`), features from :func:`inference.features.extract_features`:
 
 * per mel band, the mean and standard deviation of the long-term total
   (mid + side) power spectrum in dB;
@@ -34,7 +35,7 @@ from inference import heuristic as H
 from inference.features import FEATURE_CONFIG, extract_features, input_window_frames
 
 from . import synth
-from .data import build_dataset, neutral_params, normalise_targets
+from .data import PREROLL_S, _synth_window, build_dataset, neutral_params, normalise_targets
 
 REF_SEED = 1234
 N_SONGS = 300
@@ -53,10 +54,13 @@ def reference_features(n_songs: int = N_SONGS) -> np.ndarray:
     w = input_window_frames(sr, FEATURE_CONFIG)
     feats = []
     for i in range(n_songs):
-        good = synth.mix_good(synth.synth_song(rng, seconds=7.0), rng).good
+        mix = synth.mix_good(synth.synth_song(rng, seconds=7.0), rng)
         for _ in range(WINDOWS):
-            start = int(rng.integers(int(1.5 * sr), good.shape[0] - w))
-            feats.append(extract_features(good[start:start + w], sr))
+            start = int(rng.integers(int(1.5 * sr), mix.compressed.shape[0] - w))
+            pre = int(PREROLL_S * sr)
+            # the window as training sees it: held to the song's tonal / stereo reference
+            seg = _synth_window(mix, {}, slice(start - pre, start + w), pre)
+            feats.append(extract_features(seg[pre:], sr))
         if (i + 1) % 50 == 0:
             print(f"  reference: {i + 1}/{n_songs} songs", file=sys.stderr)
     return np.stack(feats)

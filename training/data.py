@@ -336,7 +336,8 @@ def _synth_window(mix: synth.GoodMix, faults: dict, sl: slice, measure_from: int
     that brings the *good* mix's window (``[measure_from:]`` of the segment) onto
     the song's target, and the side scale that gives it the song's side/mid
     ratio, are measured on the good segment and applied to the base (which
-    carries the send and compression faults, so they stay audible).
+    carries the send and compression faults, so they stay audible), with the
+    gain that keeps the good window's level (the level targets stay exact).
     """
     base = _synth_base(mix, faults, sl)
     if mix.tone_target_db is None:
@@ -344,8 +345,11 @@ def _synth_window(mix: synth.GoodMix, faults: dict, sl: slice, measure_from: int
     sr = mix.sample_rate
     good = mix.mix()[sl]
     corr = synth.tone_correction(good, sr, mix.tone_target_db, iterations=2, measure_from=measure_from)
-    k = synth.side_scale(synth.equalise(good[measure_from:], sr, corr), mix.side_mid_target_db)
-    return synth.scale_side(synth.equalise(base, sr, corr), k).astype(np.float32)
+    eq_good = synth.equalise(good[measure_from:], sr, corr)
+    k = synth.side_scale(eq_good, mix.side_mid_target_db)
+    # the window keeps the good mix's level there, so the level targets still read the song's level
+    g = 10.0 ** ((level_db(good[measure_from:]) - level_db(synth.scale_side(eq_good, k))) / 20.0)
+    return (g * synth.scale_side(synth.equalise(base, sr, corr), k)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------
