@@ -808,7 +808,7 @@ def equalise(x: np.ndarray, sample_rate: int, correction_db: np.ndarray,
     """Apply a per-band gain ``correction_db`` to ``x`` [frames, channels] as a zero-phase FFT gain.
 
     The gain is interpolated over log frequency between the band centres and
-    held flat beyond the outer bands; one FFT of the signal zero-padded by
+    fades to 0 dB one octave beyond the outer bands; one FFT of the signal zero-padded by
     :data:`EQUALISE_PAD_S` (the correction is smooth over 1/3-octave bands, so
     its impulse response dies out within ~0.15 s even at 31.5 Hz).  Returns float64.
     """
@@ -819,7 +819,12 @@ def equalise(x: np.ndarray, sample_rate: int, correction_db: np.ndarray,
     nfft = sfft.next_fast_len(n + 2 * pad, real=True)
     spec = sfft.rfft(np.asarray(x, np.float64), n=nfft, axis=0)
     logf = np.log2(np.maximum(np.fft.rfftfreq(nfft, 1.0 / sample_rate), 1.0))
-    g = 10.0 ** (np.interp(logf, np.log2(centres_hz), correction_db) / 20.0)
+    lc = np.log2(centres_hz)
+    # beyond the outer bands the correction fades to 0 dB over one octave: no boost of sub-sonic
+    # rumble or of the empty top (which the features would not see but a level meter would)
+    xs = np.concatenate([[lc[0] - 1.0], lc, [lc[-1] + 1.0]])
+    ys = np.concatenate([[0.0], correction_db, [0.0]])
+    g = 10.0 ** (np.interp(logf, xs, ys) / 20.0)
     return sfft.irfft(spec * g[:, None], n=nfft, axis=0)[:n]
 
 
