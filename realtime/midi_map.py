@@ -41,7 +41,6 @@ import difflib
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -53,6 +52,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from dsp.params import PARAM_INDEX, PARAM_NAMES, PARAMS
+
+from .audio_io import write_text_atomic
 
 __all__ = [
     "ACTIONS",
@@ -443,25 +444,13 @@ class MidiMap:
         return "\n".join(parts)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the map atomically (temporary file in the same folder, then
-        ``os.replace``), so a reader never sees half a file."""
+        """Write the map atomically (:func:`realtime.audio_io.write_text_atomic`:
+        temporary file in the same folder, then ``os.replace``), so a reader
+        never sees half a file."""
         path = os.fspath(path)
         text = self.to_toml()
         fresh = MidiMap.from_toml_text(text, source=path)  # never write what we cannot read
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_text_atomic(path, text)
         self.source, self.bindings, self._text = path, fresh.bindings, text
         self._from_text = list(fresh.bindings)
         self._rebuild()

@@ -136,9 +136,10 @@ def write_readme_results(text: str, readme: str | os.PathLike = README_PATH) -> 
     block = f"{RESULTS_BEGIN}\n{text.strip()}\n{RESULTS_END}"
     pattern = re.compile(re.escape(RESULTS_BEGIN) + r".*?" + re.escape(RESULTS_END), re.S)
     new = pattern.sub(lambda _: block, old) if pattern.search(old) else (old.rstrip() + "\n\n" + block + "\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+
+    from realtime.audio_io import write_text_atomic
+
+    write_text_atomic(path, new)
 
 
 MODEL_NAMES = ("cnn", "ast", "ensemble")

@@ -799,9 +799,9 @@ def update_readme(path: str | os.PathLike, measured: str) -> None:
         new = head + block + tail
     else:
         new = text.rstrip("\n") + "\n\n" + _SECTION_INTRO.format(title=README_TITLE) + "\n" + block + "\n"
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, p)
+    from realtime.audio_io import write_text_atomic
+
+    write_text_atomic(p, new)
 
 
 def _target_lufs(text: str) -> float | None:
@@ -873,9 +873,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         p = Path(args.json)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
+        from realtime.audio_io import write_text_atomic
+
+        write_text_atomic(p, json.dumps(report, indent=1) + "\n")
     md = format_markdown(report)
     if args.readme:
         update_readme(args.readme, md)

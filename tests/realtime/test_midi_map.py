@@ -176,6 +176,14 @@ def test_save_new_file(tmp_path):
     m.save(tmp_path / "new.toml")
     back = MidiMap.load(tmp_path / "new.toml")
     assert back.bindings[0].param == "output_gain_db" and back.bindings[0].line is not None
+    # a new file gets the mode open(2) would give it (0o666 masked by the umask),
+    # not mkstemp's private 0o600; a saved-over file keeps its own mode
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "new.toml").st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(tmp_path / "new.toml", 0o640)
+    back.save(tmp_path / "new.toml")
+    assert os.stat(tmp_path / "new.toml").st_mode & 0o777 == 0o640
 
 
 def test_curves_closed_form():
