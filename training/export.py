@@ -22,7 +22,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,20 +53,32 @@ CARD_VERSION = "1.0"
 _FILE_MODE = 0o644   # mkstemp creates 0600; shipped files are world-readable
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
+def _replace_via_temp(path: Path, write_tmp: Callable[[str], None]) -> None:
+    """``write_tmp(tmp)`` on a temp file beside ``path``, then mode 0o644 and ``os.replace``.
+
+    The temp file is removed on any failure, KeyboardInterrupt included.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+        write_tmp(tmp)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file in the same folder and a rename."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+
+    _replace_via_temp(Path(path), write)
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *,
@@ -80,9 +93,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *,
         raise ValueError(f"opset must be >= 17, got {opset}")
     model.eval()
     dummy = torch.full((1, *feature_config.shape), -60.0, dtype=torch.float32)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (dummy,), tmp, dynamo=False, opset_version=opset,
@@ -92,12 +104,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *,
         import onnx
 
         onnx.checker.check_model(tmp, full_check=True)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    _replace_via_temp(path, write)
     return path
 
 
