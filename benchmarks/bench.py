@@ -386,20 +386,14 @@ def format_table(r: dict) -> str:
         lines.append(f"{s['samplerate']:>8} {s['blocksize']:>6} {s['budget_us']:>10.1f} {s['p50_us']:>8.1f} "
                      f"{s['p99_us']:>8.1f} {s['p999_us']:>9.1f} {s['max_us']:>8.1f} {s['p50_pct']:>6.2f} "
                      f"{s['p99_pct']:>6.2f} {s['p999_pct']:>7.2f} {s['max_pct']:>7.2f}")
-    budget = 1e6 * r["blocksize"] / r["samplerate"]
+    from benchmarks.chain_vs_pedalboard import comparison_rows
+
     lines += ["",
               (f"Chain vs pedalboard: {r['blocksize']} frames @ {r['samplerate']} Hz stereo, "
               f"{r['compare']['seconds']:g} s x {r['compare']['rounds']} rounds, alternating "
-              f"(bare MixChain.process; pedalboard chain in benchmarks/chain_vs_pedalboard.py)"),
-              f"{'':<12}{'p50 us':>9}{'p99 us':>9}{'p99.9 us':>10}{'max us':>9}{'p50 %':>8}{'render xRT':>12}"]
-    for name in ("chain", "pedalboard"):
-        if name in r:
-            c = r[name]
-            lines.append(f"{name:<12}{c['p50_us']:>9.1f}{c['p99_us']:>9.1f}{c['p999_us']:>10.1f}{c['max_us']:>9.1f}"
-                         f"{100 * c['p50_us'] / budget:>8.2f}{c['render_rtf']:>12.0f}")
-    if "ratio_p50" in r:
-        lines.append(f"ratio p50 (chain / pedalboard): {r['ratio_p50']:.2f}")
-    else:
+              f"(bare MixChain.process; pedalboard chain in benchmarks/chain_vs_pedalboard.py)")]
+    lines += comparison_rows(r)
+    if "ratio_p50" not in r:
         lines.append("no pedalboard figures (--no-pedalboard, or pedalboard is not installed: pip install pedalboard)")
     rd = r["render"]
     lines += ["",
