@@ -358,7 +358,7 @@ def _replace_atomically(path: str, write_tmp) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8, ``\n`` line ends) to ``path`` atomically, like :func:`write_audio_atomic`.
+    """Write ``text`` (UTF-8, LF line ends) to ``path`` atomically, like :func:`write_audio_atomic`.
 
     The text is flushed to disk (``fsync``) before the rename, so after a crash
     ``path`` holds either the old text or all of the new.
