@@ -60,7 +60,7 @@ demo: setup
 
 $(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)
-	$(VPY) -m realtime.demo $@
+	$(VPY) -m mixpilot.realtime.demo $@
 
 test: setup
 	@$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
@@ -115,6 +115,7 @@ $(STAMPS)/venv: $(STAMPS)/sysdeps
 
 $(STAMPS)/setup: $(STAMPS)/venv pyproject.toml
 	@echo "== installing mixpilot and its dev tools into $(VENV)"
+	$(PIP) uninstall -q -y mixpilot 2>/dev/null || true   # the distribution's name before 0.1 (same files)
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 

@@ -5,7 +5,7 @@ Usage::
     mixpilot bench [--json PATH] [--quick | --full] [--soak SECONDS]
                    [--samplerates HZ,...] [--blocksizes FRAMES,...] [--seconds S]
                    [--render-seconds S] [--windows N] [--model NAME|PATH|none] [--no-pedalboard]
-    python -m benchmarks.bench ...          (the same without the CLI wiring)
+    python -m mixpilot.benchmarks.bench ...          (the same without the CLI wiring)
 
 Every number is ``time.perf_counter_ns`` around the real call, after a warm-up
 that loads or compiles every kernel (Numba) and session (onnxruntime); nothing
@@ -172,13 +172,13 @@ def one_core():
 
 
 def _programs(sample_rates, seconds: float) -> dict[int, np.ndarray]:
-    from realtime.demo import synth_demo
+    from mixpilot.realtime.demo import synth_demo
 
     return {sr: np.ascontiguousarray(synth_demo(seconds, sr, seed=1), dtype=np.float32) for sr in sample_rates}
 
 
 def _engine_params() -> dict:
-    from benchmarks.chain_vs_pedalboard import SETTINGS
+    from mixpilot.benchmarks.chain_vs_pedalboard import SETTINGS
 
     return {k: v for k, v in SETTINGS.items() if k not in ("loudness_gain_db", "limiter_ceiling_dbtp")}
 
@@ -188,8 +188,8 @@ def _engine_params() -> dict:
 
 def engine_block_times(sample_rate: int, blocksize: int, program: np.ndarray, seconds: float) -> np.ndarray:
     """ns per :meth:`Engine.process_block` call over ``seconds`` of ``program`` (looped), after warm-up."""
-    from benchmarks.chain_vs_pedalboard import SETTINGS
-    from realtime.engine import Engine
+    from mixpilot.benchmarks.chain_vs_pedalboard import SETTINGS
+    from mixpilot.realtime.engine import Engine
 
     eng = Engine(sample_rate, 2, max_block_size=max(blocksize, 4096), params=_engine_params(),
                  ceiling_dbtp=SETTINGS["limiter_ceiling_dbtp"])
@@ -219,7 +219,7 @@ def engine_block_times(sample_rate: int, blocksize: int, program: np.ndarray, se
 
 
 def _render_rtf(program: np.ndarray, sample_rate: int, estimator) -> dict:
-    from realtime.render import render_array
+    from mixpilot.realtime.render import render_array
 
     kw = {"loudness_mode": "follow", "block_size": RENDER_BLOCK, "estimator": estimator, "ai_hop_s": RENDER_AI_HOP_S}
     render_array(program[:min(len(program), sample_rate)], sample_rate, **kw)  # warm: kernels, session
@@ -237,7 +237,7 @@ def _render_rtf(program: np.ndarray, sample_rate: int, estimator) -> dict:
 
 def _windows(program: np.ndarray, sample_rate: int, n: int) -> list[np.ndarray]:
     """``n`` float32 views of 3 s each, ending every WINDOW_HOP_S along the program (wrapping)."""
-    from inference.features import FEATURE_CONFIG, input_window_frames
+    from mixpilot.inference.features import FEATURE_CONFIG, input_window_frames
 
     w = input_window_frames(sample_rate, FEATURE_CONFIG)
     if len(program) < w:
@@ -249,7 +249,7 @@ def _windows(program: np.ndarray, sample_rate: int, n: int) -> list[np.ndarray]:
 
 def time_estimator(estimator, windows: list[np.ndarray], sample_rate: int) -> dict:
     """features + predict per window: p50/p99 ms of the sum and of each part (after one warm-up window)."""
-    from inference.features import extract_features
+    from mixpilot.inference.features import extract_features
 
     estimator.predict(extract_features(windows[0], sample_rate))
     tf: list[int] = []
@@ -275,9 +275,9 @@ def time_estimator(estimator, windows: list[np.ndarray], sample_rate: int) -> di
 
 def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None) -> dict:
     """Measure everything ``cfg`` asks for; returns the JSON document (INTERFACE.md keys first)."""
-    from benchmarks import chain_vs_pedalboard as cvp
-    from inference.heuristic import HeuristicEstimator
-    from inference.worker import load_estimator
+    from mixpilot.benchmarks import chain_vs_pedalboard as cvp
+    from mixpilot.inference.heuristic import HeuristicEstimator
+    from mixpilot.inference.worker import load_estimator
 
     info = cvp.machine_info()
     grid = tuple(dict.fromkeys(((HEADLINE,) if HEADLINE not in cfg.grid else ()) + tuple(cfg.grid)))
@@ -361,7 +361,7 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
         "render": render,
     })
     if cfg.soak_seconds is not None:
-        from benchmarks.soak import run_soak
+        from mixpilot.benchmarks.soak import run_soak
 
         note(f"soak: {cfg.soak_seconds:g} s in real time, AI every 0.25 s, MIDI flood 200 CC/s")
         result["soak"] = run_soak(cfg.soak_seconds, note=note)
@@ -386,7 +386,7 @@ def format_table(r: dict) -> str:
         lines.append(f"{s['samplerate']:>8} {s['blocksize']:>6} {s['budget_us']:>10.1f} {s['p50_us']:>8.1f} "
                      f"{s['p99_us']:>8.1f} {s['p999_us']:>9.1f} {s['max_us']:>8.1f} {s['p50_pct']:>6.2f} "
                      f"{s['p99_pct']:>6.2f} {s['p999_pct']:>7.2f} {s['max_pct']:>7.2f}")
-    from benchmarks.chain_vs_pedalboard import comparison_rows
+    from mixpilot.benchmarks.chain_vs_pedalboard import comparison_rows
 
     lines += ["",
               (f"Chain vs pedalboard: {r['blocksize']} frames @ {r['samplerate']} Hz stereo, "
@@ -560,7 +560,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = f"{PROG} bench") -> i
         if soak is not None and soak.get("error"):
             msg, code = f"soak: {soak['error']}", 1
         if json_path:
-            from realtime.audio_io import write_text_atomic
+            from mixpilot.realtime.audio_io import write_text_atomic
 
             write_text_atomic(json_path, json.dumps(result, indent=1, default=_json_default) + "\n")
         if code == 0:

@@ -1,6 +1,6 @@
 """Per-block cost of the MixChain next to an equivalent pedalboard chain, measured in one run.
 
-``python -m benchmarks.chain_vs_pedalboard [--seconds 30] [--blocksize 128] [--samplerate 48000] [--json PATH]``
+``python -m mixpilot.benchmarks.chain_vs_pedalboard [--seconds 30] [--blocksize 128] [--samplerate 48000] [--json PATH]``
 
 Both chains process the same synthesised demo song (``realtime.demo``), stereo,
 block by block, with ``time.perf_counter_ns`` around each real call, after a
@@ -38,9 +38,9 @@ import time
 
 import numpy as np
 
-from dsp.chain import MixChain
-from dsp.spec import ProcessSpec
-from realtime.demo import synth_demo
+from mixpilot.dsp.chain import MixChain
+from mixpilot.dsp.spec import ProcessSpec
+from mixpilot.realtime.demo import synth_demo
 
 SETTINGS = {
     "input_gain_db": 2.0, "comp_threshold_db": -24.0, "comp_ratio": 3.0, "comp_attack_ms": 10.0,
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     r = run(args.seconds, args.blocksize, args.samplerate, rounds=args.rounds)
     print(format_table(r))
     if args.json:
-        from realtime.audio_io import write_text_atomic
+        from mixpilot.realtime.audio_io import write_text_atomic
 
         write_text_atomic(args.json, json.dumps(r, indent=2) + "\n")
     return 0

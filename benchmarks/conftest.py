@@ -30,7 +30,7 @@ class BlockCycler:
 @pytest.fixture(scope="session")
 def program() -> np.ndarray:
     """4 s of the demo song, float32 [frames, 2], C-contiguous, 48 kHz."""
-    from realtime.demo import synth_demo
+    from mixpilot.realtime.demo import synth_demo
 
     return np.ascontiguousarray(synth_demo(4.0, SAMPLE_RATE, seed=1), dtype=np.float32)
 

@@ -1,6 +1,6 @@
 """The audio callback with a busy Python thread beside it: GIL switch interval and kernel design.
 
-``python -m benchmarks.gil_switch [--seconds 20] [--json PATH]`` starts a JACK
+``python -m mixpilot.benchmarks.gil_switch [--seconds 20] [--json PATH]`` starts a JACK
 dummy server (48 kHz, 128 frames), plays noise through a real PortAudio
 stream and measures, per case: callback duration (``perf_counter_ns`` around
 the real callback), the time between callback starts (the 2667 us period
@@ -41,11 +41,11 @@ def _busy(stop: threading.Event) -> None:
 
 
 def _case(name: str, seconds: float, busy: bool, switch_s: float, nogil: bool) -> dict:
-    from dsp.chain import MixChain
-    from dsp.meter import LoudnessMeter
-    from dsp.spec import ProcessSpec
-    from realtime.engine import Engine
-    from realtime.stream import _sd
+    from mixpilot.dsp.chain import MixChain
+    from mixpilot.dsp.meter import LoudnessMeter
+    from mixpilot.dsp.spec import ProcessSpec
+    from mixpilot.realtime.engine import Engine
+    from mixpilot.realtime.stream import _sd
 
     sd = _sd()
     sr, bs = 48000, 128
@@ -117,8 +117,8 @@ CASES = [("engine", False, 0.005, False), ("engine+busy@5ms", True, 0.005, False
 
 def run(seconds: float = 20.0, cases=CASES) -> list[dict]:
     """Every case on one JACK dummy server started here (or the one JACK_DEFAULT_SERVER names)."""
-    from realtime.jackserver import JackServer, server_running
-    from realtime.stream import _rescan, release_portaudio
+    from mixpilot.realtime.jackserver import JackServer, server_running
+    from mixpilot.realtime.stream import _rescan, release_portaudio
 
     server = None
     if not server_running(timeout_s=0.0):
@@ -143,9 +143,9 @@ def ai_compare(seconds: float = 20.0, hop_s: float = 0.25, model: str = "default
 
     import soundfile as sf
 
-    from realtime.demo import synth_demo
-    from realtime.jackserver import JackServer, server_running
-    from realtime.stream import RunOptions, _rescan, release_portaudio, run as run_stream
+    from mixpilot.realtime.demo import synth_demo
+    from mixpilot.realtime.jackserver import JackServer, server_running
+    from mixpilot.realtime.stream import RunOptions, _rescan, release_portaudio, run as run_stream
 
     server = None
     if not server_running(timeout_s=0.0):
@@ -184,7 +184,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.gil_switch", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mixpilot.benchmarks.gil_switch", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--json", default=None, metavar="PATH")
     ap.add_argument("--ai", action="store_true", help="compare the play callback with inference every 0.25 s vs off")

@@ -1,6 +1,6 @@
 """Real-time soak: the real engine for SECONDS with the AI every 0.25 s and a MIDI flood of 200 CC/s.
 
-``mixpilot bench --soak 600`` (or ``python -m benchmarks.soak --seconds 600 [--json PATH]``) runs
+``mixpilot bench --soak 600`` (or ``python -m mixpilot.benchmarks.soak --seconds 600 [--json PATH]``) runs
 :func:`realtime.stream.run` exactly as ``mixpilot play`` does (``RunOptions(mode="play", file=...,
 seconds=S, model="default", ai_hop_s=0.25, ui=False)``, 128 frames), on the default output device
 or, when there is none, on a JACK dummy server that :func:`realtime.stream.run` starts
@@ -120,7 +120,7 @@ def _write_program(path: str, seconds: float, sample_rate: int, program_s: float
     import numpy as np
     import soundfile as sf
 
-    from realtime.demo import synth_demo
+    from mixpilot.realtime.demo import synth_demo
 
     x = synth_demo(min(program_s, seconds), sample_rate, seed=1)
     n = round(seconds * sample_rate)
@@ -190,7 +190,7 @@ class _RssSampler:
 
 def _midi_api() -> str:
     """The API mixpilot's ``--midi-in virtual`` port is on now: JACK when a JACK server answers."""
-    from realtime.midi import choose_api
+    from mixpilot.realtime.midi import choose_api
 
     return choose_api("virtual")
 
@@ -199,7 +199,7 @@ def run_soak(seconds: float, *, blocksize: int = 128, model: str = "default", ai
              midi_rate_hz: float = 200.0, warmup_s: float = 10.0, sample_rate: int = 48000,
              note: Callable[[str], None] | None = None) -> dict:
     """Run the soak (module docstring); returns the result dict.  Raises StreamError before the stream opens."""
-    from realtime.stream import RunOptions, run
+    from mixpilot.realtime.stream import RunOptions, run
 
     say = note or (lambda s: None)
     notes: list[str] = []
@@ -309,7 +309,7 @@ def format_soak(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mixpilot.benchmarks.soak", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--model", default="default")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_soak(r))
     if a.json:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from realtime.audio_io import write_text_atomic
+        from mixpilot.realtime.audio_io import write_text_atomic
 
         write_text_atomic(a.json, json.dumps(r, indent=1) + "\n")
     return 1 if r.get("error") else 0

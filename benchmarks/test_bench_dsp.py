@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.chain_vs_pedalboard import SETTINGS
-from benchmarks.conftest import BLOCK, SAMPLE_RATE, BlockCycler
-from dsp.chain import MixChain
-from dsp.meter import LoudnessMeter
-from dsp.processors import ALL_PROCESSORS, Limiter
-from dsp.spec import ProcessSpec
+from mixpilot.benchmarks.chain_vs_pedalboard import SETTINGS
+from mixpilot.benchmarks.conftest import BLOCK, SAMPLE_RATE, BlockCycler
+from mixpilot.dsp.chain import MixChain
+from mixpilot.dsp.meter import LoudnessMeter
+from mixpilot.dsp.processors import ALL_PROCESSORS, Limiter
+from mixpilot.dsp.spec import ProcessSpec
 
 SPEC = ProcessSpec(SAMPLE_RATE, BLOCK, 2)
 
@@ -72,7 +72,7 @@ def test_loudness_meter_128(benchmark, blocks):
 @pytest.mark.parametrize("block", [32, 128, 1024])
 def test_engine_process_block(benchmark, program, block):
     """realtime.engine.Engine.process_block as ``mixpilot play`` sets it up (follower on, meters)."""
-    from realtime.engine import Engine
+    from mixpilot.realtime.engine import Engine
 
     params = {k: v for k, v in SETTINGS.items() if k not in ("loudness_gain_db", "limiter_ceiling_dbtp")}
     eng = Engine(SAMPLE_RATE, 2, max_block_size=max(block, 4096), params=params,

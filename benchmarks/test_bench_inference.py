@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.conftest import SAMPLE_RATE
-from inference.features import FEATURE_CONFIG, extract_features, input_window_frames
-from inference.heuristic import HeuristicEstimator
-from inference.model import MODELS_DIR, OnnxModel
-from inference.worker import InferenceWorker, load_estimator
+from mixpilot.benchmarks.conftest import SAMPLE_RATE
+from mixpilot.inference.features import FEATURE_CONFIG, extract_features, input_window_frames
+from mixpilot.inference.heuristic import HeuristicEstimator
+from mixpilot.inference.model import MODELS_DIR, OnnxModel
+from mixpilot.inference.worker import InferenceWorker, load_estimator
 
 W = input_window_frames(SAMPLE_RATE, FEATURE_CONFIG)
 MODELS = sorted(p.stem for p in MODELS_DIR.glob("*.onnx") if p.with_suffix(".json").exists())
@@ -25,7 +25,7 @@ MODELS = sorted(p.stem for p in MODELS_DIR.glob("*.onnx") if p.with_suffix(".jso
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_core():
-    from benchmarks.bench import one_core
+    from mixpilot.benchmarks.bench import one_core
 
     with one_core() as cpu:
         yield cpu
@@ -77,7 +77,7 @@ def test_predict_onnx(benchmark, features, name):
 @pytest.mark.benchmark(group="inference")
 def test_worker_hop(benchmark, program):
     """InferenceWorker.compute: one hop as the real-time worker does it (ring read, features, predict, blend)."""
-    from realtime.engine import AnalysisRing
+    from mixpilot.realtime.engine import AnalysisRing
 
     ring = AnalysisRing(len(program), 2)
     ring.write(program)

@@ -46,7 +46,7 @@ gain * shrink(x, deadband)``, where ``shrink`` moves ``x`` toward 0 by
       power under -60 dB in feature units, about 78 dB under good mixes) gives
       the neutral vector.
 
-Where the constants come from: ``python -m training._heuristic_reference``
+Where the constants come from: ``python -m mixpilot.training._heuristic_reference``
 derives the reference curve, its per-band spread, the reference level,
 side-to-mid ratio and dynamics from good synthetic mixes (300 songs x 2
 windows of :mod:`training.synth`, seed 1234, not part of any dataset), and
@@ -74,8 +74,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from dsp.biquad import BELL, HIGH_SHELF, LOW_SHELF, rbj_coefficients
-from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
+from mixpilot.dsp.biquad import BELL, HIGH_SHELF, LOW_SHELF, rbj_coefficients
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
 
 from .features import FEATURE_CONFIG, FeatureConfig, mel_filterbank
 

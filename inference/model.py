@@ -39,8 +39,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX, denormalise
-from inference.features import FEATURE_CONFIG, FeatureConfig
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX, denormalise
+from mixpilot.inference.features import FEATURE_CONFIG, FeatureConfig
 
 __all__ = [
     "ModelError",

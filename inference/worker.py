@@ -43,7 +43,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
 
 from .features import FEATURE_CONFIG, FeatureConfig, extract_features, input_window_frames
 

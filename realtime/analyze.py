@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-from dsp.meter import measure
-from dsp.params import AI_PARAM_NAMES
+from mixpilot.dsp.meter import measure
+from mixpilot.dsp.params import AI_PARAM_NAMES
 
 from .audio_io import read_audio
 from .engine import AnalysisRing
@@ -60,7 +60,7 @@ def _spectrum(x: np.ndarray, sr: int) -> dict[str, float]:
 def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5,
                  warn=lambda text: None) -> dict:
     """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf)."""
-    from inference.worker import InferenceWorker, load_estimator
+    from mixpilot.inference.worker import InferenceWorker, load_estimator
 
     x, sr, info = read_audio(path)
     if x.shape[0] == 0:

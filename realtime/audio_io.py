@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import soundfile as sf
 
-from dsp.spec import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from mixpilot.dsp.spec import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 __all__ = [
     "LAYOUTS",

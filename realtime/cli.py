@@ -83,7 +83,7 @@ def _int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dsp.params import PARAM_INDEX, PARAMS
+    from mixpilot.dsp.params import PARAM_INDEX, PARAMS
 
     ceiling = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
     parser = _Parser(prog=PROG, description="mixpilot: a real-time AI mixing engine.")
@@ -232,7 +232,7 @@ def load_params_file(path: str) -> dict:
 
 
 def _params_table(out: TextIO) -> None:
-    from dsp.params import PARAMS
+    from mixpilot.dsp.params import PARAMS
 
     rows = [("name", "unit", "range", "AI range", "default", "glide", "AI")]
     for p in PARAMS:
@@ -348,7 +348,7 @@ def _note(text: str) -> None:
 
 def _realtime(args: argparse.Namespace) -> int:
     from .stream import RunOptions, StreamUsageError, run
-    from dsp.params import validate_value
+    from mixpilot.dsp.params import validate_value
 
     if not 0.0 <= args.ai_amount <= 1.0:
         raise StreamUsageError(f"--ai-amount {args.ai_amount:g} is outside 0..1")
@@ -459,7 +459,7 @@ def _oserror_text(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mixpilot``; returns the exit code (0 ok, 1 run-time error, 2 usage error, 130 interrupted)."""
-    from dsp.params import ParameterError
+    from mixpilot.dsp.params import ParameterError
 
     from .audio_io import AudioFileError
     from .render import RenderError
@@ -470,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         if argv[:1] == ["bench"]:
-            from benchmarks.bench import main as bench_main
+            from mixpilot.benchmarks.bench import main as bench_main
 
             return bench_main(argv[1:])
         args = build_parser().parse_args(argv)
@@ -478,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise _UsageError(f"a command is required: play, live, render, analyze, devices, params or "
                              f"midi-learn (see {PROG} --help)")
         if args.command == "params":
-            from dsp.params import table_as_json
+            from mixpilot.dsp.params import table_as_json
 
             if args.json:
                 sys.stdout.write(table_as_json() + "\n")

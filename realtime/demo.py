@@ -1,6 +1,6 @@
 """A synthesised demo song, so that a fresh clone has something to mix.
 
-``python -m realtime.demo OUT.wav [--seconds 20] [--sample-rate 44100] [--seed 0]``
+``python -m mixpilot.realtime.demo OUT.wav [--seconds 20] [--sample-rate 44100] [--seed 0]``
 writes a deterministic stereo song as a 24-bit WAV (atomically): a drum kit (kick, snare,
 closed and open hats), a bass line, chord pads and a simple lead over an
 A-minor loop (Am - F - C - G, one chord per bar, 120 BPM).
@@ -321,7 +321,7 @@ def write_demo(path: str | os.PathLike[str], *, seconds: float = 20.0, sample_ra
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m realtime.demo",
+        prog="python -m mixpilot.realtime.demo",
         description="Write a deterministic synthesised demo song (stereo, 24-bit WAV).",
     )
     parser.add_argument("out", help="output .wav path")

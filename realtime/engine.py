@@ -46,11 +46,11 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from dsp.chain import P_LOUD, P_OUT, STAGE_GLIDE_S, STAGES, MixChain, _chain_kernel
-from dsp.meter import READOUT_NAMES, LoudnessMeter, _meter_kernel, _read_kernel
-from dsp.params import (AI_PARAM_NAMES, N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, validate_value,
+from mixpilot.dsp.chain import P_LOUD, P_OUT, STAGE_GLIDE_S, STAGES, MixChain, _chain_kernel
+from mixpilot.dsp.meter import READOUT_NAMES, LoudnessMeter, _meter_kernel, _read_kernel
+from mixpilot.dsp.params import (AI_PARAM_NAMES, N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, validate_value,
                         vector_from_mapping)
-from dsp.spec import ProcessSpec
+from mixpilot.dsp.spec import ProcessSpec
 
 __all__ = ["AnalysisRing", "Engine", "TargetUpdate", "SNAPSHOT_NAMES", "ANALYSIS_SECONDS"]
 

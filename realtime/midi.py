@@ -69,8 +69,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsp.params import N_PARAMS, PARAM_INDEX, PARAM_NAMES, PARAMS, default_vector
-from realtime.midi_map import (
+from mixpilot.dsp.params import N_PARAMS, PARAM_INDEX, PARAM_NAMES, PARAMS, default_vector
+from mixpilot.realtime.midi_map import (
     ACTIONS,
     ROLE_LSB,
     MidiBinding,

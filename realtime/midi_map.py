@@ -51,7 +51,7 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from dsp.params import PARAM_INDEX, PARAM_NAMES, PARAMS
+from mixpilot.dsp.params import PARAM_INDEX, PARAM_NAMES, PARAMS
 
 from .audio_io import write_text_atomic
 

@@ -50,10 +50,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from dsp.meter import measure
-from dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
+from mixpilot.dsp.meter import measure
+from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
 
-from inference.worker import load_estimator
+from mixpilot.inference.worker import load_estimator
 
 from .engine import Engine
 from .audio_io import (
@@ -325,7 +325,7 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
     updates: list[tuple[float, dict]] = []
     worker = None
     if estimator is not None:
-        from inference.worker import InferenceWorker
+        from mixpilot.inference.worker import InferenceWorker
 
         worker = InferenceWorker(estimator, engine.ring, sample_rate,
                                  engine.publish_ai,

@@ -19,7 +19,7 @@ Threads beside the callback, and the GIL
 The callback runs on PortAudio's (here JACK's real-time) thread and needs the
 GIL for its few Python statements; everything per sample is inside one Numba
 call that keeps the GIL (``realtime.engine._engine_kernel``).  Measured with
-``python -m benchmarks.gil_switch --seconds 10`` on the JACK dummy server
+``python -m mixpilot.benchmarks.gil_switch --seconds 10`` on the JACK dummy server
 (48 kHz, 128 frames: a 2667 us period; 2-core AMD EPYC VM, 2026-11-21), with
 a thread spinning pure-Python bytecode beside the callback:
 
@@ -54,7 +54,7 @@ nogil calls, 0.5 ms       4       647         826                 2840
   1.7 ms per 3 s window, so the AI worker now feeds it in chunks
   (bit-identical output, ~50 us each).  With the AI every 0.25 s the callback
   p99 rose 5.7 % (197.0 us on vs 186.3 us off, 1 xrun each in 20 s;
-  ``python -m benchmarks.gil_switch --ai``).
+  ``python -m mixpilot.benchmarks.gil_switch --ai``).
 """
 
 from __future__ import annotations
@@ -506,7 +506,7 @@ class MeterUI:
         """Each AI parameter: current value -> target, and the worker's status."""
         if self.worker is None:
             return ""
-        from dsp.params import AI_PARAM_NAMES, PARAM_INDEX
+        from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX
 
         cur = self.run.engine.chain.current_values
         tgt = self.run.engine.chain.targets
@@ -622,7 +622,7 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
         if src.shape[0] == 0:
             raise AudioFileError(f"{opts.file}: has no audio frames")
 
-    from inference.worker import InferenceWorker, load_estimator
+    from mixpilot.inference.worker import InferenceWorker, load_estimator
 
     from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
 

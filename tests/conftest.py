@@ -52,17 +52,17 @@ def jack_server():
     JACK API and subprocesses started by the tests use it.  Skipped (with the
     reason) only where jackd is not installed; CI installs jackd2.
     """
-    from realtime.jackserver import JackServer, jackd_path
+    from mixpilot.realtime.jackserver import JackServer, jackd_path
 
     if jackd_path() is None:
         pytest.skip("jackd is not installed (apt install jackd2; CI installs it)")
     server = JackServer(name=f"mixpilot-test-{os.getpid()}", sample_rate=48000, period=128)
     server.start()
-    from realtime.stream import _rescan
+    from mixpilot.realtime.stream import _rescan
 
     _rescan()  # PortAudio in this process must see the new server
     yield server
-    from realtime.stream import release_portaudio
+    from mixpilot.realtime.stream import release_portaudio
 
     release_portaudio()  # before the server goes: PortAudio's exit handler would abort on a dead server
     server.stop()

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench import format_table as bench_table
-from benchmarks.bench import main as bench_main
-from benchmarks.chain_vs_pedalboard import format_table, run
+from mixpilot.benchmarks.bench import format_table as bench_table
+from mixpilot.benchmarks.bench import main as bench_main
+from mixpilot.benchmarks.chain_vs_pedalboard import format_table, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,8 +82,8 @@ def test_bench_help_exits_zero(capsys):
 
 
 def test_soak_runs_on_jack(jack_server):
-    from benchmarks.soak import run_soak
-    from realtime.stream import RunOptions
+    from mixpilot.benchmarks.soak import run_soak
+    from mixpilot.realtime.stream import RunOptions
 
     r = run_soak(4.0)  # the worker starts at the first whole 3 s window
     assert SOAK_KEYS <= r.keys(), r

@@ -1,8 +1,8 @@
-"""``python -m training``: synthesise data, train, ensemble, evaluate, export, pick the default.
+"""``python -m mixpilot.training``: synthesise data, train, ensemble, evaluate, export, pick the default.
 
 ::
 
-    python -m training [--out models_onnx] [--examples 8000] [--epochs N] [--seed 0]
+    python -m mixpilot.training [--out models_onnx] [--examples 8000] [--epochs N] [--seed 0]
                        [--real DIR ...] [--dataset PATH.npz] [--save-dataset PATH.npz]
                        [--threads 2] [--workers 1] [--smoke]
 
@@ -42,7 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dsp.params import AI_PARAM_NAMES
+from mixpilot.dsp.params import AI_PARAM_NAMES
 
 __all__ = ["main", "run", "CNN_CONFIG", "AST_CONFIG"]
 
@@ -62,7 +62,7 @@ def _log(msg: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m mixpilot.training", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None,
                     help="folder for the .onnx models and cards (default: models_onnx/; --smoke: a temp folder)")
@@ -105,13 +105,13 @@ def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed
     """The whole pipeline (see the module docstring); returns the summary dict."""
     import torch
 
-    from inference.features import FEATURE_CONFIG
-    from inference.model import MODELS_DIR, OnnxModel
-    from training import data as tdata
-    from training.evaluate import README_PATH, finalise, readme_header, results_table, score_exported
-    from training.export import export_model
-    from training.models import WeightedEnsemble, build_model, count_parameters, feature_stats, fit_ensemble_weights
-    from training.train import TrainConfig, predict, train_model
+    from mixpilot.inference.features import FEATURE_CONFIG
+    from mixpilot.inference.model import MODELS_DIR, OnnxModel
+    from mixpilot.training import data as tdata
+    from mixpilot.training.evaluate import README_PATH, finalise, readme_header, results_table, score_exported
+    from mixpilot.training.export import export_model
+    from mixpilot.training.models import WeightedEnsemble, build_model, count_parameters, feature_stats, fit_ensemble_weights
+    from mixpilot.training.train import TrainConfig, predict, train_model
 
     t_start = time.perf_counter()
     torch.set_num_threads(max(1, threads))
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
-        print("python -m training needs PyTorch: pip install -e '.[train]'", file=sys.stderr)
+        print("python -m mixpilot.training needs PyTorch: pip install -e '.[train]'", file=sys.stderr)
         return 2
     summary = run(out=args.out, examples=args.examples, epochs=args.epochs, seed=args.seed, real=args.real,
                   dataset=args.dataset, save_dataset=args.save_dataset, threads=args.threads,

@@ -1,6 +1,6 @@
 """Derive the constants of :mod:`inference.heuristic` from good synthetic mixes.
 
-Run ``python -m training._heuristic_reference`` and paste the printed block
+Run ``python -m mixpilot.training._heuristic_reference`` and paste the printed block
 between ``# BEGIN DERIVED`` and ``# END DERIVED`` in ``inference/heuristic.py``.
 
 Reference statistics come from good mixes only (no faults): ``N_SONGS`` songs
@@ -31,8 +31,8 @@ import sys
 
 import numpy as np
 
-from inference import heuristic as H
-from inference.features import FEATURE_CONFIG, extract_features, input_window_frames
+from mixpilot.inference import heuristic as H
+from mixpilot.inference.features import FEATURE_CONFIG, extract_features, input_window_frames
 
 from . import synth
 from .data import PREROLL_S, _synth_window, build_dataset, neutral_params, normalise_targets

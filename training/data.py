@@ -99,8 +99,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, normalise
-from inference.features import (
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, normalise
+from mixpilot.inference.features import (
     FEATURE_CONFIG,
     FeatureConfig,
     extract_features,

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from dsp.params import AI_PARAM_NAMES
+from mixpilot.dsp.params import AI_PARAM_NAMES
 
 __all__ = [
     "mae_report",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 README_PATH = Path(__file__).resolve().parent / "README.md"
-RESULTS_BEGIN = "<!-- results:begin (written by python -m training) -->"
+RESULTS_BEGIN = "<!-- results:begin (written by python -m mixpilot.training) -->"
 RESULTS_END = "<!-- results:end -->"
 
 # short column labels for the markdown table
@@ -90,7 +90,7 @@ def group_bootstrap(values: np.ndarray, groups: np.ndarray, *, n_boot: int = 100
 
 def heuristic_predictions(features: np.ndarray) -> np.ndarray:
     """The analysis-based baseline (:class:`inference.heuristic.HeuristicEstimator`) on ``[n, 2, M, T]``."""
-    from inference.heuristic import HeuristicEstimator
+    from mixpilot.inference.heuristic import HeuristicEstimator
 
     est = HeuristicEstimator()
     out = np.asarray(est.predict(np.asarray(features, np.float32)), np.float32)
@@ -102,7 +102,7 @@ def heuristic_predictions(features: np.ndarray) -> np.ndarray:
 def onnx_predictions(model_path: str | os.PathLike, features: np.ndarray, *,
                      models_dir: str | os.PathLike | None = None, batch_size: int = 256) -> np.ndarray:
     """Predictions of an exported model, loaded and validated by :class:`inference.model.OnnxModel`."""
-    from inference.model import MODELS_DIR, OnnxModel
+    from mixpilot.inference.model import MODELS_DIR, OnnxModel
 
     model = OnnxModel.load(model_path, models_dir=models_dir or MODELS_DIR)
     x = np.asarray(features, np.float32)
@@ -137,7 +137,7 @@ def write_readme_results(text: str, readme: str | os.PathLike = README_PATH) -> 
     pattern = re.compile(re.escape(RESULTS_BEGIN) + r".*?" + re.escape(RESULTS_END), re.S)
     new = pattern.sub(lambda _: block, old) if pattern.search(old) else (old.rstrip() + "\n\n" + block + "\n")
 
-    from realtime.audio_io import write_text_atomic
+    from mixpilot.realtime.audio_io import write_text_atomic
 
     write_text_atomic(path, new)
 
@@ -175,7 +175,7 @@ def finalise(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str, Any]
     The default is the lowest held-out MAE among the models within 5 MB and
     3 ms (p50, one thread) per window.  Returns ``(default, cards)``.
     """
-    from training.export import update_card, write_default_pointer
+    from mixpilot.training.export import update_card, write_default_pointer
 
     out = Path(out_dir)
     h = results["heuristic"]["held_out_mae"]
@@ -206,7 +206,7 @@ def finalise(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str, Any]
 
 def readme_header(*, n_test: int, n_test_groups: int, n_examples: int, seed: int, dataset: str | None) -> str:
     """The paragraph above the results table."""
-    src = f"`{dataset}`" if dataset else "built by `python -m training`"
+    src = f"`{dataset}`" if dataset else "built by `python -m mixpilot.training`"
     return (f"Held-out MAE (normalised parameters, 0..1) on {n_test} test windows from {n_test_groups} "
             f"held-out songs; data: {n_examples} examples ({src}), seed {seed}. 95% intervals: bootstrap "
             f"over held-out songs. `heuristic`: `inference.heuristic.HeuristicEstimator` (the fallback); "
@@ -215,19 +215,19 @@ def readme_header(*, n_test: int, n_test_groups: int, n_examples: int, seed: int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m training.evaluate --dataset PATH.npz [--out DIR] [--seed S] [--readme PATH]``.
+    """``python -m mixpilot.training.evaluate --dataset PATH.npz [--out DIR] [--seed S] [--readme PATH]``.
 
-    Re-scores already exported models on the same split ``python -m training``
+    Re-scores already exported models on the same split ``python -m mixpilot.training``
     used (same dataset and seed) and rewrites their metrics, the default and
     the README table.
     """
     import argparse
     import sys
 
-    from inference.model import MODELS_DIR
-    from training import data as tdata
+    from mixpilot.inference.model import MODELS_DIR
+    from mixpilot.training import data as tdata
 
-    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=main.__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mixpilot.training.evaluate", description=main.__doc__.split("\n")[0])
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=MODELS_DIR)
     ap.add_argument("--seed", type=int, default=0)

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m training.evaluate_real [--audio-dir ../shared/audio] [--model default[,cnn,...]]
+    python -m mixpilot.training.evaluate_real [--audio-dir ../shared/audio] [--model default[,cnn,...]]
                                      [--seed 0] [--max-seconds 60] [--json out/real_eval.json]
                                      [--markdown] [--readme training/README.md]
 
@@ -115,8 +115,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsp.meter import measure
-from dsp.params import AI_PARAM_NAMES
+from mixpilot.dsp.meter import measure
+from mixpilot.dsp.params import AI_PARAM_NAMES
 
 __all__ = [
     "BAND_FLOOR_DB",
@@ -151,7 +151,7 @@ NO_HARM_DB = 0.5  # the must-hold: tonal change of an already good recording
 MEASURABLE_DB = 0.25  # a corruption that moved a metric less than this is not scored as a fault of it
 N_RANDOM_CASES = 2
 RANDOM_KINDS = ("level", "low", "mid", "high", "presence", "width")
-README_BEGIN = "<!-- real-music:begin (written by python -m training.evaluate_real --readme) -->"
+README_BEGIN = "<!-- real-music:begin (written by python -m mixpilot.training.evaluate_real --readme) -->"
 README_END = "<!-- real-music:end -->"
 README_TITLE = "## Real music"
 
@@ -419,8 +419,8 @@ def resolve_estimators(specs: Sequence[str], warn: Callable[[str], None] = print
     same model (``default`` and the model it points to, or a fallback and
     ``heuristic``) are evaluated once, under the first label.
     """
-    from inference.heuristic import HeuristicEstimator
-    from inference.worker import load_estimator
+    from mixpilot.inference.heuristic import HeuristicEstimator
+    from mixpilot.inference.worker import load_estimator
 
     out: list[ResolvedModel] = []
     seen: dict[str, ResolvedModel] = {}
@@ -481,8 +481,8 @@ def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, s
                   cases: Sequence[FaultCase] | None = None, only: Sequence[str] | None = None,
                   progress: Callable[[str], None] | None = None) -> dict:
     """Every case of one file: corrupted, control and AI renders, scored against the original."""
-    from realtime.audio_io import read_audio
-    from realtime.render import render_array
+    from mixpilot.realtime.audio_io import read_audio
+    from mixpilot.realtime.render import render_array
 
     path = Path(path)
     x, sr, _ = read_audio(path)
@@ -696,7 +696,7 @@ def format_markdown(report: dict) -> str:
                f"{st['crossfade_s']:g} s, ai_amount {st['ai_amount']:g} ({report['seconds']:.0f} s wall):")
     out.append("")
     out.append("```sh")
-    out.append(report.get("command") or "python -m training.evaluate_real")
+    out.append(report.get("command") or "python -m mixpilot.training.evaluate_real")
     out.append("```")
     out.append("")
     for m in report["models"]:
@@ -774,7 +774,7 @@ def _notes(report: dict) -> list[str]:
 _SECTION_INTRO = """\
 {title}
 
-`python -m training.evaluate_real` (method in its module docstring) takes the recordings in
+`python -m mixpilot.training.evaluate_real` (method in its module docstring) takes the recordings in
 `../shared/audio`, corrupts each with known, seeded faults made by the training code
 (`training.data.apply_faults`: the chain's low shelf, mid bell, high shelf, presence bell, M/S
 width and level; a fixed catalogue plus random draws from the training distribution), renders the
@@ -799,7 +799,7 @@ def update_readme(path: str | os.PathLike, measured: str) -> None:
         new = head + block + tail
     else:
         new = text.rstrip("\n") + "\n\n" + _SECTION_INTRO.format(title=README_TITLE) + "\n" + block + "\n"
-    from realtime.audio_io import write_text_atomic
+    from mixpilot.realtime.audio_io import write_text_atomic
 
     write_text_atomic(p, new)
 
@@ -817,7 +817,7 @@ def _target_lufs(text: str) -> float | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m training.evaluate_real",
+    ap = argparse.ArgumentParser(prog="python -m mixpilot.training.evaluate_real",
                                  description="Corrupt real recordings with known faults, render blind with the AI, "
                                              "report the 1/3-octave spectral and width error to the original.")
     ap.add_argument("--audio-dir", default="../shared/audio", help="folder of recordings (default ../shared/audio)")
@@ -847,7 +847,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = "python -m training.evaluate_real " + " ".join(shlex.quote(a) for a in argv_list)
+    command = "python -m mixpilot.training.evaluate_real " + " ".join(shlex.quote(a) for a in argv_list)
 
     def warn(msg: str) -> None:
         print(f"warning: {msg}", file=sys.stderr)
@@ -873,7 +873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         p = Path(args.json)
         p.parent.mkdir(parents=True, exist_ok=True)
-        from realtime.audio_io import write_text_atomic
+        from mixpilot.realtime.audio_io import write_text_atomic
 
         write_text_atomic(p, json.dumps(report, indent=1) + "\n")
     md = format_markdown(report)

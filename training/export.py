@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX
-from inference.features import FEATURE_CONFIG, FeatureConfig
-from inference.model import (DEFAULT_MODEL, DEFAULT_POINTER, INPUT_NAME, OUTPUT_NAME, session_options,
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX
+from mixpilot.inference.features import FEATURE_CONFIG, FeatureConfig
+from mixpilot.inference.model import (DEFAULT_MODEL, DEFAULT_POINTER, INPUT_NAME, OUTPUT_NAME, session_options,
                              sha256_file)
 
 __all__ = [
@@ -222,7 +222,7 @@ def export_model(model: nn.Module, out_dir: str | os.PathLike, name: str, *,
 
 
 def _find_norm(model: nn.Module):
-    from training.models import InputNorm
+    from mixpilot.training.models import InputNorm
 
     for m in model.modules():
         if isinstance(m, InputNorm):

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m training.identifiability --dataset out/dataset_16000_v3.npz
+    python -m mixpilot.training.identifiability --dataset out/dataset_16000_v3.npz
 
 For each EQ parameter it takes one direct cue from the window's long-term
 mel spectrum (mid + side power, frames averaged, bands averaged in power over
@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from inference.features import FEATURE_CONFIG
+from mixpilot.inference.features import FEATURE_CONFIG
 
 from .data import load_dataset
 
@@ -38,7 +38,7 @@ N_BINS = 40
 
 def cues(features: np.ndarray) -> dict[str, np.ndarray]:
     """Region-level cues (dB) from features [n, 2, n_mels, frames]."""
-    from inference.heuristic import _band_centres_hz
+    from mixpilot.inference.heuristic import _band_centres_hz
 
     f = np.asarray(features, np.float64)
     p = 10.0 ** (f[:, 0] / 10.0) + 10.0 ** (f[:, 1] / 10.0)
@@ -67,7 +67,7 @@ def binned_median_mae(x: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> tup
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.identifiability", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m mixpilot.training.identifiability", description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", required=True, help="a dataset saved by training.data.save_dataset")
     args = ap.parse_args(argv)
     ds = load_dataset(args.dataset)

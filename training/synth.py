@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal
 
-from dsp.chain import MixChain
-from dsp.spec import ProcessSpec
+from mixpilot.dsp.chain import MixChain
+from mixpilot.dsp.spec import ProcessSpec
 
 __all__ = [
     "SAMPLE_RATE",
@@ -716,7 +716,7 @@ def apply_chain(x: np.ndarray, sample_rate: int, params: dict, *,
 
 
 def _defaults():
-    from dsp.params import default_vector
+    from mixpilot.dsp.params import default_vector
 
     return default_vector()
 
@@ -906,7 +906,7 @@ def mix_good(song: Song, rng: np.random.Generator | None = None, *,
     ``delay_wet_db``), capped at the AI's maximum send.  ``rng`` defaults to
     one seeded from the song.
     """
-    from dsp.params import PARAM_INDEX, PARAMS
+    from mixpilot.dsp.params import PARAM_INDEX, PARAMS
 
     if rng is None:
         rng = np.random.default_rng([int(song.tempo_bpm * 1000), song.key_midi, STYLE_NAMES.index(song.style)])

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy.signal import freqz
 
-from dsp.processors import Equalizer
-from dsp.spec import ProcessSpec
+from mixpilot.dsp.processors import Equalizer
+from mixpilot.dsp.spec import ProcessSpec
 
 
 def cookbook(kind, f0, gain_db, q, fs):

@@ -10,10 +10,10 @@ bounded by the steady signals on either side of it.
 import numpy as np
 import pytest
 
-from dsp.chain import STAGES, MixChain
-from dsp.params import PARAMS, PARAM_INDEX
-from dsp.processors import ALL_PROCESSORS, Delay, Reverb
-from dsp.spec import ProcessSpec
+from mixpilot.dsp.chain import STAGES, MixChain
+from mixpilot.dsp.params import PARAMS, PARAM_INDEX
+from mixpilot.dsp.processors import ALL_PROCESSORS, Delay, Reverb
+from mixpilot.dsp.spec import ProcessSpec
 
 BUSY = {  # every stage doing real work
     "input_gain_db": 3.0, "comp_ratio": 3.0, "comp_threshold_db": -24.0, "low_gain_db": 2.0,

@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pytest
 
-from dsp.compressor import static_curve_db
-from dsp.processors import Compressor
-from dsp.spec import ProcessSpec
+from mixpilot.dsp.compressor import static_curve_db
+from mixpilot.dsp.processors import Compressor
+from mixpilot.dsp.spec import ProcessSpec
 
 CURVE = {"threshold_db": -20.0, "ratio": 4.0, "knee_db": 6.0}
 

@@ -8,7 +8,7 @@ log-frequency).  A re-target mid-ramp starts from the current value.
 import numpy as np
 import pytest
 
-from dsp.glide import Glide
+from mixpilot.dsp.glide import Glide
 
 
 def test_linear_ramp_closed_form():

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from dsp.processors import Limiter
-from dsp.spec import ProcessSpec
+from mixpilot.dsp.processors import Limiter
+from mixpilot.dsp.spec import ProcessSpec
 
 
 def run(x, fs, ceiling_db, block=512, **kw):

@@ -30,14 +30,14 @@ import pyloudnorm
 import pytest
 import scipy.signal as ss
 
-from dsp.meter import (
+from mixpilot.dsp.meter import (
     READOUT_NAMES,
     LoudnessMeter,
     default_channel_weights,
     k_weighting_coeffs,
     measure,
 )
-from dsp.spec import ProcessSpec
+from mixpilot.dsp.spec import ProcessSpec
 
 FS = 48000
 EBU_LU_TOL = 0.1  # EBU Tech 3341 Table 1: +-0.1 LU for M, S, I

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 
-from dsp.oversample import TP_COEFFS, TP_DELAY, TP_FACTOR, TP_TAPS, true_peak_linear
+from mixpilot.dsp.oversample import TP_COEFFS, TP_DELAY, TP_FACTOR, TP_TAPS, true_peak_linear
 
 
 def _db(ratio: float) -> float:

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from dsp.params import (AI_PARAM_NAMES, PARAMS, PARAM_INDEX, ParameterError, clamp_to_ai, default_vector,
+from mixpilot.dsp.params import (AI_PARAM_NAMES, PARAMS, PARAM_INDEX, ParameterError, clamp_to_ai, default_vector,
                         denormalise, normalise, validate_value, vector_from_mapping)
 
 REQUIRED = ["input_gain_db", "comp_threshold_db", "comp_ratio", "comp_attack_ms", "comp_release_ms", "comp_knee_db",

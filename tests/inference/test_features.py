@@ -12,7 +12,7 @@ import librosa
 import numpy as np
 import pytest
 
-from inference.features import (
+from mixpilot.inference.features import (
     FEATURE_CONFIG,
     FeatureConfig,
     FeatureError,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, normalise
-from inference.features import FEATURE_CONFIG, extract_features, input_window_frames
-from inference.heuristic import HeuristicEstimator, eq_responses_db
-from training import synth
-from training.data import apply_faults
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, normalise
+from mixpilot.inference.features import FEATURE_CONFIG, extract_features, input_window_frames
+from mixpilot.inference.heuristic import HeuristicEstimator, eq_responses_db
+from mixpilot.training import synth
+from mixpilot.training.data import apply_faults
 
 SR = synth.SAMPLE_RATE
 W = input_window_frames(SR)

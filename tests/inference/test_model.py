@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX, denormalise
-from inference.features import FEATURE_CONFIG, extract_features
-from inference.model import (DEFAULT_MODEL, MODELS_DIR, ModelError, OnnxModel, default_model_name,
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX, denormalise
+from mixpilot.inference.features import FEATURE_CONFIG, extract_features
+from mixpilot.inference.model import (DEFAULT_MODEL, MODELS_DIR, ModelError, OnnxModel, default_model_name,
                              session_options, sha256_file)
 
 SHAPE = FEATURE_CONFIG.shape

@@ -16,12 +16,12 @@ import shutil
 import numpy as np
 import pytest
 
-from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, normalise
-from inference.features import extract_features, input_window_frames
-from inference.heuristic import HeuristicEstimator
-from inference.worker import InferenceWorker, load_estimator
-from realtime.engine import Engine
-from realtime.render import render_array
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, normalise
+from mixpilot.inference.features import extract_features, input_window_frames
+from mixpilot.inference.heuristic import HeuristicEstimator
+from mixpilot.inference.worker import InferenceWorker, load_estimator
+from mixpilot.realtime.engine import Engine
+from mixpilot.realtime.render import render_array
 
 SR = 48000
 
@@ -41,7 +41,7 @@ class Fixed:
 
 
 def _neutral(name: str) -> float:
-    from dsp.params import PARAMS
+    from mixpilot.dsp.params import PARAMS
 
     return PARAMS[PARAM_INDEX[name]].default
 
@@ -139,12 +139,12 @@ def test_threaded_worker_follows_the_ring():
 
 @pytest.fixture
 def shipped_model(tmp_path):
-    from inference.model import MODELS_DIR, default_model_name
+    from mixpilot.inference.model import MODELS_DIR, default_model_name
 
     try:
         name = default_model_name()
     except Exception:
-        pytest.skip("no shipped model in models_onnx/ (python -m training makes them)")
+        pytest.skip("no shipped model in models_onnx/ (python -m mixpilot.training makes them)")
     src = MODELS_DIR / f"{name}.onnx"
     dst = tmp_path / "m.onnx"
     shutil.copy(src, dst)
@@ -182,7 +182,7 @@ def test_mismatched_card_warns_once_and_falls_back(shipped_model):
 
 def test_audio_never_stops_with_a_broken_model(tmp_path, tmp_wav):
     # render with a corrupt model: a note, the heuristic, and the whole file delivered.
-    from realtime.render import render_file
+    from mixpilot.realtime.render import render_file
 
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")

@@ -8,7 +8,7 @@ byte-for-byte unchanged and no temporary file left behind.  The parameter
 names come from the table itself (``dsp.params.PARAMS``).
 
 The CLI runs in-process through ``main([...])`` (fast); one test runs a real
-``python -m realtime.cli`` process.
+``python -m mixpilot.realtime.cli`` process.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dsp.params import PARAM_NAMES
-from realtime.cli import ProgressBar, main
+from mixpilot.dsp.params import PARAM_NAMES
+from mixpilot.realtime.cli import ProgressBar, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -331,7 +331,7 @@ def test_no_command_is_one_line(capsys):
 
 def test_real_process_prints_no_traceback(song, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "realtime.cli", "render"]
+    cmd = [sys.executable, "-m", "mixpilot.realtime.cli", "render"]
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
     p = subprocess.run(cmd + [str(bad), str(tmp_path / "o.wav")], capture_output=True, text=True, env=env,
@@ -346,7 +346,7 @@ def test_real_process_prints_no_traceback(song, tmp_path):
 
 
 def test_write_failure_is_one_line(song, tmp_path, capsys, monkeypatch):
-    from realtime import audio_io
+    from mixpilot.realtime import audio_io
 
     def disk_full(path, *args, **kwargs):
         raise OSError(28, "No space left on device", path)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.demo import DEMO_PEAK_MAX, DEMO_RMS_DBFS, main, synth_demo, write_demo
+from mixpilot.realtime.demo import DEMO_PEAK_MAX, DEMO_RMS_DBFS, main, synth_demo, write_demo
 
 
 def _rms_db(x: np.ndarray) -> float:

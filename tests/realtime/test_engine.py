@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsp.chain import MixChain
-from dsp.meter import measure
-from dsp.spec import ProcessSpec
-from realtime.engine import SNAPSHOT_NAMES, AnalysisRing, Engine
+from mixpilot.dsp.chain import MixChain
+from mixpilot.dsp.meter import measure
+from mixpilot.dsp.spec import ProcessSpec
+from mixpilot.realtime.engine import SNAPSHOT_NAMES, AnalysisRing, Engine
 
 SR = 48000
 

@@ -17,8 +17,8 @@ import mido
 import numpy as np
 import pytest
 
-from dsp.params import N_PARAMS, PARAM_INDEX, PARAMS
-from realtime.midi import (
+from mixpilot.dsp.params import N_PARAMS, PARAM_INDEX, PARAMS
+from mixpilot.realtime.midi import (
     ACTION_AB,
     ACTION_AI,
     ACTION_BYPASS,
@@ -35,7 +35,7 @@ from realtime.midi import (
     choose_api,
     learn,
 )
-from realtime.midi_map import MidiMap
+from mixpilot.realtime.midi_map import MidiMap
 
 LOW, MID, REV, RATIO = (PARAM_INDEX[n] for n in ("low_gain_db", "mid_gain_db", "reverb_send", "comp_ratio"))
 

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from dsp.params import PARAM_INDEX, PARAMS
-from realtime.midi import COUNT_RECEIVED
-from realtime.stream import RunOptions, run
+from mixpilot.dsp.params import PARAM_INDEX, PARAMS
+from mixpilot.realtime.midi import COUNT_RECEIVED
+from mixpilot.realtime.stream import RunOptions, run
 
 from .test_midi_jack import jack_out, wait_for
 

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import pytest
 
-from dsp.params import PARAM_INDEX
-from realtime.midi import (
+from mixpilot.dsp.params import PARAM_INDEX
+from mixpilot.realtime.midi import (
     COUNT_DROPPED,
     COUNT_IGNORED,
     COUNT_MAPPED,
@@ -30,7 +30,7 @@ from realtime.midi import (
     learn,
     list_ports,
 )
-from realtime.midi_map import MidiMap
+from mixpilot.realtime.midi_map import MidiMap
 
 rtmidi = pytest.importorskip("rtmidi")
 

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
-from realtime.midi_map import ACTIONS, MidiBinding, MidiError, MidiMap, MidiMapError, load_map
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
+from mixpilot.realtime.midi_map import ACTIONS, MidiBinding, MidiError, MidiMap, MidiMapError, load_map
 
 GOOD = """\
 # a comment

@@ -31,9 +31,9 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from dsp.params import ParameterError
-from realtime.audio_io import AudioFileError, UnsupportedOutputError
-from realtime.render import MAX_PASSES, RenderError, RenderUsageError, render_file
+from mixpilot.dsp.params import ParameterError
+from mixpilot.realtime.audio_io import AudioFileError, UnsupportedOutputError
+from mixpilot.realtime.render import MAX_PASSES, RenderError, RenderUsageError, render_file
 
 pyloudnorm = pytest.importorskip("pyloudnorm")
 
@@ -304,7 +304,7 @@ def test_bad_arguments(tmp_wav, tmp_path, kwargs, exc, match):
         {"R": 1, "C": SQRT_HALF, "Rs": SQRT_HALF, "Rb": SQRT_HALF}),
 ])
 def test_downmix_matrices(channels, left, right, rng):
-    from realtime.audio_io import LAYOUTS, downmix_to_stereo
+    from mixpilot.realtime.audio_io import LAYOUTS, downmix_to_stereo
 
     names = {3: "L R C", 4: "L R Ls Rs", 5: "L R C Ls Rs", 7: "L R C LFE Ls Rs Cs",
              8: "L R C LFE Ls Rs Lb Rb"}[channels].split()
@@ -316,7 +316,7 @@ def test_downmix_matrices(channels, left, right, rng):
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
-    from realtime import audio_io
+    from mixpilot.realtime import audio_io
 
     target = tmp_path / "o.wav"
     target.write_bytes(b"old")

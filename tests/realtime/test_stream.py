@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime import cli
-from realtime.jackserver import JackServer
-from realtime.stream import RunOptions, run
+from mixpilot.realtime import cli
+from mixpilot.realtime.jackserver import JackServer
+from mixpilot.realtime.stream import RunOptions, run
 
 SR = 48000
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def _song(seconds: float, seed: int = 5) -> np.ndarray:
 def _mixpilot(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mixpilot.realtime.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=str(ROOT))
 
 
@@ -97,7 +97,7 @@ def test_jack_server_killed_mid_stream(tmp_path, tmp_wav):
     song = tmp_wav(_song(30.0), SR, "song.wav")
     rec, stats = tmp_path / "rec.wav", tmp_path / "stats.json"
     with JackServer(name=f"mixpilot-fault-{os.getpid()}", sample_rate=SR, period=128) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "play", str(song), "--record", str(rec),
+        proc = subprocess.Popen([sys.executable, "-m", "mixpilot.realtime.cli", "play", str(song), "--record", str(rec),
                                  "--stats-json", str(stats)], cwd=str(ROOT), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "JACK_DEFAULT_SERVER": server.name})
@@ -142,7 +142,7 @@ def test_headless_without_jack_says_how(tmp_path, tmp_wav):
 
 def test_headless_starts_and_stops_its_own_jack_server(tmp_path, tmp_wav):
     # The README's main command on a machine with no audio hardware: a dummy server, said so, cleaned up.
-    from realtime.jackserver import jackd_path
+    from mixpilot.realtime.jackserver import jackd_path
 
     if jackd_path() is None or _machine_has_audio_output():
         pytest.skip("needs jackd and no audio output device")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dsp.params import AI_PARAM_NAMES, normalise
-from inference.features import FEATURE_CONFIG
-from training import synth
-from training.data import (
+from mixpilot.dsp.params import AI_PARAM_NAMES, normalise
+from mixpilot.inference.features import FEATURE_CONFIG
+from mixpilot.training import synth
+from mixpilot.training.data import (
     Dataset,
     apply_faults,
     build_dataset,
@@ -177,7 +177,7 @@ def test_over_compression_keeps_level_and_flattens_dynamics(good_mix):
 
 
 def test_dry_wet_bases_differ_by_the_send(good_mix):
-    from training.data import _synth_base
+    from mixpilot.training.data import _synth_base
 
     sl = slice(0, good_mix.compressed.shape[0])
     drier = _synth_base(good_mix, {"reverb_dry": 0.0}, sl)
@@ -233,7 +233,7 @@ def test_real_recordings_get_faults_only(tmp_wav, tmp_path):
 def test_binned_median_is_the_l1_optimum_on_a_known_mixture(rng):
     # y = 0 (neutral) unless a fault; the cue is the fault plus noise. A noiseless cue lets the
     # conditional median recover y exactly; pure noise leaves the neutral MAE (closed form: mean |y|)
-    from training.identifiability import binned_median_mae
+    from mixpilot.training.identifiability import binned_median_mae
 
     n = 20000
     y = np.where(rng.random(n) < 0.5, rng.uniform(0.6, 1.0, n), 0.0)

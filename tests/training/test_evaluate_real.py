@@ -17,9 +17,9 @@ import math
 import numpy as np
 import pytest
 
-from dsp.chain import MixChain
-from dsp.spec import ProcessSpec
-from training import evaluate_real as er
+from mixpilot.dsp.chain import MixChain
+from mixpilot.dsp.spec import ProcessSpec
+from mixpilot.training import evaluate_real as er
 
 SR = 48000
 
@@ -112,7 +112,7 @@ def test_width_error_is_20_log10_w(noise):
 
 
 def test_corrupt_uses_the_training_faults(noise):
-    from training.data import apply_faults
+    from mixpilot.training.data import apply_faults
 
     f = {"low": 4.0, "width": 0.6, "level": -8.0}
     np.testing.assert_array_equal(er.corrupt(noise, SR, f), apply_faults(noise, f, SR))

@@ -17,13 +17,13 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is the optional 'train' extra (pip install -e '.[train]')")
 pytest.importorskip("onnx", reason="onnx is part of the optional 'train' extra")
 
-from dsp.params import AI_PARAM_NAMES, denormalise, normalise  # noqa: E402
-from inference.features import FEATURE_CONFIG  # noqa: E402
-from inference.model import CARD_KEYS, OnnxModel, sha256_file  # noqa: E402
-from training.export import export_model, export_onnx, normalisation_table, onnx_parity  # noqa: E402
-from training.models import (CompactCNN, InputNorm, PatchTransformer, WeightedEnsemble, build_model,  # noqa: E402
+from mixpilot.dsp.params import AI_PARAM_NAMES, denormalise, normalise  # noqa: E402
+from mixpilot.inference.features import FEATURE_CONFIG  # noqa: E402
+from mixpilot.inference.model import CARD_KEYS, OnnxModel, sha256_file  # noqa: E402
+from mixpilot.training.export import export_model, export_onnx, normalisation_table, onnx_parity  # noqa: E402
+from mixpilot.training.models import (CompactCNN, InputNorm, PatchTransformer, WeightedEnsemble, build_model,  # noqa: E402
                              feature_stats, fit_ensemble_weights)
-from training.train import TrainConfig, predict, train_model  # noqa: E402
+from mixpilot.training.train import TrainConfig, predict, train_model  # noqa: E402
 
 SHAPE = FEATURE_CONFIG.shape
 N_PARAMS = len(AI_PARAM_NAMES)

@@ -1,4 +1,4 @@
-"""``python -m training --smoke``: the whole pipeline on tiny data, end to end.
+"""``python -m mixpilot.training --smoke``: the whole pipeline on tiny data, end to end.
 
 Synthesise a few examples, train both architectures for one epoch, fit the
 ensemble, export the three models with cards, score them and the heuristic,
@@ -16,14 +16,14 @@ import pytest
 pytest.importorskip("torch", reason="PyTorch is the optional 'train' extra (pip install -e '.[train]')")
 pytest.importorskip("onnx", reason="onnx is part of the optional 'train' extra")
 
-from dsp.params import AI_PARAM_NAMES  # noqa: E402
-from inference.features import FEATURE_CONFIG  # noqa: E402
-from inference.model import OnnxModel, sha256_file  # noqa: E402
+from mixpilot.dsp.params import AI_PARAM_NAMES  # noqa: E402
+from mixpilot.inference.features import FEATURE_CONFIG  # noqa: E402
+from mixpilot.inference.model import OnnxModel, sha256_file  # noqa: E402
 
 
 @pytest.mark.slow
 def test_smoke_run_exports_models_the_engine_loads(tmp_path, capsys):
-    from training.__main__ import main
+    from mixpilot.training.__main__ import main
 
     readme = tmp_path / "README.md"
     readme.write_text("# results\n")

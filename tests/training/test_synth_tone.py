@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from training import synth
+from mixpilot.training import synth
 
 
 def test_reference_curve_closed_form():
