@@ -8,6 +8,7 @@
 #                  if python3 cannot make a venv) -- apt runs only if one is missing
 #   make venv      .venv from python3 (>= 3.10 checked)
 #   make setup     pip install -e '.[dev]' into .venv (again when pyproject.toml changes)
+#   make lint      ruff (lint + format check); part of make test
 #
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
 #   make distclean clean, and remove .venv with its stamps
@@ -38,10 +39,10 @@ DEMO_OUT := out/demo_live.wav
 DEMO_SECONDS ?= 30
 PYTEST_ARGS ?=
 
-.PHONY: help demo test setup venv sysdeps clean distclean
+.PHONY: help demo test lint setup venv sysdeps clean distclean
 
 help:
-	@sed -n '2,17p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------- main jobs
 
@@ -62,8 +63,12 @@ $(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)
 	$(VPY) -m mixpilot.realtime.demo $@
 
-test: setup
+test: setup lint
 	@$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	@$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
 
 # ---------------------------------------------------------------- setup steps
 

@@ -13,7 +13,8 @@ kernel.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version as _dist_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 from typing import TYPE_CHECKING, Any
 
 DIST_NAME = "mixpilot-engine"
@@ -33,9 +34,9 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mixpilot.dsp.chain import MixChain
-    from mixpilot.dsp.spec import ProcessSpec
-    from mixpilot.realtime.engine import Engine
+    from mixpilot.dsp.chain import MixChain as MixChain
+    from mixpilot.dsp.spec import ProcessSpec as ProcessSpec
+    from mixpilot.realtime.engine import Engine as Engine
 
 
 def __getattr__(name: str) -> Any:

@@ -107,8 +107,7 @@ class BenchConfig:
 
     @classmethod
     def full(cls, **kw) -> BenchConfig:
-        kw = {"grid": FULL_GRID, "seconds": 60.0, "pedalboard_seconds": 30.0, "windows": 400, "mode": "full",
-              **kw}
+        kw = {"grid": FULL_GRID, "seconds": 60.0, "pedalboard_seconds": 30.0, "windows": 400, "mode": "full", **kw}
         return cls(**kw)
 
 
@@ -118,8 +117,13 @@ class BenchConfig:
 def stats_us(ns: np.ndarray | Sequence[int], budget_us: float | None = None) -> dict:
     """p50 / p99 / p99.9 / max in µs (and in % of ``budget_us``) of durations in ns."""
     us = np.asarray(ns, dtype=np.float64) / 1000.0
-    out = {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
-           "p999_us": float(np.percentile(us, 99.9)), "max_us": float(us.max()), "blocks": int(us.size)}
+    out = {
+        "p50_us": float(np.percentile(us, 50)),
+        "p99_us": float(np.percentile(us, 99)),
+        "p999_us": float(np.percentile(us, 99.9)),
+        "max_us": float(us.max()),
+        "blocks": int(us.size),
+    }
     if budget_us:
         out["budget_us"] = budget_us
         for k in ("p50", "p99", "p999", "max"):
@@ -129,8 +133,7 @@ def stats_us(ns: np.ndarray | Sequence[int], budget_us: float | None = None) -> 
 
 def _ms(ns: list[int]) -> dict:
     ms = np.asarray(ns, dtype=np.float64) / 1e6
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "max_ms": float(ms.max())}
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
 
 
 @contextlib.contextmanager
@@ -191,8 +194,13 @@ def engine_block_times(sample_rate: int, blocksize: int, program: np.ndarray, se
     from mixpilot.benchmarks.chain_vs_pedalboard import SETTINGS
     from mixpilot.realtime.engine import Engine
 
-    eng = Engine(sample_rate, 2, max_block_size=max(blocksize, 4096), params=_engine_params(),
-                 ceiling_dbtp=SETTINGS["limiter_ceiling_dbtp"])
+    eng = Engine(
+        sample_rate,
+        2,
+        max_block_size=max(blocksize, 4096),
+        params=_engine_params(),
+        ceiling_dbtp=SETTINGS["limiter_ceiling_dbtp"],
+    )
     eng.warm_up()
     out = np.zeros((blocksize, 2), dtype=np.float32)
     eng.process_block(program[:blocksize], out)  # the stream's exact block shape, then start clean
@@ -207,7 +215,7 @@ def engine_block_times(sample_rate: int, blocksize: int, program: np.ndarray, se
     k = 0
     while k < n:
         for i in range(min(per_pass, n - k)):
-            blk = program[i * blocksize:(i + 1) * blocksize]
+            blk = program[i * blocksize : (i + 1) * blocksize]
             t0 = clock()
             process(blk, out)
             times[k] = clock() - t0
@@ -222,7 +230,7 @@ def _render_rtf(program: np.ndarray, sample_rate: int, estimator) -> dict:
     from mixpilot.realtime.render import render_array
 
     kw = {"loudness_mode": "follow", "block_size": RENDER_BLOCK, "estimator": estimator, "ai_hop_s": RENDER_AI_HOP_S}
-    render_array(program[:min(len(program), sample_rate)], sample_rate, **kw)  # warm: kernels, session
+    render_array(program[: min(len(program), sample_rate)], sample_rate, **kw)  # warm: kernels, session
     t0 = time.perf_counter_ns()
     r = render_array(program, sample_rate, **kw)
     wall = (time.perf_counter_ns() - t0) / 1e9
@@ -244,7 +252,7 @@ def _windows(program: np.ndarray, sample_rate: int, n: int) -> list[np.ndarray]:
         program = np.concatenate([np.zeros((w - len(program), program.shape[1]), np.float32), program])
     hop = max(1, round(WINDOW_HOP_S * sample_rate))
     span = len(program) - w + 1
-    return [program[s:s + w] for s in ((k * hop) % span for k in range(n))]
+    return [program[s : s + w] for s in ((k * hop) % span for k in range(n))]
 
 
 def time_estimator(estimator, windows: list[np.ndarray], sample_rate: int) -> dict:
@@ -265,9 +273,15 @@ def time_estimator(estimator, windows: list[np.ndarray], sample_rate: int) -> di
         tp.append(t2 - t1)
     total = _ms([a + b for a, b in zip(tf, tp)])
     feats, pred = _ms(tf), _ms(tp)
-    return {"name": getattr(estimator, "name", type(estimator).__name__), **total,
-            "features_p50_ms": feats["p50_ms"], "features_p99_ms": feats["p99_ms"],
-            "predict_p50_ms": pred["p50_ms"], "predict_p99_ms": pred["p99_ms"], "windows": len(windows)}
+    return {
+        "name": getattr(estimator, "name", type(estimator).__name__),
+        **total,
+        "features_p50_ms": feats["p50_ms"],
+        "features_p99_ms": feats["p99_ms"],
+        "predict_p50_ms": pred["p50_ms"],
+        "predict_p99_ms": pred["p99_ms"],
+        "windows": len(windows),
+    }
 
 
 # --- the whole run ---------------------------------------------------------------------
@@ -289,7 +303,7 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
     if cfg.render_seconds > cfg.program_seconds:
         prog_render = _programs([sr0], cfg.render_seconds)[sr0]
     else:
-        prog_render = prog0[:round(cfg.render_seconds * sr0)]
+        prog_render = prog0[: round(cfg.render_seconds * sr0)]
 
     # 1. the engine over the grid
     sweep = []
@@ -301,9 +315,10 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
 
     # 2. bare chain vs pedalboard
     note(f"MixChain.process vs pedalboard, {bs0} frames @ {sr0} Hz, {cfg.pedalboard_rounds} rounds")
-    pb_prog = prog0[:max(bs0, round(cfg.pedalboard_seconds * sr0))]
-    cmp = cvp.run(blocksize=bs0, samplerate=sr0, rounds=cfg.pedalboard_rounds, with_pedalboard=cfg.pedalboard,
-                  program=pb_prog)
+    pb_prog = prog0[: max(bs0, round(cfg.pedalboard_seconds * sr0))]
+    cmp = cvp.run(
+        blocksize=bs0, samplerate=sr0, rounds=cfg.pedalboard_rounds, with_pedalboard=cfg.pedalboard, program=pb_prog
+    )
 
     # the estimators
     warnings: list[str] = []
@@ -314,8 +329,14 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
     # 3. whole-file render, one core
     with one_core() as cpu:
         note(f"render_array, {len(prog_render) / sr0:g} s without the AI")
-        render = {"seconds": len(prog_render) / sr0, "samplerate": sr0, "block_size": RENDER_BLOCK,
-                  "mode": "follow (one pass)", "ai_hop_s": RENDER_AI_HOP_S, "cpu": cpu}
+        render = {
+            "seconds": len(prog_render) / sr0,
+            "samplerate": sr0,
+            "block_size": RENDER_BLOCK,
+            "mode": "follow (one pass)",
+            "ai_hop_s": RENDER_AI_HOP_S,
+            "cpu": cpu,
+        }
         no_ai = _render_rtf(prog_render, sr0, None)
         render["rtf"] = no_ai["rtf"]
         render["passes"] = no_ai["passes"]
@@ -337,29 +358,43 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
         if estimator is not None and not isinstance(estimator, HeuristicEstimator):
             m = time_estimator(estimator, wins, sr0)
         chosen = m if m is not None else (h if estimator is not None else None)
-        inference = {"p50_ms": chosen["p50_ms"] if chosen else None,
-                     "p99_ms": chosen["p99_ms"] if chosen else None,
-                     "estimator": chosen["name"] if chosen else None,
-                     "samplerate": sr0, "window_s": 3.0, "cpu": cpu,
-                     "model": m, "heuristic": h, "notes": warnings}
+        inference = {
+            "p50_ms": chosen["p50_ms"] if chosen else None,
+            "p99_ms": chosen["p99_ms"] if chosen else None,
+            "estimator": chosen["name"] if chosen else None,
+            "samplerate": sr0,
+            "window_s": 3.0,
+            "cpu": cpu,
+            "model": m,
+            "heuristic": h,
+            "notes": warnings,
+        }
 
-    result = {"machine": cvp.machine(info), "samplerate": sr0, "blocksize": bs0, "channels": 2,
-              "chain": {k: cmp["chain"][k] for k in ("p50_us", "p99_us", "p999_us", "max_us", "render_rtf")}}
+    result = {
+        "machine": cvp.machine(info),
+        "samplerate": sr0,
+        "blocksize": bs0,
+        "channels": 2,
+        "chain": {k: cmp["chain"][k] for k in ("p50_us", "p99_us", "p999_us", "max_us", "render_rtf")},
+    }
     if "pedalboard" in cmp:
-        result["pedalboard"] = {k: cmp["pedalboard"][k] for k in ("p50_us", "p99_us", "p999_us", "max_us",
-                                                                  "render_rtf", "version")}
+        result["pedalboard"] = {
+            k: cmp["pedalboard"][k] for k in ("p50_us", "p99_us", "p999_us", "max_us", "render_rtf", "version")
+        }
         result["ratio_p50"] = cmp["ratio_p50"]
     result["inference"] = inference
-    result.update({
-        "mode": cfg.mode,
-        "machine_info": info,
-        "ratio_note": "chain = bare dsp.chain.MixChain.process (the pedalboard chain's like); "
-                      "engine = Engine.process_block with meters and follower",
-        "compare": {"seconds": cmp["seconds"], "rounds": cmp["rounds"], "render_blocksize": 4096},
-        "engine": engine,
-        "sweep": sweep,
-        "render": render,
-    })
+    result.update(
+        {
+            "mode": cfg.mode,
+            "machine_info": info,
+            "ratio_note": "chain = bare dsp.chain.MixChain.process (the pedalboard chain's like); "
+            "engine = Engine.process_block with meters and follower",
+            "compare": {"seconds": cmp["seconds"], "rounds": cmp["rounds"], "render_blocksize": 4096},
+            "engine": engine,
+            "sweep": sweep,
+            "render": render,
+        }
+    )
     if cfg.soak_seconds is not None:
         from mixpilot.benchmarks.soak import run_soak
 
@@ -376,59 +411,86 @@ def _f(v, fmt: str = ".1f", none: str = "-") -> str:
 
 
 def format_table(r: dict) -> str:
-    lines = [f"mixpilot bench ({r.get('mode', 'quick')}): {r['machine']}",
-             "times: time.perf_counter_ns around each real call, after warm-up",
-             "",
-             "Per block: Engine.process_block (chain + analysis ring + loudness follower + meters), stereo",
-             (f"{'rate Hz':>8} {'frames':>6} {'budget us':>10} {'p50 us':>8} {'p99 us':>8} {'p99.9 us':>9} "
-             f"{'max us':>8} {'p50 %':>6} {'p99 %':>6} {'p99.9 %':>7} {'max %':>7}")]
+    lines = [
+        f"mixpilot bench ({r.get('mode', 'quick')}): {r['machine']}",
+        "times: time.perf_counter_ns around each real call, after warm-up",
+        "",
+        "Per block: Engine.process_block (chain + analysis ring + loudness follower + meters), stereo",
+        (
+            f"{'rate Hz':>8} {'frames':>6} {'budget us':>10} {'p50 us':>8} {'p99 us':>8} {'p99.9 us':>9} "
+            f"{'max us':>8} {'p50 %':>6} {'p99 %':>6} {'p99.9 %':>7} {'max %':>7}"
+        ),
+    ]
     for s in r["sweep"]:
-        lines.append(f"{s['samplerate']:>8} {s['blocksize']:>6} {s['budget_us']:>10.1f} {s['p50_us']:>8.1f} "
-                     f"{s['p99_us']:>8.1f} {s['p999_us']:>9.1f} {s['max_us']:>8.1f} {s['p50_pct']:>6.2f} "
-                     f"{s['p99_pct']:>6.2f} {s['p999_pct']:>7.2f} {s['max_pct']:>7.2f}")
+        lines.append(
+            f"{s['samplerate']:>8} {s['blocksize']:>6} {s['budget_us']:>10.1f} {s['p50_us']:>8.1f} "
+            f"{s['p99_us']:>8.1f} {s['p999_us']:>9.1f} {s['max_us']:>8.1f} {s['p50_pct']:>6.2f} "
+            f"{s['p99_pct']:>6.2f} {s['p999_pct']:>7.2f} {s['max_pct']:>7.2f}"
+        )
     from mixpilot.benchmarks.chain_vs_pedalboard import comparison_rows
 
-    lines += ["",
-              (f"Chain vs pedalboard: {r['blocksize']} frames @ {r['samplerate']} Hz stereo, "
-              f"{r['compare']['seconds']:g} s x {r['compare']['rounds']} rounds, alternating "
-              f"(bare MixChain.process; pedalboard chain in benchmarks/chain_vs_pedalboard.py)")]
+    lines += [
+        "",
+        (
+            f"Chain vs pedalboard: {r['blocksize']} frames @ {r['samplerate']} Hz stereo, "
+            f"{r['compare']['seconds']:g} s x {r['compare']['rounds']} rounds, alternating "
+            f"(bare MixChain.process; pedalboard chain in benchmarks/chain_vs_pedalboard.py)"
+        ),
+    ]
     lines += comparison_rows(r)
     if "ratio_p50" not in r:
         lines.append("no pedalboard figures (--no-pedalboard, or pedalboard is not installed: pip install pedalboard)")
     rd = r["render"]
-    lines += ["",
-              (f"Whole-file render: render_array, {rd['seconds']:g} s @ {rd['samplerate']} Hz, one pass (follow), "
-              f"blocks of {rd['block_size']}, one core"),
-              f"  without the AI: {rd['rtf']:8.1f} x real time"]
+    lines += [
+        "",
+        (
+            f"Whole-file render: render_array, {rd['seconds']:g} s @ {rd['samplerate']} Hz, one pass (follow), "
+            f"blocks of {rd['block_size']}, one core"
+        ),
+        f"  without the AI: {rd['rtf']:8.1f} x real time",
+    ]
     if rd.get("rtf_ai") is not None:
-        lines.append(f"  with the AI:    {rd['rtf_ai']:8.1f} x real time ({rd['estimator']} every "
-                     f"{rd['ai_hop_s']:g} s)")
+        lines.append(
+            f"  with the AI:    {rd['rtf_ai']:8.1f} x real time ({rd['estimator']} every {rd['ai_hop_s']:g} s)"
+        )
     inf = r["inference"]
-    lines += ["",
-              f"Inference per window: {inf['window_s']:g} s @ {inf['samplerate']} Hz -> features -> predict, one core",
-              f"{'':<22}{'total p50':>10}{'p99 ms':>8}{'features p50':>13}{'p99':>7}{'predict p50':>12}{'p99':>7}"]
+    lines += [
+        "",
+        f"Inference per window: {inf['window_s']:g} s @ {inf['samplerate']} Hz -> features -> predict, one core",
+        f"{'':<22}{'total p50':>10}{'p99 ms':>8}{'features p50':>13}{'p99':>7}{'predict p50':>12}{'p99':>7}",
+    ]
     for key in ("model", "heuristic"):
         e = inf.get(key)
         if e:
             label = f"{key} ({e['name']})" if key == "model" else key
-            lines.append(f"{label:<22}{e['p50_ms']:>10.2f}{e['p99_ms']:>8.2f}{e['features_p50_ms']:>13.2f}"
-                         f"{e['features_p99_ms']:>7.2f}{e['predict_p50_ms']:>12.3f}{e['predict_p99_ms']:>7.3f}")
+            lines.append(
+                f"{label:<22}{e['p50_ms']:>10.2f}{e['p99_ms']:>8.2f}{e['features_p50_ms']:>13.2f}"
+                f"{e['features_p99_ms']:>7.2f}{e['predict_p50_ms']:>12.3f}{e['predict_p99_ms']:>7.3f}"
+            )
     for w in inf.get("notes", []):
         lines.append(f"  note: {w}")
     if "soak" in r:
         s = r["soak"]
         cb = s.get("callback_us") or {}
-        lines += ["",
-                  (f"Soak: {_f(s.get('seconds'))} s real time, {s.get('blocksize')} frames @ {s.get('samplerate')} Hz"
-                  f" on {s.get('backend')}, AI every {s.get('ai_hop_s')} s, MIDI {s['midi'].get('sent', 0)} CCs "
-                  f"sent ({s['midi'].get('api') or 'off'})"),
-                  (f"  xruns {s.get('xruns')} | callback p50 {_f(cb.get('p50'))} p99 {_f(cb.get('p99'))} "
-                  f"p99.9 {_f(s.get('callback_p999_us'))} max {_f(cb.get('max'))} us "
-                  f"(p99.9 = {_f(s.get('callback_p999_pct'), '.1f')} % of {_f(s.get('budget_us'))} us)"),
-                  (f"  RSS growth {_f(s.get('rss_growth_mb'), '.2f')} MB after {_f(s.get('rss_warmup_s'), 'g')} s "
-                  f"warm-up | inference runs {(s.get('inference') or {}).get('runs')} "
-                  f"p99 {_f((s.get('inference') or {}).get('p99_ms'), '.2f')} ms | "
-                  f"MIDI received {s['midi'].get('messages')}")]
+        lines += [
+            "",
+            (
+                f"Soak: {_f(s.get('seconds'))} s real time, {s.get('blocksize')} frames @ {s.get('samplerate')} Hz"
+                f" on {s.get('backend')}, AI every {s.get('ai_hop_s')} s, MIDI {s['midi'].get('sent', 0)} CCs "
+                f"sent ({s['midi'].get('api') or 'off'})"
+            ),
+            (
+                f"  xruns {s.get('xruns')} | callback p50 {_f(cb.get('p50'))} p99 {_f(cb.get('p99'))} "
+                f"p99.9 {_f(s.get('callback_p999_us'))} max {_f(cb.get('max'))} us "
+                f"(p99.9 = {_f(s.get('callback_p999_pct'), '.1f')} % of {_f(s.get('budget_us'))} us)"
+            ),
+            (
+                f"  RSS growth {_f(s.get('rss_growth_mb'), '.2f')} MB after {_f(s.get('rss_warmup_s'), 'g')} s "
+                f"warm-up | inference runs {(s.get('inference') or {}).get('runs')} "
+                f"p99 {_f((s.get('inference') or {}).get('p99_ms'), '.2f')} ms | "
+                f"MIDI received {s['midi'].get('messages')}"
+            ),
+        ]
         if s.get("error"):
             lines.append(f"  error: {s['error']}")
         for n in s.get("notes", []):
@@ -459,8 +521,11 @@ def _positive(kind: type, what: str, lo: float = 0.0, hi: float = math.inf, *, i
         except ValueError:
             raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
         if not math.isfinite(v) or not (lo <= v if inclusive else lo < v) or v > hi:
-            raise argparse.ArgumentTypeError(f"{what} must be {'>=' if inclusive else '>'} {lo:g}"
-                                             + (f" and <= {hi:g}" if math.isfinite(hi) else "") + f", got {text}")
+            raise argparse.ArgumentTypeError(
+                f"{what} must be {'>=' if inclusive else '>'} {lo:g}"
+                + (f" and <= {hi:g}" if math.isfinite(hi) else "")
+                + f", got {text}"
+            )
         return v
 
     return parse
@@ -472,8 +537,9 @@ def _int_list(what: str, lo: int, hi: int):
         for part in text.split(","):
             part = part.strip()
             if not part.isdigit() or not lo <= int(part) <= hi:
-                raise argparse.ArgumentTypeError(f"{what} must be integers {lo}..{hi} separated by commas, "
-                                                 f"got {text!r}")
+                raise argparse.ArgumentTypeError(
+                    f"{what} must be integers {lo}..{hi} separated by commas, got {text!r}"
+                )
             out.append(int(part))
         return tuple(out)
 
@@ -481,28 +547,52 @@ def _int_list(what: str, lo: int, hi: int):
 
 
 def build_parser(prog: str = f"{PROG} bench") -> argparse.ArgumentParser:
-    ap = _Parser(prog=prog, description="Latency per block, real-time factor, inference latency; "
-                                        "side by side with pedalboard when it is installed.")
+    ap = _Parser(
+        prog=prog,
+        description="Latency per block, real-time factor, inference latency; "
+        "side by side with pedalboard when it is installed.",
+    )
     speed = ap.add_mutually_exclusive_group()
-    speed.add_argument("--quick", action="store_true",
-                       help="64, 128 and 512 frames at 48 kHz (the default; under a minute)")
-    speed.add_argument("--full", action="store_true",
-                       help="32..1024 frames at 44.1, 48 and 96 kHz, longer runs")
+    speed.add_argument(
+        "--quick", action="store_true", help="64, 128 and 512 frames at 48 kHz (the default; under a minute)"
+    )
+    speed.add_argument("--full", action="store_true", help="32..1024 frames at 44.1, 48 and 96 kHz, longer runs")
     ap.add_argument("--json", metavar="PATH", help="write the results (INTERFACE.md format) to PATH")
-    ap.add_argument("--soak", metavar="SECONDS", type=_positive(float, "--soak"),
-                    help="also run the engine in real time this long, AI every 0.25 s, MIDI flood 200 CC/s")
-    ap.add_argument("--samplerates", metavar="HZ,...", type=_int_list("--samplerates", 8000, 192000),
-                    help="sample rates of the per-block grid (overrides --quick/--full)")
-    ap.add_argument("--blocksizes", metavar="FRAMES,...", type=_int_list("--blocksizes", 16, 8192),
-                    help="block sizes of the per-block grid (overrides --quick/--full)")
-    ap.add_argument("--seconds", type=_positive(float, "--seconds"),
-                    help="audio per grid point (default 30, --full 60)")
-    ap.add_argument("--render-seconds", type=_positive(float, "--render-seconds"),
-                    help="length of the rendered program (default 30)")
-    ap.add_argument("--windows", type=_positive(int, "--windows"),
-                    help="inference windows per estimator (default 100, --full 400)")
-    ap.add_argument("--model", default="default", metavar="NAME|PATH|none",
-                    help="estimator for the AI figures (default: the shipped default, else the heuristic)")
+    ap.add_argument(
+        "--soak",
+        metavar="SECONDS",
+        type=_positive(float, "--soak"),
+        help="also run the engine in real time this long, AI every 0.25 s, MIDI flood 200 CC/s",
+    )
+    ap.add_argument(
+        "--samplerates",
+        metavar="HZ,...",
+        type=_int_list("--samplerates", 8000, 192000),
+        help="sample rates of the per-block grid (overrides --quick/--full)",
+    )
+    ap.add_argument(
+        "--blocksizes",
+        metavar="FRAMES,...",
+        type=_int_list("--blocksizes", 16, 8192),
+        help="block sizes of the per-block grid (overrides --quick/--full)",
+    )
+    ap.add_argument(
+        "--seconds", type=_positive(float, "--seconds"), help="audio per grid point (default 30, --full 60)"
+    )
+    ap.add_argument(
+        "--render-seconds",
+        type=_positive(float, "--render-seconds"),
+        help="length of the rendered program (default 30)",
+    )
+    ap.add_argument(
+        "--windows", type=_positive(int, "--windows"), help="inference windows per estimator (default 100, --full 400)"
+    )
+    ap.add_argument(
+        "--model",
+        default="default",
+        metavar="NAME|PATH|none",
+        help="estimator for the AI figures (default: the shipped default, else the heuristic)",
+    )
     ap.add_argument("--no-pedalboard", action="store_true", help="skip the pedalboard chain")
     return ap
 

@@ -1,6 +1,7 @@
 """Per-block cost of the MixChain next to an equivalent pedalboard chain, measured in one run.
 
-``python -m mixpilot.benchmarks.chain_vs_pedalboard [--seconds 30] [--blocksize 128] [--samplerate 48000] [--json PATH]``
+``python -m mixpilot.benchmarks.chain_vs_pedalboard [--seconds 30] [--blocksize 128] [--samplerate 48000]
+[--json PATH]``
 
 Both chains process the same synthesised demo song (``realtime.demo``), stereo,
 block by block, with ``time.perf_counter_ns`` around each real call, after a
@@ -43,13 +44,32 @@ from mixpilot.dsp.spec import ProcessSpec
 from mixpilot.realtime.demo import synth_demo
 
 SETTINGS = {
-    "input_gain_db": 2.0, "comp_threshold_db": -24.0, "comp_ratio": 3.0, "comp_attack_ms": 10.0,
-    "comp_release_ms": 150.0, "low_gain_db": 2.0, "low_freq_hz": 120.0, "mid_gain_db": -1.5,
-    "mid_freq_hz": 1000.0, "mid_q": 0.7, "high_gain_db": 2.5, "high_freq_hz": 8000.0,
-    "presence_gain_db": 1.5, "presence_freq_hz": 4500.0, "presence_q": 1.0, "reverb_send": 0.2,
-    "reverb_room_size": 0.5, "reverb_damping": 0.5, "delay_send": 0.1, "delay_ms": 250.0,
-    "delay_feedback": 0.3, "stereo_width": 1.1, "output_gain_db": 0.0, "loudness_gain_db": 8.0,
-    "limiter_ceiling_dbtp": -1.0, "limiter_release_ms": 50.0,
+    "input_gain_db": 2.0,
+    "comp_threshold_db": -24.0,
+    "comp_ratio": 3.0,
+    "comp_attack_ms": 10.0,
+    "comp_release_ms": 150.0,
+    "low_gain_db": 2.0,
+    "low_freq_hz": 120.0,
+    "mid_gain_db": -1.5,
+    "mid_freq_hz": 1000.0,
+    "mid_q": 0.7,
+    "high_gain_db": 2.5,
+    "high_freq_hz": 8000.0,
+    "presence_gain_db": 1.5,
+    "presence_freq_hz": 4500.0,
+    "presence_q": 1.0,
+    "reverb_send": 0.2,
+    "reverb_room_size": 0.5,
+    "reverb_damping": 0.5,
+    "delay_send": 0.1,
+    "delay_ms": 250.0,
+    "delay_feedback": 0.3,
+    "stereo_width": 1.1,
+    "output_gain_db": 0.0,
+    "loudness_gain_db": 8.0,
+    "limiter_ceiling_dbtp": -1.0,
+    "limiter_release_ms": 50.0,
 }
 
 
@@ -66,8 +86,13 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+    }
     for mod in ("onnxruntime", "pedalboard"):
         try:
             info[mod] = __import__(mod).__version__
@@ -93,33 +118,41 @@ def make_ours(sample_rate: float, blocksize: int) -> MixChain:
 
 def make_pedalboard():
     import pedalboard as pb
+
     s = SETTINGS
-    return pb.Pedalboard([
-        pb.Gain(gain_db=s["input_gain_db"]),
-        pb.Compressor(threshold_db=s["comp_threshold_db"], ratio=s["comp_ratio"], attack_ms=s["comp_attack_ms"],
-                      release_ms=s["comp_release_ms"]),
-        pb.LowShelfFilter(cutoff_frequency_hz=s["low_freq_hz"], gain_db=s["low_gain_db"], q=0.7071),
-        pb.PeakFilter(cutoff_frequency_hz=s["mid_freq_hz"], gain_db=s["mid_gain_db"], q=s["mid_q"]),
-        pb.HighShelfFilter(cutoff_frequency_hz=s["high_freq_hz"], gain_db=s["high_gain_db"], q=0.7071),
-        pb.PeakFilter(cutoff_frequency_hz=s["presence_freq_hz"], gain_db=s["presence_gain_db"], q=s["presence_q"]),
-        pb.Reverb(room_size=s["reverb_room_size"], damping=s["reverb_damping"], wet_level=s["reverb_send"],
-                  dry_level=1.0),
-        pb.Delay(delay_seconds=s["delay_ms"] / 1000.0, feedback=s["delay_feedback"], mix=s["delay_send"]),
-        pb.Gain(gain_db=s["output_gain_db"] + s["loudness_gain_db"]),
-        pb.Limiter(threshold_db=s["limiter_ceiling_dbtp"], release_ms=s["limiter_release_ms"]),
-    ])
+    return pb.Pedalboard(
+        [
+            pb.Gain(gain_db=s["input_gain_db"]),
+            pb.Compressor(
+                threshold_db=s["comp_threshold_db"],
+                ratio=s["comp_ratio"],
+                attack_ms=s["comp_attack_ms"],
+                release_ms=s["comp_release_ms"],
+            ),
+            pb.LowShelfFilter(cutoff_frequency_hz=s["low_freq_hz"], gain_db=s["low_gain_db"], q=0.7071),
+            pb.PeakFilter(cutoff_frequency_hz=s["mid_freq_hz"], gain_db=s["mid_gain_db"], q=s["mid_q"]),
+            pb.HighShelfFilter(cutoff_frequency_hz=s["high_freq_hz"], gain_db=s["high_gain_db"], q=0.7071),
+            pb.PeakFilter(cutoff_frequency_hz=s["presence_freq_hz"], gain_db=s["presence_gain_db"], q=s["presence_q"]),
+            pb.Reverb(
+                room_size=s["reverb_room_size"], damping=s["reverb_damping"], wet_level=s["reverb_send"], dry_level=1.0
+            ),
+            pb.Delay(delay_seconds=s["delay_ms"] / 1000.0, feedback=s["delay_feedback"], mix=s["delay_send"]),
+            pb.Gain(gain_db=s["output_gain_db"] + s["loudness_gain_db"]),
+            pb.Limiter(threshold_db=s["limiter_ceiling_dbtp"], release_ms=s["limiter_release_ms"]),
+        ]
+    )
 
 
 def _ours_blocks(chain: MixChain, x: np.ndarray, y: np.ndarray, bs: int, times: list[int]) -> None:
     for i in range(0, len(x) - bs + 1, bs):
         t0 = time.perf_counter_ns()
-        chain.process(x[i:i + bs], y[i:i + bs])
+        chain.process(x[i : i + bs], y[i : i + bs])
         times.append(time.perf_counter_ns() - t0)
 
 
 def _pb_blocks(board, xt: np.ndarray, sr: float, bs: int, times: list[int]) -> None:
     for i in range(0, xt.shape[1] - bs + 1, bs):
-        blk = xt[:, i:i + bs]
+        blk = xt[:, i : i + bs]
         t0 = time.perf_counter_ns()
         board(blk, sr, reset=False)
         times.append(time.perf_counter_ns() - t0)
@@ -127,12 +160,23 @@ def _pb_blocks(board, xt: np.ndarray, sr: float, bs: int, times: list[int]) -> N
 
 def percentiles(ns: list[int]) -> dict[str, float]:
     us = np.asarray(ns, dtype=np.float64) / 1000.0
-    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
-            "p999_us": float(np.percentile(us, 99.9)), "max_us": float(us.max())}
+    return {
+        "p50_us": float(np.percentile(us, 50)),
+        "p99_us": float(np.percentile(us, 99)),
+        "p999_us": float(np.percentile(us, 99.9)),
+        "max_us": float(us.max()),
+    }
 
 
-def run(seconds: float = 30.0, blocksize: int = 128, samplerate: int = 48000, render_blocksize: int = 4096,
-        rounds: int = 3, with_pedalboard: bool = True, program: np.ndarray | None = None) -> dict:
+def run(
+    seconds: float = 30.0,
+    blocksize: int = 128,
+    samplerate: int = 48000,
+    render_blocksize: int = 4096,
+    rounds: int = 3,
+    with_pedalboard: bool = True,
+    program: np.ndarray | None = None,
+) -> dict:
     """Both chains over the same program; ``program`` (float32 [frames, 2]) replaces the synthesised song.
 
     Returns ``{"chain": {p50_us, p99_us, p999_us, max_us, render_rtf}, "pedalboard": {...},
@@ -169,22 +213,32 @@ def run(seconds: float = 30.0, blocksize: int = 128, samplerate: int = 48000, re
         ours.reset()
         t0 = time.perf_counter_ns()
         for i in range(0, len(x), render_blocksize):
-            ours.process(x[i:i + render_blocksize], y[i:i + render_blocksize])
+            ours.process(x[i : i + render_blocksize], y[i : i + render_blocksize])
         r_ours += time.perf_counter_ns() - t0
         if board is not None:
             board.reset()
             t0 = time.perf_counter_ns()
             for i in range(0, xt.shape[1], render_blocksize):
-                board(xt[:, i:i + render_blocksize], samplerate, reset=False)
+                board(xt[:, i : i + render_blocksize], samplerate, reset=False)
             r_pb += time.perf_counter_ns() - t0
     audio_s = rounds * len(x) / samplerate
-    result = {"machine": machine(), "samplerate": samplerate, "blocksize": blocksize, "channels": 2,
-              "seconds": seconds, "rounds": rounds,
-              "chain": {**percentiles(t_ours), "render_rtf": audio_s / (r_ours / 1e9)}}
+    result = {
+        "machine": machine(),
+        "samplerate": samplerate,
+        "blocksize": blocksize,
+        "channels": 2,
+        "seconds": seconds,
+        "rounds": rounds,
+        "chain": {**percentiles(t_ours), "render_rtf": audio_s / (r_ours / 1e9)},
+    }
     if board is not None:
         import pedalboard
-        result["pedalboard"] = {**percentiles(t_pb), "render_rtf": audio_s / (r_pb / 1e9),
-                                "version": pedalboard.__version__}
+
+        result["pedalboard"] = {
+            **percentiles(t_pb),
+            "render_rtf": audio_s / (r_pb / 1e9),
+            "version": pedalboard.__version__,
+        }
         result["ratio_p50"] = result["chain"]["p50_us"] / result["pedalboard"]["p50_us"]
     return result
 
@@ -196,8 +250,10 @@ def comparison_rows(r: dict) -> list[str]:
     for name in ("chain", "pedalboard"):
         if name in r:
             c = r[name]
-            lines.append(f"{name:<12}{c['p50_us']:>9.1f}{c['p99_us']:>9.1f}{c['p999_us']:>10.1f}{c['max_us']:>9.1f}"
-                         f"{100 * c['p50_us'] / budget_us:>12.2f}%{c['render_rtf']:>12.0f}")
+            lines.append(
+                f"{name:<12}{c['p50_us']:>9.1f}{c['p99_us']:>9.1f}{c['p999_us']:>10.1f}{c['max_us']:>9.1f}"
+                f"{100 * c['p50_us'] / budget_us:>12.2f}%{c['render_rtf']:>12.0f}"
+            )
     if "ratio_p50" in r:
         lines.append(f"ratio p50 (chain / pedalboard): {r['ratio_p50']:.2f}")
     return lines
@@ -205,9 +261,13 @@ def comparison_rows(r: dict) -> list[str]:
 
 def format_table(r: dict) -> str:
     budget_us = r["blocksize"] / r["samplerate"] * 1e6
-    lines = [f"machine: {r['machine']}",
-             (f"{r['blocksize']} frames @ {r['samplerate']} Hz stereo, {r['seconds']:g} s x {r['rounds']} rounds; "
-             f"block budget {budget_us:.1f} us")]
+    lines = [
+        f"machine: {r['machine']}",
+        (
+            f"{r['blocksize']} frames @ {r['samplerate']} Hz stereo, {r['seconds']:g} s x {r['rounds']} rounds; "
+            f"block budget {budget_us:.1f} us"
+        ),
+    ]
     return "\n".join(lines + comparison_rows(r))
 
 

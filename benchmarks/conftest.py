@@ -18,7 +18,7 @@ class BlockCycler:
     """``next_block()`` -> the next ``size``-frame view of ``x``, wrapping: each round gets new music."""
 
     def __init__(self, x: np.ndarray, size: int) -> None:
-        self.blocks = [x[i:i + size] for i in range(0, x.shape[0] - size + 1, size)]
+        self.blocks = [x[i : i + size] for i in range(0, x.shape[0] - size + 1, size)]
         self.i = 0
 
     def __call__(self) -> np.ndarray:

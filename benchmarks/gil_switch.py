@@ -63,7 +63,7 @@ def _case(name: str, seconds: float, busy: bool, switch_s: float, nogil: bool) -
 
         def work(inp, out):
             chain.process(inp, out)  # nogil kernel: releases and re-takes the GIL
-            meter.process(out)       # a second one
+            meter.process(out)  # a second one
     else:
         eng = Engine(sr, 2, max_block_size=bs)
         work = eng.process_block
@@ -76,7 +76,7 @@ def _case(name: str, seconds: float, busy: bool, switch_s: float, nogil: bool) -
         if status:
             st[1] += 1
         p = st[2]
-        work(src[p:p + frames], outdata)
+        work(src[p : p + frames], outdata)
         st[2] = p + frames
         if k < n_max:
             ent[k] = t0
@@ -103,16 +103,29 @@ def _case(name: str, seconds: float, busy: bool, switch_s: float, nogil: bool) -
     n = int(min(st[0], n_max))
     d = dur[:n] / 1000.0
     gaps = np.diff(ent[:n])[1:] / 1000.0
-    return {"case": name, "switch_interval_ms": switch_s * 1e3, "blocks": n, "xruns": int(st[1]),
-            "callback_us": {q: round(float(np.percentile(d, v)), 1) for q, v in
-                            (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))},
-            "start_interval_us": {q: round(float(np.percentile(gaps, v)), 1) for q, v in
-                                  (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))}}
+    return {
+        "case": name,
+        "switch_interval_ms": switch_s * 1e3,
+        "blocks": n,
+        "xruns": int(st[1]),
+        "callback_us": {
+            q: round(float(np.percentile(d, v)), 1) for q, v in (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))
+        },
+        "start_interval_us": {
+            q: round(float(np.percentile(gaps, v)), 1)
+            for q, v in (("p50", 50), ("p99", 99), ("p999", 99.9), ("max", 100))
+        },
+    }
 
 
-CASES = [("engine", False, 0.005, False), ("engine+busy@5ms", True, 0.005, False),
-         ("engine+busy@1ms", True, 0.001, False), ("engine+busy@0.5ms", True, 0.0005, False),
-         ("nogil+busy@5ms", True, 0.005, True), ("nogil+busy@0.5ms", True, 0.0005, True)]
+CASES = [
+    ("engine", False, 0.005, False),
+    ("engine+busy@5ms", True, 0.005, False),
+    ("engine+busy@1ms", True, 0.001, False),
+    ("engine+busy@0.5ms", True, 0.0005, False),
+    ("nogil+busy@5ms", True, 0.005, True),
+    ("nogil+busy@0.5ms", True, 0.0005, True),
+]
 
 
 def run(seconds: float = 20.0, cases=CASES) -> list[dict]:
@@ -145,7 +158,8 @@ def ai_compare(seconds: float = 20.0, hop_s: float = 0.25, model: str = "default
 
     from mixpilot.realtime.demo import synth_demo
     from mixpilot.realtime.jackserver import JackServer, server_running
-    from mixpilot.realtime.stream import RunOptions, _rescan, release_portaudio, run as run_stream
+    from mixpilot.realtime.stream import RunOptions, _rescan, release_portaudio
+    from mixpilot.realtime.stream import run as run_stream
 
     server = None
     if not server_running(timeout_s=0.0):
@@ -157,11 +171,17 @@ def ai_compare(seconds: float = 20.0, hop_s: float = 0.25, model: str = "default
     out = {}
     try:
         for label, m in (("ai_off", "none"), ("ai_on", model)):
-            res = run_stream(RunOptions(mode="play", file=path, seconds=seconds, ui=True, model=m, ai_hop_s=hop_s),
-                             ui_stream=open(os.devnull, "w"))
+            res = run_stream(
+                RunOptions(mode="play", file=path, seconds=seconds, ui=True, model=m, ai_hop_s=hop_s),
+                ui_stream=open(os.devnull, "w"),
+            )
             st = res.stats
-            out[label] = {"callback_us": st["callback_us"], "xruns": st["xruns"], "inference": st["inference"],
-                          "model": st.get("model", "none")}
+            out[label] = {
+                "callback_us": st["callback_us"],
+                "xruns": st["xruns"],
+                "inference": st["inference"],
+                "model": st.get("model", "none"),
+            }
     finally:
         if server is not None:
             release_portaudio()
@@ -173,13 +193,17 @@ def ai_compare(seconds: float = 20.0, hop_s: float = 0.25, model: str = "default
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (f"{'case':20s} {'xruns':>5s} {'cb p50':>7s} {'cb p99':>7s} {'cb p99.9':>8s} {'cb max':>8s} "
-            f"{'start-gap p99':>13s} {'gap max':>8s}   (us; period 2666.7)")
+    head = (
+        f"{'case':20s} {'xruns':>5s} {'cb p50':>7s} {'cb p99':>7s} {'cb p99.9':>8s} {'cb max':>8s} "
+        f"{'start-gap p99':>13s} {'gap max':>8s}   (us; period 2666.7)"
+    )
     lines = [head]
     for r in rows:
         c, g = r["callback_us"], r["start_interval_us"]
-        lines.append(f"{r['case']:20s} {r['xruns']:5d} {c['p50']:7.1f} {c['p99']:7.1f} {c['p999']:8.1f} "
-                     f"{c['max']:8.1f} {g['p99']:13.1f} {g['max']:8.1f}")
+        lines.append(
+            f"{r['case']:20s} {r['xruns']:5d} {c['p50']:7.1f} {c['p99']:7.1f} {c['p999']:8.1f} "
+            f"{c['max']:8.1f} {g['p99']:13.1f} {g['max']:8.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -193,8 +217,10 @@ def main(argv=None) -> int:
         r = ai_compare(a.seconds)
         for k in ("ai_off", "ai_on"):
             c = r[k]["callback_us"]
-            print(f"{k:7s} model {r[k]['model']:10s} xruns {r[k]['xruns']:3d}  callback p50 {c['p50']:6.1f}  "
-                  f"p99 {c['p99']:6.1f}  p99.9 {c['p999']:6.1f}  max {c['max']:7.1f} us  inference {r[k]['inference']}")
+            print(
+                f"{k:7s} model {r[k]['model']:10s} xruns {r[k]['xruns']:3d}  callback p50 {c['p50']:6.1f}  "
+                f"p99 {c['p99']:6.1f}  p99.9 {c['p999']:6.1f}  max {c['max']:7.1f} us  inference {r[k]['inference']}"
+            )
         print(f"p99 rise with inference every {r['hop_s']} s: {100 * r['p99_rise']:+.1f} %")
         if a.json:
             with open(a.json, "w") as f:

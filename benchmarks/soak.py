@@ -66,8 +66,9 @@ def _find_port(names: list[str], port: str) -> int | None:
     return None
 
 
-def flood(rate_hz: float, seconds: float, api: str, port: str = PORT_NAME, connect_s: float = 10.0,
-          out=sys.stdout) -> dict:
+def flood(
+    rate_hz: float, seconds: float, api: str, port: str = PORT_NAME, connect_s: float = 10.0, out=sys.stdout
+) -> dict:
     """Send ``rate_hz`` CCs a second to ``port`` for ``seconds`` (or until SIGTERM); returns the counts.
 
     Prints ``ready <port name>`` once connected.  The schedule is absolute (message ``k`` at
@@ -183,9 +184,17 @@ class _RssSampler:
             return {"rss_growth_mb": None}
         mib = 1024.0 * 1024.0
         after = next(((t, r) for t, r in s if t >= warmup_s), s[-1])
-        return {"rss_growth_mb": (s[-1][1] - after[1]) / mib, "rss_warmup_s": after[0],
-                "rss_mb": {"start": s[0][1] / mib, "after_warmup": after[1] / mib, "end": s[-1][1] / mib,
-                           "max": max(r for _, r in s) / mib, "samples": len(s)}}
+        return {
+            "rss_growth_mb": (s[-1][1] - after[1]) / mib,
+            "rss_warmup_s": after[0],
+            "rss_mb": {
+                "start": s[0][1] / mib,
+                "after_warmup": after[1] / mib,
+                "end": s[-1][1] / mib,
+                "max": max(r for _, r in s) / mib,
+                "samples": len(s),
+            },
+        }
 
 
 def _midi_api() -> str:
@@ -195,9 +204,17 @@ def _midi_api() -> str:
     return choose_api("virtual")
 
 
-def run_soak(seconds: float, *, blocksize: int = 128, model: str = "default", ai_hop_s: float = 0.25,
-             midi_rate_hz: float = 200.0, warmup_s: float = 10.0, sample_rate: int = 48000,
-             note: Callable[[str], None] | None = None) -> dict:
+def run_soak(
+    seconds: float,
+    *,
+    blocksize: int = 128,
+    model: str = "default",
+    ai_hop_s: float = 0.25,
+    midi_rate_hz: float = 200.0,
+    warmup_s: float = 10.0,
+    sample_rate: int = 48000,
+    note: Callable[[str], None] | None = None,
+) -> dict:
     """Run the soak (module docstring); returns the result dict.  Raises StreamError before the stream opens."""
     from mixpilot.realtime.stream import RunOptions, run
 
@@ -226,8 +243,15 @@ def run_soak(seconds: float, *, blocksize: int = 128, model: str = "default", ai
     with tempfile.TemporaryDirectory(prefix="mixpilot-soak-") as tmp:
         path = os.path.join(tmp, "program.wav")
         _write_program(path, seconds + 2.0, sample_rate)
-        kw = {"mode": "play", "file": path, "seconds": seconds, "model": model, "ai_hop_s": ai_hop_s, "ui": False,
-                  "blocksize": blocksize}
+        kw = {
+            "mode": "play",
+            "file": path,
+            "seconds": seconds,
+            "model": model,
+            "ai_hop_s": ai_hop_s,
+            "ui": False,
+            "blocksize": blocksize,
+        }
         if has_midi:
             kw["midi_in"] = "virtual"
         else:
@@ -244,11 +268,22 @@ def run_soak(seconds: float, *, blocksize: int = 128, model: str = "default", ai
             except Exception as exc:  # no MIDI API at all: the soak goes on without the flood
                 notes.append(f"no MIDI API for the flood ({exc})")
                 return
-            cmd = [sys.executable, os.path.abspath(__file__), "--flood", "--rate", str(midi_rate_hz),
-                   "--seconds", str(seconds + 5.0), "--api", midi["api"]]
-            flood_proc.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=flood_out,
-                                               stderr=flood_err, text=True))
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--flood",
+                "--rate",
+                str(midi_rate_hz),
+                "--seconds",
+                str(seconds + 5.0),
+                "--api",
+                midi["api"],
+            ]
+            flood_proc.append(
+                subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=flood_out, stderr=flood_err, text=True)
+            )
             if finished is not None:  # stop the flood when the stream ends, before the JACK server goes
+
                 def watch() -> None:
                     while not finished.wait(0.2):
                         if done.is_set():
@@ -289,23 +324,38 @@ def run_soak(seconds: float, *, blocksize: int = 128, model: str = "default", ai
     midi_stats = stats.get("midi") or {}
     midi["messages"] = midi_stats.get("messages")
     midi["applied"] = midi_stats.get("applied")
-    out = {"seconds": played, "requested_seconds": seconds, "xruns": stats.get("xruns"),
-           "callback_p999_us": cb.get("p999"), **sampler.summary(warm),
-           "callback_p999_pct": (100.0 * cb["p999"] / budget) if cb.get("p999") is not None else None,
-           "callback_us": cb, "budget_us": budget, "samplerate": sr, "blocksize": blocksize,
-           "status_flags": stats.get("status_flags"), "callback_interval_us": stats.get("callback_interval_us"),
-           "ai_hop_s": ai_hop_s, "model": stats.get("model"), "inference": stats.get("inference"),
-           "midi": midi, "end": res.reason, "error": res.error,
-           "backend": "JACK dummy server" if any("JACK dummy" in n for n in say_notes) else "default device",
-           "notes": notes + [n for n in say_notes if not n.startswith("no audio device found")]}
+    out = {
+        "seconds": played,
+        "requested_seconds": seconds,
+        "xruns": stats.get("xruns"),
+        "callback_p999_us": cb.get("p999"),
+        **sampler.summary(warm),
+        "callback_p999_pct": (100.0 * cb["p999"] / budget) if cb.get("p999") is not None else None,
+        "callback_us": cb,
+        "budget_us": budget,
+        "samplerate": sr,
+        "blocksize": blocksize,
+        "status_flags": stats.get("status_flags"),
+        "callback_interval_us": stats.get("callback_interval_us"),
+        "ai_hop_s": ai_hop_s,
+        "model": stats.get("model"),
+        "inference": stats.get("inference"),
+        "midi": midi,
+        "end": res.reason,
+        "error": res.error,
+        "backend": "JACK dummy server" if any("JACK dummy" in n for n in say_notes) else "default device",
+        "notes": notes + [n for n in say_notes if not n.startswith("no audio device found")],
+    }
     return out
 
 
 def format_soak(s: dict) -> str:
     cb = s.get("callback_us") or {}
-    return (f"soak {s['seconds']:.1f} s on {s['backend']}: xruns {s['xruns']}, callback p50 {cb.get('p50')} "
-            f"p99 {cb.get('p99')} p99.9 {cb.get('p999')} max {cb.get('max')} us (budget {s['budget_us']:.1f}), "
-            f"RSS growth {s['rss_growth_mb']:.2f} MiB, inference {s.get('inference')}, MIDI {s['midi']}")
+    return (
+        f"soak {s['seconds']:.1f} s on {s['backend']}: xruns {s['xruns']}, callback p50 {cb.get('p50')} "
+        f"p99 {cb.get('p99')} p99.9 {cb.get('p999')} max {cb.get('max')} us (budget {s['budget_us']:.1f}), "
+        f"RSS growth {s['rss_growth_mb']:.2f} MiB, inference {s.get('inference')}, MIDI {s['midi']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

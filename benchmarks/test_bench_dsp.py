@@ -50,7 +50,7 @@ def test_limiter_hot_128(benchmark, program):
     """The true-peak lookahead limiter reducing gain nearly all the time: the song +18 dB, ceiling -1 dBTP."""
     lim = Limiter(limiter_ceiling_dbtp=-1.0, limiter_release_ms=50.0)
     lim.prepare(SPEC)
-    blocks = BlockCycler(np.ascontiguousarray(program[SAMPLE_RATE // 2:] * 8.0), BLOCK)  # past the quiet intro
+    blocks = BlockCycler(np.ascontiguousarray(program[SAMPLE_RATE // 2 :] * 8.0), BLOCK)  # past the quiet intro
     out = np.zeros((BLOCK, 2), np.float32)
     gr = 0.0
     for _ in range(40):  # warm-up, and past the lookahead into the loud part
@@ -75,7 +75,8 @@ def test_engine_process_block(benchmark, program, block):
     from mixpilot.realtime.engine import Engine
 
     params = {k: v for k, v in SETTINGS.items() if k not in ("loudness_gain_db", "limiter_ceiling_dbtp")}
-    eng = Engine(SAMPLE_RATE, 2, max_block_size=max(block, 4096), params=params,
-                 ceiling_dbtp=SETTINGS["limiter_ceiling_dbtp"])
+    eng = Engine(
+        SAMPLE_RATE, 2, max_block_size=max(block, 4096), params=params, ceiling_dbtp=SETTINGS["limiter_ceiling_dbtp"]
+    )
     eng.warm_up()
     _warm_and_run(benchmark, eng.process_block, BlockCycler(program, block), np.zeros((block, 2), np.float32))

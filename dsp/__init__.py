@@ -27,7 +27,8 @@ def _configure_numba_cache() -> None:
     import numba
 
     base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mixpilot", "numba")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mixpilot", "numba"
+    )
     numba.config.CACHE_DIR = os.path.join(base, _source_hash())
 
 

@@ -25,7 +25,9 @@ _NYQUIST_FRACTION = 0.49
 
 
 @njit(cache=True, nogil=True)
-def _rbj_into(kind: int, freq_hz: float, gain_db: float, q: float, sample_rate: float, out: np.ndarray) -> None:  # pragma: no cover
+def _rbj_into(
+    kind: int, freq_hz: float, gain_db: float, q: float, sample_rate: float, out: np.ndarray
+) -> None:  # pragma: no cover
     """Write normalised cookbook coefficients [b0, b1, b2, a1, a2] into ``out``."""
     f = min(freq_hz, _NYQUIST_FRACTION * sample_rate)
     a = 10.0 ** (gain_db / 40.0)  # cookbook: A = 10^(dBgain/40)

@@ -26,7 +26,7 @@ NaN/Inf input samples are replaced by zero before they reach any state
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from numba import njit
@@ -38,8 +38,7 @@ from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _biquad_tick, _rbj_into
 from .compressor import _comp_gain_db
 from .glide import _glide_retarget, _glide_tick, make_bank
 from .oversample import TP_COEFFS, TP_TAPS
-from .params import (PARAM_INDEX, PARAMS, N_PARAMS, ParameterError, default_vector, validate_value,
-                     vector_from_mapping)
+from .params import N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, default_vector, validate_value, vector_from_mapping
 from .spec import ProcessSpec, check_block
 
 __all__ = ["MixChain", "STAGES", "CONTROL_SAMPLES", "STAGE_GLIDE_S", "DEFAULT_GLIDE_S"]
@@ -88,7 +87,9 @@ S_IN, S_COMP, S_EQ, S_REV, S_DLY, S_WIDTH, S_OUT, S_LIM = range(8)
 # derived-value slots (d)
 D_IN, D_MAKEUP, D_POST, D_CEIL, D_ATT, D_REL, D_LREL = range(7)
 # int state slots (ist)
-I_POS, I_GLIDING, I_STAGE_GLIDING, I_RV_QUIET, I_DL_QUIET, I_DL_WRITE, I_RV_IDLE_LEN, I_DL_IDLE_LEN, I_DL_XFADE = range(9)
+I_POS, I_GLIDING, I_STAGE_GLIDING, I_RV_QUIET, I_DL_QUIET, I_DL_WRITE, I_RV_IDLE_LEN, I_DL_IDLE_LEN, I_DL_XFADE = range(
+    9
+)
 # stats slots
 ST_COMP_GR_DB, ST_LIM_GAIN_MIN, ST_NONFINITE = range(3)
 
@@ -111,8 +112,16 @@ def _changed(v: np.ndarray, cc: np.ndarray, a: int, b: int, c: int) -> bool:  # 
 
 
 @njit(cache=True, nogil=True)
-def _update_coeffs(force: bool, sample_rate: float, v: np.ndarray, cc: np.ndarray, d: np.ndarray,
-                   eq_c: np.ndarray, rv_i: np.ndarray, rv_f: np.ndarray) -> None:  # pragma: no cover
+def _update_coeffs(
+    force: bool,
+    sample_rate: float,
+    v: np.ndarray,
+    cc: np.ndarray,
+    d: np.ndarray,
+    eq_c: np.ndarray,
+    rv_i: np.ndarray,
+    rv_f: np.ndarray,
+) -> None:  # pragma: no cover
     """Recompute coefficients whose parameters moved since the last control tick."""
     if force or _changed(v, cc, P_LOW_G, P_LOW_F, P_LOW_F):
         _rbj_into(LOW_SHELF, v[P_LOW_F], v[P_LOW_G], _SQRT_HALF, sample_rate, eq_c[0])
@@ -134,13 +143,43 @@ def _update_coeffs(force: bool, sample_rate: float, v: np.ndarray, cc: np.ndarra
 
 
 @njit(cache=True, nogil=True)
-def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate, mask,
-                  g, sm, cc, d, ist, stats,
-                  eq_c, eq_z, comp_env,
-                  rv_lines, rv_i, rv_ap, rv_f,
-                  dl_buf, dl_f,
-                  lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f, tp_coeffs, tp_bound, lm_src, lm_dst,
-                  tap):  # pragma: no cover
+def _chain_kernel(
+    x,
+    out,
+    targets,
+    glide_s,
+    enabled,
+    stage_glide_s,
+    sample_rate,
+    mask,
+    g,
+    sm,
+    cc,
+    d,
+    ist,
+    stats,
+    eq_c,
+    eq_z,
+    comp_env,
+    rv_lines,
+    rv_i,
+    rv_ap,
+    rv_f,
+    dl_buf,
+    dl_f,
+    lm_buf,
+    lm_tp,
+    lm_dq,
+    lm_dqi,
+    lm_avg,
+    lm_i,
+    lm_f,
+    tp_coeffs,
+    tp_bound,
+    lm_src,
+    lm_dst,
+    tap,
+):  # pragma: no cover
     """Process ``x`` [frames, 1|2] into ``out`` through every stage in ``mask``.
 
     ``tap`` [>= frames or 0, 2] receives the stereo signal just before the
@@ -221,8 +260,9 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
                 send = v[P_RV_SEND] * mix[S_REV]
                 if send != 0.0 or ist[I_RV_QUIET] < ist[I_RV_IDLE_LEN]:
                     mono = 0.5 * (xl + xr) * send
-                    rl, rr = _rev._reverb_tick(mono, rv_lines, rv_i[0], rv_f[0], rv_ap, rv_i[2], rv_i[1],
-                                               rv_f[1], rv_f[2])
+                    rl, rr = _rev._reverb_tick(
+                        mono, rv_lines, rv_i[0], rv_f[0], rv_ap, rv_i[2], rv_i[1], rv_f[1], rv_f[2]
+                    )
                     wet_l += rl
                     wet_r += rr
                     if mono == 0.0 and rl == 0.0 and rr == 0.0:
@@ -302,8 +342,9 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
                 out[n, 0] = xl
                 out[n, 1] = xr
         if has_lim:
-            gmin = _lim._limiter_block(lm_src, stop - start, lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f,
-                                       tp_coeffs, tp_bound, lm_dst)
+            gmin = _lim._limiter_block(
+                lm_src, stop - start, lm_buf, lm_tp, lm_dq, lm_dqi, lm_avg, lm_i, lm_f, tp_coeffs, tp_bound, lm_dst
+            )
             if gmin < stats[ST_LIM_GAIN_MIN]:
                 stats[ST_LIM_GAIN_MIN] = gmin
             for k in range(stop - start):
@@ -312,6 +353,7 @@ def _chain_kernel(x, out, targets, glide_s, enabled, stage_glide_s, sample_rate,
                 else:
                     out[start + k, 0] = lm_dst[k, 0]
                     out[start + k, 1] = lm_dst[k, 1]
+
 
 class MixChain:
     """The mixing chain (prepare/process/reset).
@@ -457,21 +499,49 @@ class MixChain:
         """
         if self.spec is None:
             raise RuntimeError("prepare() the chain first")
-        return (self.targets, self.glide_s, self.enabled, self._stage_glide_s, self._fs, self._mask,
-                self._g, self._sm, self._cc, self._d, self._ist, self.stats,
-                self._eq_c, self._eq_z, self._comp_env,
-                self._rv_lines, self._rv_i, self._rv_ap, self._rv_f,
-                self._dl_buf, self._dl_f,
-                self._lm_buf, self._lm_tp, self._lm_dq, self._lm_dqi, self._lm_avg, self._lm_i, self._lm_f,
-                TP_COEFFS, _lim.TP_GAIN_BOUND, self._lm_src, self._lm_dst)
+        return (
+            self.targets,
+            self.glide_s,
+            self.enabled,
+            self._stage_glide_s,
+            self._fs,
+            self._mask,
+            self._g,
+            self._sm,
+            self._cc,
+            self._d,
+            self._ist,
+            self.stats,
+            self._eq_c,
+            self._eq_z,
+            self._comp_env,
+            self._rv_lines,
+            self._rv_i,
+            self._rv_ap,
+            self._rv_f,
+            self._dl_buf,
+            self._dl_f,
+            self._lm_buf,
+            self._lm_tp,
+            self._lm_dq,
+            self._lm_dqi,
+            self._lm_avg,
+            self._lm_i,
+            self._lm_f,
+            TP_COEFFS,
+            _lim.TP_GAIN_BOUND,
+            self._lm_src,
+            self._lm_dst,
+        )
 
     @property
     def current_values(self) -> np.ndarray:
         """The live (possibly gliding) parameter vector, float64 [N_PARAMS]; a view, do not write."""
         return self._g[0]
 
-    def process(self, block: np.ndarray, out: np.ndarray, targets: np.ndarray | None = None,
-                glide_s: np.ndarray | None = None) -> None:
+    def process(
+        self, block: np.ndarray, out: np.ndarray, targets: np.ndarray | None = None, glide_s: np.ndarray | None = None
+    ) -> None:
         """Process one block.
 
         Parameters
@@ -488,18 +558,54 @@ class MixChain:
             raise RuntimeError("prepare() the chain before process()")
         channels = block.shape[1] if getattr(block, "ndim", 0) == 2 else 0
         check_block(block, out, channels if channels in (1, 2) else 2)
-        _chain_kernel(block, out, self.targets if targets is None else targets,
-                      self.glide_s if glide_s is None else glide_s,
-                      self.enabled, self._stage_glide_s, self._fs, self._mask,
-                      self._g, self._sm, self._cc, self._d, self._ist, self.stats,
-                      self._eq_c, self._eq_z, self._comp_env,
-                      self._rv_lines, self._rv_i, self._rv_ap, self._rv_f,
-                      self._dl_buf, self._dl_f,
-                      self._lm_buf, self._lm_tp, self._lm_dq, self._lm_dqi, self._lm_avg, self._lm_i, self._lm_f,
-                      TP_COEFFS, _lim.TP_GAIN_BOUND, self._lm_src, self._lm_dst, _NO_TAP)
+        _chain_kernel(
+            block,
+            out,
+            self.targets if targets is None else targets,
+            self.glide_s if glide_s is None else glide_s,
+            self.enabled,
+            self._stage_glide_s,
+            self._fs,
+            self._mask,
+            self._g,
+            self._sm,
+            self._cc,
+            self._d,
+            self._ist,
+            self.stats,
+            self._eq_c,
+            self._eq_z,
+            self._comp_env,
+            self._rv_lines,
+            self._rv_i,
+            self._rv_ap,
+            self._rv_f,
+            self._dl_buf,
+            self._dl_f,
+            self._lm_buf,
+            self._lm_tp,
+            self._lm_dq,
+            self._lm_dqi,
+            self._lm_avg,
+            self._lm_i,
+            self._lm_f,
+            TP_COEFFS,
+            _lim.TP_GAIN_BOUND,
+            self._lm_src,
+            self._lm_dst,
+            _NO_TAP,
+        )
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Every recursive state array (for inspection in tests)."""
-        return {"eq_z": self._eq_z, "comp_env": self._comp_env, "reverb_lines": self._rv_lines,
-                "reverb_allpass": self._rv_ap, "reverb_lowpass": self._rv_f[0], "delay": self._dl_buf,
-                "limiter_delay": self._lm_buf, "limiter_tp": self._lm_tp, "limiter_avg": self._lm_avg}
+        return {
+            "eq_z": self._eq_z,
+            "comp_env": self._comp_env,
+            "reverb_lines": self._rv_lines,
+            "reverb_allpass": self._rv_ap,
+            "reverb_lowpass": self._rv_f[0],
+            "delay": self._dl_buf,
+            "limiter_delay": self._lm_buf,
+            "limiter_tp": self._lm_tp,
+            "limiter_avg": self._lm_avg,
+        }

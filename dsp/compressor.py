@@ -44,8 +44,15 @@ def static_curve_db(x_db: float, *, threshold_db: float, ratio: float, knee_db: 
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _comp_gain_db(env: np.ndarray, level: float, threshold_db: float, ratio: float, knee_db: float,
-                  alpha_attack: float, alpha_release: float) -> float:  # pragma: no cover
+def _comp_gain_db(
+    env: np.ndarray,
+    level: float,
+    threshold_db: float,
+    ratio: float,
+    knee_db: float,
+    alpha_attack: float,
+    alpha_release: float,
+) -> float:  # pragma: no cover
     """Smoothed gain reduction in dB (<= 0) for one linked level sample; ``env[0]`` is the state."""
     if level < _LEVEL_FLOOR:
         level = _LEVEL_FLOOR

@@ -42,7 +42,9 @@ def make_bank(values: np.ndarray, styles: list[str] | tuple[str, ...]) -> np.nda
 
 
 @njit(cache=True, nogil=True)
-def _glide_retarget(g: np.ndarray, targets: np.ndarray, glide_s: np.ndarray, sample_rate: float) -> int:  # pragma: no cover
+def _glide_retarget(
+    g: np.ndarray, targets: np.ndarray, glide_s: np.ndarray, sample_rate: float
+) -> int:  # pragma: no cover
     """Arm a ramp for every entry whose target changed; return how many are ramping."""
     active = 0
     for i in range(g.shape[1]):

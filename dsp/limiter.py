@@ -23,7 +23,6 @@ apart from the delay.
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import njit
 
@@ -74,9 +73,20 @@ def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _limiter_block(src: np.ndarray, frames: int, dbuf: np.ndarray, tp: np.ndarray, dq: np.ndarray, dqi: np.ndarray,
-                   avg: np.ndarray, li: np.ndarray, lf: np.ndarray, tp_coeffs: np.ndarray, tp_bound: float,
-                   dst: np.ndarray) -> float:  # pragma: no cover
+def _limiter_block(
+    src: np.ndarray,
+    frames: int,
+    dbuf: np.ndarray,
+    tp: np.ndarray,
+    dq: np.ndarray,
+    dqi: np.ndarray,
+    avg: np.ndarray,
+    li: np.ndarray,
+    lf: np.ndarray,
+    tp_coeffs: np.ndarray,
+    tp_bound: float,
+    dst: np.ndarray,
+) -> float:  # pragma: no cover
     """The limiter over ``frames`` rows of ``src`` [n, 5] = (left, right, ceiling, release alpha, mix).
 
     Runs stage-major (the chain hands it chunks) with its state in locals, so

@@ -50,7 +50,7 @@ when the signal is digital silence, or when every block falls below the gates.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
@@ -144,7 +144,7 @@ def k_weighting_coeffs(sample_rate: float) -> np.ndarray:
     q = 0.7071752369554196
     k = math.tan(math.pi * f0_hz / sample_rate)
     vh = 10.0 ** (gain_db / 20.0)
-    vb = vh ** 0.4996667741545416
+    vb = vh**0.4996667741545416
     a0 = 1.0 + k / q + k * k
     out[0] = [
         (vh + vb * k / q + k * k) / a0,
@@ -327,8 +327,9 @@ def _meter_kernel(
 
 
 @njit(cache=True, nogil=True)
-def _tp_flush(tp_buf: np.ndarray, tp_w: np.ndarray, tp_coeffs: np.ndarray, true_peak: np.ndarray,
-              zeros: int) -> None:  # pragma: no cover - jitted
+def _tp_flush(
+    tp_buf: np.ndarray, tp_w: np.ndarray, tp_coeffs: np.ndarray, true_peak: np.ndarray, zeros: int
+) -> None:  # pragma: no cover - jitted
     """Push ``zeros`` silent samples through the true-peak interpolators only."""
     for _ in range(zeros):
         for c in range(tp_buf.shape[0]):
@@ -413,9 +414,17 @@ def _loudness_range_lu(count: np.ndarray, energy_sum: np.ndarray) -> float:  # p
 
 
 @njit(cache=True, nogil=True)
-def _read_kernel(istate: np.ndarray, fstate: np.ndarray, gate_count: np.ndarray, gate_energy: np.ndarray,
-                 st_count: np.ndarray, st_energy: np.ndarray, true_peak: np.ndarray,
-                 sample_peak: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - jitted
+def _read_kernel(
+    istate: np.ndarray,
+    fstate: np.ndarray,
+    gate_count: np.ndarray,
+    gate_energy: np.ndarray,
+    st_count: np.ndarray,
+    st_energy: np.ndarray,
+    true_peak: np.ndarray,
+    sample_peak: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - jitted
     """Write the six readouts (order of ``READOUT_NAMES``) into ``out`` [6]."""
     if istate[_I_STEPS] == 0:
         out[0] = -np.inf
@@ -468,14 +477,18 @@ class LoudnessMeter:
     state of two consecutive steps.
     """
 
-    def __init__(self, spec: ProcessSpec | None = None, *,
-                 channel_weights: Sequence[float] | None = None, true_peak: bool = True) -> None:
+    def __init__(
+        self, spec: ProcessSpec | None = None, *, channel_weights: Sequence[float] | None = None, true_peak: bool = True
+    ) -> None:
         self._spec: ProcessSpec | None = None
         self._do_true_peak = bool(true_peak)
         self._weights_arg = None if channel_weights is None else np.asarray(channel_weights, dtype=np.float64)
         if self._weights_arg is not None:
-            if self._weights_arg.ndim != 1 or not np.all(np.isfinite(self._weights_arg)) \
-                    or np.any(self._weights_arg < 0):
+            if (
+                self._weights_arg.ndim != 1
+                or not np.all(np.isfinite(self._weights_arg))
+                or np.any(self._weights_arg < 0)
+            ):
                 raise ValueError(f"channel_weights must be finite, >= 0, one per channel; got {channel_weights!r}")
         if spec is not None:
             self.prepare(spec)
@@ -522,9 +535,20 @@ class LoudnessMeter:
     def reset(self) -> None:
         """Clear all measurement state in place (filters, windows, histograms, peaks)."""
         self._require_prepared()
-        for a in (self._z, self._ring, self._istate, self._fstate, self._gate_count, self._gate_energy,
-                  self._st_count, self._st_energy, self._tp_buf, self._tp_w, self._true_peak,
-                  self._sample_peak):
+        for a in (
+            self._z,
+            self._ring,
+            self._istate,
+            self._fstate,
+            self._gate_count,
+            self._gate_energy,
+            self._st_count,
+            self._st_energy,
+            self._tp_buf,
+            self._tp_w,
+            self._true_peak,
+            self._sample_peak,
+        ):
             a.fill(0)
 
     def process(self, block: np.ndarray) -> None:
@@ -544,24 +568,63 @@ class LoudnessMeter:
             raise ValueError(f"block has {block.shape[1]} channels, meter prepared for {self._z.shape[0]}")
         if block.shape[0] == 0:
             return
-        _meter_kernel(block, self._coeffs, self._weights, self._z, self._ring, self._istate, self._fstate,
-                      self._gate_count, self._gate_energy, self._st_count, self._st_energy,
-                      self._tp_buf, self._tp_w, self._tp_coeffs, self._true_peak, self._sample_peak,
-                      self._step_samples, self._do_true_peak)
+        _meter_kernel(
+            block,
+            self._coeffs,
+            self._weights,
+            self._z,
+            self._ring,
+            self._istate,
+            self._fstate,
+            self._gate_count,
+            self._gate_energy,
+            self._st_count,
+            self._st_energy,
+            self._tp_buf,
+            self._tp_w,
+            self._tp_coeffs,
+            self._true_peak,
+            self._sample_peak,
+            self._step_samples,
+            self._do_true_peak,
+        )
 
     def kernel_args(self) -> tuple:
         """Everything ``_meter_kernel`` takes after the block, for fused callers (state mutated in place)."""
         self._require_prepared()
-        return (self._coeffs, self._weights, self._z, self._ring, self._istate, self._fstate,
-                self._gate_count, self._gate_energy, self._st_count, self._st_energy,
-                self._tp_buf, self._tp_w, self._tp_coeffs, self._true_peak, self._sample_peak,
-                self._step_samples, self._do_true_peak)
+        return (
+            self._coeffs,
+            self._weights,
+            self._z,
+            self._ring,
+            self._istate,
+            self._fstate,
+            self._gate_count,
+            self._gate_energy,
+            self._st_count,
+            self._st_energy,
+            self._tp_buf,
+            self._tp_w,
+            self._tp_coeffs,
+            self._true_peak,
+            self._sample_peak,
+            self._step_samples,
+            self._do_true_peak,
+        )
 
     def read_args(self) -> tuple:
         """Everything ``_read_kernel`` takes before ``out``, for fused callers."""
         self._require_prepared()
-        return (self._istate, self._fstate, self._gate_count, self._gate_energy, self._st_count,
-                self._st_energy, self._true_peak, self._sample_peak)
+        return (
+            self._istate,
+            self._fstate,
+            self._gate_count,
+            self._gate_energy,
+            self._st_count,
+            self._st_energy,
+            self._true_peak,
+            self._sample_peak,
+        )
 
     def flush_true_peak(self) -> None:
         """End of stream: run ``TP_DELAY`` zeros through the true-peak interpolators.
@@ -587,8 +650,17 @@ class LoudnessMeter:
         self._require_prepared()
         if not isinstance(out, np.ndarray) or out.dtype != np.float64 or out.shape != (len(READOUT_NAMES),):
             raise TypeError(f"out must be a float64 array of shape ({len(READOUT_NAMES)},)")
-        _read_kernel(self._istate, self._fstate, self._gate_count, self._gate_energy, self._st_count,
-                     self._st_energy, self._true_peak, self._sample_peak, out)
+        _read_kernel(
+            self._istate,
+            self._fstate,
+            self._gate_count,
+            self._gate_energy,
+            self._st_count,
+            self._st_energy,
+            self._true_peak,
+            self._sample_peak,
+            out,
+        )
 
     # -- readouts -----------------------------------------------------------
 
@@ -712,8 +784,10 @@ def measure(x: np.ndarray, sample_rate: float, *, channel_weights: Sequence[floa
         raise ValueError(f"x must have shape (frames,) or (frames, channels), got {x.shape}")
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
-    meter = LoudnessMeter(ProcessSpec(sample_rate=sample_rate, max_block_size=max(1, x.shape[0]),
-                                      num_channels=x.shape[1]), channel_weights=channel_weights)
+    meter = LoudnessMeter(
+        ProcessSpec(sample_rate=sample_rate, max_block_size=max(1, x.shape[0]), num_channels=x.shape[1]),
+        channel_weights=channel_weights,
+    )
     meter.process(x)
     meter.flush_true_peak()
     return {

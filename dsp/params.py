@@ -27,8 +27,8 @@ width 0.9-1.1, output level about +-1 dB).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -90,8 +90,9 @@ class Param:
 
 
 def _p(name, unit, lo, hi, ai_lo, ai_hi, default, glide, ai, description) -> Param:
-    return Param(name, unit, float(lo), float(hi), float(ai_lo), float(ai_hi),
-                 float(default), glide, bool(ai), description)
+    return Param(
+        name, unit, float(lo), float(hi), float(ai_lo), float(ai_hi), float(default), glide, bool(ai), description
+    )
 
 
 # The order of this tuple is the order of the target vector the chain reads.
@@ -154,8 +155,7 @@ def validate_value(name: str, value: object) -> float:
     Raises ParameterError naming the parameter and its range.
     """
     if name not in PARAM_INDEX:
-        raise ParameterError(
-            f"unknown parameter {name!r}; known parameters: {', '.join(PARAM_NAMES)}")
+        raise ParameterError(f"unknown parameter {name!r}; known parameters: {', '.join(PARAM_NAMES)}")
     p = PARAMS[PARAM_INDEX[name]]
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise ParameterError(f"{name} must be a number in {p.range_text}, got {value!r}")

@@ -11,8 +11,18 @@ from __future__ import annotations
 from .chain import MixChain
 from .params import PARAM_INDEX, validate_value
 
-__all__ = ["Processor", "Gain", "Compressor", "Equalizer", "Reverb", "Delay", "StereoWidth", "OutputGain",
-           "Limiter", "ALL_PROCESSORS"]
+__all__ = [
+    "Processor",
+    "Gain",
+    "Compressor",
+    "Equalizer",
+    "Reverb",
+    "Delay",
+    "StereoWidth",
+    "OutputGain",
+    "Limiter",
+    "ALL_PROCESSORS",
+]
 
 
 class Processor(MixChain):
@@ -44,14 +54,23 @@ class Gain(Processor):
 
 class Compressor(Processor):
     stage = "compressor"
-    params = ("comp_threshold_db", "comp_ratio", "comp_attack_ms", "comp_release_ms", "comp_knee_db",
-              "comp_makeup_db")
+    params = ("comp_threshold_db", "comp_ratio", "comp_attack_ms", "comp_release_ms", "comp_knee_db", "comp_makeup_db")
 
 
 class Equalizer(Processor):
     stage = "eq"
-    params = ("low_gain_db", "low_freq_hz", "mid_gain_db", "mid_freq_hz", "mid_q", "high_gain_db",
-              "high_freq_hz", "presence_gain_db", "presence_freq_hz", "presence_q")
+    params = (
+        "low_gain_db",
+        "low_freq_hz",
+        "mid_gain_db",
+        "mid_freq_hz",
+        "mid_q",
+        "high_gain_db",
+        "high_freq_hz",
+        "presence_gain_db",
+        "presence_freq_hz",
+        "presence_q",
+    )
 
 
 class Reverb(Processor):

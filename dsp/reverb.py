@@ -52,7 +52,9 @@ def allpass_lengths(sample_rate: float) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _reverb_coeffs(coef: np.ndarray, lengths: np.ndarray, room_size: float, damping: float, sample_rate: float) -> None:  # pragma: no cover
+def _reverb_coeffs(
+    coef: np.ndarray, lengths: np.ndarray, room_size: float, damping: float, sample_rate: float
+) -> None:  # pragma: no cover
     """coef[0:8] per-line gains, coef[8] damping pole, coef[9] output normalisation."""
     rt60 = _RT60_MIN_S * (_RT60_MAX_S / _RT60_MIN_S) ** room_size
     mean_sq = 0.0
@@ -74,8 +76,17 @@ def ring_size(lengths: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _reverb_tick(x: float, lines: np.ndarray, lengths: np.ndarray, lp: np.ndarray,
-                 ap: np.ndarray, ap_len: np.ndarray, pos: np.ndarray, coef: np.ndarray, v: np.ndarray):  # pragma: no cover
+def _reverb_tick(
+    x: float,
+    lines: np.ndarray,
+    lengths: np.ndarray,
+    lp: np.ndarray,
+    ap: np.ndarray,
+    ap_len: np.ndarray,
+    pos: np.ndarray,
+    coef: np.ndarray,
+    v: np.ndarray,
+):  # pragma: no cover
     """One mono sample in, (left, right) wet out.
 
     ``lines`` [8, P] and ``ap`` [4, Pa] are power-of-two rings sharing one

@@ -34,8 +34,8 @@ class ProcessSpec:
     def __post_init__(self) -> None:
         if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
             raise ValueError(
-                f"sample rate {self.sample_rate:g} Hz is outside the supported "
-                f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+                f"sample rate {self.sample_rate:g} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+            )
         if self.max_block_size < 1:
             raise ValueError(f"max_block_size must be >= 1, got {self.max_block_size}")
         if self.num_channels < 1:

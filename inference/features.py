@@ -84,11 +84,9 @@ class FeatureConfig:
         if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
             raise FeatureError(f"sample_rate, n_fft, hop_length and n_mels must be positive: {self}")
         if not 0.0 <= self.fmin_hz < self.fmax_hz <= self.sample_rate / 2.0:
-            raise FeatureError(
-                f"need 0 <= fmin_hz < fmax_hz <= sample_rate/2, got {self.fmin_hz}, {self.fmax_hz}")
+            raise FeatureError(f"need 0 <= fmin_hz < fmax_hz <= sample_rate/2, got {self.fmin_hz}, {self.fmax_hz}")
         if self.window_samples < self.n_fft:
-            raise FeatureError(
-                f"window_s = {self.window_s} s is shorter than one FFT ({self.n_fft} samples)")
+            raise FeatureError(f"window_s = {self.window_s} s is shorter than one FFT ({self.n_fft} samples)")
 
     @property
     def window_samples(self) -> int:
@@ -154,9 +152,16 @@ def mel_filterbank(config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
     """
     import librosa
 
-    fb = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels,
-                             fmin=config.fmin_hz, fmax=config.fmax_hz, htk=False, norm="slaney",
-                             dtype=np.float64)
+    fb = librosa.filters.mel(
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        n_mels=config.n_mels,
+        fmin=config.fmin_hz,
+        fmax=config.fmax_hz,
+        htk=False,
+        norm="slaney",
+        dtype=np.float64,
+    )
     fb = np.ascontiguousarray(fb, dtype=np.float64)
     fb.setflags(write=False)
     return fb
@@ -188,8 +193,9 @@ def _as_audio(audio: np.ndarray) -> np.ndarray:
     return a
 
 
-def window_from(audio: np.ndarray, end_frame: int, sample_rate: float,
-                config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+def window_from(
+    audio: np.ndarray, end_frame: int, sample_rate: float, config: FeatureConfig = FEATURE_CONFIG
+) -> np.ndarray:
     """The exact input samples one window ending at ``end_frame`` uses.
 
     Parameters
@@ -244,18 +250,19 @@ def _resample(ms: np.ndarray, sample_rate: float, config: FeatureConfig) -> np.n
         # (bit-identical to one soxr.resample call) because soxr keeps the GIL while it works: a
         # 3 s window in one call held it for ~1.7 ms, which the audio callback had to wait out.
         ms = np.ascontiguousarray(ms)
-        stream = soxr.ResampleStream(float(sample_rate), float(config.sample_rate), ms.shape[1],
-                                     dtype="float64", quality="HQ")
+        stream = soxr.ResampleStream(
+            float(sample_rate), float(config.sample_rate), ms.shape[1], dtype="float64", quality="HQ"
+        )
         parts = []
         for i in range(0, ms.shape[0], _RESAMPLE_CHUNK):
-            parts.append(stream.resample_chunk(ms[i:i + _RESAMPLE_CHUNK], last=i + _RESAMPLE_CHUNK >= ms.shape[0]))
+            parts.append(stream.resample_chunk(ms[i : i + _RESAMPLE_CHUNK], last=i + _RESAMPLE_CHUNK >= ms.shape[0]))
         ms = np.concatenate(parts) if parts else ms[:0]
     if ms.shape[0] == target:
         return ms
     if ms.shape[0] > target:  # keep the most recent samples
         return ms[-target:]
     out = np.zeros((target, ms.shape[1]), dtype=np.float64)
-    out[target - ms.shape[0]:] = ms
+    out[target - ms.shape[0] :] = ms
     return out
 
 
@@ -268,7 +275,8 @@ def _log_mel(ms: np.ndarray, config: FeatureConfig) -> np.ndarray:
     for c in range(2):
         x = np.ascontiguousarray(ms[:, c])
         frames = np.lib.stride_tricks.as_strided(
-            x, shape=(n_frames, n_fft), strides=(hop * x.strides[0], x.strides[0]), writeable=False)
+            x, shape=(n_frames, n_fft), strides=(hop * x.strides[0], x.strides[0]), writeable=False
+        )
         spec = np.fft.rfft(frames * w, axis=1)
         power = spec.real * spec.real + spec.imag * spec.imag  # |X|^2, [T, F]
         mel = fb @ power.T  # [M, T]
@@ -278,8 +286,7 @@ def _log_mel(ms: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return out
 
 
-def extract_features(audio: np.ndarray, sample_rate: float,
-                     config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+def extract_features(audio: np.ndarray, sample_rate: float, config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
     """Log-mel mid/side features of the last ``window_s`` seconds of ``audio``.
 
     Parameters
@@ -301,8 +308,9 @@ def extract_features(audio: np.ndarray, sample_rate: float,
     return _log_mel(ms, config)
 
 
-def extract_batch(audios: Sequence[np.ndarray], sample_rate: float,
-                  config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
+def extract_batch(
+    audios: Sequence[np.ndarray], sample_rate: float, config: FeatureConfig = FEATURE_CONFIG
+) -> np.ndarray:
     """:func:`extract_features` over a list: float32 [n, 2, n_mels, n_frames]."""
     out = np.empty((len(audios),) + config.shape, dtype=np.float32)
     for i, a in enumerate(audios):

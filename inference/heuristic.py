@@ -84,22 +84,155 @@ __all__ = ["HeuristicEstimator", "analyse", "eq_responses_db"]
 # --- constants derived by training/_heuristic_reference.py (see module docstring) -------------
 # BEGIN DERIVED
 # derived by training/_heuristic_reference.py: 300 songs x 2 windows, seed 1234
-REFERENCE_SPECTRUM_DB = np.array([ 12.14,  10.25,   6.78,   3.99,   2.70,   1.10,  -0.59,  -2.17,  -3.42,  -4.64,  -6.31,  -7.17,
-  -8.02,  -9.05,  -9.85, -10.04, -10.89, -11.36, -12.09, -13.19, -13.57, -13.70, -14.31, -14.76,
- -15.22, -15.09, -14.98, -15.76, -16.00, -17.13, -17.67, -18.17, -18.46, -18.76, -19.54, -19.88,
- -20.29, -20.78, -20.98, -21.93, -22.98, -22.95, -23.39, -23.69, -24.06, -24.78, -25.34, -25.82,
- -26.49, -26.75, -27.23, -27.98, -28.58, -28.79, -29.08, -29.51, -29.98, -30.26, -31.27, -32.03,
- -33.25, -34.59, -36.35, -41.85])
-REFERENCE_SPECTRUM_STD_DB = np.array([ 1.15,  1.51,  2.94,  3.67,  3.23,  3.26,  3.49,  3.97,  4.29,  4.50,  5.25,  5.18,  5.62,  6.03,
-  5.68,  5.65,  6.19,  5.70,  6.04,  5.78,  6.54,  6.00,  6.51,  6.69,  5.97,  5.27,  5.34,  5.59,
-  5.10,  5.44,  5.60,  5.42,  5.51,  4.95,  5.27,  5.48,  4.67,  5.01,  5.06,  5.39,  5.85,  5.40,
-  4.84,  4.47,  4.57,  4.63,  5.03,  5.21,  5.41,  4.91,  4.89,  5.30,  5.24,  5.06,  4.89,  5.34,
-  5.78,  5.60,  6.70,  6.58,  7.27,  8.35,  9.86, 11.66])
+REFERENCE_SPECTRUM_DB = np.array(
+    [
+        12.14,
+        10.25,
+        6.78,
+        3.99,
+        2.70,
+        1.10,
+        -0.59,
+        -2.17,
+        -3.42,
+        -4.64,
+        -6.31,
+        -7.17,
+        -8.02,
+        -9.05,
+        -9.85,
+        -10.04,
+        -10.89,
+        -11.36,
+        -12.09,
+        -13.19,
+        -13.57,
+        -13.70,
+        -14.31,
+        -14.76,
+        -15.22,
+        -15.09,
+        -14.98,
+        -15.76,
+        -16.00,
+        -17.13,
+        -17.67,
+        -18.17,
+        -18.46,
+        -18.76,
+        -19.54,
+        -19.88,
+        -20.29,
+        -20.78,
+        -20.98,
+        -21.93,
+        -22.98,
+        -22.95,
+        -23.39,
+        -23.69,
+        -24.06,
+        -24.78,
+        -25.34,
+        -25.82,
+        -26.49,
+        -26.75,
+        -27.23,
+        -27.98,
+        -28.58,
+        -28.79,
+        -29.08,
+        -29.51,
+        -29.98,
+        -30.26,
+        -31.27,
+        -32.03,
+        -33.25,
+        -34.59,
+        -36.35,
+        -41.85,
+    ]
+)
+REFERENCE_SPECTRUM_STD_DB = np.array(
+    [
+        1.15,
+        1.51,
+        2.94,
+        3.67,
+        3.23,
+        3.26,
+        3.49,
+        3.97,
+        4.29,
+        4.50,
+        5.25,
+        5.18,
+        5.62,
+        6.03,
+        5.68,
+        5.65,
+        6.19,
+        5.70,
+        6.04,
+        5.78,
+        6.54,
+        6.00,
+        6.51,
+        6.69,
+        5.97,
+        5.27,
+        5.34,
+        5.59,
+        5.10,
+        5.44,
+        5.60,
+        5.42,
+        5.51,
+        4.95,
+        5.27,
+        5.48,
+        4.67,
+        5.01,
+        5.06,
+        5.39,
+        5.85,
+        5.40,
+        4.84,
+        4.47,
+        4.57,
+        4.63,
+        5.03,
+        5.21,
+        5.41,
+        4.91,
+        4.89,
+        5.30,
+        5.24,
+        5.06,
+        4.89,
+        5.34,
+        5.78,
+        5.60,
+        6.70,
+        6.58,
+        7.27,
+        8.35,
+        9.86,
+        11.66,
+    ]
+)
 REFERENCE_LEVEL_DB = 34.33
 REFERENCE_SIDE_MID_DB = -8.18
 REFERENCE_DYNAMICS_DB = 7.62
 EQ_RIDGE = 0.3
-RULE_GAINS = {"input_gain_db": (1.18132, 0.921), "low_gain_db": (0.5, 1.33), "mid_gain_db": (0.5, 1.5), "high_gain_db": (0.5, 3.91), "presence_gain_db": (0.5, 1.67), "comp_ratio": (0.25, 1.91), "stereo_width": (0.5, 0.0585)}
+RULE_GAINS = {
+    "input_gain_db": (1.18132, 0.921),
+    "low_gain_db": (0.5, 1.33),
+    "mid_gain_db": (0.5, 1.5),
+    "high_gain_db": (0.5, 3.91),
+    "presence_gain_db": (0.5, 1.67),
+    "comp_ratio": (0.25, 1.91),
+    "stereo_width": (0.5, 0.0585),
+}
 # END DERIVED
 
 DEVIATION_CLIP_DB = 10.0
@@ -138,8 +271,12 @@ def eq_responses_db(config: FeatureConfig = FEATURE_CONFIG) -> np.ndarray:
     freqs = np.linspace(0.0, config.sample_rate / 2.0, fb.shape[1])
     z = np.exp(-1j * 2.0 * np.pi * freqs / _CHAIN_RATE)
     v = {p.name: p.default for p in PARAMS}
-    specs = ((LOW_SHELF, v["low_freq_hz"], np.sqrt(0.5)), (BELL, v["mid_freq_hz"], v["mid_q"]),
-             (HIGH_SHELF, v["high_freq_hz"], np.sqrt(0.5)), (BELL, v["presence_freq_hz"], v["presence_q"]))
+    specs = (
+        (LOW_SHELF, v["low_freq_hz"], np.sqrt(0.5)),
+        (BELL, v["mid_freq_hz"], v["mid_q"]),
+        (HIGH_SHELF, v["high_freq_hz"], np.sqrt(0.5)),
+        (BELL, v["presence_freq_hz"], v["presence_q"]),
+    )
     gain = 2.0
     out = np.empty((4, fb.shape[0]))
     for k, (kind, f0, q) in enumerate(specs):
@@ -198,8 +335,10 @@ class HeuristicEstimator:
 
     def __init__(self, config: FeatureConfig = FEATURE_CONFIG, *, reference: dict | None = None):
         if config.n_mels != REFERENCE_SPECTRUM_DB.shape[0] and reference is None:
-            raise ValueError(f"the heuristic's reference has {REFERENCE_SPECTRUM_DB.shape[0]} mel bands, "
-                             f"the feature config {config.n_mels}")
+            raise ValueError(
+                f"the heuristic's reference has {REFERENCE_SPECTRUM_DB.shape[0]} mel bands, "
+                f"the feature config {config.n_mels}"
+            )
         self.config = config
         ref = reference or {}
         self.ref_spectrum = np.asarray(ref.get("spectrum_mean", REFERENCE_SPECTRUM_DB), dtype=np.float64)
@@ -236,9 +375,11 @@ class HeuristicEstimator:
         med = np.median(dev, axis=1, keepdims=True)
         dev = med + np.clip(dev - med, -DEVIATION_CLIP_DB, DEVIATION_CLIP_DB)
         beta = dev @ self._solve.T  # [n, 5]
-        out = {"input_gain_db": self.ref_level - a["level_db"],
-               "comp_ratio": np.maximum(0.0, a["dynamics_db"] - self.ref_dynamics),
-               "stereo_width": self._width_raw(a)}
+        out = {
+            "input_gain_db": self.ref_level - a["level_db"],
+            "comp_ratio": np.maximum(0.0, a["dynamics_db"] - self.ref_dynamics),
+            "stereo_width": self._width_raw(a),
+        }
         for k, name in enumerate(_EQ_NAMES):
             out[name] = -beta[:, 1 + k]
         return out
@@ -259,7 +400,7 @@ class HeuristicEstimator:
             gain, dead = self.gains[name]
             y = gain * np.sign(x) * np.maximum(np.abs(x) - dead, 0.0)
             if name == "stereo_width":
-                vals[:, names.index(name)] = 10.0 ** y
+                vals[:, names.index(name)] = 10.0**y
             elif name == "comp_ratio":
                 vals[:, names.index(name)] = 1.0 + y
             else:

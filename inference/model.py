@@ -34,12 +34,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from mixpilot.dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX, denormalise
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
 from mixpilot.inference.features import FEATURE_CONFIG, FeatureConfig
 
 __all__ = [
@@ -66,8 +67,21 @@ DEFAULT_POINTER = "default.json"
 INPUT_NAME = "features"
 OUTPUT_NAME = "params"
 #: keys every card must carry
-CARD_KEYS = ("name", "version", "architecture", "opset", "feature_config", "param_names",
-             "normalisation", "input", "output", "training_data", "metrics", "size_bytes", "sha256")
+CARD_KEYS = (
+    "name",
+    "version",
+    "architecture",
+    "opset",
+    "feature_config",
+    "param_names",
+    "normalisation",
+    "input",
+    "output",
+    "training_data",
+    "metrics",
+    "size_bytes",
+    "sha256",
+)
 
 
 class ModelError(RuntimeError):
@@ -98,7 +112,7 @@ def session_options():
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    so.log_severity_level = 3          # errors only: loading must not chatter on stderr
+    so.log_severity_level = 3  # errors only: loading must not chatter on stderr
     return so
 
 
@@ -113,12 +127,11 @@ def default_model_name(models_dir: str | os.PathLike = MODELS_DIR) -> str:
         raise ModelError(f"unreadable default pointer {pointer}: {_one_line(exc)}") from None
     name = data.get("default") if isinstance(data, dict) else None
     if not isinstance(name, str) or not name or name == DEFAULT_MODEL or "/" in name or "\\" in name:
-        raise ModelError(f"default pointer {pointer} must hold {{\"default\": \"<model name>\"}}")
+        raise ModelError(f'default pointer {pointer} must hold {{"default": "<model name>"}}')
     return name
 
 
-def resolve_model_path(name_or_path: str | os.PathLike, *,
-                       models_dir: str | os.PathLike = MODELS_DIR) -> Path:
+def resolve_model_path(name_or_path: str | os.PathLike, *, models_dir: str | os.PathLike = MODELS_DIR) -> Path:
     """Where ``name_or_path`` lives: a name in ``models_dir`` or a path to an ``.onnx`` file.
 
     A bare name (no folder, no suffix) is looked up in ``models_dir``;
@@ -136,8 +149,10 @@ def resolve_model_path(name_or_path: str | os.PathLike, *,
         p = Path(models_dir) / f"{text}.onnx"
         if not p.is_file():
             known = sorted(q.stem for q in Path(models_dir).glob("*.onnx"))
-            raise ModelError(f"model {text!r} not found in {models_dir} "
-                             f"(known: {', '.join(known) or 'none'}; or give a path to an .onnx file)")
+            raise ModelError(
+                f"model {text!r} not found in {models_dir} "
+                f"(known: {', '.join(known) or 'none'}; or give a path to an .onnx file)"
+            )
         return p
     if p.suffix.lower() != ".onnx":
         raise ModelError(f"refusing to load {p}: only .onnx model files are loaded (never pickles)")
@@ -160,8 +175,10 @@ def _check_card(card: Any, card_path: Path, data: bytes) -> FeatureConfig:
         raise ModelError(f"model card {card_path} lacks {', '.join(missing)}")
     digest = sha256_bytes(data)
     if card["sha256"] != digest:
-        raise ModelError(f"model file does not match its card {card_path.name} (sha256 {digest[:12]}… "
-                         f"!= {str(card['sha256'])[:12]}…): corrupt, truncated or replaced")
+        raise ModelError(
+            f"model file does not match its card {card_path.name} (sha256 {digest[:12]}… "
+            f"!= {str(card['sha256'])[:12]}…): corrupt, truncated or replaced"
+        )
     names = card["param_names"]
     if not isinstance(names, list) or tuple(names) != AI_PARAM_NAMES:
         want = list(AI_PARAM_NAMES)
@@ -169,8 +186,9 @@ def _check_card(card: Any, card_path: Path, data: bytes) -> FeatureConfig:
         extra = [n for n in got if n not in want]
         lacking = [n for n in want if n not in got]
         if extra or lacking:
-            detail = "; ".join(filter(None, [f"unknown {extra}" if extra else "",
-                                             f"missing {lacking}" if lacking else ""]))
+            detail = "; ".join(
+                filter(None, [f"unknown {extra}" if extra else "", f"missing {lacking}" if lacking else ""])
+            )
         else:
             detail = "same names in another order"
         raise ModelError(f"model card {card_path.name}: param_names mismatch with this engine ({detail})")
@@ -189,11 +207,15 @@ def _check_card(card: Any, card_path: Path, data: bytes) -> FeatureConfig:
     want_in = ["batch", *FEATURE_CONFIG.shape]
     want_out = ["batch", len(AI_PARAM_NAMES)]
     if card["input"]["name"] != INPUT_NAME or list(card["input"]["shape"]) != want_in:
-        raise ModelError(f"model card {card_path.name}: input must be {INPUT_NAME} {want_in}, "
-                         f"card says {card['input']['name']} {card['input']['shape']}")
+        raise ModelError(
+            f"model card {card_path.name}: input must be {INPUT_NAME} {want_in}, "
+            f"card says {card['input']['name']} {card['input']['shape']}"
+        )
     if card["output"]["name"] != OUTPUT_NAME or list(card["output"]["shape"]) != want_out:
-        raise ModelError(f"model card {card_path.name}: output must be {OUTPUT_NAME} {want_out}, "
-                         f"card says {card['output']['name']} {card['output']['shape']}")
+        raise ModelError(
+            f"model card {card_path.name}: output must be {OUTPUT_NAME} {want_out}, "
+            f"card says {card['output']['name']} {card['output']['shape']}"
+        )
     return cfg
 
 
@@ -236,7 +258,7 @@ class OnnxModel:
         self._input = INPUT_NAME
         self._output = OUTPUT_NAME
         self._shape = feature_config.shape
-        self._single = np.zeros((1, *self._shape), dtype=np.float32)   # single-window input buffer
+        self._single = np.zeros((1, *self._shape), dtype=np.float32)  # single-window input buffer
         self._feed = {self._input: self._single}
         self._outputs = [self._output]
         rows = [PARAMS[PARAM_INDEX[n]] for n in AI_PARAM_NAMES]
@@ -247,8 +269,9 @@ class OnnxModel:
         return f"OnnxModel({self.name!r}, {str(self.path)!r})"
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, *,
-             models_dir: str | os.PathLike = MODELS_DIR) -> "OnnxModel":
+    def load(
+        cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, *, models_dir: str | os.PathLike = MODELS_DIR
+    ) -> OnnxModel:
         """Load and validate a model; raises :class:`ModelError` on any problem."""
         try:
             import onnxruntime as ort
@@ -268,8 +291,7 @@ class OnnxModel:
             raise ModelError(f"model card {card_path} does not parse: {_one_line(exc)}") from None
         cfg = _check_card(card, card_path, data)
         try:
-            session = ort.InferenceSession(data, sess_options=session_options(),
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(data, sess_options=session_options(), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception family
             raise ModelError(f"corrupt ONNX model {path.name}: {_one_line(exc)}") from None
         ins, outs = session.get_inputs(), session.get_outputs()

@@ -39,7 +39,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -106,10 +107,20 @@ class InferenceWorker:
         every published update (``--params-out``, UI).
     """
 
-    def __init__(self, estimator: Estimator, ring, sample_rate: int, publish: Callable[[dict, float], None], *,
-                 hop_s: float = HOP_S, crossfade_s: float = CROSSFADE_S, ai_amount: float = 1.0,
-                 base: dict | None = None, on_update: Callable[[float, dict], None] | None = None,
-                 config: FeatureConfig = FEATURE_CONFIG) -> None:
+    def __init__(
+        self,
+        estimator: Estimator,
+        ring,
+        sample_rate: int,
+        publish: Callable[[dict, float], None],
+        *,
+        hop_s: float = HOP_S,
+        crossfade_s: float = CROSSFADE_S,
+        ai_amount: float = 1.0,
+        base: dict | None = None,
+        on_update: Callable[[float, dict], None] | None = None,
+        config: FeatureConfig = FEATURE_CONFIG,
+    ) -> None:
         if not (math.isfinite(hop_s) and hop_s > 0):
             raise ValueError(f"--ai-hop-s must be > 0, got {hop_s}")
         if not (math.isfinite(crossfade_s) and crossfade_s >= 0):
@@ -206,6 +217,9 @@ class InferenceWorker:
 
     def stats(self) -> dict:
         t = np.asarray(self.times_ms)
-        return {"runs": self.runs, "errors": self.errors,
-                "p50_ms": round(float(np.percentile(t, 50)), 3) if t.size else None,
-                "p99_ms": round(float(np.percentile(t, 99)), 3) if t.size else None}
+        return {
+            "runs": self.runs,
+            "errors": self.errors,
+            "p50_ms": round(float(np.percentile(t, 50)), 3) if t.size else None,
+            "p99_ms": round(float(np.percentile(t, 99)), 3) if t.size else None,
+        }

@@ -39,8 +39,8 @@ def _spectrum(x: np.ndarray, sr: int) -> dict[str, float]:
     acc = np.zeros(nfft // 2 + 1)
     count = 0
     for s in range(0, mono.size - nfft + 1, hop):
-        spec = np.fft.rfft(mono[s:s + nfft] * w)
-        acc += spec.real ** 2 + spec.imag ** 2
+        spec = np.fft.rfft(mono[s : s + nfft] * w)
+        acc += spec.real**2 + spec.imag**2
         count += 1
     psd = acc / max(count, 1)
     f = np.fft.rfftfreq(nfft, 1.0 / sr)
@@ -57,8 +57,7 @@ def _spectrum(x: np.ndarray, sr: int) -> dict[str, float]:
     return {k: round(v - ref, 2) if math.isfinite(v) else v for k, v in out.items()}
 
 
-def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5,
-                 warn=lambda text: None) -> dict:
+def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5, warn=lambda text: None) -> dict:
     """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf)."""
     from mixpilot.inference.worker import InferenceWorker, load_estimator
 
@@ -78,13 +77,17 @@ def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5
         em, es = float(np.sum(mid.astype(np.float64) ** 2)), float(np.sum(side.astype(np.float64) ** 2))
         width = 10.0 * math.log10(es / em) if es > 0 and em > 0 else -math.inf
     report = {
-        "file": path, "sample_rate": sr, "channels": int(x.shape[1]), "duration_s": round(x.shape[0] / sr, 3),
+        "file": path,
+        "sample_rate": sr,
+        "channels": int(x.shape[1]),
+        "duration_s": round(x.shape[0] / sr, 3),
         "notes": list(info.notes),
         "loudness": {k: (round(v, 2) if isinstance(v, float) and math.isfinite(v) else v) for k, v in m.items()},
         "crest_factor_db": round(crest, 2) if crest is not None else None,
         "side_mid_db": round(width, 2) if width is not None and math.isfinite(width) else width,
         "spectrum_octaves_db": _spectrum(x, sr),
-        "model": "none", "suggestions": [],
+        "model": "none",
+        "suggestions": [],
     }
     est = load_estimator(model, warn)
     if est is None:
@@ -107,18 +110,29 @@ def format_report(rep: dict) -> str:
     def f(v, unit):
         return f"{v:.1f} {unit}" if isinstance(v, (int, float)) and math.isfinite(v) else f"-inf {unit}"
 
-    lines = [f"{rep['file']}: {rep['sample_rate']} Hz, {rep['channels']} ch, {rep['duration_s']:.1f} s",
-             f"  integrated {f(lo['integrated_lufs'], 'LUFS')}, max momentary {f(lo['max_momentary_lufs'], 'LUFS')}, "
-             f"max short-term {f(lo['max_short_term_lufs'], 'LUFS')}, LRA {f(lo['loudness_range_lu'], 'LU')}",
-             f"  true peak {f(lo['true_peak_dbtp'], 'dBTP')}, sample peak {f(lo['sample_peak_dbfs'], 'dBFS')}, "
-             f"crest factor {f(rep['crest_factor_db'] if rep['crest_factor_db'] is not None else -math.inf, 'dB')}"
-             + (f", side/mid {f(rep['side_mid_db'], 'dB')}" if rep["side_mid_db"] is not None else ", mono"),
-             "  spectral balance (octave bands, dB re mean): "
-             + "  ".join(f"{k} Hz {v:+.1f}" for k, v in rep["spectrum_octaves_db"].items())]
+    lines = [
+        f"{rep['file']}: {rep['sample_rate']} Hz, {rep['channels']} ch, {rep['duration_s']:.1f} s",
+        f"  integrated {f(lo['integrated_lufs'], 'LUFS')}, max momentary {f(lo['max_momentary_lufs'], 'LUFS')}, "
+        f"max short-term {f(lo['max_short_term_lufs'], 'LUFS')}, LRA {f(lo['loudness_range_lu'], 'LU')}",
+        f"  true peak {f(lo['true_peak_dbtp'], 'dBTP')}, sample peak {f(lo['sample_peak_dbfs'], 'dBFS')}, "
+        f"crest factor {f(rep['crest_factor_db'] if rep['crest_factor_db'] is not None else -math.inf, 'dB')}"
+        + (f", side/mid {f(rep['side_mid_db'], 'dB')}" if rep["side_mid_db"] is not None else ", mono"),
+        "  spectral balance (octave bands, dB re mean): "
+        + "  ".join(f"{k} Hz {v:+.1f}" for k, v in rep["spectrum_octaves_db"].items()),
+    ]
     if rep["suggestions"]:
-        short = {"input_gain_db": "in dB", "comp_ratio": "ratio", "low_gain_db": "low", "mid_gain_db": "mid",
-                 "high_gain_db": "high", "presence_gain_db": "pres", "reverb_send": "rev", "delay_send": "dly",
-                 "stereo_width": "width", "output_gain_db": "out dB"}
+        short = {
+            "input_gain_db": "in dB",
+            "comp_ratio": "ratio",
+            "low_gain_db": "low",
+            "mid_gain_db": "mid",
+            "high_gain_db": "high",
+            "presence_gain_db": "pres",
+            "reverb_send": "rev",
+            "delay_send": "dly",
+            "stereo_width": "width",
+            "output_gain_db": "out dB",
+        }
         lines.append(f"  AI suggestions ({rep['model']}), every window of 3 s:")
         lines.append("    " + f"{'t s':>6s} " + " ".join(f"{short[n]:>6s}" for n in AI_PARAM_NAMES))
         for s in rep["suggestions"]:

@@ -195,11 +195,15 @@ def probe_audio(path: str | os.PathLike[str]) -> sf._SoundFileInfo:
     if info.frames <= 0:
         raise AudioFileError(f"{p}: contains no audio (zero length)")
     if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
-        raise AudioFileError(f"{p}: sample rate {info.samplerate} Hz is outside the supported "
-                             f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz; resample it first")
+        raise AudioFileError(
+            f"{p}: sample rate {info.samplerate} Hz is outside the supported "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz; resample it first"
+        )
     if info.channels > MAX_CHANNELS:
-        raise AudioFileError(f"{p}: {info.channels} channels; mixpilot reads at most {MAX_CHANNELS} "
-                             f"(mono, stereo, or surround up to 7.1)")
+        raise AudioFileError(
+            f"{p}: {info.channels} channels; mixpilot reads at most {MAX_CHANNELS} "
+            f"(mono, stereo, or surround up to 7.1)"
+        )
     return info
 
 
@@ -248,9 +252,15 @@ def read_audio_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, Audi
         raise AudioFileError(f"{p}: cannot decode ({_sf_message(exc)})") from None
     if data.shape[0] == 0:
         raise AudioFileError(f"{p}: contains no audio (zero length)")
-    info = AudioInfo(path=p, format=sinfo.format, subtype=sinfo.subtype, sample_rate=int(sample_rate),
-                     frames=int(data.shape[0]), channels=int(data.shape[1]),
-                     processed_channels=min(int(data.shape[1]), 2))
+    info = AudioInfo(
+        path=p,
+        format=sinfo.format,
+        subtype=sinfo.subtype,
+        sample_rate=int(sample_rate),
+        frames=int(data.shape[0]),
+        channels=int(data.shape[1]),
+        processed_channels=min(int(data.shape[1]), 2),
+    )
     finite = np.isfinite(data)
     if not finite.all():
         info.nonfinite_samples = int(data.size - np.count_nonzero(finite))
@@ -260,7 +270,8 @@ def read_audio_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, Audi
         info.notes.append(
             f"input has {info.channels} channels, assumed {layout.description} in WAV order "
             f"({' '.join(layout.names)}); downmixed to stereo per ITU-R BS.775 "
-            f"(centre and surrounds at -3 dB{', LFE dropped' if 'LFE' in layout.names else ''})")
+            f"(centre and surrounds at -3 dB{', LFE dropped' if 'LFE' in layout.names else ''})"
+        )
     return np.ascontiguousarray(data, dtype=np.float32), int(sample_rate), info
 
 
@@ -304,8 +315,9 @@ def output_format(path: str | os.PathLike[str]) -> str:
     fmt = OUTPUT_FORMATS.get(ext)
     if fmt is None:
         shown = ext if ext else "no extension"
-        raise UnsupportedOutputError(f"{os.fspath(path)}: cannot write {shown}; output formats are "
-                                     f"{', '.join(OUTPUT_FORMATS)}")
+        raise UnsupportedOutputError(
+            f"{os.fspath(path)}: cannot write {shown}; output formats are {', '.join(OUTPUT_FORMATS)}"
+        )
     return fmt
 
 
@@ -314,10 +326,13 @@ def check_output_format(path: str | os.PathLike[str], subtype: str) -> str:
     fmt = output_format(path)
     if subtype not in _SUBTYPES[fmt]:
         if subtype in ("FLOAT", "DOUBLE"):
-            raise UnsupportedOutputError(f"{os.fspath(path)}: FLAC cannot hold floating-point samples; "
-                                         f"write a .wav for --float, or drop --float for 24-bit FLAC")
-        raise UnsupportedOutputError(f"{os.fspath(path)}: {fmt} cannot hold {subtype}; "
-                                     f"use one of {', '.join(_SUBTYPES[fmt])}")
+            raise UnsupportedOutputError(
+                f"{os.fspath(path)}: FLAC cannot hold floating-point samples; "
+                f"write a .wav for --float, or drop --float for 24-bit FLAC"
+            )
+        raise UnsupportedOutputError(
+            f"{os.fspath(path)}: {fmt} cannot hold {subtype}; use one of {', '.join(_SUBTYPES[fmt])}"
+        )
     return fmt
 
 
@@ -373,8 +388,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     _replace_atomically(os.path.abspath(os.fspath(path)), write)
 
 
-def write_audio_atomic(path: str | os.PathLike[str], data: np.ndarray, sample_rate: int,
-                       subtype: str = "PCM_24") -> None:
+def write_audio_atomic(
+    path: str | os.PathLike[str], data: np.ndarray, sample_rate: int, subtype: str = "PCM_24"
+) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, then ``os.replace``).
 
     Parameters

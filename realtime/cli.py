@@ -32,12 +32,12 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
-import json
-import math
-import sys
-from collections.abc import Sequence
-from typing import TextIO
+import argparse  # noqa: E402 - after the BLAS thread settings above
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import TextIO  # noqa: E402
 
 __all__ = ["ProgressBar", "build_parser", "load_params_file", "main"]
 
@@ -90,115 +90,233 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def ai_options(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--model", default="default", metavar="NAME|PATH|none",
-                       help="AI model: a name in models_onnx/, a path to an .onnx with its .json card, or "
-                            "'none' for static parameters (default: the shipped default model)")
-        q.add_argument("--ai-amount", type=_float, default=1.0, metavar="0..1",
-                       help="blend between neutral parameters and the AI's (default 1.0)")
-        q.add_argument("--ai-hop-s", type=_float, default=0.5, metavar="S",
-                       help="seconds between AI updates (default 0.5)")
-        q.add_argument("--crossfade-s", type=_float, default=2.0, metavar="S",
-                       help="glide time into each AI update (default 2)")
+        q.add_argument(
+            "--model",
+            default="default",
+            metavar="NAME|PATH|none",
+            help="AI model: a name in models_onnx/, a path to an .onnx with its .json card, or "
+            "'none' for static parameters (default: the shipped default model)",
+        )
+        q.add_argument(
+            "--ai-amount",
+            type=_float,
+            default=1.0,
+            metavar="0..1",
+            help="blend between neutral parameters and the AI's (default 1.0)",
+        )
+        q.add_argument(
+            "--ai-hop-s", type=_float, default=0.5, metavar="S", help="seconds between AI updates (default 0.5)"
+        )
+        q.add_argument(
+            "--crossfade-s", type=_float, default=2.0, metavar="S", help="glide time into each AI update (default 2)"
+        )
 
-    r = sub.add_parser("render", help="render a file through the mixing chain, faster than real time",
-                       description="Render IN through the whole mixing chain into OUT (.wav or .flac) at the "
-                                   "target integrated loudness, with a true-peak limiter at the ceiling. "
-                                   "The output has the input's sample rate and length and is aligned with it "
-                                   "(the limiter lookahead is compensated). Mono stays mono; 3-8 channel files "
-                                   "are downmixed to stereo (ITU-R BS.775). The input is never modified.")
+    r = sub.add_parser(
+        "render",
+        help="render a file through the mixing chain, faster than real time",
+        description="Render IN through the whole mixing chain into OUT (.wav or .flac) at the "
+        "target integrated loudness, with a true-peak limiter at the ceiling. "
+        "The output has the input's sample rate and length and is aligned with it "
+        "(the limiter lookahead is compensated). Mono stays mono; 3-8 channel files "
+        "are downmixed to stereo (ITU-R BS.775). The input is never modified.",
+    )
     r.add_argument("input", metavar="IN", help="audio file to read (WAV, FLAC, OGG, MP3, AIFF, ...)")
     r.add_argument("output", metavar="OUT", help="file to write: .wav or .flac")
-    r.add_argument("--target-lufs", type=_float, default=-14.0, metavar="LUFS",
-                   help="integrated loudness to deliver, -60..0 (default -14)")
-    r.add_argument("--ceiling-dbtp", type=_float, default=None, metavar="DBTP",
-                   help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g}, or "
-                        f"limiter_ceiling_dbtp from --params)")
-    r.add_argument("--params", metavar="FILE.json", default=None,
-                   help="static parameter values, a JSON object {name: number}; see 'mixpilot params'")
+    r.add_argument(
+        "--target-lufs",
+        type=_float,
+        default=-14.0,
+        metavar="LUFS",
+        help="integrated loudness to deliver, -60..0 (default -14)",
+    )
+    r.add_argument(
+        "--ceiling-dbtp",
+        type=_float,
+        default=None,
+        metavar="DBTP",
+        help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g}, or "
+        f"limiter_ceiling_dbtp from --params)",
+    )
+    r.add_argument(
+        "--params",
+        metavar="FILE.json",
+        default=None,
+        help="static parameter values, a JSON object {name: number}; see 'mixpilot params'",
+    )
     ai_options(r)
-    r.add_argument("--params-out", metavar="PATH", default=None,
-                   help="write the parameters used as JSON lines {t, param, value, source}")
-    r.add_argument("--float", dest="float_output", action="store_true",
-                   help="write 32-bit float WAV instead of 24-bit PCM")
+    r.add_argument(
+        "--params-out",
+        metavar="PATH",
+        default=None,
+        help="write the parameters used as JSON lines {t, param, value, source}",
+    )
+    r.add_argument(
+        "--float", dest="float_output", action="store_true", help="write 32-bit float WAV instead of 24-bit PCM"
+    )
     r.add_argument("--overwrite", action="store_true", help="replace OUT (and --params-out) if it exists")
-    r.add_argument("--block-size", type=_int, default=1024, metavar="FRAMES",
-                   help="frames per processing block, 1..65536 (default 1024; the result does not depend on it)")
-    r.add_argument("--midi-file", metavar="FILE.mid", default=None,
-                   help="CC automation from a MIDI file, applied in time with the audio")
+    r.add_argument(
+        "--block-size",
+        type=_int,
+        default=1024,
+        metavar="FRAMES",
+        help="frames per processing block, 1..65536 (default 1024; the result does not depend on it)",
+    )
+    r.add_argument(
+        "--midi-file",
+        metavar="FILE.mid",
+        default=None,
+        help="CC automation from a MIDI file, applied in time with the audio",
+    )
     r.add_argument("--midi-map", metavar="FILE.toml", default=None, help="controller map (default: built-in)")
-    r.add_argument("--loudness-mode", choices=("search", "follow"), default="search",
-                   help="search: render passes until the file meets the target (default); follow: one pass "
-                        "with the real-time loudness follower, the samples 'mixpilot play' plays")
+    r.add_argument(
+        "--loudness-mode",
+        choices=("search", "follow"),
+        default="search",
+        help="search: render passes until the file meets the target (default); follow: one pass "
+        "with the real-time loudness follower, the samples 'mixpilot play' plays",
+    )
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
 
     def realtime_options(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--output", metavar="DEV", default=None,
-                       help="output device: index or name substring (see 'mixpilot devices'; default: the system's)")
-        q.add_argument("--samplerate", type=_int, default=None, metavar="HZ",
-                       help="stream sample rate (default: the file's, else the device's)")
-        q.add_argument("--blocksize", type=_int, default=128, metavar="FRAMES",
-                       help="frames per audio callback (default 128)")
+        q.add_argument(
+            "--output",
+            metavar="DEV",
+            default=None,
+            help="output device: index or name substring (see 'mixpilot devices'; default: the system's)",
+        )
+        q.add_argument(
+            "--samplerate",
+            type=_int,
+            default=None,
+            metavar="HZ",
+            help="stream sample rate (default: the file's, else the device's)",
+        )
+        q.add_argument(
+            "--blocksize", type=_int, default=128, metavar="FRAMES", help="frames per audio callback (default 128)"
+        )
         q.add_argument("--seconds", type=_float, default=None, metavar="S", help="stop after S seconds")
-        q.add_argument("--record", metavar="OUT.wav", default=None,
-                       help="record the processed output (32-bit float WAV), kept however the run ends")
-        q.add_argument("--stats-json", metavar="PATH", default=None,
-                       help="write callback timing, xruns and status flags as JSON when the run ends")
-        q.add_argument("--params-out", metavar="PATH", default=None,
-                       help="write parameter changes as JSON lines {t, param, value, source}")
-        q.add_argument("--params", metavar="FILE.json", default=None,
-                       help="static parameter values, a JSON object {name: number}")
-        q.add_argument("--target-lufs", type=_float, default=-14.0, metavar="LUFS",
-                       help="loudness the follower delivers, -60..0 (default -14); a loudness_gain_db in "
-                            "--params fixes the gain instead")
-        q.add_argument("--ceiling-dbtp", type=_float, default=None, metavar="DBTP",
-                       help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g})")
+        q.add_argument(
+            "--record",
+            metavar="OUT.wav",
+            default=None,
+            help="record the processed output (32-bit float WAV), kept however the run ends",
+        )
+        q.add_argument(
+            "--stats-json",
+            metavar="PATH",
+            default=None,
+            help="write callback timing, xruns and status flags as JSON when the run ends",
+        )
+        q.add_argument(
+            "--params-out",
+            metavar="PATH",
+            default=None,
+            help="write parameter changes as JSON lines {t, param, value, source}",
+        )
+        q.add_argument(
+            "--params", metavar="FILE.json", default=None, help="static parameter values, a JSON object {name: number}"
+        )
+        q.add_argument(
+            "--target-lufs",
+            type=_float,
+            default=-14.0,
+            metavar="LUFS",
+            help="loudness the follower delivers, -60..0 (default -14); a loudness_gain_db in "
+            "--params fixes the gain instead",
+        )
+        q.add_argument(
+            "--ceiling-dbtp",
+            type=_float,
+            default=None,
+            metavar="DBTP",
+            help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g})",
+        )
         ai_options(q)
-        q.add_argument("--midi-in", metavar="PORT", default=None,
-                       help="MIDI input: index, name substring, or 'jack'/'virtual' for a virtual port named "
-                            "'mixpilot'")
+        q.add_argument(
+            "--midi-in",
+            metavar="PORT",
+            default=None,
+            help="MIDI input: index, name substring, or 'jack'/'virtual' for a virtual port named 'mixpilot'",
+        )
         q.add_argument("--midi-map", metavar="FILE.toml", default=None, help="controller map (default: built-in)")
-        q.add_argument("--midi-file", metavar="FILE.mid", default=None,
-                       help="play CC automation from a MIDI file in time with the audio")
-        q.add_argument("--ai-resume-s", type=_float, default=None, metavar="S",
-                       help="hand a MIDI-held parameter back to the AI after S seconds untouched")
+        q.add_argument(
+            "--midi-file",
+            metavar="FILE.mid",
+            default=None,
+            help="play CC automation from a MIDI file in time with the audio",
+        )
+        q.add_argument(
+            "--ai-resume-s",
+            type=_float,
+            default=None,
+            metavar="S",
+            help="hand a MIDI-held parameter back to the AI after S seconds untouched",
+        )
         q.add_argument("--no-ui", action="store_true", help="no terminal meters")
-        q.add_argument("--overwrite", action="store_true",
-                       help="replace existing --record / --stats-json / --params-out files")
+        q.add_argument(
+            "--overwrite", action="store_true", help="replace existing --record / --stats-json / --params-out files"
+        )
 
-    pl = sub.add_parser("play", help="play a file through the mixing chain in real time",
-                        description="Play FILE through the mixing chain on an audio device in real time, with "
-                                    "terminal meters. Without an audio device it runs on a JACK dummy server "
-                                    "it starts itself. Ctrl-C stops.")
+    pl = sub.add_parser(
+        "play",
+        help="play a file through the mixing chain in real time",
+        description="Play FILE through the mixing chain on an audio device in real time, with "
+        "terminal meters. Without an audio device it runs on a JACK dummy server "
+        "it starts itself. Ctrl-C stops.",
+    )
     pl.add_argument("file", metavar="FILE", help="audio file to play")
     realtime_options(pl)
-    lv = sub.add_parser("live", help="process an audio interface's input in real time",
-                        description="Process an input device through the mixing chain to an output device.")
-    lv.add_argument("--input", metavar="DEV", default=None,
-                    help="input device: index or name substring (default: the system's)")
+    lv = sub.add_parser(
+        "live",
+        help="process an audio interface's input in real time",
+        description="Process an input device through the mixing chain to an output device.",
+    )
+    lv.add_argument(
+        "--input", metavar="DEV", default=None, help="input device: index or name substring (default: the system's)"
+    )
     realtime_options(lv)
-    an = sub.add_parser("analyze", help="loudness, true peak, LRA, spectrum and AI suggestions over time",
-                        description="Analyse FILE: BS.1770-4 loudness and true peak, loudness range, crest factor, "
-                                    "octave-band spectral balance, stereo width, and what the AI would set over "
-                                    "time.")
+    an = sub.add_parser(
+        "analyze",
+        help="loudness, true peak, LRA, spectrum and AI suggestions over time",
+        description="Analyse FILE: BS.1770-4 loudness and true peak, loudness range, crest factor, "
+        "octave-band spectral balance, stereo width, and what the AI would set over "
+        "time.",
+    )
     an.add_argument("file", metavar="FILE")
     an.add_argument("--json", action="store_true", help="print it as JSON")
     an.add_argument("--model", default="default", metavar="NAME|PATH|none", help="AI model (default: shipped)")
     an.add_argument("--hop-s", type=_float, default=1.5, metavar="S", help="seconds between AI windows (default 1.5)")
-    ml = sub.add_parser("midi-learn", help="move a control, pick a parameter: saved to a MIDI map",
-                        description="Learn a controller map: move a knob/button, choose a parameter or action "
-                                    "(bypass, ab, ai, release), repeat; an empty line ends. The map is saved "
-                                    "after every assignment and an existing map is extended.")
+    ml = sub.add_parser(
+        "midi-learn",
+        help="move a control, pick a parameter: saved to a MIDI map",
+        description="Learn a controller map: move a knob/button, choose a parameter or action "
+        "(bypass, ab, ai, release), repeat; an empty line ends. The map is saved "
+        "after every assignment and an existing map is extended.",
+    )
     ml.add_argument("--map", required=True, metavar="FILE.toml", help="the map to create or extend")
-    ml.add_argument("--midi-in", metavar="PORT", default=None,
-                    help="MIDI input (index, name substring, 'virtual'); default: the first port")
-    sub.add_parser("bench", help="latency per block, real-time factor, inference latency, soak "
-                                 "(mixpilot bench --help)", add_help=False)
-    dv = sub.add_parser("devices", help="audio devices and MIDI ports",
-                        description="List audio devices (index, name, host API, channels, rate) and MIDI ports.")
+    ml.add_argument(
+        "--midi-in",
+        metavar="PORT",
+        default=None,
+        help="MIDI input (index, name substring, 'virtual'); default: the first port",
+    )
+    sub.add_parser(
+        "bench",
+        help="latency per block, real-time factor, inference latency, soak (mixpilot bench --help)",
+        add_help=False,
+    )
+    dv = sub.add_parser(
+        "devices",
+        help="audio devices and MIDI ports",
+        description="List audio devices (index, name, host API, channels, rate) and MIDI ports.",
+    )
     dv.add_argument("--json", action="store_true", help="print them as JSON")
 
-    p = sub.add_parser("params", help="the parameter table: name, unit, range, AI range, default",
-                       description="Print the parameter table (the names --params and --params-out use).")
+    p = sub.add_parser(
+        "params",
+        help="the parameter table: name, unit, range, AI range, default",
+        description="Print the parameter table (the names --params and --params-out use).",
+    )
     p.add_argument("--json", action="store_true", help="print it as JSON")
     return parser
 
@@ -226,8 +344,7 @@ def load_params_file(path: str) -> dict:
 
     data = json.loads(text, object_pairs_hook=no_duplicates)
     if not isinstance(data, dict):
-        raise ValueError(f"--params {path}: must be a JSON object {{\"name\": number, ...}}, "
-                         f"got a {type(data).__name__}")
+        raise ValueError(f'--params {path}: must be a JSON object {{"name": number, ...}}, got a {type(data).__name__}')
     return data
 
 
@@ -236,8 +353,17 @@ def _params_table(out: TextIO) -> None:
 
     rows = [("name", "unit", "range", "AI range", "default", "glide", "AI")]
     for p in PARAMS:
-        rows.append((p.name, p.unit or "-", f"{p.minimum:g}..{p.maximum:g}", f"{p.ai_minimum:g}..{p.ai_maximum:g}",
-                     f"{p.default:g}", p.glide, "yes" if p.ai else ""))
+        rows.append(
+            (
+                p.name,
+                p.unit or "-",
+                f"{p.minimum:g}..{p.maximum:g}",
+                f"{p.ai_minimum:g}..{p.ai_maximum:g}",
+                f"{p.default:g}",
+                p.glide,
+                "yes" if p.ai else "",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out.writelines("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
 
@@ -264,8 +390,9 @@ class ProgressBar:
             return
         self._last = key
         filled = int(frac * self.WIDTH + 1e-9)
-        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {pct:3d}%  {done_s:.1f} s / {total_s:.1f} s"
-                f"  pass {pass_no}")
+        line = (
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {pct:3d}%  {done_s:.1f} s / {total_s:.1f} s  pass {pass_no}"
+        )
         if self.tty:
             self.stream.write("\r" + line)
             self._drawn = True
@@ -291,16 +418,24 @@ def _summary(rep, out: TextIO) -> None:
     src = f" from {rep.input_channels} ch" if rep.input_channels != rep.output_channels else ""
     out.write(f"rendered {rep.input_path} -> {rep.output_path}\n")
     out.write(f"  {rep.sample_rate} Hz, {ch}{src}, {rep.duration_s:.1f} s, {rep.subtype}\n")
-    out.write(f"  integrated loudness {_fmt(rep.input_integrated_lufs, 'LUFS')} -> "
-              f"{_fmt(rep.output_integrated_lufs, 'LUFS')}  (target {rep.target_lufs:g}, "
-              f"delivery gain {rep.loudness_gain_db:+.2f} dB)\n")
-    out.write(f"  true peak           {_fmt(rep.input_true_peak_dbtp, 'dBTP')} -> "
-              f"{_fmt(rep.output_true_peak_dbtp, 'dBTP')}  (ceiling {rep.ceiling_dbtp:g})\n")
+    out.write(
+        f"  integrated loudness {_fmt(rep.input_integrated_lufs, 'LUFS')} -> "
+        f"{_fmt(rep.output_integrated_lufs, 'LUFS')}  (target {rep.target_lufs:g}, "
+        f"delivery gain {rep.loudness_gain_db:+.2f} dB)\n"
+    )
+    out.write(
+        f"  true peak           {_fmt(rep.input_true_peak_dbtp, 'dBTP')} -> "
+        f"{_fmt(rep.output_true_peak_dbtp, 'dBTP')}  (ceiling {rep.ceiling_dbtp:g})\n"
+    )
     out.write(f"  loudness range      {_fmt(rep.input_lra_lu, 'LU')} -> {_fmt(rep.output_lra_lu, 'LU')}\n")
-    out.write(f"  max gain reduction  compressor {rep.max_comp_gain_reduction_db:.1f} dB, "
-              f"limiter {rep.max_limiter_gain_reduction_db:.1f} dB\n")
-    out.write(f"  {rep.passes} pass{'es' if rep.passes != 1 else ''}, {rep.seconds:.2f} s, "
-              f"{rep.realtime_factor:.0f}x real time, latency {rep.latency_samples} samples compensated\n")
+    out.write(
+        f"  max gain reduction  compressor {rep.max_comp_gain_reduction_db:.1f} dB, "
+        f"limiter {rep.max_limiter_gain_reduction_db:.1f} dB\n"
+    )
+    out.write(
+        f"  {rep.passes} pass{'es' if rep.passes != 1 else ''}, {rep.seconds:.2f} s, "
+        f"{rep.realtime_factor:.0f}x real time, latency {rep.latency_samples} samples compensated\n"
+    )
     out.write(f"  output: {rep.output_path}\n")
 
 
@@ -315,12 +450,25 @@ def _render(args: argparse.Namespace) -> int:
             raise RenderUsageError(f"--params {args.params}: {exc.strerror or exc}") from None
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
-        rep = render_file(args.input, args.output, target_lufs=args.target_lufs, ceiling_dbtp=args.ceiling_dbtp,
-                          params=params, model=args.model, ai_amount=args.ai_amount,
-                          float_output=args.float_output, overwrite=args.overwrite, block_size=args.block_size,
-                          progress=bar, params_out=args.params_out, loudness_mode=args.loudness_mode,
-                          ai_hop_s=args.ai_hop_s, crossfade_s=args.crossfade_s, midi_file=args.midi_file,
-                          midi_map=args.midi_map)
+        rep = render_file(
+            args.input,
+            args.output,
+            target_lufs=args.target_lufs,
+            ceiling_dbtp=args.ceiling_dbtp,
+            params=params,
+            model=args.model,
+            ai_amount=args.ai_amount,
+            float_output=args.float_output,
+            overwrite=args.overwrite,
+            block_size=args.block_size,
+            progress=bar,
+            params_out=args.params_out,
+            loudness_mode=args.loudness_mode,
+            ai_hop_s=args.ai_hop_s,
+            crossfade_s=args.crossfade_s,
+            midi_file=args.midi_file,
+            midi_map=args.midi_map,
+        )
     finally:
         if bar is not None:
             bar.finish()
@@ -347,8 +495,9 @@ def _note(text: str) -> None:
 
 
 def _realtime(args: argparse.Namespace) -> int:
-    from .stream import RunOptions, StreamUsageError, run
     from mixpilot.dsp.params import validate_value
+
+    from .stream import RunOptions, StreamUsageError, run
 
     if not 0.0 <= args.ai_amount <= 1.0:
         raise StreamUsageError(f"--ai-amount {args.ai_amount:g} is outside 0..1")
@@ -363,22 +512,42 @@ def _realtime(args: argparse.Namespace) -> int:
     ceiling = args.ceiling_dbtp
     if ceiling is not None:
         validate_value("limiter_ceiling_dbtp", ceiling)
-    opts = RunOptions(mode=args.command, file=getattr(args, "file", None), input_device=getattr(args, "input", None),
-                      output_device=args.output, samplerate=args.samplerate, blocksize=args.blocksize,
-                      seconds=args.seconds, record=args.record, stats_json=args.stats_json,
-                      params_out=args.params_out, params=params, target_lufs=args.target_lufs,
-                      ceiling_dbtp=ceiling, ui=not args.no_ui, overwrite=args.overwrite, model=args.model,
-                      ai_amount=args.ai_amount, ai_hop_s=args.ai_hop_s, crossfade_s=args.crossfade_s,
-                      midi_in=args.midi_in, midi_map=args.midi_map, midi_file=args.midi_file,
-                      ai_resume_s=args.ai_resume_s)
+    opts = RunOptions(
+        mode=args.command,
+        file=getattr(args, "file", None),
+        input_device=getattr(args, "input", None),
+        output_device=args.output,
+        samplerate=args.samplerate,
+        blocksize=args.blocksize,
+        seconds=args.seconds,
+        record=args.record,
+        stats_json=args.stats_json,
+        params_out=args.params_out,
+        params=params,
+        target_lufs=args.target_lufs,
+        ceiling_dbtp=ceiling,
+        ui=not args.no_ui,
+        overwrite=args.overwrite,
+        model=args.model,
+        ai_amount=args.ai_amount,
+        ai_hop_s=args.ai_hop_s,
+        crossfade_s=args.crossfade_s,
+        midi_in=args.midi_in,
+        midi_map=args.midi_map,
+        midi_file=args.midi_file,
+        ai_resume_s=args.ai_resume_s,
+    )
     res = run(opts, note=_note)
     st = res.stats or {}
     cb = st.get("callback_us", {})
     if st:
-        print(f"{PROG}: {args.command} ended ({res.reason}) after {st.get('seconds', 0):.1f} s: "
-              f"{st.get('blocks', 0)} blocks, {st.get('xruns', 0)} xruns, callback p50 {cb.get('p50')} us, "
-              f"p99 {cb.get('p99')} us, max {cb.get('max')} us (budget {st.get('budget_us')} us)",
-              file=sys.stderr, flush=True)
+        print(
+            f"{PROG}: {args.command} ended ({res.reason}) after {st.get('seconds', 0):.1f} s: "
+            f"{st.get('blocks', 0)} blocks, {st.get('xruns', 0)} xruns, callback p50 {cb.get('p50')} us, "
+            f"p99 {cb.get('p99')} us, max {cb.get('max')} us (budget {st.get('budget_us')} us)",
+            file=sys.stderr,
+            flush=True,
+        )
     if res.error:
         print(f"{PROG}: error: {_one_line(res.error)}", file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -398,8 +567,10 @@ def _devices(args: argparse.Namespace) -> int:
     if not devs:
         print("no audio devices (mixpilot play/live start a JACK dummy server when jackd is installed)")
     for d in devs:
-        print(f"{d['index']:3d}  {d['name']}  [{d['hostapi']}]  in {d['max_input_channels']}, "
-              f"out {d['max_output_channels']}, {d['default_samplerate']:g} Hz")
+        print(
+            f"{d['index']:3d}  {d['name']}  [{d['hostapi']}]  in {d['max_input_channels']}, "
+            f"out {d['max_output_channels']}, {d['default_samplerate']:g} Hz"
+        )
     print("MIDI inputs:" + ("" if ports else " none") + "  (--midi-in virtual creates a port named 'mixpilot')")
     for p in ports:
         print(f"{p['index']:3d}  {p['name']}  [{p['api']}]")
@@ -422,6 +593,7 @@ def _analyze(args: argparse.Namespace) -> int:
         raise _UsageError(f"--hop-s {args.hop_s:g} is outside 0.05..600 s")
     rep = analyze_file(args.file, model=args.model, hop_s=args.hop_s, warn=lambda t: _note("warning: " + t))
     if args.json:
+
         def clean(v):
             if isinstance(v, float) and not math.isfinite(v):
                 return None  # JSON has no infinities: silence / mono read as null
@@ -462,8 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mixpilot.dsp.params import ParameterError
 
     from .audio_io import AudioFileError
-    from .render import RenderError
     from .midi_map import MidiError, MidiMapError
+    from .render import RenderError
     from .stream import StreamError
 
     args: argparse.Namespace | None = None
@@ -475,8 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench_main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise _UsageError(f"a command is required: play, live, render, analyze, devices, params or "
-                             f"midi-learn (see {PROG} --help)")
+            raise _UsageError(
+                f"a command is required: play, live, render, analyze, devices, params or midi-learn (see {PROG} --help)"
+            )
         if args.command == "params":
             from mixpilot.dsp.params import table_as_json
 

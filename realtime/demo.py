@@ -126,8 +126,9 @@ def _band(lo_hz: float, hi_hz: float):
     return gain
 
 
-def _note_envelope(t_in: np.ndarray, length_s: float, *, attack_s: float, decay_s: float,
-                   release_s: float) -> np.ndarray:
+def _note_envelope(
+    t_in: np.ndarray, length_s: float, *, attack_s: float, decay_s: float, release_s: float
+) -> np.ndarray:
     """Attack ramp, exponential decay, and a short release before the note ends."""
     attack = np.minimum(t_in / attack_s, 1.0)
     release = np.clip((length_s - t_in) / release_s, 0.0, 1.0)
@@ -175,8 +176,9 @@ def _place(n: int, template: np.ndarray, onsets: np.ndarray, gains: np.ndarray) 
     return track
 
 
-def _drum_hits(pattern: np.ndarray, n_bars: int, first_bar: int, step_samples: float,
-               rng: np.random.Generator, jitter: float) -> tuple[np.ndarray, np.ndarray]:
+def _drum_hits(
+    pattern: np.ndarray, n_bars: int, first_bar: int, step_samples: float, rng: np.random.Generator, jitter: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Onsets (samples) and velocities of one drum over the song, humanised a little."""
     bars = np.arange(first_bar, n_bars)
     steps = np.nonzero(pattern)[0]
@@ -303,8 +305,9 @@ def synth_demo(seconds: float = 20.0, sample_rate: int = 44100, seed: int = 0) -
     return np.ascontiguousarray(mix, dtype=np.float32)
 
 
-def write_demo(path: str | os.PathLike[str], *, seconds: float = 20.0, sample_rate: int = 44100,
-               seed: int = 0) -> np.ndarray:
+def write_demo(
+    path: str | os.PathLike[str], *, seconds: float = 20.0, sample_rate: int = 44100, seed: int = 0
+) -> np.ndarray:
     """Synthesise the demo and write it to ``path`` as 24-bit PCM, atomically.
 
     ``path`` ends in ``.wav`` (or ``.flac``); missing folders are created.  The
@@ -336,8 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     peak_db = 20.0 * np.log10(max(float(np.max(np.abs(audio))), 1e-12))
     rms_db = 20.0 * np.log10(max(float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))), 1e-12))
-    print(f"wrote {args.out}: {audio.shape[0] / args.sample_rate:.1f} s, {args.sample_rate} Hz, stereo, "
-          f"peak {peak_db:.1f} dBFS, RMS {rms_db:.1f} dBFS")
+    print(
+        f"wrote {args.out}: {audio.shape[0] / args.sample_rate:.1f} s, {args.sample_rate} Hz, stereo, "
+        f"peak {peak_db:.1f} dBFS, RMS {rms_db:.1f} dBFS"
+    )
     return 0
 
 

@@ -48,17 +48,32 @@ from numba import njit
 
 from mixpilot.dsp.chain import P_LOUD, P_OUT, STAGE_GLIDE_S, STAGES, MixChain, _chain_kernel
 from mixpilot.dsp.meter import READOUT_NAMES, LoudnessMeter, _meter_kernel, _read_kernel
-from mixpilot.dsp.params import (AI_PARAM_NAMES, N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, validate_value,
-                        vector_from_mapping)
+from mixpilot.dsp.params import (
+    AI_PARAM_NAMES,
+    N_PARAMS,
+    PARAM_INDEX,
+    PARAMS,
+    ParameterError,
+    validate_value,
+    vector_from_mapping,
+)
 from mixpilot.dsp.spec import ProcessSpec
 
 __all__ = ["AnalysisRing", "Engine", "TargetUpdate", "SNAPSHOT_NAMES", "ANALYSIS_SECONDS"]
 
 ANALYSIS_SECONDS = 8.0  # ring length: the AI window (3 s) with room for a late reader
-SNAPSHOT_NAMES = READOUT_NAMES + ("comp_gr_db", "limiter_gr_db", "max_comp_gr_db", "max_limiter_gr_db",
-                                  "loudness_gain_db", "stream_s", "nonfinite_samples")
+SNAPSHOT_NAMES = READOUT_NAMES + (
+    "comp_gr_db",
+    "limiter_gr_db",
+    "max_comp_gr_db",
+    "max_limiter_gr_db",
+    "loudness_gain_db",
+    "stream_s",
+    "nonfinite_samples",
+)
 _SNAP_COMP, _SNAP_LIM, _SNAP_MAX_COMP, _SNAP_MAX_LIM, _SNAP_LOUD, _SNAP_T, _SNAP_NONFINITE = range(
-    len(READOUT_NAMES), len(SNAPSHOT_NAMES))
+    len(READOUT_NAMES), len(SNAPSHOT_NAMES)
+)
 _ST_LIM_GAIN_MIN = 1  # dsp.chain stats slot
 _ST_COMP_GR = 0
 _ST_NONFINITE = 2
@@ -164,9 +179,9 @@ class AnalysisRing:
         a = start % cap
         m = stop - start
         first = min(m, cap - a)
-        out[k0:k0 + first] = self.buf[a:a + first]
+        out[k0 : k0 + first] = self.buf[a : a + first]
         if first < m:
-            out[k0 + first:k0 + m] = self.buf[:m - first]
+            out[k0 + first : k0 + m] = self.buf[: m - first]
 
 
 @njit(cache=True)
@@ -181,9 +196,26 @@ def _apply_update(targets, glide, base, vec, vec_glide, mask, skip, manual) -> N
 
 
 @njit(cache=True)
-def _apply_controls(targets, glide, base, manual_value, manual_seq, release_seq, action_seq, seen, manual,
-                    current, values, msg_time, lat, lat_n, now_ns, manual_glide, release_glide,
-                    skip) -> int:  # pragma: no cover
+def _apply_controls(
+    targets,
+    glide,
+    base,
+    manual_value,
+    manual_seq,
+    release_seq,
+    action_seq,
+    seen,
+    manual,
+    current,
+    values,
+    msg_time,
+    lat,
+    lat_n,
+    now_ns,
+    manual_glide,
+    release_glide,
+    skip,
+) -> int:  # pragma: no cover
     """MIDI -> chain at a block start (no allocation).  Returns a bit per toggled button action.
 
     Releases first (all, then per parameter; the AI value ``base`` takes over, gliding from
@@ -233,8 +265,26 @@ def _apply_controls(targets, glide, base, manual_value, manual_seq, release_seq,
 
 
 @njit(cache=True)
-def _engine_kernel(x, out, start, stop, chain_args, tap, follow_args, meter_args, read_args, snap, stats,
-                   ring_buf, ring_written, pos, read_every, in_args, in_read_args, in_snap):  # pragma: no cover
+def _engine_kernel(
+    x,
+    out,
+    start,
+    stop,
+    chain_args,
+    tap,
+    follow_args,
+    meter_args,
+    read_args,
+    snap,
+    stats,
+    ring_buf,
+    ring_written,
+    pos,
+    read_every,
+    in_args,
+    in_read_args,
+    in_snap,
+):  # pragma: no cover
     """Frames ``[start, stop)`` of one block: ring, chain (with tap), follower meter, output meter.
 
     Holds the GIL for the whole call on purpose (see the module docstring).
@@ -297,17 +347,30 @@ class Engine:
         stays on).
     """
 
-    def __init__(self, sample_rate: int, channels: int, *, max_block_size: int = 1024,
-                 params: dict | None = None, target_lufs: float = -14.0, ceiling_dbtp: float | None = -1.0,
-                 loudness_mode: str = "follow", follow_hop_s: float = 0.5, follow_glide_s: float = 3.0,
-                 glide_ms: float = 50.0, analysis_seconds: float = ANALYSIS_SECONDS, meters: bool = True) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        *,
+        max_block_size: int = 1024,
+        params: dict | None = None,
+        target_lufs: float = -14.0,
+        ceiling_dbtp: float | None = -1.0,
+        loudness_mode: str = "follow",
+        follow_hop_s: float = 0.5,
+        follow_glide_s: float = 3.0,
+        glide_ms: float = 50.0,
+        analysis_seconds: float = ANALYSIS_SECONDS,
+        meters: bool = True,
+    ) -> None:
         if loudness_mode not in ("follow", "static"):
             raise ValueError(f"loudness_mode must be 'follow' or 'static', not {loudness_mode!r}")
         params = dict(params or {})
         if ceiling_dbtp is not None:
             params["limiter_ceiling_dbtp"] = validate_value("limiter_ceiling_dbtp", ceiling_dbtp)
-        self.spec = ProcessSpec(sample_rate=int(sample_rate), max_block_size=int(max_block_size),
-                                num_channels=int(channels))
+        self.spec = ProcessSpec(
+            sample_rate=int(sample_rate), max_block_size=int(max_block_size), num_channels=int(channels)
+        )
         self.params = {k: validate_value(k, v) for k, v in params.items()}
         self.target_lufs = float(target_lufs)
         self.follow = loudness_mode == "follow" and "loudness_gain_db" not in self.params
@@ -320,8 +383,9 @@ class Engine:
         self.base = self._static.copy()  # static + published targets; the follower owns loudness_gain_db
         self.meter = LoudnessMeter(self.spec)
         weights = (1.0, 0.0) if channels == 1 else (1.0, 1.0)  # the tap is stereo; mono has L == R
-        self.follow_meter = LoudnessMeter(ProcessSpec(sample_rate, max_block_size, 2), channel_weights=weights,
-                                          true_peak=False)
+        self.follow_meter = LoudnessMeter(
+            ProcessSpec(sample_rate, max_block_size, 2), channel_weights=weights, true_peak=False
+        )
         self._tap = np.zeros((self.spec.max_block_size, 2))
         self.input_meter = LoudnessMeter(self.spec, true_peak=False)
         self.input_snapshot = np.full(len(READOUT_NAMES), -np.inf)
@@ -383,7 +447,7 @@ class Engine:
         self.midi_lat_n[0] = 0
         self.ring.reset()
         self.snapshot[:] = -np.inf
-        self.snapshot[_SNAP_COMP:_SNAP_MAX_LIM + 1] = 0.0
+        self.snapshot[_SNAP_COMP : _SNAP_MAX_LIM + 1] = 0.0
         self.snapshot[_SNAP_NONFINITE] = 0.0
         self.snapshot[_SNAP_LOUD] = self.chain.targets[P_LOUD]
         self.snapshot[_SNAP_T] = 0.0
@@ -439,11 +503,26 @@ class Engine:
         if bank is not None:
             if self.midi_file is not None:
                 self.midi_file.apply_until(self.position / self.spec.sample_rate, bank)
-            toggled = _apply_controls(self.chain.targets, self.chain.glide_s, self.base, bank.manual_value,
-                                      bank.manual_seq, bank.release_seq, bank.action_seq, self._seen,
-                                      self.manual_active, bank.current, self.chain.current_values,
-                                      bank.msg_time_ns, self.midi_lat, self.midi_lat_n, time.perf_counter_ns(),
-                                      self.manual_glide_s, self.release_glide_s, P_LOUD if self.follow else -1)
+            toggled = _apply_controls(
+                self.chain.targets,
+                self.chain.glide_s,
+                self.base,
+                bank.manual_value,
+                bank.manual_seq,
+                bank.release_seq,
+                bank.action_seq,
+                self._seen,
+                self.manual_active,
+                bank.current,
+                self.chain.current_values,
+                bank.msg_time_ns,
+                self.midi_lat,
+                self.midi_lat_n,
+                time.perf_counter_ns(),
+                self.manual_glide_s,
+                self.release_glide_s,
+                P_LOUD if self.follow else -1,
+            )
             if toggled:
                 self._actions(toggled)
         start = 0
@@ -455,10 +534,26 @@ class Engine:
                 stop = start + (nxt - pos)
             if stop > start:
                 self.snapshot[_SNAP_T] = pos / self.spec.sample_rate
-                _engine_kernel(inp, out, start, stop, self._chain_args, self._tap, self._follow_args,
-                               self._meter_args, self._read_args, self.snapshot, self.chain.stats,
-                               self.ring.buf, self.ring.written, pos, self._read_every,
-                               self._in_args, self._in_read_args, self.input_snapshot)
+                _engine_kernel(
+                    inp,
+                    out,
+                    start,
+                    stop,
+                    self._chain_args,
+                    self._tap,
+                    self._follow_args,
+                    self._meter_args,
+                    self._read_args,
+                    self.snapshot,
+                    self.chain.stats,
+                    self.ring.buf,
+                    self.ring.written,
+                    pos,
+                    self._read_every,
+                    self._in_args,
+                    self._in_read_args,
+                    self.input_snapshot,
+                )
                 pos += stop - start
                 start = stop
             if pos == nxt:
@@ -477,8 +572,7 @@ class Engine:
             upd = self.pending
             if upd is not self._applied:
                 self._apply(upd)
-        self._next_event = min(self._next_follow if self.follow else _NEVER,
-                               self._next_ai if w is not None else _NEVER)
+        self._next_event = min(self._next_follow if self.follow else _NEVER, self._next_ai if w is not None else _NEVER)
 
     def attach_sync_worker(self, worker) -> None:
         """Run ``worker.step(position)`` inside :meth:`process_block` at its hop positions (render)."""
@@ -489,8 +583,16 @@ class Engine:
     def _apply(self, upd: TargetUpdate | None) -> None:
         self._applied = upd
         if upd is not None:
-            _apply_update(self.chain.targets, self.chain.glide_s, self.base, upd.vector, upd.glide_s, upd.mask,
-                          P_LOUD if self.follow else -1, self.manual_active)
+            _apply_update(
+                self.chain.targets,
+                self.chain.glide_s,
+                self.base,
+                upd.vector,
+                upd.glide_s,
+                upd.mask,
+                P_LOUD if self.follow else -1,
+                self.manual_active,
+            )
 
     # -- MIDI ------------------------------------------------------------------------
     def attach_controls(self, bank, midi_file=None) -> None:
@@ -504,8 +606,8 @@ class Engine:
         b = self.controls
         n = N_PARAMS
         self._seen[:n] = b.manual_seq
-        self._seen[n:2 * n] = b.release_seq
-        self._seen[2 * n:] = b.action_seq
+        self._seen[n : 2 * n] = b.release_seq
+        self._seen[2 * n :] = b.action_seq
 
     def _actions(self, toggled: int) -> None:
         """Button toggles (rare; Python is fine here): bypass, loudness-matched A/B, AI on/off."""
@@ -537,16 +639,16 @@ class Engine:
             self._ab_saved = (self.follow, float(self.chain.targets[P_LOUD]))
             self.follow = False  # freeze the follower while listening to B
             self.chain.glide_s[P_LOUD] = STAGE_SWITCH_S
-            self.chain.targets[P_LOUD] = min(max(match - self.chain.targets[P_OUT], _LOUD_RANGE[0]),
-                                             _LOUD_RANGE[1])
+            self.chain.targets[P_LOUD] = min(max(match - self.chain.targets[P_OUT], _LOUD_RANGE[0]), _LOUD_RANGE[1])
             self._ab_gain_db = match
         elif not b_side and self.ab_b:
             follow, gain = self._ab_saved
             self.follow = follow
             self.chain.glide_s[P_LOUD] = STAGE_SWITCH_S
             self.chain.targets[P_LOUD] = gain
-            self._next_event = min(self._next_follow if self.follow else _NEVER,
-                                   self._next_ai if self.sync_worker is not None else _NEVER)
+            self._next_event = min(
+                self._next_follow if self.follow else _NEVER, self._next_ai if self.sync_worker is not None else _NEVER
+            )
         self.ab_b = bool(b_side)
         self._stage_mix()
 
@@ -563,8 +665,11 @@ class Engine:
         if n == 0:
             return {"n": 0, "p50_ms": None, "p99_ms": None}
         d = self.midi_lat[:n] / 1e6
-        return {"n": int(self.midi_lat_n[0]), "p50_ms": round(float(np.percentile(d, 50)), 3),
-                "p99_ms": round(float(np.percentile(d, 99)), 3)}
+        return {
+            "n": int(self.midi_lat_n[0]),
+            "p50_ms": round(float(np.percentile(d, 50)), 3),
+            "p99_ms": round(float(np.percentile(d, 99)), 3),
+        }
 
     # -- render helpers ---------------------------------------------------------------
     def set_static(self, name: str, value: float) -> None:
@@ -619,9 +724,24 @@ class Engine:
         self.publish({}, glide_s=0.05)
         self.process_block(z, y)
         n = N_PARAMS
-        _apply_controls(self.chain.targets.copy(), self.chain.glide_s.copy(), self.base.copy(), self.base.copy(),
-                        np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(4, np.int64),
-                        np.zeros(2 * n + 4, np.int64), np.zeros(n, np.int64), self.base.copy(),
-                        self.chain.current_values, np.zeros(n, np.int64), np.zeros(4, np.int64),
-                        np.zeros(1, np.int64), time.perf_counter_ns(), 0.03, 2.0, -1)
+        _apply_controls(
+            self.chain.targets.copy(),
+            self.chain.glide_s.copy(),
+            self.base.copy(),
+            self.base.copy(),
+            np.zeros(n, np.int64),
+            np.zeros(n, np.int64),
+            np.zeros(4, np.int64),
+            np.zeros(2 * n + 4, np.int64),
+            np.zeros(n, np.int64),
+            self.base.copy(),
+            self.chain.current_values,
+            np.zeros(n, np.int64),
+            np.zeros(4, np.int64),
+            np.zeros(1, np.int64),
+            time.perf_counter_ns(),
+            0.03,
+            2.0,
+            -1,
+        )
         self.reset()

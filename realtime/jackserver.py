@@ -130,7 +130,7 @@ class JackServer:
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
-    def start(self, timeout_s: float = 15.0, attempts: int = 2) -> "JackServer":
+    def start(self, timeout_s: float = 15.0, attempts: int = 2) -> JackServer:
         """Start the server and wait until a client can connect.
 
         A jackd that does not come up in ``timeout_s`` is stopped and started
@@ -143,8 +143,9 @@ class JackServer:
         cmd = [exe, "-n", self.name, "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
         for attempt in range(1, attempts + 1):
             self._log = tempfile.TemporaryFile()
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)  # Ctrl-C in the terminal must not kill it first
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            )  # Ctrl-C in the terminal must not kill it first
             deadline = time.monotonic() + timeout_s
             while not server_running(self.name, timeout_s=0.2):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -196,7 +197,7 @@ class JackServer:
             except OSError:
                 pass
 
-    def __enter__(self) -> "JackServer":
+    def __enter__(self) -> JackServer:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc) -> None:

@@ -117,7 +117,7 @@ _log = logging.getLogger("mixpilot.midi")
 # handle() outcomes
 _APPLIED, _IGNORED, _DROPPED = COUNT_MAPPED, COUNT_IGNORED, COUNT_DROPPED
 
-EventCallback = Callable[[int, str, float, str], None]   # (t_ns, param, value, source)
+EventCallback = Callable[[int, str, float, str], None]  # (t_ns, param, value, source)
 ActionCallback = Callable[[int, str, "str | None"], None]  # (t_ns, action, param or None)
 
 
@@ -137,8 +137,7 @@ class ControlBank:
     counters : int64 [4]               COUNT_RECEIVED, _MAPPED, _IGNORED, _DROPPED
     """
 
-    __slots__ = ("manual_value", "manual_seq", "release_seq", "action_seq", "current",
-                 "msg_time_ns", "counters")
+    __slots__ = ("manual_value", "manual_seq", "release_seq", "action_seq", "current", "msg_time_ns", "counters")
 
     def __init__(self) -> None:
         self.manual_value = default_vector()
@@ -152,13 +151,18 @@ class ControlBank:
     def counts(self) -> dict[str, int]:
         """The counters by name (for ``--stats-json``)."""
         c = self.counters
-        return {"received": int(c[COUNT_RECEIVED]), "mapped": int(c[COUNT_MAPPED]),
-                "ignored": int(c[COUNT_IGNORED]), "dropped": int(c[COUNT_DROPPED])}
+        return {
+            "received": int(c[COUNT_RECEIVED]),
+            "mapped": int(c[COUNT_MAPPED]),
+            "ignored": int(c[COUNT_IGNORED]),
+            "dropped": int(c[COUNT_DROPPED]),
+        }
 
 
 # ---------------------------------------------------------------------------------------------
 # message handling: map -> soft takeover -> bank (pure logic, no I/O)
 # ---------------------------------------------------------------------------------------------
+
 
 class _State:
     """Per-binding state of :class:`ControlMapper`."""
@@ -166,12 +170,12 @@ class _State:
     __slots__ = ("last_x", "picked", "seq", "rel", "rel_all", "msb")
 
     def __init__(self) -> None:
-        self.last_x = math.nan    # previous position (0..1), NaN before the first message
+        self.last_x = math.nan  # previous position (0..1), NaN before the first message
         self.picked = False
-        self.seq = -1             # manual_seq[i] right after our last write
-        self.rel = -1             # release_seq[i] then
-        self.rel_all = -1         # action_seq[ACTION_RELEASE] then
-        self.msb = -1             # 14-bit: last MSB (-1 before the first)
+        self.seq = -1  # manual_seq[i] right after our last write
+        self.rel = -1  # release_seq[i] then
+        self.rel_all = -1  # action_seq[ACTION_RELEASE] then
+        self.msb = -1  # 14-bit: last MSB (-1 before the first)
 
 
 class ControlMapper:
@@ -184,11 +188,17 @@ class ControlMapper:
     off for every binding (MIDI-file automation).
     """
 
-    def __init__(self, midi_map: MidiMap, bank: ControlBank, *,
-                 on_event: EventCallback | None = None,
-                 on_action: ActionCallback | None = None,
-                 soft_takeover: bool = True, source: str = "midi",
-                 clock_ns: Callable[[], int] = time.perf_counter_ns) -> None:
+    def __init__(
+        self,
+        midi_map: MidiMap,
+        bank: ControlBank,
+        *,
+        on_event: EventCallback | None = None,
+        on_action: ActionCallback | None = None,
+        soft_takeover: bool = True,
+        source: str = "midi",
+        clock_ns: Callable[[], int] = time.perf_counter_ns,
+    ) -> None:
         self.map = midi_map
         self.bank = bank
         self.on_event = on_event
@@ -219,21 +229,21 @@ class ControlMapper:
             return _DROPPED
         status = data[0]
         if not 0x80 <= status <= 0xFF:
-            return _DROPPED                      # stray data byte, or not a byte at all
+            return _DROPPED  # stray data byte, or not a byte at all
         if status >= 0xF0:
-            return _IGNORED                      # SysEx and system messages: not ours
+            return _IGNORED  # SysEx and system messages: not ours
         kind = status & 0xF0
         expected = 2 if kind in (0xC0, 0xD0) else 3
         if n != expected:
             return _DROPPED
         for b in data[1:]:
             if not 0 <= b <= 0x7F:
-                return _DROPPED                  # out-of-range data byte
+                return _DROPPED  # out-of-range data byte
         if kind != 0xB0:
-            return _IGNORED                      # notes, pitch bend, program change, ...
+            return _IGNORED  # notes, pitch bend, program change, ...
         hit = self._lookup[(status & 0x0F) * 128 + data[1]]
         if hit is None:
-            return _IGNORED                      # a CC or channel the map does not bind
+            return _IGNORED  # a CC or channel the map does not bind
         k, role = hit
         return self.apply_raw(k, role, data[2], t_ns)
 
@@ -243,7 +253,7 @@ class ControlMapper:
         st = self._states[k]
         if b.action is not None:
             if v < 64:
-                return _IGNORED                  # button release
+                return _IGNORED  # button release
             a = b.action_index
             self.bank.action_seq[a] += 1
             if self.on_action is not None:
@@ -253,7 +263,7 @@ class ControlMapper:
             # MIDI 1.0: a new MSB resets the LSB to 0; an LSB refines the last MSB
             if role == ROLE_LSB:
                 if st.msb < 0:
-                    return _IGNORED              # LSB before any MSB: no position yet
+                    return _IGNORED  # LSB before any MSB: no position yet
                 x = ((st.msb << 7) | v) / 16383.0
             else:
                 st.msb = v
@@ -268,21 +278,23 @@ class ControlMapper:
         st = self._states[k]
         bank = self.bank
         i = b.param_index
-        if st.picked and (st.seq != bank.manual_seq[i] or st.rel != bank.release_seq[i]
-                          or st.rel_all != bank.action_seq[ACTION_RELEASE]):
-            st.picked = False                    # released, or written by someone else
+        if st.picked and (
+            st.seq != bank.manual_seq[i]
+            or st.rel != bank.release_seq[i]
+            or st.rel_all != bank.action_seq[ACTION_RELEASE]
+        ):
+            st.picked = False  # released, or written by someone else
         if not st.picked and self._takeover[k]:
             xc = b.position_of(float(bank.current[i]))
             last = st.last_x
             st.last_x = x
             half_step = 0.5 / b.steps
-            if not (abs(x - xc) <= half_step + 1e-12
-                    or (not math.isnan(last) and (last - xc) * (x - xc) <= 0.0)):
-                return _IGNORED                  # not picked up yet
+            if not (abs(x - xc) <= half_step + 1e-12 or (not math.isnan(last) and (last - xc) * (x - xc) <= 0.0)):
+                return _IGNORED  # not picked up yet
         value = b.value_at(x)
         bank.manual_value[i] = value
         bank.msg_time_ns[i] = t_ns
-        bank.manual_seq[i] += 1                  # last: the reader sees a complete value
+        bank.manual_seq[i] += 1  # last: the reader sees a complete value
         st.seq = int(bank.manual_seq[i])
         st.rel = int(bank.release_seq[i])
         st.rel_all = int(bank.action_seq[ACTION_RELEASE])
@@ -300,8 +312,12 @@ class ControlMapper:
             return False
         i = b.param_index
         bank = self.bank
-        return (st.picked and st.seq == bank.manual_seq[i] and st.rel == bank.release_seq[i]
-                and st.rel_all == bank.action_seq[ACTION_RELEASE])
+        return (
+            st.picked
+            and st.seq == bank.manual_seq[i]
+            and st.rel == bank.release_seq[i]
+            and st.rel_all == bank.action_seq[ACTION_RELEASE]
+        )
 
 
 class ResumeWatchdog:
@@ -342,6 +358,7 @@ class ResumeWatchdog:
 # ---------------------------------------------------------------------------------------------
 # ports
 # ---------------------------------------------------------------------------------------------
+
 
 def _rtmidi():
     try:
@@ -402,9 +419,11 @@ def _new_midi_in(api: str, client_name: str, queue_size_limit: int = 8192):
     try:
         return rtmidi.MidiIn(_api_const(api), name=client_name, queue_size_limit=queue_size_limit)
     except Exception as exc:  # rtmidi raises SystemError when the backend is not there
-        hint = ("is a JACK server running? (jackd -d dummy, or set JACK_DEFAULT_SERVER)"
-                if api == "jack" else "no ALSA sequencer (/dev/snd/seq)? start JACK and use "
-                                      "--midi-in jack")
+        hint = (
+            "is a JACK server running? (jackd -d dummy, or set JACK_DEFAULT_SERVER)"
+            if api == "jack"
+            else "no ALSA sequencer (/dev/snd/seq)? start JACK and use --midi-in jack"
+        )
         raise MidiError(f"cannot open {_api_label(api)} MIDI ({_one_line(exc)}); {hint}") from None
 
 
@@ -459,7 +478,7 @@ def _resolve_index(spec: object, names: list[str]) -> int | None:
         i = int(text)
         return i if i < len(names) else None
     low = text.lower()
-    for i, n in enumerate(names):       # exact name first, then the first substring match
+    for i, n in enumerate(names):  # exact name first, then the first substring match
         if n.lower() == low:
             return i
     for i, n in enumerate(names):
@@ -489,8 +508,7 @@ def _open_port(port_spec: object, api: str | None, client_name: str) -> _Opened:
                     alsa_names = alsa.get_ports()
                 except Exception:
                     alsa, alsa_names = None, []
-                j = (None if alsa is None or str(port_spec).strip().isdigit()
-                     else _resolve_index(port_spec, alsa_names))
+                j = None if alsa is None or str(port_spec).strip().isdigit() else _resolve_index(port_spec, alsa_names)
                 if j is None:
                     if alsa is not None:
                         alsa.delete()
@@ -499,9 +517,11 @@ def _open_port(port_spec: object, api: str | None, client_name: str) -> _Opened:
                     rt.delete()
                     rt, api, names, i = alsa, "alsa", alsa_names, j
             if i is None:
-                raise MidiError(f"no {_api_label(api)} MIDI input port matches {str(port_spec)!r}; "
-                                f"available: {listing} (or use 'virtual' for a port named "
-                                f"{VIRTUAL_PORT_NAME!r})")
+                raise MidiError(
+                    f"no {_api_label(api)} MIDI input port matches {str(port_spec)!r}; "
+                    f"available: {listing} (or use 'virtual' for a port named "
+                    f"{VIRTUAL_PORT_NAME!r})"
+                )
             name = names[i]
             rt.open_port(i, name="in")
         rt.ignore_types(sysex=False, timing=True, active_sense=True)
@@ -510,8 +530,7 @@ def _open_port(port_spec: object, api: str | None, client_name: str) -> _Opened:
         raise
     except Exception as exc:
         rt.delete()
-        raise MidiError(f"cannot open MIDI input {str(port_spec)!r} ({_api_label(api)}): "
-                        f"{_one_line(exc)}") from None
+        raise MidiError(f"cannot open MIDI input {str(port_spec)!r} ({_api_label(api)}): {_one_line(exc)}") from None
     return _Opened(rt, api, name, virtual)
 
 
@@ -545,16 +564,22 @@ class MidiInput:
         default "poll" under JACK, "callback" under ALSA (see the module notes).
     """
 
-    def __init__(self, port_spec: object, midi_map: MidiMap, bank: ControlBank, *,
-                 on_event: EventCallback | None = None,
-                 on_action: ActionCallback | None = None,
-                 on_warning: Callable[[str], None] | None = None,
-                 ai_resume_s: float | None = None,
-                 api: str | None = None,
-                 dispatch: str | None = None,
-                 client_name: str = CLIENT_NAME,
-                 poll_interval_s: float = 0.001,
-                 port_check_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        port_spec: object,
+        midi_map: MidiMap,
+        bank: ControlBank,
+        *,
+        on_event: EventCallback | None = None,
+        on_action: ActionCallback | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        ai_resume_s: float | None = None,
+        api: str | None = None,
+        dispatch: str | None = None,
+        client_name: str = CLIENT_NAME,
+        poll_interval_s: float = 0.001,
+        port_check_s: float = 1.0,
+    ) -> None:
         self.bank = bank
         self.mapper = ControlMapper(midi_map, bank, on_event=on_event, on_action=on_action)
         self.watchdog = ResumeWatchdog(bank, ai_resume_s) if ai_resume_s is not None else None
@@ -584,7 +609,7 @@ class MidiInput:
 
     # -- description ------------------------------------------------------------------
     def describe(self) -> str:
-        what = (f"virtual port {self.port_name!r}" if self.virtual else f"port {self.port_name!r}")
+        what = f"virtual port {self.port_name!r}" if self.virtual else f"port {self.port_name!r}"
         return f"MIDI in: {what} ({_api_label(self.api)}, {self.dispatch})"
 
     # -- threads --------------------------------------------------------------------------
@@ -646,8 +671,10 @@ class MidiInput:
         present = bool(found)
         if not present and not self.port_lost:
             self.port_lost = True
-            self._warn(f"MIDI input port {self.port_name!r} disappeared; audio continues without "
-                       "MIDI (it reconnects if the port comes back)")
+            self._warn(
+                f"MIDI input port {self.port_name!r} disappeared; audio continues without "
+                "MIDI (it reconnects if the port comes back)"
+            )
         elif present and self.port_lost:
             try:
                 self._rt.close_port()
@@ -656,8 +683,7 @@ class MidiInput:
                 self.port_lost = False
                 self._warn(f"MIDI input port {self.port_name!r} is back; reconnected")
             except Exception as exc:
-                self._warn(f"MIDI input port {self.port_name!r} is back but reconnecting failed "
-                           f"({_one_line(exc)})")
+                self._warn(f"MIDI input port {self.port_name!r} is back but reconnecting failed ({_one_line(exc)})")
                 self.port_lost = False  # warn once; do not retry in a loop
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -708,7 +734,7 @@ class MidiInput:
 # midi-learn
 # ---------------------------------------------------------------------------------------------
 
-Receive = Callable[[float], "list[int] | None"]   # receive(timeout_s) -> message bytes or None
+Receive = Callable[[float], "list[int] | None"]  # receive(timeout_s) -> message bytes or None
 
 
 def _port_receiver(opened: _Opened, poll_s: float = 0.002) -> Receive:
@@ -793,12 +819,16 @@ def binding_for_choice(choice: str, cc: int, channel: int | None, cc14: bool) ->
     return MidiBinding(cc=cc, channel=channel, param=choice, curve=curve, range=rng, cc14=cc14)
 
 
-def learn(port_spec: object, map_path: str | os.PathLike, *,
-          choose: Callable[[str], str] = input,
-          out: Callable[[str], None] = print,
-          receive: Receive | None = None,
-          api: str | None = None,
-          settle_s: float = 0.3) -> MidiMap:
+def learn(
+    port_spec: object,
+    map_path: str | os.PathLike,
+    *,
+    choose: Callable[[str], str] = input,
+    out: Callable[[str], None] = print,
+    receive: Receive | None = None,
+    api: str | None = None,
+    settle_s: float = 0.3,
+) -> MidiMap:
     """``mixpilot midi-learn``: move a control, choose a parameter, repeat.
 
     Loads ``map_path`` when it exists (so a map can be extended), else starts
@@ -820,9 +850,8 @@ def learn(port_spec: object, map_path: str | os.PathLike, *,
             port_spec = default_port_spec(api)
         opened = _open_port(port_spec, api, CLIENT_NAME + "-learn")
         receive = _port_receiver(opened)
-        where = (f"virtual port {opened.port_name!r}" if opened.virtual else f"port {opened.port_name!r}")
-        out(f"midi-learn: listening on {where} ({_api_label(opened.api)}); map {map_path} "
-            f"({len(midi_map)} bindings)")
+        where = f"virtual port {opened.port_name!r}" if opened.virtual else f"port {opened.port_name!r}"
+        out(f"midi-learn: listening on {where} ({_api_label(opened.api)}); map {map_path} ({len(midi_map)} bindings)")
     else:
         out(f"midi-learn: map {map_path} ({len(midi_map)} bindings)")
     choices = _learn_choices()
@@ -840,8 +869,9 @@ def learn(port_spec: object, map_path: str | os.PathLike, *,
             out(f"got {what} on channel {channel}" + (f"; now: {old.describe()}" if old else ""))
             while True:
                 try:
-                    answer = choose("parameter or button (name or number; ? lists; s skips; "
-                                    "empty or q finishes): ").strip()
+                    answer = choose(
+                        "parameter or button (name or number; ? lists; s skips; empty or q finishes): "
+                    ).strip()
                 except EOFError:
                     answer = "q"
                 if answer in ("", "q", "quit"):
@@ -860,6 +890,7 @@ def learn(port_spec: object, map_path: str | os.PathLike, *,
                     name = answer
                 if name is None:
                     import difflib
+
                     near = difflib.get_close_matches(answer, choices, n=3, cutoff=0.5)
                     hint = f"; did you mean {' or '.join(near)}?" if near else ""
                     out(f"not a parameter or button: {answer!r}{hint}")
@@ -887,6 +918,7 @@ def learn(port_spec: object, map_path: str | os.PathLike, *,
 # MIDI-file automation
 # ---------------------------------------------------------------------------------------------
 
+
 class MidiFileAutomation:
     """CC automation from a standard MIDI file, applied at block positions.
 
@@ -909,8 +941,14 @@ class MidiFileAutomation:
         messages that were not mapped CCs.
     """
 
-    def __init__(self, events: list[tuple[float, str, float | None]], *, source: str = "<events>",
-                 duration_s: float | None = None, ignored: int = 0) -> None:
+    def __init__(
+        self,
+        events: list[tuple[float, str, float | None]],
+        *,
+        source: str = "<events>",
+        duration_s: float | None = None,
+        ignored: int = 0,
+    ) -> None:
         events = sorted(events, key=lambda e: e[0])
         self.events = events
         self.source = source
@@ -918,8 +956,7 @@ class MidiFileAutomation:
         self.ignored = ignored
         self._times = [float(t) for t, _, _ in events]
         # target >= 0: a parameter index; < 0: -(action index) - 1
-        self._target = [PARAM_INDEX[n] if n in PARAM_INDEX else -ACTIONS.index(n) - 1
-                        for _, n, _ in events]
+        self._target = [PARAM_INDEX[n] if n in PARAM_INDEX else -ACTIONS.index(n) - 1 for _, n, _ in events]
         self._value = [0.0 if v is None else float(v) for _, _, v in events]
         self._cursor = 0
 
@@ -932,7 +969,7 @@ class MidiFileAutomation:
             raise MidiError(f"{path}: no such MIDI file")
         try:
             mid = mido.MidiFile(path)
-            messages = list(mid)   # seconds, through the tempo map (set_tempo meta messages)
+            messages = list(mid)  # seconds, through the tempo map (set_tempo meta messages)
         except Exception as exc:
             raise MidiError(f"{path}: not a readable MIDI file ({_one_line(exc)})") from None
         scratch = ControlBank()
@@ -945,8 +982,15 @@ class MidiFileAutomation:
         def on_action(t_ns, action, param):
             events.append((t, action, None))
 
-        mapper = ControlMapper(midi_map, scratch, on_event=on_event, on_action=on_action,
-                               soft_takeover=False, source="file", clock_ns=lambda: 0)
+        mapper = ControlMapper(
+            midi_map,
+            scratch,
+            on_event=on_event,
+            on_action=on_action,
+            soft_takeover=False,
+            source="file",
+            clock_ns=lambda: 0,
+        )
         ignored = 0
         for msg in messages:
             t += msg.time

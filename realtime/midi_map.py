@@ -75,8 +75,8 @@ __all__ = [
 ACTIONS: tuple[str, ...] = ("bypass", "ab", "ai", "release")  # index = realtime.midi.ACTION_*
 CURVES: tuple[str, ...] = ("linear", "log")
 N_CHANNELS = 16
-N_SLOTS = N_CHANNELS * 128          # one lookup slot per (channel, cc)
-ROLE_MSB, ROLE_LSB = 0, 1           # a 7-bit control is its own "MSB"
+N_SLOTS = N_CHANNELS * 128  # one lookup slot per (channel, cc)
+ROLE_MSB, ROLE_LSB = 0, 1  # a 7-bit control is its own "MSB"
 DEFAULT_MAP_RESOURCE = "default_midi_map.toml"
 
 _KEYS = ("cc", "channel", "param", "action", "curve", "min", "max", "range", "cc14", "soft_takeover")
@@ -188,8 +188,7 @@ class MidiBinding:
         if self.action is not None:
             return f"{cc} on {ch} -> {self.action}"
         p = PARAMS[PARAM_INDEX[self.param]]
-        return (f"{cc} on {ch} -> {self.param} ({self.curve}, "
-                f"{self.lo:g}..{self.hi:g} {p.unit})".replace(" )", ")"))
+        return f"{cc} on {ch} -> {self.param} ({self.curve}, {self.lo:g}..{self.hi:g} {p.unit})".replace(" )", ")")
 
     def to_toml(self) -> str:
         lines = ["[[cc]]", f"cc = {self.cc}"]
@@ -273,8 +272,7 @@ def validate_binding(raw: dict[str, Any], *, line: int | None = None) -> MidiBin
         raise ValueError(f"unknown param {param!r}; {_near(param, PARAM_NAMES)}")
     p = PARAMS[PARAM_INDEX[param]]
     if p.glide == "fixed":
-        raise ValueError(f"param {param!r} is fixed when the chain is prepared and cannot be "
-                         "controlled live")
+        raise ValueError(f"param {param!r} is fixed when the chain is prepared and cannot be controlled live")
     if cc14 and cc > 31:
         raise ValueError(f"cc14 needs the MSB on cc 0-31 (LSB on cc + 32), got cc = {cc}")
     curve = raw.get("curve", "linear")
@@ -284,7 +282,7 @@ def validate_binding(raw: dict[str, Any], *, line: int | None = None) -> MidiBin
     if rng not in RANGES:
         raise ValueError(f"unknown range {rng!r} (hard or ai)")
     if rng == "ai" and not p.ai_minimum < p.ai_maximum:
-        raise ValueError(f"{param} has no AI-safe range to default to (range = \"ai\")")
+        raise ValueError(f'{param} has no AI-safe range to default to (range = "ai")')
     lo_raw, hi_raw = raw.get("min"), raw.get("max")
     for key, v in (("min", lo_raw), ("max", hi_raw)):
         if v is None:
@@ -298,12 +296,22 @@ def validate_binding(raw: dict[str, Any], *, line: int | None = None) -> MidiBin
     if not lo < hi:
         raise ValueError(f"min ({lo:g}) must be below max ({hi:g})")
     if curve == "log" and lo <= 0.0:
-        raise ValueError(f"curve 'log' needs a range above 0, but {param} range {lo:g}..{hi:g} "
-                         "includes values <= 0 (use 'linear' or set min > 0)")
-    return MidiBinding(cc=cc, channel=channel, param=param, curve=curve,
-                       min=None if lo_raw is None else float(lo_raw),
-                       max=None if hi_raw is None else float(hi_raw), range=rng,
-                       cc14=cc14, soft_takeover=takeover, line=line)
+        raise ValueError(
+            f"curve 'log' needs a range above 0, but {param} range {lo:g}..{hi:g} "
+            "includes values <= 0 (use 'linear' or set min > 0)"
+        )
+    return MidiBinding(
+        cc=cc,
+        channel=channel,
+        param=param,
+        curve=curve,
+        min=None if lo_raw is None else float(lo_raw),
+        max=None if hi_raw is None else float(hi_raw),
+        range=rng,
+        cc14=cc14,
+        soft_takeover=takeover,
+        line=line,
+    )
 
 
 def _table_lines(text: str) -> list[int]:
@@ -327,8 +335,13 @@ class MidiMap:
     A binding on one channel wins over an any-channel binding of the same cc.
     """
 
-    def __init__(self, bindings: list[MidiBinding] | tuple[MidiBinding, ...] = (), *,
-                 source: str = "<map>", text: str | None = None) -> None:
+    def __init__(
+        self,
+        bindings: list[MidiBinding] | tuple[MidiBinding, ...] = (),
+        *,
+        source: str = "<map>",
+        text: str | None = None,
+    ) -> None:
         self.source = source
         self.bindings: list[MidiBinding] = list(bindings)
         self._text = text
@@ -348,8 +361,7 @@ class MidiMap:
             if key != "cc":
                 line = _key_line(text, key)
                 where = f"{source}:{line}" if line else source
-                raise MidiMapError(f"{where}: unknown top-level key {key!r} "
-                                   "(a map is a list of [[cc]] tables)")
+                raise MidiMapError(f"{where}: unknown top-level key {key!r} (a map is a list of [[cc]] tables)")
         tables = data.get("cc", [])
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             line = _key_line(text, "cc")
@@ -368,11 +380,12 @@ class MidiMap:
                 key = (s, b.channel is None)
                 if key in owner:
                     o = owner[key]
-                    what = (f"cc {b.cc + 32 if role == ROLE_LSB else b.cc}")
+                    what = f"cc {b.cc + 32 if role == ROLE_LSB else b.cc}"
                     raise MidiMapError(
                         f"{source}:{b.line}: [[cc]] #{k + 1}: duplicate {what} "
                         f"on {_ch_text(s // 128 + 1 if b.channel is not None else None)}: "
-                        f"already bound at line {o.line} ({o.describe()})")
+                        f"already bound at line {o.line} ({o.describe()})"
+                    )
                 owner[key] = b
         return cls(bindings, source=source, text=text)
 
@@ -438,7 +451,7 @@ class MidiMap:
             gone = [b for b in self._from_text if not any(b is k for k in self.bindings)]
             text = _cut_tables(self._text, [b.line for b in gone if b.line is not None])
         else:
-            text = ("# mixpilot MIDI map (format: INTERFACE.md; parameters: `mixpilot params`)\n")
+            text = "# mixpilot MIDI map (format: INTERFACE.md; parameters: `mixpilot params`)\n"
         parts = [text.rstrip("\n") + "\n"] if text.strip() else []
         parts += [b.to_toml() for b in new]
         return "\n".join(parts)
@@ -479,8 +492,7 @@ def _cut_tables(text: str, header_lines: list[int]) -> str:
         end = start + 1
         while end < len(lines) and not _ANY_TABLE_RE.match(lines[end]):
             end += 1
-        while end > start + 1 and (lines[end - 1].strip() == ""
-                                   or lines[end - 1].lstrip().startswith("#")):
+        while end > start + 1 and (lines[end - 1].strip() == "" or lines[end - 1].lstrip().startswith("#")):
             end -= 1
         drop.update(range(start, end))
     return "".join(ln for i, ln in enumerate(lines) if i not in drop)

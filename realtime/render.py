@@ -52,10 +52,8 @@ import numpy as np
 
 from mixpilot.dsp.meter import measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
-
 from mixpilot.inference.worker import load_estimator
 
-from .engine import Engine
 from .audio_io import (
     LAYOUTS,
     check_output_format,
@@ -65,6 +63,7 @@ from .audio_io import (
     write_audio_atomic,
     write_text_atomic,
 )
+from .engine import Engine
 
 __all__ = [
     "BLOCK_SIZE_RANGE",
@@ -218,8 +217,10 @@ def _check_writable_target(path: str, what: str, *, overwrite: bool, protect: tu
     p = os.path.abspath(path)
     for other in protect:
         if _same_file(other, p):
-            raise RenderUsageError(f"{path}: {what} is the same file as the input {other}; "
-                                   f"choose another {what} path (the input is never overwritten)")
+            raise RenderUsageError(
+                f"{path}: {what} is the same file as the input {other}; "
+                f"choose another {what} path (the input is never overwritten)"
+            )
     if os.path.isdir(p):
         raise RenderUsageError(f"{path}: {what} is a directory; give a file name")
     folder = os.path.dirname(p)
@@ -237,8 +238,15 @@ def _check_writable_target(path: str, what: str, *, overwrite: bool, protect: tu
 # --- processing ----------------------------------------------------------------------
 
 
-def _render_pass(engine: Engine, x: np.ndarray, out: np.ndarray, block_size: int, sample_rate: int,
-                 pass_no: int, progress: ProgressCallback | None) -> None:
+def _render_pass(
+    engine: Engine,
+    x: np.ndarray,
+    out: np.ndarray,
+    block_size: int,
+    sample_rate: int,
+    pass_no: int,
+    progress: ProgressCallback | None,
+) -> None:
     """One pass of ``x`` through ``engine`` (already reset) into ``out``, latency removed."""
     n, ch = x.shape
     lat = engine.latency_samples
@@ -251,27 +259,38 @@ def _render_pass(engine: Engine, x: np.ndarray, out: np.ndarray, block_size: int
         m = min(block_size, total - pos)
         have = min(max(n - pos, 0), m)  # frames still taken from the input; the rest is the latency flush
         if have == m:
-            blk = x[pos:pos + m]
+            blk = x[pos : pos + m]
         else:
             blk = scratch_in[:m]
-            blk[:have] = x[pos:pos + have]
+            blk[:have] = x[pos : pos + have]
             blk[have:] = 0.0
         y = scratch_out[:m]
         engine.process_block(blk, y)
         start = max(pos, lat)  # output frame ``start`` is input frame ``start - lat``
         if start < pos + m:
-            out[start - lat:pos + m - lat] = y[start - pos:]
+            out[start - lat : pos + m - lat] = y[start - pos :]
         pos += m
         if progress is not None:
             progress(pass_no, min(pos, n) / sample_rate, total_s)
 
 
-def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0, ceiling_dbtp: float = -1.0,
-                 params: Mapping[str, float] | None = None, block_size: int = 1024,
-                 progress: ProgressCallback | None = None,
-                 input_integrated_lufs: float | None = None, loudness_mode: str = "search",
-                 estimator=None, ai_amount: float = 1.0, ai_hop_s: float = 0.5,
-                 crossfade_s: float = 2.0, midi_file=None) -> ArrayRender:
+def render_array(
+    x: np.ndarray,
+    sample_rate: int,
+    *,
+    target_lufs: float = -14.0,
+    ceiling_dbtp: float = -1.0,
+    params: Mapping[str, float] | None = None,
+    block_size: int = 1024,
+    progress: ProgressCallback | None = None,
+    input_integrated_lufs: float | None = None,
+    loudness_mode: str = "search",
+    estimator=None,
+    ai_amount: float = 1.0,
+    ai_hop_s: float = 0.5,
+    crossfade_s: float = 2.0,
+    midi_file=None,
+) -> ArrayRender:
     """Render a buffer through the engine with loudness delivery (the core of :func:`render_file`).
 
     Parameters
@@ -320,17 +339,32 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         gain = p_gain.default
     if not follow:
         params["loudness_gain_db"] = gain
-    engine = Engine(sample_rate, x.shape[1], max_block_size=block_size, params=params, target_lufs=target_lufs,
-                    ceiling_dbtp=ceiling_dbtp, loudness_mode="follow" if follow else "static", meters=False)
+    engine = Engine(
+        sample_rate,
+        x.shape[1],
+        max_block_size=block_size,
+        params=params,
+        target_lufs=target_lufs,
+        ceiling_dbtp=ceiling_dbtp,
+        loudness_mode="follow" if follow else "static",
+        meters=False,
+    )
     updates: list[tuple[float, dict]] = []
     worker = None
     if estimator is not None:
         from mixpilot.inference.worker import InferenceWorker
 
-        worker = InferenceWorker(estimator, engine.ring, sample_rate,
-                                 engine.publish_ai,
-                                 hop_s=ai_hop_s, crossfade_s=crossfade_s, ai_amount=ai_amount, base=params,
-                                 on_update=lambda t, v: updates.append((t, v)))
+        worker = InferenceWorker(
+            estimator,
+            engine.ring,
+            sample_rate,
+            engine.publish_ai,
+            hop_s=ai_hop_s,
+            crossfade_s=crossfade_s,
+            ai_amount=ai_amount,
+            base=params,
+            on_update=lambda t, v: updates.append((t, v)),
+        )
         engine.attach_sync_worker(worker)
     if midi_file is not None:
         from .midi import ControlBank
@@ -353,9 +387,15 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
         if follow:
             gain = engine.loudness_gain_db
         m = measure(cur, sample_rate)
-        res = PassResult(gain, m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"],
-                         engine.max_comp_gain_reduction_db, engine.max_limiter_gain_reduction_db,
-                         engine.nonfinite_samples)
+        res = PassResult(
+            gain,
+            m["integrated_lufs"],
+            m["true_peak_dbtp"],
+            m["loudness_range_lu"],
+            engine.max_comp_gain_reduction_db,
+            engine.max_limiter_gain_reduction_db,
+            engine.nonfinite_samples,
+        )
         passes.append(res)
         err = abs(res.integrated_lufs - target_lufs) if math.isfinite(res.integrated_lufs) else math.inf
         if err < best_err or pass_no == 1:
@@ -363,12 +403,12 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
             cur, best = best, cur
             best_updates = list(updates)
         if not measurable:
-            notes.append("input is silent or too short to measure (no 400 ms block above -70 LUFS); "
-                         "no loudness gain applied")
+            notes.append(
+                "input is silent or too short to measure (no 400 ms block above -70 LUFS); no loudness gain applied"
+            )
             break
         if not math.isfinite(res.integrated_lufs):
-            notes.append("output is below the -70 LUFS gate (check the gain parameters); "
-                         "no loudness gain applied")
+            notes.append("output is below the -70 LUFS gate (check the gain parameters); no loudness gain applied")
             break
         if fixed or follow:
             break
@@ -381,10 +421,18 @@ def render_array(x: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0,
             notes.append(why.format(target=target_lufs, ceiling=ceiling_dbtp))
             break
         gain = new_gain
-    chosen = min(passes, key=lambda r: abs(r.integrated_lufs - target_lufs)
-                 if math.isfinite(r.integrated_lufs) else math.inf)
-    return ArrayRender(best, passes, chosen, notes, engine.latency_samples, best_updates,
-                       worker.stats() if worker is not None else None)
+    chosen = min(
+        passes, key=lambda r: abs(r.integrated_lufs - target_lufs) if math.isfinite(r.integrated_lufs) else math.inf
+    )
+    return ArrayRender(
+        best,
+        passes,
+        chosen,
+        notes,
+        engine.latency_samples,
+        best_updates,
+        worker.stats() if worker is not None else None,
+    )
 
 
 def _secant(a: PassResult, b: PassResult) -> float:
@@ -414,7 +462,7 @@ def _root_bounds(pts: list[tuple[float, float]], target: float) -> tuple[float, 
             ub = min(ub, g - (lufs - target))
     by_gain = sorted(pts, key=lambda q: q[1])
     for i, (lp, gp) in enumerate(by_gain):
-        for lq, gq in by_gain[i + 1:]:
+        for lq, gq in by_gain[i + 1 :]:
             if gq == gp or lq <= lp:
                 continue
             s = (lq - lp) / (gq - gp)
@@ -460,8 +508,10 @@ def _next_gain(passes: list[PassResult], target: float, lo: float, hi: float) ->
         else:
             g = b.gain_db - math.sqrt(max(b.gain_db - lb, 0.0) * max(b.gain_db - ub, 0.0))
     elif err > 0.0:
-        saturated = ("target {target:g} LUFS not reachable: the limiter at {ceiling:g} dBTP is saturated "
-                     f"(loudness rises only {s_last:.2f} LU per dB of gain)")
+        saturated = (
+            "target {target:g} LUFS not reachable: the limiter at {ceiling:g} dBTP is saturated "
+            f"(loudness rises only {s_last:.2f} LU per dB of gain)"
+        )
         if math.isfinite(s_last) and (s_last < _MIN_SLOPE or err / s_last > _MAX_STEP_DB):
             return b.gain_db, saturated
         slope = s_last if math.isfinite(s_last) else 1.0
@@ -479,19 +529,25 @@ def _next_gain(passes: list[PassResult], target: float, lo: float, hi: float) ->
         g = b.gain_db + err / min(max(slope, _MIN_SLOPE), 1.0)
     g = min(max(g, lo), hi)
     if g == b.gain_db:
-        return g, ("target {target:g} LUFS not reachable: the delivery gain is at its limit "
-                   f"({g:+g} dB, range {lo:g}..{hi:g} dB)")
+        return g, (
+            "target {target:g} LUFS not reachable: the delivery gain is at its limit "
+            f"({g:+g} dB, range {lo:g}..{hi:g} dB)"
+        )
     return g, ""
 
 
-def _write_params_out(path: str, params: Mapping[str, float], loudness_gain_db: float,
-                      ai_updates: list | None = None) -> None:
+def _write_params_out(
+    path: str, params: Mapping[str, float], loudness_gain_db: float, ai_updates: list | None = None
+) -> None:
     """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically.
 
     AI updates are logged per parameter when its value changes.
     """
-    lines = [json.dumps({"t": 0.0, "param": k, "value": v, "source": "user"})
-             for k, v in params.items() if k != "loudness_gain_db"]
+    lines = [
+        json.dumps({"t": 0.0, "param": k, "value": v, "source": "user"})
+        for k, v in params.items()
+        if k != "loudness_gain_db"
+    ]
     lines.append(json.dumps({"t": 0.0, "param": "loudness_gain_db", "value": loudness_gain_db, "source": "user"}))
     last: dict[str, float] = {}
     for t, vals in ai_updates or []:
@@ -502,14 +558,26 @@ def _write_params_out(path: str, params: Mapping[str, float], loudness_gain_db: 
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
-                target_lufs: float = -14.0, ceiling_dbtp: float | None = -1.0,
-                params: Mapping[str, object] | None = None, model: str = "none", ai_amount: float = 1.0,
-                float_output: bool = False, overwrite: bool = False, block_size: int = 1024,
-                progress: ProgressCallback | None = None,
-                params_out: str | os.PathLike[str] | None = None, loudness_mode: str = "search",
-                ai_hop_s: float = 0.5, crossfade_s: float = 2.0, midi_file: str | None = None,
-                midi_map: str | None = None) -> RenderReport:
+def render_file(
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    target_lufs: float = -14.0,
+    ceiling_dbtp: float | None = -1.0,
+    params: Mapping[str, object] | None = None,
+    model: str = "none",
+    ai_amount: float = 1.0,
+    float_output: bool = False,
+    overwrite: bool = False,
+    block_size: int = 1024,
+    progress: ProgressCallback | None = None,
+    params_out: str | os.PathLike[str] | None = None,
+    loudness_mode: str = "search",
+    ai_hop_s: float = 0.5,
+    crossfade_s: float = 2.0,
+    midi_file: str | None = None,
+    midi_map: str | None = None,
+) -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
 
     Parameters
@@ -569,17 +637,22 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     crossfade_s = _finite("--crossfade-s", crossfade_s)
     if not 0.0 <= crossfade_s <= 60.0:
         raise RenderUsageError(f"--crossfade-s {crossfade_s:g} is outside 0..60 s")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
-            or not BLOCK_SIZE_RANGE[0] <= block_size <= BLOCK_SIZE_RANGE[1]:
-        raise RenderUsageError(f"--block-size must be an integer in {BLOCK_SIZE_RANGE[0]}..{BLOCK_SIZE_RANGE[1]}, "
-                               f"got {block_size!r}")
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, (int, np.integer))
+        or not BLOCK_SIZE_RANGE[0] <= block_size <= BLOCK_SIZE_RANGE[1]
+    ):
+        raise RenderUsageError(
+            f"--block-size must be an integer in {BLOCK_SIZE_RANGE[0]}..{BLOCK_SIZE_RANGE[1]}, got {block_size!r}"
+        )
     block_size = int(block_size)
     if loudness_mode not in LOUDNESS_MODES:
         raise RenderUsageError(f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {loudness_mode!r}")
     target_lufs = _finite("--target-lufs", target_lufs)
     if not TARGET_LUFS_RANGE[0] <= target_lufs <= TARGET_LUFS_RANGE[1]:
-        raise RenderUsageError(f"--target-lufs {target_lufs:g} is outside {TARGET_LUFS_RANGE[0]:g}.."
-                               f"{TARGET_LUFS_RANGE[1]:g} LUFS")
+        raise RenderUsageError(
+            f"--target-lufs {target_lufs:g} is outside {TARGET_LUFS_RANGE[0]:g}..{TARGET_LUFS_RANGE[1]:g} LUFS"
+        )
     values = _validated_params(params)
     notes: list[str] = []
     if ceiling_dbtp is None:
@@ -590,8 +663,10 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
         if not p_ceil.minimum <= ceiling <= p_ceil.maximum:
             raise RenderUsageError(f"--ceiling-dbtp {ceiling:g} is outside {p_ceil.range_text}")
         if "limiter_ceiling_dbtp" in values and values["limiter_ceiling_dbtp"] != ceiling:
-            notes.append(f"--ceiling-dbtp {ceiling:g} overrides limiter_ceiling_dbtp "
-                         f"{values['limiter_ceiling_dbtp']:g} from the parameters")
+            notes.append(
+                f"--ceiling-dbtp {ceiling:g} overrides limiter_ceiling_dbtp "
+                f"{values['limiter_ceiling_dbtp']:g} from the parameters"
+            )
     if "limiter_ceiling_dbtp" in values:
         values["limiter_ceiling_dbtp"] = ceiling
     subtype = "FLOAT" if float_output else "PCM_24"
@@ -624,14 +699,26 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     x = to_processing_layout(raw)
     del raw
     result = render_array(
-        x, sample_rate, target_lufs=target_lufs, ceiling_dbtp=ceiling, params=values, block_size=block_size,
-        progress=progress, input_integrated_lufs=m_in["integrated_lufs"], loudness_mode=loudness_mode,
-        estimator=estimator, ai_amount=ai_amount, ai_hop_s=ai_hop_s, crossfade_s=crossfade_s,
-        midi_file=automation)
+        x,
+        sample_rate,
+        target_lufs=target_lufs,
+        ceiling_dbtp=ceiling,
+        params=values,
+        block_size=block_size,
+        progress=progress,
+        input_integrated_lufs=m_in["integrated_lufs"],
+        loudness_mode=loudness_mode,
+        estimator=estimator,
+        ai_amount=ai_amount,
+        ai_hop_s=ai_hop_s,
+        crossfade_s=crossfade_s,
+        midi_file=automation,
+    )
     notes += result.notes
     chosen = result.chosen
-    reached = math.isfinite(chosen.integrated_lufs) and \
-        abs(chosen.integrated_lufs - target_lufs) <= LOUDNESS_TOLERANCE_LU
+    reached = (
+        math.isfinite(chosen.integrated_lufs) and abs(chosen.integrated_lufs - target_lufs) <= LOUDNESS_TOLERANCE_LU
+    )
     if not reached and math.isfinite(chosen.integrated_lufs):
         notes.append(f"output is {chosen.integrated_lufs:.1f} LUFS, not the {target_lufs:g} LUFS asked for")
 
@@ -642,16 +729,32 @@ def render_file(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str
     seconds = time.perf_counter() - t0
     duration = x.shape[0] / sample_rate
     return RenderReport(
-        input_path=in_str, output_path=out_str, sample_rate=sample_rate, frames=int(x.shape[0]),
-        input_channels=info.channels, output_channels=int(x.shape[1]), subtype=subtype,
-        target_lufs=target_lufs, ceiling_dbtp=ceiling,
-        input_integrated_lufs=m_in["integrated_lufs"], input_true_peak_dbtp=m_in["true_peak_dbtp"],
+        input_path=in_str,
+        output_path=out_str,
+        sample_rate=sample_rate,
+        frames=int(x.shape[0]),
+        input_channels=info.channels,
+        output_channels=int(x.shape[1]),
+        subtype=subtype,
+        target_lufs=target_lufs,
+        ceiling_dbtp=ceiling,
+        input_integrated_lufs=m_in["integrated_lufs"],
+        input_true_peak_dbtp=m_in["true_peak_dbtp"],
         input_lra_lu=m_in["loudness_range_lu"],
-        output_integrated_lufs=chosen.integrated_lufs, output_true_peak_dbtp=chosen.true_peak_dbtp,
-        output_lra_lu=chosen.lra_lu, loudness_gain_db=chosen.gain_db,
-        max_comp_gain_reduction_db=chosen.comp_gr_db, max_limiter_gain_reduction_db=chosen.limiter_gr_db,
-        passes=len(result.passes), target_reached=reached, seconds=seconds,
+        output_integrated_lufs=chosen.integrated_lufs,
+        output_true_peak_dbtp=chosen.true_peak_dbtp,
+        output_lra_lu=chosen.lra_lu,
+        loudness_gain_db=chosen.gain_db,
+        max_comp_gain_reduction_db=chosen.comp_gr_db,
+        max_limiter_gain_reduction_db=chosen.limiter_gr_db,
+        passes=len(result.passes),
+        target_reached=reached,
+        seconds=seconds,
         realtime_factor=duration / seconds if seconds > 0 else math.inf,
-        latency_samples=result.latency_samples, nonfinite_samples=info.nonfinite_samples,
-        notes=notes, model=getattr(estimator, "name", "none") if estimator is not None else "none",
-        ai_updates=len(result.ai_updates), inference=result.inference)
+        latency_samples=result.latency_samples,
+        nonfinite_samples=info.nonfinite_samples,
+        notes=notes,
+        model=getattr(estimator, "name", "none") if estimator is not None else "none",
+        ai_updates=len(result.ai_updates),
+        inference=result.inference,
+    )

@@ -66,8 +66,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import TextIO
 
 import numpy as np
 from numba import njit
@@ -76,8 +77,19 @@ from .audio_io import AudioFileError, _umask, read_audio, write_text_atomic
 from .engine import SNAPSHOT_NAMES, Engine
 from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
 
-__all__ = ["StreamError", "StreamUsageError", "RunOptions", "RunResult", "run", "list_devices",
-           "resolve_device", "SWITCH_INTERVAL_S", "STATUS_FLAGS", "ensure_backend", "release_portaudio"]
+__all__ = [
+    "StreamError",
+    "StreamUsageError",
+    "RunOptions",
+    "RunResult",
+    "run",
+    "list_devices",
+    "resolve_device",
+    "SWITCH_INTERVAL_S",
+    "STATUS_FLAGS",
+    "ensure_backend",
+    "release_portaudio",
+]
 
 SWITCH_INTERVAL_S = 0.0005  # see the module docstring
 STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow")
@@ -108,8 +120,7 @@ def _sd():
         with quiet_stderr():  # PortAudio's JACK host API probes for a server on import
             import sounddevice as sd
     except OSError as exc:  # libportaudio2 missing
-        raise StreamError(f"PortAudio is not available ({exc}); install it: sudo apt install libportaudio2") \
-            from None
+        raise StreamError(f"PortAudio is not available ({exc}); install it: sudo apt install libportaudio2") from None
     return sd
 
 
@@ -137,10 +148,16 @@ def list_devices() -> list[dict]:
     apis = sd.query_hostapis()
     out = []
     for i, d in enumerate(sd.query_devices()):
-        out.append({"index": i, "name": d["name"], "hostapi": apis[d["hostapi"]]["name"],
-                    "max_input_channels": d["max_input_channels"],
-                    "max_output_channels": d["max_output_channels"],
-                    "default_samplerate": d["default_samplerate"]})
+        out.append(
+            {
+                "index": i,
+                "name": d["name"],
+                "hostapi": apis[d["hostapi"]]["name"],
+                "max_input_channels": d["max_input_channels"],
+                "max_output_channels": d["max_output_channels"],
+                "default_samplerate": d["default_samplerate"],
+            }
+        )
     return out
 
 
@@ -161,16 +178,18 @@ def resolve_device(spec: str | int | None, kind: str) -> int | None:
         i = int(text)
         if 0 <= i < len(devs) and devs[i][key] > 0:
             return i
-        raise StreamUsageError(f"--{kind} {text}: no {kind} device with that index; "
-                               f"{kind} devices: {_choices(devs, kind)}")
+        raise StreamUsageError(
+            f"--{kind} {text}: no {kind} device with that index; {kind} devices: {_choices(devs, kind)}"
+        )
     hits = [d for d in devs if text.lower() in d["name"].lower() and d[key] > 0]
     if len(hits) == 1:
         return hits[0]["index"]
     if not hits:
-        raise StreamUsageError(f"--{kind} {text!r}: no {kind} device matches; {kind} devices: "
-                               f"{_choices(devs, kind)}")
-    raise StreamUsageError(f"--{kind} {text!r} matches several devices ({'; '.join(str(d['index']) + ': ' + d['name'] for d in hits)}); "
-                           f"give the index")
+        raise StreamUsageError(f"--{kind} {text!r}: no {kind} device matches; {kind} devices: {_choices(devs, kind)}")
+    raise StreamUsageError(
+        f"--{kind} {text!r} matches several devices ({'; '.join(str(d['index']) + ': ' + d['name'] for d in hits)}); "
+        f"give the index"
+    )
 
 
 def _has_device(kind: str) -> bool:
@@ -188,17 +207,21 @@ def ensure_backend(need_input: bool, sample_rate: int, period: int, note: Callab
         if all(_has_device(k) for k in kinds):
             return None
     if jackd_path() is None:
-        raise StreamError("no audio device found and no JACK server to run headless: install JACK "
-                          "(sudo apt install jackd2) and run again -- mixpilot then starts 'jackd -d dummy' "
-                          "itself -- or use 'mixpilot render' for files")
+        raise StreamError(
+            "no audio device found and no JACK server to run headless: install JACK "
+            "(sudo apt install jackd2) and run again -- mixpilot then starts 'jackd -d dummy' "
+            "itself -- or use 'mixpilot render' for files"
+        )
     server = JackServer(sample_rate=sample_rate, period=period)
     try:
         server.start()
     except JackError as exc:
         raise StreamError(f"no audio device found, and the headless JACK server failed: {exc}") from None
     _rescan()
-    note(f"no audio device found: running headless on a JACK dummy server "
-         f"(jackd -n {server.name} -d dummy -r {sample_rate} -p {period}); nothing is audible")
+    note(
+        f"no audio device found: running headless on a JACK dummy server "
+        f"(jackd -n {server.name} -d dummy -r {sample_rate} -p {period}); nothing is audible"
+    )
     return server
 
 
@@ -274,8 +297,9 @@ class Recorder:
         folder = os.path.dirname(self.path)
         fd, self._tmp = tempfile.mkstemp(prefix=".mixpilot-rec-", suffix=".wav", dir=folder)
         os.close(fd)
-        self._file = sf.SoundFile(self._tmp, "w", samplerate=sample_rate, channels=channels,
-                                  format="WAV", subtype="FLOAT")
+        self._file = sf.SoundFile(
+            self._tmp, "w", samplerate=sample_rate, channels=channels, format="WAV", subtype="FLOAT"
+        )
         self.buf = np.zeros((int(ring_s * sample_rate), channels), dtype=np.float32)
         self.w = np.zeros(1, dtype=np.int64)  # written by the callback
         self.r = 0  # read position (writer thread only)
@@ -298,7 +322,7 @@ class Recorder:
         while self.r < w:
             a = self.r % cap
             m = min(w - self.r, cap - a)
-            self._file.write(self.buf[a:a + m])
+            self._file.write(self.buf[a : a + m])
             self.r += m
             self.frames += m
 
@@ -336,8 +360,9 @@ class Recorder:
 class _Run:
     """State shared by the callback and the threads around it (all preallocated before start)."""
 
-    def __init__(self, engine: Engine, src: np.ndarray | None, end_frames: int | None,
-                 recorder: Recorder | None, blocksize: int) -> None:
+    def __init__(
+        self, engine: Engine, src: np.ndarray | None, end_frames: int | None, recorder: Recorder | None, blocksize: int
+    ) -> None:
         self.engine = engine
         self.src = src
         self.end_frames = end_frames  # play: stop after this many output frames
@@ -388,7 +413,7 @@ class _Run:
                 src = self.src
                 left = src.shape[0] - done
                 if left >= frames:
-                    inp = src[done:done + frames]
+                    inp = src[done : done + frames]
                 else:
                     inp = self.scratch[:frames]
                     if left > 0:
@@ -398,7 +423,7 @@ class _Run:
                         inp[:] = 0.0
             else:
                 inp = self.scratch[:frames]
-                inp[:] = indata[:, :inp.shape[1]]
+                inp[:] = indata[:, : inp.shape[1]]
             if outdata.shape[1] == inp.shape[1]:
                 self.engine.process_block(inp, outdata)
             else:  # mono engine on a stereo device
@@ -436,8 +461,12 @@ class _Run:
             k = int(self.counts[0]) & (_TIMING_CAPACITY - 1)
             e = np.concatenate([e[k:], e[:k]])
         d = np.diff(e)[1:] / 1000.0
-        return {"period": round(1e6 * blocksize / samplerate, 1), "p99": round(float(np.percentile(d, 99)), 1),
-                "p999": round(float(np.percentile(d, 99.9)), 1), "max": round(float(d.max()), 1)}
+        return {
+            "period": round(1e6 * blocksize / samplerate, 1),
+            "p99": round(float(np.percentile(d, 99)), 1),
+            "p999": round(float(np.percentile(d, 99.9)), 1),
+            "max": round(float(d.max()), 1),
+        }
 
     def timings_us(self) -> np.ndarray:
         n = int(min(self.counts[0], _TIMING_CAPACITY))
@@ -451,12 +480,18 @@ class _Run:
 
         budget = 1e6 * blocksize / samplerate
         return {
-            "samplerate": samplerate, "blocksize": blocksize, "blocks": int(self.counts[0]),
+            "samplerate": samplerate,
+            "blocksize": blocksize,
+            "blocks": int(self.counts[0]),
             "budget_us": round(budget, 1),
-            "callback_us": {"p50": pct(50), "p99": pct(99), "p999": pct(99.9),
-                            "max": round(float(d.max()), 1) if d.size else None},
+            "callback_us": {
+                "p50": pct(50),
+                "p99": pct(99),
+                "p999": pct(99.9),
+                "max": round(float(d.max()), 1) if d.size else None,
+            },
             "xruns": int(self.counts[1]),
-            "xrun_at_s": [round(int(f) / samplerate, 3) for f in self.xrun_frames[:min(int(self.counts[1]), 64)]],
+            "xrun_at_s": [round(int(f) / samplerate, 3) for f in self.xrun_frames[: min(int(self.counts[1]), 64)]],
             "status_flags": {n: int(v) for n, v in zip(STATUS_FLAGS, self.flags)},
             "inference": {"runs": 0, "p50_ms": None, "p99_ms": None},
             "midi": {"messages": 0, "applied": 0},
@@ -470,8 +505,9 @@ class _Run:
 class MeterUI:
     """Terminal meters from a non-audio thread: one status line, 10 times a second on a terminal."""
 
-    def __init__(self, run: _Run, samplerate: int, blocksize: int, stream: TextIO, enabled: bool = True,
-                 worker=None) -> None:
+    def __init__(
+        self, run: _Run, samplerate: int, blocksize: int, stream: TextIO, enabled: bool = True, worker=None
+    ) -> None:
         self.run = run
         self.worker = worker
         self.watchdog = None  # --ai-resume-s without a live MIDI input
@@ -494,13 +530,16 @@ class MeterUI:
             return f"{v:{w}.1f}" if math.isfinite(v) else f"{'-inf':>{w}}"
 
         k = int(self.run.counts[0])
-        recent = self.run.durations[max(0, k - 375):k] if k <= _TIMING_CAPACITY else self.run.durations
+        recent = self.run.durations[max(0, k - 375) : k] if k <= _TIMING_CAPACITY else self.run.durations
         load = 100.0 * float(recent.max()) / 1000.0 / self.budget_us if recent.size else 0.0
-        return (f"M {f(s[_SNAP['momentary_lufs']])} S {f(s[_SNAP['short_term_lufs']])} "
-                f"I {f(s[_SNAP['integrated_lufs']])} LUFS | TP {f(s[_SNAP['true_peak_dbtp']])} dBTP | "
-                f"GR comp {f(max(s[_SNAP['comp_gr_db']], 0.0) + 0.0, 4)} lim {f(max(s[_SNAP['limiter_gr_db']], 0.0) + 0.0, 4)} dB | "
-                f"gain {s[_SNAP['loudness_gain_db']]:+5.1f} dB | load {load:4.1f}% | xruns {int(self.run.counts[1])} | "
-                f"{s[_SNAP['stream_s']]:6.1f} s")
+        return (
+            f"M {f(s[_SNAP['momentary_lufs']])} S {f(s[_SNAP['short_term_lufs']])} "
+            f"I {f(s[_SNAP['integrated_lufs']])} LUFS | TP {f(s[_SNAP['true_peak_dbtp']])} dBTP | "
+            f"GR comp {f(max(s[_SNAP['comp_gr_db']], 0.0) + 0.0, 4)} "
+            f"lim {f(max(s[_SNAP['limiter_gr_db']], 0.0) + 0.0, 4)} dB | "
+            f"gain {s[_SNAP['loudness_gain_db']]:+5.1f} dB | load {load:4.1f}% | xruns {int(self.run.counts[1])} | "
+            f"{s[_SNAP['stream_s']]:6.1f} s"
+        )
 
     def ai_line(self) -> str:
         """Each AI parameter: current value -> target, and the worker's status."""
@@ -510,12 +549,24 @@ class MeterUI:
 
         cur = self.run.engine.chain.current_values
         tgt = self.run.engine.chain.targets
-        short = {"input_gain_db": "in", "comp_ratio": "ratio", "low_gain_db": "low", "mid_gain_db": "mid",
-                 "high_gain_db": "high", "presence_gain_db": "pres", "reverb_send": "rev", "delay_send": "dly",
-                 "stereo_width": "width", "output_gain_db": "out"}
+        short = {
+            "input_gain_db": "in",
+            "comp_ratio": "ratio",
+            "low_gain_db": "low",
+            "mid_gain_db": "mid",
+            "high_gain_db": "high",
+            "presence_gain_db": "pres",
+            "reverb_send": "rev",
+            "delay_send": "dly",
+            "stereo_width": "width",
+            "output_gain_db": "out",
+        }
         manual = self.run.engine.manual_active
-        parts = [f"{short.get(n, n)}{'[M]' if manual[PARAM_INDEX[n]] else ''} "
-                 f"{cur[PARAM_INDEX[n]]:+.2f}>{tgt[PARAM_INDEX[n]]:+.2f}" for n in AI_PARAM_NAMES]
+        parts = [
+            f"{short.get(n, n)}{'[M]' if manual[PARAM_INDEX[n]] else ''} "
+            f"{cur[PARAM_INDEX[n]]:+.2f}>{tgt[PARAM_INDEX[n]]:+.2f}"
+            for n in AI_PARAM_NAMES
+        ]
         state = " OFF" if not self.run.engine.ai_on else ""
         return f"{self.worker.status}{state} | " + " ".join(parts) + "  ([M] = MIDI)"
 
@@ -576,13 +627,20 @@ def _device_settings(sd, kind: str, device, channels: int, samplerate: float) ->
         return None
     except Exception as exc:
         info = sd.query_devices(device, kind)
-        return (f"{kind} device {info['name']!r} cannot do {channels} ch at {samplerate:g} Hz "
-                f"({' '.join(str(exc).split())}); it supports up to {info[f'max_{kind}_channels']} ch, "
-                f"default rate {info['default_samplerate']:g} Hz")
+        return (
+            f"{kind} device {info['name']!r} cannot do {channels} ch at {samplerate:g} Hz "
+            f"({' '.join(str(exc).split())}); it supports up to {info[f'max_{kind}_channels']} ch, "
+            f"default rate {info['default_samplerate']:g} Hz"
+        )
 
 
-def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_stream: TextIO | None = None,
-        on_started: Callable[["_Run"], None] | None = None) -> RunResult:
+def run(
+    opts: RunOptions,
+    *,
+    note: Callable[[str], None] | None = None,
+    ui_stream: TextIO | None = None,
+    on_started: Callable[[_Run], None] | None = None,
+) -> RunResult:
     """Run ``play``/``live`` until it ends; returns the stats (raises StreamError before the stream opens)."""
     notes: list[str] = []
 
@@ -678,8 +736,14 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
             src = np.ascontiguousarray(soxr.resample(src, file_sr, sr, quality="VHQ"), dtype=np.float32)
 
         # 3. engine, warmed up before the stream exists
-        engine = Engine(sr, channels, max_block_size=max(opts.blocksize, 4096), params=opts.params,
-                        target_lufs=opts.target_lufs, ceiling_dbtp=opts.ceiling_dbtp)
+        engine = Engine(
+            sr,
+            channels,
+            max_block_size=max(opts.blocksize, 4096),
+            params=opts.params,
+            target_lufs=opts.target_lufs,
+            ceiling_dbtp=opts.ceiling_dbtp,
+        )
         engine.warm_up()
         end_frames = None
         if opts.mode == "play":
@@ -709,28 +773,49 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
                         params_log.append({"t": round(t, 6), "param": k, "value": v, "source": "ai"})
                         last[k] = v
 
-            worker = InferenceWorker(estimator, engine.ring, sr,
-                                     engine.publish_ai,
-                                     hop_s=opts.ai_hop_s, crossfade_s=opts.crossfade_s, ai_amount=opts.ai_amount,
-                                     base=engine.params, on_update=logged)
+            worker = InferenceWorker(
+                estimator,
+                engine.ring,
+                sr,
+                engine.publish_ai,
+                hop_s=opts.ai_hop_s,
+                crossfade_s=opts.crossfade_s,
+                ai_amount=opts.ai_amount,
+                base=engine.params,
+                on_update=logged,
+            )
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
         t_start_ns = [time.perf_counter_ns()]
         if opts.midi_in is not None:
-            def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
-                params_log.append({"t": round((t_ns - t_start_ns[0]) / 1e9, 6), "param": param,
-                                   "value": value, "source": "midi"})
 
-            midi = MidiInput(opts.midi_in, midi_map, bank, on_event=midi_logged,
-                             on_warning=lambda t: say("warning: " + t), ai_resume_s=opts.ai_resume_s)
+            def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
+                params_log.append(
+                    {"t": round((t_ns - t_start_ns[0]) / 1e9, 6), "param": param, "value": value, "source": "midi"}
+                )
+
+            midi = MidiInput(
+                opts.midi_in,
+                midi_map,
+                bank,
+                on_event=midi_logged,
+                on_warning=lambda t: say("warning: " + t),
+                ai_resume_s=opts.ai_resume_s,
+            )
             say(midi.describe())
         elif opts.ai_resume_s is not None and bank is not None:
             ui.watchdog = ResumeWatchdog(bank, opts.ai_resume_s)
 
         # 4. run
         sys.setswitchinterval(opts.switch_interval_s)
-        kw = dict(samplerate=sr, blocksize=opts.blocksize, dtype="float32", callback=runner.callback,
-                  finished_callback=runner.finished.set, latency="low")
+        kw = dict(
+            samplerate=sr,
+            blocksize=opts.blocksize,
+            dtype="float32",
+            callback=runner.callback,
+            finished_callback=runner.finished.set,
+            latency="low",
+        )
         if opts.mode == "play":
             stream = sd.OutputStream(device=out_dev, channels=out_channels, **kw)
         else:
@@ -771,10 +856,15 @@ def run(opts: RunOptions, *, note: Callable[[str], None] | None = None, ui_strea
             bank = runner.engine.controls
             if bank is not None:
                 c = bank.counts()
-                stats["midi"] = {"messages": c["received"], "applied": c["mapped"], "ignored": c["ignored"],
-                                 "dropped": c["dropped"], "latency": runner.engine.midi_latency_ms()}
+                stats["midi"] = {
+                    "messages": c["received"],
+                    "applied": c["mapped"],
+                    "ignored": c["ignored"],
+                    "dropped": c["dropped"],
+                    "latency": runner.engine.midi_latency_ms(),
+                }
             if automation is not None:
-                for t, name, value in automation.events[:automation.cursor]:
+                for t, name, value in automation.events[: automation.cursor]:
                     if name is not None and value is not None:
                         params_log.append({"t": round(t, 6), "param": name, "value": value, "source": "midi"})
             if stats_abs:
@@ -819,10 +909,16 @@ def _wait(runner: _Run, stream, server: JackServer | None) -> tuple[str, str | N
         if server is not None and not server.alive():
             return "device error", "the JACK server stopped; the run ended early (recording and stats are kept)"
         if not stream.active or now - last > _STALL_S * 1e9:
-            gone = "the JACK server went away" if os.environ.get("JACK_DEFAULT_SERVER") or \
-                _is_jack(stream) else "the audio device stopped"
-            return "device error", f"{gone} after {runner.counts[2] / runner.engine.sample_rate:.1f} s; " \
-                                   f"the run ended early (recording and stats are kept)"
+            gone = (
+                "the JACK server went away"
+                if os.environ.get("JACK_DEFAULT_SERVER") or _is_jack(stream)
+                else "the audio device stopped"
+            )
+            return (
+                "device error",
+                f"{gone} after {runner.counts[2] / runner.engine.sample_rate:.1f} s; "
+                f"the run ended early (recording and stats are kept)",
+            )
 
 
 def _is_jack(stream) -> bool:
@@ -836,6 +932,7 @@ def _is_jack(stream) -> bool:
 
 def _close_stream(stream, dead: bool) -> None:
     """Stop and close; when the device died PortAudio can hang in there, so never wait on it long."""
+
     def close():
         try:
             stream.abort() if dead else stream.stop()

@@ -33,8 +33,7 @@ def tmp_wav(tmp_path: Path) -> TmpWav:
     exactly; ``None`` takes soundfile's default for the extension.
     """
 
-    def write(data: np.ndarray, sample_rate: int = 44100, name: str = "in.wav",
-              subtype: str | None = "FLOAT") -> Path:
+    def write(data: np.ndarray, sample_rate: int = 44100, name: str = "in.wav", subtype: str | None = "FLOAT") -> Path:
         path = tmp_path / name
         os.makedirs(path.parent, exist_ok=True)
         sf.write(str(path), np.asarray(data), sample_rate, subtype=subtype)

@@ -40,8 +40,9 @@ def test_chain_vs_pedalboard_runs():
 
 def test_bench_writes_interface_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    rc = bench_main(["--json", str(path), "--seconds", "0.3", "--render-seconds", "1", "--windows", "2",
-                     "--blocksizes", "64,128"])
+    rc = bench_main(
+        ["--json", str(path), "--seconds", "0.3", "--render-seconds", "1", "--windows", "2", "--blocksizes", "64,128"]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     r = json.loads(path.read_text())
@@ -59,16 +60,19 @@ def test_bench_writes_interface_json(tmp_path, capsys):
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary left behind
 
 
-@pytest.mark.parametrize("argv, code, words", [
-    (["--soak", "-1"], 2, "--soak"),
-    (["--soak", "nan"], 2, "--soak"),
-    (["--quick", "--full"], 2, "not allowed"),
-    (["--blocksizes", "128,abc"], 2, "--blocksizes"),
-    (["--samplerates", "1000"], 2, "--samplerates"),
-    (["--frobnicate"], 2, "unrecognized"),
-    (["--json", "{dir}"], 2, "directory"),
-    (["--json", "{dir}/missing/b.json"], 1, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, code, words",
+    [
+        (["--soak", "-1"], 2, "--soak"),
+        (["--soak", "nan"], 2, "--soak"),
+        (["--quick", "--full"], 2, "not allowed"),
+        (["--blocksizes", "128,abc"], 2, "--blocksizes"),
+        (["--samplerates", "1000"], 2, "--samplerates"),
+        (["--frobnicate"], 2, "unrecognized"),
+        (["--json", "{dir}"], 2, "directory"),
+        (["--json", "{dir}/missing/b.json"], 1, "does not exist"),
+    ],
+)
 def test_bench_usage_errors_are_one_line(tmp_path, capsys, argv, code, words):
     argv = [a.format(dir=tmp_path) for a in argv]
     assert bench_main(argv) == code
@@ -100,9 +104,13 @@ def test_soak_runs_on_jack(jack_server):
 
 def _soak_lines(doc: dict) -> str:
     """The soak part of the bench table alone (the rest of the table needs a whole run)."""
-    full = {"sweep": [], "compare": {"seconds": 0, "rounds": 0},
-            "render": {"seconds": 0, "samplerate": 48000, "block_size": 1024, "rtf": 1.0},
-            "inference": {"window_s": 3.0, "samplerate": 48000}, **doc}
+    full = {
+        "sweep": [],
+        "compare": {"seconds": 0, "rounds": 0},
+        "render": {"seconds": 0, "samplerate": 48000, "block_size": 1024, "rtf": 1.0},
+        "inference": {"window_s": 3.0, "samplerate": 48000},
+        **doc,
+    }
     return bench_table(full)
 
 
@@ -110,7 +118,14 @@ def test_benchmark_suites_run_once():
     """``pytest benchmarks --benchmark-disable``: every benchmark function runs once."""
     env = dict(os.environ)
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
-    p = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-q", "-x", "--benchmark-disable",
-                        "-p", "no:cacheprovider"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-q", "-x", "--benchmark-disable", "-p", "no:cacheprovider"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert " passed" in p.stdout

@@ -37,8 +37,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +47,23 @@ from mixpilot.dsp.params import AI_PARAM_NAMES
 
 __all__ = ["main", "run", "CNN_CONFIG", "AST_CONFIG"]
 
-CNN_CONFIG: dict[str, Any] = {"channels": [16, 32, 64, 96], "hidden": 128, "dropout": 0.1, "summary": True,
-                              "time_pool": 2}
-AST_CONFIG: dict[str, Any] = {"patch": [8, 16], "dim": 96, "depth": 3, "heads": 4, "mlp_ratio": 2.0,
-                              "hidden": 128, "dropout": 0.1, "summary": True}
+CNN_CONFIG: dict[str, Any] = {
+    "channels": [16, 32, 64, 96],
+    "hidden": 128,
+    "dropout": 0.1,
+    "summary": True,
+    "time_pool": 2,
+}
+AST_CONFIG: dict[str, Any] = {
+    "patch": [8, 16],
+    "dim": 96,
+    "depth": 3,
+    "heads": 4,
+    "mlp_ratio": 2.0,
+    "hidden": 128,
+    "dropout": 0.1,
+    "summary": True,
+}
 CNN_TRAIN: dict[str, Any] = {"lr": 2e-3, "weight_decay": 0.02, "loss": "l1"}
 AST_TRAIN: dict[str, Any] = {"lr": 1e-3, "weight_decay": 0.05, "loss": "l1"}
 SMOKE_EXAMPLES = 32
@@ -62,27 +76,55 @@ def _log(msg: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m mixpilot.training", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=None,
-                    help="folder for the .onnx models and cards (default: models_onnx/; --smoke: a temp folder)")
+    ap = argparse.ArgumentParser(
+        prog="python -m mixpilot.training",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the .onnx models and cards (default: models_onnx/; --smoke: a temp folder)",
+    )
     ap.add_argument("--examples", type=int, default=8000, help="synthetic examples to build (default 8000)")
     ap.add_argument("--epochs", type=int, default=40, help="maximum epochs per model (default 40; --smoke: 1)")
     ap.add_argument("--seed", type=int, default=0, help="seed for data, split, init and order (default 0)")
-    ap.add_argument("--real", type=Path, nargs="*", default=[], metavar="DIR",
-                    help="folders of real recordings (taken as well mixed) to add to the data")
-    ap.add_argument("--dataset", type=Path, default=None, metavar="PATH.npz",
-                    help="reuse a dataset saved by training.data.save_dataset instead of building one")
-    ap.add_argument("--save-dataset", type=Path, default=None, metavar="PATH.npz",
-                    help="save the built dataset for later --dataset runs")
+    ap.add_argument(
+        "--real",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="folders of real recordings (taken as well mixed) to add to the data",
+    )
+    ap.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        metavar="PATH.npz",
+        help="reuse a dataset saved by training.data.save_dataset instead of building one",
+    )
+    ap.add_argument(
+        "--save-dataset",
+        type=Path,
+        default=None,
+        metavar="PATH.npz",
+        help="save the built dataset for later --dataset runs",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training (default 2)")
     ap.add_argument("--workers", type=int, default=1, help="processes for data synthesis (default 1)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs (default 8)")
-    ap.add_argument("--readme", type=Path, default=None,
-                    help="markdown file for the results table (default: training/README.md when --out is models_onnx/)")
-    ap.add_argument("--smoke", action="store_true",
-                    help="tiny data, one epoch, export to a temp folder and load back (for tests)")
+    ap.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="markdown file for the results table (default: training/README.md when --out is models_onnx/)",
+    )
+    ap.add_argument(
+        "--smoke", action="store_true", help="tiny data, one epoch, export to a temp folder and load back (for tests)"
+    )
     return ap
 
 
@@ -98,10 +140,22 @@ def _data_progress():
     return progress
 
 
-def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed: int = 0,
-        real: Sequence[Path] = (), dataset: Path | None = None, save_dataset: Path | None = None,
-        threads: int = 2, workers: int = 1, batch_size: int = 64, patience: int = 8,
-        readme: Path | None = None, smoke: bool = False) -> dict[str, Any]:
+def run(
+    *,
+    out: Path | None = None,
+    examples: int = 8000,
+    epochs: int = 40,
+    seed: int = 0,
+    real: Sequence[Path] = (),
+    dataset: Path | None = None,
+    save_dataset: Path | None = None,
+    threads: int = 2,
+    workers: int = 1,
+    batch_size: int = 64,
+    patience: int = 8,
+    readme: Path | None = None,
+    smoke: bool = False,
+) -> dict[str, Any]:
     """The whole pipeline (see the module docstring); returns the summary dict."""
     import torch
 
@@ -110,7 +164,13 @@ def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed
     from mixpilot.training import data as tdata
     from mixpilot.training.evaluate import README_PATH, finalise, readme_header, results_table, score_exported
     from mixpilot.training.export import export_model
-    from mixpilot.training.models import WeightedEnsemble, build_model, count_parameters, feature_stats, fit_ensemble_weights
+    from mixpilot.training.models import (
+        WeightedEnsemble,
+        build_model,
+        count_parameters,
+        feature_stats,
+        fit_ensemble_weights,
+    )
     from mixpilot.training.train import TrainConfig, predict, train_model
 
     t_start = time.perf_counter()
@@ -130,9 +190,9 @@ def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed
         source = {"dataset": str(dataset)}
     else:
         _log(f"building {examples} examples (seed {seed}, real dirs: {[str(r) for r in real] or 'none'})")
-        ds = tdata.build_dataset(examples, seed, real_dirs=tuple(real), config=FEATURE_CONFIG,
-                                 progress=_data_progress(),
-                                 workers=workers)
+        ds = tdata.build_dataset(
+            examples, seed, real_dirs=tuple(real), config=FEATURE_CONFIG, progress=_data_progress(), workers=workers
+        )
         source = {"dataset": None}
         if save_dataset is not None:
             tdata.save_dataset(ds, save_dataset)
@@ -156,18 +216,27 @@ def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed
     # 3. train both architectures ---------------------------------------------
     trained: dict[str, Any] = {}
     for arch, mcfg, tcfg in (("cnn", CNN_CONFIG, CNN_TRAIN), ("ast", AST_CONFIG, AST_TRAIN)):
-        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
-                          threads=max(1, threads), **tcfg)
+        cfg = TrainConfig(
+            epochs=epochs, batch_size=batch_size, patience=patience, seed=seed, threads=max(1, threads), **tcfg
+        )
         torch.manual_seed(seed)
-        model = build_model(arch, {"n_mels": FEATURE_CONFIG.n_mels, "n_frames": FEATURE_CONFIG.n_frames,
-                                   "n_params": len(AI_PARAM_NAMES), **mcfg}, mean=mean, std=std)
+        model = build_model(
+            arch,
+            {
+                "n_mels": FEATURE_CONFIG.n_mels,
+                "n_frames": FEATURE_CONFIG.n_frames,
+                "n_params": len(AI_PARAM_NAMES),
+                **mcfg,
+            },
+            mean=mean,
+            std=std,
+        )
         if getattr(model, "output", "sigmoid") == "clamp":
-            model.set_output_bias(np.median(train.targets, axis=0))   # start from "no correction"
+            model.set_output_bias(np.median(train.targets, axis=0))  # start from "no correction"
         _log(f"training {arch}: {count_parameters(model)} parameters")
         res = train_model(model, train.features, train.targets, val.features, val.targets, cfg, name=arch)
         trained[arch] = (res, cfg)
-        _log(f"{arch}: best epoch {res.best_epoch}/{res.epochs_run}, val MAE {res.best_val_mae:.4f}, "
-             f"{res.wall_s:.0f}s")
+        _log(f"{arch}: best epoch {res.best_epoch}/{res.epochs_run}, val MAE {res.best_val_mae:.4f}, {res.wall_s:.0f}s")
 
     # 4. ensemble weights on the validation split ---------------------------------
     cnn, ast = trained["cnn"][0].model, trained["ast"][0].model
@@ -188,47 +257,74 @@ def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed
         else:
             real_files[str(m.get("file", "?"))] = real_files.get(str(m.get("file", "?")), 0) + 1
     training_data = {
-        "n_examples": int(len(ds.features)), "n_groups": n_groups,
-        "n_train": int(len(train.features)), "n_val": int(len(val.features)), "n_test": int(len(test.features)),
-        "seed": seed, "synthetic_styles": dict(sorted(styles.items())),
-        "real_dirs": [str(r) for r in real], "real_files": dict(sorted(real_files.items())),
+        "n_examples": int(len(ds.features)),
+        "n_groups": n_groups,
+        "n_train": int(len(train.features)),
+        "n_val": int(len(val.features)),
+        "n_test": int(len(test.features)),
+        "seed": seed,
+        "synthetic_styles": dict(sorted(styles.items())),
+        "real_dirs": [str(r) for r in real],
+        "real_files": dict(sorted(real_files.items())),
         "split": f"by song group: {TEST_FRACTION:.0%} of groups held out for test, "
-                 f"{VAL_FRACTION:.0%} of the rest for validation (seeds {seed}, {seed + 1})",
+        f"{VAL_FRACTION:.0%} of the rest for validation (seeds {seed}, {seed + 1})",
         "generator": "training.data.build_dataset (synthetic songs and real recordings with known "
-                     "faults; targets = the AI parameters that undo them)", **source,
+        "faults; targets = the AI parameters that undo them)",
+        **source,
     }
     rng = np.random.default_rng(seed)
     parity_x = test.features[rng.choice(len(test.features), size=min(8, len(test.features)), replace=False)]
     models = {"cnn": cnn, "ast": ast, "ensemble": ensemble}
     descriptions = {
         "cnn": "compact CNN over the log-mel window (4 conv blocks pooled over time, plus the spectral "
-               "summary: per-band mean/spread, long-term power spectrum, frame-level stats; MLP head)",
+        "summary: per-band mean/spread, long-term power spectrum, frame-level stats; MLP head)",
         "ast": "AST-like transformer over 8x16 spectrogram patches (3 encoder blocks, CLS + mean pool, "
-               "plus the spectral summary; MLP head)",
+        "plus the spectral summary; MLP head)",
         "ensemble": "per-parameter weighted blend of cnn and ast in one graph (weights fit on validation)",
     }
     cards: dict[str, dict] = {}
     for name, model in models.items():
         if name == "ensemble":
-            training = {"members": ["cnn", "ast"], "weights_cnn": [round(float(w), 4) for w in weights],
-                        "weights_fit_on": f"validation split ({len(val.features)} examples)"}
+            training = {
+                "members": ["cnn", "ast"],
+                "weights_cnn": [round(float(w), 4) for w in weights],
+                "weights_fit_on": f"validation split ({len(val.features)} examples)",
+            }
         else:
             res, cfg = trained[name]
-            training = {"config": cfg.as_dict(), "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
-                        "best_val_mae": round(res.best_val_mae, 5), "wall_s": round(res.wall_s, 1),
-                        "parameters": count_parameters(model)}
-        cards[name] = export_model(model, out, name, parity_features=parity_x, training_data=training_data,
-                                   training=training, description=descriptions[name])
-        _log(f"exported {name}: {cards[name]['size_bytes'] / 1024:.0f} KiB, "
-             f"p50 {cards[name]['latency_ms_p50']:.3f} ms, p99 {cards[name]['latency_ms_p99']:.3f} ms, "
-             f"torch vs ort {cards[name]['parity_max_abs_diff']:.2e}")
+            training = {
+                "config": cfg.as_dict(),
+                "best_epoch": res.best_epoch,
+                "epochs_run": res.epochs_run,
+                "best_val_mae": round(res.best_val_mae, 5),
+                "wall_s": round(res.wall_s, 1),
+                "parameters": count_parameters(model),
+            }
+        cards[name] = export_model(
+            model,
+            out,
+            name,
+            parity_features=parity_x,
+            training_data=training_data,
+            training=training,
+            description=descriptions[name],
+        )
+        _log(
+            f"exported {name}: {cards[name]['size_bytes'] / 1024:.0f} KiB, "
+            f"p50 {cards[name]['latency_ms_p50']:.3f} ms, p99 {cards[name]['latency_ms_p99']:.3f} ms, "
+            f"torch vs ort {cards[name]['parity_max_abs_diff']:.2e}"
+        )
 
     results = score_exported(out, test.features, test.targets, test.groups, train.targets, seed=seed)
     if readme is None and not smoke and out.resolve() == MODELS_DIR.resolve():
         readme = README_PATH
-    header = readme_header(n_test=len(test.features), n_test_groups=len(np.unique(test.groups)),
-                           n_examples=len(ds.features), seed=seed,
-                           dataset=str(dataset) if dataset is not None else None)
+    header = readme_header(
+        n_test=len(test.features),
+        n_test_groups=len(np.unique(test.groups)),
+        n_examples=len(ds.features),
+        seed=seed,
+        dataset=str(dataset) if dataset is not None else None,
+    )
     default, cards = finalise(out, results, names=list(models), readme=readme, header=header)
     for name in [*models, "heuristic", "neutral"]:
         r = results[name]
@@ -242,12 +338,28 @@ def run(*, out: Path | None = None, examples: int = 8000, epochs: int = 40, seed
         m = OnnxModel.load(name, models_dir=out)
         loaded[name] = m.name
     summary = {
-        "out": str(out), "default": default, "results": results, "weights_cnn": [round(float(w), 4) for w in weights],
-        "cards": {n: {k: cards[n][k] for k in ("size_bytes", "latency_ms_p50", "latency_ms_p99",
-                                                "parity_max_abs_diff", "sha256")} for n in models},
-        "training": {n: {"best_epoch": trained[n][0].best_epoch, "epochs_run": trained[n][0].epochs_run,
-                         "wall_s": round(trained[n][0].wall_s, 1)} for n in trained},
-        "data_s": round(data_s, 1), "wall_s": round(time.perf_counter() - t_start, 1), "loaded": loaded,
+        "out": str(out),
+        "default": default,
+        "results": results,
+        "weights_cnn": [round(float(w), 4) for w in weights],
+        "cards": {
+            n: {
+                k: cards[n][k]
+                for k in ("size_bytes", "latency_ms_p50", "latency_ms_p99", "parity_max_abs_diff", "sha256")
+            }
+            for n in models
+        },
+        "training": {
+            n: {
+                "best_epoch": trained[n][0].best_epoch,
+                "epochs_run": trained[n][0].epochs_run,
+                "wall_s": round(trained[n][0].wall_s, 1),
+            }
+            for n in trained
+        },
+        "data_s": round(data_s, 1),
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "loaded": loaded,
     }
     _log(f"done in {summary['wall_s']:.0f}s\n{table}")
     return summary
@@ -260,10 +372,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print("python -m mixpilot.training needs PyTorch: pip install -e '.[train]'", file=sys.stderr)
         return 2
-    summary = run(out=args.out, examples=args.examples, epochs=args.epochs, seed=args.seed, real=args.real,
-                  dataset=args.dataset, save_dataset=args.save_dataset, threads=args.threads,
-                  workers=args.workers, batch_size=args.batch_size, patience=args.patience,
-                  readme=args.readme, smoke=args.smoke)
+    summary = run(
+        out=args.out,
+        examples=args.examples,
+        epochs=args.epochs,
+        seed=args.seed,
+        real=args.real,
+        dataset=args.dataset,
+        save_dataset=args.save_dataset,
+        threads=args.threads,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        readme=args.readme,
+        smoke=args.smoke,
+    )
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

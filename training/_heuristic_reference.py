@@ -42,10 +42,24 @@ N_SONGS = 300
 WINDOWS = 2
 CAL_SEED = 4321
 CAL_EXAMPLES = 1500
-DEADBAND_QUANTILE = {"input_gain_db": 90.0, "low_gain_db": 75.0, "mid_gain_db": 75.0, "high_gain_db": 75.0,
-                     "presence_gain_db": 75.0, "comp_ratio": 75.0, "stereo_width": 75.0}
-RULE_GAIN = {"input_gain_db": 1.0, "low_gain_db": 0.5, "mid_gain_db": 0.5, "high_gain_db": 0.5,
-             "presence_gain_db": 0.5, "comp_ratio": 0.25, "stereo_width": 0.5}
+DEADBAND_QUANTILE = {
+    "input_gain_db": 90.0,
+    "low_gain_db": 75.0,
+    "mid_gain_db": 75.0,
+    "high_gain_db": 75.0,
+    "presence_gain_db": 75.0,
+    "comp_ratio": 75.0,
+    "stereo_width": 75.0,
+}
+RULE_GAIN = {
+    "input_gain_db": 1.0,
+    "low_gain_db": 0.5,
+    "mid_gain_db": 0.5,
+    "high_gain_db": 0.5,
+    "presence_gain_db": 0.5,
+    "comp_ratio": 0.25,
+    "stereo_width": 0.5,
+}
 
 
 def reference_features(n_songs: int = N_SONGS) -> np.ndarray:
@@ -68,13 +82,16 @@ def reference_features(n_songs: int = N_SONGS) -> np.ndarray:
 
 def derive(feats: np.ndarray) -> dict:
     a = H.analyse(feats)
-    ref = {"spectrum_mean": a["spectrum_db"].mean(0), "spectrum_std": a["spectrum_db"].std(0),
-           "level_db": float(np.median(a["level_db"])), "side_mid_db": float(np.median(a["side_mid_db"])),
-           "dynamics_db": float(np.median(a["dynamics_db"]))}
+    ref = {
+        "spectrum_mean": a["spectrum_db"].mean(0),
+        "spectrum_std": a["spectrum_db"].std(0),
+        "level_db": float(np.median(a["level_db"])),
+        "side_mid_db": float(np.median(a["side_mid_db"])),
+        "dynamics_db": float(np.median(a["dynamics_db"])),
+    }
     est = H.HeuristicEstimator(reference=ref)
     raw = est.raw(a)
-    ref["gains"] = {k: (RULE_GAIN[k], float(np.percentile(np.abs(raw[k]), DEADBAND_QUANTILE[k])))
-                    for k in RULE_GAIN}
+    ref["gains"] = {k: (RULE_GAIN[k], float(np.percentile(np.abs(raw[k]), DEADBAND_QUANTILE[k]))) for k in RULE_GAIN}
     # level: the cue is strong, so the rule reaches the full correction at the edge of the AI range
     # (gain = limit / (limit - deadband)) instead of undoing only the excess over the deadband
     dead = ref["gains"]["input_gain_db"][1]
@@ -99,8 +116,7 @@ def main() -> None:
     ref = derive(reference_features())
     print("  calibration set...", file=sys.stderr)
     for name, mae in evaluate(ref, build_dataset(CAL_EXAMPLES, seed=CAL_SEED)).items():
-        print(f"# {name}: calibration MAE {mae.mean():.4f} per parameter {np.round(mae, 4).tolist()}",
-              file=sys.stderr)
+        print(f"# {name}: calibration MAE {mae.mean():.4f} per parameter {np.round(mae, 4).tolist()}", file=sys.stderr)
     np.set_printoptions(precision=2, suppress=True, linewidth=100, floatmode="fixed")
     print(f"# derived by training/_heuristic_reference.py: {N_SONGS} songs x {WINDOWS} windows, seed {REF_SEED}")
     print("REFERENCE_SPECTRUM_DB = np.array(" + np.array2string(ref["spectrum_mean"], separator=", ") + ")")

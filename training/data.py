@@ -132,18 +132,41 @@ __all__ = [
 
 SONG_SECONDS = 8.0
 WINDOWS_PER_SONG = 8
-PREROLL_S = 0.5          # audio run through the fault chain before the window (filter/compressor settle)
-FIRST_WINDOW_S = 1.5     # earliest window start in a song (reverb and delay tails have built up)
+PREROLL_S = 0.5  # audio run through the fault chain before the window (filter/compressor settle)
+FIRST_WINDOW_S = 1.5  # earliest window start in a song (reverb and delay tails have built up)
 UNREFERENCED_FRACTION = 0.25  # synthetic songs mixed without the tonal / width reference (synth.UNREFERENCED)
-REAL_FRACTION = 0.25     # share of examples from real recordings when real_dirs are given
+REAL_FRACTION = 0.25  # share of examples from real recordings when real_dirs are given
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
-FAULT_KINDS = ("level", "low", "mid", "high", "presence", "width", "over_comp", "under_comp",
-               "reverb_dry", "reverb_wet", "delay_dry", "delay_wet")
+FAULT_KINDS = (
+    "level",
+    "low",
+    "mid",
+    "high",
+    "presence",
+    "width",
+    "over_comp",
+    "under_comp",
+    "reverb_dry",
+    "reverb_wet",
+    "delay_dry",
+    "delay_wet",
+)
 REAL_FAULT_KINDS = ("level", "low", "mid", "high", "presence", "width", "over_comp")
-_FAULT_WEIGHTS = {"level": 1.0, "low": 1.0, "mid": 1.0, "high": 1.0, "presence": 1.0, "width": 1.0,
-                  "over_comp": 0.5, "under_comp": 0.8, "reverb_dry": 0.6, "reverb_wet": 0.4,
-                  "delay_dry": 0.6, "delay_wet": 0.4}
+_FAULT_WEIGHTS = {
+    "level": 1.0,
+    "low": 1.0,
+    "mid": 1.0,
+    "high": 1.0,
+    "presence": 1.0,
+    "width": 1.0,
+    "over_comp": 0.5,
+    "under_comp": 0.8,
+    "reverb_dry": 0.6,
+    "reverb_wet": 0.4,
+    "delay_dry": 0.6,
+    "delay_wet": 0.4,
+}
 _EXCLUSIVE = ({"over_comp", "under_comp"}, {"reverb_dry", "reverb_wet"}, {"delay_dry", "delay_wet"})
 _N_FAULTS_P = (0.15, 0.35, 0.30, 0.20)
 _EQ_PARAM = {"low": "low_gain_db", "mid": "mid_gain_db", "high": "high_gain_db", "presence": "presence_gain_db"}
@@ -183,9 +206,13 @@ class Dataset:
     def subset(self, index) -> Dataset:
         """Examples ``index`` (an integer array or a boolean mask)."""
         idx = np.arange(len(self))[index]
-        return Dataset(features=self.features[idx], targets=self.targets[idx],
-                       param_names=tuple(self.param_names), groups=self.groups[idx],
-                       meta=[self.meta[i] for i in idx])
+        return Dataset(
+            features=self.features[idx],
+            targets=self.targets[idx],
+            param_names=tuple(self.param_names),
+            groups=self.groups[idx],
+            meta=[self.meta[i] for i in idx],
+        )
 
 
 def neutral_params() -> dict[str, float]:
@@ -240,8 +267,13 @@ def normalise_targets(values: dict[str, float]) -> np.ndarray:
     return np.array([normalise(n, _clamp(n, values[n])) for n in AI_PARAM_NAMES], dtype=np.float32)
 
 
-def sample_faults(rng: np.random.Generator, *, kinds: Sequence[str] = FAULT_KINDS,
-                  good: dict | None = None, n_faults: int | None = None) -> dict:
+def sample_faults(
+    rng: np.random.Generator,
+    *,
+    kinds: Sequence[str] = FAULT_KINDS,
+    good: dict | None = None,
+    n_faults: int | None = None,
+) -> dict:
     """Draw ``{kind: value}`` mix faults (0-3 of them unless ``n_faults`` is given)."""
     if n_faults is None:
         n_faults = int(rng.choice(len(_N_FAULTS_P), p=_N_FAULTS_P))
@@ -281,9 +313,13 @@ def _fault_value(kind: str, rng: np.random.Generator, good: dict):
             t = 1.0 + _signed(rng, 0.15, 0.4)
         return float(1.0 / t)
     if kind == "over_comp":
-        return {"comp_ratio": float(rng.uniform(5.0, 10.0)), "comp_threshold_db": float(rng.uniform(-32.0, -24.0)),
-                "comp_attack_ms": float(rng.uniform(1.0, 5.0)), "comp_release_ms": float(rng.uniform(40.0, 120.0)),
-                "comp_knee_db": 3.0}
+        return {
+            "comp_ratio": float(rng.uniform(5.0, 10.0)),
+            "comp_threshold_db": float(rng.uniform(-32.0, -24.0)),
+            "comp_attack_ms": float(rng.uniform(1.0, 5.0)),
+            "comp_release_ms": float(rng.uniform(40.0, 120.0)),
+            "comp_knee_db": 3.0,
+        }
     if kind == "under_comp":
         return float(good["comp_ratio"])
     if kind in ("reverb_dry", "delay_dry"):
@@ -423,8 +459,16 @@ def load_real(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 # building
 
 
-def _window_examples(audio_fn, n_frames_total: int, n_windows: int, rng: np.random.Generator,
-                     fault_kinds, good: dict | None, config: FeatureConfig, first_s: float):
+def _window_examples(
+    audio_fn,
+    n_frames_total: int,
+    n_windows: int,
+    rng: np.random.Generator,
+    fault_kinds,
+    good: dict | None,
+    config: FeatureConfig,
+    first_s: float,
+):
     """Shared loop: pick windows, draw faults, render, extract features."""
     sr = SAMPLE_RATE
     w = input_window_frames(sr, config)
@@ -438,7 +482,7 @@ def _window_examples(audio_fn, n_frames_total: int, n_windows: int, rng: np.rand
         faults = sample_faults(rng, kinds=fault_kinds, good=good)
         seg = audio_fn(faults, slice(s0, start + w), start - s0)
         y = apply_faults(seg, faults, sr, level_from=start - s0)
-        feats.append(extract_features(y[start - s0:], sr, config))
+        feats.append(extract_features(y[start - s0 :], sr, config))
         targets.append(normalise_targets(undo_targets(faults, good)))
         metas.append({"faults": _jsonable(faults), "start_s": start / sr})
     return feats, targets, metas
@@ -458,14 +502,33 @@ def _synth_task(args):
     song = synth.synth_song(rng, seconds=SONG_SECONDS)
     referenced = bool(rng.random() >= UNREFERENCED_FRACTION)
     mix = synth.mix_good(song, rng, referenced=referenced)
-    good = {"reverb_send": mix.reverb_send, "delay_send": mix.delay_send, "comp_ratio": mix.comp_ratio,
-            "makeup_db": mix.makeup_db}
+    good = {
+        "reverb_send": mix.reverb_send,
+        "delay_send": mix.delay_send,
+        "comp_ratio": mix.comp_ratio,
+        "makeup_db": mix.makeup_db,
+    }
     feats, targets, metas = _window_examples(
-        lambda faults, sl, measure_from: _synth_window(mix, faults, sl, measure_from), mix.compressed.shape[0],
-        n_windows, rng, FAULT_KINDS, good, config, FIRST_WINDOW_S)
+        lambda faults, sl, measure_from: _synth_window(mix, faults, sl, measure_from),
+        mix.compressed.shape[0],
+        n_windows,
+        rng,
+        FAULT_KINDS,
+        good,
+        config,
+        FIRST_WINDOW_S,
+    )
     for m in metas:
-        m.update({"source": "synth", "style": song.style, "referenced": referenced, "instruments": dict(song.instruments),
-                  "tempo_bpm": round(song.tempo_bpm, 2), "good": dict(good)})
+        m.update(
+            {
+                "source": "synth",
+                "style": song.style,
+                "referenced": referenced,
+                "instruments": dict(song.instruments),
+                "tempo_bpm": round(song.tempo_bpm, 2),
+                "good": dict(good),
+            }
+        )
     return feats, targets, [group] * n_windows, metas
 
 
@@ -474,10 +537,12 @@ def _real_task(args):
     rng = np.random.default_rng(seed)
     audio = load_real(path)
     if audio.shape[0] < input_window_frames(SAMPLE_RATE, config):
-        audio = np.concatenate([np.zeros((input_window_frames(SAMPLE_RATE, config) - audio.shape[0], 2),
-                                         np.float32), audio])
+        audio = np.concatenate(
+            [np.zeros((input_window_frames(SAMPLE_RATE, config) - audio.shape[0], 2), np.float32), audio]
+        )
     feats, targets, metas = _window_examples(
-        lambda faults, sl, measure_from: audio[sl], audio.shape[0], n_windows, rng, REAL_FAULT_KINDS, None, config, 0.0)
+        lambda faults, sl, measure_from: audio[sl], audio.shape[0], n_windows, rng, REAL_FAULT_KINDS, None, config, 0.0
+    )
     for m in metas:
         m.update({"source": "real", "file": os.path.basename(path)})
     return feats, targets, [group] * n_windows, metas
@@ -494,10 +559,16 @@ def _init_worker():
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
-def build_dataset(n_examples: int, seed: int, *, real_dirs: Iterable[str | os.PathLike] = (),
-                  config: FeatureConfig = FEATURE_CONFIG,
-                  progress: Callable[[int, int], None] | None = None, workers: int = 1,
-                  real_fraction: float = REAL_FRACTION) -> Dataset:
+def build_dataset(
+    n_examples: int,
+    seed: int,
+    *,
+    real_dirs: Iterable[str | os.PathLike] = (),
+    config: FeatureConfig = FEATURE_CONFIG,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+    real_fraction: float = REAL_FRACTION,
+) -> Dataset:
     """Synthesise (and optionally read) good mixes, corrupt them and extract features.
 
     Parameters
@@ -608,11 +679,14 @@ def save_dataset(ds: Dataset, path: str | os.PathLike) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, features=ds.features.astype(np.float32, copy=False),
-                     targets=ds.targets.astype(np.float32, copy=False),
-                     param_names=np.array(list(ds.param_names), dtype=str),
-                     groups=ds.groups.astype(np.int64, copy=False),
-                     meta_json=np.array(json.dumps(ds.meta)))
+            np.savez(
+                f,
+                features=ds.features.astype(np.float32, copy=False),
+                targets=ds.targets.astype(np.float32, copy=False),
+                param_names=np.array(list(ds.param_names), dtype=str),
+                groups=ds.groups.astype(np.int64, copy=False),
+                meta_json=np.array(json.dumps(ds.meta)),
+            )
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
@@ -631,8 +705,10 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         missing = {"features", "targets", "param_names", "groups", "meta_json"} - set(z.files)
         if missing:
             raise ValueError(f"{path}: not a mixpilot dataset (missing {', '.join(sorted(missing))})")
-        return Dataset(features=z["features"].astype(np.float32, copy=False),
-                       targets=z["targets"].astype(np.float32, copy=False),
-                       param_names=tuple(str(s) for s in z["param_names"]),
-                       groups=z["groups"].astype(np.int64, copy=False),
-                       meta=json.loads(str(z["meta_json"])))
+        return Dataset(
+            features=z["features"].astype(np.float32, copy=False),
+            targets=z["targets"].astype(np.float32, copy=False),
+            param_names=tuple(str(s) for s in z["param_names"]),
+            groups=z["groups"].astype(np.int64, copy=False),
+            meta=json.loads(str(z["meta_json"])),
+        )

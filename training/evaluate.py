@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,15 +43,28 @@ RESULTS_END = "<!-- results:end -->"
 
 # short column labels for the markdown table
 _SHORT = {
-    "input_gain_db": "input gain", "comp_ratio": "comp ratio", "low_gain_db": "low",
-    "mid_gain_db": "mid", "high_gain_db": "high", "presence_gain_db": "presence",
-    "reverb_send": "reverb", "delay_send": "delay", "stereo_width": "width",
+    "input_gain_db": "input gain",
+    "comp_ratio": "comp ratio",
+    "low_gain_db": "low",
+    "mid_gain_db": "mid",
+    "high_gain_db": "high",
+    "presence_gain_db": "presence",
+    "reverb_send": "reverb",
+    "delay_send": "delay",
+    "stereo_width": "width",
     "output_gain_db": "output gain",
 }
 
 
-def mae_report(pred: np.ndarray, target: np.ndarray, names: Sequence[str] = AI_PARAM_NAMES, *,
-               groups: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def mae_report(
+    pred: np.ndarray,
+    target: np.ndarray,
+    names: Sequence[str] = AI_PARAM_NAMES,
+    *,
+    groups: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """``{"held_out_mae": overall, "per_param": {name: mae}, "n_test": n}`` in normalised units.
 
     With ``groups`` (the song id of each example) also ``"ci95"``: a 95% interval of the
@@ -64,16 +78,19 @@ def mae_report(pred: np.ndarray, target: np.ndarray, names: Sequence[str] = AI_P
     if len(p) == 0:
         raise ValueError("no held-out examples to evaluate")
     err = np.abs(p - y)
-    out: dict[str, Any] = {"held_out_mae": round(float(err.mean()), 5),
-                           "per_param": {n: round(float(v), 5) for n, v in zip(names, err.mean(axis=0))},
-                           "n_test": int(len(p))}
+    out: dict[str, Any] = {
+        "held_out_mae": round(float(err.mean()), 5),
+        "per_param": {n: round(float(v), 5) for n, v in zip(names, err.mean(axis=0))},
+        "n_test": int(len(p)),
+    }
     if groups is not None:
         out["ci95"] = [round(v, 5) for v in group_bootstrap(err.mean(axis=1), groups, n_boot=n_boot, seed=seed)]
     return out
 
 
-def group_bootstrap(values: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000,
-                    seed: int = 0) -> tuple[float, float]:
+def group_bootstrap(
+    values: np.ndarray, groups: np.ndarray, *, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """2.5th and 97.5th percentile of the mean of ``values`` over songs resampled with replacement."""
     v = np.asarray(values, np.float64)
     g = np.asarray(groups)
@@ -99,19 +116,25 @@ def heuristic_predictions(features: np.ndarray) -> np.ndarray:
     return out
 
 
-def onnx_predictions(model_path: str | os.PathLike, features: np.ndarray, *,
-                     models_dir: str | os.PathLike | None = None, batch_size: int = 256) -> np.ndarray:
+def onnx_predictions(
+    model_path: str | os.PathLike,
+    features: np.ndarray,
+    *,
+    models_dir: str | os.PathLike | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Predictions of an exported model, loaded and validated by :class:`inference.model.OnnxModel`."""
     from mixpilot.inference.model import MODELS_DIR, OnnxModel
 
     model = OnnxModel.load(model_path, models_dir=models_dir or MODELS_DIR)
     x = np.asarray(features, np.float32)
-    parts = [model.predict(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    parts = [model.predict(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, len(AI_PARAM_NAMES)), np.float32)
 
 
-def results_table(results: Mapping[str, Mapping[str, Any]], *, default: str | None = None,
-                  heuristic: str = "heuristic") -> str:
+def results_table(
+    results: Mapping[str, Mapping[str, Any]], *, default: str | None = None, heuristic: str = "heuristic"
+) -> str:
     """Markdown table: one row per model (and the heuristic), overall MAE, Δ vs heuristic, per parameter."""
     names = list(AI_PARAM_NAMES)
     head = ["model", "overall", "vs heuristic"] + [_SHORT.get(n, n) for n in names]
@@ -147,9 +170,16 @@ MAX_SIZE_BYTES = 5 * 1024 * 1024
 MAX_LATENCY_MS = 3.0
 
 
-def score_exported(out_dir: str | os.PathLike, test_features: np.ndarray, test_targets: np.ndarray,
-                   test_groups: np.ndarray, train_targets: np.ndarray, *,
-                   names: Sequence[str] = MODEL_NAMES, seed: int = 0) -> dict[str, dict]:
+def score_exported(
+    out_dir: str | os.PathLike,
+    test_features: np.ndarray,
+    test_targets: np.ndarray,
+    test_groups: np.ndarray,
+    train_targets: np.ndarray,
+    *,
+    names: Sequence[str] = MODEL_NAMES,
+    seed: int = 0,
+) -> dict[str, dict]:
     """Held-out reports for the exported models in ``out_dir``, the heuristic and "neutral".
 
     "neutral" is the training split's per-parameter median for every window:
@@ -167,9 +197,14 @@ def score_exported(out_dir: str | os.PathLike, test_features: np.ndarray, test_t
     return results
 
 
-def finalise(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str, Any]], *,
-             names: Sequence[str] = MODEL_NAMES, readme: str | os.PathLike | None = None,
-             header: str = "") -> tuple[str, dict[str, dict]]:
+def finalise(
+    out_dir: str | os.PathLike,
+    results: Mapping[str, Mapping[str, Any]],
+    *,
+    names: Sequence[str] = MODEL_NAMES,
+    readme: str | os.PathLike | None = None,
+    header: str = "",
+) -> tuple[str, dict[str, dict]]:
     """Write the metrics into each card, pick and write the default, optionally the README table.
 
     The default is the lowest held-out MAE among the models within 5 MB and
@@ -182,24 +217,37 @@ def finalise(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str, Any]
     cards: dict[str, dict] = {}
     for name in names:
         r = results[name]
-        metrics = {"held_out_mae": r["held_out_mae"], "held_out_mae_ci95": r.get("ci95"),
-                   "per_param": r["per_param"],
-                   "heuristic_mae": h, "heuristic_per_param": results["heuristic"]["per_param"],
-                   "neutral_mae": results["neutral"]["held_out_mae"],
-                   "improvement_vs_heuristic": round(1.0 - r["held_out_mae"] / h, 4) if h else None,
-                   "n_test": r["n_test"], "units": "mean absolute error of normalised (0..1) parameters"}
+        metrics = {
+            "held_out_mae": r["held_out_mae"],
+            "held_out_mae_ci95": r.get("ci95"),
+            "per_param": r["per_param"],
+            "heuristic_mae": h,
+            "heuristic_per_param": results["heuristic"]["per_param"],
+            "neutral_mae": results["neutral"]["held_out_mae"],
+            "improvement_vs_heuristic": round(1.0 - r["held_out_mae"] / h, 4) if h else None,
+            "n_test": r["n_test"],
+            "units": "mean absolute error of normalised (0..1) parameters",
+        }
         cards[name] = update_card(out / f"{name}.json", metrics=metrics)
-    eligible = [n for n in names if cards[n]["size_bytes"] <= MAX_SIZE_BYTES
-                and cards[n]["latency_ms_p50"] <= MAX_LATENCY_MS]
+    eligible = [
+        n for n in names if cards[n]["size_bytes"] <= MAX_SIZE_BYTES and cards[n]["latency_ms_p50"] <= MAX_LATENCY_MS
+    ]
     default = min(eligible or list(names), key=lambda n: results[n]["held_out_mae"])
-    write_default_pointer(out, default, held_out_mae=results[default]["held_out_mae"], heuristic_mae=h,
-                          reason="lowest held-out MAE within 5 MB and 3 ms per window")
+    write_default_pointer(
+        out,
+        default,
+        held_out_mae=results[default]["held_out_mae"],
+        heuristic_mae=h,
+        reason="lowest held-out MAE within 5 MB and 3 ms per window",
+    )
     if readme is not None:
         table = results_table(results, default=default)
-        lines = [f"- `{n}`: {cards[n]['size_bytes'] / 1024:.0f} KiB, onnxruntime 1 thread "
-                 f"p50 {cards[n]['latency_ms_p50']:.2f} ms / p99 {cards[n]['latency_ms_p99']:.2f} ms per "
-                 f"window, torch vs onnxruntime max |diff| {cards[n]['parity_max_abs_diff']:.1e}"
-                 for n in names]
+        lines = [
+            f"- `{n}`: {cards[n]['size_bytes'] / 1024:.0f} KiB, onnxruntime 1 thread "
+            f"p50 {cards[n]['latency_ms_p50']:.2f} ms / p99 {cards[n]['latency_ms_p99']:.2f} ms per "
+            f"window, torch vs onnxruntime max |diff| {cards[n]['parity_max_abs_diff']:.1e}"
+            for n in names
+        ]
         write_readme_results(f"{header.strip()}\n\n{table}\n\n" + "\n".join(lines), readme)
     return default, cards
 
@@ -207,11 +255,13 @@ def finalise(out_dir: str | os.PathLike, results: Mapping[str, Mapping[str, Any]
 def readme_header(*, n_test: int, n_test_groups: int, n_examples: int, seed: int, dataset: str | None) -> str:
     """The paragraph above the results table."""
     src = f"`{dataset}`" if dataset else "built by `python -m mixpilot.training`"
-    return (f"Held-out MAE (normalised parameters, 0..1) on {n_test} test windows from {n_test_groups} "
-            f"held-out songs; data: {n_examples} examples ({src}), seed {seed}. 95% intervals: bootstrap "
-            f"over held-out songs. `heuristic`: `inference.heuristic.HeuristicEstimator` (the fallback); "
-            f"`neutral`: the training split's per-parameter median for every window, i.e. no correction "
-            f"(most targets are neutral, so this is the bar that MAE alone sets).")
+    return (
+        f"Held-out MAE (normalised parameters, 0..1) on {n_test} test windows from {n_test_groups} "
+        f"held-out songs; data: {n_examples} examples ({src}), seed {seed}. 95% intervals: bootstrap "
+        f"over held-out songs. `heuristic`: `inference.heuristic.HeuristicEstimator` (the fallback); "
+        f"`neutral`: the training split's per-parameter median for every window, i.e. no correction "
+        f"(most targets are neutral, so this is the bar that MAE alone sets)."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,8 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=MODELS_DIR)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--readme", type=Path, default=None,
-                    help="results table file (default: training/README.md when --out is models_onnx/)")
+    ap.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="results table file (default: training/README.md when --out is models_onnx/)",
+    )
     args = ap.parse_args(argv)
     ds = tdata.load_dataset(args.dataset)
     trainval, test = tdata.split_by_group(ds, held_out_fraction=0.2, seed=args.seed)
@@ -241,8 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     readme = args.readme
     if readme is None and args.out.resolve() == MODELS_DIR.resolve():
         readme = README_PATH
-    header = readme_header(n_test=len(test.features), n_test_groups=len(np.unique(test.groups)),
-                           n_examples=len(ds.features), seed=args.seed, dataset=str(args.dataset))
+    header = readme_header(
+        n_test=len(test.features),
+        n_test_groups=len(np.unique(test.groups)),
+        n_examples=len(ds.features),
+        seed=args.seed,
+        dataset=str(args.dataset),
+    )
     default, _ = finalise(args.out, results, readme=readme, header=header)
     print(results_table(results, default=default), file=sys.stderr)
     return 0

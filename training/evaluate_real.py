@@ -158,8 +158,36 @@ README_TITLE = "## Real music"
 # IEC 61260-1:2014, base-ten system: G = 10^(3/10), exact mid-band frequency
 # fm = 1000 * G^(x/3) = 1000 * 10^(x/10) (eq. 2 with b = 3); x = -15 .. 12 is 31.5 Hz .. 16 kHz.
 _BAND_INDEX = np.arange(-15, 13)
-_NOMINAL_HZ = (31.5, 40, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000, 1250, 1600,
-               2000, 2500, 3150, 4000, 5000, 6300, 8000, 10000, 12500, 16000)
+_NOMINAL_HZ = (
+    31.5,
+    40,
+    50,
+    63,
+    80,
+    100,
+    125,
+    160,
+    200,
+    250,
+    315,
+    400,
+    500,
+    630,
+    800,
+    1000,
+    1250,
+    1600,
+    2000,
+    2500,
+    3150,
+    4000,
+    5000,
+    6300,
+    8000,
+    10000,
+    12500,
+    16000,
+)
 
 
 @dataclass(frozen=True)
@@ -225,8 +253,9 @@ def _segment_length(sample_rate: float) -> int:
     return 1 << math.ceil(math.log2(sample_rate / 2.0))
 
 
-def long_term_spectrum(x: np.ndarray, sample_rate: float, *,
-                       nperseg: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def long_term_spectrum(
+    x: np.ndarray, sample_rate: float, *, nperseg: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Welch long-term power spectrum, averaged over channels.
 
     Parameters
@@ -262,7 +291,7 @@ def long_term_spectrum(x: np.ndarray, sample_rate: float, *,
     for c in range(a.shape[1]):
         col = a[:, c]
         for i in range(0, len(starts), batch):
-            seg = np.stack([col[s:s + n] for s in starts[i:i + batch]]) * win
+            seg = np.stack([col[s : s + n] for s in starts[i : i + batch]]) * win
             acc += np.sum(np.abs(np.fft.rfft(seg, axis=1)) ** 2, axis=0)
     acc /= len(starts) * a.shape[1]
     return np.fft.rfftfreq(n, 1.0 / sample_rate), acc
@@ -289,9 +318,12 @@ class SpectralError:
     offset_db: float  # the removed mean (the level difference)
 
     def as_dict(self) -> dict:
-        return {"rms_db": round(self.rms_db, 4), "max_db": round(self.max_db, 4),
-                "offset_db": round(self.offset_db, 3),
-                "diff_db": [None if not np.isfinite(v) else round(float(v), 3) for v in self.diff_db]}
+        return {
+            "rms_db": round(self.rms_db, 4),
+            "max_db": round(self.max_db, 4),
+            "offset_db": round(self.offset_db, 3),
+            "diff_db": [None if not np.isfinite(v) else round(float(v), 3) for v in self.diff_db],
+        }
 
 
 def _score(ref_db: np.ndarray, test_db: np.ndarray, floor_db: float) -> SpectralError:
@@ -303,8 +335,9 @@ def _score(ref_db: np.ndarray, test_db: np.ndarray, floor_db: float) -> Spectral
     return SpectralError(float(np.sqrt(np.mean(r * r))), float(np.max(np.abs(r))), dn, offset)
 
 
-def spectral_error(reference: np.ndarray, test: np.ndarray, sample_rate: float, *,
-                   floor_db: float = BAND_FLOOR_DB) -> SpectralError:
+def spectral_error(
+    reference: np.ndarray, test: np.ndarray, sample_rate: float, *, floor_db: float = BAND_FLOOR_DB
+) -> SpectralError:
     """Long-term 1/3-octave spectral error of ``test`` against ``reference`` (module docstring, step 4).
 
     Both are [frames] or [frames, channels] at ``sample_rate``; lengths may differ.
@@ -330,15 +363,23 @@ def width_error_db(reference: np.ndarray, test: np.ndarray) -> float | None:
     return None if a is None or b is None else abs(b - a)
 
 
-def _metrics(ref_bands: np.ndarray, ref_sm: float | None, y: np.ndarray, sample_rate: float,
-             control: tuple[np.ndarray, float | None] | None = None) -> dict:
+def _metrics(
+    ref_bands: np.ndarray,
+    ref_sm: float | None,
+    y: np.ndarray,
+    sample_rate: float,
+    control: tuple[np.ndarray, float | None] | None = None,
+) -> dict:
     bands = band_levels_db(y, sample_rate)
     se = _score(ref_bands, bands, BAND_FLOOR_DB)
     sm = side_mid_db(y)
-    out = {"spectral_rms_db": round(se.rms_db, 4), "spectral_max_db": round(se.max_db, 4),
-           "band_diff_db": se.as_dict()["diff_db"],
-           "side_mid_db": None if sm is None else round(sm, 3),
-           "width_error_db": None if sm is None or ref_sm is None else round(abs(sm - ref_sm), 4)}
+    out = {
+        "spectral_rms_db": round(se.rms_db, 4),
+        "spectral_max_db": round(se.max_db, 4),
+        "band_diff_db": se.as_dict()["diff_db"],
+        "side_mid_db": None if sm is None else round(sm, 3),
+        "width_error_db": None if sm is None or ref_sm is None else round(abs(sm - ref_sm), 4),
+    }
     if control is not None:
         # the AI's own change: this render against the control render of the same input (same delivery);
         # the bands scored are the original's
@@ -356,8 +397,7 @@ def _metrics(ref_bands: np.ndarray, ref_sm: float | None, y: np.ndarray, sample_
 # cases and corruption
 
 
-def fault_cases(file_name: str, channels: int, seed: int, *,
-                n_random: int = N_RANDOM_CASES) -> list[FaultCase]:
+def fault_cases(file_name: str, channels: int, seed: int, *, n_random: int = N_RANDOM_CASES) -> list[FaultCase]:
     """The cases for one file: ``original``, the :data:`CATALOGUE`, then ``n_random`` seeded draws.
 
     Random draws come from :func:`training.data.sample_faults` with
@@ -445,8 +485,7 @@ def resolve_estimators(specs: Sequence[str], warn: Callable[[str], None] = print
             seen[source].warnings.append(f"also requested as {spec}")
             continue
         label = spec
-        if ("/" in spec or "\\" in spec or spec.endswith(".onnx")) and \
-                Path(spec).stem not in {m.label for m in out}:
+        if ("/" in spec or "\\" in spec or spec.endswith(".onnx")) and Path(spec).stem not in {m.label for m in out}:
             label = Path(spec).stem  # a path: the column is named by the file, the path is in `source`
         r = ResolvedModel(label, est, str(getattr(est, "name", spec)), source, notes)
         seen[source] = r
@@ -475,11 +514,21 @@ def _ai_mean(updates: list) -> dict | None:
     return {n: round(float(np.mean([u[1][n] for u in updates])), 3) for n in AI_PARAM_NAMES}
 
 
-def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, seed: int = 0,
-                  max_seconds: float = 60.0, target_lufs: float | None = -14.0, ai_amount: float = 1.0,
-                  ai_hop_s: float = 0.5, crossfade_s: float = 2.0, n_random: int = N_RANDOM_CASES,
-                  cases: Sequence[FaultCase] | None = None, only: Sequence[str] | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict:
+def evaluate_file(
+    path: str | os.PathLike,
+    models: Sequence[ResolvedModel],
+    *,
+    seed: int = 0,
+    max_seconds: float = 60.0,
+    target_lufs: float | None = -14.0,
+    ai_amount: float = 1.0,
+    ai_hop_s: float = 0.5,
+    crossfade_s: float = 2.0,
+    n_random: int = N_RANDOM_CASES,
+    cases: Sequence[FaultCase] | None = None,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Every case of one file: corrupted, control and AI renders, scored against the original."""
     from mixpilot.realtime.audio_io import read_audio
     from mixpilot.realtime.render import render_array
@@ -499,16 +548,26 @@ def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, s
         cases = fault_cases(path.name, x.shape[1], seed, n_random=n_random)
     if only:
         cases = [c for c in cases if c.name in only]
-    render_kw = {"target_lufs": target_lufs, "loudness_mode": "search", "ai_amount": ai_amount,
-                 "ai_hop_s": ai_hop_s, "crossfade_s": crossfade_s}
+    render_kw = {
+        "target_lufs": target_lufs,
+        "loudness_mode": "search",
+        "ai_amount": ai_amount,
+        "ai_hop_s": ai_hop_s,
+        "crossfade_s": crossfade_s,
+    }
     rows = []
     for case in cases:
         t0 = time.perf_counter()
         y = corrupt(x, sr, case.faults)
         lufs_in = measure(y, sr)["integrated_lufs"]
-        row: dict = {"case": case.name, "origin": case.origin, "faults": dict(case.faults),
-                     "tonal_fault": case.tonal, "width_fault": case.width and x.shape[1] == 2,
-                     "before": _metrics(ref_bands, ref_sm, y, sr)}
+        row: dict = {
+            "case": case.name,
+            "origin": case.origin,
+            "faults": dict(case.faults),
+            "tonal_fault": case.tonal,
+            "width_fault": case.width and x.shape[1] == 2,
+            "before": _metrics(ref_bands, ref_sm, y, sr),
+        }
         row["before"].pop("_bands")
         ctl = render_array(y, sr, estimator=None, input_integrated_lufs=lufs_in, **render_kw)
         row["control"] = _metrics(ref_bands, ref_sm, ctl.out, sr)
@@ -516,8 +575,9 @@ def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, s
         row["control"]["limiter_gr_db"] = round(ctl.chosen.limiter_gr_db, 2)
         ctl_ref = (row["control"].pop("_bands"), side_mid_db(ctl.out))
         row["spectral_scored"] = row["before"]["spectral_rms_db"] >= MEASURABLE_DB
-        row["width_scored"] = row["before"]["width_error_db"] is not None and \
-            row["before"]["width_error_db"] >= MEASURABLE_DB
+        row["width_scored"] = (
+            row["before"]["width_error_db"] is not None and row["before"]["width_error_db"] >= MEASURABLE_DB
+        )
         row["after"] = {}
         for m in models:
             r = render_array(y, sr, estimator=m.estimator, input_integrated_lufs=lufs_in, **render_kw)
@@ -532,14 +592,24 @@ def evaluate_file(path: str | os.PathLike, models: Sequence[ResolvedModel], *, s
         rows.append(row)
         if progress is not None:
             after = ", ".join(f"{k} {v['spectral_rms_db']:.2f}" for k, v in row["after"].items())
-            progress(f"{path.name} {case.name}: before {row['before']['spectral_rms_db']:.2f} dB, "
-                     f"control {row['control']['spectral_rms_db']:.2f}, after {after} "
-                     f"({time.perf_counter() - t0:.1f} s)")
-    return {"file": path.name, "source": _licence(path), "sample_rate": int(sr), "channels": int(x.shape[1]),
-            "seconds": round(n / sr, 3), "original_lufs": round(float(original_lufs), 2),
-            "target_lufs": target_lufs, "bands_hz": [float(b) for b in nominal],
-            "bands_used": int(np.count_nonzero(used)), "original_side_mid_db": None if ref_sm is None else
-            round(ref_sm, 3), "cases": rows}
+            progress(
+                f"{path.name} {case.name}: before {row['before']['spectral_rms_db']:.2f} dB, "
+                f"control {row['control']['spectral_rms_db']:.2f}, after {after} "
+                f"({time.perf_counter() - t0:.1f} s)"
+            )
+    return {
+        "file": path.name,
+        "source": _licence(path),
+        "sample_rate": int(sr),
+        "channels": int(x.shape[1]),
+        "seconds": round(n / sr, 3),
+        "original_lufs": round(float(original_lufs), 2),
+        "target_lufs": target_lufs,
+        "bands_hz": [float(b) for b in nominal],
+        "bands_used": int(np.count_nonzero(used)),
+        "original_side_mid_db": None if ref_sm is None else round(ref_sm, 3),
+        "cases": rows,
+    }
 
 
 def find_files(audio_dir: str | os.PathLike) -> list[Path]:
@@ -552,29 +622,62 @@ def find_files(audio_dir: str | os.PathLike) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-def evaluate(audio_dir: str | os.PathLike, models: Sequence[ResolvedModel], *, seed: int = 0,
-             max_seconds: float = 60.0, target_lufs: float | None = -14.0, ai_amount: float = 1.0,
-             ai_hop_s: float = 0.5, crossfade_s: float = 2.0, n_random: int = N_RANDOM_CASES,
-             only: Sequence[str] | None = None, progress: Callable[[str], None] | None = None,
-             command: str | None = None) -> dict:
+def evaluate(
+    audio_dir: str | os.PathLike,
+    models: Sequence[ResolvedModel],
+    *,
+    seed: int = 0,
+    max_seconds: float = 60.0,
+    target_lufs: float | None = -14.0,
+    ai_amount: float = 1.0,
+    ai_hop_s: float = 0.5,
+    crossfade_s: float = 2.0,
+    n_random: int = N_RANDOM_CASES,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    command: str | None = None,
+) -> dict:
     """The whole report (JSON-safe dict): settings, per-file results, :func:`summarise`."""
     files = find_files(audio_dir)
     if not files:
         raise FileNotFoundError(f"no audio files (wav, flac, ogg, mp3 ...) in {audio_dir}")
     t0 = time.perf_counter()
-    results = [evaluate_file(p, models, seed=seed, max_seconds=max_seconds, target_lufs=target_lufs,
-                             ai_amount=ai_amount, ai_hop_s=ai_hop_s, crossfade_s=crossfade_s,
-                             n_random=n_random, only=only, progress=progress) for p in files]
+    results = [
+        evaluate_file(
+            p,
+            models,
+            seed=seed,
+            max_seconds=max_seconds,
+            target_lufs=target_lufs,
+            ai_amount=ai_amount,
+            ai_hop_s=ai_hop_s,
+            crossfade_s=crossfade_s,
+            n_random=n_random,
+            only=only,
+            progress=progress,
+        )
+        for p in files
+    ]
     report = {
         "command": command,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "settings": {"audio_dir": str(audio_dir), "seed": seed, "max_seconds": max_seconds,
-                     "target_lufs": "original" if target_lufs is None else target_lufs, "loudness_mode": "search", "ai_amount": ai_amount,
-                     "ai_hop_s": ai_hop_s, "crossfade_s": crossfade_s, "n_random": n_random,
-                     "band_floor_db": BAND_FLOOR_DB, "no_harm_db": NO_HARM_DB,
-                     "cases": list(only) if only else "all"},
-        "models": [{"label": m.label, "name": m.name, "source": m.source, "warnings": list(m.warnings)}
-                   for m in models],
+        "settings": {
+            "audio_dir": str(audio_dir),
+            "seed": seed,
+            "max_seconds": max_seconds,
+            "target_lufs": "original" if target_lufs is None else target_lufs,
+            "loudness_mode": "search",
+            "ai_amount": ai_amount,
+            "ai_hop_s": ai_hop_s,
+            "crossfade_s": crossfade_s,
+            "n_random": n_random,
+            "band_floor_db": BAND_FLOOR_DB,
+            "no_harm_db": NO_HARM_DB,
+            "cases": list(only) if only else "all",
+        },
+        "models": [
+            {"label": m.label, "name": m.name, "source": m.source, "warnings": list(m.warnings)} for m in models
+        ],
         "files": results,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -587,12 +690,24 @@ def summarise(report: dict) -> dict:
     out = {}
     for m in report["models"]:
         label = m["label"]
-        s = {"spectral_cases": 0, "spectral_improved": 0, "spectral_better_than_control": 0,
-             "width_cases": 0, "width_improved": 0, "no_fault_cases": 0, "harm": 0,
-             "original_tonal_change_db": {}, "original_ai_vs_control_db": {}, "original_control_change_db": {},
-             "original_width_change_db": {},
-             "mean_spectral_before_db": None, "mean_spectral_after_db": None, "mean_spectral_control_db": None,
-             "mean_width_before_db": None, "mean_width_after_db": None}
+        s = {
+            "spectral_cases": 0,
+            "spectral_improved": 0,
+            "spectral_better_than_control": 0,
+            "width_cases": 0,
+            "width_improved": 0,
+            "no_fault_cases": 0,
+            "harm": 0,
+            "original_tonal_change_db": {},
+            "original_ai_vs_control_db": {},
+            "original_control_change_db": {},
+            "original_width_change_db": {},
+            "mean_spectral_before_db": None,
+            "mean_spectral_after_db": None,
+            "mean_spectral_control_db": None,
+            "mean_width_before_db": None,
+            "mean_width_after_db": None,
+        }
         sb, sa, sc, wb, wa = [], [], [], [], []
         for f in report["files"]:
             for row in f["cases"]:
@@ -617,9 +732,13 @@ def summarise(report: dict) -> dict:
                     s["width_improved"] += a["width_error_db"] < row["before"]["width_error_db"]
                     wb.append(row["before"]["width_error_db"])
                     wa.append(a["width_error_db"])
-        for key, v in (("mean_spectral_before_db", sb), ("mean_spectral_after_db", sa),
-                       ("mean_spectral_control_db", sc), ("mean_width_before_db", wb),
-                       ("mean_width_after_db", wa)):
+        for key, v in (
+            ("mean_spectral_before_db", sb),
+            ("mean_spectral_after_db", sa),
+            ("mean_spectral_control_db", sc),
+            ("mean_width_before_db", wb),
+            ("mean_width_after_db", wa),
+        ):
             s[key] = round(float(np.mean(v)), 3) if v else None
         tc = list(s["original_tonal_change_db"].values())
         s["original_max_tonal_change_db"] = max(tc) if tc else None
@@ -658,27 +777,32 @@ def format_text(report: dict) -> str:
     labels = _labels(report)
     lines = []
     for f in report["files"]:
-        lines.append(f"{f['file']}  ({f['sample_rate']} Hz, {'stereo' if f['channels'] == 2 else 'mono'}, "
-                     f"{f['seconds']:g} s, {f['bands_used']} bands)")
+        lines.append(
+            f"{f['file']}  ({f['sample_rate']} Hz, {'stereo' if f['channels'] == 2 else 'mono'}, "
+            f"{f['seconds']:g} s, {f['bands_used']} bands)"
+        )
         head = f"  {'case':<16}{'spec before':>12}{'control':>9}" + "".join(f"{lb[:10]:>11}" for lb in labels)
         head += f"{'wid before':>12}{'control':>9}" + "".join(f"{lb[:10]:>11}" for lb in labels)
         lines.append(head)
         for row in f["cases"]:
-            s = f"  {row['case']:<16}{_f(row['before']['spectral_rms_db']):>12}{_f(row['control']['spectral_rms_db']):>9}"
+            s = f"  {row['case']:<16}{_f(row['before']['spectral_rms_db']):>12}"
+            s += f"{_f(row['control']['spectral_rms_db']):>9}"
             s += "".join(f"{_f(row['after'][lb]['spectral_rms_db']):>11}" for lb in labels)
             s += f"{_f(row['before']['width_error_db']):>12}{_f(row['control']['width_error_db']):>9}"
             s += "".join(f"{_f(row['after'][lb]['width_error_db']):>11}" for lb in labels)
             lines.append(s)
         lines.append("")
     for lb, s in report["summary"].items():
-        lines.append(f"{lb}: spectral improved {s['spectral_improved']}/{s['spectral_cases']} "
-                     f"(mean {_f(s['mean_spectral_before_db'])} -> {_f(s['mean_spectral_after_db'])} dB, "
-                     f"control {_f(s['mean_spectral_control_db'])}), width improved "
-                     f"{s['width_improved']}/{s['width_cases']} (mean {_f(s['mean_width_before_db'])} -> "
-                     f"{_f(s['mean_width_after_db'])} dB), harm on cases without a tonal fault {s['harm']}/"
-                     f"{s['no_fault_cases']}, original tonal change max {_f(s['original_max_tonal_change_db'])} dB "
-                     f"({'ok' if s['no_harm_ok'] else 'FAILS'} <= {NO_HARM_DB} dB; the AI's own part, vs "
-                     f"control, max {_f(s['original_max_ai_vs_control_db'])} dB)")
+        lines.append(
+            f"{lb}: spectral improved {s['spectral_improved']}/{s['spectral_cases']} "
+            f"(mean {_f(s['mean_spectral_before_db'])} -> {_f(s['mean_spectral_after_db'])} dB, "
+            f"control {_f(s['mean_spectral_control_db'])}), width improved "
+            f"{s['width_improved']}/{s['width_cases']} (mean {_f(s['mean_width_before_db'])} -> "
+            f"{_f(s['mean_width_after_db'])} dB), harm on cases without a tonal fault {s['harm']}/"
+            f"{s['no_fault_cases']}, original tonal change max {_f(s['original_max_tonal_change_db'])} dB "
+            f"({'ok' if s['no_harm_ok'] else 'FAILS'} <= {NO_HARM_DB} dB; the AI's own part, vs "
+            f"control, max {_f(s['original_max_ai_vs_control_db'])} dB)"
+        )
     return "\n".join(lines)
 
 
@@ -691,9 +815,11 @@ def format_markdown(report: dict) -> str:
     labels = _labels(report)
     st = report["settings"]
     out = []
-    out.append(f"Measured {report.get('measured', '?')}, seed {st['seed']}, first {st['max_seconds']:g} s of each "
-               f"file, target {_target_text(st['target_lufs'])}, AI hop {st['ai_hop_s']:g} s, crossfade "
-               f"{st['crossfade_s']:g} s, ai_amount {st['ai_amount']:g} ({report['seconds']:.0f} s wall):")
+    out.append(
+        f"Measured {report.get('measured', '?')}, seed {st['seed']}, first {st['max_seconds']:g} s of each "
+        f"file, target {_target_text(st['target_lufs'])}, AI hop {st['ai_hop_s']:g} s, crossfade "
+        f"{st['crossfade_s']:g} s, ai_amount {st['ai_amount']:g} ({report['seconds']:.0f} s wall):"
+    )
     out.append("")
     out.append("```sh")
     out.append(report.get("command") or "python -m mixpilot.training.evaluate_real")
@@ -704,23 +830,29 @@ def format_markdown(report: dict) -> str:
         warn = f" — {'; '.join(m['warnings'])}" if m["warnings"] else ""
         out.append(f"- `--model {m['label']}`{extra}: {m['source']}{warn}")
     out.append("")
-    out.append("| model | spectral error improved | mean before → after (control) dB | width error improved "
-               "| mean before → after dB | original: tonal change max dB | original: AI vs control max dB "
-               "| harm on cases without a tonal fault |")
+    out.append(
+        "| model | spectral error improved | mean before → after (control) dB | width error improved "
+        "| mean before → after dB | original: tonal change max dB | original: AI vs control max dB "
+        "| harm on cases without a tonal fault |"
+    )
     out.append("|---|---|---|---|---|---|---|---|")
     for lb, s in report["summary"].items():
-        out.append(f"| `{lb}` | {s['spectral_improved']}/{s['spectral_cases']} | "
-                   f"{_f(s['mean_spectral_before_db'])} → {_f(s['mean_spectral_after_db'])} "
-                   f"({_f(s['mean_spectral_control_db'])}) | {s['width_improved']}/{s['width_cases']} | "
-                   f"{_f(s['mean_width_before_db'])} → {_f(s['mean_width_after_db'])} | "
-                   f"{_f(s['original_max_tonal_change_db'])} ({'≤' if s['no_harm_ok'] else '>'} {NO_HARM_DB:g}) | "
-                   f"{_f(s['original_max_ai_vs_control_db'])} | {s['harm']}/{s['no_fault_cases']} |")
+        out.append(
+            f"| `{lb}` | {s['spectral_improved']}/{s['spectral_cases']} | "
+            f"{_f(s['mean_spectral_before_db'])} → {_f(s['mean_spectral_after_db'])} "
+            f"({_f(s['mean_spectral_control_db'])}) | {s['width_improved']}/{s['width_cases']} | "
+            f"{_f(s['mean_width_before_db'])} → {_f(s['mean_width_after_db'])} | "
+            f"{_f(s['original_max_tonal_change_db'])} ({'≤' if s['no_harm_ok'] else '>'} {NO_HARM_DB:g}) | "
+            f"{_f(s['original_max_ai_vs_control_db'])} | {s['harm']}/{s['no_fault_cases']} |"
+        )
     out.append("")
-    out.append("Per file and case: 1/3-octave spectral error (RMS over bands, dB, level-normalised) and width "
-               "error (|Δ side/mid| dB) to the uncorrupted original; *before* = the corrupted input, "
-               "*control* = `--model none` render, then the AI render per model. A metric counts as a fault "
-               f"(scored for improvement) where *before* ≥ {MEASURABLE_DB:g} dB; the `original` row's AI "
-               "columns are the tonal change to a good recording.")
+    out.append(
+        "Per file and case: 1/3-octave spectral error (RMS over bands, dB, level-normalised) and width "
+        "error (|Δ side/mid| dB) to the uncorrupted original; *before* = the corrupted input, "
+        "*control* = `--model none` render, then the AI render per model. A metric counts as a fault "
+        f"(scored for improvement) where *before* ≥ {MEASURABLE_DB:g} dB; the `original` row's AI "
+        "columns are the tonal change to a good recording."
+    )
     out.append("")
     head = "| file | case | faults | spectral before | control | " + " | ".join(labels)
     head += " | width before | control | " + " | ".join(labels) + " |"
@@ -729,8 +861,13 @@ def format_markdown(report: dict) -> str:
     for f in report["files"]:
         short = f["file"].rsplit(".", 1)[0][:24]
         for row in f["cases"]:
-            cells = [short, row["case"], _fault_text(row["faults"]),
-                     _f(row["before"]["spectral_rms_db"]), _f(row["control"]["spectral_rms_db"])]
+            cells = [
+                short,
+                row["case"],
+                _fault_text(row["faults"]),
+                _f(row["before"]["spectral_rms_db"]),
+                _f(row["control"]["spectral_rms_db"]),
+            ]
             cells += [_f(row["after"][lb]["spectral_rms_db"]) for lb in labels]
             cells += [_f(row["before"]["width_error_db"]), _f(row["control"]["width_error_db"])]
             cells += [_f(row["after"][lb]["width_error_db"]) for lb in labels]
@@ -759,15 +896,20 @@ def _notes(report: dict) -> list[str]:
         c = orig["control"]
         if c["spectral_rms_db"] >= MEASURABLE_DB:
             gr = c.get("limiter_gr_db")
-            notes.append(f"`{f['file']}`: the {_target_text(report['settings']['target_lufs'])} delivery alone (control, no AI) changes the tone of the "
-                         f"original by {c['spectral_rms_db']:.2f} dB"
-                         + (f" (limiter up to {gr:.1f} dB gain reduction)" if gr is not None else "")
-                         + "; the `AI vs control` column separates the AI's own part.")
+            notes.append(
+                f"`{f['file']}`: the {_target_text(report['settings']['target_lufs'])} delivery alone "
+                f"(control, no AI) changes the tone of the "
+                f"original by {c['spectral_rms_db']:.2f} dB"
+                + (f" (limiter up to {gr:.1f} dB gain reduction)" if gr is not None else "")
+                + "; the `AI vs control` column separates the AI's own part."
+            )
         firsts = [a.get("first_ai_update_s") for a in orig["after"].values() if a.get("first_ai_update_s") is not None]
         if firsts and min(firsts) + xf > 0.5 * f["seconds"]:
-            notes.append(f"`{f['file']}` is {f['seconds']:g} s long: the AI's first update comes at "
-                         f"{min(firsts):g} s (a full analysis window) and glides over {xf:g} s, so it acts on "
-                         f"less than half of the file and its rows stay close to the control.")
+            notes.append(
+                f"`{f['file']}` is {f['seconds']:g} s long: the AI's first update comes at "
+                f"{min(firsts):g} s (a full analysis window) and glides over {xf:g} s, so it acts on "
+                f"less than half of the file and its rows stay close to the control."
+            )
     return notes
 
 
@@ -817,29 +959,49 @@ def _target_lufs(text: str) -> float | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m mixpilot.training.evaluate_real",
-                                 description="Corrupt real recordings with known faults, render blind with the AI, "
-                                             "report the 1/3-octave spectral and width error to the original.")
+    ap = argparse.ArgumentParser(
+        prog="python -m mixpilot.training.evaluate_real",
+        description="Corrupt real recordings with known faults, render blind with the AI, "
+        "report the 1/3-octave spectral and width error to the original.",
+    )
     ap.add_argument("--audio-dir", default="../shared/audio", help="folder of recordings (default ../shared/audio)")
-    ap.add_argument("--model", default="default",
-                    help="comma-separated models: NAME (models_onnx/), PATH.onnx, or 'heuristic' (default: default)")
+    ap.add_argument(
+        "--model",
+        default="default",
+        help="comma-separated models: NAME (models_onnx/), PATH.onnx, or 'heuristic' (default: default)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the random fault cases (default 0)")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="seconds of each file used (default 60)")
-    ap.add_argument("--random-cases", type=int, default=N_RANDOM_CASES,
-                    help=f"random fault cases per file (default {N_RANDOM_CASES})")
-    ap.add_argument("--cases", default=None,
-                    help="comma-separated case names to run (default all: original, the catalogue, random1..N)")
-    ap.add_argument("--target-lufs", type=_target_lufs, default=-14.0,
-                    help="loudness every render delivers: LUFS, or 'original' for each file's own integrated "
-                         "loudness (no loudness push, so the limiter does not colour the comparison; default -14)")
+    ap.add_argument(
+        "--random-cases",
+        type=int,
+        default=N_RANDOM_CASES,
+        help=f"random fault cases per file (default {N_RANDOM_CASES})",
+    )
+    ap.add_argument(
+        "--cases",
+        default=None,
+        help="comma-separated case names to run (default all: original, the catalogue, random1..N)",
+    )
+    ap.add_argument(
+        "--target-lufs",
+        type=_target_lufs,
+        default=-14.0,
+        help="loudness every render delivers: LUFS, or 'original' for each file's own integrated "
+        "loudness (no loudness push, so the limiter does not colour the comparison; default -14)",
+    )
     ap.add_argument("--ai-amount", type=float, default=1.0)
     ap.add_argument("--ai-hop-s", type=float, default=0.5)
     ap.add_argument("--crossfade-s", type=float, default=2.0)
     ap.add_argument("--json", default=None, help="write the full report here")
     ap.add_argument("--markdown", action="store_true", help="print the Markdown section instead of the text table")
     ap.add_argument("--readme", default=None, help="rewrite the 'Real music' section of this README")
-    ap.add_argument("--from-json", default=None, metavar="PATH",
-                    help="render nothing: print / write the README section from a report saved with --json")
+    ap.add_argument(
+        "--from-json",
+        default=None,
+        metavar="PATH",
+        help="render nothing: print / write the README section from a report saved with --json",
+    )
     ap.add_argument("--quiet", action="store_true", help="no per-case progress on stderr")
     return ap
 
@@ -862,11 +1024,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         models = resolve_estimators(args.model.split(","), warn)
-        report = evaluate(args.audio_dir, models, seed=args.seed, max_seconds=args.max_seconds,
-                          target_lufs=args.target_lufs, ai_amount=args.ai_amount, ai_hop_s=args.ai_hop_s,
-                          crossfade_s=args.crossfade_s, n_random=args.random_cases, command=command.strip(),
-                          only=[c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None,
-                          progress=None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True)))
+        report = evaluate(
+            args.audio_dir,
+            models,
+            seed=args.seed,
+            max_seconds=args.max_seconds,
+            target_lufs=args.target_lufs,
+            ai_amount=args.ai_amount,
+            ai_hop_s=args.ai_hop_s,
+            crossfade_s=args.crossfade_s,
+            n_random=args.random_cases,
+            command=command.strip(),
+            only=[c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None,
+            progress=None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True)),
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,18 +21,24 @@ import platform
 import tempfile
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from mixpilot.dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
 from mixpilot.inference.features import FEATURE_CONFIG, FeatureConfig
-from mixpilot.inference.model import (DEFAULT_MODEL, DEFAULT_POINTER, INPUT_NAME, OUTPUT_NAME, session_options,
-                             sha256_file)
+from mixpilot.inference.model import (
+    DEFAULT_MODEL,
+    DEFAULT_POINTER,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    session_options,
+    sha256_file,
+)
 
 __all__ = [
     "OPSET",
@@ -50,7 +56,7 @@ __all__ = [
 
 OPSET = 17
 CARD_VERSION = "1.0"
-_FILE_MODE = 0o644   # mkstemp creates 0600; shipped files are world-readable
+_FILE_MODE = 0o644  # mkstemp creates 0600; shipped files are world-readable
 
 
 def _replace_via_temp(path: Path, write_tmp: Callable[[str], None]) -> None:
@@ -81,8 +87,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     _replace_via_temp(Path(path), write)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *,
-                feature_config: FeatureConfig = FEATURE_CONFIG, opset: int = OPSET) -> Path:
+def export_onnx(
+    model: nn.Module, path: str | os.PathLike, *, feature_config: FeatureConfig = FEATURE_CONFIG, opset: int = OPSET
+) -> Path:
     """Export ``model`` (eval mode) to ``path`` atomically; returns the path.
 
     Uses the TorchScript-based exporter (``dynamo=False``): it needs no
@@ -97,10 +104,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *,
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (dummy,), tmp, dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                              do_constant_folding=True)
+            torch.onnx.export(
+                model,
+                (dummy,),
+                tmp,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                do_constant_folding=True,
+            )
         import onnx
 
         onnx.checker.check_model(tmp, full_check=True)
@@ -122,13 +136,19 @@ def onnx_parity(model: nn.Module, path: str | os.PathLike, features: np.ndarray)
     x = np.ascontiguousarray(features, dtype=np.float32)
     ref = model(torch.from_numpy(x)).numpy()
     sess = _ort_session(path)
-    got = np.concatenate([sess.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + 1]})[0] for i in range(len(x))])
+    got = np.concatenate([sess.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + 1]})[0] for i in range(len(x))])
     batch = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
     return float(max(np.max(np.abs(ref - got)), np.max(np.abs(ref - batch))))
 
 
-def measure_latency(path: str | os.PathLike, *, feature_config: FeatureConfig = FEATURE_CONFIG,
-                    runs: int = 300, warmup: int = 30, seed: int = 0) -> dict[str, float]:
+def measure_latency(
+    path: str | os.PathLike,
+    *,
+    feature_config: FeatureConfig = FEATURE_CONFIG,
+    runs: int = 300,
+    warmup: int = 30,
+    seed: int = 0,
+) -> dict[str, float]:
     """Single-window onnxruntime latency (ms) with the engine's session options: p50, p99, mean."""
     sess = _ort_session(path)
     rng = np.random.default_rng(seed)
@@ -150,17 +170,33 @@ def normalisation_table() -> dict[str, dict[str, Any]]:
     out = {}
     for name in AI_PARAM_NAMES:
         p = PARAMS[PARAM_INDEX[name]]
-        out[name] = {"ai_min": p.ai_minimum, "ai_max": p.ai_maximum, "unit": p.unit,
-                     "scale": "log" if p.glide == "geometric" else "linear"}
+        out[name] = {
+            "ai_min": p.ai_minimum,
+            "ai_max": p.ai_maximum,
+            "unit": p.unit,
+            "scale": "log" if p.glide == "geometric" else "linear",
+        }
     return out
 
 
-def build_card(*, name: str, architecture: str, model_config: Mapping[str, Any],
-               input_normalisation: Mapping[str, Any], training_data: Mapping[str, Any],
-               training: Mapping[str, Any], metrics: Mapping[str, Any], size_bytes: int, sha256: str,
-               latency_ms: Mapping[str, float], parity_max_abs_diff: float | None,
-               feature_config: FeatureConfig = FEATURE_CONFIG, version: str = CARD_VERSION,
-               opset: int = OPSET, description: str = "") -> dict[str, Any]:
+def build_card(
+    *,
+    name: str,
+    architecture: str,
+    model_config: Mapping[str, Any],
+    input_normalisation: Mapping[str, Any],
+    training_data: Mapping[str, Any],
+    training: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    size_bytes: int,
+    sha256: str,
+    latency_ms: Mapping[str, float],
+    parity_max_abs_diff: float | None,
+    feature_config: FeatureConfig = FEATURE_CONFIG,
+    version: str = CARD_VERSION,
+    opset: int = OPSET,
+    description: str = "",
+) -> dict[str, Any]:
     """The card dict (JSON-safe); key order is the order it is written in."""
     return {
         "name": name,
@@ -171,10 +207,18 @@ def build_card(*, name: str, architecture: str, model_config: Mapping[str, Any],
         "feature_config": feature_config.as_dict(),
         "param_names": list(AI_PARAM_NAMES),
         "normalisation": normalisation_table(),
-        "input": {"name": INPUT_NAME, "shape": ["batch", *feature_config.shape], "dtype": "float32",
-                  "units": "dB (log-mel power of mid and side, floored at feature_config.floor_db)"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(AI_PARAM_NAMES)], "dtype": "float32",
-                   "units": "normalised 0..1 per param (see normalisation)"},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", *feature_config.shape],
+            "dtype": "float32",
+            "units": "dB (log-mel power of mid and side, floored at feature_config.floor_db)",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(AI_PARAM_NAMES)],
+            "dtype": "float32",
+            "units": "normalised 0..1 per param (see normalisation)",
+        },
         "input_normalisation": dict(input_normalisation),
         "model_config": dict(model_config),
         "training_data": dict(training_data),
@@ -184,18 +228,27 @@ def build_card(*, name: str, architecture: str, model_config: Mapping[str, Any],
         "latency_ms_p50": round(float(latency_ms["p50"]), 4),
         "latency_ms_p99": round(float(latency_ms["p99"]), 4),
         "latency_machine": f"{platform.machine()} {platform.processor() or platform.system()}, "
-                           f"onnxruntime 1 thread, no spinning",
+        f"onnxruntime 1 thread, no spinning",
         "parity_max_abs_diff": None if parity_max_abs_diff is None else float(parity_max_abs_diff),
         "sha256": sha256,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
 
 
-def export_model(model: nn.Module, out_dir: str | os.PathLike, name: str, *,
-                 parity_features: np.ndarray, training_data: Mapping[str, Any],
-                 training: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
-                 description: str = "", feature_config: FeatureConfig = FEATURE_CONFIG,
-                 latency_runs: int = 300, parity_tol: float = 1e-4) -> dict[str, Any]:
+def export_model(
+    model: nn.Module,
+    out_dir: str | os.PathLike,
+    name: str,
+    *,
+    parity_features: np.ndarray,
+    training_data: Mapping[str, Any],
+    training: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    description: str = "",
+    feature_config: FeatureConfig = FEATURE_CONFIG,
+    latency_runs: int = 300,
+    parity_tol: float = 1e-4,
+) -> dict[str, Any]:
     """Export ``model`` to ``<out_dir>/<name>.onnx`` with its card ``<name>.json``; return the card.
 
     Raises RuntimeError when onnxruntime disagrees with torch by more than ``parity_tol``.
@@ -210,13 +263,21 @@ def export_model(model: nn.Module, out_dir: str | os.PathLike, name: str, *,
         raise RuntimeError(f"{name}: onnxruntime differs from torch by {diff:.3g} (> {parity_tol:g})")
     lat = measure_latency(onnx_path, feature_config=feature_config, runs=latency_runs)
     norm = _find_norm(model)
-    card = build_card(name=name, architecture=getattr(model, "architecture", type(model).__name__),
-                      model_config=getattr(model, "config", {}),
-                      input_normalisation=norm.stats() if norm is not None else {},
-                      training_data=training_data, training=training or {}, metrics=metrics or {},
-                      size_bytes=onnx_path.stat().st_size, sha256=sha256_file(onnx_path),
-                      latency_ms=lat, parity_max_abs_diff=diff, feature_config=feature_config,
-                      description=description)
+    card = build_card(
+        name=name,
+        architecture=getattr(model, "architecture", type(model).__name__),
+        model_config=getattr(model, "config", {}),
+        input_normalisation=norm.stats() if norm is not None else {},
+        training_data=training_data,
+        training=training or {},
+        metrics=metrics or {},
+        size_bytes=onnx_path.stat().st_size,
+        sha256=sha256_file(onnx_path),
+        latency_ms=lat,
+        parity_max_abs_diff=diff,
+        feature_config=feature_config,
+        description=description,
+    )
     write_json_atomic(out / f"{name}.json", card)
     return card
 

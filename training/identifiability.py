@@ -50,10 +50,12 @@ def cues(features: np.ndarray) -> dict[str, np.ndarray]:
         return 10.0 * np.log10(spec[:, m].mean(axis=1))
 
     body = reg(300, 3000)
-    return {"low_gain_db": reg(30, 150) - body,
-            "mid_gain_db": reg(600, 1600) - 0.5 * (reg(150, 400) + reg(2500, 6000)),
-            "presence_gain_db": reg(3000, 6500) - reg(300, 2000),
-            "high_gain_db": reg(7000, 11000) - body}
+    return {
+        "low_gain_db": reg(30, 150) - body,
+        "mid_gain_db": reg(600, 1600) - 0.5 * (reg(150, 400) + reg(2500, 6000)),
+        "presence_gain_db": reg(3000, 6500) - reg(300, 2000),
+        "high_gain_db": reg(7000, 11000) - body,
+    }
 
 
 def binned_median_mae(x: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> tuple[float, float]:

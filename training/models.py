@@ -91,7 +91,7 @@ def feature_stats(features: np.ndarray, *, chunk: int = 512) -> tuple[np.ndarray
     s1 = np.zeros((c, m))
     s2 = np.zeros((c, m))
     for i in range(0, n, chunk):
-        block = x[i:i + chunk].astype(np.float64)
+        block = x[i : i + chunk].astype(np.float64)
         s1 += block.sum(axis=(0, 3))
         s2 += (block * block).sum(axis=(0, 3))
     count = float(n * t)
@@ -104,8 +104,9 @@ def feature_stats(features: np.ndarray, *, chunk: int = 512) -> tuple[np.ndarray
 class InputNorm(nn.Module):
     """``(x - mean) / std`` per channel and mel band, with fixed buffers."""
 
-    def __init__(self, channels: int, n_mels: int,
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None) -> None:
+    def __init__(
+        self, channels: int, n_mels: int, mean: np.ndarray | None = None, std: np.ndarray | None = None
+    ) -> None:
         super().__init__()
         m = np.zeros((channels, n_mels), np.float32) if mean is None else np.asarray(mean, np.float32)
         s = np.ones((channels, n_mels), np.float32) if std is None else np.asarray(std, np.float32)
@@ -156,9 +157,9 @@ class SpectralSummary(nn.Module):
     def forward(self, x_db: torch.Tensor, x_norm: torch.Tensor) -> torch.Tensor:
         mu = x_norm.mean(dim=3, keepdim=True)
         sd = torch.sqrt(((x_norm - mu) ** 2).mean(dim=3) + 1e-6)
-        power = torch.exp(x_db * _DB_TO_LN)                                   # mel power
-        ltas = torch.log(power.mean(dim=3) + 1e-10) / _DB_TO_LN               # [B, C, M] dB
-        frame = torch.log(power.sum(dim=2) + 1e-10) / _DB_TO_LN               # [B, C, T] dB
+        power = torch.exp(x_db * _DB_TO_LN)  # mel power
+        ltas = torch.log(power.mean(dim=3) + 1e-10) / _DB_TO_LN  # [B, C, M] dB
+        frame = torch.log(power.sum(dim=2) + 1e-10) / _DB_TO_LN  # [B, C, T] dB
         f_mu = frame.mean(dim=2, keepdim=True)
         f_sd = torch.sqrt(((frame - f_mu) ** 2).mean(dim=2) + 1e-6)
         f_max = frame.max(dim=2).values
@@ -209,20 +210,41 @@ class CompactCNN(_Regressor):
 
     architecture = "cnn"
 
-    def __init__(self, *, n_mels: int = 64, n_frames: int = 128, n_params: int = 10,
-                 channels: tuple[int, ...] | list[int] = (16, 32, 64, 96), hidden: int = 128,
-                 dropout: float = 0.1, summary: bool = True, time_pool: int = 2, output: str = "sigmoid",
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        n_mels: int = 64,
+        n_frames: int = 128,
+        n_params: int = 10,
+        channels: tuple[int, ...] | list[int] = (16, 32, 64, 96),
+        hidden: int = 128,
+        dropout: float = 0.1,
+        summary: bool = True,
+        time_pool: int = 2,
+        output: str = "sigmoid",
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         self.output = _check_output(output)
         channels = tuple(int(c) for c in channels)
         pool = 2 ** len(channels)
         if n_mels < pool or n_frames < pool * time_pool:
-            raise ValueError(f"CompactCNN with {len(channels)} blocks and time_pool {time_pool} needs "
-                             f"n_mels >= {pool} and n_frames >= {pool * time_pool}")
+            raise ValueError(
+                f"CompactCNN with {len(channels)} blocks and time_pool {time_pool} needs "
+                f"n_mels >= {pool} and n_frames >= {pool * time_pool}"
+            )
         self.config: dict[str, Any] = {
-            "n_mels": n_mels, "n_frames": n_frames, "n_params": n_params, "channels": list(channels),
-            "hidden": hidden, "dropout": dropout, "summary": summary, "time_pool": time_pool, "output": output}
+            "n_mels": n_mels,
+            "n_frames": n_frames,
+            "n_params": n_params,
+            "channels": list(channels),
+            "hidden": hidden,
+            "dropout": dropout,
+            "summary": summary,
+            "time_pool": time_pool,
+            "output": output,
+        }
         self.norm = InputNorm(2, n_mels, mean, std)
         # average neighbouring frames first (46 ms resolution is enough for mixing decisions
         # and halves the cost of every conv layer)
@@ -230,19 +252,24 @@ class CompactCNN(_Regressor):
         layers: list[nn.Module] = []
         cin = 2
         for cout in channels:
-            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             cin = cout
         self.features = nn.Sequential(*layers)
         self.summary = SpectralSummary(2, n_mels) if summary else None
         n_in = cin * (n_mels // pool) + (self.summary.size if self.summary is not None else 0)
-        self.head = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                  nn.Linear(hidden, n_params))
+        self.head = nn.Sequential(
+            nn.Linear(n_in, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, n_params)
+        )
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         xn = self.norm(x)
         h = self.features(self.time_pool(xn))  # [B, C, M/16, T/(16*time_pool)]
-        h = h.mean(dim=3).flatten(1)         # pool over time only: keep where in frequency
+        h = h.mean(dim=3).flatten(1)  # pool over time only: keep where in frequency
         if self.summary is not None:
             h = torch.cat([h, self.summary(x, xn)], dim=1)
         return self.head(h)
@@ -264,7 +291,7 @@ class _Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, d = x.shape[1], x.shape[2]
         qkv = self.qkv(x).reshape(-1, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]                         # [B, h, N, dh]
+        q, k, v = qkv[0], qkv[1], qkv[2]  # [B, h, N, dh]
         att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
         out = torch.matmul(att, v).transpose(1, 2).reshape(-1, n, d)
         return self.proj(out)
@@ -292,20 +319,43 @@ class PatchTransformer(_Regressor):
 
     architecture = "ast"
 
-    def __init__(self, *, n_mels: int = 64, n_frames: int = 128, n_params: int = 10,
-                 patch: tuple[int, int] | list[int] = (8, 16), dim: int = 96, depth: int = 3,
-                 heads: int = 4, mlp_ratio: float = 2.0, hidden: int = 128, dropout: float = 0.1,
-                 summary: bool = True, output: str = "sigmoid",
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        n_mels: int = 64,
+        n_frames: int = 128,
+        n_params: int = 10,
+        patch: tuple[int, int] | list[int] = (8, 16),
+        dim: int = 96,
+        depth: int = 3,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        summary: bool = True,
+        output: str = "sigmoid",
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         self.output = _check_output(output)
         pf, pt = (int(patch[0]), int(patch[1]))
         if n_mels < pf or n_frames < pt:
             raise ValueError(f"patch {pf}x{pt} is larger than the input {n_mels}x{n_frames}")
         self.config: dict[str, Any] = {
-            "n_mels": n_mels, "n_frames": n_frames, "n_params": n_params, "patch": [pf, pt],
-            "dim": dim, "depth": depth, "heads": heads, "mlp_ratio": mlp_ratio, "hidden": hidden,
-            "dropout": dropout, "summary": summary, "output": output}
+            "n_mels": n_mels,
+            "n_frames": n_frames,
+            "n_params": n_params,
+            "patch": [pf, pt],
+            "dim": dim,
+            "depth": depth,
+            "heads": heads,
+            "mlp_ratio": mlp_ratio,
+            "hidden": hidden,
+            "dropout": dropout,
+            "summary": summary,
+            "output": output,
+        }
         self.norm = InputNorm(2, n_mels, mean, std)
         self.summary = SpectralSummary(2, n_mels) if summary else None
         self.embed = nn.Conv2d(2, dim, kernel_size=(pf, pt), stride=(pf, pt))
@@ -317,12 +367,11 @@ class PatchTransformer(_Regressor):
         self.blocks = nn.Sequential(*[_Block(dim, heads, mlp_ratio, dropout) for _ in range(depth)])
         self.ln = nn.LayerNorm(dim)
         n_in = 2 * dim + (self.summary.size if self.summary is not None else 0)
-        self.head = nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, n_params))
+        self.head = nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_params))
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         xn = self.norm(x)
-        tok = self.embed(xn).flatten(2).transpose(1, 2)          # [B, N, dim]
+        tok = self.embed(xn).flatten(2).transpose(1, 2)  # [B, N, dim]
         cls = self.cls.expand(tok.shape[0], -1, -1)
         h = torch.cat([cls, tok], dim=1) + self.pos
         h = self.ln(self.blocks(h))
@@ -348,7 +397,9 @@ class WeightedEnsemble(nn.Module):
         self.register_buffer("w", torch.from_numpy(w.copy()))
         self.config: dict[str, Any] = {
             "members": [getattr(a, "architecture", "a"), getattr(b, "architecture", "b")],
-            "weights": [round(float(v), 4) for v in w], "n_params": n_params}
+            "weights": [round(float(v), 4) for v in w],
+            "n_params": n_params,
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w * self.a(x) + (1.0 - self.w) * self.b(x)
@@ -357,8 +408,13 @@ class WeightedEnsemble(nn.Module):
 ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": CompactCNN, "ast": PatchTransformer}
 
 
-def build_model(architecture: str, config: dict[str, Any] | None = None, *,
-                mean: np.ndarray | None = None, std: np.ndarray | None = None) -> nn.Module:
+def build_model(
+    architecture: str,
+    config: dict[str, Any] | None = None,
+    *,
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+) -> nn.Module:
     """A fresh ``cnn`` or ``ast`` model from its JSON config (weights initialised from torch's RNG)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
@@ -370,8 +426,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def fit_ensemble_weights(pred_a: np.ndarray, pred_b: np.ndarray, target: np.ndarray,
-                         *, steps: int = 21) -> np.ndarray:
+def fit_ensemble_weights(pred_a: np.ndarray, pred_b: np.ndarray, target: np.ndarray, *, steps: int = 21) -> np.ndarray:
     """Per-parameter weight ``w`` on a grid 0..1 minimising the MAE of ``w*a + (1-w)*b``.
 
     Parameters

@@ -83,65 +83,135 @@ class Style:
     name: str
     tempo_bpm: tuple[float, float]
     minor_prob: float
-    drums: tuple[str, ...]           # drum kits to choose from ("none" = no drums)
+    drums: tuple[str, ...]  # drum kits to choose from ("none" = no drums)
     bass: tuple[str, ...]
     chords: tuple[str, ...]
     lead: tuple[str, ...]
     pad: tuple[str, ...]
-    presence: dict                   # stem -> probability it plays
-    gains_db: dict                   # stem -> good level relative to the drums (dB)
+    presence: dict  # stem -> probability it plays
+    gains_db: dict  # stem -> good level relative to the drums (dB)
     swing: tuple[float, float]
     reverb_wet_db: tuple[float, float]  # known good reverb level relative to the dry mix (dB)
-    delay_wet_db: tuple[float, float]   # known good delay level relative to the dry mix (dB)
-    comp_ratio: tuple[float, float]   # known good bus-compression ratio
+    delay_wet_db: tuple[float, float]  # known good delay level relative to the dry mix (dB)
+    comp_ratio: tuple[float, float]  # known good bus-compression ratio
 
 
 STYLES: dict[str, Style] = {
-    s.name: s for s in (
-        Style("pop", (88, 128), 0.3, ("pop", "four"), ("saw_lp", "square_lp", "sine_sub", "pluck"),
-              ("piano", "rhodes", "strum", "organ"), ("square_vib", "saw_lp", "sine_flute", "pluck"),
-              ("saw_pad", "soft_pad"),
-              {"drums": 1.0, "bass": 1.0, "chords": 0.95, "lead": 0.75, "pad": 0.6},
-              {"drums": 0.0, "bass": -2.0, "chords": -4.0, "lead": -3.0, "pad": -9.0},
-              (0.0, 0.1), (-20.0, -13.0), (-24.0, -16.0), (2.0, 3.0)),
-        Style("rock", (100, 160), 0.45, ("rock",), ("saw_lp", "square_lp", "pluck"),
-              ("guitar_dist", "guitar_dist", "strum", "organ"), ("guitar_lead", "saw_lp", "square_vib"),
-              ("saw_pad",),
-              {"drums": 1.0, "bass": 1.0, "chords": 1.0, "lead": 0.6, "pad": 0.3},
-              {"drums": 0.0, "bass": -2.0, "chords": -3.0, "lead": -3.0, "pad": -10.0},
-              (0.0, 0.05), (-22.0, -15.0), (-28.0, -20.0), (2.5, 3.5)),
-        Style("electronic", (118, 136), 0.55, ("four",), ("saw_lp", "sine_sub", "square_lp"),
-              ("saw_chord", "rhodes", "organ"), ("arp", "square_vib", "bell"),
-              ("supersaw", "saw_pad"),
-              {"drums": 1.0, "bass": 1.0, "chords": 0.7, "lead": 0.85, "pad": 0.8},
-              {"drums": 0.0, "bass": -1.0, "chords": -6.0, "lead": -4.0, "pad": -7.0},
-              (0.0, 0.05), (-18.0, -12.0), (-20.0, -13.0), (2.5, 3.5)),
-        Style("ambient", (60, 90), 0.5, ("none", "none", "soft"), ("sine_sub", "soft_saw"),
-              ("piano", "rhodes", "organ"), ("bell", "sine_flute"),
-              ("soft_pad", "supersaw", "saw_pad"),
-              {"drums": 0.4, "bass": 0.8, "chords": 0.8, "lead": 0.8, "pad": 1.0},
-              {"drums": -4.0, "bass": -3.0, "chords": -2.0, "lead": -3.0, "pad": 0.0},
-              (0.0, 0.0), (-12.0, -6.0), (-18.0, -12.0), (1.3, 1.8)),
-        Style("folk", (76, 120), 0.35, ("none", "shaker", "soft"), ("sine_sub", "pluck", "soft_saw"),
-              ("strum", "strum", "piano"), ("sine_flute", "pluck", "square_vib"),
-              ("soft_pad",),
-              {"drums": 0.7, "bass": 0.9, "chords": 1.0, "lead": 0.85, "pad": 0.35},
-              {"drums": -3.0, "bass": -3.0, "chords": 0.0, "lead": -2.0, "pad": -9.0},
-              (0.0, 0.15), (-18.0, -12.0), (-30.0, -22.0), (1.5, 2.2)),
-        Style("hiphop", (78, 98), 0.6, ("hiphop",), ("808", "sine_sub"),
-              ("rhodes", "piano", "saw_chord"), ("bell", "sine_flute", "square_vib"),
-              ("soft_pad",),
-              {"drums": 1.0, "bass": 1.0, "chords": 0.85, "lead": 0.55, "pad": 0.4},
-              {"drums": 0.0, "bass": -1.0, "chords": -6.0, "lead": -5.0, "pad": -10.0},
-              (0.05, 0.2), (-24.0, -16.0), (-24.0, -16.0), (2.5, 3.5)),
+    s.name: s
+    for s in (
+        Style(
+            "pop",
+            (88, 128),
+            0.3,
+            ("pop", "four"),
+            ("saw_lp", "square_lp", "sine_sub", "pluck"),
+            ("piano", "rhodes", "strum", "organ"),
+            ("square_vib", "saw_lp", "sine_flute", "pluck"),
+            ("saw_pad", "soft_pad"),
+            {"drums": 1.0, "bass": 1.0, "chords": 0.95, "lead": 0.75, "pad": 0.6},
+            {"drums": 0.0, "bass": -2.0, "chords": -4.0, "lead": -3.0, "pad": -9.0},
+            (0.0, 0.1),
+            (-20.0, -13.0),
+            (-24.0, -16.0),
+            (2.0, 3.0),
+        ),
+        Style(
+            "rock",
+            (100, 160),
+            0.45,
+            ("rock",),
+            ("saw_lp", "square_lp", "pluck"),
+            ("guitar_dist", "guitar_dist", "strum", "organ"),
+            ("guitar_lead", "saw_lp", "square_vib"),
+            ("saw_pad",),
+            {"drums": 1.0, "bass": 1.0, "chords": 1.0, "lead": 0.6, "pad": 0.3},
+            {"drums": 0.0, "bass": -2.0, "chords": -3.0, "lead": -3.0, "pad": -10.0},
+            (0.0, 0.05),
+            (-22.0, -15.0),
+            (-28.0, -20.0),
+            (2.5, 3.5),
+        ),
+        Style(
+            "electronic",
+            (118, 136),
+            0.55,
+            ("four",),
+            ("saw_lp", "sine_sub", "square_lp"),
+            ("saw_chord", "rhodes", "organ"),
+            ("arp", "square_vib", "bell"),
+            ("supersaw", "saw_pad"),
+            {"drums": 1.0, "bass": 1.0, "chords": 0.7, "lead": 0.85, "pad": 0.8},
+            {"drums": 0.0, "bass": -1.0, "chords": -6.0, "lead": -4.0, "pad": -7.0},
+            (0.0, 0.05),
+            (-18.0, -12.0),
+            (-20.0, -13.0),
+            (2.5, 3.5),
+        ),
+        Style(
+            "ambient",
+            (60, 90),
+            0.5,
+            ("none", "none", "soft"),
+            ("sine_sub", "soft_saw"),
+            ("piano", "rhodes", "organ"),
+            ("bell", "sine_flute"),
+            ("soft_pad", "supersaw", "saw_pad"),
+            {"drums": 0.4, "bass": 0.8, "chords": 0.8, "lead": 0.8, "pad": 1.0},
+            {"drums": -4.0, "bass": -3.0, "chords": -2.0, "lead": -3.0, "pad": 0.0},
+            (0.0, 0.0),
+            (-12.0, -6.0),
+            (-18.0, -12.0),
+            (1.3, 1.8),
+        ),
+        Style(
+            "folk",
+            (76, 120),
+            0.35,
+            ("none", "shaker", "soft"),
+            ("sine_sub", "pluck", "soft_saw"),
+            ("strum", "strum", "piano"),
+            ("sine_flute", "pluck", "square_vib"),
+            ("soft_pad",),
+            {"drums": 0.7, "bass": 0.9, "chords": 1.0, "lead": 0.85, "pad": 0.35},
+            {"drums": -3.0, "bass": -3.0, "chords": 0.0, "lead": -2.0, "pad": -9.0},
+            (0.0, 0.15),
+            (-18.0, -12.0),
+            (-30.0, -22.0),
+            (1.5, 2.2),
+        ),
+        Style(
+            "hiphop",
+            (78, 98),
+            0.6,
+            ("hiphop",),
+            ("808", "sine_sub"),
+            ("rhodes", "piano", "saw_chord"),
+            ("bell", "sine_flute", "square_vib"),
+            ("soft_pad",),
+            {"drums": 1.0, "bass": 1.0, "chords": 0.85, "lead": 0.55, "pad": 0.4},
+            {"drums": 0.0, "bass": -1.0, "chords": -6.0, "lead": -5.0, "pad": -10.0},
+            (0.05, 0.2),
+            (-24.0, -16.0),
+            (-24.0, -16.0),
+            (2.5, 3.5),
+        ),
     )
 }
 STYLE_NAMES: tuple[str, ...] = tuple(STYLES)
 
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
-_PROGRESSIONS = ((0, 5, 3, 4), (0, 4, 5, 3), (5, 3, 0, 4), (0, 3, 4, 3), (0, 5, 1, 4),
-                 (0, 6, 5, 4), (0, 3, 0, 4), (3, 4, 0, 0), (0, 2, 3, 4))
+_PROGRESSIONS = (
+    (0, 5, 3, 4),
+    (0, 4, 5, 3),
+    (5, 3, 0, 4),
+    (0, 3, 4, 3),
+    (0, 5, 1, 4),
+    (0, 6, 5, 4),
+    (0, 3, 0, 4),
+    (3, 4, 0, 0),
+    (0, 2, 3, 4),
+)
 
 
 @dataclass
@@ -207,8 +277,9 @@ class GoodMix:
     tone_target_db: np.ndarray | None = None
     side_mid_target_db: float | None = None
 
-    def mix(self, *, reverb_send: float | None = None, delay_send: float | None = None,
-            compressed: bool = True) -> np.ndarray:
+    def mix(
+        self, *, reverb_send: float | None = None, delay_send: float | None = None, compressed: bool = True
+    ) -> np.ndarray:
         """The mix with other send amounts (defaults: the good ones), float32 [frames, 2]."""
         rs = self.reverb_send if reverb_send is None else float(reverb_send)
         ds = self.delay_send if delay_send is None else float(delay_send)
@@ -248,11 +319,12 @@ def _place(buf: np.ndarray, start: int, sig: np.ndarray) -> None:
         start = 0
     n = min(sig.shape[0], buf.shape[0] - start)
     if n > 0:
-        buf[start:start + n] += sig[:n]
+        buf[start : start + n] += sig[:n]
 
 
-def _env(n: int, sr: int, attack_s: float, decay_s: float, sustain: float, release_s: float,
-         hold_s: float | None = None) -> np.ndarray:
+def _env(
+    n: int, sr: int, attack_s: float, decay_s: float, sustain: float, release_s: float, hold_s: float | None = None
+) -> np.ndarray:
     """ADSR envelope of ``n`` samples; the release starts at ``hold_s`` (default: n - release)."""
     t = np.arange(n) / sr
     total = n / sr
@@ -268,8 +340,7 @@ def _env(n: int, sr: int, attack_s: float, decay_s: float, sustain: float, relea
     return e
 
 
-def _phase(freq: float, n: int, sr: int, vib_hz: float = 0.0, vib_depth: float = 0.0,
-           phi0: float = 0.0) -> np.ndarray:
+def _phase(freq: float, n: int, sr: int, vib_hz: float = 0.0, vib_depth: float = 0.0, phi0: float = 0.0) -> np.ndarray:
     """Phase in cycles of a tone at ``freq`` with optional sinusoidal vibrato (closed form)."""
     t = np.arange(n) / sr
     p = freq * t + phi0
@@ -315,7 +386,13 @@ def _kick(rng, sr, kind):
     if kind == "808":
         dur, f0, f1, tp, ta = 0.9, rng.uniform(120, 160), rng.uniform(42, 55), 0.04, rng.uniform(0.35, 0.6)
     else:
-        dur, f0, f1, tp, ta = 0.4, rng.uniform(130, 190), rng.uniform(45, 65), rng.uniform(0.02, 0.05), rng.uniform(0.12, 0.3)
+        dur, f0, f1, tp, ta = (
+            0.4,
+            rng.uniform(130, 190),
+            rng.uniform(45, 65),
+            rng.uniform(0.02, 0.05),
+            rng.uniform(0.12, 0.3),
+        )
     n = int(dur * sr)
     t = np.arange(n) / sr
     phase = f1 * t + (f0 - f1) * tp * (1.0 - np.exp(-t / tp))
@@ -340,7 +417,7 @@ def _clap(rng, sr):
     n = int(0.3 * sr)
     t = np.arange(n) / sr
     env = np.exp(-t / 0.1)
-    for k, off in enumerate((0.0, 0.011, 0.022)):
+    for off in (0.0, 0.011, 0.022):
         env += 0.8 * (t >= off) * np.exp(-np.maximum(t - off, 0) / 0.006)
     return _bandpass(rng.standard_normal(n), 900, 6000, sr) * env * 0.7
 
@@ -410,8 +487,9 @@ def _drums(rng, sr, n, kit, step_s, bar_offset, swing):
         if mono is not None:
             _place(out, start, mono[:, None] * hat_gains)
     if kit == "rock" and rng.random() < 0.7:
-        _place(out, int(round(bar_offset * sr)) if bar_offset > 0 else 0,
-               _crash(rng, sr)[:, None] * np.array([0.8, 1.2]))
+        _place(
+            out, int(round(bar_offset * sr)) if bar_offset > 0 else 0, _crash(rng, sr)[:, None] * np.array([0.8, 1.2])
+        )
     return out
 
 
@@ -449,8 +527,7 @@ def _note(kind: str, rng, sr: int, freq: float, dur_s: float, vel: float, bright
             if k * freq >= 0.45 * sr:
                 break
             ek = ek * step
-            x += (k ** -tilt) * ek * np.sin((2.0 * np.pi * freq * k * (1.0 + 0.0004 * k * k)) * t
-                                            + 6.28 * rng.random())
+            x += (k**-tilt) * ek * np.sin((2.0 * np.pi * freq * k * (1.0 + 0.0004 * k * k)) * t + 6.28 * rng.random())
         return x * _env(n, sr, 0.002, 0.0, 1.0, 0.05) * vel
     if kind == "rhodes":
         index = 1.5 * brightness * np.exp(-t / 0.3)
@@ -461,7 +538,9 @@ def _note(kind: str, rng, sr: int, freq: float, dur_s: float, vel: float, bright
         x = np.sin(2 * np.pi * p) + 0.5 * np.sin(4 * np.pi * p) + 0.25 * brightness * np.sin(6 * np.pi * p)
         return x * _env(n, sr, 0.01, 0.05, 0.9, 0.05) * vel
     if kind == "saw_chord":
-        x = _wave("saw", _phase(freq, n, sr, phi0=rng.random())) + _wave("saw", _phase(freq * 1.006, n, sr, phi0=rng.random()))
+        x = _wave("saw", _phase(freq, n, sr, phi0=rng.random())) + _wave(
+            "saw", _phase(freq * 1.006, n, sr, phi0=rng.random())
+        )
         x = _lowpass(x, 1200 + 3000 * brightness, sr)
         return 0.6 * x * _env(n, sr, 0.01, 0.2, 0.6, 0.08) * vel
     if kind in ("guitar_dist", "guitar_lead"):
@@ -498,7 +577,7 @@ def _pad_chord(kind, rng, sr, freqs, dur_s, brightness):
     spread = 0.012 if kind == "supersaw" else 0.006
     for f in freqs:
         for ch in range(2):
-            for v in range(voices):
+            for _voice in range(voices):
                 fd = f * (1.0 + rng.uniform(-spread, spread))
                 p = fd * (t + vib) + rng.random()
                 if kind == "soft_pad":
@@ -516,8 +595,9 @@ def _pad_chord(kind, rng, sr, freqs, dur_s, brightness):
 # the song
 
 
-def synth_song(rng: np.random.Generator, *, style: str | None = None, seconds: float = 8.0,
-               sample_rate: int = SYNTH_RATE) -> Song:
+def synth_song(
+    rng: np.random.Generator, *, style: str | None = None, seconds: float = 8.0, sample_rate: int = SYNTH_RATE
+) -> Song:
     """Synthesise one song segment.
 
     Parameters
@@ -588,7 +668,7 @@ def synth_song(rng: np.random.Generator, *, style: str | None = None, seconds: f
         b = np.zeros(n)
         kind = instruments["bass"]
         per_beat = {"808": 0.5, "sine_sub": 1, "soft_saw": 1}.get(kind, 2 if rng.random() < 0.6 else 1)
-        for (c0, cd, _, root) in chords:
+        for c0, cd, _, root in chords:
             units = max(1, int(round(cd / beat * per_beat)))
             u = cd / units
             for j in range(units):
@@ -606,26 +686,33 @@ def synth_song(rng: np.random.Generator, *, style: str | None = None, seconds: f
         kind = instruments["chords"]
         c = np.zeros((n, 2))
         doubled = kind in ("guitar_dist", "strum") and rng.random() < 0.7
-        rhythm = {"strum": [0.5, 1.0], "piano": [1.0, 2.0, 4.0], "rhodes": [1.0, 2.0, 4.0],
-                  "organ": [4.0], "saw_chord": [0.5, 1.0, 4.0], "guitar_dist": [0.5, 1.0, 4.0]}[kind]
+        rhythm = {
+            "strum": [0.5, 1.0],
+            "piano": [1.0, 2.0, 4.0],
+            "rhodes": [1.0, 2.0, 4.0],
+            "organ": [4.0],
+            "saw_chord": [0.5, 1.0, 4.0],
+            "guitar_dist": [0.5, 1.0, 4.0],
+        }[kind]
         hit_beats = rhythm[int(rng.integers(len(rhythm)))]
         cache: dict = {}
-        for (c0, cd, notes, _) in chords:
+        for c0, cd, notes, _ in chords:
             hits = max(1, int(round(cd / (hit_beats * beat))))
             hd = cd / hits
             for j in range(hits):
                 start = c0 + j * hd
                 if start + hd < 0 or start > seconds:
                     continue
-                for side in ((0, 1) if doubled else (None,)):
+                for side in (0, 1) if doubled else (None,):
                     for q, m in enumerate(notes):
                         nk = "strum_note" if kind == "strum" else kind
                         delay = q * rng.uniform(0.008, 0.02) if kind == "strum" else 0.0
                         key_ = (nk, m, int(hd * 1000), side == 1)
                         if key_ not in cache:  # repeated hits of one chord reuse the rendered note
                             f = float(_midi_hz(m + (12 if kind in ("strum", "guitar_dist") else 0)))
-                            cache[key_] = _note(nk, rng, sr, f * (1 + rng.uniform(-0.002, 0.002)), hd * 0.98,
-                                                1.0, brightness["chords"]) / len(notes)
+                            cache[key_] = _note(
+                                nk, rng, sr, f * (1 + rng.uniform(-0.002, 0.002)), hd * 0.98, 1.0, brightness["chords"]
+                            ) / len(notes)
                         note = cache[key_] * rng.uniform(0.6, 0.9)
                         s0 = int(round((start + delay + (rng.uniform(0, 0.012) if side is not None else 0.0)) * sr))
                         if side is None:
@@ -656,7 +743,7 @@ def synth_song(rng: np.random.Generator, *, style: str | None = None, seconds: f
     if playing["pad"]:
         kind = instruments["pad"]
         pad = np.zeros((n, 2))
-        for (c0, cd, notes, _) in chords:
+        for c0, cd, notes, _ in chords:
             if c0 + cd < 0 or c0 > seconds:
                 continue
             chord = _pad_chord(kind, rng, sr, _midi_hz(np.array(notes[:3])), cd + 0.3, brightness["pad"])
@@ -670,8 +757,15 @@ def synth_song(rng: np.random.Generator, *, style: str | None = None, seconds: f
     for name, x in stems.items():
         peak = float(np.max(np.abs(x))) or 1.0
         out[name] = (x * (swell[:, None] / peak)).astype(np.float32)
-    return Song(stems=out, style=style, tempo_bpm=tempo, key_midi=key, minor=minor, sample_rate=sr,
-                instruments={k: v for k, v in instruments.items() if k in out})
+    return Song(
+        stems=out,
+        style=style,
+        tempo_bpm=tempo,
+        key_midi=key,
+        minor=minor,
+        sample_rate=sr,
+        instruments={k: v for k, v in instruments.items() if k in out},
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -691,8 +785,7 @@ def _chain(stages: tuple[str, ...], sample_rate: int) -> MixChain:
     return ch
 
 
-def apply_chain(x: np.ndarray, sample_rate: int, params: dict, *,
-                stages: tuple[str, ...]) -> np.ndarray:
+def apply_chain(x: np.ndarray, sample_rate: int, params: dict, *, stages: tuple[str, ...]) -> np.ndarray:
     """Run ``x`` [frames, 2] through a :class:`MixChain` of ``stages`` with ``params`` settled.
 
     Parameters not named keep their defaults.  The chain is reset after the
@@ -711,7 +804,7 @@ def apply_chain(x: np.ndarray, sample_rate: int, params: dict, *,
     out = np.empty_like(src)
     block = 1 << 16
     for s in range(0, src.shape[0], block):
-        ch.process(src[s:s + block], out[s:s + block])
+        ch.process(src[s : s + block], out[s : s + block])
     return out[lat:] if lat else out
 
 
@@ -771,8 +864,15 @@ def third_octave_levels_db(x: np.ndarray, sample_rate: int, centres_hz: np.ndarr
     over the channels, summed over the FFT bins inside ``fc * 10**(+-1/20)``.
     """
     nper = min(8192, x.shape[0])
-    f, p = signal.welch(np.asarray(x, np.float64), fs=sample_rate, window="hann", nperseg=nper,
-                        noverlap=nper // 2, axis=0, scaling="spectrum")
+    f, p = signal.welch(
+        np.asarray(x, np.float64),
+        fs=sample_rate,
+        window="hann",
+        nperseg=nper,
+        noverlap=nper // 2,
+        axis=0,
+        scaling="spectrum",
+    )
     p = p.mean(axis=1)
     out = np.empty(len(centres_hz))
     for i, fc in enumerate(centres_hz):
@@ -781,9 +881,13 @@ def third_octave_levels_db(x: np.ndarray, sample_rate: int, centres_hz: np.ndarr
     return out
 
 
-def _tonal_residual_db(rng: np.random.Generator, centres_hz: np.ndarray, *,
-                       tilt_db_per_oct: float = TONAL_RESIDUAL["tilt_db_per_oct"],
-                       region_db: float = TONAL_RESIDUAL["region_db"]) -> np.ndarray:
+def _tonal_residual_db(
+    rng: np.random.Generator,
+    centres_hz: np.ndarray,
+    *,
+    tilt_db_per_oct: float = TONAL_RESIDUAL["tilt_db_per_oct"],
+    region_db: float = TONAL_RESIDUAL["region_db"],
+) -> np.ndarray:
     """A good mix's own taste around the reference: a tilt and four smooth regional bumps."""
     octs = np.log2(centres_hz / 1000.0)
     r = rng.uniform(-1.0, 1.0) * tilt_db_per_oct * octs
@@ -803,8 +907,9 @@ def smoothed_levels_db(levels_db: np.ndarray, width_bands: float = TONAL_SMOOTHI
     return 10.0 * np.log10(np.maximum(w @ p / w.sum(axis=1), 1e-30))
 
 
-def equalise(x: np.ndarray, sample_rate: int, correction_db: np.ndarray,
-             centres_hz: np.ndarray = TONAL_BANDS_HZ) -> np.ndarray:
+def equalise(
+    x: np.ndarray, sample_rate: int, correction_db: np.ndarray, centres_hz: np.ndarray = TONAL_BANDS_HZ
+) -> np.ndarray:
     """Apply a per-band gain ``correction_db`` to ``x`` [frames, channels] as a zero-phase FFT gain.
 
     The gain is interpolated over log frequency between the band centres and
@@ -828,9 +933,15 @@ def equalise(x: np.ndarray, sample_rate: int, correction_db: np.ndarray,
     return sfft.irfft(spec * g[:, None], n=nfft, axis=0)[:n]
 
 
-def tone_correction(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
-                    centres_hz: np.ndarray = TONAL_BANDS_HZ, *, iterations: int = 3,
-                    measure_from: int = 0) -> np.ndarray:
+def tone_correction(
+    x: np.ndarray,
+    sample_rate: int,
+    target_db: np.ndarray,
+    centres_hz: np.ndarray = TONAL_BANDS_HZ,
+    *,
+    iterations: int = 3,
+    measure_from: int = 0,
+) -> np.ndarray:
     """The per-band correction (dB) that brings ``x`` [frames, 2]'s broad balance onto ``target_db``.
 
     Each pass measures the 1/3-octave levels of ``x[measure_from:]`` after the
@@ -853,8 +964,14 @@ def tone_correction(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
     return total
 
 
-def match_tone(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
-               centres_hz: np.ndarray = TONAL_BANDS_HZ, *, iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def match_tone(
+    x: np.ndarray,
+    sample_rate: int,
+    target_db: np.ndarray,
+    centres_hz: np.ndarray = TONAL_BANDS_HZ,
+    *,
+    iterations: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
     """Equalise ``x`` [frames, 2] so its broad long-term balance follows ``target_db``
     (:func:`tone_correction` then :func:`equalise`).  Returns (float64 audio, the correction in dB per band)."""
     corr = tone_correction(x, sample_rate, target_db, centres_hz, iterations=iterations)
@@ -862,7 +979,10 @@ def match_tone(x: np.ndarray, sample_rate: int, target_db: np.ndarray,
 
 
 def side_scale(x: np.ndarray, side_mid_db: float) -> float:
-    """The factor on the side signal of ``x`` [frames, 2] that makes 10 log10(S^2 / M^2) ``side_mid_db`` (1 if either is silent)."""
+    """The factor on the side signal of ``x`` [frames, 2] that makes 10 log10(S^2 / M^2) ``side_mid_db``.
+
+    1 if either is silent.
+    """
     m = 0.5 * (x[:, 0] + x[:, 1])
     s = 0.5 * (x[:, 0] - x[:, 1])
     es, em = float(np.sum(np.square(s, dtype=np.float64))), float(np.sum(np.square(m, dtype=np.float64)))
@@ -884,8 +1004,9 @@ def set_side_mid(x: np.ndarray, side_mid_db: float) -> np.ndarray:
     return x if k == 1.0 else scale_side(x, k)
 
 
-def mix_good(song: Song, rng: np.random.Generator | None = None, *,
-             chain_rate: int | None = SAMPLE_RATE, referenced: bool = True) -> GoodMix:
+def mix_good(
+    song: Song, rng: np.random.Generator | None = None, *, chain_rate: int | None = SAMPLE_RATE, referenced: bool = True
+) -> GoodMix:
     """Mix ``song`` at its style's good balance.
 
     Stem gains are the style's (``Style.gains_db``) plus up to +-1 dB of taste;
@@ -911,8 +1032,13 @@ def mix_good(song: Song, rng: np.random.Generator | None = None, *,
     if rng is None:
         rng = np.random.default_rng([int(song.tempo_bpm * 1000), song.key_midi, STYLE_NAMES.index(song.style)])
     st = STYLES[song.style]
-    pans = {"drums": 0.0, "bass": rng.uniform(-0.05, 0.05), "lead": rng.uniform(-0.1, 0.1),
-            "chords": rng.uniform(-0.4, 0.4), "pad": rng.uniform(-0.1, 0.1)}
+    pans = {
+        "drums": 0.0,
+        "bass": rng.uniform(-0.05, 0.05),
+        "lead": rng.uniform(-0.1, 0.1),
+        "chords": rng.uniform(-0.4, 0.4),
+        "pad": rng.uniform(-0.1, 0.1),
+    }
     gains = {}
     total = np.zeros((song.frames, 2))
     for name, x in song.stems.items():
@@ -937,8 +1063,7 @@ def mix_good(song: Song, rng: np.random.Generator | None = None, *,
     else:
         # material of another kind: the stems' own balance, coloured further at random (see UNREFERENCED)
         own = third_octave_levels_db(total, sr)
-        total, _ = match_tone(total, sr, own + _tonal_residual_db(rng, TONAL_BANDS_HZ, **UNREFERENCED),
-                              iterations=1)
+        total, _ = match_tone(total, sr, own + _tonal_residual_db(rng, TONAL_BANDS_HZ, **UNREFERENCED), iterations=1)
     total *= 10.0 ** ((REFERENCE_LEVEL_DB - level_db(total)) / 20.0)
     dry = total.astype(np.float32)
 
@@ -957,8 +1082,19 @@ def mix_good(song: Song, rng: np.random.Generator | None = None, *,
     ds = min(ds_max, 10.0 ** ((rng.uniform(*st.delay_wet_db) - (level_db(dl[settled]) - base_db)) / 20.0))
     # the good mix (compressed + sends) sits at the reference level; every part is scaled alike
     k = 10.0 ** ((REFERENCE_LEVEL_DB - level_db(comp + rs * rv + ds * dl)) / 20.0)
-    return GoodMix(dry=(dry * k).astype(np.float32), compressed=(comp * k).astype(np.float32),
-                   reverb_wet=(rv * k).astype(np.float32), delay_wet=(dl * k).astype(np.float32),
-                   reverb_send=float(rs), delay_send=float(ds), comp_ratio=ratio, makeup_db=float(makeup_db),
-                   sample_rate=sr, style=song.style, pans=pans, gains_db=gains, tone_target_db=target,
-                   side_mid_target_db=sm_target)
+    return GoodMix(
+        dry=(dry * k).astype(np.float32),
+        compressed=(comp * k).astype(np.float32),
+        reverb_wet=(rv * k).astype(np.float32),
+        delay_wet=(dl * k).astype(np.float32),
+        reverb_send=float(rs),
+        delay_send=float(ds),
+        comp_ratio=ratio,
+        makeup_db=float(makeup_db),
+        sample_rate=sr,
+        style=song.style,
+        pans=pans,
+        gains_db=gains,
+        tone_target_db=target,
+        side_mid_target_db=sm_target,
+    )

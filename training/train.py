@@ -27,8 +27,9 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, TextIO
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -46,11 +47,11 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.02
     warmup_epochs: int = 1
-    loss: str = "l1"                 # "l1" (the metric) or "smooth_l1" (Huber with beta=smooth_l1_beta)
+    loss: str = "l1"  # "l1" (the metric) or "smooth_l1" (Huber with beta=smooth_l1_beta)
     smooth_l1_beta: float = 0.02
-    patience: int = 8                # epochs without a better validation MAE before stopping
+    patience: int = 8  # epochs without a better validation MAE before stopping
     augment: bool = True
-    time_mask: int = 8               # frames; 0 = off
+    time_mask: int = 8  # frames; 0 = off
     grad_clip: float = 1.0
     seed: int = 0
     threads: int = 2
@@ -80,7 +81,7 @@ class TrainResult:
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch; deterministic torch algorithms where they exist."""
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - seeds libraries that use the legacy global state
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -92,7 +93,7 @@ def predict(model: nn.Module, features: np.ndarray, *, batch_size: int = 256) ->
     model.eval()
     out = []
     for i in range(0, len(features), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(features[i:i + batch_size], dtype=np.float32))
+        xb = torch.from_numpy(np.ascontiguousarray(features[i : i + batch_size], dtype=np.float32))
         out.append(model(xb).numpy())
     model.train(was_training)
     if not out:
@@ -105,13 +106,13 @@ def _augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.T
     """Circular time shift and an optional mean-filled time mask, per example."""
     b, _, _, t = x.shape
     shift = torch.randint(0, t, (b,), generator=gen)
-    idx = (torch.arange(t).unsqueeze(0) + shift.unsqueeze(1)) % t                 # [B, T]
+    idx = (torch.arange(t).unsqueeze(0) + shift.unsqueeze(1)) % t  # [B, T]
     x = torch.gather(x, 3, idx[:, None, None, :].expand_as(x))
     if cfg.time_mask > 0 and t > 2 * cfg.time_mask:
         width = torch.randint(0, cfg.time_mask + 1, (b,), generator=gen)
         start = torch.randint(0, t - cfg.time_mask, (b,), generator=gen)
         frames = torch.arange(t).unsqueeze(0)
-        mask = (frames >= start.unsqueeze(1)) & (frames < (start + width).unsqueeze(1))   # [B, T]
+        mask = (frames >= start.unsqueeze(1)) & (frames < (start + width).unsqueeze(1))  # [B, T]
         mean = x.mean(dim=3, keepdim=True)
         x = torch.where(mask[:, None, None, :], mean, x)
     return x
@@ -125,10 +126,18 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, p))))
 
 
-def train_model(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
-                val_x: np.ndarray, val_y: np.ndarray, cfg: TrainConfig = TrainConfig(), *,
-                name: str = "model", log: TextIO | None = None,
-                on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    cfg: TrainConfig = TrainConfig(),
+    *,
+    name: str = "model",
+    log: TextIO | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
     """Train ``model`` in place and return it with the weights of its best validation epoch.
 
     Parameters
@@ -159,8 +168,9 @@ def train_model(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
     decay, no_decay = [], []
     for pname, p in model.named_parameters():
         (no_decay if p.ndim <= 1 or pname.endswith(("pos", "cls")) else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
     if cfg.loss == "l1":
         loss_fn: nn.Module = nn.L1Loss()
     else:
@@ -177,8 +187,8 @@ def train_model(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
         run_loss, seen = 0.0, 0
         te = time.perf_counter()
         for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            if len(idx) < 2 and n >= 2:        # batch norm needs two examples
+            idx = perm[i : i + cfg.batch_size]
+            if len(idx) < 2 and n >= 2:  # batch norm needs two examples
                 continue
             xb, yb = tx[idx], ty[idx]
             if cfg.augment:
@@ -200,26 +210,40 @@ def train_model(model: nn.Module, train_x: np.ndarray, train_y: np.ndarray,
             val_mae = float(np.mean(np.abs(predict(model, val_x) - val_y)))
         else:
             val_mae = float("nan")
-        rec = {"epoch": epoch, "train_loss": run_loss / max(1, seen), "val_mae": val_mae,
-               "lr": opt.param_groups[0]["lr"], "epoch_s": time.perf_counter() - te}
+        rec = {
+            "epoch": epoch,
+            "train_loss": run_loss / max(1, seen),
+            "val_mae": val_mae,
+            "lr": opt.param_groups[0]["lr"],
+            "epoch_s": time.perf_counter() - te,
+        }
         history.append(rec)
         improved = val_mae < best_mae - 1e-5 or (math.isnan(val_mae) and epoch == cfg.epochs)
         if improved or not len(val_x):
             best_mae, best_epoch = val_mae, epoch
             best_state = copy.deepcopy(model.state_dict())
-        print(f"[{name}] epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  "
-              f"val MAE {val_mae:.4f}{' *' if best_epoch == epoch else '  '}  "
-              f"lr {rec['lr']:.2e}  {rec['epoch_s']:.1f}s", file=log, flush=True)
+        print(
+            f"[{name}] epoch {epoch:3d}/{cfg.epochs}  loss {rec['train_loss']:.4f}  "
+            f"val MAE {val_mae:.4f}{' *' if best_epoch == epoch else '  '}  "
+            f"lr {rec['lr']:.2e}  {rec['epoch_s']:.1f}s",
+            file=log,
+            flush=True,
+        )
         if on_epoch is not None:
             on_epoch(rec)
         if len(val_x) and epoch - best_epoch >= cfg.patience:
-            print(f"[{name}] early stop: no better validation MAE for {cfg.patience} epochs",
-                  file=log, flush=True)
+            print(f"[{name}] early stop: no better validation MAE for {cfg.patience} epochs", file=log, flush=True)
             break
     model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(model=model, best_epoch=best_epoch, best_val_mae=float(best_mae),
-                       epochs_run=epoch, wall_s=time.perf_counter() - t0, history=history)
+    return TrainResult(
+        model=model,
+        best_epoch=best_epoch,
+        best_val_mae=float(best_mae),
+        epochs_run=epoch,
+        wall_s=time.perf_counter() - t0,
+        history=history,
+    )
 
 
 def default_threads() -> int:

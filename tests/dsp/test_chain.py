@@ -11,14 +11,23 @@ import numpy as np
 import pytest
 
 from mixpilot.dsp.chain import STAGES, MixChain
-from mixpilot.dsp.params import PARAMS, PARAM_INDEX
+from mixpilot.dsp.params import PARAM_INDEX, PARAMS
 from mixpilot.dsp.processors import ALL_PROCESSORS, Delay, Reverb
 from mixpilot.dsp.spec import ProcessSpec
 
 BUSY = {  # every stage doing real work
-    "input_gain_db": 3.0, "comp_ratio": 3.0, "comp_threshold_db": -24.0, "low_gain_db": 2.0,
-    "mid_gain_db": -1.5, "high_gain_db": 2.5, "presence_gain_db": 1.5, "reverb_send": 0.25,
-    "delay_send": 0.15, "delay_ms": 123.4, "stereo_width": 1.2, "output_gain_db": 1.0,
+    "input_gain_db": 3.0,
+    "comp_ratio": 3.0,
+    "comp_threshold_db": -24.0,
+    "low_gain_db": 2.0,
+    "mid_gain_db": -1.5,
+    "high_gain_db": 2.5,
+    "presence_gain_db": 1.5,
+    "reverb_send": 0.25,
+    "delay_send": 0.15,
+    "delay_ms": 123.4,
+    "stereo_width": 1.2,
+    "output_gain_db": 1.0,
     "loudness_gain_db": 9.0,
 }
 
@@ -34,7 +43,7 @@ def music_like(rng, fs, seconds):
 def run_blocks(chain, x, block):
     y = np.zeros_like(x)
     for i in range(0, len(x), block):
-        chain.process(x[i:i + block], y[i:i + block])
+        chain.process(x[i : i + block], y[i : i + block])
     return y
 
 
@@ -67,11 +76,21 @@ def test_invariance_while_gliding(rng):
 
 
 STEPS = [  # (parameter, from, to)
-    ("input_gain_db", 0.0, 6.0), ("comp_ratio", 1.0, 4.0), ("comp_threshold_db", -6.0, -30.0),
-    ("low_gain_db", 0.0, 6.0), ("mid_gain_db", 0.0, -6.0), ("mid_freq_hz", 500.0, 2000.0),
-    ("high_gain_db", 0.0, 6.0), ("presence_gain_db", 0.0, 4.0), ("reverb_send", 0.0, 0.3),
-    ("delay_send", 0.0, 0.2), ("delay_ms", 100.0, 300.0), ("stereo_width", 1.0, 1.5),
-    ("output_gain_db", 0.0, -6.0), ("loudness_gain_db", 0.0, 12.0), ("limiter_ceiling_dbtp", -1.0, -6.0),
+    ("input_gain_db", 0.0, 6.0),
+    ("comp_ratio", 1.0, 4.0),
+    ("comp_threshold_db", -6.0, -30.0),
+    ("low_gain_db", 0.0, 6.0),
+    ("mid_gain_db", 0.0, -6.0),
+    ("mid_freq_hz", 500.0, 2000.0),
+    ("high_gain_db", 0.0, 6.0),
+    ("presence_gain_db", 0.0, 4.0),
+    ("reverb_send", 0.0, 0.3),
+    ("delay_send", 0.0, 0.2),
+    ("delay_ms", 100.0, 300.0),
+    ("stereo_width", 1.0, 1.5),
+    ("output_gain_db", 0.0, -6.0),
+    ("loudness_gain_db", 0.0, 12.0),
+    ("limiter_ceiling_dbtp", -1.0, -6.0),
 ]
 
 
@@ -99,14 +118,14 @@ def step_response(name, a, b, glide_ms):
         for i in range(0, len(x), 128):
             if i == fs:  # the step, one second in
                 c.set_param(name, second)
-            c.process(x[i:i + 128], y[i:i + 128])
+            c.process(x[i : i + 128], y[i : i + 128])
         return y
 
     y = run(a, b)
     steady_b = run(b, b)
     skip = 1024  # the abrupt start of the test sine itself
     steady = max(max_jump(y[skip:fs]), max_jump(steady_b[skip:]))
-    during = max_jump(y[fs - 256:fs + fs // 2])
+    during = max_jump(y[fs - 256 : fs + fs // 2])
     return during, steady
 
 
@@ -250,10 +269,10 @@ def test_reverb_send_one_returns_noise_at_the_dry_level():
         c.prepare(ProcessSpec(sr, 4096, 2))
         y = np.zeros_like(x)
         for i in range(0, len(x), 4096):
-            c.process(x[i:i + 4096], y[i:i + 4096])
+            c.process(x[i : i + 4096], y[i : i + 4096])
         return y.astype(np.float64)
 
     dry = run(0.0)
     wet = run(1.0) - dry
-    ratio_db = 10 * np.log10(np.mean(wet[2 * sr:] ** 2) / np.mean(dry[2 * sr:] ** 2))
+    ratio_db = 10 * np.log10(np.mean(wet[2 * sr :] ** 2) / np.mean(dry[2 * sr :] ** 2))
     assert abs(ratio_db) < 0.5, ratio_db

@@ -46,8 +46,9 @@ def test_processor_settles_on_static_curve(x_db, y_db):
 @pytest.mark.parametrize("fs", [44100, 48000])
 @pytest.mark.parametrize("attack_ms,release_ms", [(5.0, 100.0), (20.0, 250.0)])
 def test_attack_and_release_time_constants(fs, attack_ms, release_ms):
-    comp = Compressor(comp_threshold_db=-20, comp_ratio=4, comp_knee_db=6, comp_attack_ms=attack_ms,
-                      comp_release_ms=release_ms)
+    comp = Compressor(
+        comp_threshold_db=-20, comp_ratio=4, comp_knee_db=6, comp_attack_ms=attack_ms, comp_release_ms=release_ms
+    )
     comp.prepare(ProcessSpec(fs, 4 * fs, 2))
     quiet = dc_gain_db(comp, -40.0, fs, fs)  # below the knee: no reduction, detector at rest
     assert np.max(np.abs(quiet)) < 1e-4

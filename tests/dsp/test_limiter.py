@@ -23,7 +23,7 @@ def run(x, fs, ceiling_db, block=512, **kw):
     lim.prepare(ProcessSpec(fs, block, x.shape[1]))
     y = np.zeros_like(x)
     for i in range(0, len(x), block):
-        lim.process(x[i:i + block], y[i:i + block])
+        lim.process(x[i : i + block], y[i : i + block])
     return y, lim
 
 
@@ -56,7 +56,7 @@ def test_intersample_pattern(fs, ceiling_db):
     # [0, 0, 1, 1, 0, 0]: sample peak 0 dBFS, band-limited peak 2*sinc(1/2) = +2.1 dB between the ones
     x = np.zeros((4096, 2), np.float32)
     for k in range(5):
-        x[500 + 700 * k: 506 + 700 * k, :] = np.array([0, 0, 1, 1, 0, 0], np.float32)[:, None]
+        x[500 + 700 * k : 506 + 700 * k, :] = np.array([0, 0, 1, 1, 0, 0], np.float32)[:, None]
     y, _ = run(x, fs, ceiling_db)
     check(y, ceiling_db)
 
@@ -79,7 +79,7 @@ def test_below_ceiling_is_a_pure_delay(fs, rng):
     y, lim = run(x, fs, -1.0)
     lat = lim.latency_samples
     assert lat == round(5.0 * fs / 1000)  # default lookahead_ms = 5
-    np.testing.assert_allclose(y[lat:len(x) + lat], x, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(y[lat : len(x) + lat], x, atol=1e-6, rtol=0)
     assert np.all(y[:lat] == 0)
 
 
@@ -91,4 +91,4 @@ def test_gain_recovers_with_release(rng):
     x[:, :] += (0.1 * np.sin(2 * np.pi * 300 * np.arange(fs) / fs))[:, None].astype(np.float32)
     y, lim = run(x, fs, -1.0, limiter_release_ms=20.0)
     lat = lim.latency_samples
-    np.testing.assert_allclose(y[fs // 2 + lat:fs + lat], x[fs // 2:], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(y[fs // 2 + lat : fs + lat], x[fs // 2 :], atol=1e-6, rtol=0)

@@ -71,7 +71,7 @@ def _series(x: np.ndarray, sample_rate: float = FS) -> tuple[np.ndarray, np.ndar
     step = meter.step_samples
     momentary, short_term = [], []
     for start in range(0, x.shape[0] - step + 1, step):
-        meter.process(x[start:start + step])
+        meter.process(x[start : start + step])
         momentary.append(meter.momentary_lufs)
         short_term.append(meter.short_term_lufs)
     return np.array(momentary), np.array(short_term), meter
@@ -108,8 +108,9 @@ def _music_like(sample_rate: float, seconds: float, seed: int) -> np.ndarray:
 def test_k_weighting_matches_bs1770_tables_at_48k() -> None:
     # Reference: ITU-R BS.1770-4 Annex 1, Table 1 (pre-filter) and Table 2 (RLB), 48 kHz.
     c = k_weighting_coeffs(48000.0)
-    np.testing.assert_allclose(c[0], [1.53512485958697, -2.69169618940638, 1.19839281085285,
-                                      -1.69065929318241, 0.73248077421585], atol=1e-8)
+    np.testing.assert_allclose(
+        c[0], [1.53512485958697, -2.69169618940638, 1.19839281085285, -1.69065929318241, 0.73248077421585], atol=1e-8
+    )
     np.testing.assert_allclose(c[1], [1.0, -2.0, 1.0, -1.99004745483398, 0.99007225036621], atol=1e-8)
 
 
@@ -229,8 +230,9 @@ def _true_peak_signal(freq_over_fs: float, phase_deg: float, amplitude: float, f
 
 
 @pytest.mark.parametrize("case, freq_over_fs, phase_deg, amplitude, expected_dbtp", TRUE_PEAK_CASES)
-def test_tech3341_true_peak_cases_15_to_19(case: int, freq_over_fs: float, phase_deg: float,
-                                           amplitude: float, expected_dbtp: float) -> None:
+def test_tech3341_true_peak_cases_15_to_19(
+    case: int, freq_over_fs: float, phase_deg: float, amplitude: float, expected_dbtp: float
+) -> None:
     # Reference: EBU Tech 3341 Table 1, cases 15-19 (48 kHz; expected -6.0, -6.0,
     # -6.0, -6.0, +3.0 dBTP, tolerance +0.2/-0.4 dB). The document describes
     # steady-state sines. A buffer that starts and stops abruptly at a non-zero
@@ -243,14 +245,15 @@ def test_tech3341_true_peak_cases_15_to_19(case: int, freq_over_fs: float, phase
     meter = LoudnessMeter(ProcessSpec(FS, 4096, 2))
     stereo = np.stack([x, x], axis=1)
     for start in range(0, stereo.shape[0], 4096):
-        meter.process(stereo[start:start + 4096])
+        meter.process(stereo[start : start + 4096])
     error_db = meter.true_peak_dbtp - expected_dbtp
     assert -TP_TOL_BELOW <= error_db <= TP_TOL_ABOVE, (case, error_db)
 
 
 @pytest.mark.parametrize("case, freq_over_fs, phase_deg, amplitude, expected_dbtp", TRUE_PEAK_CASES)
 def test_true_peak_of_abrupt_excerpt_follows_ideal_reconstruction(
-        case: int, freq_over_fs: float, phase_deg: float, amplitude: float, expected_dbtp: float) -> None:
+    case: int, freq_over_fs: float, phase_deg: float, amplitude: float, expected_dbtp: float
+) -> None:
     # Reference: scipy.signal.resample_poly(x, 16, 1) with a Kaiser(12) window on
     # the abrupt (unfaded) 3 s excerpt padded with silence, a near-ideal
     # band-limited reconstruction; 0.2 dB as for the interpolator itself
@@ -355,7 +358,7 @@ def test_block_size_invariance(block_frames: int) -> None:
 
     meter = LoudnessMeter(ProcessSpec(FS, 8192, 2))
     for start in range(0, x.shape[0], block_frames):
-        meter.process(x[start:start + block_frames])
+        meter.process(x[start : start + block_frames])
     got = np.zeros(6)
     meter.read_into(got)
     assert np.all(np.isfinite(expected))
@@ -530,8 +533,14 @@ def test_measure_keys_and_consistency() -> None:
     # Reference: the streaming meter fed the same buffer.
     x = _music_like(FS, 5.0, seed=4)
     result = measure(x, FS)
-    assert set(result) == {"integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs",
-                           "max_momentary_lufs", "max_short_term_lufs"}
+    assert set(result) == {
+        "integrated_lufs",
+        "loudness_range_lu",
+        "true_peak_dbtp",
+        "sample_peak_dbfs",
+        "max_momentary_lufs",
+        "max_short_term_lufs",
+    }
     meter = LoudnessMeter(ProcessSpec(FS, 8192, 2))
     meter.process(x)
     assert result["integrated_lufs"] == meter.integrated_lufs

@@ -47,7 +47,7 @@ def test_branch0_is_exact_delay(rng: np.random.Generator) -> None:
     windows = np.lib.stride_tricks.sliding_window_view(x, TP_TAPS)  # oldest .. newest
     y = windows @ TP_COEFFS[0]
     # window i ends at sample i + TP_TAPS - 1; branch 0 gives x[end - TP_DELAY]
-    np.testing.assert_array_equal(y, x[TP_TAPS - 1 - TP_DELAY: len(x) - TP_DELAY])
+    np.testing.assert_array_equal(y, x[TP_TAPS - 1 - TP_DELAY : len(x) - TP_DELAY])
 
 
 def test_quarter_rate_sine_45deg_reads_full_scale() -> None:
@@ -93,7 +93,7 @@ def test_band_limited_noise_matches_resample_poly(trial: int) -> None:
     # peak of seeded white noise low-passed at 0.4 fs (511-tap firwin).
     lowpass = ss.firwin(511, 0.8)  # cutoff 0.8 x Nyquist = 0.4 fs
     noise = np.random.default_rng(1000 + trial).standard_normal(4800 + lowpass.size)
-    x = ss.lfilter(lowpass, 1.0, noise)[lowpass.size:]
+    x = ss.lfilter(lowpass, 1.0, noise)[lowpass.size :]
     x /= np.abs(x).max()
     reference = np.abs(ss.resample_poly(x, 8, 1)).max()
     assert abs(_db(true_peak_linear(x) / reference)) <= 0.2

@@ -10,14 +10,47 @@ import re
 import numpy as np
 import pytest
 
-from mixpilot.dsp.params import (AI_PARAM_NAMES, PARAMS, PARAM_INDEX, ParameterError, clamp_to_ai, default_vector,
-                        denormalise, normalise, validate_value, vector_from_mapping)
+from mixpilot.dsp.params import (
+    AI_PARAM_NAMES,
+    PARAM_INDEX,
+    PARAMS,
+    ParameterError,
+    clamp_to_ai,
+    default_vector,
+    denormalise,
+    normalise,
+    validate_value,
+    vector_from_mapping,
+)
 
-REQUIRED = ["input_gain_db", "comp_threshold_db", "comp_ratio", "comp_attack_ms", "comp_release_ms", "comp_knee_db",
-            "comp_makeup_db", "low_gain_db", "low_freq_hz", "mid_gain_db", "mid_freq_hz", "mid_q", "high_gain_db",
-            "high_freq_hz", "presence_gain_db", "reverb_send", "reverb_room_size", "reverb_damping", "delay_send",
-            "delay_ms", "delay_feedback", "stereo_width", "output_gain_db", "limiter_ceiling_dbtp",
-            "limiter_release_ms", "lookahead_ms"]
+REQUIRED = [
+    "input_gain_db",
+    "comp_threshold_db",
+    "comp_ratio",
+    "comp_attack_ms",
+    "comp_release_ms",
+    "comp_knee_db",
+    "comp_makeup_db",
+    "low_gain_db",
+    "low_freq_hz",
+    "mid_gain_db",
+    "mid_freq_hz",
+    "mid_q",
+    "high_gain_db",
+    "high_freq_hz",
+    "presence_gain_db",
+    "reverb_send",
+    "reverb_room_size",
+    "reverb_damping",
+    "delay_send",
+    "delay_ms",
+    "delay_feedback",
+    "stereo_width",
+    "output_gain_db",
+    "limiter_ceiling_dbtp",
+    "limiter_release_ms",
+    "lookahead_ms",
+]
 
 
 def test_required_parameters_present():
@@ -39,8 +72,17 @@ def test_ten_ai_parameters_inside_musical_ranges():
 
 
 def test_units_in_names():
-    unitless = {"comp_ratio", "mid_q", "presence_q", "reverb_send", "reverb_room_size", "reverb_damping",
-                "delay_send", "delay_feedback", "stereo_width"}
+    unitless = {
+        "comp_ratio",
+        "mid_q",
+        "presence_q",
+        "reverb_send",
+        "reverb_room_size",
+        "reverb_damping",
+        "delay_send",
+        "delay_feedback",
+        "stereo_width",
+    }
     for p in PARAMS:
         if p.name not in unitless:
             assert re.search(r"_(db|dbtp|ms|hz)$", p.name), p.name
@@ -56,8 +98,9 @@ def test_validation_messages_name_parameter_and_range():
     with pytest.raises(ParameterError):
         validate_value("low_gain_db", math.nan)
     v = vector_from_mapping({"low_gain_db": 2})
-    assert v[PARAM_INDEX["low_gain_db"]] == 2.0 and np.all(np.delete(v, PARAM_INDEX["low_gain_db"]) ==
-                                                         np.delete(default_vector(), PARAM_INDEX["low_gain_db"]))
+    assert v[PARAM_INDEX["low_gain_db"]] == 2.0 and np.all(
+        np.delete(v, PARAM_INDEX["low_gain_db"]) == np.delete(default_vector(), PARAM_INDEX["low_gain_db"])
+    )
 
 
 def test_normalisation_round_trip_and_clamp():

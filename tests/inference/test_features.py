@@ -42,11 +42,14 @@ def test_config_shape_and_dict_round_trip():
     assert FeatureConfig.from_dict(other.as_dict()) == other
 
 
-@pytest.mark.parametrize("bad, key", [
-    ({"n_melz": 64}, "n_melz"),
-    ({"n_mels": "64"}, "n_mels"),
-    ({"hop_length": 1.5}, "hop_length"),
-])
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ({"n_melz": 64}, "n_melz"),
+        ({"n_mels": "64"}, "n_mels"),
+        ({"hop_length": 1.5}, "hop_length"),
+    ],
+)
 def test_from_dict_names_the_bad_key(bad, key):
     d = CFG.as_dict()
     d.update(bad)
@@ -66,9 +69,19 @@ def test_matches_librosa_melspectrogram(rng):
     feats = extract_features(x, SR)
     for c, sig in enumerate((0.5 * (x[:, 0] + x[:, 1]), 0.5 * (x[:, 0] - x[:, 1]))):
         ref = librosa.feature.melspectrogram(
-            y=sig, sr=SR, n_fft=CFG.n_fft, hop_length=CFG.hop_length, center=False,
-            window="hann", power=2.0, n_mels=CFG.n_mels, fmin=CFG.fmin_hz, fmax=CFG.fmax_hz,
-            htk=False, norm="slaney")
+            y=sig,
+            sr=SR,
+            n_fft=CFG.n_fft,
+            hop_length=CFG.hop_length,
+            center=False,
+            window="hann",
+            power=2.0,
+            n_mels=CFG.n_mels,
+            fmin=CFG.fmin_hz,
+            fmax=CFG.fmax_hz,
+            htk=False,
+            norm="slaney",
+        )
         ref_db = np.maximum(10.0 * np.log10(ref + 1e-10), CFG.floor_db)
         np.testing.assert_allclose(feats[c], ref_db, atol=1e-3)
 

@@ -120,15 +120,18 @@ def test_silence_is_neutral(est):
 
 def test_outputs_always_inside_ai_ranges(est, rng):
     shape = FEATURE_CONFIG.shape
-    cases = [np.full(shape, FEATURE_CONFIG.floor_db, np.float32), np.full(shape, 60.0, np.float32),
-             rng.uniform(-100, 40, size=(32,) + shape).astype(np.float32)]
+    cases = [
+        np.full(shape, FEATURE_CONFIG.floor_db, np.float32),
+        np.full(shape, 60.0, np.float32),
+        rng.uniform(-100, 40, size=(32,) + shape).astype(np.float32),
+    ]
     tilt = np.linspace(40, -100, shape[1])[None, :, None] * np.ones(shape)
     cases.append(tilt.astype(np.float32))
     for f in cases:
         pred = est.predict(f)
         assert pred.dtype == np.float32
         assert np.all((pred >= 0.0) & (pred <= 1.0))
-        for window in (f if f.ndim == 4 else f[None]):
+        for window in f if f.ndim == 4 else f[None]:
             s = est.suggest(window)
             for name, v in s.items():
                 p = PARAMS[PARAM_INDEX[name]]

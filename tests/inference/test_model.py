@@ -15,10 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixpilot.dsp.params import AI_PARAM_NAMES, PARAMS, PARAM_INDEX, denormalise
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
 from mixpilot.inference.features import FEATURE_CONFIG, extract_features
-from mixpilot.inference.model import (DEFAULT_MODEL, MODELS_DIR, ModelError, OnnxModel, default_model_name,
-                             session_options, sha256_file)
+from mixpilot.inference.model import (
+    DEFAULT_MODEL,
+    MODELS_DIR,
+    ModelError,
+    OnnxModel,
+    default_model_name,
+    session_options,
+    sha256_file,
+)
 
 SHAPE = FEATURE_CONFIG.shape
 SHIPPED = ("cnn", "ast", "ensemble")
@@ -141,6 +148,7 @@ def test_copy_loads_from_a_path(model_copy, rng):
 
 # ---------------------------------------------------------------- refusals
 
+
 def test_missing_file(tmp_path):
     with pytest.raises(ModelError, match="model file not found: .*nothing.onnx"):
         OnnxModel.load(tmp_path / "nothing.onnx")
@@ -198,8 +206,11 @@ def test_corrupt_onnx_with_matching_card(model_copy):
 def test_card_with_wrong_param_list(model_copy):
     names = list(AI_PARAM_NAMES)
     _edit_card(model_copy, param_names=names[:-1] + ["tape_saturation"])
-    with pytest.raises(ModelError, match=r"param_names mismatch .*unknown \['tape_saturation'\].*"
-                                         r"missing \['output_gain_db'\]"):
+    with pytest.raises(
+        ModelError,
+        match=r"param_names mismatch .*unknown \['tape_saturation'\].*"
+        r"missing \['output_gain_db'\]",
+    ):
         OnnxModel.load(model_copy)
     _edit_card(model_copy, param_names=names[::-1])
     with pytest.raises(ModelError, match="param_names mismatch .*another order"):
@@ -209,8 +220,9 @@ def test_card_with_wrong_param_list(model_copy):
 def test_card_with_wrong_feature_config(model_copy):
     fc = FEATURE_CONFIG.as_dict()
     _edit_card(model_copy, feature_config={**fc, "n_mels": 32, "hop_length": 256})
-    with pytest.raises(ModelError, match="feature_config mismatch: hop_length card=256 engine=512; "
-                                         "n_mels card=32 engine=64"):
+    with pytest.raises(
+        ModelError, match="feature_config mismatch: hop_length card=256 engine=512; n_mels card=32 engine=64"
+    ):
         OnnxModel.load(model_copy)
     _edit_card(model_copy, feature_config={**fc, "colour": 1})
     with pytest.raises(ModelError, match="bad feature_config: unknown feature config key 'colour'"):

@@ -53,7 +53,7 @@ def test_features_from_the_ring_equal_offline_features(rng):
     eng = Engine(SR, 2, max_block_size=128, params={"loudness_gain_db": 0.0})
     y = np.zeros((128, 2), np.float32)
     for i in range(0, x.shape[0], 128):
-        eng.process_block(x[i:i + 128], y)
+        eng.process_block(x[i : i + 128], y)
     got = []
     w = InferenceWorker(Fixed({}), eng.ring, SR, lambda v, g: None)
     w.estimator.predict = lambda f: (got.append(f.copy()), w.estimator.vec)[1]
@@ -71,8 +71,9 @@ def test_new_targets_glide_in_over_the_crossfade_without_a_click():
     t = np.arange(n) / SR
     x = np.repeat((0.1 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)[:, None], 2, axis=1)
     est = Fixed({"output_gain_db": 1.0, "low_gain_db": 3.0})
-    res = render_array(x, SR, params={"loudness_gain_db": 0.0}, estimator=est, ai_hop_s=0.5, crossfade_s=2.0,
-                       block_size=128)
+    res = render_array(
+        x, SR, params={"loudness_gain_db": 0.0}, estimator=est, ai_hop_s=0.5, crossfade_s=2.0, block_size=128
+    )
     y = res.out[:, 0].astype(np.float64)
     first = res.ai_updates[0][0]
     assert first == 3.0  # the first hop with a whole 3 s window behind it
@@ -168,7 +169,9 @@ def test_corrupt_model_warns_once_and_falls_back(shipped_model):
     data = shipped_model.read_bytes()
     shipped_model.write_bytes(data[: len(data) // 3])  # truncated
     est, warnings = _fallback(shipped_model)
-    assert isinstance(est, HeuristicEstimator) and len(warnings) == 1 and "corrupt" in warnings[0] and "m." in warnings[0]
+    assert (
+        isinstance(est, HeuristicEstimator) and len(warnings) == 1 and "corrupt" in warnings[0] and "m." in warnings[0]
+    )
 
 
 def test_mismatched_card_warns_once_and_falls_back(shipped_model):

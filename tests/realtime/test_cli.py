@@ -62,8 +62,20 @@ def test_render_prints_progress_and_summary(song, tmp_path, capsys):
     out_path = tmp_path / "out.wav"
     code, out, err = run(["render", song, out_path, "--target-lufs", "-16", "--ceiling-dbtp", "-1.5"], capsys)
     assert code == 0, err
-    for word in ("integrated loudness", "LUFS", "true peak", "dBTP", "loudness range", "gain reduction",
-                 "compressor", "limiter", "real time", "(target -16", "(ceiling -1.5", str(out_path)):
+    for word in (
+        "integrated loudness",
+        "LUFS",
+        "true peak",
+        "dBTP",
+        "loudness range",
+        "gain reduction",
+        "compressor",
+        "limiter",
+        "real time",
+        "(target -16",
+        "(ceiling -1.5",
+        str(out_path),
+    ):
         assert word in out
     # stderr is not a TTY under capsys: one progress line every 10 %
     assert "100%" in err and "\r" not in err and "Traceback" not in err
@@ -82,8 +94,23 @@ def test_params_file_params_out_float_and_overwrite(song, tmp_path, capsys):
     params.write_text(json.dumps({"stereo_width": 0.0, "low_gain_db": 1.5}))
     out_path = tmp_path / "o.wav"
     log = tmp_path / "changes.jsonl"
-    argv = ["render", song, out_path, "--params", params, "--params-out", log, "--float", "--quiet",
-            "--model", "none", "--ai-amount", "0.5", "--block-size", "333"]
+    argv = [
+        "render",
+        song,
+        out_path,
+        "--params",
+        params,
+        "--params-out",
+        log,
+        "--float",
+        "--quiet",
+        "--model",
+        "none",
+        "--ai-amount",
+        "0.5",
+        "--block-size",
+        "333",
+    ]
     assert run(argv, capsys)[0] == 0
     y, _ = sf.read(str(out_path))
     assert sf.info(str(out_path)).subtype == "FLOAT"
@@ -312,8 +339,11 @@ def test_unwritable_output_dir(song, tmp_path, capsys, monkeypatch):
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # root writes through chmod 0o500: make os.access report what it would for a user
         real_access = os.access
-        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == locked and mode & os.W_OK
-                            else real_access(p, mode, **kw))
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda p, mode, **kw: False if Path(p) == locked and mode & os.W_OK else real_access(p, mode, **kw),
+        )
     try:
         code, _, err = run(["render", song, locked / "o.wav"], capsys)
     finally:
@@ -324,8 +354,10 @@ def test_unwritable_output_dir(song, tmp_path, capsys, monkeypatch):
 
 def test_no_command_is_one_line(capsys):
     code, _, err = run([], capsys)
-    expected = ("mixpilot: error: a command is required: play, live, render, analyze, devices, params or "
-                "midi-learn (see mixpilot --help)")
+    expected = (
+        "mixpilot: error: a command is required: play, live, render, analyze, devices, params or "
+        "midi-learn (see mixpilot --help)"
+    )
     assert code == 2 and err.splitlines() == [expected]
 
 
@@ -334,12 +366,26 @@ def test_real_process_prints_no_traceback(song, tmp_path):
     cmd = [sys.executable, "-m", "mixpilot.realtime.cli", "render"]
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    p = subprocess.run(cmd + [str(bad), str(tmp_path / "o.wav")], capture_output=True, text=True, env=env,
-                       cwd=tmp_path, timeout=300, check=False)
+    p = subprocess.run(
+        cmd + [str(bad), str(tmp_path / "o.wav")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
     assert p.returncode == 1
     assert p.stderr.splitlines() == [f"mixpilot: error: {bad}: not a readable audio file (Format not recognised.)"]
-    p = subprocess.run(cmd + [str(song), str(tmp_path / "o.wav")], capture_output=True, text=True, env=env,
-                       cwd=tmp_path, timeout=300, check=False)
+    p = subprocess.run(
+        cmd + [str(song), str(tmp_path / "o.wav")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr and "integrated loudness" in p.stdout
     assert sorted(x.name for x in tmp_path.iterdir()) == ["bad.wav", "o.wav", "song.wav"]

@@ -102,7 +102,12 @@ def test_write_demo_writes_24_bit_wav_atomically(tmp_path):
     audio = write_demo(out, seconds=1.5, sample_rate=48000, seed=3)
     info = sf.info(str(out))
     assert (info.format, info.subtype, info.samplerate, info.channels, info.frames) == (
-        "WAV", "PCM_24", 48000, 2, 72000)
+        "WAV",
+        "PCM_24",
+        48000,
+        2,
+        72000,
+    )
     back, _ = sf.read(str(out), dtype="float64")
     # 24-bit quantisation error is at most half a step, 2**-24.
     assert np.max(np.abs(back - audio)) <= 2.0**-23

@@ -30,7 +30,7 @@ def _program(rng: np.random.Generator, seconds: float, level: float = 0.05) -> n
 def _run(engine: Engine, x: np.ndarray, block: int) -> np.ndarray:
     y = np.zeros_like(x)
     for i in range(0, x.shape[0], block):
-        engine.process_block(x[i:i + block], y[i:i + block])
+        engine.process_block(x[i : i + block], y[i : i + block])
     return y
 
 
@@ -61,8 +61,13 @@ def test_ring_returns_the_newest_frames_across_wraps(rng):
 def test_engine_static_equals_the_bare_chain(rng):
     # With a fixed delivery gain the engine adds nothing: bit-exact to MixChain.process.
     x = _program(rng, 3.0)
-    params = {"comp_ratio": 3.0, "comp_threshold_db": -30.0, "low_gain_db": 2.0, "reverb_send": 0.2,
-              "loudness_gain_db": 6.0}
+    params = {
+        "comp_ratio": 3.0,
+        "comp_threshold_db": -30.0,
+        "low_gain_db": 2.0,
+        "reverb_send": 0.2,
+        "loudness_gain_db": 6.0,
+    }
     eng = Engine(SR, 2, max_block_size=512, params=params, ceiling_dbtp=-1.0)
     y = _run(eng, x, 512)
     chain = MixChain()
@@ -70,7 +75,7 @@ def test_engine_static_equals_the_bare_chain(rng):
     chain.prepare(ProcessSpec(SR, 512, 2))
     ref = np.zeros_like(x)
     for i in range(0, x.shape[0], 512):
-        chain.process(x[i:i + 512], ref[i:i + 512])
+        chain.process(x[i : i + 512], ref[i : i + 512])
     np.testing.assert_array_equal(y, ref)
     # the ring holds the engine's input
     tail = np.zeros((1000, 2), np.float32)
@@ -96,7 +101,7 @@ def test_follower_delivers_the_target_loudness(rng):
     x = _program(rng, 30.0, level=0.01)
     eng = Engine(SR, 2, max_block_size=1024, target_lufs=-16.0)
     y = _run(eng, x, 1024)
-    tail = measure(y[15 * SR:], SR)["integrated_lufs"]
+    tail = measure(y[15 * SR :], SR)["integrated_lufs"]
     assert abs(tail - -16.0) < 0.5, tail
     assert measure(x, SR)["integrated_lufs"] < -30.0
 

@@ -79,10 +79,15 @@ soft_takeover = false
 
 def test_bank_layout_matches_the_contract():
     bank = ControlBank()
-    for name, dtype, shape in [("manual_value", np.float64, (N_PARAMS,)), ("manual_seq", np.int64, (N_PARAMS,)),
-                               ("release_seq", np.int64, (N_PARAMS,)), ("action_seq", np.int64, (4,)),
-                               ("current", np.float64, (N_PARAMS,)), ("msg_time_ns", np.int64, (N_PARAMS,)),
-                               ("counters", np.int64, (4,))]:
+    for name, dtype, shape in [
+        ("manual_value", np.float64, (N_PARAMS,)),
+        ("manual_seq", np.int64, (N_PARAMS,)),
+        ("release_seq", np.int64, (N_PARAMS,)),
+        ("action_seq", np.int64, (4,)),
+        ("current", np.float64, (N_PARAMS,)),
+        ("msg_time_ns", np.int64, (N_PARAMS,)),
+        ("counters", np.int64, (4,)),
+    ]:
         a = getattr(bank, name)
         assert a.dtype == dtype and a.shape == shape, name
     assert (ACTION_BYPASS, ACTION_AB, ACTION_AI, ACTION_RELEASE) == (0, 1, 2, 3)
@@ -94,21 +99,21 @@ def test_linear_log_and_custom_range_closed_form():
     bank = m.bank
     for v in (0, 1, 63, 64, 100, 127):
         m.handle(cc(1, 10, v))
-        assert bank.manual_value[LOW] == pytest.approx(-6.0 + 12.0 * v / 127, abs=1e-12)   # min=-6, max=6
+        assert bank.manual_value[LOW] == pytest.approx(-6.0 + 12.0 * v / 127, abs=1e-12)  # min=-6, max=6
         m.handle(cc(5, 11, v))
-        assert bank.manual_value[RATIO] == pytest.approx(20.0 ** (v / 127), rel=1e-12)     # 1..20, hard range
+        assert bank.manual_value[RATIO] == pytest.approx(20.0 ** (v / 127), rel=1e-12)  # 1..20, hard range
     assert bank.manual_seq[LOW] == 6 and bank.manual_seq[RATIO] == 6
 
 
 def test_channel_filtering():
     m = mapper_for(NO_TAKEOVER)
     bank = m.bank
-    assert m.handle(cc(1, 12, 127)) == COUNT_IGNORED           # cc 12 is bound on channel 2 only
+    assert m.handle(cc(1, 12, 127)) == COUNT_IGNORED  # cc 12 is bound on channel 2 only
     assert m.handle(cc(16, 12, 127)) == COUNT_IGNORED
     assert bank.manual_seq[MID] == 0
     assert m.handle(cc(2, 12, 127)) == COUNT_MAPPED
-    assert bank.manual_value[MID] == 18.0                     # top of the hard range -18..18
-    assert m.handle(cc(16, 10, 127)) == COUNT_MAPPED           # no channel in the map: any channel
+    assert bank.manual_value[MID] == 18.0  # top of the hard range -18..18
+    assert m.handle(cc(16, 10, 127)) == COUNT_MAPPED  # no channel in the map: any channel
 
 
 def test_14bit_pairs():
@@ -119,12 +124,12 @@ def test_14bit_pairs():
     def expect(msb, lsb):  # reference: MIDI 1.0 14-bit value, then the log curve 50..800
         return 50.0 * 16.0 ** (((msb << 7) | lsb) / 16383)
 
-    assert m.handle(cc(1, 33, 5)) == COUNT_IGNORED             # an LSB before any MSB: no position
+    assert m.handle(cc(1, 33, 5)) == COUNT_IGNORED  # an LSB before any MSB: no position
     m.handle(cc(1, 1, 64))
     assert bank.manual_value[i] == pytest.approx(expect(64, 0), rel=1e-12)
     m.handle(cc(1, 33, 77))
     assert bank.manual_value[i] == pytest.approx(expect(64, 77), rel=1e-12)
-    m.handle(cc(1, 1, 100))                                   # a new MSB resets the LSB
+    m.handle(cc(1, 1, 100))  # a new MSB resets the LSB
     assert bank.manual_value[i] == pytest.approx(expect(100, 0), rel=1e-12)
     m.handle(cc(1, 33, 127))
     assert bank.manual_value[i] == pytest.approx(expect(100, 127), rel=1e-12)
@@ -137,13 +142,13 @@ def test_14bit_pairs():
 def test_soft_takeover_crossing_from_below():
     m = ControlMapper(MidiMap.default(), ControlBank())
     bank = m.bank
-    bank.current[LOW] = 0.0            # knob position 0.5 on -3..3 dB (between data 63 and 64)
-    for v in (10, 20, 40, 62):     # 63 would be within half a step of 63.5: picked up at once
+    bank.current[LOW] = 0.0  # knob position 0.5 on -3..3 dB (between data 63 and 64)
+    for v in (10, 20, 40, 62):  # 63 would be within half a step of 63.5: picked up at once
         assert m.handle(cc(1, 70, v)) == COUNT_IGNORED
     assert bank.manual_seq[LOW] == 0 and bank.manual_value[LOW] == 0.0
-    assert m.handle(cc(1, 70, 66)) == COUNT_MAPPED             # 62 -> 66 passes through 63.5
+    assert m.handle(cc(1, 70, 66)) == COUNT_MAPPED  # 62 -> 66 passes through 63.5
     assert bank.manual_value[LOW] == pytest.approx(-3.0 + 6.0 * 66 / 127)
-    assert m.handle(cc(1, 70, 10)) == COUNT_MAPPED             # picked up: follows, also jumps
+    assert m.handle(cc(1, 70, 10)) == COUNT_MAPPED  # picked up: follows, also jumps
     assert bank.manual_value[LOW] == pytest.approx(-3.0 + 6.0 * 10 / 127)
     assert m.picked_up(0)
 
@@ -151,7 +156,7 @@ def test_soft_takeover_crossing_from_below():
 def test_soft_takeover_crossing_from_above_and_within_half_a_step():
     m = ControlMapper(MidiMap.default(), ControlBank())
     bank = m.bank
-    bank.current[LOW] = 1.5            # position 0.75 = data 95.25
+    bank.current[LOW] = 1.5  # position 0.75 = data 95.25
     for v in (127, 120, 100):
         assert m.handle(cc(1, 70, v)) == COUNT_IGNORED
     assert m.handle(cc(1, 70, 90)) == COUNT_MAPPED
@@ -174,13 +179,13 @@ def test_soft_takeover_again_after_release_and_after_another_writer():
     assert bank.manual_seq[LOW] == 1
     # release button: every parameter back to the AI, which moves the value to +2 dB
     assert m.handle(cc(1, 105, 127)) == COUNT_MAPPED and bank.action_seq[ACTION_RELEASE] == 1
-    bank.current[LOW] = 2.0            # position 5/6 = data 105.8
+    bank.current[LOW] = 2.0  # position 5/6 = data 105.8
     for v in (72, 80, 100):
         assert m.handle(cc(1, 70, v)) == COUNT_IGNORED
     assert m.handle(cc(1, 70, 110)) == COUNT_MAPPED
     # a per-parameter hand-back (release_seq) has the same effect
     bank.release_seq[LOW] += 1
-    bank.current[LOW] = -2.0           # data 21.2
+    bank.current[LOW] = -2.0  # data 21.2
     assert m.handle(cc(1, 70, 100)) == COUNT_IGNORED
     assert m.handle(cc(1, 70, 20)) == COUNT_MAPPED
     # another writer (a MIDI file, a second control) bumps manual_seq: pick up again
@@ -197,7 +202,7 @@ def test_buttons_toggle_on_press_only():
     bank = m.bank
     for num, a in ((102, ACTION_BYPASS), (103, ACTION_AB), (104, ACTION_AI), (105, ACTION_RELEASE)):
         assert m.handle(cc(3, num, 127)) == COUNT_MAPPED
-        assert m.handle(cc(3, num, 0)) == COUNT_IGNORED        # the release of the button
+        assert m.handle(cc(3, num, 0)) == COUNT_IGNORED  # the release of the button
         assert m.handle(cc(3, num, 64)) == COUNT_MAPPED
         assert m.handle(cc(3, num, 63)) == COUNT_IGNORED
         assert bank.action_seq[a] == 2
@@ -208,19 +213,43 @@ def test_malformed_sysex_unknown_and_out_of_range_are_counted_not_applied():
     m = mapper_for(NO_TAKEOVER)
     bank = m.bank
     before = bank.manual_value.copy()
-    dropped = [[], [0x40, 1, 2], [0xB0, 10], [0xB0, 10, 1, 2], [0xB0, 10, 200], [0xB0, 200, 1],
-               [0x90, 60, 128], [0xC0], [300, 1, 2], ["x", 1, 2], None]
-    ignored = [[0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7], [0xF8], [0xFE], [0x90, 60, 100], [0x80, 60, 0],
-               [0xC0, 5], [0xE0, 0, 64], [0xB0, 50, 10], [0xB3, 12, 1]]
+    dropped = [
+        [],
+        [0x40, 1, 2],
+        [0xB0, 10],
+        [0xB0, 10, 1, 2],
+        [0xB0, 10, 200],
+        [0xB0, 200, 1],
+        [0x90, 60, 128],
+        [0xC0],
+        [300, 1, 2],
+        ["x", 1, 2],
+        None,
+    ]
+    ignored = [
+        [0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7],
+        [0xF8],
+        [0xFE],
+        [0x90, 60, 100],
+        [0x80, 60, 0],
+        [0xC0, 5],
+        [0xE0, 0, 64],
+        [0xB0, 50, 10],
+        [0xB3, 12, 1],
+    ]
     for msg in dropped:
         assert m.handle(msg) == COUNT_DROPPED, msg
     for msg in ignored:
         assert m.handle(msg) == COUNT_IGNORED, msg
     assert np.array_equal(bank.manual_value, before) and not bank.manual_seq.any()
-    assert m.handle(bytes([0xB0, 10, 127])) == COUNT_MAPPED    # bytes work like lists
+    assert m.handle(bytes([0xB0, 10, 127])) == COUNT_MAPPED  # bytes work like lists
     c = bank.counters
     assert (c[COUNT_RECEIVED], c[COUNT_MAPPED], c[COUNT_IGNORED], c[COUNT_DROPPED]) == (
-        len(dropped) + len(ignored) + 1, 1, len(ignored), len(dropped))
+        len(dropped) + len(ignored) + 1,
+        1,
+        len(ignored),
+        len(dropped),
+    )
     assert bank.counts() == {"received": 21, "mapped": 1, "ignored": 9, "dropped": 11}
 
 
@@ -229,9 +258,9 @@ def test_coalescing_last_value_wins_and_every_message_bumps_the_seq():
     m = mapper_for(NO_TAKEOVER, on_event=lambda t, p, v, s: events.append((t, p, v, s)))
     bank = m.bank
     rng = np.random.default_rng(7)
-    seen_seq = bank.manual_seq.copy()            # what a reader saw at the last block
+    seen_seq = bank.manual_seq.copy()  # what a reader saw at the last block
     last = {}
-    for k in range(600):                         # one "block" worth of messages
+    for k in range(600):  # one "block" worth of messages
         num = (10, 11, 12)[k % 3]
         v = int(rng.integers(0, 128))
         m.handle(cc(2, num, v), t_ns=1000 + k)
@@ -251,18 +280,18 @@ def test_resume_watchdog_hands_back_untouched_parameters():
     bank = ControlBank()
     m = mapper_for(NO_TAKEOVER, bank)
     w = ResumeWatchdog(bank, 1.0)
-    assert w.check(10**12) == []                 # nothing held
+    assert w.check(10**12) == []  # nothing held
     m.handle(cc(1, 10, 100), t_ns=0)
     m.handle(cc(1, 11, 100), t_ns=600_000_000)
     assert w.check(999_999_999) == []
     assert w.check(1_000_000_000) == [LOW] and bank.release_seq[LOW] == 1
     assert w.check(1_500_000_000) == []
     assert w.check(1_600_000_000) == [RATIO]
-    assert w.check(10**12) == []                 # released once, not again
-    m.handle(cc(1, 10, 5), t_ns=2 * 10**12)      # touched again: held again
+    assert w.check(10**12) == []  # released once, not again
+    m.handle(cc(1, 10, 5), t_ns=2 * 10**12)  # touched again: held again
     assert w.check(2 * 10**12 + 10**9) == [LOW] and bank.release_seq[LOW] == 2
     m.handle(cc(1, 10, 6), t_ns=3 * 10**12)
-    bank.action_seq[ACTION_RELEASE] += 1         # release-all already handed it back
+    bank.action_seq[ACTION_RELEASE] += 1  # release-all already handed it back
     assert w.check(4 * 10**12) == []
     with pytest.raises(ValueError):
         ResumeWatchdog(bank, 0.0)
@@ -294,17 +323,17 @@ def seconds(tick: int) -> float:
 def test_midi_file_automation_follows_the_tempo_map(tmp_path):
     path = tmp_path / "auto.mid"
     ticks = [0, 480, 960, 1440, 1920, 2400]
-    ev = [(t, mido.Message("control_change", channel=0, control=70, value=20 * k))
-          for k, t in enumerate(ticks)]
-    ev.insert(3, (1000, mido.Message("note_on", note=60, velocity=90)))          # not a CC
+    ev = [(t, mido.Message("control_change", channel=0, control=70, value=20 * k)) for k, t in enumerate(ticks)]
+    ev.insert(3, (1000, mido.Message("note_on", note=60, velocity=90)))  # not a CC
     ev.insert(4, (1100, mido.Message("control_change", control=102, value=127)))  # bypass press
-    ev.append((2500, mido.Message("control_change", control=9, value=1)))        # unmapped CC
+    ev.append((2500, mido.Message("control_change", control=9, value=1)))  # unmapped CC
     tempo_file(path, ev)
     auto = MidiFileAutomation.load(path, MidiMap.default())
     assert [round(seconds(t), 9) for t in ticks] == [0.0, 0.5, 1.0, 1.25, 1.5, 2.5]
     got = [(round(t, 9), name, v) for t, name, v in auto.events]
-    want = [(round(seconds(t), 9), "low_gain_db", pytest.approx(-3.0 + 6.0 * 20 * k / 127))
-            for k, t in enumerate(ticks)]
+    want = [
+        (round(seconds(t), 9), "low_gain_db", pytest.approx(-3.0 + 6.0 * 20 * k / 127)) for k, t in enumerate(ticks)
+    ]
     want.insert(3, (round(seconds(1100), 9), "bypass", None))
     assert got == want
     assert auto.ignored == 2
@@ -321,8 +350,7 @@ def test_midi_file_automation_follows_the_tempo_map(tmp_path):
         if bank.manual_seq[LOW] != seq:
             applied_at.append((t, bank.manual_value[LOW]))
         assert k >= 0
-    assert [t for t, _ in applied_at] == [pytest.approx(np.ceil(seconds(tk) / block) * block)
-                                          for tk in ticks]
+    assert [t for t, _ in applied_at] == [pytest.approx(np.ceil(seconds(tk) / block) * block) for tk in ticks]
     assert bank.manual_value[LOW] == pytest.approx(-3.0 + 6.0 * 100 / 127)
     assert bank.manual_seq[LOW] == 6 and bank.action_seq[ACTION_BYPASS] == 1
     assert auto.pending() == 0 and auto.apply_until(99.0, bank) == 0
@@ -362,7 +390,7 @@ class Script:
             return self.now.popleft()
         if timeout > 0:
             self.empty_calls += 1
-            if self.empty_calls > 300:       # idle for a while: the user pressed Ctrl-C
+            if self.empty_calls > 300:  # idle for a while: the user pressed Ctrl-C
                 raise KeyboardInterrupt
             time.sleep(min(timeout, 0.001))
         return None
@@ -379,20 +407,26 @@ def test_learn_with_scripted_controller_extends_an_existing_map(tmp_path):
     path = tmp_path / "my.toml"
     path.write_text('# my controller\n[[cc]]\ncc = 70\nchannel = 1\nparam = "mid_gain_db"\n', encoding="utf-8")
     script = Script(
-        rounds=[[cc(1, 70, 10), cc(1, 70, 11)],                    # knob on CC 70: remap it
-                [cc(2, 3, 64), cc(2, 35, 10), cc(2, 3, 65)],         # a 14-bit pair on CC 3/35
-                [cc(1, 20, 127), cc(1, 20, 0)],                      # a button
-                [cc(1, 21, 1)]],
-        answers=["reverb_send", "?", "bogus", "3", "ab", ""])
+        rounds=[
+            [cc(1, 70, 10), cc(1, 70, 11)],  # knob on CC 70: remap it
+            [cc(2, 3, 64), cc(2, 35, 10), cc(2, 3, 65)],  # a 14-bit pair on CC 3/35
+            [cc(1, 20, 127), cc(1, 20, 0)],  # a button
+            [cc(1, 21, 1)],
+        ],
+        answers=["reverb_send", "?", "bogus", "3", "ab", ""],
+    )
     lines = []
     m = learn(None, path, choose=script.choose, out=lines.append, receive=script.receive, settle_s=0.01)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# my controller\n")
     back = MidiMap.load(path)
     assert [(b.cc, b.channel, b.param or b.action, b.cc14) for b in back.bindings] == [
-        (70, 1, "reverb_send", False), (3, 2, "comp_ratio", True), (20, 1, "ab", False)]
+        (70, 1, "reverb_send", False),
+        (3, 2, "comp_ratio", True),
+        (20, 1, "ab", False),
+    ]
     rev = back.find(1, 70)
-    assert (rev.lo, rev.hi, rev.curve) == (0.0, 0.3, "linear")          # an AI parameter: AI range
+    assert (rev.lo, rev.hi, rev.curve) == (0.0, 0.3, "linear")  # an AI parameter: AI range
     ratio = back.find(2, 35)
     assert ratio.curve == "log" and (ratio.lo, ratio.hi) == (1.0, 4.0)
     assert [b.cc for b in m.bindings] == [70, 3, 20]
@@ -411,8 +445,11 @@ def test_learn_new_file_quit_and_interrupt(tmp_path):
     script = Script(rounds=[[cc(1, 9, 1)]], answers=["delay_ms"])
     lines = []
     m = learn(None, path, choose=script.choose, out=lines.append, receive=script.receive, settle_s=0.01)
-    assert [b.param for b in MidiMap.load(path).bindings] == ["output_gain_db", "delay_ms"] == [
-        b.param for b in m.bindings]
+    assert (
+        [b.param for b in MidiMap.load(path).bindings]
+        == ["output_gain_db", "delay_ms"]
+        == [b.param for b in m.bindings]
+    )
     assert "stopped" in lines[-1]
 
 

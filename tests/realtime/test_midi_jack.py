@@ -47,7 +47,7 @@ def jack_out(client: str, bank: ControlBank):
     hits = hits or [i for i, n in enumerate(names) if n.endswith(":mixpilot")]
     assert hits, f"no JACK MIDI input 'mixpilot' among {names}"
     out.open_port(hits[-1], name="out")
-    for _ in range(20):                                     # the connection settles
+    for _ in range(20):  # the connection settles
         out.send_message([0xB0, 9, 0])
         if wait_for(lambda: bank.counters[COUNT_RECEIVED] > 0, 0.1):
             break
@@ -90,8 +90,13 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
     bank = ControlBank()
     arrived = []
     m = MidiMap.from_toml_text(LATENCY_MAP)
-    mi = MidiInput("virtual", m, bank, dispatch=dispatch,
-                   on_event=lambda t, p, v, s: arrived.append((time.perf_counter_ns(), p, v, s)))
+    mi = MidiInput(
+        "virtual",
+        m,
+        bank,
+        dispatch=dispatch,
+        on_event=lambda t, p, v, s: arrived.append((time.perf_counter_ns(), p, v, s)),
+    )
     out = None
     try:
         assert (mi.api, mi.virtual, mi.port_name) == ("jack", True, "mixpilot")
@@ -104,12 +109,12 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
         for k, (num, v) in enumerate(msgs):
             sent.append(time.perf_counter_ns())
             out.send_message([0xB0, num, v])
-            time.sleep(0.002 + 0.001 * (k % 3))             # 2-4 ms apart, off the 2.67 ms period
+            time.sleep(0.002 + 0.001 * (k % 3))  # 2-4 ms apart, off the 2.67 ms period
         wait_for(lambda: len(arrived) == len(msgs), 3.0)
         got = [index[(p, v)] for _, p, v, _ in arrived]
         lost = len(msgs) - len(got)
         assert lost <= len(msgs) // 50, f"{lost} of {len(msgs)} lost: {bank.counts()}"
-        assert got == sorted(set(got))                      # in order, each once
+        assert got == sorted(set(got))  # in order, each once
         assert {s for *_, s in arrived} == {"midi"}
         for i, name in ((REV, "reverb_send"), (DLY, "delay_send")):
             mine = [v for _, p, v, _ in arrived if p == name]
@@ -118,10 +123,12 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
         assert (lat_ms > 0).all()
         p50, p99 = np.percentile(lat_ms, [50, 99])
         with capsys.disabled():
-            print(f"\nJACK MIDI message-to-bank latency ({dispatch}, 48 kHz / 128 frames, "
-                  f"{len(lat_ms)} of {len(msgs)} messages): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-                  f"max {lat_ms.max():.2f} ms")
-        assert p99 < 100.0                                  # a sanity bound: a JACK period is 2.7 ms
+            print(
+                f"\nJACK MIDI message-to-bank latency ({dispatch}, 48 kHz / 128 frames, "
+                f"{len(lat_ms)} of {len(msgs)} messages): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+                f"max {lat_ms.max():.2f} ms"
+            )
+        assert p99 < 100.0  # a sanity bound: a JACK period is 2.7 ms
         # SysEx, a note and an unmapped CC over the same port: counted, ignored
         base = int(bank.counters[COUNT_RECEIVED])
         out.send_message([0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7])
@@ -135,7 +142,7 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
             out.close_port()
             out.delete()
         mi.close()
-        mi.close()                                          # idempotent
+        mi.close()  # idempotent
     assert mi.closed
 
 
@@ -189,8 +196,10 @@ def test_flood_1000_cc_per_second(jack_server, capsys):
         x1 = _xruns(jack_server)
         xruns = None if x0 is None or x1 is None else x1 - x0
         with capsys.disabled():
-            print(f"\nJACK MIDI flood: {n} CCs in {took:.2f} s ({n / took:.0f}/s): {bank.counts()}, "
-                  f"jackd xruns: {'?' if xruns is None else xruns}")
+            print(
+                f"\nJACK MIDI flood: {n} CCs in {took:.2f} s ({n / took:.0f}/s): {bank.counts()}, "
+                f"jackd xruns: {'?' if xruns is None else xruns}"
+            )
         runs.append((bank.counts(), xruns))
         received = int(bank.counters[COUNT_RECEIVED])
         assert received <= n and bank.counters[COUNT_DROPPED] == 0
@@ -201,7 +210,7 @@ def test_flood_1000_cc_per_second(jack_server, capsys):
         pytest.fail(f"messages lost in every run (JACK xruns?): {runs}")
     c = bank.counters
     assert c[COUNT_MAPPED] + c[COUNT_IGNORED] == n
-    last = (249 * 7) % 128                                  # the data of each knob's last message
+    last = (249 * 7) % 128  # the data of each knob's last message
     for num in ccs:
         b = m.find(1, num)
         i = PARAM_INDEX[b.param]
@@ -217,17 +226,22 @@ def test_port_by_name_disappears_and_comes_back(jack_server):
     bank = ControlBank()
     mi = None
     try:
-        assert {"index": 0, "name": "mp_src:knobs", "api": "jack"} in [
-            dict(p, index=0) for p in list_ports()]
+        assert {"index": 0, "name": "mp_src:knobs", "api": "jack"} in [dict(p, index=0) for p in list_ports()]
         with pytest.raises(MidiError) as info:
             MidiInput("no-such-port", MidiMap.default(), bank)
         msg = str(info.value)
         assert "\n" not in msg and "no JACK MIDI input port matches 'no-such-port'" in msg
         assert "mp_src:knobs" in msg
         actions = []
-        mi = MidiInput("MP_SRC:kn", MidiMap.default(), bank, on_warning=warnings.append,
-                       on_action=lambda t, a, p: actions.append((a, p)), port_check_s=0.05,
-                       ai_resume_s=0.2)
+        mi = MidiInput(
+            "MP_SRC:kn",
+            MidiMap.default(),
+            bank,
+            on_warning=warnings.append,
+            on_action=lambda t, a, p: actions.append((a, p)),
+            port_check_s=0.05,
+            ai_resume_s=0.2,
+        )
         assert mi.port_name == "mp_src:knobs" and not mi.virtual
         time.sleep(0.1)
         t_send = time.monotonic()

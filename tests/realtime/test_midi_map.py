@@ -43,38 +43,44 @@ def test_good_map_parses_with_lines_and_defaults():
     a, b = m.bindings
     assert (a.cc, a.channel, a.param, a.curve, a.line) == (20, None, "low_gain_db", "linear", 2)
     p = PARAMS[PARAM_INDEX["low_gain_db"]]
-    assert (a.lo, a.hi) == (p.minimum, p.maximum)       # default: the parameter's hard range
+    assert (a.lo, a.hi) == (p.minimum, p.maximum)  # default: the parameter's hard range
     assert (b.cc, b.action, b.line) == (64, "bypass", 6)
-    assert m.find(1, 20) is a and m.find(16, 20) is a    # no channel: any channel
+    assert m.find(1, 20) is a and m.find(16, 20) is a  # no channel: any channel
     assert m.find(1, 21) is None
 
 
-@pytest.mark.parametrize("table, needle", [
-    ('cc = 128\nparam = "low_gain_db"\n', "cc = 128 is out of range (0-127)"),
-    ('cc = -1\nparam = "low_gain_db"\n', "cc = -1 is out of range"),
-    ('cc = 21\nchannel = 0\nparam = "low_gain_db"\n', "channel = 0 is out of range (1-16"),
-    ('cc = 21\nchannel = 17\nparam = "low_gain_db"\n', "channel = 17 is out of range"),
-    ('cc = 21\nparam = "low_gain"\n', "unknown param 'low_gain'; did you mean 'low_gain_db'"),
-    ('cc = 21\nparam = "zzzz"\n', "unknown param 'zzzz'; see `mixpilot params`"),
-    ('cc = 21\nparam = "low_gain_db"\nmin = 3.0\nmax = 3.0\n', "min (3) must be below max (3)"),
-    ('cc = 21\nparam = "low_gain_db"\nmin = 4.0\nmax = -4.0\n', "min (4) must be below max (-4)"),
-    ('cc = 21\nparam = "low_gain_db"\nmin = -30.0\n', "min = -30.0 is outside the range of low_gain_db (-18..18 dB)"),
-    ('cc = 21\nparam = "low_gain_db"\ncurve = "log"\n', "curve 'log' needs a range above 0"),
-    ('cc = 21\nparam = "reverb_send"\ncurve = "log"\n', "includes values <= 0"),
-    ('cc = 21\nparam = "low_gain_db"\ncurve = "expo"\n', "unknown curve 'expo'"),
-    ('cc = 21\nparam = "low_gain_db"\naction = "bypass"\n', "both 'param' and 'action'"),
-    ('cc = 21\n', "needs 'param'"),
-    ('param = "low_gain_db"\n', "missing 'cc'"),
-    ('cc = 21\naction = "mute"\n', "unknown action 'mute'"),
-    ('cc = 21\naction = "ab"\ncurve = "log"\n', "'curve' does not apply to action 'ab'"),
-    ('cc = 21\nparam = "low_gain_db"\nknob = 3\n', "unknown key 'knob'"),
-    ('cc = 21\nparam = "low_gain_db"\ncc14 = "yes"\n', "cc14 = 'yes' must be true or false"),
-    ('cc = 40\nparam = "low_gain_db"\ncc14 = true\n', "cc14 needs the MSB on cc 0-31"),
-    ('cc = 21\nparam = "lookahead_ms"\n', "fixed when the chain is prepared"),
-    ('cc = 21\nparam = "loudness_gain_db"\nrange = "ai"\n', "no AI-safe range"),
-    ('cc = 21\nparam = "low_gain_db"\nmin = "a"\n', "min = 'a' must be a number"),
-    ('cc = true\nparam = "low_gain_db"\n', "cc = True is out of range"),
-])
+@pytest.mark.parametrize(
+    "table, needle",
+    [
+        ('cc = 128\nparam = "low_gain_db"\n', "cc = 128 is out of range (0-127)"),
+        ('cc = -1\nparam = "low_gain_db"\n', "cc = -1 is out of range"),
+        ('cc = 21\nchannel = 0\nparam = "low_gain_db"\n', "channel = 0 is out of range (1-16"),
+        ('cc = 21\nchannel = 17\nparam = "low_gain_db"\n', "channel = 17 is out of range"),
+        ('cc = 21\nparam = "low_gain"\n', "unknown param 'low_gain'; did you mean 'low_gain_db'"),
+        ('cc = 21\nparam = "zzzz"\n', "unknown param 'zzzz'; see `mixpilot params`"),
+        ('cc = 21\nparam = "low_gain_db"\nmin = 3.0\nmax = 3.0\n', "min (3) must be below max (3)"),
+        ('cc = 21\nparam = "low_gain_db"\nmin = 4.0\nmax = -4.0\n', "min (4) must be below max (-4)"),
+        (
+            'cc = 21\nparam = "low_gain_db"\nmin = -30.0\n',
+            "min = -30.0 is outside the range of low_gain_db (-18..18 dB)",
+        ),
+        ('cc = 21\nparam = "low_gain_db"\ncurve = "log"\n', "curve 'log' needs a range above 0"),
+        ('cc = 21\nparam = "reverb_send"\ncurve = "log"\n', "includes values <= 0"),
+        ('cc = 21\nparam = "low_gain_db"\ncurve = "expo"\n', "unknown curve 'expo'"),
+        ('cc = 21\nparam = "low_gain_db"\naction = "bypass"\n', "both 'param' and 'action'"),
+        ("cc = 21\n", "needs 'param'"),
+        ('param = "low_gain_db"\n', "missing 'cc'"),
+        ('cc = 21\naction = "mute"\n', "unknown action 'mute'"),
+        ('cc = 21\naction = "ab"\ncurve = "log"\n', "'curve' does not apply to action 'ab'"),
+        ('cc = 21\nparam = "low_gain_db"\nknob = 3\n', "unknown key 'knob'"),
+        ('cc = 21\nparam = "low_gain_db"\ncc14 = "yes"\n', "cc14 = 'yes' must be true or false"),
+        ('cc = 40\nparam = "low_gain_db"\ncc14 = true\n', "cc14 needs the MSB on cc 0-31"),
+        ('cc = 21\nparam = "lookahead_ms"\n', "fixed when the chain is prepared"),
+        ('cc = 21\nparam = "loudness_gain_db"\nrange = "ai"\n', "no AI-safe range"),
+        ('cc = 21\nparam = "low_gain_db"\nmin = "a"\n', "min = 'a' must be a number"),
+        ('cc = true\nparam = "low_gain_db"\n', "cc = True is out of range"),
+    ],
+)
 def test_validation_error_names_file_line_and_problem(table, needle):
     # reference: the offending table's header is on line 10 of bad(...)
     msg = error_of(bad(table))
@@ -89,14 +95,12 @@ def test_duplicate_cc_and_channel():
     # same cc, one table per channel: fine; a one-channel table beats an any-channel one
     m = MidiMap.from_toml_text(GOOD + '\n[[cc]]\ncc = 20\nchannel = 3\nparam = "mid_gain_db"\n')
     assert m.find(3, 20).param == "mid_gain_db" and m.find(4, 20).param == "low_gain_db"
-    two = ('[[cc]]\ncc = 5\nchannel = 2\nparam = "low_gain_db"\n'
-           '[[cc]]\ncc = 5\nchannel = 2\nparam = "mid_gain_db"\n')
+    two = '[[cc]]\ncc = 5\nchannel = 2\nparam = "low_gain_db"\n[[cc]]\ncc = 5\nchannel = 2\nparam = "mid_gain_db"\n'
     assert error_of(two).startswith("my.toml:5: [[cc]] #2: duplicate cc 5 on channel 2")
 
 
 def test_14bit_lsb_collides_with_a_7bit_binding():
-    text = ('[[cc]]\ncc = 1\nparam = "low_gain_db"\ncc14 = true\n'
-            '[[cc]]\ncc = 33\nparam = "mid_gain_db"\n')
+    text = '[[cc]]\ncc = 1\nparam = "low_gain_db"\ncc14 = true\n[[cc]]\ncc = 33\nparam = "mid_gain_db"\n'
     msg = error_of(text)
     assert msg.startswith("my.toml:5: [[cc]] #2: duplicate cc 33"), msg
     assert "14-bit" in msg
@@ -109,7 +113,8 @@ def test_toml_syntax_errors_keep_line_and_column():
 
 def test_unknown_top_level_key_and_wrong_shape():
     assert error_of('# x\nname = "mine"\n[[cc]]\ncc = 1\naction = "ab"\n').startswith(
-        "my.toml:2: unknown top-level key 'name'")
+        "my.toml:2: unknown top-level key 'name'"
+    )
     assert "'cc' must be [[cc]] tables" in error_of("cc = 3\n")
 
 
@@ -149,9 +154,8 @@ def test_save_round_trip_keeps_comments_and_replaces_tables(tmp_path):
     path = tmp_path / "map.toml"
     path.write_text(GOOD, encoding="utf-8")
     m = MidiMap.load(path)
-    removed = m.assign(MidiBinding(cc=20, channel=2, param="mid_gain_db", curve="linear",
-                                   min=-6.0, max=6.0))
-    assert [r.param for r in removed] == ["low_gain_db"]   # an any-channel table on that cc
+    removed = m.assign(MidiBinding(cc=20, channel=2, param="mid_gain_db", curve="linear", min=-6.0, max=6.0))
+    assert [r.param for r in removed] == ["low_gain_db"]  # an any-channel table on that cc
     m.assign(MidiBinding(cc=3, param="comp_ratio", curve="log", range="ai", cc14=True))
     m.save(path)
     text = path.read_text(encoding="utf-8")
@@ -159,7 +163,10 @@ def test_save_round_trip_keeps_comments_and_replaces_tables(tmp_path):
     assert [f for f in os.listdir(tmp_path) if f != "map.toml"] == []  # no temp file left
     again = MidiMap.load(path)
     assert [(b.cc, b.param or b.action) for b in again.bindings] == [
-        (64, "bypass"), (20, "mid_gain_db"), (3, "comp_ratio")]
+        (64, "bypass"),
+        (20, "mid_gain_db"),
+        (3, "comp_ratio"),
+    ]
     b20 = again.find(2, 20)
     assert (b20.lo, b20.hi, b20.channel) == (-6.0, 6.0, 2)
     b3 = again.find(1, 35)
@@ -192,9 +199,9 @@ def test_curves_closed_form():
     log = MidiBinding(cc=1, param="low_freq_hz", curve="log", min=50.0, max=800.0)
     for x in (0.0, 0.25, 64 / 127, 1.0):
         assert lin.value_at(x) == pytest.approx(-6.0 + 12.0 * x, abs=1e-12)
-        assert log.value_at(x) == pytest.approx(50.0 * 16.0 ** x, rel=1e-12)
+        assert log.value_at(x) == pytest.approx(50.0 * 16.0**x, rel=1e-12)
         assert lin.position_of(lin.value_at(x)) == pytest.approx(x, abs=1e-12)
         assert log.position_of(log.value_at(x)) == pytest.approx(x, abs=1e-12)
-    assert log.value_at(0.5) == pytest.approx(200.0)      # the geometric middle of 50..800
+    assert log.value_at(0.5) == pytest.approx(200.0)  # the geometric middle of 50..800
     assert lin.position_of(100.0) == 1.0 and lin.position_of(-100.0) == 0.0
     assert lin.position_of(float("nan")) == 0.0

@@ -40,8 +40,9 @@ pyloudnorm = pytest.importorskip("pyloudnorm")
 SQRT_HALF = 0.7071067811865476  # ITU-R BS.775: -3 dB
 
 
-def music_like(rng: np.random.Generator, seconds: float, sample_rate: int, *, channels: int = 2,
-               rms_dbfs: float = -20.0) -> np.ndarray:
+def music_like(
+    rng: np.random.Generator, seconds: float, sample_rate: int, *, channels: int = 2, rms_dbfs: float = -20.0
+) -> np.ndarray:
     """Tones in changing chords plus gated, low-passed noise bursts (drum-like), float64."""
     n = int(round(seconds * sample_rate))
     t = np.arange(n) / sample_rate
@@ -225,8 +226,13 @@ def test_block_size_does_not_change_the_result(tmp_wav, tmp_path, rng):
 def test_params_are_applied_and_logged(tmp_wav, tmp_path, rng):
     x = music_like(rng, 2.0, 44100)
     log = tmp_path / "params.jsonl"
-    rep = render_file(tmp_wav(x), tmp_path / "w.wav", params={"stereo_width": 0.0, "comp_ratio": 1.0},
-                      float_output=True, params_out=log)
+    rep = render_file(
+        tmp_wav(x),
+        tmp_path / "w.wav",
+        params={"stereo_width": 0.0, "comp_ratio": 1.0},
+        float_output=True,
+        params_out=log,
+    )
     y, _ = sf.read(str(tmp_path / "w.wav"))
     assert np.max(np.abs(y[:, 0] - y[:, 1])) <= 1e-6  # width 0: L = R = mid
     lines = [json.loads(s) for s in log.read_text().splitlines()]
@@ -245,8 +251,10 @@ def test_bad_params_name_the_parameter_and_range(tmp_wav, tmp_path):
 
 
 def test_silence_and_too_short_input_get_a_note(tmp_wav, tmp_path, rng):
-    for name, x in (("silence.wav", np.zeros((2 * 44100, 2))),
-                    ("short.wav", 0.1 * rng.standard_normal((int(0.2 * 44100), 2)))):
+    for name, x in (
+        ("silence.wav", np.zeros((2 * 44100, 2))),
+        ("short.wav", 0.1 * rng.standard_normal((int(0.2 * 44100), 2))),
+    ):
         out = tmp_path / f"out-{name}"
         rep = render_file(tmp_wav(x, name=name), out)
         y, _ = sf.read(str(out))
@@ -275,14 +283,17 @@ def test_progress_reports_every_pass_to_the_end(tmp_wav, tmp_path, rng):
     assert calls[-1][1] == pytest.approx(2.0) and calls[-1][2] == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize(("kwargs", "exc", "match"), [
-    ({"ai_hop_s": 0.0}, RenderUsageError, "--ai-hop-s"),
-    ({"crossfade_s": -1.0}, RenderUsageError, "--crossfade-s"),
-    ({"ai_amount": 1.5}, RenderUsageError, "0..1"),
-    ({"target_lufs": -80.0}, RenderUsageError, "target-lufs"),
-    ({"ceiling_dbtp": 2.0}, RenderUsageError, "ceiling-dbtp"),
-    ({"block_size": 0}, RenderUsageError, "block-size"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"ai_hop_s": 0.0}, RenderUsageError, "--ai-hop-s"),
+        ({"crossfade_s": -1.0}, RenderUsageError, "--crossfade-s"),
+        ({"ai_amount": 1.5}, RenderUsageError, "0..1"),
+        ({"target_lufs": -80.0}, RenderUsageError, "target-lufs"),
+        ({"ceiling_dbtp": 2.0}, RenderUsageError, "ceiling-dbtp"),
+        ({"block_size": 0}, RenderUsageError, "block-size"),
+    ],
+)
 def test_bad_arguments(tmp_wav, tmp_path, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         render_file(tmp_wav(np.zeros((100, 2))), tmp_path / "o.wav", **kwargs)
@@ -293,21 +304,31 @@ def test_bad_arguments(tmp_wav, tmp_path, kwargs, exc, match):
 # --- audio_io: downmix table and atomic writes ------------------------------------------
 
 
-@pytest.mark.parametrize(("channels", "left", "right"), [
-    # ITU-R BS.775 Table 2 coefficients by hand, WAV channel order per realtime/audio_io.py
-    (3, {"L": 1, "C": SQRT_HALF}, {"R": 1, "C": SQRT_HALF}),
-    (4, {"L": 1, "Ls": SQRT_HALF}, {"R": 1, "Rs": SQRT_HALF}),
-    (5, {"L": 1, "C": SQRT_HALF, "Ls": SQRT_HALF}, {"R": 1, "C": SQRT_HALF, "Rs": SQRT_HALF}),
-    (7, {"L": 1, "C": SQRT_HALF, "Ls": SQRT_HALF, "Cs": SQRT_HALF},
-        {"R": 1, "C": SQRT_HALF, "Rs": SQRT_HALF, "Cs": SQRT_HALF}),
-    (8, {"L": 1, "C": SQRT_HALF, "Ls": SQRT_HALF, "Lb": SQRT_HALF},
-        {"R": 1, "C": SQRT_HALF, "Rs": SQRT_HALF, "Rb": SQRT_HALF}),
-])
+@pytest.mark.parametrize(
+    ("channels", "left", "right"),
+    [
+        # ITU-R BS.775 Table 2 coefficients by hand, WAV channel order per realtime/audio_io.py
+        (3, {"L": 1, "C": SQRT_HALF}, {"R": 1, "C": SQRT_HALF}),
+        (4, {"L": 1, "Ls": SQRT_HALF}, {"R": 1, "Rs": SQRT_HALF}),
+        (5, {"L": 1, "C": SQRT_HALF, "Ls": SQRT_HALF}, {"R": 1, "C": SQRT_HALF, "Rs": SQRT_HALF}),
+        (
+            7,
+            {"L": 1, "C": SQRT_HALF, "Ls": SQRT_HALF, "Cs": SQRT_HALF},
+            {"R": 1, "C": SQRT_HALF, "Rs": SQRT_HALF, "Cs": SQRT_HALF},
+        ),
+        (
+            8,
+            {"L": 1, "C": SQRT_HALF, "Ls": SQRT_HALF, "Lb": SQRT_HALF},
+            {"R": 1, "C": SQRT_HALF, "Rs": SQRT_HALF, "Rb": SQRT_HALF},
+        ),
+    ],
+)
 def test_downmix_matrices(channels, left, right, rng):
     from mixpilot.realtime.audio_io import LAYOUTS, downmix_to_stereo
 
-    names = {3: "L R C", 4: "L R Ls Rs", 5: "L R C Ls Rs", 7: "L R C LFE Ls Rs Cs",
-             8: "L R C LFE Ls Rs Lb Rb"}[channels].split()
+    names = {3: "L R C", 4: "L R Ls Rs", 5: "L R C Ls Rs", 7: "L R C LFE Ls Rs Cs", 8: "L R C LFE Ls Rs Lb Rb"}[
+        channels
+    ].split()
     assert list(LAYOUTS[channels].names) == names
     x = rng.standard_normal((64, channels))
     col = {n: x[:, i] for i, n in enumerate(names)}

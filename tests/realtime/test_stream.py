@@ -42,12 +42,27 @@ def _song(seconds: float, seed: int = 5) -> np.ndarray:
 def _mixpilot(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "mixpilot.realtime.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=e, cwd=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "mixpilot.realtime.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=e,
+        cwd=str(ROOT),
+    )
 
 
-INTERFACE_KEYS = {"samplerate", "blocksize", "blocks", "budget_us", "callback_us", "xruns", "status_flags",
-                  "inference", "midi"}
+INTERFACE_KEYS = {
+    "samplerate",
+    "blocksize",
+    "blocks",
+    "budget_us",
+    "callback_us",
+    "xruns",
+    "status_flags",
+    "inference",
+    "midi",
+}
 
 
 def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wav):
@@ -55,15 +70,44 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
     # (same follower, same parameters) after the limiter latency, within 1e-6.
     song = tmp_wav(_song(6.0), SR, "song.wav")
     params = tmp_path / "p.json"
-    params.write_text(json.dumps({"comp_ratio": 2.5, "comp_threshold_db": -24, "high_gain_db": 1.5,
-                                  "reverb_send": 0.15, "stereo_width": 1.1}))
+    params.write_text(
+        json.dumps(
+            {"comp_ratio": 2.5, "comp_threshold_db": -24, "high_gain_db": 1.5, "reverb_send": 0.15, "stereo_width": 1.1}
+        )
+    )
     rec, stats = tmp_path / "rec.wav", tmp_path / "stats.json"
-    p = _mixpilot("play", str(song), "--record", str(rec), "--stats-json", str(stats), "--params", str(params),
-                  "--no-ui", "--target-lufs", "-16", "--model", "none")
+    p = _mixpilot(
+        "play",
+        str(song),
+        "--record",
+        str(rec),
+        "--stats-json",
+        str(stats),
+        "--params",
+        str(params),
+        "--no-ui",
+        "--target-lufs",
+        "-16",
+        "--model",
+        "none",
+    )
     assert p.returncode == 0, p.stderr
     ren = tmp_path / "ren.wav"
-    q = _mixpilot("render", str(song), str(ren), "--params", str(params), "--target-lufs", "-16",
-                  "--loudness-mode", "follow", "--float", "-q", "--model", "none")
+    q = _mixpilot(
+        "render",
+        str(song),
+        str(ren),
+        "--params",
+        str(params),
+        "--target-lufs",
+        "-16",
+        "--loudness-mode",
+        "follow",
+        "--float",
+        "-q",
+        "--model",
+        "none",
+    )
     assert q.returncode == 0, q.stderr
     st = json.loads(stats.read_text())
     assert INTERFACE_KEYS <= set(st)
@@ -71,7 +115,7 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
     y, sr = sf.read(str(rec), dtype="float32", always_2d=True)
     r, _ = sf.read(str(ren), dtype="float32", always_2d=True)
     assert sr == SR and y.shape[0] >= r.shape[0] + lat
-    np.testing.assert_allclose(y[lat:lat + r.shape[0]], r, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(y[lat : lat + r.shape[0]], r, atol=1e-6, rtol=0)
     assert st["end"] == "end of file"
 
 
@@ -80,11 +124,20 @@ def test_twenty_seconds_without_xruns_with_the_meter_ui(jack_server, tmp_path, t
     # with any under/overflow flag) and callback timings are printed for the issue note.
     song = tmp_wav(_song(21.0), SR, "song.wav")
     ui = io.StringIO()
-    res = run(RunOptions(mode="play", file=str(song), seconds=20.0, blocksize=128, ui=True, model="none"),
-              ui_stream=ui)
+    res = run(RunOptions(mode="play", file=str(song), seconds=20.0, blocksize=128, ui=True, model="none"), ui_stream=ui)
     st = res.stats
-    print("\ncallback_us", st["callback_us"], "budget_us", st["budget_us"], "blocks", st["blocks"],
-          "xruns", st["xruns"], "flags", st["status_flags"])
+    print(
+        "\ncallback_us",
+        st["callback_us"],
+        "budget_us",
+        st["budget_us"],
+        "blocks",
+        st["blocks"],
+        "xruns",
+        st["xruns"],
+        "flags",
+        st["status_flags"],
+    )
     assert res.reason == "end of file" and res.error is None
     assert st["blocks"] >= 20 * SR // 128
     assert ui.getvalue().count("LUFS") >= 15  # the UI thread printed about once a second
@@ -97,10 +150,24 @@ def test_jack_server_killed_mid_stream(tmp_path, tmp_wav):
     song = tmp_wav(_song(30.0), SR, "song.wav")
     rec, stats = tmp_path / "rec.wav", tmp_path / "stats.json"
     with JackServer(name=f"mixpilot-fault-{os.getpid()}", sample_rate=SR, period=128) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "mixpilot.realtime.cli", "play", str(song), "--record", str(rec),
-                                 "--stats-json", str(stats)], cwd=str(ROOT), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "JACK_DEFAULT_SERVER": server.name})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mixpilot.realtime.cli",
+                "play",
+                str(song),
+                "--record",
+                str(rec),
+                "--stats-json",
+                str(stats),
+            ],
+            cwd=str(ROOT),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "JACK_DEFAULT_SERVER": server.name},
+        )
         deadline = time.monotonic() + 60
         line = ""
         while "LUFS" not in line and time.monotonic() < deadline:  # the UI prints once a second when playing
@@ -137,7 +204,8 @@ def test_headless_without_jack_says_how(tmp_path, tmp_wav):
     assert p.stderr.splitlines() == [
         "mixpilot: error: no audio device found and no JACK server to run headless: install JACK "
         "(sudo apt install jackd2) and run again -- mixpilot then starts 'jackd -d dummy' itself -- "
-        "or use 'mixpilot render' for files"]
+        "or use 'mixpilot render' for files"
+    ]
 
 
 def test_headless_starts_and_stops_its_own_jack_server(tmp_path, tmp_wav):
@@ -148,8 +216,16 @@ def test_headless_starts_and_stops_its_own_jack_server(tmp_path, tmp_wav):
         pytest.skip("needs jackd and no audio output device")
     song = tmp_wav(_song(2.0), SR, "song.wav")
     stats = tmp_path / "s.json"
-    p = _mixpilot("play", str(song), "--seconds", "1.5", "--stats-json", str(stats), "--no-ui",
-                  env={"JACK_DEFAULT_SERVER": f"absent-{os.getpid()}"})
+    p = _mixpilot(
+        "play",
+        str(song),
+        "--seconds",
+        "1.5",
+        "--stats-json",
+        str(stats),
+        "--no-ui",
+        env={"JACK_DEFAULT_SERVER": f"absent-{os.getpid()}"},
+    )
     assert p.returncode == 0, p.stderr
     assert "running headless on a JACK dummy server" in p.stderr
     st = json.loads(stats.read_text())
@@ -173,21 +249,28 @@ def test_devices_lists_the_jack_device(jack_server, capsys):
     assert isinstance(data["midi_inputs"], list)
 
 
-@pytest.mark.parametrize("argv, code, needle", [
-    (["play", "{missing}"], 1, "missing.wav: no such file"),
-    (["play", "{song}", "--output", "no-such-device"], 2, "output devices: 0: system"),
-    (["play", "{song}", "--output", "7"], 2, "no output device with that index"),
-    (["live", "--input", "no-such-device"], 2, "input devices: 0: system"),
-    (["play", "{song}", "--samplerate", "44100"], 2, "default rate 48000 Hz"),
-    (["play", "{song}", "--seconds", "0"], 2, "--seconds must be > 0"),
-    (["play", "{song}", "--record", "{nodir}/r.wav"], 1, "does not exist"),
-    (["play", "{song}", "--record", "{tmp}/r.flac"], 2, "the recording is a .wav file"),
-    (["play", "{song}", "--ai-amount", "2"], 2, "--ai-amount 2 is outside 0..1"),
-])
+@pytest.mark.parametrize(
+    "argv, code, needle",
+    [
+        (["play", "{missing}"], 1, "missing.wav: no such file"),
+        (["play", "{song}", "--output", "no-such-device"], 2, "output devices: 0: system"),
+        (["play", "{song}", "--output", "7"], 2, "no output device with that index"),
+        (["live", "--input", "no-such-device"], 2, "input devices: 0: system"),
+        (["play", "{song}", "--samplerate", "44100"], 2, "default rate 48000 Hz"),
+        (["play", "{song}", "--seconds", "0"], 2, "--seconds must be > 0"),
+        (["play", "{song}", "--record", "{nodir}/r.wav"], 1, "does not exist"),
+        (["play", "{song}", "--record", "{tmp}/r.flac"], 2, "the recording is a .wav file"),
+        (["play", "{song}", "--ai-amount", "2"], 2, "--ai-amount 2 is outside 0..1"),
+    ],
+)
 def test_bad_input_is_one_line_before_the_stream_opens(jack_server, tmp_path, tmp_wav, capsys, argv, code, needle):
     song = tmp_wav(_song(1.0), SR, "song.wav")
-    fill = {"missing": str(tmp_path / "missing.wav"), "song": str(song), "nodir": str(tmp_path / "nodir"),
-            "tmp": str(tmp_path)}
+    fill = {
+        "missing": str(tmp_path / "missing.wav"),
+        "song": str(song),
+        "nodir": str(tmp_path / "nodir"),
+        "tmp": str(tmp_path),
+    }
     before = sorted(p.name for p in tmp_path.iterdir())
     rc = cli.main([a.format(**fill) for a in argv] + ["--no-ui"])
     err = capsys.readouterr().err.splitlines()

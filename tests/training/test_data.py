@@ -76,24 +76,27 @@ def test_targets_follow_the_meta(small):
         np.testing.assert_array_equal(target, normalise_targets(undo_targets(meta["faults"], meta["good"])))
 
 
-@pytest.mark.parametrize("faults, name, value", [
-    ({"low": 4.0}, "low_gain_db", -3.0),          # clamped to the AI range
-    ({"low": -2.0}, "low_gain_db", 2.0),
-    ({"mid": 1.5}, "mid_gain_db", -1.5),
-    ({"high": -4.0}, "high_gain_db", 3.0),
-    ({"presence": -3.5}, "presence_gain_db", 3.0),
-    ({"presence": 2.5}, "presence_gain_db", -2.0),
-    ({"level": -4.0}, "input_gain_db", 4.0),
-    ({"level": 7.0}, "input_gain_db", -6.0),
-    ({"width": 1.3}, "stereo_width", 0.9),
-    ({"width": 1.0 / 1.05}, "stereo_width", 1.05),
-    ({"over_comp": {"comp_ratio": 8.0}}, "comp_ratio", 1.0),
-    ({"under_comp": 3.0}, "comp_ratio", 3.0),
-    ({"under_comp": 3.0}, "output_gain_db", 1.0),
-    ({"reverb_dry": 0.01}, "reverb_send", 0.03),
-    ({"reverb_wet": 0.2}, "reverb_send", 0.0),
-    ({"delay_dry": 0.02}, "delay_send", 0.08),
-])
+@pytest.mark.parametrize(
+    "faults, name, value",
+    [
+        ({"low": 4.0}, "low_gain_db", -3.0),  # clamped to the AI range
+        ({"low": -2.0}, "low_gain_db", 2.0),
+        ({"mid": 1.5}, "mid_gain_db", -1.5),
+        ({"high": -4.0}, "high_gain_db", 3.0),
+        ({"presence": -3.5}, "presence_gain_db", 3.0),
+        ({"presence": 2.5}, "presence_gain_db", -2.0),
+        ({"level": -4.0}, "input_gain_db", 4.0),
+        ({"level": 7.0}, "input_gain_db", -6.0),
+        ({"width": 1.3}, "stereo_width", 0.9),
+        ({"width": 1.0 / 1.05}, "stereo_width", 1.05),
+        ({"over_comp": {"comp_ratio": 8.0}}, "comp_ratio", 1.0),
+        ({"under_comp": 3.0}, "comp_ratio", 3.0),
+        ({"under_comp": 3.0}, "output_gain_db", 1.0),
+        ({"reverb_dry": 0.01}, "reverb_send", 0.03),
+        ({"reverb_wet": 0.2}, "reverb_send", 0.0),
+        ({"delay_dry": 0.02}, "delay_send", 0.08),
+    ],
+)
 def test_documented_fault_to_target_rules(faults, name, value):
     good = {"reverb_send": 0.04, "delay_send": 0.1, "comp_ratio": 3.0, "makeup_db": 2.5}
     t = undo_targets(faults, good)
@@ -103,8 +106,11 @@ def test_documented_fault_to_target_rules(faults, name, value):
     assert vec[i] == pytest.approx(normalise(name, value), abs=1e-6)
     # every other parameter stays neutral unless the rule names it
     neutral = normalise_targets(neutral_params())
-    touched = {i} | ({AI_PARAM_NAMES.index("output_gain_db"), AI_PARAM_NAMES.index("comp_ratio")}
-                     if "under_comp" in faults else set())
+    touched = {i} | (
+        {AI_PARAM_NAMES.index("output_gain_db"), AI_PARAM_NAMES.index("comp_ratio")}
+        if "under_comp" in faults
+        else set()
+    )
     for j in set(range(len(AI_PARAM_NAMES))) - touched:
         assert vec[j] == neutral[j]
 
@@ -143,7 +149,8 @@ def test_width_and_level_faults(good_mix):
     x = good_mix.good
     y = apply_faults(x, {"width": 1.25}, SR)
     assert _band_db(y, 200, 8000, side=True) - _band_db(x, 200, 8000, side=True) == pytest.approx(
-        20 * np.log10(1.25), abs=0.05)
+        20 * np.log10(1.25), abs=0.05
+    )
     assert abs(_band_db(y, 200, 8000) - _band_db(x, 200, 8000)) < 0.05
     y = apply_faults(x, {"level": -5.0}, SR)
     assert synth.level_db(y) - synth.level_db(x) == pytest.approx(-5.0, abs=1e-3)
@@ -156,13 +163,20 @@ def test_undo_restores_the_good_mix_in_range(good_mix):
     y = apply_faults(x, faults, SR)
     z = synth.apply_chain(y, SR, undo_targets(faults), stages=("input_gain", "compressor", "eq", "width"))
     err = z.astype(np.float64) - x
-    assert 10 * np.log10(np.mean(err ** 2) / np.mean(x.astype(np.float64) ** 2)) < -60.0
+    assert 10 * np.log10(np.mean(err**2) / np.mean(x.astype(np.float64) ** 2)) < -60.0
 
 
 def test_over_compression_keeps_level_and_flattens_dynamics(good_mix):
     x = good_mix.dry  # uncompressed: plenty of short-term dynamics
-    faults = {"over_comp": {"comp_ratio": 8.0, "comp_threshold_db": -30.0, "comp_attack_ms": 2.0,
-                            "comp_release_ms": 60.0, "comp_knee_db": 3.0}}
+    faults = {
+        "over_comp": {
+            "comp_ratio": 8.0,
+            "comp_threshold_db": -30.0,
+            "comp_attack_ms": 2.0,
+            "comp_release_ms": 60.0,
+            "comp_knee_db": 3.0,
+        }
+    }
     settle = SR // 2  # as in the data pipeline: the window starts after a pre-roll
     y = apply_faults(x, faults, SR, level_from=settle)
     assert synth.level_db(y[settle:]) == pytest.approx(synth.level_db(x[settle:]), abs=0.01)
@@ -184,7 +198,8 @@ def test_dry_wet_bases_differ_by_the_send(good_mix):
     expected = good_mix.mix(reverb_send=0.0)
     np.testing.assert_array_equal(drier, expected)
     assert synth.level_db(good_mix.good - drier) == pytest.approx(
-        synth.level_db(good_mix.reverb_send * good_mix.reverb_wet.astype(np.float64)), abs=0.01)
+        synth.level_db(good_mix.reverb_send * good_mix.reverb_wet.astype(np.float64)), abs=0.01
+    )
 
 
 def test_split_by_group_is_disjoint(small):

@@ -67,7 +67,7 @@ def test_bands_are_iec_61260_third_octaves_below_nyquist():
     assert nominal[0] == 31.5 and nominal[-1] == 16000 and len(nominal) == 28
     # nominal labels are the exact base-ten centres rounded (IEC 61260-1 Annex E): within 3 %
     assert np.all(np.abs(centre / nominal - 1.0) < 0.03)
-    assert np.allclose(hi / lo, 10.0 ** 0.1) and np.allclose(np.sqrt(lo * hi), centre)
+    assert np.allclose(hi / lo, 10.0**0.1) and np.allclose(np.sqrt(lo * hi), centre)
     assert np.allclose(lo[1:], hi[:-1])  # contiguous
     nominal16, _, _, hi16 = er.third_octave_bands(16000)
     assert nominal16[-1] == 6300 and np.all(hi16 < 8000)
@@ -79,12 +79,16 @@ def test_shelf_plus_3_db_gives_the_closed_form_band_difference(noise, kind, f0, 
     got = er.spectral_error(noise, y, SR)
     _, _, lo, hi = er.third_octave_bands(SR)
     # white noise: the band difference is the band mean of |H|^2 (fine grid, in dB), mean over bands removed
-    expect = np.array([10.0 * np.log10(np.mean(_cookbook_shelf_power(kind, f0, 3.0, SR, np.linspace(a, b, 2001))))
-                       for a, b in zip(lo, hi)])
+    expect = np.array(
+        [
+            10.0 * np.log10(np.mean(_cookbook_shelf_power(kind, f0, 3.0, SR, np.linspace(a, b, 2001))))
+            for a, b in zip(lo, hi)
+        ]
+    )
     expect_n = expect - expect.mean()
     assert np.all(np.isfinite(got.diff_db))  # white noise: every band is scored
     np.testing.assert_allclose(got.diff_db, expect_n, atol=0.05)
-    assert got.rms_db == pytest.approx(float(np.sqrt(np.mean(expect_n ** 2))), abs=0.02)
+    assert got.rms_db == pytest.approx(float(np.sqrt(np.mean(expect_n**2))), abs=0.02)
     assert got.max_db == pytest.approx(float(np.max(np.abs(expect_n))), abs=0.05)
     assert got.offset_db == pytest.approx(float(expect.mean()), abs=0.02)
     # the far end of the shelf is +3 dB above the other end
@@ -119,8 +123,9 @@ def test_corrupt_uses_the_training_faults(noise):
     np.testing.assert_allclose(er.corrupt(noise, SR, {"level": -6.0}), noise * 10 ** (-6 / 20), rtol=1e-6)
     # mono: the left channel of the dual-mono run (the EQ is the same on both channels)
     mono = np.ascontiguousarray(noise[:, :1])
-    np.testing.assert_array_equal(er.corrupt(mono, SR, {"high": 3.0})[:, 0],
-                                  apply_faults(np.repeat(mono, 2, axis=1), {"high": 3.0}, SR)[:, 0])
+    np.testing.assert_array_equal(
+        er.corrupt(mono, SR, {"high": 3.0})[:, 0], apply_faults(np.repeat(mono, 2, axis=1), {"high": 3.0}, SR)[:, 0]
+    )
     with pytest.raises(ValueError, match="stereo"):
         er.corrupt(mono, SR, {"width": 1.5})
 
@@ -142,8 +147,7 @@ def test_fault_cases_are_seeded_and_mono_has_no_width():
 def test_end_to_end_on_a_5_s_synthetic_file_with_the_heuristic(tmp_path, tmp_wav, rng, capsys):
     t = np.arange(5 * SR) / SR
     freqs = (110.0, 220.0, 330.0, 659.0, 1320.0, 3100.0)
-    notes = sum(np.sin(2 * np.pi * f * t + p) / k
-                for k, (f, p) in enumerate(zip(freqs, rng.uniform(0, 6, 6)), start=1))
+    notes = sum(np.sin(2 * np.pi * f * t + p) / k for k, (f, p) in enumerate(zip(freqs, rng.uniform(0, 6, 6)), start=1))
     env = 0.6 + 0.4 * np.sin(2 * np.pi * 2.0 * t) ** 2
     left = 0.1 * notes * env + 0.01 * rng.standard_normal(t.size)
     right = 0.1 * np.roll(notes, 37) * env + 0.01 * rng.standard_normal(t.size)
@@ -151,8 +155,21 @@ def test_end_to_end_on_a_5_s_synthetic_file_with_the_heuristic(tmp_path, tmp_wav
     readme = tmp_path / "README.md"
     readme.write_text("# training\n\nsomeone else's text\n", encoding="utf-8")
     out_json = tmp_path / "real.json"
-    argv = ["--audio-dir", str(tmp_path / "audio"), "--model", "heuristic", "--seed", "0",
-            "--cases", "original,high+3,width1.5", "--json", str(out_json), "--readme", str(readme), "--quiet"]
+    argv = [
+        "--audio-dir",
+        str(tmp_path / "audio"),
+        "--model",
+        "heuristic",
+        "--seed",
+        "0",
+        "--cases",
+        "original,high+3,width1.5",
+        "--json",
+        str(out_json),
+        "--readme",
+        str(readme),
+        "--quiet",
+    ]
     assert er.main(argv) == 0
     rep = json.loads(out_json.read_text())
     (f,) = rep["files"]
@@ -204,8 +221,19 @@ def test_target_lufs_original_delivers_each_file_at_its_own_loudness(tmp_path, t
     x = 0.02 * rng.standard_normal((4 * SR, 2))
     tmp_wav(x, SR, name="audio/quiet.wav")
     out_json = tmp_path / "real.json"
-    argv = ["--audio-dir", str(tmp_path / "audio"), "--model", "heuristic", "--cases", "original",
-            "--target-lufs", "original", "--json", str(out_json), "--quiet"]
+    argv = [
+        "--audio-dir",
+        str(tmp_path / "audio"),
+        "--model",
+        "heuristic",
+        "--cases",
+        "original",
+        "--target-lufs",
+        "original",
+        "--json",
+        str(out_json),
+        "--quiet",
+    ]
     assert er.main(argv) == 0
     rep = json.loads(out_json.read_text())
     (f,) = rep["files"]

@@ -21,8 +21,15 @@ from mixpilot.dsp.params import AI_PARAM_NAMES, denormalise, normalise  # noqa: 
 from mixpilot.inference.features import FEATURE_CONFIG  # noqa: E402
 from mixpilot.inference.model import CARD_KEYS, OnnxModel, sha256_file  # noqa: E402
 from mixpilot.training.export import export_model, export_onnx, normalisation_table, onnx_parity  # noqa: E402
-from mixpilot.training.models import (CompactCNN, InputNorm, PatchTransformer, WeightedEnsemble, build_model,  # noqa: E402
-                             feature_stats, fit_ensemble_weights)
+from mixpilot.training.models import (  # noqa: E402
+    CompactCNN,
+    InputNorm,
+    PatchTransformer,
+    WeightedEnsemble,
+    build_model,
+    feature_stats,
+    fit_ensemble_weights,
+)
 from mixpilot.training.train import TrainConfig, predict, train_model  # noqa: E402
 
 SHAPE = FEATURE_CONFIG.shape
@@ -77,7 +84,7 @@ def test_outputs_in_unit_range_and_batch_independent(rng, name):
     x = torch.from_numpy(_features(rng, 5))
     with torch.no_grad():
         y = model(x)
-        one = torch.cat([model(x[i:i + 1]) for i in range(5)])
+        one = torch.cat([model(x[i : i + 1]) for i in range(5)])
     assert y.shape == (5, N_PARAMS)
     assert torch.all((y >= 0) & (y <= 1))
     torch.testing.assert_close(y, one, rtol=0, atol=1e-5)
@@ -111,9 +118,9 @@ def test_fit_ensemble_weights_picks_the_better_member():
     b = np.stack([bad[:, 0], good[:, 1], good2[:, 2]], axis=1)
     w = fit_ensemble_weights(a, b, y)
     assert w[0] >= 0.9 and w[1] <= 0.1
-    assert 0.3 <= w[2] <= 0.7   # two equally good, independent members: blended
+    assert 0.3 <= w[2] <= 0.7  # two equally good, independent members: blended
     same = fit_ensemble_weights(good, good, y)
-    np.testing.assert_array_equal(same, 0.5)   # a tie goes to the even blend
+    np.testing.assert_array_equal(same, 0.5)  # a tie goes to the even blend
 
 
 @pytest.mark.parametrize("name", ["cnn", "ast", "ensemble"])
@@ -122,7 +129,7 @@ def test_onnx_matches_torch_within_1e4(rng, tmp_path, name):
     model = _models(rng)[name]
     path = export_onnx(model, tmp_path / f"{name}.onnx")
     x = _features(rng, 6)
-    x[0] = FEATURE_CONFIG.floor_db           # silence
+    x[0] = FEATURE_CONFIG.floor_db  # silence
     assert onnx_parity(model, path, x) <= 1e-4
     import onnx
 
@@ -148,8 +155,15 @@ def test_normalisation_table_agrees_with_params():
 def test_export_model_writes_a_card_the_engine_accepts(rng, tmp_path):
     model = _models(rng)["cnn"]
     x = _features(rng, 4)
-    card = export_model(model, tmp_path, "cnn", parity_features=x, training_data={"n_examples": 4},
-                        metrics={"held_out_mae": 0.1}, latency_runs=20)
+    card = export_model(
+        model,
+        tmp_path,
+        "cnn",
+        parity_features=x,
+        training_data={"n_examples": 4},
+        metrics={"held_out_mae": 0.1},
+        latency_runs=20,
+    )
     on_disk = json.loads((tmp_path / "cnn.json").read_text())
     assert on_disk == card
     assert set(CARD_KEYS) <= set(card)
@@ -164,7 +178,7 @@ def test_export_model_writes_a_card_the_engine_accepts(rng, tmp_path):
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(loaded.predict(x), ref, atol=1e-4)
-    assert not list(tmp_path.glob(".*tmp"))    # atomic writes leave no temporaries
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
     with pytest.raises(ValueError, match="other than 'default'"):
         export_model(model, tmp_path, "default", parity_features=x, training_data={})
 
@@ -172,7 +186,7 @@ def test_export_model_writes_a_card_the_engine_accepts(rng, tmp_path):
 def _toy_task(rng, n):
     """Targets that are a smooth function of the long-term spectrum (learnable in a few epochs)."""
     x = _features(rng, n)
-    band = x.mean(axis=3)                                   # [n, 2, M]
+    band = x.mean(axis=3)  # [n, 2, M]
     lo, hi = band[:, 0, :16].mean(1), band[:, 0, -16:].mean(1)
     t = np.stack([(lo - lo.mean()) / 4.0, (hi - hi.mean()) / 4.0] * (N_PARAMS // 2), axis=1)
     return x, (1.0 / (1.0 + np.exp(-t))).astype(np.float32)
@@ -191,9 +205,9 @@ def test_training_is_deterministic_and_learns(rng):
         res = train_model(m, x, y, xv, yv, cfg, name="toy", log=open("/dev/null", "w"))
         runs.append((base, res, predict(res.model, xv)))
     (b0, r0, p0), (_, r1, p1) = runs
-    np.testing.assert_array_equal(p0, p1)                   # same seed, same data: same weights
+    np.testing.assert_array_equal(p0, p1)  # same seed, same data: same weights
     assert [h["val_mae"] for h in r0.history] == [h["val_mae"] for h in r1.history]
-    assert r0.best_val_mae < b0                            # it learnt something
+    assert r0.best_val_mae < b0  # it learnt something
     assert len(r0.history) == 3 and 1 <= r0.best_epoch <= 3
 
 

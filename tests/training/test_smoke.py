@@ -27,8 +27,10 @@ def test_smoke_run_exports_models_the_engine_loads(tmp_path, capsys):
 
     readme = tmp_path / "README.md"
     readme.write_text("# results\n")
-    assert main(["--smoke", "--out", str(tmp_path / "models"), "--threads", "1", "--seed", "0",
-                 "--readme", str(readme)]) == 0
+    assert (
+        main(["--smoke", "--out", str(tmp_path / "models"), "--threads", "1", "--seed", "0", "--readme", str(readme)])
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     out = tmp_path / "models"
     assert set(summary["loaded"]) == {"cnn", "ast", "ensemble", "default"}
@@ -45,8 +47,10 @@ def test_smoke_run_exports_models_the_engine_loads(tmp_path, capsys):
         assert set(m["per_param"]) == set(AI_PARAM_NAMES)
         assert 0.0 <= m["held_out_mae"] <= 1.0 and 0.0 <= m["heuristic_mae"] <= 1.0
         assert m["n_test"] >= 1
-        assert card["training_data"]["n_examples"] == summary["results"][name]["n_test"] + \
-            card["training_data"]["n_train"] + card["training_data"]["n_val"]
+        assert (
+            card["training_data"]["n_examples"]
+            == summary["results"][name]["n_test"] + card["training_data"]["n_train"] + card["training_data"]["n_val"]
+        )
     model = OnnxModel.load("default", models_dir=out)
     assert model.name == summary["default"]
     text = readme.read_text()
