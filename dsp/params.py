@@ -40,6 +40,7 @@ __all__ = [
     "AI_PARAM_NAMES",
     "N_PARAMS",
     "GLIDE_STYLES",
+    "ASPECTS",
     "ParameterError",
     "default_vector",
     "hard_ranges",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 GLIDE_STYLES = ("linear", "db", "geometric", "fixed")
+#: What a parameter is about: the per-aspect AI amounts (``--amount tone=0.7,...``) scale the AI's
+#: move of every parameter of an aspect; ``safety`` parameters (the limiter) are never the AI's.
+ASPECTS = ("tone", "width", "dynamics", "loudness", "space", "safety")
 
 
 class ParameterError(ValueError):
@@ -73,8 +77,11 @@ class Param:
     glide: str
     ai: bool
     description: str
+    aspect: str
 
     def __post_init__(self) -> None:
+        if self.aspect not in ASPECTS:
+            raise ValueError(f"{self.name}: unknown aspect {self.aspect!r}")
         if self.glide not in GLIDE_STYLES:
             raise ValueError(f"{self.name}: unknown glide style {self.glide!r}")
         if not self.minimum <= self.ai_minimum <= self.ai_maximum <= self.maximum:
@@ -89,44 +96,47 @@ class Param:
         return f"{self.minimum:g}..{self.maximum:g} {self.unit}".rstrip()
 
 
-def _p(name, unit, lo, hi, ai_lo, ai_hi, default, glide, ai, description) -> Param:
-    return Param(
-        name, unit, float(lo), float(hi), float(ai_lo), float(ai_hi), float(default), glide, bool(ai), description
-    )
+def _p(name, unit, lo, hi, ai_lo, ai_hi, default, glide, ai, description, aspect) -> Param:
+    lo, hi, ai_lo, ai_hi, default = (float(v) for v in (lo, hi, ai_lo, ai_hi, default))
+    return Param(name, unit, lo, hi, ai_lo, ai_hi, default, glide, bool(ai), description, aspect)
 
 
 # The order of this tuple is the order of the target vector the chain reads.
+# One row per parameter (the formatter would put every argument on its own line).
+# fmt: off
 PARAMS: tuple[Param, ...] = (
-    _p("input_gain_db", "dB", -24, 24, -6, 6, 0, "db", True, "gain before the chain"),
-    _p("comp_threshold_db", "dB", -60, 0, -30, -6, -18, "db", False, "compressor threshold"),
-    _p("comp_ratio", ":1", 1, 20, 1, 4, 1, "geometric", True, "compressor ratio (1 = off)"),
-    _p("comp_attack_ms", "ms", 0.1, 200, 1, 50, 10, "geometric", False, "compressor attack time constant"),
-    _p("comp_release_ms", "ms", 5, 2000, 40, 500, 150, "geometric", False, "compressor release time constant"),
-    _p("comp_knee_db", "dB", 0, 24, 0, 12, 6, "linear", False, "compressor soft-knee width"),
-    _p("comp_makeup_db", "dB", -12, 24, 0, 6, 0, "db", False, "compressor make-up gain"),
-    _p("low_gain_db", "dB", -18, 18, -3, 3, 0, "db", True, "low shelf gain"),
-    _p("low_freq_hz", "Hz", 20, 1000, 60, 250, 120, "geometric", False, "low shelf corner"),
-    _p("mid_gain_db", "dB", -18, 18, -2, 2, 0, "db", True, "mid bell gain"),
-    _p("mid_freq_hz", "Hz", 100, 8000, 300, 3000, 1000, "geometric", False, "mid bell centre"),
-    _p("mid_q", "", 0.1, 10, 0.5, 2, 0.7, "geometric", False, "mid bell Q"),
-    _p("high_gain_db", "dB", -18, 18, -3, 3, 0, "db", True, "high shelf gain"),
-    _p("high_freq_hz", "Hz", 1000, 20000, 6000, 12000, 8000, "geometric", False, "high shelf corner"),
-    _p("presence_gain_db", "dB", -12, 12, -2, 3, 0, "db", True, "presence bell gain"),
-    _p("presence_freq_hz", "Hz", 2000, 8000, 3500, 5500, 4500, "geometric", False, "presence bell centre"),
-    _p("presence_q", "", 0.3, 4, 0.7, 1.5, 1.0, "geometric", False, "presence bell Q"),
-    _p("reverb_send", "", 0, 1, 0, 0.3, 0, "linear", True, "reverb send level (wet added to dry)"),
-    _p("reverb_room_size", "", 0, 1, 0.2, 0.8, 0.5, "linear", False, "reverb decay (0 = 0.2 s .. 1 = 5 s RT60)"),
-    _p("reverb_damping", "", 0, 1, 0.2, 0.8, 0.5, "linear", False, "reverb high-frequency damping"),
-    _p("delay_send", "", 0, 1, 0, 0.2, 0, "linear", True, "delay send level (wet added to dry)"),
-    _p("delay_ms", "ms", 1, 2000, 50, 500, 250, "geometric", False, "delay time"),
-    _p("delay_feedback", "", 0, 0.95, 0, 0.5, 0.3, "linear", False, "delay feedback"),
-    _p("stereo_width", "", 0, 2, 0.9, 1.1, 1.0, "linear", True, "M/S width (0 mono, 1 unchanged, 2 double side)"),
-    _p("output_gain_db", "dB", -24, 24, -1, 1, 0, "db", True, "gain after the chain"),
-    _p("loudness_gain_db", "dB", -40, 40, 0, 0, 0, "db", False, "delivery gain set by loudness targeting"),
-    _p("limiter_ceiling_dbtp", "dBTP", -20, 0, -2, -0.3, -1, "db", False, "limiter true-peak ceiling"),
-    _p("limiter_release_ms", "ms", 1, 1000, 20, 200, 50, "geometric", False, "limiter release time constant"),
-    _p("lookahead_ms", "ms", 0.5, 20, 1, 10, 5, "fixed", False, "limiter lookahead (the chain latency)"),
+    # name, unit, hard min, hard max, AI min, AI max, default, glide, AI, description, aspect
+    _p("input_gain_db", "dB", -24, 24, -6, 6, 0, "db", True, "gain before the chain", "dynamics"),
+    _p("comp_threshold_db", "dB", -60, 0, -30, -6, -18, "db", False, "compressor threshold", "dynamics"),
+    _p("comp_ratio", ":1", 1, 20, 1, 4, 1, "geometric", True, "compressor ratio (1 = off)", "dynamics"),
+    _p("comp_attack_ms", "ms", 0.1, 200, 1, 50, 10, "geometric", False, "compressor attack time constant", "dynamics"),
+    _p("comp_release_ms", "ms", 5, 2000, 40, 500, 150, "geometric", False, "compressor release time constant", "dynamics"),
+    _p("comp_knee_db", "dB", 0, 24, 0, 12, 6, "linear", False, "compressor soft-knee width", "dynamics"),
+    _p("comp_makeup_db", "dB", -12, 24, 0, 6, 0, "db", False, "compressor make-up gain", "dynamics"),
+    _p("low_gain_db", "dB", -18, 18, -3, 3, 0, "db", True, "low shelf gain", "tone"),
+    _p("low_freq_hz", "Hz", 20, 1000, 60, 250, 120, "geometric", False, "low shelf corner", "tone"),
+    _p("mid_gain_db", "dB", -18, 18, -2, 2, 0, "db", True, "mid bell gain", "tone"),
+    _p("mid_freq_hz", "Hz", 100, 8000, 300, 3000, 1000, "geometric", False, "mid bell centre", "tone"),
+    _p("mid_q", "", 0.1, 10, 0.5, 2, 0.7, "geometric", False, "mid bell Q", "tone"),
+    _p("high_gain_db", "dB", -18, 18, -3, 3, 0, "db", True, "high shelf gain", "tone"),
+    _p("high_freq_hz", "Hz", 1000, 20000, 6000, 12000, 8000, "geometric", False, "high shelf corner", "tone"),
+    _p("presence_gain_db", "dB", -12, 12, -2, 3, 0, "db", True, "presence bell gain", "tone"),
+    _p("presence_freq_hz", "Hz", 2000, 8000, 3500, 5500, 4500, "geometric", False, "presence bell centre", "tone"),
+    _p("presence_q", "", 0.3, 4, 0.7, 1.5, 1.0, "geometric", False, "presence bell Q", "tone"),
+    _p("reverb_send", "", 0, 1, 0, 0.3, 0, "linear", True, "reverb send level (wet added to dry)", "space"),
+    _p("reverb_room_size", "", 0, 1, 0.2, 0.8, 0.5, "linear", False, "reverb decay (0 = 0.2 s .. 1 = 5 s RT60)", "space"),
+    _p("reverb_damping", "", 0, 1, 0.2, 0.8, 0.5, "linear", False, "reverb high-frequency damping", "space"),
+    _p("delay_send", "", 0, 1, 0, 0.2, 0, "linear", True, "delay send level (wet added to dry)", "space"),
+    _p("delay_ms", "ms", 1, 2000, 50, 500, 250, "geometric", False, "delay time", "space"),
+    _p("delay_feedback", "", 0, 0.95, 0, 0.5, 0.3, "linear", False, "delay feedback", "space"),
+    _p("stereo_width", "", 0, 2, 0.9, 1.1, 1.0, "linear", True, "M/S width (0 mono, 1 unchanged, 2 double side)", "width"),
+    _p("output_gain_db", "dB", -24, 24, -1, 1, 0, "db", True, "gain after the chain", "loudness"),
+    _p("loudness_gain_db", "dB", -40, 40, 0, 0, 0, "db", False, "delivery gain set by loudness targeting", "loudness"),
+    _p("limiter_ceiling_dbtp", "dBTP", -20, 0, -2, -0.3, -1, "db", False, "limiter true-peak ceiling", "safety"),
+    _p("limiter_release_ms", "ms", 1, 1000, 20, 200, 50, "geometric", False, "limiter release time constant", "safety"),
+    _p("lookahead_ms", "ms", 0.5, 20, 1, 10, 5, "fixed", False, "limiter lookahead (the chain latency)", "safety"),
 )
+# fmt: on
 
 PARAM_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS)
 PARAM_INDEX: dict[str, int] = {p.name: i for i, p in enumerate(PARAMS)}
