@@ -572,6 +572,19 @@ class Engine:
             upd = self.pending
             if upd is not self._applied:
                 self._apply(upd)
+        self._schedule(pos)
+
+    def _schedule(self, pos: int) -> None:
+        """The next stream position where :meth:`process_block` must stop for an event (after ``pos``).
+
+        The follower's positions are the multiples of ``follow_hop`` since :meth:`reset`; while it is
+        frozen (A/B on the B side) they are not consumed, so one left behind ``pos`` is moved to the
+        next multiple after it.  A position at or before ``pos`` would never be reached by the block
+        loop, which only advances toward a later one (issue 13: A/B off during follow hung here).
+        """
+        if self.follow and self._next_follow <= pos:
+            self._next_follow = (pos // self.follow_hop + 1) * self.follow_hop
+        w = self.sync_worker
         self._next_event = min(self._next_follow if self.follow else _NEVER, self._next_ai if w is not None else _NEVER)
 
     def attach_sync_worker(self, worker) -> None:
@@ -646,9 +659,7 @@ class Engine:
             self.follow = follow
             self.chain.glide_s[P_LOUD] = STAGE_SWITCH_S
             self.chain.targets[P_LOUD] = gain
-            self._next_event = min(
-                self._next_follow if self.follow else _NEVER, self._next_ai if self.sync_worker is not None else _NEVER
-            )
+            self._schedule(self.position)
         self.ab_b = bool(b_side)
         self._stage_mix()
 
