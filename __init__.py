@@ -28,6 +28,7 @@ except PackageNotFoundError:  # pragma: no cover - a source tree that was never 
 _EXPORTS = {
     "Engine": "mixpilot.realtime.engine:Engine",
     "MixChain": "mixpilot.dsp.chain:MixChain",
+    "MixpilotError": "mixpilot.dsp.errors:MixpilotError",
     "ProcessSpec": "mixpilot.dsp.spec:ProcessSpec",
 }
 
@@ -35,6 +36,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
     from mixpilot.dsp.chain import MixChain as MixChain
+    from mixpilot.dsp.errors import MixpilotError as MixpilotError
     from mixpilot.dsp.spec import ProcessSpec as ProcessSpec
     from mixpilot.realtime.engine import Engine as Engine
 

@@ -650,7 +650,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = f"{PROG} bench") -> i
         if soak is not None and soak.get("error"):
             msg, code = f"soak: {soak['error']}", 1
         if json_path:
-            from mixpilot.realtime.audio_io import write_text_atomic
+            from mixpilot.fileio import write_text_atomic
 
             write_text_atomic(json_path, json.dumps(result, indent=1, default=_json_default) + "\n")
         if code == 0:

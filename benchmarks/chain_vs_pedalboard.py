@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     r = run(args.seconds, args.blocksize, args.samplerate, rounds=args.rounds)
     print(format_table(r))
     if args.json:
-        from mixpilot.realtime.audio_io import write_text_atomic
+        from mixpilot.fileio import write_text_atomic
 
         write_text_atomic(args.json, json.dumps(r, indent=2) + "\n")
     return 0

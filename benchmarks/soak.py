@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_soak(r))
     if a.json:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from mixpilot.realtime.audio_io import write_text_atomic
+        from mixpilot.fileio import write_text_atomic
 
         write_text_atomic(a.json, json.dumps(r, indent=1) + "\n")
     return 1 if r.get("error") else 0

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import ParameterError
+
 __all__ = [
     "Param",
     "PARAMS",
@@ -57,10 +59,6 @@ GLIDE_STYLES = ("linear", "db", "geometric", "fixed")
 #: What a parameter is about: the per-aspect AI amounts (``--amount tone=0.7,...``) scale the AI's
 #: move of every parameter of an aspect; ``safety`` parameters (the limiter) are never the AI's.
 ASPECTS = ("tone", "width", "dynamics", "loudness", "space", "safety")
-
-
-class ParameterError(ValueError):
-    """A parameter name or value that the table does not allow."""
 
 
 @dataclass(frozen=True)

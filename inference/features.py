@@ -34,6 +34,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from mixpilot.dsp.errors import MixpilotError
+
 __all__ = [
     "FeatureConfig",
     "FEATURE_CONFIG",
@@ -49,8 +51,10 @@ _POWER_EPS = 1e-10
 _RESAMPLE_CHUNK = 4096  # input frames per soxr call (about 50 us of work with the GIL held)
 
 
-class FeatureError(ValueError):
-    """Audio or configuration that feature extraction cannot use."""
+class FeatureError(MixpilotError, ValueError):
+    """Audio or configuration that feature extraction cannot use (exit code 2, as any ValueError was)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

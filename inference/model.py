@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from mixpilot.dsp.errors import ModelError
 from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
 from mixpilot.inference.features import FEATURE_CONFIG, FeatureConfig
 
@@ -82,10 +83,6 @@ CARD_KEYS = (
     "size_bytes",
     "sha256",
 )
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be used: missing, corrupt, or not matching its card or this engine."""
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -36,7 +36,6 @@ Two ways to drive it:
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -45,13 +44,15 @@ from typing import Protocol
 import numpy as np
 
 from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
+from mixpilot.dsp.settings import setting
+from mixpilot.dsp.settings import validate as validate_setting
 
 from .features import FEATURE_CONFIG, FeatureConfig, extract_features, input_window_frames
 
 __all__ = ["Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
 
-HOP_S = 0.5
-CROSSFADE_S = 2.0
+HOP_S = setting("ai_hop_s").default
+CROSSFADE_S = setting("crossfade_s").default
 _AI_IDX = [PARAM_INDEX[n] for n in AI_PARAM_NAMES]
 _AI_LO = np.array([PARAMS[i].ai_minimum for i in _AI_IDX])
 _AI_HI = np.array([PARAMS[i].ai_maximum for i in _AI_IDX])
@@ -117,16 +118,14 @@ class InferenceWorker:
         hop_s: float = HOP_S,
         crossfade_s: float = CROSSFADE_S,
         ai_amount: float = 1.0,
+        amounts: dict | None = None,
         base: dict | None = None,
         on_update: Callable[[float, dict], None] | None = None,
         config: FeatureConfig = FEATURE_CONFIG,
     ) -> None:
-        if not (math.isfinite(hop_s) and hop_s > 0):
-            raise ValueError(f"--ai-hop-s must be > 0, got {hop_s}")
-        if not (math.isfinite(crossfade_s) and crossfade_s >= 0):
-            raise ValueError(f"--crossfade-s must be >= 0, got {crossfade_s}")
-        if not 0.0 <= ai_amount <= 1.0:
-            raise ValueError(f"--ai-amount must be within 0..1, got {ai_amount}")
+        hop_s = validate_setting("ai_hop_s", hop_s)
+        crossfade_s = validate_setting("crossfade_s", crossfade_s)
+        ai_amount = validate_setting("ai_amount", ai_amount)
         self.estimator = estimator
         self.ring = ring
         self.sample_rate = int(sample_rate)
@@ -134,6 +133,8 @@ class InferenceWorker:
         self.hop_frames = max(1, int(round(hop_s * sample_rate)))
         self.crossfade_s = float(crossfade_s)
         self.ai_amount = float(ai_amount)
+        amounts = dict(amounts or {})
+        self.amount = self.ai_amount * np.array([float(amounts.get(PARAMS[i].aspect, 1.0)) for i in _AI_IDX])
         self.on_update = on_update
         self.config = config
         base = base or {}
@@ -163,7 +164,7 @@ class InferenceWorker:
             raise ValueError(f"estimator returned {norm.shape[0]} values / non-finite output")
         ai = np.array([denormalise(n, float(min(max(x, 0.0), 1.0))) for n, x in zip(AI_PARAM_NAMES, norm)])
         ai = np.clip(ai, _AI_LO, _AI_HI)
-        vals = np.clip(self.base + self.ai_amount * (ai - _DEFAULT), _HARD_LO, _HARD_HI)
+        vals = np.clip(self.base + self.amount * (ai - _DEFAULT), _HARD_LO, _HARD_HI)
         return {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
 
     def step(self, end_frame: int) -> dict[str, float] | None:

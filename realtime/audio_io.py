@@ -41,13 +41,15 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import soundfile as sf
 
+from mixpilot.dsp.errors import InputFileError, OutputError, UsageError
 from mixpilot.dsp.spec import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from mixpilot.fileio import replace_atomically as _replace_atomically
+from mixpilot.fileio import write_text_atomic
 
 __all__ = [
     "LAYOUTS",
@@ -77,7 +79,7 @@ OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _SUBTYPES = {"WAV": ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"), "FLAC": ("PCM_16", "PCM_24")}
 
 
-class AudioFileError(Exception):
+class AudioFileError(InputFileError):
     """A file that cannot be read or written as audio; the message is one line.
 
     ``exit_code`` is what the CLI returns: 1 (a problem with a file at run time).
@@ -86,7 +88,7 @@ class AudioFileError(Exception):
     exit_code = 1
 
 
-class UnsupportedOutputError(AudioFileError):
+class UnsupportedOutputError(AudioFileError, OutputError, UsageError):
     """An output path or subtype the writer does not support (a usage error, exit code 2)."""
 
     exit_code = 2
@@ -334,58 +336,6 @@ def check_output_format(path: str | os.PathLike[str], subtype: str) -> str:
             f"{os.fspath(path)}: {fmt} cannot hold {subtype}; use one of {', '.join(_SUBTYPES[fmt])}"
         )
     return fmt
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _new_file_mode(path: str) -> int:
-    """Permissions for a file about to replace ``path``: the old file's, else ``0o666 & ~umask``."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-def _replace_atomically(path: str, write_tmp) -> None:
-    """Call ``write_tmp(tmp_path)`` on a fresh temp file beside ``path``, then move it onto ``path``.
-
-    The temp file (``.<name>.tmp-<random>``) is removed on any failure,
-    KeyboardInterrupt included.
-    """
-    folder, name = os.path.split(path)
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=folder)
-    try:
-        os.close(fd)
-        write_tmp(tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8, LF line ends) to ``path`` atomically, like :func:`write_audio_atomic`.
-
-    The text is flushed to disk (``fsync``) before the rename, so after a crash
-    ``path`` holds either the old text or all of the new.
-    """
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-    _replace_atomically(os.path.abspath(os.fspath(path)), write)
 
 
 def write_audio_atomic(

@@ -36,7 +36,7 @@ import argparse  # noqa: E402 - after the BLAS thread settings above
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from typing import TextIO  # noqa: E402
 
 __all__ = ["ProgressBar", "build_parser", "load_params_file", "main"]
@@ -44,8 +44,7 @@ __all__ = ["ProgressBar", "build_parser", "load_params_file", "main"]
 PROG = "mixpilot"
 
 
-class _UsageError(Exception):
-    """argparse's complaint, turned into one line."""
+from mixpilot.dsp.errors import UsageError as _UsageError  # noqa: E402 - argparse's complaints are usage errors
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,27 +64,11 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see {hint})")
 
 
-def _float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return v
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from mixpilot.dsp.params import PARAM_INDEX, PARAMS
+    """The ``mixpilot`` parser; every run-level option's type, default, range and help come from
+    :mod:`dsp.settings` (:func:`dsp.settings.argparse_kwargs`)."""
+    from mixpilot.dsp.settings import argparse_kwargs as opt
 
-    ceiling = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
     parser = _Parser(prog=PROG, description="mixpilot: a real-time AI mixing engine.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -97,19 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="AI model: a name in models_onnx/, a path to an .onnx with its .json card, or "
             "'none' for static parameters (default: the shipped default model)",
         )
+        q.add_argument("--ai-amount", **opt("ai_amount"))
         q.add_argument(
-            "--ai-amount",
-            type=_float,
-            default=1.0,
-            metavar="0..1",
-            help="blend between neutral parameters and the AI's (default 1.0)",
+            "--amount",
+            default=None,
+            metavar="ASPECT=A,...",
+            help="per-aspect AI amounts 0..1 for tone, width, dynamics, loudness, space (default: all 1), "
+            "e.g. --amount tone=0.5,width=0",
         )
-        q.add_argument(
-            "--ai-hop-s", type=_float, default=0.5, metavar="S", help="seconds between AI updates (default 0.5)"
-        )
-        q.add_argument(
-            "--crossfade-s", type=_float, default=2.0, metavar="S", help="glide time into each AI update (default 2)"
-        )
+        q.add_argument("--ai-hop-s", **opt("ai_hop_s"))
+        q.add_argument("--crossfade-s", **opt("crossfade_s"))
 
     r = sub.add_parser(
         "render",
@@ -122,20 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("input", metavar="IN", help="audio file to read (WAV, FLAC, OGG, MP3, AIFF, ...)")
     r.add_argument("output", metavar="OUT", help="file to write: .wav or .flac")
+    r.add_argument("--target-lufs", **opt("target_lufs"))
     r.add_argument(
-        "--target-lufs",
-        type=_float,
-        default=-14.0,
-        metavar="LUFS",
-        help="integrated loudness to deliver, -60..0 (default -14)",
-    )
-    r.add_argument(
-        "--ceiling-dbtp",
-        type=_float,
-        default=None,
-        metavar="DBTP",
-        help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g}, or "
-        f"limiter_ceiling_dbtp from --params)",
+        "--ceiling-dbtp", **opt("ceiling_dbtp", default=None, default_text="-1, or limiter_ceiling_dbtp from --params")
     )
     r.add_argument(
         "--params",
@@ -155,11 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--overwrite", action="store_true", help="replace OUT (and --params-out) if it exists")
     r.add_argument(
-        "--block-size",
-        type=_int,
-        default=1024,
-        metavar="FRAMES",
-        help="frames per processing block, 1..65536 (default 1024; the result does not depend on it)",
+        "--block-size", **opt("block_size", help="frames per processing block (the result does not depend on it)")
     )
     r.add_argument(
         "--midi-file",
@@ -184,17 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="output device: index or name substring (see 'mixpilot devices'; default: the system's)",
         )
-        q.add_argument(
-            "--samplerate",
-            type=_int,
-            default=None,
-            metavar="HZ",
-            help="stream sample rate (default: the file's, else the device's)",
-        )
-        q.add_argument(
-            "--blocksize", type=_int, default=128, metavar="FRAMES", help="frames per audio callback (default 128)"
-        )
-        q.add_argument("--seconds", type=_float, default=None, metavar="S", help="stop after S seconds")
+        q.add_argument("--samplerate", **opt("sample_rate", default_text="the file's, else the device's"))
+        q.add_argument("--blocksize", **opt("blocksize"))
+        q.add_argument("--seconds", **opt("seconds"))
         q.add_argument(
             "--record",
             metavar="OUT.wav",
@@ -218,19 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument(
             "--target-lufs",
-            type=_float,
-            default=-14.0,
-            metavar="LUFS",
-            help="loudness the follower delivers, -60..0 (default -14); a loudness_gain_db in "
-            "--params fixes the gain instead",
+            **opt(
+                "target_lufs",
+                help="loudness the follower delivers (a loudness_gain_db in --params fixes the gain instead)",
+            ),
         )
-        q.add_argument(
-            "--ceiling-dbtp",
-            type=_float,
-            default=None,
-            metavar="DBTP",
-            help=f"limiter true-peak ceiling, {ceiling.range_text} (default {ceiling.default:g})",
-        )
+        q.add_argument("--ceiling-dbtp", **opt("ceiling_dbtp", default=None, default_text="-1"))
         ai_options(q)
         q.add_argument(
             "--midi-in",
@@ -247,10 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument(
             "--ai-resume-s",
-            type=_float,
-            default=None,
-            metavar="S",
-            help="hand a MIDI-held parameter back to the AI after S seconds untouched",
+            **opt("ai_resume_s", help="hand a MIDI-held parameter back to the AI after S seconds untouched"),
         )
         q.add_argument("--no-ui", action="store_true", help="no terminal meters")
         q.add_argument(
@@ -285,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("file", metavar="FILE")
     an.add_argument("--json", action="store_true", help="print it as JSON")
     an.add_argument("--model", default="default", metavar="NAME|PATH|none", help="AI model (default: shipped)")
-    an.add_argument("--hop-s", type=_float, default=1.5, metavar="S", help="seconds between AI windows (default 1.5)")
+    an.add_argument("--hop-s", **opt("hop_s"))
     ml = sub.add_parser(
         "midi-learn",
         help="move a control, pick a parameter: saved to a MIDI map",
@@ -328,9 +275,11 @@ def load_params_file(path: str) -> dict:
     """Read a ``--params`` file: a JSON object of parameter name -> number.
 
     Names and values are checked later against the parameter table; here only
-    the JSON shape.  Raises ``OSError``, ``json.JSONDecodeError`` or
-    ``ValueError`` with messages that name the file.
+    the JSON shape.  Raises ``OSError``, or :class:`dsp.errors.ParameterError` with a message
+    that names the file.
     """
+    from mixpilot.dsp.errors import ParameterError
+
     with open(path, encoding="utf-8") as f:
         text = f.read()
 
@@ -338,13 +287,22 @@ def load_params_file(path: str) -> dict:
         seen = {}
         for k, v in pairs:
             if k in seen:
-                raise ValueError(f"--params {path}: {k!r} is given twice")
+                raise ParameterError(f"--params {path}: {k!r} is given twice")
             seen[k] = v
         return seen
 
-    data = json.loads(text, object_pairs_hook=no_duplicates)
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(
+            f"--params {path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except RecursionError as exc:
+        raise ParameterError(f"--params {path}: not a usable JSON object ({type(exc).__name__})") from None
     if not isinstance(data, dict):
-        raise ValueError(f'--params {path}: must be a JSON object {{"name": number, ...}}, got a {type(data).__name__}')
+        raise ParameterError(
+            f'--params {path}: must be a JSON object {{"name": number, ...}}, got a {type(data).__name__}'
+        )
     return data
 
 
@@ -440,14 +398,12 @@ def _summary(rep, out: TextIO) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .render import RenderUsageError, render_file
+    from mixpilot.dsp.settings import parse_amounts
 
-    params = None
-    if args.params is not None:
-        try:
-            params = load_params_file(args.params)
-        except OSError as exc:
-            raise RenderUsageError(f"--params {args.params}: {exc.strerror or exc}") from None
+    from .render import render_file
+
+    params = _read_params_arg(args)
+    amounts = parse_amounts(args.amount)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
         rep = render_file(
@@ -458,6 +414,7 @@ def _render(args: argparse.Namespace) -> int:
             params=params,
             model=args.model,
             ai_amount=args.ai_amount,
+            amounts=amounts,
             float_output=args.float_output,
             overwrite=args.overwrite,
             block_size=args.block_size,
@@ -479,13 +436,13 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_params_arg(args: argparse.Namespace, usage_error) -> dict | None:
+def _read_params_arg(args: argparse.Namespace) -> dict | None:
     if args.params is None:
         return None
     try:
         return load_params_file(args.params)
     except OSError as exc:
-        raise usage_error(f"--params {args.params}: {exc.strerror or exc}") from None
+        raise _UsageError(f"--params {args.params}: {exc.strerror or exc}") from None
 
 
 def _note(text: str) -> None:
@@ -495,23 +452,12 @@ def _note(text: str) -> None:
 
 
 def _realtime(args: argparse.Namespace) -> int:
-    from mixpilot.dsp.params import validate_value
+    from mixpilot.dsp.settings import parse_amounts
 
-    from .stream import RunOptions, StreamUsageError, run
+    from .stream import RunOptions, run
 
-    if not 0.0 <= args.ai_amount <= 1.0:
-        raise StreamUsageError(f"--ai-amount {args.ai_amount:g} is outside 0..1")
-    if not 0.05 <= args.ai_hop_s <= 60.0:
-        raise StreamUsageError(f"--ai-hop-s {args.ai_hop_s:g} is outside 0.05..60 s")
-    if not 0.0 <= args.crossfade_s <= 60.0:
-        raise StreamUsageError(f"--crossfade-s {args.crossfade_s:g} is outside 0..60 s")
-    params = _read_params_arg(args, StreamUsageError) or {}
-    params = {k: validate_value(k, v) for k, v in params.items()}
-    if not -60.0 <= args.target_lufs <= 0.0:
-        raise StreamUsageError(f"--target-lufs {args.target_lufs:g} is outside -60..0 LUFS")
+    params = _read_params_arg(args) or {}
     ceiling = args.ceiling_dbtp
-    if ceiling is not None:
-        validate_value("limiter_ceiling_dbtp", ceiling)
     opts = RunOptions(
         mode=args.command,
         file=getattr(args, "file", None),
@@ -530,6 +476,7 @@ def _realtime(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         model=args.model,
         ai_amount=args.ai_amount,
+        amounts=parse_amounts(args.amount),
         ai_hop_s=args.ai_hop_s,
         crossfade_s=args.crossfade_s,
         midi_in=args.midi_in,
@@ -587,10 +534,11 @@ def _midi_ports() -> list[dict]:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from mixpilot.dsp.settings import validate
+
     from .analyze import analyze_file, format_report
 
-    if not 0.05 <= args.hop_s <= 600:
-        raise _UsageError(f"--hop-s {args.hop_s:g} is outside 0.05..600 s")
+    validate("hop_s", args.hop_s)
     rep = analyze_file(args.file, model=args.model, hop_s=args.hop_s, warn=lambda t: _note("warning: " + t))
     if args.json:
 
@@ -629,22 +577,32 @@ def _oserror_text(exc: OSError) -> str:
     return str(exc)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``mixpilot``; returns the exit code (0 ok, 1 run-time error, 2 usage error, 130 interrupted)."""
-    from mixpilot.dsp.params import ParameterError
+def _bench_main() -> Callable[[list[str]], int]:
+    """``mixpilot bench``: the command registered by the benchmarks package (entry point group
+    ``mixpilot.commands``, pyproject.toml), found at run time so that ``realtime`` never imports
+    ``benchmarks`` (the arrows point down)."""
+    from importlib.metadata import entry_points
 
-    from .audio_io import AudioFileError
-    from .midi_map import MidiError, MidiMapError
-    from .render import RenderError
-    from .stream import StreamError
+    for ep in entry_points(group="mixpilot.commands"):
+        if ep.name == "bench":
+            return ep.load()
+    raise _UsageError("the bench command is not installed (pip install -e . registers it)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mixpilot``; returns the exit code (0 ok, 1 run-time error, 2 usage error, 130 interrupted).
+
+    Every error mixpilot raises on purpose is a :class:`dsp.errors.MixpilotError` carrying its exit
+    code; it is caught here once and printed as one line.  Plain ``OSError``/``ValueError`` from a
+    library, a full memory and Ctrl-C are the only other ways out.
+    """
+    from mixpilot.dsp.errors import MixpilotError, ParameterError
 
     args: argparse.Namespace | None = None
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         if argv[:1] == ["bench"]:
-            from mixpilot.benchmarks.bench import main as bench_main
-
-            return bench_main(argv[1:])
+            return _bench_main()(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(
@@ -667,19 +625,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "analyze":
             return _analyze(args)
         return _render(args)
-    except _UsageError as exc:
-        msg, code = str(exc), 2
-    except (AudioFileError, RenderError, StreamError) as exc:
+    except MixpilotError as exc:
         msg, code = str(exc), exc.exit_code
-    except MidiMapError as exc:
-        msg, code = str(exc), 2
-    except MidiError as exc:
-        msg, code = str(exc), 1
-    except ParameterError as exc:
-        msg, code = (f"--params {args.params}: {exc}" if getattr(args, "params", None) else str(exc)), 2
-    except json.JSONDecodeError as exc:
-        msg, code = f"--params {args.params}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", 2
-    except ValueError as exc:
+        params_file = getattr(args, "params", None)
+        if isinstance(exc, ParameterError) and params_file and not msg.startswith("--params"):
+            msg = f"--params {params_file}: {msg}"
+    except ValueError as exc:  # a library's complaint about a value (one line all the same)
         msg, code = str(exc), 2
     except OSError as exc:
         msg, code = _oserror_text(exc), 1

@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from mixpilot.dsp.errors import DeviceError
+
 __all__ = ["JackServer", "JackError", "jackd_path", "server_running", "quiet_stderr"]
 
 
@@ -40,7 +42,7 @@ def quiet_stderr():
         os.close(devnull)
 
 
-class JackError(Exception):
+class JackError(DeviceError):
     """The JACK server cannot be started; one line."""
 
 

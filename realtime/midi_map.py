@@ -51,9 +51,9 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from mixpilot.dsp.errors import MidiError, MidiMapError
 from mixpilot.dsp.params import PARAM_INDEX, PARAM_NAMES, PARAMS
-
-from .audio_io import write_text_atomic
+from mixpilot.fileio import write_text_atomic
 
 __all__ = [
     "ACTIONS",
@@ -84,14 +84,6 @@ RANGES: tuple[str, ...] = ("hard", "ai")
 # [[cc]] written the usual ways: [[cc]], [[ cc ]], [["cc"]], [['cc']]
 _TABLE_RE = re.compile(r"""^\s*\[\[\s*(?:cc|"cc"|'cc')\s*\]\]""")
 _ANY_TABLE_RE = re.compile(r"^\s*\[")
-
-
-class MidiError(Exception):
-    """A MIDI problem a user can fix (port, map, file): the message is one line."""
-
-
-class MidiMapError(MidiError, ValueError):
-    """A MIDI map that cannot be read or does not validate (one line)."""
 
 
 def controllable_params() -> tuple[str, ...]:

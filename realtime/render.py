@@ -50,8 +50,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from mixpilot.dsp.errors import MixpilotError, UsageError
 from mixpilot.dsp.meter import measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
+from mixpilot.dsp.settings import setting
+from mixpilot.dsp.settings import validate as validate_setting
 from mixpilot.inference.worker import load_estimator
 
 from .audio_io import (
@@ -84,8 +87,8 @@ __all__ = [
 MAX_PASSES = 4
 LOUDNESS_AIM_LU = 0.1  # stop iterating inside this
 LOUDNESS_TOLERANCE_LU = 0.5  # the delivery promise; outside it the summary says "not reached"
-TARGET_LUFS_RANGE = (-60.0, 0.0)
-BLOCK_SIZE_RANGE = (1, 65536)
+TARGET_LUFS_RANGE = (setting("target_lufs").minimum, setting("target_lufs").maximum)  # dsp.settings
+BLOCK_SIZE_RANGE = (setting("block_size").minimum, setting("block_size").maximum)
 LOUDNESS_MODES = ("search", "follow")
 _MIN_SLOPE = 0.15  # LU per dB: below this the limiter is taken as saturated
 _MAX_STEP_DB = 12.0  # more gain than this, at the measured slope, also counts as saturated
@@ -94,13 +97,13 @@ ProgressCallback = Callable[[int, float, float], None]
 """``progress(pass_number, done_seconds, total_seconds)``, called after every block."""
 
 
-class RenderError(Exception):
+class RenderError(MixpilotError):
     """A render that cannot run; the message is one line.  ``exit_code`` 1 (run time)."""
 
     exit_code = 1
 
 
-class RenderUsageError(RenderError):
+class RenderUsageError(RenderError, UsageError):
     """A render asked for with arguments that cannot work (exit code 2)."""
 
     exit_code = 2
@@ -178,16 +181,6 @@ class ArrayRender:
 
 
 # --- validation ----------------------------------------------------------------------
-
-
-def _finite(name: str, value: object) -> float:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise RenderUsageError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise RenderUsageError(f"{name} must be a finite number, got {value!r}")
-    return v
 
 
 def _validated_params(params: Mapping[str, object] | None) -> dict[str, float]:
@@ -290,6 +283,7 @@ def render_array(
     ai_hop_s: float = 0.5,
     crossfade_s: float = 2.0,
     midi_file=None,
+    amounts: Mapping[str, float] | None = None,
 ) -> ArrayRender:
     """Render a buffer through the engine with loudness delivery (the core of :func:`render_file`).
 
@@ -362,6 +356,7 @@ def render_array(
             hop_s=ai_hop_s,
             crossfade_s=crossfade_s,
             ai_amount=ai_amount,
+            amounts=amounts,
             base=params,
             on_update=lambda t, v: updates.append((t, v)),
         )
@@ -567,6 +562,7 @@ def render_file(
     params: Mapping[str, object] | None = None,
     model: str = "none",
     ai_amount: float = 1.0,
+    amounts: Mapping[str, float] | None = None,
     float_output: bool = False,
     overwrite: bool = False,
     block_size: int = 1024,
@@ -599,6 +595,8 @@ def render_file(
         that cannot be used gives a note and the heuristic estimator.
     ai_amount : float
         0..1, blend between neutral and the AI's parameters.
+    amounts : mapping aspect -> 0..1, optional
+        Per-aspect AI amounts (``--amount tone=0.5``), on top of ``ai_amount``.
     ai_hop_s, crossfade_s : float
         AI update interval and glide time (seconds of stream time).
     midi_file, midi_map : path, optional
@@ -628,40 +626,23 @@ def render_file(
     """
     t0 = time.perf_counter()
     # 1. arguments
-    ai_amount = _finite("--ai-amount", ai_amount)
-    if not 0.0 <= ai_amount <= 1.0:
-        raise RenderUsageError(f"--ai-amount {ai_amount:g} is outside 0..1")
-    ai_hop_s = _finite("--ai-hop-s", ai_hop_s)
-    if not 0.05 <= ai_hop_s <= 60.0:
-        raise RenderUsageError(f"--ai-hop-s {ai_hop_s:g} is outside 0.05..60 s")
-    crossfade_s = _finite("--crossfade-s", crossfade_s)
-    if not 0.0 <= crossfade_s <= 60.0:
-        raise RenderUsageError(f"--crossfade-s {crossfade_s:g} is outside 0..60 s")
-    if (
-        isinstance(block_size, bool)
-        or not isinstance(block_size, (int, np.integer))
-        or not BLOCK_SIZE_RANGE[0] <= block_size <= BLOCK_SIZE_RANGE[1]
-    ):
-        raise RenderUsageError(
-            f"--block-size must be an integer in {BLOCK_SIZE_RANGE[0]}..{BLOCK_SIZE_RANGE[1]}, got {block_size!r}"
-        )
-    block_size = int(block_size)
+    ai_amount = validate_setting("ai_amount", ai_amount, error=RenderUsageError)
+    amounts = {
+        k: validate_setting("aspect_amount", v, flag=f"--amount {k}", error=RenderUsageError)
+        for k, v in (amounts or {}).items()
+    }
+    ai_hop_s = validate_setting("ai_hop_s", ai_hop_s, error=RenderUsageError)
+    crossfade_s = validate_setting("crossfade_s", crossfade_s, error=RenderUsageError)
+    block_size = validate_setting("block_size", block_size, error=RenderUsageError)
     if loudness_mode not in LOUDNESS_MODES:
         raise RenderUsageError(f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {loudness_mode!r}")
-    target_lufs = _finite("--target-lufs", target_lufs)
-    if not TARGET_LUFS_RANGE[0] <= target_lufs <= TARGET_LUFS_RANGE[1]:
-        raise RenderUsageError(
-            f"--target-lufs {target_lufs:g} is outside {TARGET_LUFS_RANGE[0]:g}..{TARGET_LUFS_RANGE[1]:g} LUFS"
-        )
+    target_lufs = validate_setting("target_lufs", target_lufs, error=RenderUsageError)
     values = _validated_params(params)
     notes: list[str] = []
     if ceiling_dbtp is None:
         ceiling = values.get("limiter_ceiling_dbtp", PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]].default)
     else:
-        ceiling = _finite("--ceiling-dbtp", ceiling_dbtp)
-        p_ceil = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
-        if not p_ceil.minimum <= ceiling <= p_ceil.maximum:
-            raise RenderUsageError(f"--ceiling-dbtp {ceiling:g} is outside {p_ceil.range_text}")
+        ceiling = validate_setting("ceiling_dbtp", ceiling_dbtp, error=RenderUsageError)
         if "limiter_ceiling_dbtp" in values and values["limiter_ceiling_dbtp"] != ceiling:
             notes.append(
                 f"--ceiling-dbtp {ceiling:g} overrides limiter_ceiling_dbtp "
@@ -710,6 +691,7 @@ def render_file(
         loudness_mode=loudness_mode,
         estimator=estimator,
         ai_amount=ai_amount,
+        amounts=amounts,
         ai_hop_s=ai_hop_s,
         crossfade_s=crossfade_s,
         midi_file=automation,

@@ -73,7 +73,13 @@ from typing import TextIO
 import numpy as np
 from numba import njit
 
-from .audio_io import AudioFileError, _umask, read_audio, write_text_atomic
+from mixpilot.dsp.errors import DeviceError, UsageError
+from mixpilot.dsp.params import validate_value
+from mixpilot.dsp.settings import validate as validate_setting
+from mixpilot.fileio import umask as _umask
+from mixpilot.fileio import write_text_atomic
+
+from .audio_io import AudioFileError, read_audio
 from .engine import SNAPSHOT_NAMES, Engine
 from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
 
@@ -98,13 +104,13 @@ _STALL_S = 2.0  # no callback for this long (while the stream claims to run) = t
 _SNAP = {n: i for i, n in enumerate(SNAPSHOT_NAMES)}
 
 
-class StreamError(Exception):
+class StreamError(DeviceError):
     """A real-time run that cannot start or that died; one line.  Exit code 1."""
 
     exit_code = 1
 
 
-class StreamUsageError(StreamError):
+class StreamUsageError(StreamError, UsageError):
     """Bad arguments for a real-time run (exit code 2)."""
 
     exit_code = 2
@@ -250,6 +256,7 @@ class RunOptions:
     switch_interval_s: float = SWITCH_INTERVAL_S  # sys.setswitchinterval during the run (module docstring)
     model: str | None = "default"  # "none" = static parameters
     ai_amount: float = 1.0
+    amounts: dict = field(default_factory=dict)  # per-aspect AI amounts (--amount tone=0.5,...)
     ai_hop_s: float = 0.5
     crossfade_s: float = 2.0
     midi_in: str | None = None  # port index / name substring / "jack" / "virtual"
@@ -652,12 +659,22 @@ def run(
     # 1. arguments, before anything opens
     if opts.mode not in ("play", "live"):
         raise StreamUsageError(f"mode must be play or live, not {opts.mode!r}")
-    if opts.seconds is not None and not (math.isfinite(opts.seconds) and opts.seconds > 0):
-        raise StreamUsageError(f"--seconds must be > 0, got {opts.seconds:g}")
-    if not 16 <= opts.blocksize <= 8192:
-        raise StreamUsageError(f"--blocksize must be 16..8192 frames, got {opts.blocksize}")
-    if opts.samplerate is not None and not 8000 <= opts.samplerate <= 192000:
-        raise StreamUsageError(f"--samplerate must be 8000..192000 Hz, got {opts.samplerate}")
+    for name, value in (
+        ("seconds", opts.seconds),
+        ("blocksize", opts.blocksize),
+        ("sample_rate", opts.samplerate),
+        ("target_lufs", opts.target_lufs),
+        ("ceiling_dbtp", opts.ceiling_dbtp),
+        ("ai_amount", opts.ai_amount),
+        ("ai_hop_s", opts.ai_hop_s),
+        ("crossfade_s", opts.crossfade_s),
+        ("ai_resume_s", opts.ai_resume_s),
+    ):
+        if value is not None:
+            validate_setting(name, value, error=StreamUsageError)
+    for aspect, value in opts.amounts.items():
+        validate_setting("aspect_amount", value, flag=f"--amount {aspect}", error=StreamUsageError)
+    opts.params = {k: validate_value(k, v) for k, v in opts.params.items()}
     protect = [opts.file] if opts.file else []
     record_abs = stats_abs = params_out_abs = None
     if opts.record:
@@ -684,8 +701,6 @@ def run(
 
     from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
 
-    if opts.ai_resume_s is not None and not (math.isfinite(opts.ai_resume_s) and opts.ai_resume_s > 0):
-        raise StreamUsageError(f"--ai-resume-s must be > 0, got {opts.ai_resume_s:g}")
     midi_map = load_map(opts.midi_map) if (opts.midi_in is not None or opts.midi_file or opts.midi_map) else None
     automation = MidiFileAutomation.load(opts.midi_file, midi_map) if opts.midi_file else None
     estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
@@ -781,6 +796,7 @@ def run(
                 hop_s=opts.ai_hop_s,
                 crossfade_s=opts.crossfade_s,
                 ai_amount=opts.ai_amount,
+                amounts=opts.amounts,
                 base=engine.params,
                 on_update=logged,
             )

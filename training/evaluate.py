@@ -160,7 +160,7 @@ def write_readme_results(text: str, readme: str | os.PathLike = README_PATH) -> 
     pattern = re.compile(re.escape(RESULTS_BEGIN) + r".*?" + re.escape(RESULTS_END), re.S)
     new = pattern.sub(lambda _: block, old) if pattern.search(old) else (old.rstrip() + "\n\n" + block + "\n")
 
-    from mixpilot.realtime.audio_io import write_text_atomic
+    from mixpilot.fileio import write_text_atomic
 
     write_text_atomic(path, new)
 

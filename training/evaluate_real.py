@@ -941,7 +941,7 @@ def update_readme(path: str | os.PathLike, measured: str) -> None:
         new = head + block + tail
     else:
         new = text.rstrip("\n") + "\n\n" + _SECTION_INTRO.format(title=README_TITLE) + "\n" + block + "\n"
-    from mixpilot.realtime.audio_io import write_text_atomic
+    from mixpilot.fileio import write_text_atomic
 
     write_text_atomic(p, new)
 
@@ -1044,7 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         p = Path(args.json)
         p.parent.mkdir(parents=True, exist_ok=True)
-        from mixpilot.realtime.audio_io import write_text_atomic
+        from mixpilot.fileio import write_text_atomic
 
         write_text_atomic(p, json.dumps(report, indent=1) + "\n")
     md = format_markdown(report)

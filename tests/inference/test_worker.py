@@ -196,3 +196,17 @@ def test_audio_never_stops_with_a_broken_model(tmp_path, tmp_wav):
     assert rep.model == "heuristic" and rep.ai_updates >= 1
     assert sum("heuristic" in n for n in rep.notes) == 1
     assert rep.frames == 5 * SR
+
+
+def test_per_aspect_amounts_scale_the_ai_move():
+    # --amount tone=0,dynamics=0.5 with --ai-amount 1: tone parameters stay at their static values,
+    # dynamics ones move half-way.  Reference: value = static + amount(aspect) * (ai - default),
+    # the blend rule of ARCHITECTURE.md (defaults 0 dB here, so the expected values are exact).
+    eng = Engine(SR, 2, max_block_size=128, params={"loudness_gain_db": 0.0})
+    eng.ring.write(np.zeros((4 * SR, 2), np.float32))
+    est = Fixed({"low_gain_db": 2.0, "input_gain_db": 4.0, "stereo_width": 1.1})
+    w = InferenceWorker(est, eng.ring, SR, lambda v, g: None, amounts={"tone": 0.0, "dynamics": 0.5})
+    v = w.compute(3 * SR)
+    assert v["low_gain_db"] == 0.0
+    assert v["input_gain_db"] == pytest.approx(2.0, abs=1e-6)
+    assert v["stereo_width"] == pytest.approx(1.1, abs=1e-6)  # width: amount 1

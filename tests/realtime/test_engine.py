@@ -144,3 +144,4 @@ def test_nonfinite_input_is_counted_and_silenced():
     eng.process_block(x, y)
     assert eng.nonfinite_samples == 2
     assert np.all(np.isfinite(y))
+
