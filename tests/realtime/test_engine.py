@@ -144,4 +144,3 @@ def test_nonfinite_input_is_counted_and_silenced():
     eng.process_block(x, y)
     assert eng.nonfinite_samples == 2
     assert np.all(np.isfinite(y))
-
