@@ -5,9 +5,16 @@ subpackages (``mixpilot.dsp``, ``mixpilot.inference``, ``mixpilot.realtime``,
 ``mixpilot.training``, ``mixpilot.benchmarks``, ``mixpilot.models_onnx``), so
 an installed copy adds exactly one top-level name to ``site-packages``.
 
-Names exported here are the stable Python API (INTERFACE.md); they are
+Names exported here are the stable Python API (docs/INTERFACE.md); they are
 imported lazily so that ``import mixpilot`` stays cheap and never compiles a
-kernel.
+kernel::
+
+    import mixpilot, soundfile as sf
+    x, sr = sf.read("song.wav", dtype="float32")
+    y, report = mixpilot.master(x, sr, target_lufs=-14, ceiling_dbtp=-1)   # the AI, the whole chain
+    print(report.output_integrated_lufs, report.output_true_peak_dbtp)
+    info = mixpilot.analyze("song.wav")                                    # what `mixpilot analyze` prints
+    engine = mixpilot.Engine(sr, 2)                                        # block by block, your own stream
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ except PackageNotFoundError:  # pragma: no cover - a source tree that was never 
 
 # public name -> "module:attribute" (resolved on first access, PEP 562)
 _EXPORTS = {
+    "master": "mixpilot.realtime.api:master",
+    "analyze": "mixpilot.realtime.api:analyze",
+    "MasterReport": "mixpilot.realtime.api:MasterReport",
+    "MasterSettings": "mixpilot.realtime.api:MasterSettings",
     "Engine": "mixpilot.realtime.engine:Engine",
     "MixChain": "mixpilot.dsp.chain:MixChain",
     "MixpilotError": "mixpilot.dsp.errors:MixpilotError",
@@ -38,6 +49,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from mixpilot.dsp.chain import MixChain as MixChain
     from mixpilot.dsp.errors import MixpilotError as MixpilotError
     from mixpilot.dsp.spec import ProcessSpec as ProcessSpec
+    from mixpilot.realtime.api import MasterReport as MasterReport
+    from mixpilot.realtime.api import MasterSettings as MasterSettings
+    from mixpilot.realtime.api import analyze as analyze
+    from mixpilot.realtime.api import master as master
     from mixpilot.realtime.engine import Engine as Engine
 
 

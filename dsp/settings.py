@@ -84,6 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("crossfade_s", "s", 0.0, 60.0, 2.0, float, "glide time into each AI update", metavar="S"),
     _s("aspect_amount", "", 0.0, 1.0, 1.0, float, "per-aspect AI amount", flag="--amount", metavar="ASPECT=A,..."),
     _s("sample_rate", "Hz", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, None, int, "stream sample rate", flag="--samplerate"),
+    _s("output_rate", "Hz", MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, None, int, "sample rate of the delivered file"),
     _s("blocksize", "frames", 16, 8192, 128, int, "frames per audio callback", metavar="FRAMES"),
     _s("block_size", "frames", 1, 65536, 1024, int, "frames per processing block", metavar="FRAMES"),
     _s("seconds", "s", 0.0, None, None, float, "stop after S seconds", metavar="S", exclusive=True),

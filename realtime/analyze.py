@@ -24,7 +24,7 @@ from mixpilot.dsp.params import AI_PARAM_NAMES
 from .audio_io import read_audio
 from .engine import AnalysisRing
 
-__all__ = ["analyze_file", "OCTAVE_BANDS_HZ", "format_report"]
+__all__ = ["analyze_array", "analyze_file", "OCTAVE_BANDS_HZ", "format_report"]
 
 OCTAVE_BANDS_HZ = (31.5, 63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
 
@@ -57,15 +57,29 @@ def _spectrum(x: np.ndarray, sr: int) -> dict[str, float]:
     return {k: round(v - ref, 2) if math.isfinite(v) else v for k, v in out.items()}
 
 
-def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5, warn=lambda text: None) -> dict:
-    """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf)."""
+def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5, warn=None) -> dict:
+    """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf).
+
+    ``warn(text)`` gets a model that cannot be used; by default it goes into ``notes``.
+    """
+    x, sr, info = read_audio(path)
+    return analyze_array(x, sr, notes=info.notes, model=model, hop_s=hop_s, warn=warn, name=path)
+
+
+def analyze_array(
+    x: np.ndarray,
+    sr: int,
+    *,
+    notes: list[str] | None = None,
+    model: str | None = "default",
+    hop_s: float = 1.5,
+    warn=None,
+    name: str | None = None,
+) -> dict:
+    """:func:`analyze_file` of a [frames, 1|2] float32 buffer (``name`` goes into ``"file"``)."""
     from mixpilot.inference.worker import InferenceWorker, load_estimator
 
-    x, sr, info = read_audio(path)
-    if x.shape[0] == 0:
-        from .audio_io import AudioFileError
-
-        raise AudioFileError(f"{path}: has no audio frames")
+    path = name
     m = measure(x, sr)
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     peak = float(np.max(np.abs(x)))
@@ -81,7 +95,7 @@ def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5
         "sample_rate": sr,
         "channels": int(x.shape[1]),
         "duration_s": round(x.shape[0] / sr, 3),
-        "notes": list(info.notes),
+        "notes": list(notes or []),
         "loudness": {k: (round(v, 2) if isinstance(v, float) and math.isfinite(v) else v) for k, v in m.items()},
         "crest_factor_db": round(crest, 2) if crest is not None else None,
         "side_mid_db": round(width, 2) if width is not None and math.isfinite(width) else width,
@@ -89,15 +103,25 @@ def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5
         "model": "none",
         "suggestions": [],
     }
-    est = load_estimator(model, warn)
+    est = load_estimator(model, warn if warn is not None else report["notes"].append)
     if est is None:
         return report
     report["model"] = getattr(est, "name", "model")
+    from mixpilot.inference.features import FEATURE_CONFIG, input_window_frames
+
+    if x.shape[0] < input_window_frames(sr):
+        # loudness and spectrum above are of what exists; the AI looks at whole windows only
+        report["notes"].append(
+            f"the AI needs {FEATURE_CONFIG.window_s:g} s of audio and the file has {x.shape[0] / sr:.2f} s: "
+            f"no AI suggestions"
+        )
+        return report
     ring = AnalysisRing(x.shape[0] + 1, x.shape[1])
     ring.write(np.ascontiguousarray(x, dtype=np.float32))
     worker = InferenceWorker(est, ring, sr, lambda v, g: None, hop_s=hop_s)
     hop = worker.hop_frames
-    ends = list(range(hop, x.shape[0] + 1, hop)) or [x.shape[0]]
+    # the windows the engine's worker would compute: every hop from the first whole window
+    ends = list(range(worker.first_end, x.shape[0] + 1, hop)) or [x.shape[0]]
     for end in ends:
         values = worker.compute(end)
         report["suggestions"].append({"t": round(end / sr, 3), **{k: round(v, 3) for k, v in values.items()}})
@@ -120,6 +144,7 @@ def format_report(rep: dict) -> str:
         "  spectral balance (octave bands, dB re mean): "
         + "  ".join(f"{k} Hz {v:+.1f}" for k, v in rep["spectrum_octaves_db"].items()),
     ]
+    lines += [f"  note: {n}" for n in rep["notes"]]
     if rep["suggestions"]:
         short = {
             "input_gain_db": "in dB",

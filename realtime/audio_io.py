@@ -60,6 +60,7 @@ __all__ = [
     "Layout",
     "UnsupportedOutputError",
     "check_output_format",
+    "content_notes",
     "downmix_to_stereo",
     "output_format",
     "probe_audio",
@@ -67,16 +68,25 @@ __all__ = [
     "read_audio_file",
     "to_processing_layout",
     "write_audio_atomic",
+    "write_sound_file",
     "write_text_atomic",
 ]
 
 MAX_CHANNELS = 8
 _K = math.sqrt(0.5)  # -3.01 dB, ITU-R BS.775 Table 2
 
-#: output extension -> libsndfile major format
-OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+#: output extension -> libsndfile major format (.ogg and .mp3: :mod:`realtime.encode`)
+OUTPUT_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
 #: subtypes each output format can hold
-_SUBTYPES = {"WAV": ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"), "FLAC": ("PCM_16", "PCM_24")}
+_SUBTYPES = {
+    "WAV": ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"),
+    "FLAC": ("PCM_16", "PCM_24"),
+    "OGG": ("VORBIS",),
+    "MP3": ("MPEG_LAYER_III",),
+}
+#: frames per libsndfile write call: libvorbis alloca()s a float per buffered frame on the stack,
+#: and one call with a few minutes of audio crashes the process (libsndfile#1095)
+_WRITE_CHUNK_FRAMES = 16384
 
 
 class AudioFileError(InputFileError):
@@ -263,18 +273,30 @@ def read_audio_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, Audi
         channels=int(data.shape[1]),
         processed_channels=min(int(data.shape[1]), 2),
     )
+    info.nonfinite_samples, info.notes = content_notes(data)
+    return np.ascontiguousarray(data, dtype=np.float32), int(sample_rate), info
+
+
+def content_notes(data: np.ndarray) -> tuple[int, list[str]]:
+    """The non-finite sample count of ``data`` [frames, channels] and the notes a user gets about it.
+
+    Notes: NaN/Inf samples (processed as silence), a 3..8 channel layout
+    (assumed WAV order, downmixed per ITU-R BS.775).
+    """
+    notes: list[str] = []
     finite = np.isfinite(data)
-    if not finite.all():
-        info.nonfinite_samples = int(data.size - np.count_nonzero(finite))
-        info.notes.append(f"input has {info.nonfinite_samples} NaN/Inf samples; they are processed as silence (0)")
-    if info.channels > 2:
-        layout = LAYOUTS[info.channels]
-        info.notes.append(
-            f"input has {info.channels} channels, assumed {layout.description} in WAV order "
+    bad = int(data.size - np.count_nonzero(finite))
+    if bad:
+        notes.append(f"input has {bad} NaN/Inf samples; they are processed as silence (0)")
+    ch = int(data.shape[1])
+    if ch > 2:
+        layout = LAYOUTS[ch]
+        notes.append(
+            f"input has {ch} channels, assumed {layout.description} in WAV order "
             f"({' '.join(layout.names)}); downmixed to stereo per ITU-R BS.775 "
             f"(centre and surrounds at -3 dB{', LFE dropped' if 'LFE' in layout.names else ''})"
         )
-    return np.ascontiguousarray(data, dtype=np.float32), int(sample_rate), info
+    return bad, notes
 
 
 def to_processing_layout(data: np.ndarray) -> np.ndarray:
@@ -338,6 +360,18 @@ def check_output_format(path: str | os.PathLike[str], subtype: str) -> str:
     return fmt
 
 
+def write_sound_file(
+    path: str, data: np.ndarray, sample_rate: int, fmt: str, subtype: str, options: dict | None = None
+) -> None:
+    """``soundfile`` write of ``data`` [frames, channels] in chunks (not atomic: see :func:`write_audio_atomic`).
+
+    ``options`` go to ``soundfile.SoundFile`` (``compression_level``, ``bitrate_mode``).
+    """
+    with sf.SoundFile(path, "w", int(sample_rate), int(data.shape[1]), subtype, format=fmt, **(options or {})) as f:
+        for i in range(0, data.shape[0], _WRITE_CHUNK_FRAMES):
+            f.write(data[i : i + _WRITE_CHUNK_FRAMES])
+
+
 def write_audio_atomic(
     path: str | os.PathLike[str], data: np.ndarray, sample_rate: int, subtype: str = "PCM_24"
 ) -> None:
@@ -377,7 +411,7 @@ def write_audio_atomic(
 
     def write(tmp: str) -> None:
         try:
-            sf.write(tmp, data, int(sample_rate), subtype=subtype, format=fmt)
+            write_sound_file(tmp, data, sample_rate, fmt, subtype)
         except sf.SoundFileError as exc:
             raise AudioFileError(f"{p}: cannot write ({_sf_message(exc)})") from None
 

@@ -39,6 +39,8 @@ import sys  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from typing import TextIO  # noqa: E402
 
+from .progress import ProgressBar  # noqa: E402
+
 __all__ = ["ProgressBar", "build_parser", "load_params_file", "main"]
 
 PROG = "mixpilot"
@@ -67,9 +69,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``mixpilot`` parser; every run-level option's type, default, range and help come from
     :mod:`dsp.settings` (:func:`dsp.settings.argparse_kwargs`)."""
+    from mixpilot import DIST_NAME, __version__
     from mixpilot.dsp.settings import argparse_kwargs as opt
 
     parser = _Parser(prog=PROG, description="mixpilot: a real-time AI mixing engine.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__} ({DIST_NAME})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def ai_options(q: argparse.ArgumentParser) -> None:
@@ -93,15 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "render",
-        help="render a file through the mixing chain, faster than real time",
-        description="Render IN through the whole mixing chain into OUT (.wav or .flac) at the "
-        "target integrated loudness, with a true-peak limiter at the ceiling. "
-        "The output has the input's sample rate and length and is aligned with it "
-        "(the limiter lookahead is compensated). Mono stays mono; 3-8 channel files "
-        "are downmixed to stereo (ITU-R BS.775). The input is never modified.",
+        help="render a file (or many: --out-dir) through the mixing chain, faster than real time",
+        description="Render IN through the whole mixing chain into OUT (.wav, .flac, .ogg or .mp3) at the "
+        "target integrated loudness, with a true-peak limiter at the ceiling (held in the delivered "
+        "file, after dither or lossy encoding). The output is aligned with the input and as long "
+        "(the limiter lookahead is compensated). Mono stays mono; 3-8 channel files are downmixed "
+        "to stereo (ITU-R BS.775). The input is never modified.",
     )
-    r.add_argument("input", metavar="IN", help="audio file to read (WAV, FLAC, OGG, MP3, AIFF, ...)")
-    r.add_argument("output", metavar="OUT", help="file to write: .wav or .flac")
+    r.add_argument(
+        "paths",
+        nargs="+",
+        metavar="IN [OUT]",
+        help="IN OUT for one file; with --out-dir, every argument is an input: files, folders, or quoted globs",
+    )
     r.add_argument("--target-lufs", **opt("target_lufs"))
     r.add_argument(
         "--ceiling-dbtp", **opt("ceiling_dbtp", default=None, default_text="-1, or limiter_ceiling_dbtp from --params")
@@ -120,8 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the parameters used as JSON lines {t, param, value, source}",
     )
     r.add_argument(
-        "--float", dest="float_output", action="store_true", help="write 32-bit float WAV instead of 24-bit PCM"
+        "--bit-depth",
+        choices=("16", "24", "32f"),
+        default=None,
+        help="PCM sample format of .wav/.flac: 16 (TPDF dither), 24 (default), 32f (float, .wav only)",
     )
+    r.add_argument("--float", dest="float_output", action="store_true", help="same as --bit-depth 32f")
+    r.add_argument(
+        "--output-rate",
+        **opt("output_rate", default_text="the input's", help="deliver at this sample rate (soxr, before mastering)"),
+    )
+    r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     r.add_argument("--overwrite", action="store_true", help="replace OUT (and --params-out) if it exists")
     r.add_argument(
         "--block-size", **opt("block_size", help="frames per processing block (the result does not depend on it)")
@@ -329,42 +346,6 @@ def _params_table(out: TextIO) -> None:
 # --- render --------------------------------------------------------------------------
 
 
-class ProgressBar:
-    """``\\r[#####.....]  45%  12.3 s / 27.0 s  pass 1`` on a TTY; a line every 10 % otherwise."""
-
-    WIDTH = 20
-
-    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
-        self.stream = stream
-        self.tty = stream.isatty() if tty is None else tty
-        self._last: tuple[int, int] | None = None
-        self._drawn = False
-
-    def __call__(self, pass_no: int, done_s: float, total_s: float) -> None:
-        frac = min(max(done_s / total_s, 0.0), 1.0) if total_s > 0 else 1.0
-        pct = int(frac * 100.0 + 1e-9)
-        key = (pass_no, pct if self.tty else pct // 10)
-        if key == self._last:
-            return
-        self._last = key
-        filled = int(frac * self.WIDTH + 1e-9)
-        line = (
-            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {pct:3d}%  {done_s:.1f} s / {total_s:.1f} s  pass {pass_no}"
-        )
-        if self.tty:
-            self.stream.write("\r" + line)
-            self._drawn = True
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
-
-
 def _fmt(v: float, unit: str, width: int = 6) -> str:
     if not math.isfinite(v):  # silence: -inf LUFS / dBTP; no loudness range
         return f"{'-inf' if unit != 'LU' else 'n/a':>{width}} {unit}"
@@ -375,7 +356,12 @@ def _summary(rep, out: TextIO) -> None:
     ch = {1: "mono", 2: "stereo"}.get(rep.output_channels, f"{rep.output_channels} ch")
     src = f" from {rep.input_channels} ch" if rep.input_channels != rep.output_channels else ""
     out.write(f"rendered {rep.input_path} -> {rep.output_path}\n")
-    out.write(f"  {rep.sample_rate} Hz, {ch}{src}, {rep.duration_s:.1f} s, {rep.subtype}\n")
+    rate = f"{rep.sample_rate} Hz" + (
+        f" (from {rep.input_sample_rate} Hz)"
+        if rep.input_sample_rate and rep.input_sample_rate != rep.sample_rate
+        else ""
+    )
+    out.write(f"  {rate}, {ch}{src}, {rep.duration_s:.1f} s, {rep.format} {rep.subtype}, AI: {rep.model}\n")
     out.write(
         f"  integrated loudness {_fmt(rep.input_integrated_lufs, 'LUFS')} -> "
         f"{_fmt(rep.output_integrated_lufs, 'LUFS')}  (target {rep.target_lufs:g}, "
@@ -397,41 +383,70 @@ def _summary(rep, out: TextIO) -> None:
     out.write(f"  output: {rep.output_path}\n")
 
 
-def _render(args: argparse.Namespace) -> int:
+def render_settings(args: argparse.Namespace, params: dict | None):
+    """The command line's render options as :class:`realtime.api.MasterSettings` (what ``mixpilot.master`` takes)."""
     from mixpilot.dsp.settings import parse_amounts
+
+    from .api import MasterSettings
+
+    return MasterSettings(
+        target_lufs=args.target_lufs,
+        ceiling_dbtp=args.ceiling_dbtp,
+        model=args.model,
+        params=params,
+        ai_amount=args.ai_amount,
+        ai_hop_s=args.ai_hop_s,
+        crossfade_s=args.crossfade_s,
+        loudness_mode=args.loudness_mode,
+        block_size=args.block_size,
+        midi_file=args.midi_file,
+        midi_map=args.midi_map,
+        amounts=parse_amounts(args.amount),
+    )
+
+
+def _json_clean(v):
+    """JSON has no infinities or NaN: they become null (silence, unmeasurable loudness range)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_clean(w) for k, w in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_clean(w) for w in v]
+    return v
+
+
+def _render(args: argparse.Namespace) -> int:
 
     from .render import render_file
 
+    if len(args.paths) != 2:
+        raise _UsageError(
+            f"render takes IN OUT (got {len(args.paths)} path{'s' if len(args.paths) != 1 else ''}); "
+            f"for several inputs, a folder or a glob give --out-dir DIR"
+        )
     params = _read_params_arg(args)
-    amounts = parse_amounts(args.amount)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
         rep = render_file(
-            args.input,
-            args.output,
-            target_lufs=args.target_lufs,
-            ceiling_dbtp=args.ceiling_dbtp,
-            params=params,
-            model=args.model,
-            ai_amount=args.ai_amount,
-            amounts=amounts,
+            args.paths[0],
+            args.paths[1],
+            settings=render_settings(args, params),
             float_output=args.float_output,
+            bit_depth=args.bit_depth,
+            output_rate=args.output_rate,
             overwrite=args.overwrite,
-            block_size=args.block_size,
             progress=bar,
             params_out=args.params_out,
-            loudness_mode=args.loudness_mode,
-            ai_hop_s=args.ai_hop_s,
-            crossfade_s=args.crossfade_s,
-            midi_file=args.midi_file,
-            midi_map=args.midi_map,
         )
     finally:
         if bar is not None:
             bar.finish()
     for note in rep.notes:
         _note(note)
-    if not args.quiet:
+    if args.json:
+        sys.stdout.write(json.dumps(_json_clean(rep.as_dict()), indent=1) + "\n")
+    elif not args.quiet:
         _summary(rep, sys.stdout)
     return 0
 
@@ -541,17 +556,7 @@ def _analyze(args: argparse.Namespace) -> int:
     validate("hop_s", args.hop_s)
     rep = analyze_file(args.file, model=args.model, hop_s=args.hop_s, warn=lambda t: _note("warning: " + t))
     if args.json:
-
-        def clean(v):
-            if isinstance(v, float) and not math.isfinite(v):
-                return None  # JSON has no infinities: silence / mono read as null
-            if isinstance(v, dict):
-                return {k: clean(w) for k, w in v.items()}
-            if isinstance(v, list):
-                return [clean(w) for w in v]
-            return v
-
-        sys.stdout.write(json.dumps(clean(rep), indent=1) + "\n")
+        sys.stdout.write(json.dumps(_json_clean(rep), indent=1) + "\n")
     else:
         print(format_report(rep))
     return 0

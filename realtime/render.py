@@ -54,18 +54,8 @@ from mixpilot.dsp.errors import MixpilotError, UsageError
 from mixpilot.dsp.meter import measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
 from mixpilot.dsp.settings import setting
-from mixpilot.dsp.settings import validate as validate_setting
-from mixpilot.inference.worker import load_estimator
 
-from .audio_io import (
-    LAYOUTS,
-    check_output_format,
-    probe_audio,
-    read_audio_file,
-    to_processing_layout,
-    write_audio_atomic,
-    write_text_atomic,
-)
+from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
 
 __all__ = [
@@ -111,7 +101,14 @@ class RenderUsageError(RenderError, UsageError):
 
 @dataclass
 class RenderReport:
-    """What :func:`render_file` did.  Loudness in LUFS, peaks in dBTP, gain reduction in dB (>= 0)."""
+    """What :func:`render_file` did: :class:`realtime.api.MasterReport`'s fields and the file's.
+
+    Loudness in LUFS, peaks in dBTP, gain reduction in dB (>= 0).  ``output_*``
+    are measured on the delivered file's samples (decoded, for MP3 and Ogg);
+    ``sample_rate`` is the output's, ``input_sample_rate`` the input file's;
+    ``trim_db`` is gain taken off after the limiter to hold the ceiling in
+    the file (:mod:`realtime.encode`).
+    """
 
     input_path: str
     output_path: str
@@ -141,6 +138,11 @@ class RenderReport:
     model: str = "none"  # the estimator that ran: a model name, "heuristic", or "none"
     ai_updates: int = 0
     inference: dict | None = None
+    limiter_ceiling_dbtp: float = -1.0
+    input_sample_rate: int = 0
+    format: str = "WAV"
+    trim_db: float = 0.0
+    encodes: int = 1
 
     @property
     def duration_s(self) -> float:
@@ -557,10 +559,10 @@ def render_file(
     in_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     *,
-    target_lufs: float = -14.0,
+    target_lufs: float | None = -14.0,
     ceiling_dbtp: float | None = -1.0,
     params: Mapping[str, object] | None = None,
-    model: str = "none",
+    model: str | None = "default",
     ai_amount: float = 1.0,
     amounts: Mapping[str, float] | None = None,
     float_output: bool = False,
@@ -573,26 +575,35 @@ def render_file(
     crossfade_s: float = 2.0,
     midi_file: str | None = None,
     midi_map: str | None = None,
+    bit_depth: str | None = None,
+    output_rate: int | None = None,
+    settings=None,
+    estimator=None,
 ) -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
+
+    The processing is :func:`realtime.api.master_core` (what ``mixpilot.master``
+    runs, with the same defaults: the shipped AI model, -14 LUFS, -1 dBTP);
+    delivery into the file is :func:`realtime.encode.deliver`.
 
     Parameters
     ----------
     in_path, out_path : path-like
-        Any file soundfile reads; a ``.wav`` or ``.flac`` to write.  Never the same file.
+        Any file soundfile reads; a ``.wav``, ``.flac``, ``.ogg`` or ``.mp3`` to write.  Never the same file.
     target_lufs : float
         Integrated loudness to deliver, LUFS (-60..0); met within
         :data:`LOUDNESS_TOLERANCE_LU` unless the notes say otherwise.
     ceiling_dbtp : float or None
-        Limiter true-peak ceiling, dBTP (the range of ``limiter_ceiling_dbtp``).
-        ``None`` takes ``limiter_ceiling_dbtp`` from ``params`` or the table
-        default.  A number overrides a value in ``params``.
+        True-peak ceiling of the delivered file, dBTP (the range of
+        ``limiter_ceiling_dbtp``).  ``None`` takes ``limiter_ceiling_dbtp`` from
+        ``params`` or the table default.  A number overrides a value in ``params``.
     params : mapping of str to number, optional
         Static parameter values, validated against :mod:`dsp.params`.
     model : str
-        ``"none"`` (static parameters), a model name from ``models_onnx/``
-        (``"default"``), or a path to an ``.onnx`` with its card.  A model
-        that cannot be used gives a note and the heuristic estimator.
+        ``"default"`` (the shipped model), a model name from ``models_onnx/``,
+        a path to an ``.onnx`` with its card, or ``"none"`` (static
+        parameters).  A model that cannot be used gives a note and the
+        heuristic estimator.
     ai_amount : float
         0..1, blend between neutral and the AI's parameters.
     amounts : mapping aspect -> 0..1, optional
@@ -601,8 +612,12 @@ def render_file(
         AI update interval and glide time (seconds of stream time).
     midi_file, midi_map : path, optional
         ``--midi-file`` CC automation through ``--midi-map`` (built-in map by default).
+    bit_depth : ``"16"``, ``"24"`` or ``"32f"``, optional
+        PCM outputs: 24 by default; 16 is TPDF-dithered (:mod:`realtime.encode`).
     float_output : bool
-        Write 32-bit float WAV instead of 24-bit PCM.
+        Same as ``bit_depth="32f"`` (``--float``).
+    output_rate : int, optional
+        Deliver at this sample rate (the input is resampled with soxr before mastering).
     overwrite : bool
         Replace an existing output file.
     block_size : int
@@ -610,9 +625,14 @@ def render_file(
     progress : callable, optional
         ``progress(pass_number, done_seconds, total_seconds)`` after every block.
     params_out : path-like, optional
-        JSON lines of the parameters set at t = 0 (INTERFACE.md ``--params-out``).
+        JSON lines of the parameters set at t = 0 and the AI's changes (INTERFACE.md ``--params-out``).
     loudness_mode : ``"search"`` or ``"follow"``
         See :func:`render_array`.
+    settings : realtime.api.MasterSettings, optional
+        All processing settings at once (batch workers); replaces the keyword
+        arguments from ``target_lufs`` to ``midi_map``.
+    estimator : optional
+        An already loaded model (batch workers load it once per process).
 
     Returns
     -------
@@ -624,39 +644,38 @@ def render_file(
         All before anything is written, except errors of the final write itself
         (disk full, ...), which leave no partial file behind.
     """
+    from .api import MasterSettings, master_core
+    from .encode import Delivery, deliver, resample
+
     t0 = time.perf_counter()
     # 1. arguments
-    ai_amount = validate_setting("ai_amount", ai_amount, error=RenderUsageError)
-    amounts = {
-        k: validate_setting("aspect_amount", v, flag=f"--amount {k}", error=RenderUsageError)
-        for k, v in (amounts or {}).items()
-    }
-    ai_hop_s = validate_setting("ai_hop_s", ai_hop_s, error=RenderUsageError)
-    crossfade_s = validate_setting("crossfade_s", crossfade_s, error=RenderUsageError)
-    block_size = validate_setting("block_size", block_size, error=RenderUsageError)
-    if loudness_mode not in LOUDNESS_MODES:
-        raise RenderUsageError(f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {loudness_mode!r}")
-    target_lufs = validate_setting("target_lufs", target_lufs, error=RenderUsageError)
-    values = _validated_params(params)
-    notes: list[str] = []
-    if ceiling_dbtp is None:
-        ceiling = values.get("limiter_ceiling_dbtp", PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]].default)
-    else:
-        ceiling = validate_setting("ceiling_dbtp", ceiling_dbtp, error=RenderUsageError)
-        if "limiter_ceiling_dbtp" in values and values["limiter_ceiling_dbtp"] != ceiling:
-            notes.append(
-                f"--ceiling-dbtp {ceiling:g} overrides limiter_ceiling_dbtp "
-                f"{values['limiter_ceiling_dbtp']:g} from the parameters"
-            )
-    if "limiter_ceiling_dbtp" in values:
-        values["limiter_ceiling_dbtp"] = ceiling
-    subtype = "FLOAT" if float_output else "PCM_24"
+    if settings is None:
+        settings = MasterSettings(
+            target_lufs=target_lufs,
+            ceiling_dbtp=ceiling_dbtp,
+            model=model,
+            params=params,
+            ai_amount=ai_amount,
+            ai_hop_s=ai_hop_s,
+            crossfade_s=crossfade_s,
+            loudness_mode=loudness_mode,
+            block_size=block_size,
+            midi_file=midi_file,
+            midi_map=midi_map,
+            amounts=amounts,
+        )
+    checked = settings.checked()
+    if float_output:
+        if bit_depth not in (None, "32f"):
+            raise RenderUsageError(f"--float and --bit-depth {bit_depth} disagree; give one of them")
+        bit_depth = "32f"
 
     # 2. paths (nothing has been written yet)
     in_str = os.fspath(in_path)
     out_str = os.fspath(out_path)
-    probe_audio(in_str)
-    check_output_format(out_str, subtype)
+    delivery = Delivery.for_path(out_str, bit_depth, output_rate)
+    sinfo = probe_audio(in_str)
+    out_rate = delivery.rate_for(out_str, sinfo.samplerate)
     out_abs = _check_writable_target(out_str, "output", overwrite=overwrite, protect=(in_str,))
     po_abs = None
     if params_out is not None:
@@ -665,78 +684,62 @@ def render_file(
         if _same_file(out_abs, po_abs):
             raise RenderUsageError(f"{po_str}: --params-out is the same file as the output")
 
-    # 3. model, automation, read, measure, render
-    automation = None
-    if midi_file is not None:
-        from .midi import MidiFileAutomation, load_map
-
-        automation = MidiFileAutomation.load(os.fspath(midi_file), load_map(midi_map))
-    estimator = load_estimator(model, notes.append)
+    # 3. read, master, deliver
     raw, sample_rate, info = read_audio_file(in_str)
-    notes = info.notes + notes
-    # input loudness of the file as it is (BS.1770-4 weights of its layout, audio_io.LAYOUTS)
-    weights = LAYOUTS[info.channels].weights if info.channels in LAYOUTS else None
-    m_in = measure(raw, sample_rate, channel_weights=weights)
-    x = to_processing_layout(raw)
-    del raw
-    result = render_array(
-        x,
-        sample_rate,
-        target_lufs=target_lufs,
-        ceiling_dbtp=ceiling,
-        params=values,
-        block_size=block_size,
-        progress=progress,
-        input_integrated_lufs=m_in["integrated_lufs"],
-        loudness_mode=loudness_mode,
-        estimator=estimator,
-        ai_amount=ai_amount,
-        amounts=amounts,
-        ai_hop_s=ai_hop_s,
-        crossfade_s=crossfade_s,
-        midi_file=automation,
-    )
-    notes += result.notes
-    chosen = result.chosen
-    reached = (
-        math.isfinite(chosen.integrated_lufs) and abs(chosen.integrated_lufs - target_lufs) <= LOUDNESS_TOLERANCE_LU
-    )
-    if not reached and math.isfinite(chosen.integrated_lufs):
-        notes.append(f"output is {chosen.integrated_lufs:.1f} LUFS, not the {target_lufs:g} LUFS asked for")
+    notes = list(info.notes)
+    if out_rate != sample_rate:
+        from mixpilot.dsp.meter import measure
 
-    # 4. write
-    write_audio_atomic(out_abs, result.out, sample_rate, subtype)
+        weights = LAYOUTS[info.channels].weights if info.channels in LAYOUTS else None
+        m_src = measure(raw, sample_rate, channel_weights=weights)
+        raw = resample(raw, sample_rate, out_rate)
+        notes.append(f"resampled {sample_rate} -> {out_rate} Hz (soxr, very high quality) before mastering")
+    y, rep, result = master_core(
+        raw,
+        out_rate,
+        checked,
+        progress=progress,
+        notes=notes,
+        nonfinite_samples=info.nonfinite_samples,
+        limiter_margin_db=delivery.limiter_margin_db(checked.ceiling_dbtp),
+        estimator=estimator,
+    )
+    del raw
+    if out_rate != sample_rate:  # the input's own figures, at its own rate
+        rep.input_integrated_lufs = m_src["integrated_lufs"]
+        rep.input_true_peak_dbtp = m_src["true_peak_dbtp"]
+        rep.input_lra_lu = m_src["loudness_range_lu"]
+    out = deliver(
+        y,
+        out_rate,
+        delivery,
+        out_abs,
+        ceiling_dbtp=checked.ceiling_dbtp,
+        true_peak_dbtp=rep.output_true_peak_dbtp,
+        integrated_lufs=rep.output_integrated_lufs,
+        lra_lu=rep.output_lra_lu,
+    )
     if po_abs is not None:
-        _write_params_out(po_abs, values, chosen.gain_db, result.ai_updates)
+        _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.ai_updates)
+    rep.notes += out.notes
+    reached = math.isfinite(out.integrated_lufs) and abs(out.integrated_lufs - rep.target_lufs) <= LOUDNESS_TOLERANCE_LU
     seconds = time.perf_counter() - t0
-    duration = x.shape[0] / sample_rate
+    fields = rep.as_dict()
+    fields.update(
+        output_integrated_lufs=out.integrated_lufs,
+        output_true_peak_dbtp=out.true_peak_dbtp,
+        output_lra_lu=out.lra_lu,
+        target_reached=reached if math.isfinite(rep.input_integrated_lufs) else rep.target_reached,
+        seconds=seconds,
+        realtime_factor=rep.duration_s / seconds if seconds > 0 else math.inf,
+    )
     return RenderReport(
         input_path=in_str,
         output_path=out_str,
-        sample_rate=sample_rate,
-        frames=int(x.shape[0]),
-        input_channels=info.channels,
-        output_channels=int(x.shape[1]),
-        subtype=subtype,
-        target_lufs=target_lufs,
-        ceiling_dbtp=ceiling,
-        input_integrated_lufs=m_in["integrated_lufs"],
-        input_true_peak_dbtp=m_in["true_peak_dbtp"],
-        input_lra_lu=m_in["loudness_range_lu"],
-        output_integrated_lufs=chosen.integrated_lufs,
-        output_true_peak_dbtp=chosen.true_peak_dbtp,
-        output_lra_lu=chosen.lra_lu,
-        loudness_gain_db=chosen.gain_db,
-        max_comp_gain_reduction_db=chosen.comp_gr_db,
-        max_limiter_gain_reduction_db=chosen.limiter_gr_db,
-        passes=len(result.passes),
-        target_reached=reached,
-        seconds=seconds,
-        realtime_factor=duration / seconds if seconds > 0 else math.inf,
-        latency_samples=result.latency_samples,
-        nonfinite_samples=info.nonfinite_samples,
-        notes=notes,
-        model=getattr(estimator, "name", "none") if estimator is not None else "none",
-        ai_updates=len(result.ai_updates),
-        inference=result.inference,
+        input_sample_rate=int(sample_rate),
+        format=delivery.format,
+        subtype=out.subtype,
+        trim_db=out.trim_db,
+        encodes=out.encodes,
+        **fields,
     )

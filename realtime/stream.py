@@ -385,6 +385,7 @@ class _Run:
         self.finished = threading.Event()
         self.callback_error: str | None = None
         self.stop_reason: str | None = None
+        self.end_reason = "end of file"  # what reaching end_frames means: "end of file" or "seconds"
         self.switch_interval_s = SWITCH_INTERVAL_S
 
     # The audio callback.  Everything here is O(1) Python around one Numba call.
@@ -448,7 +449,7 @@ class _Run:
             self.durations[i] = t1 - t0
             self.last_ns[0] = t1
             if self.end_frames is not None and done + frames >= self.end_frames:
-                self.stop_reason = "end of file"
+                self.stop_reason = self.end_reason
                 raise _sd().CallbackStop
         except _sd().CallbackStop:
             raise
@@ -761,11 +762,13 @@ def run(
         )
         engine.warm_up()
         end_frames = None
+        end_reason = "end of file"
         if opts.mode == "play":
             end_frames = src.shape[0] + engine.latency_samples
         if opts.seconds is not None:
             limit = int(round(opts.seconds * sr))
-            end_frames = limit if end_frames is None else min(end_frames, limit)
+            if end_frames is None or limit < end_frames:
+                end_frames, end_reason = limit, "seconds"
         if record_abs:
             recorder = Recorder(record_abs, sr, channels)
         bank = None
@@ -773,6 +776,7 @@ def run(
             bank = ControlBank()
             engine.attach_controls(bank, automation)
         runner = _Run(engine, src, end_frames, recorder, opts.blocksize)
+        runner.end_reason = end_reason
         runner.switch_interval_s = opts.switch_interval_s
         _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
         # kept only for --params-out (a long session with a MIDI flood would otherwise grow without end)

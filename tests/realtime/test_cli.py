@@ -132,11 +132,16 @@ def test_progress_bar_format():
     bar(1, 12.16, 27.0)  # same percent: not redrawn
     bar.finish()
     assert s.getvalue() == "\r[#########...........]  45%  12.2 s / 27.0 s  pass 1\n"
+    # not a terminal: the first line, then one line per 5 s (tqdm's behaviour), and the finishing line
     s = io.StringIO()
-    bar = ProgressBar(s, tty=False)
+    now = [0.0]
+    bar = ProgressBar(s, tty=False, clock=lambda: now[0])
     for i in range(1, 1001):
+        now[0] = i * 0.021  # 1000 updates over 21 s
         bar(1, i * 0.027, 27.0)
-    assert len(s.getvalue().splitlines()) == 11  # the first call (0 %), then 10 %, 20 %, ... 100 %
+    lines = s.getvalue().splitlines()
+    assert len(lines) == 6  # at 0.02 s, 5.02, 10.02, 15.02, 20.02 and the 100 % line
+    assert lines[0].startswith("[....................]   0%") and lines[-1].startswith("[####################] 100%")
 
 
 def test_params_json_and_table(capsys):
@@ -195,7 +200,7 @@ def _case_nine_channels(tmp_path, song):
 
 
 def _case_bad_extension(tmp_path, song):
-    return [song, tmp_path / "o.mp3"], 2, "output formats are .wav, .flac"
+    return [song, tmp_path / "o.aiff"], 2, "output formats are .wav, .flac, .ogg, .mp3"
 
 
 def _case_float_flac(tmp_path, song):
@@ -394,10 +399,14 @@ def test_real_process_prints_no_traceback(song, tmp_path):
 def test_write_failure_is_one_line(song, tmp_path, capsys, monkeypatch):
     from mixpilot.realtime import audio_io
 
-    def disk_full(path, *args, **kwargs):
+    real = audio_io.sf.SoundFile
+
+    def disk_full(path, mode="r", *args, **kwargs):
+        if mode != "w":
+            return real(path, mode, *args, **kwargs)
         raise OSError(28, "No space left on device", path)
 
-    monkeypatch.setattr(audio_io.sf, "write", disk_full)
+    monkeypatch.setattr(audio_io.sf, "SoundFile", disk_full)
     code, _, err = run(["render", song, tmp_path / "o.wav", "--quiet"], capsys)
     assert code == 1 and len(err.splitlines()) == 1
     assert err.startswith("mixpilot: error: ") and "No space left on device" in err

@@ -138,7 +138,7 @@ def test_twenty_seconds_without_xruns_with_the_meter_ui(jack_server, tmp_path, t
         "flags",
         st["status_flags"],
     )
-    assert res.reason == "end of file" and res.error is None
+    assert res.reason == "seconds" and res.error is None  # --seconds 20 ended a 21 s song
     assert st["blocks"] >= 20 * SR // 128
     assert ui.getvalue().count("LUFS") >= 15  # the UI thread printed about once a second
     # xruns depend on the machine's scheduling: reported (above, and in the issue note), not asserted
@@ -229,7 +229,7 @@ def test_headless_starts_and_stops_its_own_jack_server(tmp_path, tmp_wav):
     assert p.returncode == 0, p.stderr
     assert "running headless on a JACK dummy server" in p.stderr
     st = json.loads(stats.read_text())
-    assert st["seconds"] >= 1.5 and st["end"] == "end of file"
+    assert st["seconds"] >= 1.5 and st["end"] == "seconds"  # --seconds 1.5 ended a 2 s song
     name = p.stderr.split("jackd -n ", 1)[1].split()[0]
     assert subprocess.run(["pgrep", "-f", f"jackd -n {name} "], capture_output=True).returncode == 1  # gone
 
@@ -240,6 +240,8 @@ def test_live_processes_the_jack_capture_ports(jack_server, tmp_path):
     assert p.returncode == 0, p.stderr
     st = json.loads(stats.read_text())
     assert st["blocks"] >= 2 * SR // 128 - 2 and st["samplerate"] == SR
+    assert st["end"] == "seconds"
+    assert "live ended (seconds)" in p.stderr
 
 
 def test_devices_lists_the_jack_device(jack_server, capsys):

@@ -1,0 +1,456 @@
+"""The Python API behind ``mixpilot.master`` and ``mixpilot.analyze`` -- and behind ``mixpilot render``.
+
+``mixpilot render`` (:func:`realtime.render.render_file`) is this module plus
+file reading and delivery: both validate their settings with
+:meth:`MasterSettings.checked` and process with :func:`master_core`, so a
+script and the command line give bit-identical samples for the same settings
+(``tests/realtime/test_api.py`` checks it against a ``--bit-depth 32f``
+render).  The defaults are the command line's: the shipped AI model, -14 LUFS,
+-1 dBTP, the loudness search.
+
+>>> import numpy as np, mixpilot
+>>> y, report = mixpilot.master(x, 44100)                        # doctest: +SKIP
+>>> y, report = mixpilot.master(x, 44100, target_lufs=-23, model="none")  # doctest: +SKIP
+
+Layouts: a 1-D array is mono and comes back 1-D; ``[frames, 1]`` and
+``[frames, 2]`` come back in their own shape; ``[frames, 3..8]`` (surround,
+WAV channel order) is measured in its own layout and mastered as its ITU-R
+BS.775 stereo downmix, so it comes back ``[frames, 2]`` (a note says so).
+The output is float32, aligned with the input (the limiter latency is
+compensated) and exactly as long.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mixpilot.dsp.params import ASPECTS, PARAM_INDEX, PARAMS
+from mixpilot.dsp.settings import setting
+from mixpilot.dsp.settings import validate as validate_setting
+from mixpilot.dsp.spec import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+from .render import (
+    LOUDNESS_MODES,
+    LOUDNESS_TOLERANCE_LU,
+    ArrayRender,
+    ProgressCallback,
+    RenderUsageError,
+    _validated_params,
+    render_array,
+)
+
+__all__ = [
+    "DEFAULT_CEILING_DBTP",
+    "DEFAULT_MODEL",
+    "DEFAULT_TARGET_LUFS",
+    "CheckedSettings",
+    "MasterReport",
+    "MasterSettings",
+    "analyze",
+    "master",
+    "master_core",
+]
+
+DEFAULT_TARGET_LUFS: float = setting("target_lufs").default  # dsp.settings: -14
+DEFAULT_CEILING_DBTP: float = setting("ceiling_dbtp").default  # -1
+DEFAULT_MODEL = "default"
+AMOUNT_ASPECTS = tuple(a for a in ASPECTS if a != "safety")  # what --amount ASPECT=A takes
+
+
+@dataclass(frozen=True)
+class CheckedSettings:
+    """:class:`MasterSettings` after validation: plain numbers, the parameter values, notes."""
+
+    target_lufs: float
+    ceiling_dbtp: float
+    values: dict
+    model: str | None
+    ai_amount: float
+    ai_hop_s: float
+    crossfade_s: float
+    loudness_mode: str
+    block_size: int
+    midi_file: str | None
+    midi_map: str | None
+    amounts: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MasterSettings:
+    """Everything that decides the mastered samples (not the file they are delivered in).
+
+    Picklable, so a batch hands the same settings to every worker process or
+    Ray task.  ``ceiling_dbtp=None`` takes ``limiter_ceiling_dbtp`` from
+    ``params`` (or the table default, -1 dBTP); a number overrides ``params``.
+    ``model`` is ``"default"``, a name in ``models_onnx/``, a path to an
+    ``.onnx`` with its card, or ``"none"`` for static parameters.
+    """
+
+    target_lufs: float | None = DEFAULT_TARGET_LUFS
+    ceiling_dbtp: float | None = DEFAULT_CEILING_DBTP
+    model: str | None = DEFAULT_MODEL
+    params: Mapping[str, float] | None = None
+    ai_amount: float = setting("ai_amount").default
+    ai_hop_s: float = setting("ai_hop_s").default
+    crossfade_s: float = setting("crossfade_s").default
+    loudness_mode: str = "search"
+    block_size: int = setting("block_size").default
+    midi_file: str | None = None
+    midi_map: str | None = None
+    amounts: Mapping[str, float] | None = None  # per-aspect AI amounts (--amount tone=0.5), on top of ai_amount
+
+    def checked(self) -> CheckedSettings:
+        """Validate every value against the settings table (:mod:`dsp.settings`) and the parameter table.
+
+        Raises one-line :class:`RenderUsageError` / ``ParameterError`` (usage errors, exit code 2).
+        """
+
+        def check(name: str, value: object, flag: str | None = None):
+            return validate_setting(name, value, flag=flag, error=RenderUsageError)
+
+        amounts = {k: check("aspect_amount", v, f"--amount {k}") for k, v in dict(self.amounts or {}).items()}
+        bad = sorted(set(amounts) - set(AMOUNT_ASPECTS))
+        if bad:
+            raise RenderUsageError(f"--amount {bad[0]}: not an aspect; the aspects are {', '.join(AMOUNT_ASPECTS)}")
+        if self.loudness_mode not in LOUDNESS_MODES:
+            raise RenderUsageError(
+                f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {self.loudness_mode!r}"
+            )
+        target = check("target_lufs", DEFAULT_TARGET_LUFS if self.target_lufs is None else self.target_lufs)
+        values = _validated_params(self.params)
+        notes: list[str] = []
+        if self.ceiling_dbtp is None:
+            ceiling = values.get("limiter_ceiling_dbtp", PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]].default)
+        else:
+            ceiling = check("ceiling_dbtp", self.ceiling_dbtp)
+            if "limiter_ceiling_dbtp" in values and values["limiter_ceiling_dbtp"] != ceiling:
+                notes.append(
+                    f"--ceiling-dbtp {ceiling:g} overrides limiter_ceiling_dbtp "
+                    f"{values['limiter_ceiling_dbtp']:g} from the parameters"
+                )
+        if "limiter_ceiling_dbtp" in values:
+            values["limiter_ceiling_dbtp"] = ceiling
+        return CheckedSettings(
+            target_lufs=target,
+            ceiling_dbtp=float(ceiling),
+            values=values,
+            model=self.model,
+            ai_amount=check("ai_amount", self.ai_amount),
+            ai_hop_s=check("ai_hop_s", self.ai_hop_s),
+            crossfade_s=check("crossfade_s", self.crossfade_s),
+            loudness_mode=self.loudness_mode,
+            block_size=check("block_size", self.block_size),
+            midi_file=None if self.midi_file is None else os.fspath(self.midi_file),
+            midi_map=None if self.midi_map is None else os.fspath(self.midi_map),
+            amounts=amounts,
+            notes=tuple(notes),
+        )
+
+
+@dataclass
+class MasterReport:
+    """What :func:`master` did.  Loudness in LUFS, peaks in dBTP, gain reduction in dB (>= 0).
+
+    ``output_*`` describe the returned float samples; ``limiter_ceiling_dbtp``
+    is the ceiling the limiter ran at (``ceiling_dbtp`` less a delivery margin
+    when a file format needs one, see :mod:`realtime.encode`).
+    """
+
+    sample_rate: int
+    frames: int
+    input_channels: int
+    output_channels: int
+    target_lufs: float
+    ceiling_dbtp: float
+    limiter_ceiling_dbtp: float
+    input_integrated_lufs: float
+    input_true_peak_dbtp: float
+    input_lra_lu: float
+    output_integrated_lufs: float
+    output_true_peak_dbtp: float
+    output_lra_lu: float
+    loudness_gain_db: float
+    max_comp_gain_reduction_db: float
+    max_limiter_gain_reduction_db: float
+    passes: int
+    target_reached: bool
+    seconds: float
+    realtime_factor: float
+    latency_samples: int
+    nonfinite_samples: int
+    notes: list[str] = field(default_factory=list)
+    model: str = "none"  # the estimator that ran: a model name, "heuristic", or "none"
+    ai_updates: int = 0
+    inference: dict | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def loudness_error_lu(self) -> float:
+        return self.output_integrated_lufs - self.target_lufs
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def master_core(
+    raw: np.ndarray,
+    sample_rate: int,
+    settings: CheckedSettings,
+    *,
+    progress: ProgressCallback | None = None,
+    notes: list[str] | None = None,
+    nonfinite_samples: int = 0,
+    limiter_margin_db: float = 0.0,
+    estimator=None,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[np.ndarray, MasterReport, ArrayRender]:
+    """Master ``raw`` [frames, 1..8] float32 at ``sample_rate``: measure, downmix, render, report.
+
+    The one processing path of :func:`master` and :func:`realtime.render.render_file`.
+    ``limiter_margin_db`` lowers the limiter's ceiling for a delivery format
+    that overshoots (lossy codecs, dither); ``estimator`` reuses a loaded
+    model (batch workers), otherwise ``settings.model`` is loaded.
+
+    Returns the rendered [frames, 1|2] float32, the report and the raw
+    :class:`realtime.render.ArrayRender` (its ``ai_updates`` feed ``--params-out``).
+    """
+    from mixpilot.dsp.meter import measure
+    from mixpilot.inference.worker import load_estimator
+
+    from .audio_io import LAYOUTS, to_processing_layout
+
+    t0 = time.perf_counter()
+    notes = list(notes or []) + list(settings.notes)
+    automation = None
+    if settings.midi_file is not None:
+        from .midi import MidiFileAutomation, load_map
+
+        automation = MidiFileAutomation.load(settings.midi_file, load_map(settings.midi_map))
+    if estimator is None:
+        estimator = load_estimator(settings.model, warn or notes.append)
+    channels = int(raw.shape[1])
+    # input loudness of the audio as it is (BS.1770-4 weights of its layout, audio_io.LAYOUTS)
+    weights = LAYOUTS[channels].weights if channels in LAYOUTS else None
+    m_in = measure(raw, sample_rate, channel_weights=weights)
+    x = to_processing_layout(raw)
+    p_ceil = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
+    limiter_ceiling = max(settings.ceiling_dbtp - max(limiter_margin_db, 0.0), p_ceil.minimum)
+    values = dict(settings.values)
+    if "limiter_ceiling_dbtp" in values:
+        values["limiter_ceiling_dbtp"] = limiter_ceiling
+    result = render_array(
+        x,
+        sample_rate,
+        target_lufs=settings.target_lufs,
+        ceiling_dbtp=limiter_ceiling,
+        params=values,
+        block_size=settings.block_size,
+        progress=progress,
+        input_integrated_lufs=m_in["integrated_lufs"],
+        loudness_mode=settings.loudness_mode,
+        estimator=estimator,
+        ai_amount=settings.ai_amount,
+        ai_hop_s=settings.ai_hop_s,
+        crossfade_s=settings.crossfade_s,
+        midi_file=automation,
+        amounts=settings.amounts,
+    )
+    notes += result.notes
+    chosen = result.chosen
+    target = settings.target_lufs
+    reached = math.isfinite(chosen.integrated_lufs) and abs(chosen.integrated_lufs - target) <= LOUDNESS_TOLERANCE_LU
+    if not reached and math.isfinite(chosen.integrated_lufs):
+        notes.append(f"output is {chosen.integrated_lufs:.1f} LUFS, not the {target:g} LUFS asked for")
+    seconds = time.perf_counter() - t0
+    duration = x.shape[0] / sample_rate
+    report = MasterReport(
+        sample_rate=int(sample_rate),
+        frames=int(x.shape[0]),
+        input_channels=channels,
+        output_channels=int(x.shape[1]),
+        target_lufs=target,
+        ceiling_dbtp=settings.ceiling_dbtp,
+        limiter_ceiling_dbtp=limiter_ceiling,
+        input_integrated_lufs=m_in["integrated_lufs"],
+        input_true_peak_dbtp=m_in["true_peak_dbtp"],
+        input_lra_lu=m_in["loudness_range_lu"],
+        output_integrated_lufs=chosen.integrated_lufs,
+        output_true_peak_dbtp=chosen.true_peak_dbtp,
+        output_lra_lu=chosen.lra_lu,
+        loudness_gain_db=chosen.gain_db,
+        max_comp_gain_reduction_db=chosen.comp_gr_db,
+        max_limiter_gain_reduction_db=chosen.limiter_gr_db,
+        passes=len(result.passes),
+        target_reached=reached,
+        seconds=seconds,
+        realtime_factor=duration / seconds if seconds > 0 else math.inf,
+        latency_samples=result.latency_samples,
+        nonfinite_samples=nonfinite_samples,
+        notes=notes,
+        model=getattr(estimator, "name", "none") if estimator is not None else "none",
+        ai_updates=len(result.ai_updates),
+        inference=result.inference,
+    )
+    return result.out, report, result
+
+
+def _as_frames(audio: object, sample_rate: object) -> tuple[np.ndarray, int, bool]:
+    """``audio`` as C-contiguous float32 [frames, channels]; whether it was 1-D; the checked rate."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        if isinstance(sample_rate, float) and sample_rate.is_integer():
+            sample_rate = int(sample_rate)
+        else:
+            raise RenderUsageError(f"sample_rate must be an integer number of Hz, got {sample_rate!r}")
+    sr = int(sample_rate)
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise RenderUsageError(f"sample_rate {sr} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    a = np.asarray(audio)
+    if a.dtype.kind != "f":
+        raise RenderUsageError(
+            f"audio must be floating point (-1..1 full scale), got {a.dtype}; divide integer PCM by its full scale"
+        )
+    mono = a.ndim == 1
+    if mono:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise RenderUsageError(f"audio must be 1-D (mono) or [frames, channels], got shape {a.shape}")
+    from .audio_io import MAX_CHANNELS
+
+    if not 1 <= a.shape[1] <= MAX_CHANNELS:
+        raise RenderUsageError(
+            f"audio has {a.shape[1]} channels (shape {a.shape}); 1..{MAX_CHANNELS} channels as [frames, channels]"
+        )
+    if a.shape[0] == 0:
+        raise RenderUsageError("audio is empty (0 frames)")
+    return np.ascontiguousarray(a, dtype=np.float32), sr, mono
+
+
+def master(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    target_lufs: float | None = None,
+    ceiling_dbtp: float | None = DEFAULT_CEILING_DBTP,
+    model: str | None = DEFAULT_MODEL,
+    amount: Mapping[str, float] | None = None,
+    params: Mapping[str, float] | None = None,
+    ai_amount: float = 1.0,
+    ai_hop_s: float = 0.5,
+    crossfade_s: float = 2.0,
+    loudness_mode: str = "search",
+    block_size: int = 1024,
+    midi_file: str | os.PathLike[str] | None = None,
+    midi_map: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[np.ndarray, MasterReport]:
+    """Master a buffer: the whole mixing chain with the AI, delivered at a loudness under a true-peak ceiling.
+
+    Parameters
+    ----------
+    audio : np.ndarray
+        Float samples at full scale 1.0: 1-D (mono) or ``[frames, channels]``
+        with 1..8 channels (3..8 are downmixed to stereo, ITU-R BS.775).
+        NaN/Inf samples are processed as silence (counted in the report).
+    sample_rate : int
+        Hz, 8000..192000.
+    target_lufs : float, optional
+        Integrated loudness to deliver (BS.1770-4), -60..0 LUFS; ``None`` means -14.
+    ceiling_dbtp : float or None
+        True-peak ceiling of the limiter, dBTP (default -1); ``None`` takes
+        ``limiter_ceiling_dbtp`` from ``params`` or the table default.
+    model : str or None
+        ``"default"`` (the shipped model), a name in ``models_onnx/``, a path
+        to an ``.onnx`` with its ``.json`` card, or ``"none"`` for static
+        parameters.  A model that cannot be used gives a note and the
+        analysis-based heuristic.
+    amount : mapping of aspect to 0..1, optional
+        Per-aspect AI amounts (``{"tone": 0.5, "width": 0}``; aspects
+        ``tone``, ``width``, ``dynamics``, ``loudness``, ``space``), on top of
+        ``ai_amount`` (``--amount tone=0.5,width=0``).
+    params : mapping of str to float, optional
+        Static parameter values (``mixpilot params`` lists them); the AI starts from them.
+    ai_amount : float
+        0..1, blend between neutral parameters and the AI's.
+    ai_hop_s, crossfade_s : float
+        Seconds between AI updates and the glide into each.
+    loudness_mode : ``"search"`` or ``"follow"``
+        ``"search"`` renders passes until the output meets the target;
+        ``"follow"`` one pass with the real-time loudness follower.
+    block_size : int
+        Frames per engine block (the result does not depend on it).
+    midi_file, midi_map : path, optional
+        CC automation from a MIDI file through a controller map.
+    progress : callable, optional
+        ``progress(pass_number, done_seconds, total_seconds)`` after every block.
+
+    Returns
+    -------
+    audio : np.ndarray, float32
+        The master, the input's layout (1-D stays 1-D; 3..8 channels come back as stereo).
+    report : MasterReport
+
+    Raises
+    ------
+    realtime.render.RenderUsageError, dsp.params.ParameterError
+        Bad arguments (one-line messages).
+    """
+    settings = MasterSettings(
+        target_lufs=target_lufs,
+        ceiling_dbtp=ceiling_dbtp,
+        model=model,
+        params=params,
+        ai_amount=ai_amount,
+        ai_hop_s=ai_hop_s,
+        crossfade_s=crossfade_s,
+        loudness_mode=loudness_mode,
+        block_size=block_size,
+        midi_file=None if midi_file is None else os.fspath(midi_file),
+        midi_map=None if midi_map is None else os.fspath(midi_map),
+        amounts=amount,
+    ).checked()
+    from .audio_io import content_notes
+
+    raw, sr, mono = _as_frames(audio, sample_rate)
+    bad, notes = content_notes(raw)
+    y, report, _ = master_core(raw, sr, settings, progress=progress, notes=notes, nonfinite_samples=bad)
+    return (y[:, 0].copy() if mono else y), report
+
+
+def analyze(
+    audio: np.ndarray | str | os.PathLike[str],
+    sample_rate: int | None = None,
+    *,
+    model: str | None = DEFAULT_MODEL,
+    hop_s: float = 1.5,
+) -> dict:
+    """What ``mixpilot analyze`` reports, as a dict: loudness, true peak, LRA, spectrum, AI suggestions.
+
+    ``audio`` is a path to an audio file, or an array as for :func:`master`
+    with its ``sample_rate``.  Files and buffers shorter than the AI's 3 s
+    window are analysed as they are, without AI suggestions (a note says so).
+    Non-finite values (silence, mono width) are ``+-inf`` floats; ``mixpilot
+    analyze --json`` writes them as ``null``.
+    """
+    from .analyze import analyze_array, analyze_file
+
+    if isinstance(audio, (str, os.PathLike)):
+        if sample_rate is not None:
+            raise RenderUsageError("sample_rate is read from the file; give it only with an array")
+        return analyze_file(os.fspath(audio), model=model, hop_s=hop_s)
+    if sample_rate is None:
+        raise RenderUsageError("analyze(array) needs the sample_rate")
+    raw, sr, _ = _as_frames(audio, sample_rate)
+    from .audio_io import content_notes, to_processing_layout
+
+    _, notes = content_notes(raw)
+    return analyze_array(to_processing_layout(raw), sr, notes=notes, model=model, hop_s=hop_s)

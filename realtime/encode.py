@@ -1,0 +1,362 @@
+"""Delivery: a mastered float buffer into the file the user asked for, with the ceiling still held.
+
+``mixpilot render`` writes, by the output's extension:
+
+=========  ==========================================  =====================================
+ext        what                                        ``--bit-depth``
+=========  ==========================================  =====================================
+``.wav``   PCM or IEEE float                           ``16`` (TPDF dither), ``24`` (default), ``32f``
+``.flac``  FLAC                                        ``16`` (TPDF dither), ``24`` (default)
+``.ogg``   Ogg Vorbis, quality ``compression_level``   n/a (lossy)
+           0.3 (about 170 kb/s stereo at 44.1 kHz)
+``.mp3``   MPEG-1/2 Layer III (LAME), VBR,             n/a (lossy); 8..48 kHz only
+           ``compression_level`` 0.2 (about 170 kb/s)
+=========  ==========================================  =====================================
+
+All through libsndfile (soundfile; MP3 and Vorbis writing need libsndfile
+>= 1.1, :func:`check_codecs`).  Every file is written in chunks
+(:func:`realtime.audio_io.write_sound_file`): libvorbis ``alloca``\\ s a float per buffered
+frame on the stack, and one ``sf.write`` of a few minutes of audio crashes
+the process (libsndfile#1095, python-soundfile#426; seen here with 70 s of
+stereo at 44.1 kHz).
+
+**The ceiling after delivery.**  The limiter holds ``ceiling_dbtp`` on the
+float master.  What happens after it can add peak, and each step has its
+own margin (:meth:`Delivery.limiter_margin_db`, by which the limiter's
+ceiling is lowered before rendering, so the loudness search still meets
+the target):
+
+- *Quantisation* to ``b`` bits moves every sample by at most ``e_max`` (0.5
+  LSB rounding, plus 1 LSB for the TPDF dither at 16 bits); the 4x
+  true-peak interpolator (:mod:`dsp.oversample`) can amplify an error of
+  that size by at most ``G = max_r sum_k |h_r[k]|`` = 2.43 (its largest
+  branch L1 norm), so ``TP(x + e) <= TP(x) + G e_max``: the ceiling is
+  lowered by that (0.0011 dB at 16 bits, 4e-6 dB at 24).  Before
+  quantising, :func:`deliver` checks the float master's true peak against
+  ``ceiling - G e_max`` and trims the (rare) excess, so the bound holds
+  whatever the limiter did.
+- *Lossy codecs* drop and smear spectral detail and the decoded waveform
+  overshoots: measured on the demo song mastered to -14 LUFS / -1 dBTP, the
+  decoded true peak came out +0.19 dB (Vorbis q 0.3) and +0.12 dB (MP3 VBR
+  0.2) over the ceiling, up to +0.28 / +0.22 dB at the codecs' default
+  quality.  The limiter runs :data:`LOSSY_MARGIN_DB` (0.5 dB) below the
+  ceiling, and :func:`deliver` then decodes what it wrote (libsndfile's own
+  decoders: mpg123, libvorbis), measures, and when the decoded true peak is
+  still over the ceiling trims by the excess and encodes again (at most
+  :data:`MAX_ENCODES` times).  Loudness after decoding stays within 0.05 LU
+  of the master's at these qualities.
+- *Resampling* (``--output-rate``) happens *before* mastering
+  (:func:`resample`, soxr VHQ), so the limiter already works at the
+  delivery rate and no resampler runs after it.
+
+**16-bit TPDF dither.**  ``q = round(x 2^15 + d)`` with ``d = u1 - u2``,
+``u1, u2`` independent uniform on [0, 1): triangular on (-1, 1) LSB.  With
+this (non-subtractive, 2-LSB peak-to-peak TPDF) dither the total error
+``q 2^-15 - x`` has a mean of zero and a variance of ``Delta^2/4`` that do not
+depend on the signal (Delta = 1 LSB = 2^-15): the dither's own ``Delta^2/6``
+plus the rounding's ``Delta^2/12`` (Lipshitz, Wannamaker & Vanderkooy,
+"Quantization and Dither: A Theoretical Survey", J. Audio Eng. Soc. 40(5),
+1992, eqs. for the n = 2 rectangular-sum dither; Wannamaker, "The Theory of
+Dithered Quantization", 2003, ch. 4).  The noise floor is therefore
+``10 log10(Delta^2/4)`` = -96.33 dBFS (RMS, re full-scale 1.0), 4.77 dB above
+undithered rounding's ``Delta^2/12`` (-101.1 dBFS), without its distortion.
+The dither generator is seeded (:data:`DITHER_SEED`), so a render is
+reproducible bit for bit.  24 bits are rounded without dither (its error,
+-149 dBFS, is far below any converter's noise).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import soundfile as sf
+
+from mixpilot.dsp.settings import validate as validate_setting
+from mixpilot.fileio import replace_atomically
+
+from .audio_io import OUTPUT_FORMATS, UnsupportedOutputError, check_output_format, write_sound_file
+
+__all__ = [
+    "BIT_DEPTHS",
+    "DITHER_SEED",
+    "LOSSY_MARGIN_DB",
+    "LOSSY_OPTIONS",
+    "MAX_ENCODES",
+    "MP3_SAMPLE_RATES",
+    "Delivered",
+    "Delivery",
+    "check_codecs",
+    "deliver",
+    "interpolator_gain",
+    "quantize",
+    "resample",
+]
+
+#: --bit-depth -> libsndfile subtype
+BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+#: lossy format -> (subtype, soundfile write options)
+LOSSY_OPTIONS = {
+    "OGG": ("VORBIS", {"compression_level": 0.3}),
+    "MP3": ("MPEG_LAYER_III", {"compression_level": 0.2, "bitrate_mode": "VARIABLE"}),
+}
+#: dB the limiter runs below the ceiling for a lossy output (measured overshoot <= 0.28 dB)
+LOSSY_MARGIN_DB = 0.5
+MAX_ENCODES = 3
+#: MPEG-1, -2 and -2.5 Layer III sample rates
+MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+DITHER_SEED = 0x6D70  # "mp": fixed, so renders are reproducible
+_TRIM_EXTRA_DB = 0.02  # a re-encode aims this far under the ceiling
+
+
+def interpolator_gain() -> float:
+    """``G``: the largest L1 norm of the 4x true-peak interpolator's branches (2.43)."""
+    from mixpilot.dsp.oversample import TP_COEFFS
+
+    return float(np.abs(TP_COEFFS).sum(axis=1).max())
+
+
+def _error_peak(bits: int | None) -> float:
+    """Largest |quantised - float| sample error at ``bits`` (16: 1 LSB dither + 0.5 rounding)."""
+    if bits is None:
+        return 0.0
+    lsb = 2.0 ** -(bits - 1)
+    return (1.5 if bits == 16 else 0.5) * lsb
+
+
+def check_codecs() -> None:
+    """Raise :class:`UnsupportedOutputError` when libsndfile cannot write MP3 and Vorbis."""
+    fmts = sf.available_formats()
+    if "MP3" not in fmts or "OGG" not in fmts:
+        raise UnsupportedOutputError(
+            f"this libsndfile ({sf.__libsndfile_version__}) cannot write MP3/Ogg Vorbis; libsndfile >= 1.1 can"
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The file to deliver: format (from the extension), bit depth, sample rate.
+
+    Build it with :meth:`for_path`, which validates everything and raises one-line errors.
+    """
+
+    format: str  # WAV, FLAC, OGG, MP3
+    bit_depth: str | None  # "16", "24", "32f"; None for lossy formats
+    output_rate: int | None = None  # None: the input's rate
+
+    @classmethod
+    def for_path(
+        cls, path: str | os.PathLike[str], bit_depth: str | int | None = None, output_rate: int | None = None
+    ) -> Delivery:
+        p = os.fspath(path)
+        ext = os.path.splitext(p)[1].lower()
+        fmt = OUTPUT_FORMATS.get(ext)
+        if fmt is None:
+            shown = ext if ext else "no extension"
+            raise UnsupportedOutputError(f"{p}: cannot write {shown}; output formats are {', '.join(OUTPUT_FORMATS)}")
+        output_rate = validate_setting("output_rate", output_rate, error=UnsupportedOutputError)
+        if fmt in LOSSY_OPTIONS:
+            check_codecs()
+            if bit_depth is not None:
+                raise UnsupportedOutputError(
+                    f"{p}: {fmt} is a lossy codec; --bit-depth applies to .wav and .flac only (drop it)"
+                )
+            return cls(fmt, None, output_rate)
+        depth = "24" if bit_depth is None else str(bit_depth)
+        if depth not in BIT_DEPTHS:
+            raise UnsupportedOutputError(f"--bit-depth must be one of {', '.join(BIT_DEPTHS)}, not {bit_depth!r}")
+        if fmt == "FLAC" and depth == "32f":
+            raise UnsupportedOutputError(
+                f"{p}: FLAC cannot hold floating-point samples; write a .wav for 32-bit float, or use 16 or 24 bits"
+            )
+        check_output_format(p, BIT_DEPTHS[depth])
+        return cls(fmt, depth, output_rate)
+
+    @property
+    def lossy(self) -> bool:
+        return self.format in LOSSY_OPTIONS
+
+    @property
+    def subtype(self) -> str:
+        return LOSSY_OPTIONS[self.format][0] if self.lossy else BIT_DEPTHS[self.bit_depth or "24"]
+
+    @property
+    def bits(self) -> int | None:
+        """Integer bits of a PCM output, None for float and lossy outputs."""
+        return None if self.lossy or self.bit_depth == "32f" else int(self.bit_depth or "24")
+
+    def rate_for(self, path: str, input_rate: int) -> int:
+        """The output sample rate for an input at ``input_rate``; MP3 takes only its own rates."""
+        rate = self.output_rate or int(input_rate)
+        if self.format == "MP3" and rate not in MP3_SAMPLE_RATES:
+            raise UnsupportedOutputError(
+                f"{path}: MP3 cannot hold {rate} Hz (it takes {', '.join(f'{r:g}' for r in MP3_SAMPLE_RATES)} Hz); "
+                f"add --output-rate 48000 or 44100"
+            )
+        return rate
+
+    def limiter_margin_db(self, ceiling_dbtp: float) -> float:
+        """dB to lower the limiter's ceiling by so that the delivered file holds ``ceiling_dbtp`` (docstring)."""
+        if self.lossy:
+            return LOSSY_MARGIN_DB
+        e = _error_peak(self.bits) * interpolator_gain()
+        c = 10.0 ** (ceiling_dbtp / 20.0)
+        return 20.0 * math.log10(c / (c - e)) if e > 0 else 0.0
+
+
+@dataclass
+class Delivered:
+    """What :func:`deliver` wrote, measured on the file's own samples (decoded, for lossy formats)."""
+
+    subtype: str
+    sample_rate: int
+    frames: int
+    integrated_lufs: float
+    true_peak_dbtp: float
+    lra_lu: float
+    trim_db: float = 0.0  # gain taken off after the limiter to hold the ceiling (<= 0)
+    encodes: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """[frames, channels] float32 from ``in_rate`` to ``out_rate`` Hz (soxr, very high quality)."""
+    if int(in_rate) == int(out_rate):
+        return x
+    import soxr
+
+    y = soxr.resample(np.ascontiguousarray(x, dtype=np.float32), int(in_rate), int(out_rate), quality="VHQ")
+    return np.ascontiguousarray(y.reshape(-1, x.shape[1]), dtype=np.float32)
+
+
+def quantize(x: np.ndarray, bits: int, *, dither: bool, seed: int = DITHER_SEED) -> np.ndarray:
+    """Float [frames, channels] to integers at ``bits`` (16 or 24), TPDF-dithered when ``dither``.
+
+    Returns int16 for 16 bits, int32 holding the 24-bit value in its top 24
+    bits for 24 (what libsndfile's ``PCM_24`` writer takes from ``int32``);
+    ``value / 2**(bits-1)`` is the sample.  Values beyond full scale clip.
+    """
+    scale = float(2 ** (bits - 1))
+    v = np.asarray(x, dtype=np.float64) * scale
+    if dither:
+        rng = np.random.default_rng(seed)
+        v += rng.random(v.shape) - rng.random(v.shape)  # TPDF on (-1, 1) LSB
+    q = np.clip(np.rint(v), -scale, scale - 1.0)
+    if bits == 16:
+        return q.astype(np.int16)
+    return q.astype(np.int32) << (32 - bits)
+
+
+def _as_float(q: np.ndarray, bits: int) -> np.ndarray:
+    """What a reader gets back from :func:`quantize`'s integers, as float32."""
+    if bits == 16:
+        return q.astype(np.float32) / np.float32(32768.0)
+    return (q >> (32 - bits)).astype(np.float32) / np.float32(2.0 ** (bits - 1))
+
+
+def deliver(
+    y: np.ndarray,
+    sample_rate: int,
+    delivery: Delivery,
+    path: str | os.PathLike[str],
+    *,
+    ceiling_dbtp: float,
+    true_peak_dbtp: float | None = None,
+    integrated_lufs: float | None = None,
+    lra_lu: float | None = None,
+) -> Delivered:
+    """Write the master ``y`` [frames, channels] float32 to ``path`` atomically, holding ``ceiling_dbtp``.
+
+    ``true_peak_dbtp`` / ``integrated_lufs`` / ``lra_lu`` are the master's,
+    when already measured (the render measured its chosen pass); the file's
+    own figures are measured again only when delivery changed the samples
+    beyond 24-bit rounding (16-bit dither, a trim, a lossy codec).
+    """
+    from mixpilot.dsp.meter import measure
+
+    from .audio_io import AudioFileError
+
+    p = os.path.abspath(os.fspath(path))
+    notes: list[str] = []
+    c_lin = 10.0 ** (ceiling_dbtp / 20.0)
+    if true_peak_dbtp is None or integrated_lufs is None or lra_lu is None:
+        m = measure(y, sample_rate)
+        true_peak_dbtp, integrated_lufs, lra_lu = m["true_peak_dbtp"], m["integrated_lufs"], m["loudness_range_lu"]
+    tp_lin = 10.0 ** (true_peak_dbtp / 20.0) if math.isfinite(true_peak_dbtp) else 0.0
+    bits = delivery.bits
+    allowed = c_lin - _error_peak(bits) * interpolator_gain()
+    gain = 1.0
+    if tp_lin > allowed:
+        gain = allowed / tp_lin
+        notes.append(
+            f"true peak {true_peak_dbtp:.2f} dBTP trimmed by {20 * math.log10(gain):.3f} dB to hold "
+            f"{ceiling_dbtp:g} dBTP after quantisation"
+        )
+    measured = None  # (lufs, tp, lra) of the delivered samples
+    encodes = 1
+
+    if delivery.lossy:
+        subtype, options = LOSSY_OPTIONS[delivery.format]
+
+        def write(tmp: str) -> None:
+            nonlocal gain, measured, encodes
+            for attempt in range(1, MAX_ENCODES + 1):
+                encodes = attempt
+                data = y if gain == 1.0 else (y * np.float32(gain)).astype(np.float32)
+                try:
+                    write_sound_file(tmp, data, sample_rate, delivery.format, subtype, options)
+                    decoded, _ = sf.read(tmp, dtype="float32", always_2d=True)
+                except (sf.SoundFileError, RuntimeError) as exc:
+                    raise AudioFileError(
+                        f"{p}: cannot write {delivery.format} ({' '.join(str(exc).split())})"
+                    ) from None
+                m = measure(decoded, sample_rate)
+                measured = (m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"])
+                over = m["true_peak_dbtp"] - ceiling_dbtp
+                if not over > 0.0 or attempt == MAX_ENCODES:
+                    break
+                gain *= 10.0 ** (-(over + _TRIM_EXTRA_DB) / 20.0)
+            if measured is not None and measured[1] > ceiling_dbtp:
+                notes.append(
+                    f"decoded true peak {measured[1]:.2f} dBTP is over the {ceiling_dbtp:g} dBTP ceiling "
+                    f"after {MAX_ENCODES} encodes"
+                )
+            elif gain < 1.0 and encodes > 1:
+                notes.append(
+                    f"the {delivery.format} encoder overshot the ceiling; trimmed by {20 * math.log10(gain):.2f} dB "
+                    f"({encodes} encodes)"
+                )
+
+        replace_atomically(p, write)
+    else:
+        subtype = delivery.subtype
+        if bits is None:  # 32-bit float
+            data = y if gain == 1.0 else (y * np.float32(gain)).astype(np.float32)
+        else:
+            data = quantize(y if gain == 1.0 else y * gain, bits, dither=bits == 16)
+        if bits == 16 or gain != 1.0:  # the file's samples differ from the master's beyond rounding: measure
+            m = measure(data if bits is None else _as_float(data, bits), sample_rate)
+            measured = (m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"])
+
+        def write(tmp: str) -> None:
+            try:
+                write_sound_file(tmp, data, sample_rate, delivery.format, subtype, {})
+            except (sf.SoundFileError, RuntimeError) as exc:
+                raise AudioFileError(f"{p}: cannot write ({' '.join(str(exc).split())})") from None
+
+        replace_atomically(p, write)
+    if measured is None:
+        measured = (integrated_lufs, true_peak_dbtp, lra_lu)
+    return Delivered(
+        subtype=subtype,
+        sample_rate=int(sample_rate),
+        frames=int(y.shape[0]),
+        integrated_lufs=float(measured[0]),
+        true_peak_dbtp=float(measured[1]),
+        lra_lu=float(measured[2]),
+        trim_db=20.0 * math.log10(gain) if gain > 0 else -math.inf,
+        encodes=encodes,
+        notes=notes,
+    )
