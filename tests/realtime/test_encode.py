@@ -171,7 +171,7 @@ def test_output_rate_is_resampled_before_mastering(loud_song, tmp_path):
         ("o.mp3", {"bit_depth": "16"}, "lossy codec; --bit-depth applies to .wav and .flac"),
         ("o.flac", {"bit_depth": "32f"}, "FLAC cannot hold floating-point"),
         ("o.wav", {"bit_depth": "8"}, "--bit-depth must be one of 16, 24, 32f"),
-        ("o.wav", {"output_rate": 1000}, "--output-rate 1000 Hz is outside"),
+        ("o.wav", {"output_rate": 1000}, "--output-rate 1000 is outside 8000..192000 Hz"),
         ("o.aiff", {}, "output formats are .wav, .flac, .ogg, .mp3"),
     ],
 )
