@@ -20,7 +20,18 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["static_curve_db"]
+from .params import PARAM_INDEX
+from .stage import ST_COMP_GR_DB, Stage
+
+__all__ = ["static_curve_db", "COMPRESSOR"]
+
+P_TH = PARAM_INDEX["comp_threshold_db"]
+P_RATIO = PARAM_INDEX["comp_ratio"]
+P_ATT = PARAM_INDEX["comp_attack_ms"]
+P_REL = PARAM_INDEX["comp_release_ms"]
+P_KNEE = PARAM_INDEX["comp_knee_db"]
+P_MAKEUP = PARAM_INDEX["comp_makeup_db"]
+_LN10_20 = math.log(10.0) / 20.0
 
 _DENORMAL = 1e-30
 _LEVEL_FLOOR = 1e-12  # -240 dBFS: log of silence stays finite
@@ -67,3 +78,55 @@ def _comp_gain_db(
         y = 0.0
     env[0] = y
     return -y
+
+
+# --- the chain stage -------------------------------------------------------------------
+# state: env [1] (smoothed gain reduction, dB), k [3] = (make-up gain, attack alpha, release alpha)
+
+
+def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+    return (np.zeros(1), np.zeros(3))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _comp_derive(v, env, k):  # pragma: no cover
+    k[0] = math.exp(v[P_MAKEUP] * _LN10_20)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _comp_control(force, sample_rate, v, cc, env, k):  # pragma: no cover
+    if force or v[P_ATT] != cc[P_ATT] or v[P_REL] != cc[P_REL]:
+        # one-pole time constants: alpha = exp(-1 / (tau fs)) (Giannoulis et al. 2012, eq. 7)
+        k[1] = math.exp(-1000.0 / (v[P_ATT] * sample_rate))
+        k[2] = math.exp(-1000.0 / (v[P_REL] * sample_rate))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _comp_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, env, k):  # pragma: no cover
+    if mix > 0.0:
+        ratio = v[P_RATIO]
+        if ratio != 1.0 or env[0] != 0.0:
+            level = max(abs(xl), abs(xr))  # stereo link
+            gr_db = _comp_gain_db(env, level, v[P_TH], ratio, v[P_KNEE], k[1], k[2])
+            if -gr_db > stats[ST_COMP_GR_DB]:
+                stats[ST_COMP_GR_DB] = -gr_db
+            gc = math.exp((gr_db + v[P_MAKEUP]) * _LN10_20)
+        else:
+            gc = k[0]
+        gc = 1.0 + mix * (gc - 1.0)
+        xl *= gc
+        xr *= gc
+    return xl, xr
+
+
+COMPRESSOR = Stage(
+    name="compressor",
+    processor="Compressor",
+    params=("comp_threshold_db", "comp_ratio", "comp_attack_ms", "comp_release_ms", "comp_knee_db", "comp_makeup_db"),
+    description="feed-forward soft-knee compressor, stereo linked",
+    state_names=("envelope", "coefficients"),
+    allocate=_allocate,
+    derive=_comp_derive,
+    control=_comp_control,
+    tick=_comp_tick,
+)

@@ -23,17 +23,37 @@ apart from the delay.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-from .oversample import TP_COEFFS, TP_DELAY, _tp_peak, _tp_push
+from .oversample import TP_COEFFS, TP_DELAY, TP_TAPS, _tp_peak, _tp_push
+from .params import PARAM_INDEX
+from .stage import BLOCK_CHUNK, ST_LIM_GAIN_MIN, Stage
 
 # |x| below ceiling / this bound on every sample of the detector window guarantees a true peak below
 # the ceiling (triangle inequality over the largest branch's absolute coefficient sum), so the
 # interpolation can be skipped without changing the result.
 TP_GAIN_BOUND = float(np.max(np.sum(np.abs(TP_COEFFS), axis=1)))
 
-__all__ = ["lookahead_samples", "LI_WRITE", "LI_HEAD", "LI_COUNT", "LI_AVG", "LI_N", "LI_TPW", "LI_L", "LI_W"]
+__all__ = [
+    "LIMITER",
+    "lookahead_samples",
+    "LI_WRITE",
+    "LI_HEAD",
+    "LI_COUNT",
+    "LI_AVG",
+    "LI_N",
+    "LI_TPW",
+    "LI_L",
+    "LI_W",
+]
+
+P_CEIL = PARAM_INDEX["limiter_ceiling_dbtp"]
+P_LREL = PARAM_INDEX["limiter_release_ms"]
+P_LOOK = PARAM_INDEX["lookahead_ms"]
+_LN10_20 = math.log(10.0) / 20.0
 
 # int state slots
 LI_WRITE, LI_HEAD, LI_COUNT, LI_AVG, LI_N, LI_TPW, LI_L, LI_W = 0, 1, 2, 3, 4, 5, 7, 8
@@ -202,3 +222,88 @@ def _limiter_block(
     lf[1] = hr
     lf[2] = prev
     return gmin
+
+
+# --- the chain stage (a block stage: stage-major over chunks, the chain's last) ---------
+# state: buf [2, L] (the delay), tp [2, 2 TP_TAPS] (detector histories), dq / dqi [W + 1] (sliding
+# minimum deque), avg [W] (moving average), li / lf (int / float slots above), src [chunk, 5] (input
+# rows: left, right, ceiling, release alpha, mix), dst [chunk, 2] (output rows), k [2] = (ceiling
+# (linear), release alpha).
+
+
+def _latency(sample_rate: float, targets: np.ndarray) -> int:
+    return lookahead_samples(targets[P_LOOK], sample_rate)
+
+
+def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+    lat = _latency(sample_rate, targets)
+    li, lf, win = init_state(lat)
+    return (
+        np.zeros((2, lat)),
+        np.zeros((2, 2 * TP_TAPS)),
+        np.zeros(win + 1),
+        np.zeros(win + 1, dtype=np.int64),
+        np.ones(win),
+        li,
+        lf,
+        np.zeros((BLOCK_CHUNK, 5)),
+        np.zeros((BLOCK_CHUNK, 2)),
+        np.zeros(2),
+    )
+
+
+def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
+    dbuf, tp, dq, dqi, avg, li, lf, src, dst, k = state
+    reset_state(li, lf, dbuf, tp, dq, avg)
+    k[:] = 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lim_derive(v, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
+    k[0] = math.exp(v[P_CEIL] * _LN10_20)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lim_control(force, sample_rate, v, cc, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
+    if force or v[P_LREL] != cc[P_LREL]:
+        k[1] = math.exp(-1000.0 / (v[P_LREL] * sample_rate))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lim_feed(row, xl, xr, mix, v, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
+    src[row, 0] = xl
+    src[row, 1] = xr
+    src[row, 2] = k[0]
+    src[row, 3] = k[1]
+    src[row, 4] = mix
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lim_run(out, start, frames, stats, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
+    gmin = _limiter_block(src, frames, dbuf, tp, dq, dqi, avg, li, lf, TP_COEFFS, TP_GAIN_BOUND, dst)
+    if gmin < stats[ST_LIM_GAIN_MIN]:
+        stats[ST_LIM_GAIN_MIN] = gmin
+    nch = out.shape[1]
+    for j in range(frames):
+        if nch == 1:
+            out[start + j, 0] = 0.5 * (dst[j, 0] + dst[j, 1])
+        else:
+            out[start + j, 0] = dst[j, 0]
+            out[start + j, 1] = dst[j, 1]
+
+
+LIMITER = Stage(
+    name="limiter",
+    processor="Limiter",
+    params=("limiter_ceiling_dbtp", "limiter_release_ms", "lookahead_ms"),
+    description="lookahead true-peak limiter",
+    kind="block",
+    state_names=("delay", "tp", "deque", "deque_index", "average", "int_state", "float_state", "src", "dst", "k"),
+    allocate=_allocate,
+    reset=_reset,
+    derive=_lim_derive,
+    control=_lim_control,
+    feed=_lim_feed,
+    run=_lim_run,
+    latency=_latency,
+)

@@ -29,7 +29,14 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["N_LINES", "line_lengths", "allpass_lengths"]
+from .params import PARAM_INDEX
+from .stage import Stage
+
+__all__ = ["N_LINES", "line_lengths", "allpass_lengths", "REVERB"]
+
+P_RV_SEND = PARAM_INDEX["reverb_send"]
+P_RV_ROOM = PARAM_INDEX["reverb_room_size"]
+P_RV_DAMP = PARAM_INDEX["reverb_damping"]
 
 N_LINES = 8
 _BASE_LINES_48K = (1031, 1327, 1523, 1801, 2053, 2311, 2593, 2851)
@@ -137,3 +144,66 @@ def _reverb_tick(
         lines[i, w] = z
     pos[0] = (w + 1) & lmask
     return left, right
+
+
+# --- the chain stage (a send: wet added to the dry signal) ------------------------------
+# state: lines [8, P] and ap [4, Pa] (rings), ri [3, 8] int (line lengths, write indexes, all-pass
+# lengths), rf [3, 10] (damping low-pass states, coefficients, scratch), quiet [2] int (samples the
+# loop has been silent, samples after which a silent loop is skipped).
+
+
+def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+    lengths = line_lengths(sample_rate)
+    ap_lengths = allpass_lengths(sample_rate)
+    ri = np.zeros((3, N_LINES), dtype=np.int64)
+    ri[0] = lengths
+    ri[2, : len(ap_lengths)] = ap_lengths
+    quiet = np.zeros(2, dtype=np.int64)
+    quiet[1] = int(lengths.max() + ap_lengths.sum() + 256)
+    lines = np.zeros((N_LINES, ring_size(lengths)))
+    ap = np.zeros((len(ap_lengths), ring_size(ap_lengths)))
+    return (lines, ap, ri, np.zeros((3, 10)), quiet)
+
+
+def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
+    lines, ap, ri, rf, quiet = state
+    lines[...] = 0.0
+    ap[...] = 0.0
+    rf[...] = 0.0
+    ri[1] = 0  # [0]: line write index, [1]: all-pass write index
+    quiet[0] = quiet[1]  # starts idle
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reverb_control(force, sample_rate, v, cc, lines, ap, ri, rf, quiet):  # pragma: no cover
+    if force or v[P_RV_ROOM] != cc[P_RV_ROOM] or v[P_RV_DAMP] != cc[P_RV_DAMP]:
+        _reverb_coeffs(rf[1], ri[0], v[P_RV_ROOM], v[P_RV_DAMP], sample_rate)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reverb_send_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, lines, ap, ri, rf, quiet):  # pragma: no cover
+    """The wet (left, right) for one sample; skipped while the send is 0 and the loop is silent."""
+    send = v[P_RV_SEND] * mix
+    if send != 0.0 or quiet[0] < quiet[1]:
+        mono = 0.5 * (xl + xr) * send
+        rl, rr = _reverb_tick(mono, lines, ri[0], rf[0], ap, ri[2], ri[1], rf[1], rf[2])
+        if mono == 0.0 and rl == 0.0 and rr == 0.0:
+            quiet[0] += 1
+        else:
+            quiet[0] = 0
+        return rl, rr
+    return 0.0, 0.0
+
+
+REVERB = Stage(
+    name="reverb",
+    processor="Reverb",
+    params=("reverb_send", "reverb_room_size", "reverb_damping"),
+    description="FDN reverb send (wet added to dry)",
+    kind="send",
+    state_names=("lines", "allpass", "indexes", "lowpass_coefficients", "quiet"),
+    allocate=_allocate,
+    reset=_reset,
+    control=_reverb_control,
+    tick=_reverb_send_tick,
+)

@@ -46,8 +46,16 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from mixpilot.dsp.chain import P_LOUD, P_OUT, STAGE_GLIDE_S, STAGES, MixChain, _chain_kernel
-from mixpilot.dsp.meter import READOUT_NAMES, LoudnessMeter, _meter_kernel, _read_kernel
+from mixpilot.dsp.chain import P_LOUD, P_OUT, STAGE_GLIDE_S, STAGES, MixChain
+from mixpilot.dsp.kernels import (
+    ST_COMP_GR_DB,
+    ST_LIM_GAIN_MIN,
+    ST_NONFINITE,
+    chain_kernel,
+    meter_kernel,
+    meter_read_kernel,
+)
+from mixpilot.dsp.meter import READOUT_NAMES, LoudnessMeter
 from mixpilot.dsp.params import (
     AI_PARAM_NAMES,
     N_PARAMS,
@@ -74,9 +82,9 @@ SNAPSHOT_NAMES = READOUT_NAMES + (
 _SNAP_COMP, _SNAP_LIM, _SNAP_MAX_COMP, _SNAP_MAX_LIM, _SNAP_LOUD, _SNAP_T, _SNAP_NONFINITE = range(
     len(READOUT_NAMES), len(SNAPSHOT_NAMES)
 )
-_ST_LIM_GAIN_MIN = 1  # dsp.chain stats slot
-_ST_COMP_GR = 0
-_ST_NONFINITE = 2
+_ST_LIM_GAIN_MIN = ST_LIM_GAIN_MIN  # the chain's stats slots
+_ST_COMP_GR = ST_COMP_GR_DB
+_ST_NONFINITE = ST_NONFINITE
 _LOUD_RANGE = (PARAMS[P_LOUD].minimum, PARAMS[P_LOUD].maximum)
 _NEVER = 1 << 62
 _AI_INDEX = [PARAM_INDEX[n] for n in AI_PARAM_NAMES]
@@ -295,13 +303,13 @@ def _engine_kernel(
     ys = out[start:stop]
     _ring_write(ring_buf, ring_written, x, start, stop)
     if in_args[0].shape[0] > 0:
-        _meter_kernel(xs, *in_args)  # the unprocessed side, for the loudness-matched A/B
+        meter_kernel(xs, *in_args)  # the unprocessed side, for the loudness-matched A/B
     n = stop - start
-    _chain_kernel(xs, ys, *chain_args, tap[:n])
+    chain_kernel(xs, ys, *chain_args, tap[:n])
     if follow_args[0].shape[0] > 0:  # follower on: meter the pre-delivery tap
-        _meter_kernel(tap[:n], *follow_args)
+        meter_kernel(tap[:n], *follow_args)
     if meter_args[0].shape[0] > 0:
-        _meter_kernel(ys, *meter_args)
+        meter_kernel(ys, *meter_args)
     cgr = stats[_ST_COMP_GR]
     g = stats[_ST_LIM_GAIN_MIN]
     lgr = -20.0 * math.log10(g) if g > 1e-12 else 240.0
@@ -314,8 +322,8 @@ def _engine_kernel(
     snap[_SNAP_NONFINITE] += stats[_ST_NONFINITE]
     end = pos + n
     if end // read_every != pos // read_every and meter_args[0].shape[0] > 0:
-        _read_kernel(*read_args, snap)
-        _read_kernel(*in_read_args, in_snap)
+        meter_read_kernel(*read_args, snap)
+        meter_read_kernel(*in_read_args, in_snap)
 
 
 class Engine:
@@ -710,7 +718,7 @@ class Engine:
 
     def _follow_step(self) -> None:
         """Retarget the delivery gain from the pre-delivery integrated loudness (stream-position exact)."""
-        _read_kernel(*self.follow_meter.read_args(), self._follow_read)
+        meter_read_kernel(*self.follow_meter.read_args(), self._follow_read)
         i_pre = self._follow_read[2]
         if not math.isfinite(i_pre):
             return

@@ -153,6 +153,8 @@ def test_no_denormals_after_impulse(rng):
     tiny32 = np.finfo(np.float32).tiny
     assert not np.any((y != 0) & (np.abs(y) < tiny32))
     for name, a in c.state_arrays().items():
+        if a.dtype.kind != "f":
+            continue  # indexes and counters
         tiny = np.finfo(a.dtype).tiny
         assert not np.any((a != 0) & (np.abs(a) < tiny)), name
 

@@ -1,0 +1,83 @@
+"""The four-band EQ stage: low shelf, mid bell, high shelf, presence bell (RBJ biquads, :mod:`dsp.biquad`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _biquad_tick, _rbj_into
+from .params import PARAM_INDEX
+from .stage import Stage
+
+__all__ = ["EQ"]
+
+_SQRT_HALF = math.sqrt(0.5)
+P_LOW_G = PARAM_INDEX["low_gain_db"]
+P_LOW_F = PARAM_INDEX["low_freq_hz"]
+P_MID_G = PARAM_INDEX["mid_gain_db"]
+P_MID_F = PARAM_INDEX["mid_freq_hz"]
+P_MID_Q = PARAM_INDEX["mid_q"]
+P_HIGH_G = PARAM_INDEX["high_gain_db"]
+P_HIGH_F = PARAM_INDEX["high_freq_hz"]
+P_PRES_G = PARAM_INDEX["presence_gain_db"]
+P_PRES_F = PARAM_INDEX["presence_freq_hz"]
+P_PRES_Q = PARAM_INDEX["presence_q"]
+
+
+def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+    return (np.zeros((4, 5)), np.zeros((4, 2, 2)))  # coefficients [band, b0 b1 b2 a1 a2], TDF-II states
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _changed(v, cc, a, b, c):  # pragma: no cover
+    return v[a] != cc[a] or v[b] != cc[b] or v[c] != cc[c]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _eq_control(force, sample_rate, v, cc, c, z):  # pragma: no cover
+    if force or _changed(v, cc, P_LOW_G, P_LOW_F, P_LOW_F):
+        _rbj_into(LOW_SHELF, v[P_LOW_F], v[P_LOW_G], _SQRT_HALF, sample_rate, c[0])
+    if force or _changed(v, cc, P_MID_G, P_MID_F, P_MID_Q):
+        _rbj_into(BELL, v[P_MID_F], v[P_MID_G], v[P_MID_Q], sample_rate, c[1])
+    if force or _changed(v, cc, P_HIGH_G, P_HIGH_F, P_HIGH_F):
+        _rbj_into(HIGH_SHELF, v[P_HIGH_F], v[P_HIGH_G], _SQRT_HALF, sample_rate, c[2])
+    if force or _changed(v, cc, P_PRES_G, P_PRES_F, P_PRES_Q):
+        _rbj_into(BELL, v[P_PRES_F], v[P_PRES_G], v[P_PRES_Q], sample_rate, c[3])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _eq_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, c, z):  # pragma: no cover
+    if mix > 0.0:
+        yl = xl
+        yr = xr
+        for b in range(4):
+            yl = _biquad_tick(c[b], z[b, 0], yl)
+            yr = _biquad_tick(c[b], z[b, 1], yr)
+        xl = xl + mix * (yl - xl)
+        xr = xr + mix * (yr - xr)
+    return xl, xr
+
+
+EQ = Stage(
+    name="eq",
+    processor="Equalizer",
+    params=(
+        "low_gain_db",
+        "low_freq_hz",
+        "mid_gain_db",
+        "mid_freq_hz",
+        "mid_q",
+        "high_gain_db",
+        "high_freq_hz",
+        "presence_gain_db",
+        "presence_freq_hz",
+        "presence_q",
+    ),
+    description="low shelf, mid bell, high shelf, presence bell",
+    state_names=("coefficients", "z"),
+    allocate=_allocate,
+    control=_eq_control,
+    tick=_eq_tick,
+)
