@@ -35,7 +35,16 @@ import numpy as np
 from . import fused as _fused
 from .gain import P_LOUD, P_OUT
 from .glide import make_bank
-from .params import N_PARAMS, PARAM_INDEX, PARAMS, ParameterError, default_vector, validate_value, vector_from_mapping
+from .params import (
+    N_PARAMS,
+    PARAM_INDEX,
+    PARAMS,
+    ParameterError,
+    default_vector,
+    hard_ranges,
+    validate_value,
+    vector_from_mapping,
+)
 from .registry import REGISTRY, STAGES
 from .spec import ProcessSpec, check_block
 from .stage import CONTROL_SAMPLES, ST_COMP_GR_DB, ST_LIM_GAIN_MIN, ST_NONFINITE, STAT_NAMES
@@ -91,6 +100,9 @@ class MixChain:
         self.stages = stages
         self._mask = sum(1 << STAGES.index(s) for s in stages)
         self.targets = default_vector()
+        #: [2, N_PARAMS]: every target is held inside (minimum, maximum) by the kernel; the table's hard
+        #: range unless :meth:`limit` narrows it (a run's ``--ceiling-dbtp`` caps ``limiter_ceiling_dbtp``).
+        self.bounds = hard_ranges().T.copy()
         self.glide_s = np.full(N_PARAMS, glide_ms / 1000.0)
         self.enabled = np.ones(len(STAGES))
         self._stage_glide_s = np.full(len(STAGES), STAGE_GLIDE_S)
@@ -110,6 +122,24 @@ class MixChain:
         if glide_ms is not None:
             self.glide_s[i] = glide_ms / 1000.0
         self.targets[i] = v
+
+    def limit(self, name: str, *, minimum: float | None = None, maximum: float | None = None) -> None:
+        """Hold ``name`` inside ``[minimum, maximum]`` whatever its target says (``None``: the table's bound).
+
+        The safety net under every layer that writes targets (MIDI, automation,
+        the AI): e.g. ``chain.limit("limiter_ceiling_dbtp", maximum=-1.0)`` keeps
+        a mapped knob from lifting the ceiling above the run's ``--ceiling-dbtp``.
+        The caller that lets a control ask for more says so; the chain only
+        holds the bound.  Takes effect at the next block (no glide is skipped).
+        """
+        i = PARAM_INDEX[name]
+        p = PARAMS[i]
+        lo = p.minimum if minimum is None else validate_value(name, minimum)
+        hi = p.maximum if maximum is None else validate_value(name, maximum)
+        if lo > hi:
+            raise ParameterError(f"{name}: limit minimum {lo:g} is above maximum {hi:g}")
+        self.bounds[0, i] = lo
+        self.bounds[1, i] = hi
 
     def set_bypass(self, stage: str, bypassed: bool = True) -> None:
         if stage not in STAGES:
@@ -158,7 +188,7 @@ class MixChain:
         self.spec = spec
         if layout != self._layout:
             self._fs = fs
-            self._g = make_bank(self.targets, [p.glide for p in PARAMS])
+            self._g = make_bank(np.clip(self.targets, self.bounds[0], self.bounds[1]), [p.glide for p in PARAMS])
             self._sm = make_bank(self.enabled, ["linear"] * len(STAGES))
             self._cc = np.zeros(N_PARAMS)
             self._ist = np.zeros(_fused.IST_SIZE, dtype=np.int64)
@@ -169,6 +199,7 @@ class MixChain:
             )
             self._args = (
                 self.targets,
+                self.bounds,
                 self.glide_s,
                 self.enabled,
                 self._stage_glide_s,
@@ -188,7 +219,7 @@ class MixChain:
         """Clear every state in place; parameters settle on their targets."""
         if self.spec is None:
             return
-        self._g[:] = make_bank(self.targets, [p.glide for p in PARAMS])
+        self._g[:] = make_bank(np.clip(self.targets, self.bounds[0], self.bounds[1]), [p.glide for p in PARAMS])
         self._sm[:] = make_bank(self.enabled, ["linear"] * len(STAGES))
         self._ist[:] = 0
         for s, st in zip(REGISTRY, self._states):
@@ -236,7 +267,7 @@ class MixChain:
         else:
             args = list(self._args)
             args[0] = self.targets if targets is None else targets
-            args[1] = self.glide_s if glide_s is None else glide_s
+            args[2] = self.glide_s if glide_s is None else glide_s
             chain_kernel(block, out, *args, _NO_TAP)
 
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -41,6 +41,21 @@ def make_bank(values: np.ndarray, styles: list[str] | tuple[str, ...]) -> np.nda
     return g
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _arm(g: np.ndarray, i: int, t: float, glide_s: np.ndarray, sample_rate: float) -> None:  # pragma: no cover
+    style = g[4, i]
+    if style < 1.5 and t != g[1, i]:
+        g[1, i] = t
+        ns = np.floor(glide_s[i] * sample_rate + 0.5)
+        if ns < 1.0:
+            ns = 1.0
+        if style > 0.5:
+            g[2, i] = (t / g[0, i]) ** (1.0 / ns)
+        else:
+            g[2, i] = (t - g[0, i]) / ns
+        g[3, i] = ns
+
+
 @njit(cache=True, nogil=True)
 def _glide_retarget(
     g: np.ndarray, targets: np.ndarray, glide_s: np.ndarray, sample_rate: float
@@ -48,18 +63,25 @@ def _glide_retarget(
     """Arm a ramp for every entry whose target changed; return how many are ramping."""
     active = 0
     for i in range(g.shape[1]):
-        style = g[4, i]
+        _arm(g, i, targets[i], glide_s, sample_rate)
+        if g[3, i] > 0.0:
+            active += 1
+    return active
+
+
+@njit(cache=True, nogil=True)
+def _glide_retarget_bounded(
+    g: np.ndarray, targets: np.ndarray, bounds: np.ndarray, glide_s: np.ndarray, sample_rate: float
+) -> int:  # pragma: no cover
+    """:func:`_glide_retarget` with every target held inside ``bounds`` [2, n] (minimum, maximum)."""
+    active = 0
+    for i in range(g.shape[1]):
         t = targets[i]
-        if style < 1.5 and t != g[1, i]:
-            g[1, i] = t
-            ns = np.floor(glide_s[i] * sample_rate + 0.5)
-            if ns < 1.0:
-                ns = 1.0
-            if style > 0.5:
-                g[2, i] = (t / g[0, i]) ** (1.0 / ns)
-            else:
-                g[2, i] = (t - g[0, i]) / ns
-            g[3, i] = ns
+        if t > bounds[1, i]:
+            t = bounds[1, i]
+        elif t < bounds[0, i]:
+            t = bounds[0, i]
+        _arm(g, i, t, glide_s, sample_rate)
         if g[3, i] > 0.0:
             active += 1
     return active

@@ -2,10 +2,16 @@
 
 Per sample (stereo linked):
 
-1. true-peak detection: the input is 4x oversampled (:mod:`dsp.oversample`,
-   ITU-R BS.1770-4 Annex 2); the detector delay ``TP_DELAY`` lies inside the
-   lookahead.  The peak of the segment ``[m - 1, m + 3/4]`` gives the gain
-   this sample needs: ``g = min(1, ceiling / peak)``;
+1. true-peak detection: the input is 4x oversampled (ITU-R BS.1770-4
+   Annex 2) by two interpolators at once and the larger reading counts: the
+   least-squares fractional-delay branches of :mod:`dsp.oversample` (what our
+   meter reads) and the Kaiser windowed-sinc that ``scipy.signal.resample_poly``
+   uses by default (:func:`kaiser_branches`).  Meters differ by up to 0.5 dB on
+   a limiter's output, whose gain changes put energy near Nyquist where one
+   design reads high and the other low; reading the larger keeps the ceiling
+   for both.  The detector delay ``TP_DELAY`` lies inside the lookahead.  The
+   peak of the segment ``[m - 1, m + 3/4]`` gives the gain this sample needs:
+   ``g = min(1, ceiling / peak)``;
 2. the required gain enters a sliding minimum over ``W`` samples (a monotonic
    deque, O(1) amortised);
 3. the minimum is released with a one-pole ramp (attack is instant);
@@ -14,8 +20,20 @@ Per sample (stereo linked):
    smoothed gain never exceeds it: the limiter settles *inside* the lookahead
    window with no overshoot (the hold-then-average construction);
 5. audio is delayed by ``L = TP_DELAY + W - 1`` samples (the reported latency)
-   and multiplied by the gain; a last-resort clamp at the ceiling only guards
-   against floating-point rounding.
+   and multiplied by the gain; a last-resort clamp just under the ceiling
+   (so that the float32 output rounds to at most the ceiling) guards against
+   floating-point rounding.
+
+The gain is exact at the samples; between them the output's true peak is the
+interpolation of *gain times signal*, which exceeds the ceiling when the gain
+changes fast against the interpolator's length.  ``W`` is therefore never
+shorter than :data:`MIN_RAMP_SAMPLES` (two interpolator lengths): a shorter
+``lookahead_ms`` (the table allows 0.5 ms, under the detector's own delay at
+low rates) is compensated by a longer latency, never by a weaker ceiling.
+Measured on 300 fuzzed signals (+20 dBFS noise, squares, near-Nyquist tones,
+random-sign bursts; 8-192 kHz; every lookahead, release and ceiling of the
+table): independent true peak (``resample_poly``) at most +0.05 dB over the
+ceiling, against +0.99 dB with the old minimum of two samples.
 
 Below the ceiling every gain is exactly 1.0, so the signal passes unchanged
 apart from the delay.
@@ -32,13 +50,47 @@ from .oversample import TP_COEFFS, TP_DELAY, TP_TAPS, _tp_peak, _tp_push
 from .params import PARAM_INDEX
 from .stage import BLOCK_CHUNK, ST_LIM_GAIN_MIN, Stage
 
+#: Shortest gain ramp (the moving average ``W``), in samples: two true-peak interpolator lengths.
+MIN_RAMP_SAMPLES = 2 * TP_TAPS
+
+
+def kaiser_branches(taps: int = TP_TAPS, delay: int = TP_DELAY) -> np.ndarray:
+    """``scipy.signal.resample_poly(x, 4, 1)``'s default interpolator as branches like ``TP_COEFFS``.
+
+    The prototype is ``firwin(81, 1/4, window=("kaiser", 5.0)) * 4`` (scipy's
+    default for an up-sampling factor of 4: 10 zero crossings per side, Kaiser
+    beta 5), built here with numpy; row ``r`` gives the signal at
+    ``n - delay + r/4`` from ``x[n - taps + 1 .. n]`` (reversed for a dot
+    product with the history, oldest first).
+    """
+    half = 10 * 4
+    m = np.arange(2 * half + 1) - half
+    h = 0.25 * np.sinc(0.25 * m) * np.kaiser(2 * half + 1, 5.0)
+    h = 4.0 * h / h.sum()  # firwin scales to unit DC gain; x4 restores the zero-stuffed level
+    out = np.zeros((4, taps))
+    for r in range(4):
+        for j in range(taps):  # j = 0: the oldest sample of the history, x[n - taps + 1]
+            k = 4 * (j - (taps - 1) + delay) - r + half  # prototype tap for the output at n - delay + r/4
+            if 0 <= k < len(h):
+                out[r, j] = h[k]
+    return np.ascontiguousarray(out)
+
+
+#: The limiter's detector: the least-squares branches (row 0, the exact delay, is read directly) and
+#: the Kaiser branches 1-3 (its branch 0 is 1.0006 times the sample, 0.005 dB: the direct read stands in).
+LIMITER_TP_COEFFS = np.ascontiguousarray(np.vstack([TP_COEFFS, kaiser_branches()[1:]]))
+
 # |x| below ceiling / this bound on every sample of the detector window guarantees a true peak below
 # the ceiling (triangle inequality over the largest branch's absolute coefficient sum), so the
 # interpolation can be skipped without changing the result.
-TP_GAIN_BOUND = float(np.max(np.sum(np.abs(TP_COEFFS), axis=1)))
+TP_GAIN_BOUND = float(np.max(np.sum(np.abs(LIMITER_TP_COEFFS), axis=1)))
+# the last-resort clamp sits this much under the ceiling, so that float32 rounding never lands above it
+_CLAMP_FRACTION = 1.0 - 2.0**-23
 
 __all__ = [
     "LIMITER",
+    "MIN_RAMP_SAMPLES",
+    "kaiser_branches",
     "lookahead_samples",
     "LI_WRITE",
     "LI_HEAD",
@@ -62,8 +114,8 @@ LF_SUM, LF_HREL, LF_PREV = 0, 1, 2
 
 
 def lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
-    """Total latency L in samples: at least ``TP_DELAY + 1`` so the average has two taps."""
-    return max(int(round(lookahead_ms * sample_rate / 1000.0)), TP_DELAY + 1)
+    """Total latency L in samples: the lookahead, but never under ``TP_DELAY + MIN_RAMP_SAMPLES - 1``."""
+    return max(int(round(lookahead_ms * sample_rate / 1000.0)), TP_DELAY + MIN_RAMP_SAMPLES - 1)
 
 
 def init_state(lookahead: int):
@@ -200,14 +252,15 @@ def _limiter_block(
         yl = dl * gb
         yr = dr * gb
         if ml >= 1.0:
-            if yl > ceiling:
-                yl = ceiling
-            elif yl < -ceiling:
-                yl = -ceiling
-            if yr > ceiling:
-                yr = ceiling
-            elif yr < -ceiling:
-                yr = -ceiling
+            cl = ceiling * _CLAMP_FRACTION
+            if yl > cl:
+                yl = cl
+            elif yl < -cl:
+                yl = -cl
+            if yr > cl:
+                yr = cl
+            elif yr < -cl:
+                yr = -cl
         dst[k, 0] = yl
         dst[k, 1] = yr
     li[0] = wi
@@ -280,7 +333,7 @@ def _lim_feed(row, xl, xr, mix, v, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):
 
 @njit(cache=True, nogil=True, inline="always")
 def _lim_run(out, start, frames, stats, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
-    gmin = _limiter_block(src, frames, dbuf, tp, dq, dqi, avg, li, lf, TP_COEFFS, TP_GAIN_BOUND, dst)
+    gmin = _limiter_block(src, frames, dbuf, tp, dq, dqi, avg, li, lf, LIMITER_TP_COEFFS, TP_GAIN_BOUND, dst)
     if gmin < stats[ST_LIM_GAIN_MIN]:
         stats[ST_LIM_GAIN_MIN] = gmin
     nch = out.shape[1]

@@ -132,7 +132,7 @@ PARAMS: tuple[Param, ...] = (
     _p("loudness_gain_db", "dB", -40, 40, 0, 0, 0, "db", False, "delivery gain set by loudness targeting", "loudness"),
     _p("limiter_ceiling_dbtp", "dBTP", -20, 0, -2, -0.3, -1, "db", False, "limiter true-peak ceiling", "safety"),
     _p("limiter_release_ms", "ms", 1, 1000, 20, 200, 50, "geometric", False, "limiter release time constant", "safety"),
-    _p("lookahead_ms", "ms", 0.5, 20, 1, 10, 5, "fixed", False, "limiter lookahead (the chain latency)", "safety"),
+    _p("lookahead_ms", "ms", 0.5, 20, 1, 10, 5, "fixed", False, "limiter lookahead, the chain latency (at least 59 samples: the true-peak detector's delay plus the shortest safe gain ramp)", "safety"),
 )
 # fmt: on
 

@@ -343,6 +343,9 @@ class Engine:
         Delivery loudness for the follower.
     ceiling_dbtp : float or None
         Limiter ceiling; ``None`` keeps ``limiter_ceiling_dbtp`` from ``params``/defaults.
+        Also the highest ceiling the chain will hold (``MixChain.limit``): a MIDI
+        knob or automation asking for more is held here.  (Note for the session
+        builder / ParameterState: say so once when a control asks above it.)
     loudness_mode : ``"follow"`` or ``"static"``
         ``"follow"`` (default) unless ``params`` sets ``loudness_gain_db``,
         which always means static.
@@ -386,6 +389,8 @@ class Engine:
         self.follow_glide_s = float(follow_glide_s)
         self.chain = MixChain(glide_ms=glide_ms)
         self.chain.set_params(self.params)
+        if ceiling_dbtp is not None:  # the run's ceiling is a bound no control can lift
+            self.chain.limit("limiter_ceiling_dbtp", maximum=ceiling_dbtp)
         self.chain.prepare(self.spec)
         self._static = vector_from_mapping(self.params)  # the user's values; reset() returns to them
         self.base = self._static.copy()  # static + published targets; the follower owns loudness_gain_db

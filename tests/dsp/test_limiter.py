@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
+from mixpilot.dsp.limiter import MIN_RAMP_SAMPLES, kaiser_branches
+from mixpilot.dsp.oversample import TP_DELAY, TP_TAPS
 from mixpilot.dsp.processors import Limiter
 from mixpilot.dsp.spec import ProcessSpec
 
@@ -92,3 +94,50 @@ def test_gain_recovers_with_release(rng):
     y, lim = run(x, fs, -1.0, limiter_release_ms=20.0)
     lat = lim.latency_samples
     np.testing.assert_allclose(y[fs // 2 + lat : fs + lat], x[fs // 2 :], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("fs", [8000, 22050, 44100, 48000, 96000, 192000])
+def test_a_lookahead_shorter_than_the_detector_is_compensated(fs):
+    # The table allows lookahead_ms = 0.5: 4 samples at 8 kHz, under the detector's own delay of
+    # TP_DELAY samples.  The latency is never under TP_DELAY + MIN_RAMP_SAMPLES - 1 (closed form).
+    lim = Limiter(lookahead_ms=0.5)
+    lim.prepare(ProcessSpec(fs, 256, 2))
+    assert lim.latency_samples == max(round(0.5 * fs / 1000), TP_DELAY + MIN_RAMP_SAMPLES - 1)
+
+
+@pytest.mark.parametrize("fs", [8000, 44100, 48000, 96000])
+@pytest.mark.parametrize("kind", ["noise20", "bursts"])
+def test_shortest_lookahead_and_release_hold_the_ceiling(fs, kind, rng):
+    # Issue 13: {"lookahead_ms": 0.5, "limiter_release_ms": 1} with a big delivery gain went 0.26 dB over.
+    if kind == "noise20":
+        x = (10.0 * rng.standard_normal((fs // 2, 2))).astype(np.float32)  # +20 dBFS RMS
+    else:
+        x = np.zeros((fs // 2, 2), np.float32)
+        for _ in range(40):  # random-sign bursts of 1..80 samples, up to +18 dBFS
+            i = int(rng.integers(0, fs // 2 - 80))
+            n = int(rng.integers(1, 80))
+            x[i : i + n] = rng.uniform(-8, 8) * np.sign(rng.standard_normal((n, 2)))
+    for ceiling_db in (-1.0, -6.0):
+        y, _ = run(x, fs, ceiling_db, lookahead_ms=0.5, limiter_release_ms=1.0)
+        check(y, ceiling_db)
+
+
+def test_kaiser_branches_are_resample_polys_interpolator(rng):
+    # Reference: scipy.signal.resample_poly(x, 4, 1) itself; branch r at sample n is its output at
+    # 4 (n - TP_DELAY) + r.
+    x = rng.standard_normal(400)
+    up = resample_poly(x, 4, 1)
+    b = kaiser_branches()
+    for n in range(TP_TAPS + 20, 380, 37):
+        hist = x[n - TP_TAPS + 1 : n + 1]
+        for r in range(4):
+            assert b[r] @ hist == pytest.approx(up[4 * (n - TP_DELAY) + r], abs=1e-12)
+
+
+def test_float32_output_never_rounds_above_the_ceiling():
+    # A DC input far over the ceiling settles exactly at the clamp; as float32 it must stay at or under
+    # 10^(ceiling/20) (reference: the ceiling in float64).
+    for ceiling_db in (-1.0, -0.3, -17.213, -20.0):
+        x = np.full((4096, 2), 5.0, np.float32)
+        y, _ = run(x, 48000, ceiling_db)
+        assert np.max(np.abs(y.astype(np.float64))) <= 10 ** (ceiling_db / 20)
