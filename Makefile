@@ -6,8 +6,10 @@
 # Internal steps, each behind a stamp so that repeated calls are quick:
 #   make sysdeps   apt packages (libportaudio2, libsndfile1, jackd2; python3-venv
 #                  if python3 cannot make a venv) -- apt runs only if one is missing
+#   make testdeps  apt packages only the tests use (chromium: the compare page is
+#                  tested in a real headless browser)
 #   make venv      .venv from python3 (>= 3.10 checked)
-#   make setup     pip install -e '.[dev]' into .venv (again when pyproject.toml changes)
+#   make setup     pip install -e '.[dev,plot]' into .venv (again when pyproject.toml changes)
 #   make lint      ruff (lint + format check); part of make test
 #
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
@@ -29,6 +31,7 @@ PIP := $(VPY) -m pip --disable-pip-version-check
 # Stamps live inside .venv: ignored by git, and gone with the venv.
 STAMPS := $(VENV)/.stamps
 SYS_PKGS := libportaudio2 libsndfile1 jackd2
+TEST_PKGS := chromium
 
 # Kernels compiled by Numba (cache=True) are kept here between runs.
 RUN_ENV := NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache
@@ -39,10 +42,10 @@ DEMO_OUT := out/demo_live.wav
 DEMO_SECONDS ?= 30
 PYTEST_ARGS ?=
 
-.PHONY: help demo test lint setup venv sysdeps clean distclean
+.PHONY: help demo test lint setup venv sysdeps testdeps clean distclean
 
 help:
-	@sed -n '2,18p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '2,20p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------- main jobs
 
@@ -63,7 +66,7 @@ $(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)
 	$(VPY) -m mixpilot.realtime.demo $@
 
-test: setup lint
+test: setup testdeps lint
 	@$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
@@ -73,18 +76,14 @@ lint: setup
 # ---------------------------------------------------------------- setup steps
 
 sysdeps: $(STAMPS)/sysdeps
+testdeps: $(STAMPS)/testdeps
 venv: $(STAMPS)/venv
 setup: $(STAMPS)/setup
 
-$(STAMPS)/sysdeps:
-	@pkgs="$(SYS_PKGS)"
-	if ! command -v $(PYTHON) >/dev/null 2>&1; then
-	  pkgs="$$pkgs python3 python3-venv"
-	elif ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then
-	  pkgs="$$pkgs python3-venv"     # Debian splits ensurepip out of python3
-	fi
+# apt_ensure = shell code: install the Debian packages in $$pkgs that are missing (what for: $$what).
+define apt_ensure
 	if ! command -v dpkg >/dev/null 2>&1; then
-	  echo "== not a Debian/Ubuntu system: make sure PortAudio, libsndfile and JACK are installed ($$pkgs)"
+	  echo "== not a Debian/Ubuntu system: make sure these are installed ($$what): $$pkgs"
 	else
 	  missing=""
 	  for p in $$pkgs; do
@@ -96,7 +95,7 @@ $(STAMPS)/sysdeps:
 	    elif command -v sudo >/dev/null 2>&1; then sudo="sudo"
 	    else echo "error: need root or sudo to install:$$missing" >&2; exit 1
 	    fi
-	    echo "== installing system packages:$$missing"
+	    echo "== installing system packages ($$what):$$missing"
 	    # jackd2 asks whether to enable realtime priority; answer no, non-interactively.
 	    echo 'jackd2 jackd/tweak_rt_limits boolean false' | $$sudo debconf-set-selections
 	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -104,6 +103,24 @@ $(STAMPS)/sysdeps:
 	      --no-install-recommends -o Dpkg::Use-Pty=0 $$missing
 	  fi
 	fi
+endef
+
+$(STAMPS)/sysdeps:
+	@pkgs="$(SYS_PKGS)"
+	what="PortAudio, libsndfile and JACK"
+	if ! command -v $(PYTHON) >/dev/null 2>&1; then
+	  pkgs="$$pkgs python3 python3-venv"
+	elif ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then
+	  pkgs="$$pkgs python3-venv"     # Debian splits ensurepip out of python3
+	fi
+	$(apt_ensure)
+	mkdir -p $(@D) && touch $@
+
+# Only for the tests: the compare page is loaded in a real headless Chromium.
+$(STAMPS)/testdeps: $(STAMPS)/sysdeps
+	@pkgs="$(TEST_PKGS)"
+	what="for the tests only: headless Chromium"
+	$(apt_ensure)
 	mkdir -p $(@D) && touch $@
 
 $(STAMPS)/venv: $(STAMPS)/sysdeps
@@ -121,7 +138,7 @@ $(STAMPS)/venv: $(STAMPS)/sysdeps
 $(STAMPS)/setup: $(STAMPS)/venv pyproject.toml
 	@echo "== installing mixpilot and its dev tools into $(VENV)"
 	$(PIP) uninstall -q -y mixpilot 2>/dev/null || true   # the distribution's name before 0.1 (same files)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,plot]'
 	touch $@
 
 # ---------------------------------------------------------------- cleaning

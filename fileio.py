@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Callable
 
-__all__ = ["new_file_mode", "replace_atomically", "umask", "write_text_atomic"]
+__all__ = ["new_file_mode", "replace_atomically", "umask", "write_bytes_atomic", "write_text_atomic"]
 
 
 def umask() -> int:
@@ -64,6 +64,18 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    replace_atomically(os.path.abspath(os.fspath(path)), write)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably, like :func:`write_text_atomic` (a chart, ...)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 

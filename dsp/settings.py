@@ -100,6 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
         exclusive=True,
     ),  # fmt: skip
     _s("hop_s", "s", 0.05, 600.0, 1.5, float, "seconds between AI windows", metavar="S"),
+    _s("start_s", "s", 0.0, None, 0.0, float, "where the excerpt starts in the file", flag="--start", metavar="S"),
+    _s("jobs", "", 1, 64, 2, int, "renders in parallel processes", metavar="N"),
     _s("follow_hop_s", "s", 0.01, 60.0, 0.5, float, "loudness follower update interval", metavar="S"),
     _s("follow_glide_s", "s", 0.0, 60.0, 3.0, float, "loudness follower glide time", metavar="S"),
 )

@@ -23,8 +23,9 @@ from mixpilot.dsp.params import AI_PARAM_NAMES
 
 from .audio_io import read_audio
 from .engine import AnalysisRing
+from .measures import short_term_series, third_octave_spectrum
 
-__all__ = ["analyze_array", "analyze_file", "OCTAVE_BANDS_HZ", "format_report"]
+__all__ = ["analyze_array", "analyze_file", "check_plot_path", "OCTAVE_BANDS_HZ", "format_report"]
 
 OCTAVE_BANDS_HZ = (31.5, 63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
 
@@ -57,6 +58,29 @@ def _spectrum(x: np.ndarray, sr: int) -> dict[str, float]:
     return {k: round(v - ref, 2) if math.isfinite(v) else v for k, v in out.items()}
 
 
+def check_plot_path(path: str, input_path: str) -> None:
+    """Checks for ``analyze --plot PNG`` before the analysis runs (one-line errors)."""
+    import os
+
+    from mixpilot.dsp.errors import MixpilotError, OutputError, UsageError
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        from .compare import PLOT_INSTALL_HINT
+
+        raise MixpilotError(f"--plot needs charts: {PLOT_INSTALL_HINT}") from None
+    if not path.lower().endswith(".png"):
+        raise UsageError(f"--plot {path}: give a .png file name")
+    p = os.path.abspath(path)
+    if os.path.exists(input_path) and os.path.realpath(p) == os.path.realpath(input_path):
+        raise UsageError(f"--plot {path}: is the input file")
+    if os.path.isdir(p):
+        raise UsageError(f"--plot {path}: is a folder")
+    if not os.path.isdir(os.path.dirname(p)):
+        raise OutputError(f"--plot {path}: folder {os.path.dirname(p)} does not exist")
+
+
 def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5, warn=None) -> dict:
     """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf).
 
@@ -81,6 +105,9 @@ def analyze_array(
 
     path = name
     m = measure(x, sr)
+    bands, third = third_octave_spectrum(x, sr)
+    third = [round(v, 2) if v is not None else None for v in third]
+    st_t, st = short_term_series(x, sr, 0.5)
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     peak = float(np.max(np.abs(x)))
     crest = 20.0 * math.log10(peak / rms) if rms > 0 and peak > 0 else None
@@ -100,6 +127,8 @@ def analyze_array(
         "crest_factor_db": round(crest, 2) if crest is not None else None,
         "side_mid_db": round(width, 2) if width is not None and math.isfinite(width) else width,
         "spectrum_octaves_db": _spectrum(x, sr),
+        "spectrum_third_octave_db": {"bands_hz": [round(f, 3) for f in bands], "level_db": third},
+        "short_term": {"t_s": [round(t, 3) for t in st_t], "lufs": [None if v is None else round(v, 2) for v in st]},
         "model": "none",
         "suggestions": [],
     }

@@ -250,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--json", action="store_true", help="print it as JSON")
     an.add_argument("--model", default="default", metavar="NAME|PATH|none", help="AI model (default: shipped)")
     an.add_argument("--hop-s", **opt("hop_s"))
+    an.add_argument("--plot", metavar="PNG", default=None, help="also draw the analysis (needs matplotlib)")
+    from .compare import add_parser as add_compare_parser
+
+    add_compare_parser(sub)
     ml = sub.add_parser(
         "midi-learn",
         help="move a control, pick a parameter: saved to a MIDI map",
@@ -554,7 +558,15 @@ def _analyze(args: argparse.Namespace) -> int:
     from .analyze import analyze_file, format_report
 
     validate("hop_s", args.hop_s)
+    if args.plot is not None:
+        from .analyze import check_plot_path
+
+        check_plot_path(args.plot, args.file)
     rep = analyze_file(args.file, model=args.model, hop_s=args.hop_s, warn=lambda t: _note("warning: " + t))
+    if args.plot is not None:
+        from .plots import analysis_chart
+
+        analysis_chart(rep, args.plot)
     if args.json:
         sys.stdout.write(json.dumps(_json_clean(rep), indent=1) + "\n")
     else:
@@ -611,7 +623,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise _UsageError(
-                f"a command is required: play, live, render, analyze, devices, params or midi-learn (see {PROG} --help)"
+                f"a command is required: play, live, render, analyze, compare, devices, params or midi-learn "
+                f"(see {PROG} --help)"
             )
         if args.command == "params":
             from mixpilot.dsp.params import table_as_json
@@ -629,6 +642,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _midi_learn(args)
         if args.command == "analyze":
             return _analyze(args)
+        if args.command == "compare":
+            from .compare import run_cli as compare_cli
+
+            return compare_cli(args, argv, _note)
         return _render(args)
     except MixpilotError as exc:
         msg, code = str(exc), exc.exit_code
