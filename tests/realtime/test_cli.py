@@ -360,7 +360,7 @@ def test_unwritable_output_dir(song, tmp_path, capsys, monkeypatch):
 def test_no_command_is_one_line(capsys):
     code, _, err = run([], capsys)
     expected = (
-        "mixpilot: error: a command is required: play, live, render, analyze, devices, params or "
+        "mixpilot: error: a command is required: play, live, render, analyze, compare, devices, params or "
         "midi-learn (see mixpilot --help)"
     )
     assert code == 2 and err.splitlines() == [expected]
