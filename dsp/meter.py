@@ -368,7 +368,60 @@ def _gated_lufs(count: np.ndarray, energy_sum: np.ndarray, relative_gate_lu: flo
 
 
 @njit(cache=True, nogil=True)
-def _loudness_range_lu(count: np.ndarray, energy_sum: np.ndarray) -> float:  # pragma: no cover
+def _st_gate(count: np.ndarray, energy_sum: np.ndarray) -> tuple[float, int]:  # pragma: no cover - jitted
+    """EBU Tech 3342 gating of a short-term histogram: (relative threshold LUFS, values kept).
+
+    Absolute gate -70 LUFS (the histogram holds only those), relative gate
+    -20 LU below the energy mean; a bin is kept when its mean loudness is at
+    or above the threshold.  ``(-inf, 0)`` for an empty histogram.
+    """
+    n_all = 0
+    e_all = 0.0
+    for b in range(count.shape[0]):
+        n_all += count[b]
+        e_all += energy_sum[b]
+    if n_all == 0:
+        return -np.inf, 0
+    threshold = _energy_to_lufs(e_all / n_all) + LRA_RELATIVE_GATE_LU
+    m = 0
+    for b in range(count.shape[0]):
+        if count[b] > 0 and _energy_to_lufs(energy_sum[b] / count[b]) >= threshold:
+            m += count[b]
+    return threshold, m
+
+
+@njit(cache=True, nogil=True)
+def _st_value_at_rank(count: np.ndarray, energy_sum: np.ndarray, threshold: float, k: int) -> float:  # pragma: no cover
+    """Loudness of the ``k``-th (0-based) kept short-term value in ascending order (its bin's mean)."""
+    seen = 0
+    for b in range(count.shape[0]):
+        if count[b] == 0:
+            continue
+        lufs = _energy_to_lufs(energy_sum[b] / count[b])
+        if lufs < threshold:
+            continue
+        seen += count[b]
+        if seen > k:
+            return lufs
+    return -np.inf
+
+
+@njit(cache=True, nogil=True)
+def _st_percentile(count: np.ndarray, energy_sum: np.ndarray, fraction: float) -> float:  # pragma: no cover
+    """Gated short-term loudness percentile (``fraction`` in 0..1) with Tech 3342's rank rule.
+
+    The rank is ``round((m - 1) * fraction)`` (0-based) among the ``m`` values
+    kept by :func:`_st_gate`, as in Tech 3342's reference code; ``-inf`` when
+    nothing is kept.
+    """
+    threshold, m = _st_gate(count, energy_sum)
+    if m == 0:
+        return -np.inf
+    return _st_value_at_rank(count, energy_sum, threshold, int((m - 1) * fraction + 0.5))
+
+
+@njit(cache=True, nogil=True)
+def _loudness_range_lu(count: np.ndarray, energy_sum: np.ndarray) -> float:  # pragma: no cover - jitted
     """EBU Tech 3342 loudness range from a histogram of short-term values.
 
     Absolute gate -70 LUFS (the histogram holds only those), relative gate
@@ -377,39 +430,11 @@ def _loudness_range_lu(count: np.ndarray, energy_sum: np.ndarray) -> float:  # p
     sorted values; a value is its bin's mean loudness (exact when one level
     fills the bin).
     """
-    n_all = 0
-    e_all = 0.0
-    for b in range(count.shape[0]):
-        n_all += count[b]
-        e_all += energy_sum[b]
-    if n_all == 0:
-        return -np.inf
-    threshold = _energy_to_lufs(e_all / n_all) + LRA_RELATIVE_GATE_LU
-    m = 0
-    for b in range(count.shape[0]):
-        if count[b] > 0 and _energy_to_lufs(energy_sum[b] / count[b]) >= threshold:
-            m += count[b]
+    threshold, m = _st_gate(count, energy_sum)
     if m == 0:
         return -np.inf
-    k_low = int((m - 1) * LRA_LOW_PERCENTILE + 0.5)
-    k_high = int((m - 1) * LRA_HIGH_PERCENTILE + 0.5)
-    low = -np.inf
-    high = -np.inf
-    seen = 0
-    found_low = False
-    for b in range(count.shape[0]):
-        if count[b] == 0:
-            continue
-        lufs = _energy_to_lufs(energy_sum[b] / count[b])
-        if lufs < threshold:
-            continue
-        seen += count[b]
-        if not found_low and seen > k_low:
-            low = lufs
-            found_low = True
-        if seen > k_high:
-            high = lufs
-            break
+    low = _st_value_at_rank(count, energy_sum, threshold, int((m - 1) * LRA_LOW_PERCENTILE + 0.5))
+    high = _st_value_at_rank(count, energy_sum, threshold, int((m - 1) * LRA_HIGH_PERCENTILE + 0.5))
     return high - low
 
 
@@ -689,6 +714,20 @@ class LoudnessMeter:
         """Loudness range since reset, LU (EBU Tech 3342)."""
         self._require_prepared()
         return float(_loudness_range_lu(self._st_count, self._st_energy))
+
+    def short_term_percentile_lufs(self, percent: float) -> float:
+        """Gated short-term loudness percentile since reset, LUFS (the values LRA is taken from).
+
+        EBU Tech 3342 gating (absolute -70 LUFS, relative -20 LU) of the 3 s
+        short-term values every 100 ms, then the ``percent``-th percentile with
+        Tech 3342's rank rule, so ``percentile(95) - percentile(10)`` is
+        :attr:`loudness_range_lu`.  ``-inf`` before the first complete 3 s
+        window, for silence, or when every value is gated.
+        """
+        self._require_prepared()
+        if not 0.0 <= percent <= 100.0:
+            raise ValueError(f"percent must be within 0..100, got {percent!r}")
+        return float(_st_percentile(self._st_count, self._st_energy, percent / 100.0))
 
     @property
     def true_peak_dbtp(self) -> float:

@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the parameter table (the names --params and --params-out use).",
     )
     p.add_argument("--json", action="store_true", help="print it as JSON")
+    from .profile_cli import add_profile_parser
+
+    add_profile_parser(sub)
     return parser
 
 
@@ -646,6 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .compare import run_cli as compare_cli
 
             return compare_cli(args, argv, _note)
+        if args.command == "profile":
+            from .profile_cli import run_profile
+
+            return run_profile(args)
         return _render(args)
     except MixpilotError as exc:
         msg, code = str(exc), exc.exit_code

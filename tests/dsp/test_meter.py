@@ -343,6 +343,32 @@ def test_histogram_readouts_match_direct_gating_of_own_blocks() -> None:
     assert meter.loudness_range_lu == pytest.approx(high - low, abs=0.02)
 
 
+def test_short_term_percentiles_match_direct_gating_of_own_values() -> None:
+    # Reference: EBU Tech 3342 gating (absolute -70 LUFS, relative -20 LU) and its rank rule
+    # round((n - 1) p) applied directly to the meter's own 3 s short-term series (sorted list,
+    # no histogram), up to the 0.01 LU bin width; p95 - p10 is the loudness range exactly.
+    x = _music_like(FS, 30.0, seed=12)
+    _, short_term, meter = _series(x)
+    st = short_term[29:]
+    st = st[st > -70.0]
+    gate = -0.691 + 10.0 * np.log10((10.0 ** ((st + 0.691) / 10.0)).mean()) - 20.0
+    st = np.sort(st[st >= gate])
+    for percent in (0.0, 10.0, 50.0, 90.0, 95.0, 100.0):
+        direct = st[int((st.size - 1) * percent / 100.0 + 0.5)]
+        assert meter.short_term_percentile_lufs(percent) == pytest.approx(direct, abs=0.01)
+    p95, p10 = meter.short_term_percentile_lufs(95.0), meter.short_term_percentile_lufs(10.0)
+    assert p95 - p10 == pytest.approx(meter.loudness_range_lu, abs=1e-9)
+    with pytest.raises(ValueError, match="0..100"):
+        meter.short_term_percentile_lufs(101.0)
+
+
+def test_short_term_percentile_is_minus_inf_before_three_seconds() -> None:
+    # Tech 3341: the short-term window is 3 s; no complete window -> nothing to rank.
+    meter = LoudnessMeter(ProcessSpec(FS, 4096, 2))
+    meter.process(0.1 * np.ones((int(2.9 * FS), 2)))
+    assert meter.short_term_percentile_lufs(50.0) == -math.inf
+
+
 # --- contract: block sizes, silence, reset, rates, validation ----------------------
 
 
