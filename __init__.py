@@ -41,6 +41,7 @@ _EXPORTS = {
     "MixChain": "mixpilot.dsp.chain:MixChain",
     "MixpilotError": "mixpilot.dsp.errors:MixpilotError",
     "ProcessSpec": "mixpilot.dsp.spec:ProcessSpec",
+    "Profile": "mixpilot.inference.profile:Profile",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -49,6 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mixpilot.dsp.chain import MixChain as MixChain
     from mixpilot.dsp.errors import MixpilotError as MixpilotError
     from mixpilot.dsp.spec import ProcessSpec as ProcessSpec
+    from mixpilot.inference.profile import Profile as Profile
     from mixpilot.realtime.api import MasterReport as MasterReport
     from mixpilot.realtime.api import MasterSettings as MasterSettings
     from mixpilot.realtime.api import analyze as analyze

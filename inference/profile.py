@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -56,6 +55,8 @@ from typing import Any
 import numpy as np
 
 from mixpilot.dsp.descriptors import BAND_NOMINAL_HZ, N_BANDS, ST_PERCENTILES, Descriptors, compute_descriptors
+from mixpilot.dsp.errors import InputFileError
+from mixpilot.fileio import write_text_atomic
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -79,8 +80,11 @@ PROFILES_DIR = Path(__file__).resolve().parent.parent / "models_onnx" / "profile
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64", ".rf64", ".caf")
 
 
-class ProfileError(ValueError):
-    """A bad reference or profile file; the message is one line that names it."""
+class ProfileError(InputFileError, ValueError):
+    """A bad reference or profile (silent, too short, unreadable, foreign or other-version JSON); one line naming it.
+
+    An :class:`~mixpilot.dsp.errors.InputFileError` (exit code 1 on the command line).
+    """
 
 
 def _band_fields() -> tuple[str, ...]:
@@ -469,23 +473,8 @@ class Profile:
         return cls.from_dict(data, str(path))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the JSON atomically (temporary file beside ``path``, fsync, rename)."""
-        path = os.path.abspath(os.fspath(path))
-        folder, base = os.path.split(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.tmp-", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(self.to_json())
-                f.flush()
-                os.fsync(f.fileno())
-            mask = os.umask(0o022)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write the JSON atomically (:func:`mixpilot.fileio.write_text_atomic`: temporary file, fsync, rename)."""
+        write_text_atomic(path, self.to_json())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Profile):
@@ -520,13 +509,17 @@ def expand_sources(sources: Any) -> list:
     Raises :class:`ProfileError` for a missing path, a folder without audio
     files, or an empty list.
     """
-    if isinstance(sources, (str, os.PathLike, tuple)):
+
+    def is_pair(v: Any) -> bool:
+        return isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], np.ndarray)
+
+    if isinstance(sources, (str, os.PathLike)) or is_pair(sources):
         sources = [sources]
     out: list = []
     for item in sources:
         if isinstance(item, tuple):
-            if len(item) != 2:
-                raise ProfileError("a reference given as a pair must be (samples, sample_rate)")
+            if not is_pair(item):
+                raise ProfileError("a reference given as a pair must be (samples array, sample_rate)")
             out.append(item)
             continue
         p = Path(os.fspath(item))

@@ -27,7 +27,8 @@ import os
 import sys
 from typing import TextIO
 
-from mixpilot.inference.profile import Profile, ProfileError, shipped_profiles
+from mixpilot.dsp.errors import MixpilotError, UsageError
+from mixpilot.inference.profile import Profile, shipped_profiles
 
 __all__ = ["add_profile_parser", "format_profile", "plot_profile", "run_profile"]
 
@@ -119,10 +120,10 @@ def plot_profile(p: Profile, path: str | os.PathLike[str]) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ProfileError(f"--plot needs matplotlib, which is not installed: {PLOT_HINT}") from None
+        raise MixpilotError(f"--plot needs matplotlib, which is not installed: {PLOT_HINT}") from None
     import numpy as np
 
-    from .audio_io import _replace_atomically
+    from mixpilot.fileio import replace_atomically
 
     f = np.asarray(p.bands_hz)
     fig = Figure(figsize=(9, 6.5), dpi=100)
@@ -158,7 +159,7 @@ def plot_profile(p: Profile, path: str | os.PathLike[str]) -> None:
     ax2.set_xticklabels(["31.5", "63", "125", "250", "500", "1k", "2k", "4k", "8k", "16k"])
     ax2.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    _replace_atomically(os.path.abspath(os.fspath(path)), lambda tmp: fig.savefig(tmp, format="png"))
+    replace_atomically(os.path.abspath(os.fspath(path)), lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _build(args: argparse.Namespace, out: TextIO) -> int:
@@ -166,13 +167,13 @@ def _build(args: argparse.Namespace, out: TextIO) -> int:
 
     target = os.path.abspath(args.out)
     if not target.endswith(".json"):
-        raise ProfileError(f"-o {args.out}: a profile is a .json file")
+        raise UsageError(f"-o {args.out}: a profile is a .json file")
     if os.path.exists(target) and not args.overwrite:
-        raise ProfileError(f"-o {args.out}: exists (add --overwrite to replace it)")
+        raise UsageError(f"-o {args.out}: exists (add --overwrite to replace it)")
     if any(os.path.abspath(s) == target for s in args.sources):
-        raise ProfileError(f"-o {args.out}: is one of the inputs; choose another file")
+        raise UsageError(f"-o {args.out}: is one of the inputs; choose another file")
     if not os.path.isdir(os.path.dirname(target)):
-        raise ProfileError(f"-o {args.out}: folder {os.path.dirname(target)} does not exist")
+        raise UsageError(f"-o {args.out}: folder {os.path.dirname(target)} does not exist")
 
     def progress(i: int, n: int, label: str) -> None:
         if not args.quiet:
@@ -193,14 +194,14 @@ def run_profile(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     action = getattr(args, "profile_command", None)
     if action is None:
-        raise ProfileError("mixpilot profile needs an action: build, show or list (see mixpilot profile --help)")
+        raise UsageError("mixpilot profile needs an action: build, show or list (see mixpilot profile --help)")
     if action == "build":
         return _build(args, out)
     if action == "show":
         p = Profile.load(args.profile)
         if args.plot:
             if not args.plot.lower().endswith(".png"):
-                raise ProfileError(f"--plot {args.plot}: the plot is a .png file")
+                raise UsageError(f"--plot {args.plot}: the plot is a .png file")
             plot_profile(p, args.plot)
         if args.json:
             out.write(p.to_json())

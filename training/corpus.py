@@ -480,7 +480,7 @@ def fetch_package(
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from mixpilot.realtime.audio_io import write_text_atomic
+    from mixpilot.fileio import write_text_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
@@ -495,23 +495,37 @@ def fetch(
     keep_debs: bool = False,
     log: Callable[[str], None] = lambda s: None,
 ) -> tuple[dict, list[str]]:
-    """Fetch every package (resumable), then write the manifest; returns ``(manifest, errors)``.
+    """Fetch ``packages`` (resumable), then write the manifest; returns ``(manifest, errors)``.
 
-    A package that fails is reported (one line in ``errors``) and left out of
-    the manifest; the others are kept.
+    The manifest lists every known package fetched now or by an earlier run
+    (its marker in ``packages/`` with all its tracks present), so fetching one
+    more package never drops the others.  A package that fails is reported
+    (one line in ``errors``) and left out; the others are kept.
     """
     corpus_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     tracks: list[Track] = []
     pkg_info: dict = {}
+    markers: dict[str, dict] = {}
     for i, package in enumerate(packages, 1):
         log(f"[{i}/{len(packages)}] ")
         try:
-            marker = fetch_package(package, corpus_dir, min_seconds=min_seconds, keep_debs=keep_debs, log=log)
+            markers[package] = fetch_package(package, corpus_dir, min_seconds=min_seconds, keep_debs=keep_debs, log=log)
         except CorpusError as exc:
             errors.append(str(exc))
             log(f"  error: {exc}")
+    for package in PACKAGES:
+        path = corpus_dir / "packages" / f"{package}.json"
+        if package in markers or package in packages or not path.is_file():
             continue
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if old.get("min_seconds") == min_seconds and all((corpus_dir / t["path"]).is_file() for t in old["tracks"]):
+            markers[package] = old
+    for package in [p for p in PACKAGES if p in markers]:
+        marker = markers[package]
         # licence and group are derived again (from the stored copyright file and the path): a change of
         # those rules needs no refetch
         info = parse_copyright((corpus_dir / marker["copyright"]).read_text(encoding="utf-8", errors="replace"))

@@ -277,7 +277,7 @@ def prepare_cases(
     corpus_dir: Path, n_cases: int, seed: int = 0, *, log: Callable[[str], None] = lambda s: None
 ) -> Path:
     """Make (or reuse) the first ``n_cases`` cases of ``seed``; returns their folder. Resumable."""
-    from mixpilot.realtime.audio_io import write_text_atomic
+    from mixpilot.fileio import write_text_atomic
     from mixpilot.training.corpus import load_manifest
 
     manifest = load_manifest(corpus_dir)
@@ -294,10 +294,11 @@ def prepare_cases(
 
     t0 = time.monotonic()
     cache: dict[str, tuple[np.ndarray, float]] = {}
-    for i in range(n_cases):
+    todo = [i for i in range(n_cases) if not (folder / f"case_{i:03d}" / "case.json").is_file()]
+    # made track by track (a case's track and audio depend only on its index): each track is decoded once
+    todo.sort(key=lambda i: (i % len(tracks), i))
+    for done, i in enumerate(todo, 1):
         cdir = folder / f"case_{i:03d}"
-        if (cdir / "case.json").is_file():
-            continue
         rng = np.random.default_rng([seed, i])
         # a track in the seeded order; skip on to the next when it has no two active excerpts
         for k in range(len(tracks)):
@@ -341,7 +342,7 @@ def prepare_cases(
             "reference_descriptors": compute_descriptors(ref_q, SAMPLE_RATE).as_dict(),
         }
         write_text_atomic(cdir / "case.json", json.dumps(meta, indent=1))
-        log(f"case {i + 1}/{n_cases}: {track['id']} ({time.monotonic() - t0:.0f} s)")
+        log(f"[{done}/{len(todo)}] case {i}: {track['id']} ({time.monotonic() - t0:.0f} s)")
     return folder
 
 
@@ -511,7 +512,7 @@ def evaluate(
     the built-in names ``"reference"`` (content floor: the reference's own descriptors) and
     ``"oracle-eq"`` (needs the truth).
     """
-    from mixpilot.realtime.audio_io import write_text_atomic
+    from mixpilot.fileio import write_text_atomic
 
     out: dict[str, list[dict]] = {}
     (cases_dir / "scores").mkdir(exist_ok=True)
@@ -591,6 +592,22 @@ def format_table(summary: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+README_BEGIN = "<!-- match-eval:begin (written by python -m mixpilot.training.match_eval --readme) -->"
+README_END = "<!-- match-eval:end -->"
+
+
+def update_readme(path: Path, measured: str) -> None:
+    """Replace the text between the match-eval markers of ``path`` (EvalError when they are missing)."""
+    from mixpilot.fileio import write_text_atomic
+
+    text = path.read_text(encoding="utf-8")
+    if README_BEGIN not in text or README_END not in text:
+        raise EvalError(f"{path}: no {README_BEGIN} ... {README_END} markers to write between")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    write_text_atomic(path, f"{head}{README_BEGIN}\n{measured.rstrip()}\n{README_END}{tail}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from mixpilot.training.corpus import CorpusError, default_dir
 
@@ -602,6 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--matchering-python", default=DEFAULT_MATCHERING_PYTHON, help="python of the Matchering venv")
     ap.add_argument("--rescore", action="store_true", help="recompute cached scores")
     ap.add_argument("--json", type=Path, default=None, help="write the summary and per-case scores here")
+    ap.add_argument("--readme", type=Path, default=None, help="write the table between the match-eval markers")
     args = ap.parse_args(argv)
     corpus = args.corpus or default_dir()
 
@@ -635,10 +653,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if matchering is not None:
             matchering.close()
     summary = summarise(results)
-    print(f"{args.cases} cases, seed {args.seed}, cases in {folder}")
-    print(format_table(summary))
+    head = (
+        f"{args.cases} cases (seed {args.seed}) from the corpus's test split; means over the cases, medians in "
+        f"brackets; `python -m mixpilot.training.match_eval --cases {args.cases} --seed {args.seed} "
+        f"--systems {','.join(names)}`."
+    )
+    table = format_table(summary)
+    print(head)
+    print(table)
+    if args.readme:
+        try:
+            update_readme(args.readme, head + "\n\n" + table)
+        except EvalError as exc:
+            print(f"match_eval: error: {exc}", file=sys.stderr)
+            return 1
     if args.json:
-        from mixpilot.realtime.audio_io import write_text_atomic
+        from mixpilot.fileio import write_text_atomic
 
         write_text_atomic(args.json, json.dumps({"summary": summary, "cases": results}, indent=1))
     return 0

@@ -210,7 +210,7 @@ def build_profiles(
     log: Callable[[str], None] = lambda s: None,
 ) -> list[Profile]:
     """Steps 1-4 of the module docstring; returns the profiles written (``default`` first)."""
-    from mixpilot.realtime.audio_io import write_text_atomic
+    from mixpilot.fileio import write_text_atomic
     from mixpilot.training.corpus import load_manifest
 
     manifest = load_manifest(corpus_dir)
