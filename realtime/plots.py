@@ -17,6 +17,9 @@ installs it.
 - :func:`analysis_chart`: one picture for ``mixpilot analyze FILE --plot``:
   spectrum with the octave balance, short-term loudness over time, the AI's
   suggestions over time.
+- :func:`profile_chart`: ``mixpilot profile show NAME --plot``: a target
+  profile's mid and side levels per 1/3-octave band with their tolerance,
+  and its width per band (from the profile JSON).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["INSTALL_HINT", "PlotsUnavailable", "analysis_chart", "compare_charts"]
+__all__ = ["INSTALL_HINT", "PlotsUnavailable", "analysis_chart", "compare_charts", "profile_chart"]
 
 INSTALL_HINT = "pip install matplotlib (or pip install -e '.[plot]' in a mixpilot checkout)"
 
@@ -329,4 +332,52 @@ def analysis_chart(rep: dict, path: str | os.PathLike[str]) -> None:
             a.grid(True, alpha=0.3)
         fig.text(0.5, 0.005, f"AI suggestions over time ({rep.get('model')}; seconds)", ha="center", fontsize=9)
     fig.tight_layout(rect=(0.0, 0.02 if sugg else 0.0, 1.0, 1.0))
+    _save(fig, Path(path))
+
+
+# --- profile --------------------------------------------------------------------------
+
+
+def profile_chart(doc: dict, path: str | os.PathLike[str]) -> None:
+    """``mixpilot profile show NAME --plot PNG`` from a profile's JSON form (``Profile.to_dict()``).
+
+    Top: mid and side level per band (dB re the integrated loudness) with +-
+    the tolerance when the profile has more than one track; bottom: width
+    (side/mid, dB) per band.
+    """
+    import numpy as np
+
+    f = np.asarray(doc["bands_hz"], dtype=float)
+    tone, width = doc["tone"], doc["width"]
+    many = doc["tracks"] > 1
+    fig = Figure(figsize=(9, 6.5))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    for key, label, colour in (("mid", "mid", "C0"), ("side", "side", "C1")):
+        v = np.array(_none_to_nan(tone[f"{key}_db"]))
+        ax1.plot(f, v, marker="o", ms=3, color=colour, label=label)
+        if many:
+            t = np.array(_none_to_nan(tone[f"{key}_tol_db"]))
+            ax1.fill_between(f, v - t, v + t, color=colour, alpha=0.2, label=f"{label} tolerance")
+    dyn, loud = doc["dynamics"], doc["loudness"]
+
+    def fmt(v, unit):
+        return f"{v:.1f} {unit}" if isinstance(v, (int, float)) and math.isfinite(v) else f"- {unit}"
+
+    ax1.set_title(
+        f"profile {doc['name']} ({doc['tracks']} track{'s' if many else ''}): {fmt(loud['integrated_lufs'], 'LUFS')}, "
+        f"PLR {fmt(dyn['plr_db'], 'dB')}, LRA {fmt(dyn['lra_lu'], 'LU')}, width {fmt(width['width_db'], 'dB')}",
+        fontsize=10,
+    )
+    ax1.set_ylabel("dB re integrated loudness")
+    ax1.legend(loc="lower left", fontsize=8)
+    ax1.grid(True, alpha=0.3)
+    w = np.array(_none_to_nan(width["width_band_db"]))
+    ax2.plot(f, w, marker="o", ms=3, color="C2")
+    if many:
+        t = np.array(_none_to_nan(width["width_band_tol_db"]))
+        ax2.fill_between(f, w - t, w + t, color="C2", alpha=0.2)
+    ax2.set_ylabel("width: side/mid dB")
+    _freq_axis(ax2)
+    ax2.set_xlabel("1/3-octave band (Hz)")
+    fig.tight_layout()
     _save(fig, Path(path))

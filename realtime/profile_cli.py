@@ -11,7 +11,7 @@ length) and writes their combined profile: per 1/3-octave band the mean
 mid/side level relative to the loudness and its spread across the
 references (the tolerance), width, PLR, LRA, short-term loudness
 percentiles, loudness.  ``show`` prints a profile (a shipped name or a JSON
-file) as a table, ``--plot`` draws it (needs matplotlib).  ``list`` names the
+file) as a table, ``--plot`` draws it (needs matplotlib, :func:`realtime.plots.profile_chart`).  ``list`` names the
 shipped profiles.
 
 Registered in :mod:`realtime.cli` by :func:`add_profile_parser` and run by
@@ -27,12 +27,10 @@ import os
 import sys
 from typing import TextIO
 
-from mixpilot.dsp.errors import MixpilotError, UsageError
+from mixpilot.dsp.errors import UsageError
 from mixpilot.inference.profile import Profile, shipped_profiles
 
-__all__ = ["add_profile_parser", "format_profile", "plot_profile", "run_profile"]
-
-PLOT_HINT = "pip install matplotlib"
+__all__ = ["add_profile_parser", "format_profile", "run_profile"]
 
 
 def add_profile_parser(sub) -> None:
@@ -59,7 +57,9 @@ def add_profile_parser(sub) -> None:
     s = ps.add_parser("show", help="print (or plot) a profile", description="Print a profile as a table.")
     s.add_argument("profile", metavar="NAME|PATH", help="a shipped profile name (mixpilot profile list) or a JSON file")
     s.add_argument("--json", action="store_true", help="print the profile JSON")
-    s.add_argument("--plot", metavar="OUT.png", default=None, help=f"draw it to a PNG (needs matplotlib: {PLOT_HINT})")
+    s.add_argument(
+        "--plot", metavar="OUT.png", default=None, help="draw it to a PNG (needs matplotlib: the 'plot' extra)"
+    )
     li = ps.add_parser("list", help="the shipped profiles", description="List the shipped profiles.")
     li.add_argument("--json", action="store_true", help="print them as JSON")
 
@@ -111,57 +111,6 @@ def format_profile(p: Profile) -> str:
     return "\n".join(lines)
 
 
-def plot_profile(p: Profile, path: str | os.PathLike[str]) -> None:
-    """Draw the profile (mid and side levels with their tolerance, width per band) to a PNG, atomically."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MixpilotError(f"--plot needs matplotlib, which is not installed: {PLOT_HINT}") from None
-    import numpy as np
-
-    from mixpilot.fileio import replace_atomically
-
-    f = np.asarray(p.bands_hz)
-    fig = Figure(figsize=(9, 6.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    for values, tol, label, colour in (
-        (p.mid_db, p.mid_tol_db, "mid", "tab:blue"),
-        (p.side_db, p.side_tol_db, "side", "tab:orange"),
-    ):
-        ax1.plot(f, values, marker="o", ms=3, color=colour, label=label)
-        if p.tracks > 1:
-            ax1.fill_between(f, values - tol, values + tol, color=colour, alpha=0.2, label=f"{label} tolerance")
-    ax1.set_ylabel("dB re integrated loudness")
-    ax1.set_title(
-        f"profile {p.name} ({p.tracks} tracks): {p.integrated_lufs:.1f} LUFS, PLR {p.plr_db:.1f} dB, "
-        f"LRA {p.lra_lu:.1f} LU, width {p.width_db:.1f} dB"
-    )
-    ax1.legend(loc="lower left", fontsize=8)
-    ax1.grid(True, which="both", alpha=0.3)
-    ax2.plot(f, p.width_band_db, marker="o", ms=3, color="tab:green")
-    if p.tracks > 1:
-        ax2.fill_between(
-            f,
-            p.width_band_db - p.width_band_tol_db,
-            p.width_band_db + p.width_band_tol_db,
-            color="tab:green",
-            alpha=0.2,
-        )
-    ax2.set_ylabel("width: side/mid dB")
-    ax2.set_xlabel("1/3-octave band, Hz")
-    ax2.set_xscale("log")
-    ax2.set_xticks([31.5, 63, 125, 250, 500, 1000, 2000, 4000, 8000, 16000])
-    ax2.set_xticklabels(["31.5", "63", "125", "250", "500", "1k", "2k", "4k", "8k", "16k"])
-    ax2.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    replace_atomically(os.path.abspath(os.fspath(path)), lambda tmp: fig.savefig(tmp, format="png"))
-
-
 def _build(args: argparse.Namespace, out: TextIO) -> int:
     from .references import profile_from_files
 
@@ -198,11 +147,15 @@ def run_profile(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if action == "build":
         return _build(args, out)
     if action == "show":
+        if args.plot:
+            from .analyze import check_plot_path
+
+            check_plot_path(args.plot, args.profile)
         p = Profile.load(args.profile)
         if args.plot:
-            if not args.plot.lower().endswith(".png"):
-                raise UsageError(f"--plot {args.plot}: the plot is a .png file")
-            plot_profile(p, args.plot)
+            from .plots import profile_chart
+
+            profile_chart(p.to_dict(), args.plot)
         if args.json:
             out.write(p.to_json())
         else:

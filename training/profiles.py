@@ -246,8 +246,8 @@ def build_profiles(
         Profile.from_descriptors(
             descs,
             name="default",
-            description=f"general: all {len(tracks)} training tracks of the corpus (orchestral, electronic, "
-            "chiptune, rock game soundtracks); tolerance = their natural spread",
+            description=f"general: all {len(tracks)} training tracks of the corpus (game soundtracks: orchestral, "
+            "electronic, retro and more); tolerance = their natural spread",
             provenance=card(everyone),
         )
     ]
@@ -263,12 +263,17 @@ def build_profiles(
         pk = Counter(tracks[i]["package"] for i in members).most_common()
         mix = ", ".join(f"{p} {n}" for p, n in pk)
         prof_card = card(members)
-        prof_card["cluster"] = {"index": j, "distinguished_by": why, "features": "standardised style_features"}
+        prof_card["cluster"] = {
+            "index": j,
+            "distinguished_by": why,
+            "features": "standardised style_features",
+            "package_mix": mix,
+        }
         profiles.append(
             Profile.from_descriptors(
                 [descs[i] for i in members],
                 name=name,
-                description=f"{name}: {why}; {len(members)} tracks ({mix})",
+                description=f"{name}: {why}",
                 provenance=prof_card,
             )
         )

@@ -10,6 +10,7 @@ written.
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -65,17 +66,24 @@ def test_show_and_list(refs, tmp_path, capsys) -> None:
 
 
 def test_plot(refs, tmp_path, capsys) -> None:
+    pytest.importorskip("matplotlib")  # the 'plot' extra (make setup installs it)
     out = tmp_path / "p.json"
     assert run(["profile", "build", *refs, "-o", out, "--quiet"], capsys)[0] == 0
     png = tmp_path / "p.png"
-    code, _, err = run(["profile", "show", out, "--plot", png], capsys)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:  # the optional extra is absent: one line saying how to install it, nothing written
-        assert code != 0 and "pip install matplotlib" in err and err.count("\n") == 1
-        assert not png.exists()
-        return
-    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, stdout, err = run(["profile", "show", out, "--plot", png], capsys)
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in stdout
+    code, _, err = run(["profile", "show", "default", "--plot", tmp_path / "p.jpg"], capsys)
+    _one_line_error(code, err)
+    assert "give a .png file name" in err
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the 'plot' extra were not installed
+    png = tmp_path / "p.png"
+    code, _, err = run(["profile", "show", "default", "--plot", png], capsys)
+    _one_line_error(code, err)
+    assert "pip install matplotlib" in err and not png.exists()
 
 
 # --- bad input ----------------------------------------------------------------------------
