@@ -38,7 +38,8 @@ that moves the input's long-term 1/3-octave spectra onto the *truth*'s, no
 dynamics, no limiter), ``matchering`` (Matchering 2.0 given the same
 reference, run in its own virtual environment through a subprocess, default
 output: its limiter and normalisation).  :func:`evaluate` takes any other
-callables (the analytic matcher, a model).
+callables (the analytic matcher, a model); on the command line
+``--callable NAME=MODULE:ATTR`` adds one.
 
 **Metrics** against the truth (:func:`score`), from
 :func:`dsp.descriptors.compute_descriptors` of the output and the truth:
@@ -617,6 +618,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="case seed (default 0)")
     ap.add_argument("--systems", default="bypass,reference,oracle-eq,matchering", help="comma-separated systems")
     ap.add_argument("--matchering-python", default=DEFAULT_MATCHERING_PYTHON, help="python of the Matchering venv")
+    ap.add_argument(
+        "--callable",
+        action="append",
+        default=[],
+        metavar="NAME=MODULE:ATTR",
+        help="also score this system: a callable (input, reference, sample_rate) -> output (repeatable)",
+    )
     ap.add_argument("--rescore", action="store_true", help="recompute cached scores")
     ap.add_argument("--json", type=Path, default=None, help="write the summary and per-case scores here")
     ap.add_argument("--readme", type=Path, default=None, help="write the table between the match-eval markers")
@@ -645,6 +653,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 systems[n] = matchering
             else:
                 systems[n] = n
+        for spec in args.callable:
+            name, _, target = spec.partition("=")
+            module, _, attr = target.partition(":")
+            if not name or not module or not attr:
+                raise EvalError(f"--callable {spec}: expected NAME=MODULE:ATTR")
+            try:
+                import importlib
+
+                fn = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise EvalError(f"--callable {spec}: {exc}") from None
+            if not callable(fn):
+                raise EvalError(f"--callable {spec}: {module}.{attr} is not callable")
+            systems[name] = fn
+            names.append(name)
         results = evaluate(systems, folder, args.cases, rescore=args.rescore, log=log)
     except (EvalError, CorpusError) as exc:
         print(f"match_eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
