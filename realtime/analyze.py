@@ -18,12 +18,13 @@ import math
 
 import numpy as np
 
+from mixpilot.dsp.descriptors import BAND_NOMINAL_HZ, compute_descriptors
 from mixpilot.dsp.meter import measure
 from mixpilot.dsp.params import AI_PARAM_NAMES
 
 from .audio_io import read_audio
 from .engine import AnalysisRing
-from .measures import short_term_series, third_octave_spectrum
+from .measures import short_term_series
 
 __all__ = ["analyze_array", "analyze_file", "check_plot_path", "OCTAVE_BANDS_HZ", "format_report"]
 
@@ -105,8 +106,10 @@ def analyze_array(
 
     path = name
     m = measure(x, sr)
-    bands, third = third_octave_spectrum(x, sr)
-    third = [round(v, 2) if v is not None else None for v in third]
+    mid_db = compute_descriptors(x, sr).mid_db  # 1/3-octave mid levels re loudness (what profiles hold)
+    finite = mid_db[np.isfinite(mid_db)]
+    ref = float(finite.mean()) if finite.size else 0.0
+    third = [round(float(v - ref), 2) if math.isfinite(v) else None for v in mid_db]
     st_t, st = short_term_series(x, sr, 0.5)
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     peak = float(np.max(np.abs(x)))
@@ -127,7 +130,7 @@ def analyze_array(
         "crest_factor_db": round(crest, 2) if crest is not None else None,
         "side_mid_db": round(width, 2) if width is not None and math.isfinite(width) else width,
         "spectrum_octaves_db": _spectrum(x, sr),
-        "spectrum_third_octave_db": {"bands_hz": [round(f, 3) for f in bands], "level_db": third},
+        "spectrum_third_octave_db": {"bands_hz": list(BAND_NOMINAL_HZ), "level_db": third},
         "short_term": {"t_s": [round(t, 3) for t in st_t], "lufs": [None if v is None else round(v, 2) for v in st]},
         "model": "none",
         "suggestions": [],

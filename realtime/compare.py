@@ -31,10 +31,12 @@ Ctrl-C leaves nothing half-written):
 - ``index.html``: one page that works offline from the folder -- players
   for each system and its matched copy, the charts, the table, the command.
 
-The tonal reference is the **original** excerpt's spectrum: the distance says
-how far each system moved the song's tonal balance.  It is not a distance to
-a target; no target profiles exist yet (``compare.json`` says so in
-``tonal_reference``).
+The tonal distance is measured against the shipped **default profile**
+(:class:`inference.profile.Profile`, what mixpilot aims at when no reference
+and no target is given): per 1/3-octave band, the mid signal's long-term level
+re its integrated loudness (:func:`dsp.descriptors.compute_descriptors`, the
+descriptors profiles are made of) minus the profile's, its RMS, and the RMS of
+what lies outside the profile's tolerance.
 
 ``--blind`` names every audio file by a shuffled letter (``A.flac``,
 ``A.matched.flac``, ...) and uses the letters everywhere in the folder;
@@ -83,6 +85,7 @@ __all__ = [
     "run_cli",
     "run_compare",
     "systems_for",
+    "tonal_distance",
 ]
 
 SCHEMA_ID = "mixpilot.compare/1"
@@ -305,16 +308,17 @@ def _trajectories(ai_updates: list, base: dict[str, float], duration_s: float) -
 
 
 def _measure_system(y: np.ndarray, sr: int) -> dict:
+    from mixpilot.dsp.descriptors import compute_descriptors
     from mixpilot.dsp.meter import measure
 
-    from .measures import envelope, short_term_series, side_mid_db, third_octave_spectrum
+    from .measures import envelope, short_term_series
 
     m = measure(y, sr)
     il, tp = m["integrated_lufs"], m["true_peak_dbtp"]
-    _, spec = third_octave_spectrum(y, sr)
+    d = compute_descriptors(y, sr)  # the descriptors profiles are made of: 1/3-octave mid/side re loudness, width
     ts, st = short_term_series(y, sr, SHORT_TERM_HOP_S)
     peak, rms = envelope(y, ENVELOPE_BINS)
-    w = side_mid_db(y)
+    w = d.width_db if y.shape[1] == 2 else None
     return {
         "loudness": {
             "integrated_lufs": _r(il),
@@ -326,7 +330,8 @@ def _measure_system(y: np.ndarray, sr: int) -> dict:
             "max_momentary_lufs": _r(m["max_momentary_lufs"]),
         },
         "width_side_mid_db": _r(w) if w is not None else None,
-        "spectrum_db": [_r(v) for v in spec],
+        "spectrum_db": [_r(v) for v in d.mid_db],
+        "spectrum_side_db": [_r(v) for v in d.side_db] if y.shape[1] == 2 else None,
         "short_term": {"t_s": [_r(t, 3) for t in ts], "lufs": [_r(v, 3) for v in st]},
         "envelope": {"peak": [_r(v, 5) for v in peak], "rms": [_r(v, 5) for v in rms]},
     }
@@ -585,7 +590,18 @@ def _letters(n: int) -> list[str]:
     return [abc[i] if n <= 26 else f"{abc[i // 26]}{abc[i % 26]}" for i in range(n)]
 
 
-def _schema_doc_top(opts: CompareOptions, info, sr: int, frames: int, start_s: float, bands: list[float]) -> dict:
+def _tonal_target():
+    """The profile every system's tonal distance is measured against: the shipped default profile.
+
+    It is what the product aims at when no reference and no target is given
+    (issue 14); its tolerance is the spread of good masters per band.
+    """
+    from mixpilot.inference.profile import Profile
+
+    return Profile.load("default")
+
+
+def _schema_doc_top(opts: CompareOptions, info, sr: int, frames: int, start_s: float, target) -> dict:
     from mixpilot import __version__ as version
 
     return {
@@ -609,12 +625,15 @@ def _schema_doc_top(opts: CompareOptions, info, sr: int, frames: int, start_s: f
             "audio_format": opts.audio_format,
             "blind": opts.blind,
         },
-        "bands_hz": [_r(b, 3) for b in bands],
+        "bands_hz": [_r(float(b), 3) for b in target.bands_hz],
         "tonal_reference": {
-            "kind": "original",
-            "label": "original",
-            "note": "distance to the original excerpt's spectrum (how far each system moved the tonal balance); "
-            "no target profile is available yet",
+            "kind": "target",
+            "label": f"{target.name} profile",
+            "note": f"distance of the mid signal's long-term 1/3-octave balance (dB re integrated loudness) to the "
+            f"shipped '{target.name}' profile ({target.tracks} tracks); 'outside' counts only what lies beyond "
+            f"its tolerance (the spread of the tracks per band)",
+            "target_db": [_r(float(v)) for v in target.mid_db],
+            "tolerance_db": [_r(float(v)) for v in target.mid_tol_db],
         },
     }
 
@@ -650,10 +669,10 @@ def run_compare(
     from mixpilot.dsp.meter import measure
 
     from .audio_io import LAYOUTS, AudioFileError, read_audio_file, to_processing_layout
-    from .measures import third_octave_centres
 
     _validate_numbers(opts)
     systems = systems_for(opts.models, warn=note)
+    target = _tonal_target()
     dest = _check_out(opts.out, [opts.input], opts.overwrite)
     plots_ok = _plots_available()
     if not plots_ok:
@@ -683,8 +702,8 @@ def run_compare(
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         results = _render_all(opts, systems, names, x, sr, in_lufs, tmp, ext, progress_stream)
-        doc = _schema_doc_top(opts, info, sr, x.shape[0], start / sr, third_octave_centres(sr))
-        doc["systems"] = _assemble(systems, names, results, opts.blind)
+        doc = _schema_doc_top(opts, info, sr, x.shape[0], start / sr, target)
+        doc["systems"] = _assemble(systems, names, results, opts.blind, target)
         _write_matched(doc, tmp, sr, ext, opts.ceiling_dbtp, note)
         if opts.blind:
             doc["systems"].sort(key=lambda s: s["name"])
@@ -789,20 +808,30 @@ def _drain(q, bar: _Progress) -> None:
         bar.update(i, p, d, t)
 
 
-def _assemble(systems: list[System], names: list[str], results: list[dict], blind: bool) -> list[dict]:
-    from .measures import tonal_distance
+def tonal_distance(levels_db: Sequence[float | None], target_db: Sequence, tolerance_db: Sequence) -> dict:
+    """Per band ``level - target`` (dB; None where either is missing), its RMS, and the RMS of what lies
+    outside the tolerance (``sign(d) * max(|d| - tol, 0)``, :meth:`inference.profile.Profile.deviation`)."""
+    lv = np.array([np.nan if v is None else v for v in levels_db], dtype=np.float64)
+    tg = np.asarray(target_db, dtype=np.float64)
+    tol = np.nan_to_num(np.asarray(tolerance_db, dtype=np.float64))
+    dev = lv - tg
+    ok = np.isfinite(dev)
+    outside = np.sign(dev) * np.maximum(np.abs(dev) - tol, 0.0)
+    rms = float(np.sqrt(np.mean(dev[ok] ** 2))) if ok.any() else math.nan
+    out_rms = float(np.sqrt(np.mean(outside[ok] ** 2))) if ok.any() else math.nan
+    return {"per_band_db": [_r(v) for v in dev], "rms_db": _r(rms), "outside_rms_db": _r(out_rms)}
 
-    ref = results[0]["spectrum_db"]  # the original's
+
+def _assemble(systems: list[System], names: list[str], results: list[dict], blind: bool, target) -> list[dict]:
     out = []
     for s, name, r in zip(systems, names, results):
-        per_band, rms = tonal_distance(r["spectrum_db"], ref)
         entry = {
             "name": name,
             "label": name if blind else s.label,
             "kind": None if blind else s.kind,
             "settings": None if blind else s.settings,
             **r,
-            "tonal_distance": {"per_band_db": [_r(v) for v in per_band], "rms_db": _r(rms)},
+            "tonal_distance": tonal_distance(r["spectrum_db"], target.mid_db, target.mid_tol_db),
         }
         out.append(entry)
     return out
@@ -947,6 +976,7 @@ def write_page(doc: dict, folder: Path) -> None:
             f"<td>{_fmt(lo['integrated_lufs'])}</td><td>{_fmt(lo['true_peak_dbtp'])}</td>"
             f"<td>{_fmt(lo['lra_lu'])}</td><td>{_fmt(lo['plr_db'])}</td>"
             f"<td>{_fmt(s['width_side_mid_db'])}</td><td>{_fmt(s['tonal_distance']['rms_db'], 2)}</td>"
+            f"<td>{_fmt(s['tonal_distance']['outside_rms_db'], 2)}</td>"
             f"<td>{_fmt(m.get('gain_db'))}</td><td>{_fmt(m.get('true_peak_dbtp'), 2)}</td>"
             f"<td>{rend.get('passes', '&ndash;')}</td><td>{_fmt(tim.get('render_s'), 2)}</td>"
             f"<td>{esc('; '.join(s.get('notes') or []))}</td>"

@@ -16,10 +16,12 @@ References, all independent of the code under test:
   ``<audio>`` loaded its file (``readyState >= 2`` = decoded data, duration
   equal to the excerpt's) and each chart ``<img>`` decoded
   (``naturalWidth > 0``); the screenshot is kept in out/test-artifacts/;
+* the tonal distance: ``dsp.descriptors.compute_descriptors`` of each
+  system's file minus the shipped default profile (``inference.profile``),
+  and the part outside its tolerance as ``Profile.deviation`` defines it;
 * closed forms for the measures: BS.1770-4 calibrates a 0 dBFS 1 kHz sine
   in one channel to -3.01 LKFS, so ``A sin`` in both channels reads
-  ``20 log10(A)``; ``L = s``, ``R = s/2`` has ``mid = 3s/4``,
-  ``side = s/4``: side/mid = ``-9.54 dB``.
+  ``20 log10(A)``.
 """
 
 from __future__ import annotations
@@ -43,18 +45,13 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+from mixpilot.dsp.descriptors import BAND_NOMINAL_HZ, compute_descriptors
 from mixpilot.dsp.meter import measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS
+from mixpilot.inference.profile import Profile
 from mixpilot.realtime import compare as cmp
 from mixpilot.realtime.cli import main
-from mixpilot.realtime.measures import (
-    envelope,
-    short_term_series,
-    side_mid_db,
-    third_octave_centres,
-    third_octave_spectrum,
-    tonal_distance,
-)
+from mixpilot.realtime.measures import envelope, short_term_series
 
 pyloudnorm = pytest.importorskip("pyloudnorm")
 jsonschema = pytest.importorskip("jsonschema")
@@ -226,17 +223,25 @@ def test_parameter_trajectories_are_the_render_params_out_events(compared, song_
     assert h["params"]["mean"]["input_gain_db"] == pytest.approx(mean, abs=1e-5)
 
 
-def test_tonal_distance_is_to_the_original_and_says_so(compared):
-    _, _, doc, _ = compared
-    assert doc["tonal_reference"]["kind"] == "original"
-    assert "no target profile" in doc["tonal_reference"]["note"]
-    orig = doc["systems"][0]
-    assert orig["tonal_distance"]["rms_db"] == 0.0
-    bands = doc["bands_hz"]
-    assert len(bands) == len(orig["spectrum_db"]) == len(third_octave_centres(SR)) == 29
+def test_tonal_distance_is_to_the_default_profile(compared):
+    """Each system's spectrum is dsp.descriptors' mid levels of its file; the distance is that minus the profile."""
+    out, _, doc, _ = compared
+    target = Profile.load("default")
+    ref = doc["tonal_reference"]
+    assert ref["kind"] == "target" and "default" in ref["label"]
+    assert doc["bands_hz"] == pytest.approx(list(BAND_NOMINAL_HZ))
+    assert ref["target_db"] == pytest.approx(list(target.mid_db), abs=1e-4)
+    assert ref["tolerance_db"] == pytest.approx(list(target.mid_tol_db), abs=1e-4)
     for s in doc["systems"]:
-        per_band, rms = tonal_distance(s["spectrum_db"], orig["spectrum_db"])
-        assert s["tonal_distance"]["rms_db"] == pytest.approx(rms, abs=2e-4)
+        y, sr = sf.read(str(out / s["files"]["audio"]), dtype="float32", always_2d=True)
+        d = compute_descriptors(y, sr)
+        assert s["spectrum_db"] == pytest.approx(list(d.mid_db), abs=0.01)  # the file is 24-bit
+        dev = d.mid_db - target.mid_db
+        assert s["tonal_distance"]["per_band_db"] == pytest.approx(list(dev), abs=0.01)
+        assert s["tonal_distance"]["rms_db"] == pytest.approx(float(np.sqrt(np.mean(dev**2))), abs=0.01)
+        outside = np.sign(dev) * np.maximum(np.abs(dev) - target.mid_tol_db, 0.0)
+        assert s["tonal_distance"]["outside_rms_db"] == pytest.approx(float(np.sqrt(np.mean(outside**2))), abs=0.01)
+        assert s["tonal_distance"]["outside_rms_db"] <= s["tonal_distance"]["rms_db"]
 
 
 # --- the page in a real browser --------------------------------------------------------------
@@ -565,20 +570,10 @@ def test_measures_against_closed_forms():
     assert ts[0] == pytest.approx(3.0) and ts[-1] == pytest.approx(6.0)
     want = 20 * math.log10(a)  # BS.1770-4: a 0 dBFS 1 kHz sine in one channel reads -3.01; two channels +3.01
     assert all(v == pytest.approx(want, abs=0.05) for v in st)
-    # the 1 kHz band holds the tone: it is the loudest band by far
-    bands, lv = third_octave_spectrum(x, SR)
-    k = int(np.argmin(np.abs(np.array(bands) - 1000.0)))
-    assert int(np.nanargmax(np.array(lv, dtype=float))) == k
-    # tonal distance: a gain is no distance; a tilt is
-    base = [0.0, 1.0, -2.0, 3.0]
-    per, rms = tonal_distance([v + 6.0 for v in base], base)
-    assert rms == pytest.approx(0.0, abs=1e-12) and all(abs(p) < 1e-12 for p in per)
-    per, rms = tonal_distance([1.0, 1.0, -1.0, -1.0], [0.0] * 4)
-    assert rms == pytest.approx(1.0)
-    # width: L = s, R = s/2 -> side/mid = (1/4)^2 / (3/4)^2
-    y = np.stack([s, 0.5 * s], axis=1)
-    assert side_mid_db(y) == pytest.approx(10 * math.log10(1 / 9), abs=1e-9)
-    assert side_mid_db(y[:, :1]) is None
+    # tonal distance: +-1 dB everywhere is 1 dB RMS; with 0.5 dB tolerance, 0.5 dB of it lies outside
+    td = cmp.tonal_distance([1.0, -1.0, None, 1.0], [0.0, 0.0, 0.0, float("nan")], [0.5, 0.5, 0.5, 0.5])
+    assert td["per_band_db"] == [1.0, -1.0, None, None]
+    assert td["rms_db"] == pytest.approx(1.0) and td["outside_rms_db"] == pytest.approx(0.5)
     # envelope: a square wave of amplitude 0.5 has peak and RMS 0.5 in every bin
     sq = 0.5 * np.sign(np.sin(2 * np.pi * 100.0 * t + 0.1))[:, None]
     peak, rms_env = envelope(sq, 100)
