@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mixpilot.benchmarks.conftest import SAMPLE_RATE
+from mixpilot.dsp.params import AI_PARAM_NAMES
 from mixpilot.inference.features import FEATURE_CONFIG, extract_features, input_window_frames
 from mixpilot.inference.heuristic import HeuristicEstimator
 from mixpilot.inference.model import MODELS_DIR, OnnxModel
@@ -85,4 +86,4 @@ def test_worker_hop(benchmark, program):
     end = len(program)
     worker.compute(end)
     values = benchmark(worker.compute, end)
-    assert len(values) == 10
+    assert len(values) == len(AI_PARAM_NAMES)

@@ -1,4 +1,4 @@
-"""RBJ-cookbook biquads (low shelf, bell, high shelf) in transposed direct form II.
+"""RBJ-cookbook biquads (low shelf, bell, high shelf, low-pass, high-pass) in transposed direct form II.
 
 Coefficients follow Robert Bristow-Johnson, "Cookbook formulae for audio EQ
 biquad filter coefficients" (shelf slope S = 1, i.e. Q = 1/sqrt(2) for the
@@ -17,9 +17,9 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["LOW_SHELF", "BELL", "HIGH_SHELF", "rbj_coefficients"]
+__all__ = ["LOW_SHELF", "BELL", "HIGH_SHELF", "LOW_PASS", "HIGH_PASS", "rbj_coefficients", "response"]
 
-LOW_SHELF, BELL, HIGH_SHELF = 0, 1, 2
+LOW_SHELF, BELL, HIGH_SHELF, LOW_PASS, HIGH_PASS = 0, 1, 2, 3, 4
 _DENORMAL = 1e-30
 _NYQUIST_FRACTION = 0.49
 
@@ -34,7 +34,19 @@ def _rbj_into(
     w0 = 2.0 * math.pi * f / sample_rate
     cw = math.cos(w0)
     sw = math.sin(w0)
-    if kind == BELL:
+    if kind == LOW_PASS or kind == HIGH_PASS:  # gain_db unused
+        alpha = sw / (2.0 * q)
+        if kind == LOW_PASS:
+            b0 = (1.0 - cw) / 2.0
+            b1 = 1.0 - cw
+        else:
+            b0 = (1.0 + cw) / 2.0
+            b1 = -(1.0 + cw)
+        b2 = b0
+        a0 = 1.0 + alpha
+        a1 = -2.0 * cw
+        a2 = 1.0 - alpha
+    elif kind == BELL:
         alpha = sw / (2.0 * q)
         b0 = 1.0 + alpha * a
         b1 = -2.0 * cw
@@ -87,3 +99,10 @@ def rbj_coefficients(kind: int, freq_hz: float, gain_db: float, q: float, sample
     out = np.zeros(5)
     _rbj_into(kind, float(freq_hz), float(gain_db), float(q), float(sample_rate), out)
     return out
+
+
+def response(coeffs: np.ndarray, freqs_hz: np.ndarray, sample_rate: float) -> np.ndarray:
+    """Complex frequency response of the biquad ``coeffs`` [b0, b1, b2, a1, a2] at ``freqs_hz`` (closed form)."""
+    c = np.asarray(coeffs, dtype=np.float64)
+    z = np.exp(-2j * np.pi * np.asarray(freqs_hz, dtype=np.float64) / float(sample_rate))
+    return (c[0] + c[1] * z + c[2] * z * z) / (1.0 + c[3] * z + c[4] * z * z)

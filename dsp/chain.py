@@ -191,6 +191,7 @@ class MixChain:
             self._g = make_bank(np.clip(self.targets, self.bounds[0], self.bounds[1]), [p.glide for p in PARAMS])
             self._sm = make_bank(self.enabled, ["linear"] * len(STAGES))
             self._cc = np.zeros(N_PARAMS)
+            self._live = np.zeros(N_PARAMS, dtype=np.int64)  # indexes of the gliding parameters
             self._ist = np.zeros(_fused.IST_SIZE, dtype=np.int64)
             self._states = tuple(s.allocate(fs, self.targets) for s in REGISTRY)
             self._flat_states = tuple(a for st in self._states for a in st)
@@ -206,6 +207,7 @@ class MixChain:
                 self._fs,
                 self._mask,
                 self._g,
+                self._live,
                 self._sm,
                 self._cc,
                 self._ist,

@@ -71,9 +71,15 @@ def _glide_retarget(
 
 @njit(cache=True, nogil=True)
 def _glide_retarget_bounded(
-    g: np.ndarray, targets: np.ndarray, bounds: np.ndarray, glide_s: np.ndarray, sample_rate: float
+    g: np.ndarray, targets: np.ndarray, bounds: np.ndarray, glide_s: np.ndarray, sample_rate: float, live: np.ndarray
 ) -> int:  # pragma: no cover
-    """:func:`_glide_retarget` with every target held inside ``bounds`` [2, n] (minimum, maximum)."""
+    """:func:`_glide_retarget` with every target held inside ``bounds`` [2, n] (minimum, maximum).
+
+    ``live`` [n] receives the indexes of the ramping entries (the count is
+    returned), so that :func:`_glide_tick_live` touches only those: a chain
+    with 40 parameters of which one glides (the loudness follower's delivery
+    gain, nearly always) pays for one per sample, not for 40.
+    """
     active = 0
     for i in range(g.shape[1]):
         t = targets[i]
@@ -83,6 +89,28 @@ def _glide_retarget_bounded(
             t = bounds[0, i]
         _arm(g, i, t, glide_s, sample_rate)
         if g[3, i] > 0.0:
+            live[active] = i
+            active += 1
+    return active
+
+
+@njit(cache=True, nogil=True)
+def _glide_tick_live(g: np.ndarray, live: np.ndarray, count: int) -> int:  # pragma: no cover
+    """:func:`_glide_tick` over the ``count`` entries listed in ``live`` (kept compact); return how many still ramp."""
+    active = 0
+    for k in range(count):
+        i = live[k]
+        left = g[3, i] - 1.0
+        if left <= 0.0:
+            g[0, i] = g[1, i]
+            g[3, i] = 0.0
+        else:
+            if g[4, i] > 0.5:
+                g[0, i] *= g[2, i]
+            else:
+                g[0, i] += g[2, i]
+            g[3, i] = left
+            live[active] = i
             active += 1
     return active
 

@@ -22,6 +22,24 @@ Glide styles (how a parameter ramps toward a new target, per sample):
 AI-safe ranges follow the musical ranges the users asked for in MISSION.md
 (EQ about +-2-3 dB, compression ratio 1-4, reverb <= 0.3, delay <= 0.2,
 width 0.9-1.1, output level about +-1 dB).
+
+The tonal-match EQ (``tone_31hz_db`` .. ``tone_16khz_db``) and the band widths
+aim at a *target* (a reference track or a profile), not at undoing an
+unknown fault, and get wider AI ranges on purpose:
+
+* tone bands: boosts up to +6 dB, cuts to -6 dB in the middle octaves and
+  deeper at the ends (-8 dB at 63 Hz, -7 dB at 8 kHz, -9 dB for the two
+  shelves).  A real master's long-term 1/3-octave balance differs from a
+  corpus average by 3-6 dB RMS, so +-3 dB could not reach what a reference
+  asks; the ends (sub-bass, rumble, air) are where masters differ most, and a
+  cut costs no headroom, while every dB of broad boost is a dB less before
+  the limiter, hence the asymmetric +6 dB cap;
+* ``width_low`` 0.5-1.1: narrowing the low end is the mono-compatibility
+  move (0.5 halves the bass side energy's level, -6 dB); widening bass is
+  not, so barely;
+* ``width_high`` 0.8-1.3: the width target above the crossover, within the
+  range where M/S widening stays free of phasey artefacts;
+* ``width_crossover_hz`` is the user's (typ. 100-300 Hz), not the AI's.
 """
 
 from __future__ import annotations
@@ -121,6 +139,16 @@ PARAMS: tuple[Param, ...] = (
     _p("presence_gain_db", "dB", -12, 12, -2, 3, 0, "db", True, "presence bell gain", "tone"),
     _p("presence_freq_hz", "Hz", 2000, 8000, 3500, 5500, 4500, "geometric", False, "presence bell centre", "tone"),
     _p("presence_q", "", 0.3, 4, 0.7, 1.5, 1.0, "geometric", False, "presence bell Q", "tone"),
+    _p("tone_31hz_db", "dB", -18, 18, -9, 6, 0, "db", True, "tonal-match EQ: low shelf (corner 44 Hz) for the 31 Hz octave and below", "tone"),
+    _p("tone_63hz_db", "dB", -18, 18, -8, 6, 0, "db", True, "tonal-match EQ: 63 Hz octave bell", "tone"),
+    _p("tone_125hz_db", "dB", -18, 18, -6, 6, 0, "db", True, "tonal-match EQ: 125 Hz octave bell", "tone"),
+    _p("tone_250hz_db", "dB", -18, 18, -6, 6, 0, "db", True, "tonal-match EQ: 250 Hz octave bell", "tone"),
+    _p("tone_500hz_db", "dB", -18, 18, -6, 6, 0, "db", True, "tonal-match EQ: 500 Hz octave bell", "tone"),
+    _p("tone_1khz_db", "dB", -18, 18, -6, 6, 0, "db", True, "tonal-match EQ: 1 kHz octave bell", "tone"),
+    _p("tone_2khz_db", "dB", -18, 18, -6, 6, 0, "db", True, "tonal-match EQ: 2 kHz octave bell", "tone"),
+    _p("tone_4khz_db", "dB", -18, 18, -6, 6, 0, "db", True, "tonal-match EQ: 4 kHz octave bell", "tone"),
+    _p("tone_8khz_db", "dB", -18, 18, -7, 6, 0, "db", True, "tonal-match EQ: 8 kHz octave bell", "tone"),
+    _p("tone_16khz_db", "dB", -18, 18, -9, 6, 0, "db", True, "tonal-match EQ: high shelf (corner 11.3 kHz) for the 16 kHz octave and above", "tone"),
     _p("reverb_send", "", 0, 1, 0, 0.3, 0, "linear", True, "reverb send level (wet added to dry)", "space"),
     _p("reverb_room_size", "", 0, 1, 0.2, 0.8, 0.5, "linear", False, "reverb decay (0 = 0.2 s .. 1 = 5 s RT60)", "space"),
     _p("reverb_damping", "", 0, 1, 0.2, 0.8, 0.5, "linear", False, "reverb high-frequency damping", "space"),
@@ -128,6 +156,9 @@ PARAMS: tuple[Param, ...] = (
     _p("delay_ms", "ms", 1, 2000, 50, 500, 250, "geometric", False, "delay time", "space"),
     _p("delay_feedback", "", 0, 0.95, 0, 0.5, 0.3, "linear", False, "delay feedback", "space"),
     _p("stereo_width", "", 0, 2, 0.9, 1.1, 1.0, "linear", True, "M/S width (0 mono, 1 unchanged, 2 double side)", "width"),
+    _p("width_low", "", 0, 2, 0.5, 1.1, 1.0, "linear", True, "M/S width below the crossover (0 mono bass, 1 unchanged)", "width"),
+    _p("width_high", "", 0, 2, 0.8, 1.3, 1.0, "linear", True, "M/S width above the crossover (1 unchanged)", "width"),
+    _p("width_crossover_hz", "Hz", 40, 1000, 100, 300, 160, "geometric", False, "Linkwitz-Riley crossover of the two widths", "width"),
     _p("output_gain_db", "dB", -24, 24, -1, 1, 0, "db", True, "gain after the chain", "loudness"),
     _p("loudness_gain_db", "dB", -40, 40, 0, 0, 0, "db", False, "delivery gain set by loudness targeting", "loudness"),
     _p("limiter_ceiling_dbtp", "dBTP", -20, 0, -2, -0.3, -1, "db", False, "limiter true-peak ceiling", "safety"),
@@ -201,10 +232,23 @@ def normalise(name: str, value: float) -> float:
     return float((value - lo) / (hi - lo))
 
 
+#: normalised values within this of a parameter's normalised default denormalise to the default exactly
+NEUTRAL_SNAP = 1e-6
+
+
 def denormalise(name: str, x: float) -> float:
-    """Inverse of :func:`normalise`."""
+    """Inverse of :func:`normalise`.
+
+    The default survives the round trip exactly, also through float32 (a
+    model's output): ``x`` within :data:`NEUTRAL_SNAP` of ``normalise(name,
+    default)`` gives the default itself, so an AI that wants no move never
+    moves a parameter by 1e-15 dB (and never wakes a stage that sleeps at its
+    neutral setting).
+    """
     p = PARAMS[PARAM_INDEX[name]]
     lo, hi = p.ai_minimum, p.ai_maximum
+    if hi != lo and lo <= p.default <= hi and abs(x - normalise(name, p.default)) <= NEUTRAL_SNAP:
+        return p.default
     if p.glide == "geometric":
         return float(np.exp(np.log(lo) + x * (np.log(hi) - np.log(lo))))
     return float(lo + x * (hi - lo))

@@ -31,6 +31,8 @@ __all__ = [
     "StereoWidth",
     "OutputGain",
     "Limiter",
+    "ToneMatch",
+    "BandWidth",
 ]
 
 
@@ -100,3 +102,5 @@ Delay: type[Processor] = _BY_NAME["Delay"]
 StereoWidth: type[Processor] = _BY_NAME["StereoWidth"]
 OutputGain: type[Processor] = _BY_NAME["OutputGain"]
 Limiter: type[Processor] = _BY_NAME["Limiter"]
+ToneMatch: type[Processor] = _BY_NAME["ToneMatch"]
+BandWidth: type[Processor] = _BY_NAME["BandWidth"]

@@ -9,9 +9,10 @@ exactly one stage (checked below at import).
 
 Signal flow::
 
-    input gain -> compressor -> EQ -> + reverb send \\  parallel sends from the EQ output,
-                                      + delay send  /  wet added to dry
-       -> stereo width -> [tap] -> output gain x loudness gain -> lookahead true-peak limiter
+    input gain -> compressor -> EQ -> tonal-match EQ -> + reverb send \\  parallel sends from the
+                                                        + delay send  /  EQ output, wet added to dry
+       -> stereo width -> width per band -> [tap] -> output gain x loudness gain
+       -> lookahead true-peak limiter
 """
 
 from __future__ import annotations
@@ -24,11 +25,23 @@ from .limiter import LIMITER
 from .params import PARAM_NAMES
 from .reverb import REVERB
 from .stage import Stage
-from .width import WIDTH
+from .tone import TONE
+from .width import WIDTH, WIDTH_BANDS
 
 __all__ = ["REGISTRY", "STAGES", "stage"]
 
-REGISTRY: tuple[Stage, ...] = (INPUT_GAIN, COMPRESSOR, EQ, REVERB, DELAY, WIDTH, OUTPUT_GAIN, LIMITER)
+REGISTRY: tuple[Stage, ...] = (
+    INPUT_GAIN,
+    COMPRESSOR,
+    EQ,
+    TONE,
+    REVERB,
+    DELAY,
+    WIDTH,
+    WIDTH_BANDS,
+    OUTPUT_GAIN,
+    LIMITER,
+)
 
 STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
 

@@ -10,7 +10,12 @@ the graph).  :meth:`OnnxModel.load` takes a name from ``models_onnx/``
 - the card must exist and parse, and carry every required key;
 - the sha256 of the ``.onnx`` bytes must match the card (a truncated or
   replaced file is caught before onnxruntime sees it);
-- ``param_names`` must equal :data:`dsp.params.AI_PARAM_NAMES`;
+- ``param_names`` must be :data:`dsp.params.AI_PARAM_NAMES` or a part of it
+  in the same order: a model trained before the AI parameter set grew (the
+  shipped ones know the first ten) keeps predicting what it knows, and
+  :meth:`OnnxModel.predict` answers "no move" (the normalised default) for
+  the parameters it does not know; an unknown name or another order is
+  refused;
 - ``feature_config`` must equal :data:`inference.features.FEATURE_CONFIG`;
 - the graph's input/output names and shapes must match the card and the
   feature shape: ``features [batch, 2, n_mels, n_frames]`` →
@@ -41,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from mixpilot.dsp.errors import ModelError
-from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise, normalise
 from mixpilot.inference.features import FEATURE_CONFIG, FeatureConfig
 
 __all__ = [
@@ -177,17 +182,16 @@ def _check_card(card: Any, card_path: Path, data: bytes) -> FeatureConfig:
             f"!= {str(card['sha256'])[:12]}…): corrupt, truncated or replaced"
         )
     names = card["param_names"]
-    if not isinstance(names, list) or tuple(names) != AI_PARAM_NAMES:
-        want = list(AI_PARAM_NAMES)
-        got = names if isinstance(names, list) else []
-        extra = [n for n in got if n not in want]
-        lacking = [n for n in want if n not in got]
-        if extra or lacking:
-            detail = "; ".join(
-                filter(None, [f"unknown {extra}" if extra else "", f"missing {lacking}" if lacking else ""])
-            )
+    got = names if isinstance(names, list) else []
+    known = [n for n in AI_PARAM_NAMES if n in got]
+    if not got or known != got:
+        extra = [n for n in got if n not in AI_PARAM_NAMES]
+        if not got:
+            detail = "no parameter names"
+        elif extra:
+            detail = f"unknown {extra}"
         else:
-            detail = "same names in another order"
+            detail = "names in another order than the engine's table"
         raise ModelError(f"model card {card_path.name}: param_names mismatch with this engine ({detail})")
     fc = card["feature_config"]
     try:
@@ -202,7 +206,7 @@ def _check_card(card: Any, card_path: Path, data: bytes) -> FeatureConfig:
     if not all(isinstance(d, dict) and "name" in d and "shape" in d for d in io):
         raise ModelError(f"model card {card_path.name}: input/output must give name and shape")
     want_in = ["batch", *FEATURE_CONFIG.shape]
-    want_out = ["batch", len(AI_PARAM_NAMES)]
+    want_out = ["batch", len(names)]
     if card["input"]["name"] != INPUT_NAME or list(card["input"]["shape"]) != want_in:
         raise ModelError(
             f"model card {card_path.name}: input must be {INPUT_NAME} {want_in}, "
@@ -241,7 +245,10 @@ class OnnxModel:
     card : dict
         the parsed card.
     param_names : tuple[str, ...]
-        output order (== :data:`dsp.params.AI_PARAM_NAMES`).
+        output order of :meth:`predict` (== :data:`dsp.params.AI_PARAM_NAMES`).
+    model_param_names : tuple[str, ...]
+        what the graph predicts (the card's names: all of ``param_names`` or
+        the part it was trained on); the rest are answered "no move".
     feature_config : FeatureConfig
     """
 
@@ -250,6 +257,10 @@ class OnnxModel:
         self.card = card
         self.name = str(card.get("name", path.stem))
         self.param_names: tuple[str, ...] = AI_PARAM_NAMES
+        self.model_param_names: tuple[str, ...] = tuple(card["param_names"])
+        self._slots = np.array([AI_PARAM_NAMES.index(n) for n in self.model_param_names], dtype=np.int64)
+        # the normalised default of every AI parameter: "no move" for those the graph does not predict
+        self._neutral = np.array([normalise(n, PARAMS[PARAM_INDEX[n]].default) for n in AI_PARAM_NAMES], np.float32)
         self.feature_config = feature_config
         self._session = session
         self._input = INPUT_NAME
@@ -293,7 +304,7 @@ class OnnxModel:
             raise ModelError(f"corrupt ONNX model {path.name}: {_one_line(exc)}") from None
         ins, outs = session.get_inputs(), session.get_outputs()
         want_in = ["batch", *cfg.shape]
-        want_out = ["batch", len(AI_PARAM_NAMES)]
+        want_out = ["batch", len(card["param_names"])]
         if len(ins) != 1 or ins[0].name != INPUT_NAME or not _dims_match(list(ins[0].shape), want_in):
             got = [(i.name, i.shape) for i in ins]
             raise ModelError(f"model {path.name}: graph input {got} does not match {INPUT_NAME} {want_in}")
@@ -337,7 +348,12 @@ class OnnxModel:
             raise ModelError(f"features must have shape {self._shape} or (n, *{self._shape}), got {x.shape}")
         if not np.isfinite(out).all():
             raise ModelError(f"model {self.name} produced NaN or Inf")
-        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+        out = np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+        if len(self._slots) == len(AI_PARAM_NAMES):
+            return out
+        full = np.broadcast_to(self._neutral, (*out.shape[:-1], len(AI_PARAM_NAMES))).copy()
+        full[..., self._slots] = out
+        return full
 
     def denormalise(self, normalised: np.ndarray) -> np.ndarray:
         """Normalised ``[n_params]`` → values via :func:`dsp.params.denormalise`, clamped to the AI ranges."""

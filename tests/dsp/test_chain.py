@@ -23,10 +23,15 @@ BUSY = {  # every stage doing real work
     "mid_gain_db": -1.5,
     "high_gain_db": 2.5,
     "presence_gain_db": 1.5,
+    "tone_63hz_db": 3.0,
+    "tone_1khz_db": -2.0,
+    "tone_16khz_db": 4.0,
     "reverb_send": 0.25,
     "delay_send": 0.15,
     "delay_ms": 123.4,
     "stereo_width": 1.2,
+    "width_low": 0.6,
+    "width_high": 1.2,
     "output_gain_db": 1.0,
     "loudness_gain_db": 9.0,
 }
@@ -87,7 +92,13 @@ STEPS = [  # (parameter, from, to)
     ("reverb_send", 0.0, 0.3),
     ("delay_send", 0.0, 0.2),
     ("delay_ms", 100.0, 300.0),
+    ("tone_125hz_db", 0.0, 6.0),
+    ("tone_8khz_db", 0.0, -6.0),
+    ("tone_16khz_db", 0.0, 6.0),
     ("stereo_width", 1.0, 1.5),
+    ("width_low", 1.0, 0.3),
+    ("width_high", 1.0, 1.3),
+    ("width_crossover_hz", 160.0, 400.0),
     ("output_gain_db", 0.0, -6.0),
     ("loudness_gain_db", 0.0, 12.0),
     ("limiter_ceiling_dbtp", -1.0, -6.0),
@@ -108,7 +119,7 @@ def step_response(name, a, b, glide_ms):
     t = np.arange(3 * fs) / fs
     s = 0.25 * np.sin(2 * np.pi * 440.25 * t)  # at the step (t = 1 s) the sine is at its peak
     x = np.stack([s, 0.5 * s], axis=1).astype(np.float32)
-    extra = {"delay_send": 0.2} if name == "delay_ms" else {}
+    extra = {"delay_ms": {"delay_send": 0.2}, "width_crossover_hz": {"width_low": 0.5}}.get(name, {})
 
     def run(first, second):
         c = MixChain(glide_ms=glide_ms)

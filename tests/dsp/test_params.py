@@ -57,8 +57,18 @@ def test_required_parameters_present():
     assert set(REQUIRED) <= set(PARAM_INDEX)
 
 
-def test_ten_ai_parameters_inside_musical_ranges():
-    assert len(AI_PARAM_NAMES) == 10
+def test_ai_parameters_inside_musical_ranges():
+    first_ten = {"input_gain_db", "comp_ratio", "low_gain_db", "mid_gain_db", "high_gain_db", "presence_gain_db"}
+    first_ten |= {"reverb_send", "delay_send", "stereo_width", "output_gain_db"}
+    bands = ("31hz", "63hz", "125hz", "250hz", "500hz", "1khz", "2khz", "4khz", "8khz", "16khz")
+    tone = {f"tone_{b}_db" for b in bands}
+    assert set(AI_PARAM_NAMES) == first_ten | tone | {"width_low", "width_high"}
+    for name in tone:  # a target asks for more than +-3 dB; boosts are capped at +6 dB (headroom), cuts at -9 dB
+        p = PARAMS[PARAM_INDEX[name]]
+        assert -9 <= p.ai_minimum <= -6 and p.ai_maximum == 6 and p.aspect == "tone"
+    for name in ("width_low", "width_high"):
+        p = PARAMS[PARAM_INDEX[name]]
+        assert p.ai_minimum < 1.0 < p.ai_maximum and p.aspect == "width"
     musical = {"low_gain_db": 3, "mid_gain_db": 3, "high_gain_db": 3, "presence_gain_db": 3}
     for name, limit in musical.items():
         p = PARAMS[PARAM_INDEX[name]]
@@ -82,6 +92,8 @@ def test_units_in_names():
         "delay_send",
         "delay_feedback",
         "stereo_width",
+        "width_low",
+        "width_high",
     }
     for p in PARAMS:
         if p.name not in unitless:

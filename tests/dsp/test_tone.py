@@ -1,0 +1,186 @@
+"""The tonal-match EQ (dsp/tone.py) and the width per band (dsp/width.py).
+
+References: the closed-form response of the RBJ biquad cascade (its transfer
+function evaluated on the unit circle), against which both the running stage
+(its impulse response, by a direct DFT at each frequency) and the fit are
+checked; for the band widths, the Linkwitz-Riley magnitude law
+``|side'| = width_low |LP|^2 + width_high |HP|^2`` (Butterworth LP/HP at the
+crossover, each squared: LR4) and the identity ``L + R = 2 mid``.
+"""
+
+import numpy as np
+import pytest
+from scipy.interpolate import CubicSpline
+
+from mixpilot.dsp.biquad import HIGH_PASS, LOW_PASS, rbj_coefficients
+from mixpilot.dsp.biquad import response as biquad_response
+from mixpilot.dsp.params import PARAM_INDEX, PARAMS
+from mixpilot.dsp.processors import processor_for
+from mixpilot.dsp.spec import ProcessSpec
+from mixpilot.dsp.tone import CENTRES_HZ, TONE_PARAMS, fit, response_db
+
+THIRDS_HZ = 1000.0 * 2.0 ** (np.arange(-16, 14) / 3)  # 1/3-octave centres, 25 Hz .. 20 kHz
+
+
+def stage_response_db(gains, fs, freqs, n=1 << 16):
+    """Measured: the running ToneMatch stage's impulse response, DFT at ``freqs``."""
+    p = processor_for("tone")(**dict(zip(TONE_PARAMS, map(float, gains))))
+    p.prepare(ProcessSpec(fs, n, 1))
+    x = np.zeros((n, 1), np.float32)
+    x[0] = 1.0
+    h = np.zeros_like(x)
+    p.process(x, h)
+    k = np.arange(n)
+    spec = np.exp(-2j * np.pi * np.outer(freqs, k) / fs) @ h[:, 0].astype(np.float64)
+    return 20 * np.log10(np.abs(spec))
+
+
+def octave_smooth_targets(rng, count):
+    """Random target differences, smooth at octave scale: +-6 dB at every octave (spline) plus a tilt."""
+    knots = np.log2(np.concatenate([[CENTRES_HZ[0] / 2], CENTRES_HZ, [CENTRES_HZ[-1] * 2]]))
+    out = []
+    for _ in range(count):
+        t = CubicSpline(knots, rng.uniform(-6, 6, knots.size))(np.log2(THIRDS_HZ))
+        out.append(t + rng.uniform(-3, 3) * np.log2(THIRDS_HZ / 1000) / 5)
+    return out
+
+
+@pytest.mark.parametrize("fs", [44100, 48000, 96000])
+def test_running_stage_equals_the_closed_form(fs, rng):
+    gains = rng.uniform(-12, 12, len(TONE_PARAMS))
+    f = THIRDS_HZ[THIRDS_HZ < 0.45 * fs]
+    measured = stage_response_db(gains, fs, f)
+    np.testing.assert_allclose(measured, response_db(gains, f, fs), atol=0.01)  # float32 impulse, float64 filter
+
+
+@pytest.mark.parametrize("fs", [44100, 48000, 96000])
+def test_fit_realises_octave_smooth_targets_within_half_a_db(fs, rng):
+    f = THIRDS_HZ[THIRDS_HZ < 0.45 * fs]
+    errors = []
+    for target in octave_smooth_targets(rng, 12):
+        t = target[: f.size]
+        g = fit(f, t, fs)
+        errors.append(np.sqrt(np.mean((response_db(g, f, fs) - t) ** 2)))
+    assert max(errors) <= 0.5, errors
+    # and what the running stage does with the last fit (the fit's closed form is the kernel's)
+    assert np.sqrt(np.mean((stage_response_db(g, fs, f) - t) ** 2)) <= 0.5
+
+
+def test_fit_accounts_for_band_interaction():
+    # A flat +4 dB: the bands overlap, so setting each to 4 dB overshoots; the fit does not.
+    f = THIRDS_HZ[(THIRDS_HZ >= 31.5) & (THIRDS_HZ <= 16000)]
+    naive = np.full(len(TONE_PARAMS), 4.0)
+    assert np.max(np.abs(response_db(naive, f, 48000) - 4.0)) > 2.0
+    g = fit(f, np.full(f.size, 4.0), 48000)
+    assert np.sqrt(np.mean((response_db(g, f, 48000) - 4.0) ** 2)) < 0.2
+    assert np.all(g < 4.0)
+
+
+def test_fit_respects_bounds_and_rejects_bad_input():
+    f = THIRDS_HZ
+    g = fit(f, np.full(f.size, 15.0), 48000, bounds=(-6.0, 6.0))
+    assert np.all(g <= 6.0) and np.all(g >= -6.0)
+    with pytest.raises(ValueError):
+        fit(f, np.full(f.size - 1, 1.0), 48000)
+    with pytest.raises(ValueError):
+        fit(f, np.full(f.size, np.nan), 48000)
+
+
+def test_neutral_tone_stage_is_exactly_the_identity_and_sleeps_again(rng):
+    x = (0.3 * rng.standard_normal((48000, 2))).astype(np.float32)
+    p = processor_for("tone")()
+    p.prepare(ProcessSpec(48000, 512, 2))
+    y = np.zeros_like(x)
+    p.process(x, y)
+    np.testing.assert_array_equal(y, x)  # 0 dB shelves and bells are the identity
+    p.tone_125hz_db = 6.0
+    p.process(x, y)
+    assert not np.array_equal(y, x)
+    p.tone_125hz_db = 0.0
+    for _ in range(4):  # the gain glides back, the states ring out and flush to zero
+        p.process(x, y)
+    assert p.state_arrays()["tone.active"][0] == 0.0
+    p.process(x, y)
+    np.testing.assert_array_equal(y, x)
+
+
+def test_tone_rows_are_in_the_table_with_ai_ranges():
+    for name in TONE_PARAMS:
+        p = PARAMS[PARAM_INDEX[name]]
+        assert p.ai and p.aspect == "tone" and p.glide == "db" and p.default == 0.0
+        assert p.minimum == -18 and p.maximum == 18
+
+
+# --- width per band -----------------------------------------------------------------------
+
+
+def band_width(**values):
+    p = processor_for("width_bands")(**values)
+    p.prepare(ProcessSpec(48000, 1 << 15, 2))
+    return p
+
+
+def test_unity_widths_are_exactly_the_identity(rng):
+    x = (0.3 * rng.standard_normal((24000, 2))).astype(np.float32)
+    p = band_width()
+    y = np.zeros_like(x)
+    p.process(x, y)
+    np.testing.assert_array_equal(y, x)
+
+
+@pytest.mark.parametrize("low,high,xover", [(0.0, 1.0, 160.0), (0.5, 1.3, 120.0), (1.0, 0.8, 300.0), (2.0, 0.0, 80.0)])
+def test_side_follows_the_linkwitz_riley_law_and_mid_is_untouched(low, high, xover):
+    fs, n = 48000, 1 << 15
+    p = band_width(width_low=low, width_high=high, width_crossover_hz=xover)
+    x = np.zeros((n, 2), np.float32)
+    x[0] = [1.0, -1.0]  # a side impulse (mid = 0)
+    y = np.zeros_like(x)
+    p.process(x, y)
+    side = 0.5 * (y[:, 0].astype(np.float64) - y[:, 1])
+    np.testing.assert_allclose(0.5 * (y[:, 0] + y[:, 1]), 0.0, atol=1e-7)  # nothing leaks into mid
+    f = np.geomspace(20, 20000, 40)
+    measured = np.abs(np.exp(-2j * np.pi * np.outer(f, np.arange(n)) / fs) @ side)
+    lp = biquad_response(rbj_coefficients(LOW_PASS, xover, 0.0, np.sqrt(0.5), fs), f, fs) ** 2
+    hp = biquad_response(rbj_coefficients(HIGH_PASS, xover, 0.0, np.sqrt(0.5), fs), f, fs) ** 2
+    np.testing.assert_allclose(np.abs(lp) + np.abs(hp), 1.0, atol=1e-9)  # LR4: magnitudes sum to one
+    np.testing.assert_allclose(measured, low * np.abs(lp) + high * np.abs(hp), atol=1e-5)
+
+
+def test_mono_sum_never_changes(rng):
+    x = (0.3 * rng.standard_normal((48000, 2))).astype(np.float32)
+    p = band_width(width_low=0.2, width_high=1.3)
+    y = np.zeros_like(x)
+    for i in range(0, len(x), 256):
+        if i == 24000:
+            p.width_low = 1.0  # and while a width glides
+        p.process(x[i : i + 256], y[i : i + 256])
+    np.testing.assert_allclose(y.sum(axis=1), x.sum(axis=1), atol=2e-6)
+
+
+def test_band_width_wakes_and_sleeps_without_a_step(rng):
+    # 1 -> 0.3 and back: the crossover path fades in and out (no sample-to-sample jump beyond the
+    # signal's own), and back at 1 the stage is exactly the identity again.
+    fs = 48000
+    t = np.arange(2 * fs) / fs
+    s = 0.3 * np.sin(2 * np.pi * 90 * t)
+    x = np.stack([s, -s], axis=1).astype(np.float32)  # pure side, below the crossover
+    p = band_width()
+    y = np.zeros_like(x)
+    for i in range(0, len(x), 128):
+        if i == fs // 4:
+            p.width_low = 0.3
+        if i == fs:
+            p.width_low = 1.0
+        p.process(x[i : i + 128], y[i : i + 128])
+    steady = np.max(np.abs(np.diff(x[:, 0].astype(np.float64))))
+    assert np.max(np.abs(np.diff(y[:, 0].astype(np.float64)))) <= steady * 1.01
+    np.testing.assert_array_equal(y[-fs // 4 :], x[-fs // 4 :])
+
+
+def test_mixpilot_params_lists_the_new_rows(capsys):
+    from mixpilot.realtime.cli import main
+
+    assert main(["params"]) == 0
+    out = capsys.readouterr().out
+    for name in (*TONE_PARAMS, "width_low", "width_high", "width_crossover_hz"):
+        assert any(line.split()[:1] == [name] for line in out.splitlines()), name
