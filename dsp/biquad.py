@@ -94,6 +94,17 @@ def _biquad_tick(c: np.ndarray, z: np.ndarray, x: float) -> float:  # pragma: no
     return y
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cascade_tick(c: np.ndarray, z: np.ndarray, xl: float, xr: float, mix: float):  # pragma: no cover
+    """Stereo sample through the biquads ``c`` [k, 5] (states ``z`` [k, 2, 2]), blended in by ``mix``."""
+    yl = xl
+    yr = xr
+    for b in range(c.shape[0]):
+        yl = _biquad_tick(c[b], z[b, 0], yl)
+        yr = _biquad_tick(c[b], z[b, 1], yr)
+    return xl + mix * (yl - xl), xr + mix * (yr - xr)
+
+
 def rbj_coefficients(kind: int, freq_hz: float, gain_db: float, q: float, sample_rate: float) -> np.ndarray:
     """Normalised coefficients [b0, b1, b2, a1, a2] (float64) for one cookbook filter."""
     out = np.zeros(5)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _biquad_tick, _rbj_into
+from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _cascade_tick, _rbj_into
 from .params import PARAM_INDEX
 from .stage import Stage
 
@@ -50,13 +50,7 @@ def _eq_control(force, sample_rate, v, cc, c, z):  # pragma: no cover
 @njit(cache=True, nogil=True, inline="always")
 def _eq_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, c, z):  # pragma: no cover
     if mix > 0.0:
-        yl = xl
-        yr = xr
-        for b in range(4):
-            yl = _biquad_tick(c[b], z[b, 0], yl)
-            yr = _biquad_tick(c[b], z[b, 1], yr)
-        xl = xl + mix * (yl - xl)
-        xr = xr + mix * (yr - xr)
+        xl, xr = _cascade_tick(c, z, xl, xr, mix)
     return xl, xr
 
 

@@ -94,22 +94,29 @@ def _glide_retarget_bounded(
     return active
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _step(g: np.ndarray, i: int) -> bool:  # pragma: no cover
+    """One sample of entry ``i``'s ramp (it must be ramping); True while it still ramps."""
+    left = g[3, i] - 1.0
+    if left <= 0.0:
+        g[0, i] = g[1, i]
+        g[3, i] = 0.0
+        return False
+    if g[4, i] > 0.5:
+        g[0, i] *= g[2, i]
+    else:
+        g[0, i] += g[2, i]
+    g[3, i] = left
+    return True
+
+
 @njit(cache=True, nogil=True)
 def _glide_tick_live(g: np.ndarray, live: np.ndarray, count: int) -> int:  # pragma: no cover
     """:func:`_glide_tick` over the ``count`` entries listed in ``live`` (kept compact); return how many still ramp."""
     active = 0
     for k in range(count):
         i = live[k]
-        left = g[3, i] - 1.0
-        if left <= 0.0:
-            g[0, i] = g[1, i]
-            g[3, i] = 0.0
-        else:
-            if g[4, i] > 0.5:
-                g[0, i] *= g[2, i]
-            else:
-                g[0, i] += g[2, i]
-            g[3, i] = left
+        if _step(g, i):
             live[active] = i
             active += 1
     return active
@@ -120,19 +127,8 @@ def _glide_tick(g: np.ndarray) -> int:  # pragma: no cover
     """Advance every ramping entry by one sample; return how many still ramp."""
     active = 0
     for i in range(g.shape[1]):
-        left = g[3, i]
-        if left > 0.0:
-            left -= 1.0
-            if left <= 0.0:
-                g[0, i] = g[1, i]
-                g[3, i] = 0.0
-            else:
-                if g[4, i] > 0.5:
-                    g[0, i] *= g[2, i]
-                else:
-                    g[0, i] += g[2, i]
-                g[3, i] = left
-                active += 1
+        if g[3, i] > 0.0 and _step(g, i):
+            active += 1
     return active
 
 
@@ -140,18 +136,8 @@ def _glide_tick(g: np.ndarray) -> int:  # pragma: no cover
 def _glide_fill(g: np.ndarray, i: int, out: np.ndarray) -> None:  # pragma: no cover
     """Advance entry ``i`` for ``len(out)`` samples, writing each value (testing aid)."""
     for n in range(out.shape[0]):
-        left = g[3, i]
-        if left > 0.0:
-            left -= 1.0
-            if left <= 0.0:
-                g[0, i] = g[1, i]
-                g[3, i] = 0.0
-            else:
-                if g[4, i] > 0.5:
-                    g[0, i] *= g[2, i]
-                else:
-                    g[0, i] += g[2, i]
-                g[3, i] = left
+        if g[3, i] > 0.0:
+            _step(g, i)
         out[n] = g[0, i]
 
 

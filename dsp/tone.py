@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _biquad_tick, _rbj_into, rbj_coefficients
+from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _cascade_tick, _rbj_into, rbj_coefficients
 from .biquad import response as biquad_response
 from .params import PARAM_INDEX, PARAMS
 from .stage import Stage
@@ -174,13 +174,7 @@ def _tone_control(force, sample_rate, v, cc, c, z, act):  # pragma: no cover
 @njit(cache=True, nogil=True, inline="always")
 def _tone_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, c, z, act):  # pragma: no cover
     if mix > 0.0 and act[0] != 0.0:
-        yl = xl
-        yr = xr
-        for k in range(N_BANDS):
-            yl = _biquad_tick(c[k], z[k, 0], yl)
-            yr = _biquad_tick(c[k], z[k, 1], yr)
-        xl = xl + mix * (yl - xl)
-        xr = xr + mix * (yr - xr)
+        xl, xr = _cascade_tick(c, z, xl, xr, mix)
     return xl, xr
 
 
