@@ -110,7 +110,7 @@ _LN10_20 = math.log(10.0) / 20.0
 # int state slots
 LI_WRITE, LI_HEAD, LI_COUNT, LI_AVG, LI_N, LI_TPW, LI_L, LI_W = 0, 1, 2, 3, 4, 5, 7, 8
 # float state slots
-LF_SUM, LF_HREL, LF_PREV = 0, 1, 2
+LF_SUM, LF_HREL, LF_PREV, LF_CEIL, LF_REL = 0, 1, 2, 3, 4  # 3, 4: the ceiling (linear), the release alpha
 
 
 def lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
@@ -124,7 +124,7 @@ def init_state(lookahead: int):
     li = np.zeros(10, dtype=np.int64)  # slot 9: samples until the detector window is quiet
     li[LI_L] = lookahead
     li[LI_W] = w
-    lf = np.zeros(3, dtype=np.float64)
+    lf = np.zeros(5, dtype=np.float64)
     reset_state(li, lf, None, None, None, None)
     return li, lf, w
 
@@ -146,7 +146,7 @@ def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
 
 @njit(cache=True, nogil=True)
 def _limiter_block(
-    src: np.ndarray,
+    rows: np.ndarray,
     frames: int,
     dbuf: np.ndarray,
     tp: np.ndarray,
@@ -157,13 +157,12 @@ def _limiter_block(
     lf: np.ndarray,
     tp_coeffs: np.ndarray,
     tp_bound: float,
-    dst: np.ndarray,
 ) -> float:  # pragma: no cover
-    """The limiter over ``frames`` rows of ``src`` [n, 5] = (left, right, ceiling, release alpha, mix).
+    """The limiter over ``frames`` rows of ``rows`` [n, 7] = (left, right, ceiling, release alpha, mix, out).
 
     Runs stage-major (the chain hands it chunks) with its state in locals, so
     the per-sample bookkeeping stays in registers; steps 1-5 of the module
-    docstring.  Writes (left, right) into ``dst`` [n, 2]; returns the smallest gain.
+    docstring.  Writes (left, right) into columns 5 and 6; returns the smallest gain.
     """
     wi = li[0]
     head = li[1]
@@ -182,9 +181,9 @@ def _limiter_block(
     taps = tp.shape[1] // 2
     gmin = 1.0
     for k in range(frames):
-        xl = src[k, 0]
-        xr = src[k, 1]
-        ceiling = src[k, 2]
+        xl = rows[k, 0]
+        xr = rows[k, 1]
+        ceiling = rows[k, 2]
         # 1. true peak (BS.1770-4 Annex 2, 4x), skipped while provably below the ceiling
         w0 = _tp_push(tp[0], w0, xl)
         w1 = _tp_push(tp[1], w1, xr)
@@ -226,7 +225,7 @@ def _limiter_block(
         if h < hr:
             hr = h
         else:
-            hr = h + src[k, 3] * (hr - h)
+            hr = h + rows[k, 3] * (hr - h)
         # 4. moving average of length W (exact re-sum once per cycle against drift)
         s += hr - avg[a]
         avg[a] = hr
@@ -247,7 +246,7 @@ def _limiter_block(
         wi += 1
         if wi == lat:
             wi = 0
-        ml = src[k, 4]
+        ml = rows[k, 4]
         gb = gain if ml >= 1.0 else 1.0 + ml * (gain - 1.0)
         yl = dl * gb
         yr = dr * gb
@@ -261,8 +260,8 @@ def _limiter_block(
                 yr = cl
             elif yr < -cl:
                 yr = -cl
-        dst[k, 0] = yl
-        dst[k, 1] = yr
+        rows[k, 5] = yl
+        rows[k, 6] = yr
     li[0] = wi
     li[1] = head
     li[2] = count
@@ -279,9 +278,9 @@ def _limiter_block(
 
 # --- the chain stage (a block stage: stage-major over chunks, the chain's last) ---------
 # state: buf [2, L] (the delay), tp [2, 2 TP_TAPS] (detector histories), dq / dqi [W + 1] (sliding
-# minimum deque), avg [W] (moving average), li / lf (int / float slots above), src [chunk, 5] (input
-# rows: left, right, ceiling, release alpha, mix), dst [chunk, 2] (output rows), k [2] = (ceiling
-# (linear), release alpha).
+# minimum deque), avg [W] (moving average), li / lf (int / float slots above; lf also holds the
+# ceiling and the release alpha), rows [chunk, 7] (per sample: left, right, ceiling, release alpha,
+# mix in; left, right out).
 
 
 def _latency(sample_rate: float, targets: np.ndarray) -> int:
@@ -299,50 +298,48 @@ def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]
         np.ones(win),
         li,
         lf,
-        np.zeros((BLOCK_CHUNK, 5)),
-        np.zeros((BLOCK_CHUNK, 2)),
-        np.zeros(2),
+        np.zeros((BLOCK_CHUNK, 7)),
     )
 
 
 def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
-    dbuf, tp, dq, dqi, avg, li, lf, src, dst, k = state
+    dbuf, tp, dq, dqi, avg, li, lf, rows = state
     reset_state(li, lf, dbuf, tp, dq, avg)
-    k[:] = 0.0
+    rows[...] = 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lim_derive(v, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
-    k[0] = math.exp(v[P_CEIL] * _LN10_20)
+def _lim_derive(v, dbuf, tp, dq, dqi, avg, li, lf, rows):  # pragma: no cover
+    lf[LF_CEIL] = math.exp(v[P_CEIL] * _LN10_20)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lim_control(force, sample_rate, v, cc, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
+def _lim_control(force, sample_rate, v, cc, dbuf, tp, dq, dqi, avg, li, lf, rows):  # pragma: no cover
     if force or v[P_LREL] != cc[P_LREL]:
-        k[1] = math.exp(-1000.0 / (v[P_LREL] * sample_rate))
+        lf[LF_REL] = math.exp(-1000.0 / (v[P_LREL] * sample_rate))
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lim_feed(row, xl, xr, mix, v, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
-    src[row, 0] = xl
-    src[row, 1] = xr
-    src[row, 2] = k[0]
-    src[row, 3] = k[1]
-    src[row, 4] = mix
+def _lim_feed(row, xl, xr, mix, v, dbuf, tp, dq, dqi, avg, li, lf, rows):  # pragma: no cover
+    rows[row, 0] = xl
+    rows[row, 1] = xr
+    rows[row, 2] = lf[LF_CEIL]
+    rows[row, 3] = lf[LF_REL]
+    rows[row, 4] = mix
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lim_run(out, start, frames, stats, dbuf, tp, dq, dqi, avg, li, lf, src, dst, k):  # pragma: no cover
-    gmin = _limiter_block(src, frames, dbuf, tp, dq, dqi, avg, li, lf, LIMITER_TP_COEFFS, TP_GAIN_BOUND, dst)
+def _lim_run(out, start, frames, stats, dbuf, tp, dq, dqi, avg, li, lf, rows):  # pragma: no cover
+    gmin = _limiter_block(rows, frames, dbuf, tp, dq, dqi, avg, li, lf, LIMITER_TP_COEFFS, TP_GAIN_BOUND)
     if gmin < stats[ST_LIM_GAIN_MIN]:
         stats[ST_LIM_GAIN_MIN] = gmin
     nch = out.shape[1]
     for j in range(frames):
         if nch == 1:
-            out[start + j, 0] = 0.5 * (dst[j, 0] + dst[j, 1])
+            out[start + j, 0] = 0.5 * (rows[j, 5] + rows[j, 6])
         else:
-            out[start + j, 0] = dst[j, 0]
-            out[start + j, 1] = dst[j, 1]
+            out[start + j, 0] = rows[j, 5]
+            out[start + j, 1] = rows[j, 6]
 
 
 LIMITER = Stage(
@@ -351,7 +348,7 @@ LIMITER = Stage(
     params=("limiter_ceiling_dbtp", "limiter_release_ms", "lookahead_ms"),
     description="lookahead true-peak limiter",
     kind="block",
-    state_names=("delay", "tp", "deque", "deque_index", "average", "int_state", "float_state", "src", "dst", "k"),
+    state_names=("delay", "tp", "deque", "deque_index", "average", "int_state", "float_state", "rows"),
     allocate=_allocate,
     reset=_reset,
     derive=_lim_derive,

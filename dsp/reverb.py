@@ -147,50 +147,50 @@ def _reverb_tick(
 
 
 # --- the chain stage (a send: wet added to the dry signal) ------------------------------
-# state: lines [8, P] and ap [4, Pa] (rings), ri [3, 8] int (line lengths, write indexes, all-pass
-# lengths), rf [3, 10] (damping low-pass states, coefficients, scratch), quiet [2] int (samples the
-# loop has been silent, samples after which a silent loop is skipped).
+# state: lines [8, P] and ap [4, Pa] (rings), ri [4, 8] int (line lengths, write indexes, all-pass
+# lengths, and [3, 0] the samples the loop has been silent, [3, 1] the samples after which a silent
+# loop is skipped), rf [3, 10] (damping low-pass states, coefficients, scratch).
+_QUIET = 3
 
 
 def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
     lengths = line_lengths(sample_rate)
     ap_lengths = allpass_lengths(sample_rate)
-    ri = np.zeros((3, N_LINES), dtype=np.int64)
+    ri = np.zeros((4, N_LINES), dtype=np.int64)
     ri[0] = lengths
     ri[2, : len(ap_lengths)] = ap_lengths
-    quiet = np.zeros(2, dtype=np.int64)
-    quiet[1] = int(lengths.max() + ap_lengths.sum() + 256)
+    ri[_QUIET, 1] = int(lengths.max() + ap_lengths.sum() + 256)
     lines = np.zeros((N_LINES, ring_size(lengths)))
     ap = np.zeros((len(ap_lengths), ring_size(ap_lengths)))
-    return (lines, ap, ri, np.zeros((3, 10)), quiet)
+    return (lines, ap, ri, np.zeros((3, 10)))
 
 
 def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
-    lines, ap, ri, rf, quiet = state
+    lines, ap, ri, rf = state
     lines[...] = 0.0
     ap[...] = 0.0
     rf[...] = 0.0
     ri[1] = 0  # [0]: line write index, [1]: all-pass write index
-    quiet[0] = quiet[1]  # starts idle
+    ri[_QUIET, 0] = ri[_QUIET, 1]  # starts idle
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _reverb_control(force, sample_rate, v, cc, lines, ap, ri, rf, quiet):  # pragma: no cover
+def _reverb_control(force, sample_rate, v, cc, lines, ap, ri, rf):  # pragma: no cover
     if force or v[P_RV_ROOM] != cc[P_RV_ROOM] or v[P_RV_DAMP] != cc[P_RV_DAMP]:
         _reverb_coeffs(rf[1], ri[0], v[P_RV_ROOM], v[P_RV_DAMP], sample_rate)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _reverb_send_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, lines, ap, ri, rf, quiet):  # pragma: no cover
+def _reverb_send_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, lines, ap, ri, rf):  # pragma: no cover
     """The wet (left, right) for one sample; skipped while the send is 0 and the loop is silent."""
     send = v[P_RV_SEND] * mix
-    if send != 0.0 or quiet[0] < quiet[1]:
+    if send != 0.0 or ri[_QUIET, 0] < ri[_QUIET, 1]:
         mono = 0.5 * (xl + xr) * send
         rl, rr = _reverb_tick(mono, lines, ri[0], rf[0], ap, ri[2], ri[1], rf[1], rf[2])
         if mono == 0.0 and rl == 0.0 and rr == 0.0:
-            quiet[0] += 1
+            ri[_QUIET, 0] += 1
         else:
-            quiet[0] = 0
+            ri[_QUIET, 0] = 0
         return rl, rr
     return 0.0, 0.0
 
@@ -201,7 +201,7 @@ REVERB = Stage(
     params=("reverb_send", "reverb_room_size", "reverb_damping"),
     description="FDN reverb send (wet added to dry)",
     kind="send",
-    state_names=("lines", "allpass", "indexes", "lowpass_coefficients", "quiet"),
+    state_names=("lines", "allpass", "indexes", "lowpass_coefficients"),
     allocate=_allocate,
     reset=_reset,
     control=_reverb_control,
