@@ -189,9 +189,14 @@ def format_report(rep: dict) -> str:
             "delay_send": "dly",
             "stereo_width": "width",
             "output_gain_db": "out dB",
+            "width_low": "w low",
+            "width_high": "w high",
         }
+        short.update(
+            {n: "t" + n[5:-5] for n in AI_PARAM_NAMES if n.startswith("tone_")}  # tone_1khz_db: t1k
+        )
         lines.append(f"  AI suggestions ({rep['model']}), every window of 3 s:")
-        lines.append("    " + f"{'t s':>6s} " + " ".join(f"{short[n]:>6s}" for n in AI_PARAM_NAMES))
+        lines.append("    " + f"{'t s':>6s} " + " ".join(f"{short.get(n, n)[:6]:>6s}" for n in AI_PARAM_NAMES))
         for s in rep["suggestions"]:
             lines.append("    " + f"{s['t']:6.1f} " + " ".join(f"{s[n]:6.2f}" for n in AI_PARAM_NAMES))
     return "\n".join(lines)
