@@ -9,7 +9,7 @@
 #   make testdeps  apt packages only the tests use (chromium: the compare page is
 #                  tested in a real headless browser)
 #   make venv      .venv from python3 (>= 3.10 checked)
-#   make setup     pip install -e '.[dev,plot]' into .venv (again when pyproject.toml changes)
+#   make setup     pip install -e '.[dev,plot,cluster]' into .venv (again when pyproject.toml changes)
 #   make lint      ruff (lint + format check); part of make test
 #
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
@@ -138,7 +138,7 @@ $(STAMPS)/venv: $(STAMPS)/sysdeps
 $(STAMPS)/setup: $(STAMPS)/venv pyproject.toml
 	@echo "== installing mixpilot and its dev tools into $(VENV)"
 	$(PIP) uninstall -q -y mixpilot 2>/dev/null || true   # the distribution's name before 0.1 (same files)
-	$(PIP) install -q -e '.[dev,plot]'
+	$(PIP) install -q -e '.[dev,plot,cluster]'   # plot: compare charts; cluster: Ray, for the --cluster test
 	touch $@
 
 # ---------------------------------------------------------------- cleaning

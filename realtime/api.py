@@ -53,6 +53,7 @@ __all__ = [
     "MasterReport",
     "MasterSettings",
     "analyze",
+    "json_ready",
     "master",
     "master_core",
 ]
@@ -302,6 +303,17 @@ def master_core(
         inference=result.inference,
     )
     return result.out, report, result
+
+
+def json_ready(v):
+    """``v`` with every non-finite float as None: JSON has no infinities (silence reads -inf LUFS)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: json_ready(w) for k, w in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_ready(w) for w in v]
+    return v
 
 
 def _as_frames(audio: object, sample_rate: object) -> tuple[np.ndarray, int, bool]:

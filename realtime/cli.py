@@ -139,6 +139,34 @@ def build_parser() -> argparse.ArgumentParser:
         **opt("output_rate", default_text="the input's", help="deliver at this sample rate (soxr, before mastering)"),
     )
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    b = r.add_argument_group("batch (several inputs, a folder or a glob)")
+    b.add_argument("--out-dir", metavar="DIR", default=None, help="render every input into DIR (created if missing)")
+    b.add_argument(
+        "--format",
+        choices=("wav", "flac", "ogg", "mp3"),
+        default="wav",
+        help="output format of a batch (default wav); a single OUT takes it from its extension",
+    )
+    b.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="worker processes (default: every core)")
+    b.add_argument(
+        "--summary",
+        metavar="PATH",
+        default=None,
+        help="where the batch summary JSON goes (default DIR/mixpilot-summary.json)",
+    )
+    b.add_argument(
+        "--cluster",
+        metavar="ray://HOST:PORT|auto",
+        default=None,
+        help="run the files as tasks on a Ray cluster ('auto': the cluster 'ray start' runs here); "
+        "needs pip install 'mixpilot-engine[cluster]'",
+    )
+    b.add_argument(
+        "--shared-fs",
+        action="store_true",
+        help="with --cluster: inputs and DIR are on storage every worker sees; workers read and write "
+        "there (default: audio travels through Ray's object store and outputs are written here)",
+    )
     r.add_argument("--overwrite", action="store_true", help="replace OUT (and --params-out) if it exists")
     r.add_argument(
         "--block-size", **opt("block_size", help="frames per processing block (the result does not depend on it)")
@@ -412,21 +440,21 @@ def render_settings(args: argparse.Namespace, params: dict | None):
     )
 
 
-def _json_clean(v):
-    """JSON has no infinities or NaN: they become null (silence, unmeasurable loudness range)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_clean(w) for k, w in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_clean(w) for w in v]
-    return v
+def _json_text(value) -> str:
+    """``value`` as indented JSON, non-finite floats as null (:func:`realtime.api.json_ready`)."""
+    from .api import json_ready
+
+    return json.dumps(json_ready(value), indent=1) + "\n"
 
 
 def _render(args: argparse.Namespace) -> int:
 
     from .render import render_file
 
+    if args.out_dir is not None:
+        return _render_batch(args)
+    if args.cluster or args.jobs is not None or args.summary is not None or args.shared_fs:
+        raise _UsageError("--cluster, --jobs, --summary and --shared-fs are for batches: give --out-dir DIR")
     if len(args.paths) != 2:
         raise _UsageError(
             f"render takes IN OUT (got {len(args.paths)} path{'s' if len(args.paths) != 1 else ''}); "
@@ -452,10 +480,62 @@ def _render(args: argparse.Namespace) -> int:
     for note in rep.notes:
         _note(note)
     if args.json:
-        sys.stdout.write(json.dumps(_json_clean(rep.as_dict()), indent=1) + "\n")
+        sys.stdout.write(_json_text(rep.as_dict()))
     elif not args.quiet:
         _summary(rep, sys.stdout)
     return 0
+
+
+def _render_batch(args: argparse.Namespace) -> int:
+    """``render IN... --out-dir DIR``: :func:`realtime.batch.run_batch`; exit 0, 3 (partial), 1, 130."""
+    from .batch import BatchOptions, run_batch
+
+    if args.params_out is not None:
+        raise _UsageError("--params-out is for one file; a batch's summary is --summary")
+    if args.jobs is not None and args.jobs < 1:
+        raise _UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.float_output:
+        if args.bit_depth not in (None, "32f"):
+            raise _UsageError(f"--float and --bit-depth {args.bit_depth} disagree; give one of them")
+        args.bit_depth = "32f"
+    options = BatchOptions(
+        settings=render_settings(args, _read_params_arg(args)),
+        bit_depth=args.bit_depth,
+        output_rate=args.output_rate,
+        overwrite=args.overwrite,
+        shared_fs=args.shared_fs,
+    )
+    code, data = run_batch(
+        args.paths,
+        args.out_dir,
+        options,
+        fmt=args.format,
+        workers=args.jobs,
+        cluster=args.cluster,
+        summary_path=args.summary,
+        progress_stream=None if args.quiet else sys.stderr,
+        note=_note,
+    )
+    if args.json:
+        sys.stdout.write(_json_text(data))
+    elif not args.quiet:
+        c = data["counts"]
+        print(
+            f"batch {data['status']}: {c['rendered']} rendered, {c['skipped']} skipped, {c['failed']} failed"
+            + (f", {c['interrupted']} interrupted" if c["interrupted"] else "")
+            + f" of {data['files']} files in {data['seconds']:.1f} s; summary: {args.summary or _default_summary(args)}"
+        )
+    if code == 130:
+        print(f"{PROG}: interrupted; the outputs in {args.out_dir} are complete files only", file=sys.stderr)
+    return code
+
+
+def _default_summary(args: argparse.Namespace) -> str:
+    import os
+
+    from .batch import SUMMARY_NAME
+
+    return os.path.join(args.out_dir, SUMMARY_NAME)
 
 
 def _read_params_arg(args: argparse.Namespace) -> dict | None:
@@ -571,7 +651,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
         analysis_chart(rep, args.plot)
     if args.json:
-        sys.stdout.write(json.dumps(_json_clean(rep), indent=1) + "\n")
+        sys.stdout.write(_json_text(rep))
     else:
         print(format_report(rep))
     return 0

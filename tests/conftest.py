@@ -65,3 +65,29 @@ def jack_server():
 
     release_portaudio()  # before the server goes: PortAudio's exit handler would abort on a dead server
     server.stop()
+
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+
+
+@pytest.fixture(scope="session")
+def json_schema() -> Callable[[str, object], None]:
+    """``json_schema(name, data)`` validates ``data`` against ``docs/schemas/<name>.schema.json``.
+
+    The schemas are the documented contract of every JSON output (docs/INTERFACE.md); jsonschema
+    (draft 2020-12) is the reference validator.  Raises ``jsonschema.ValidationError`` with the path.
+    """
+    import json
+
+    import jsonschema
+
+    cache: dict[str, jsonschema.protocols.Validator] = {}
+
+    def validate(name: str, data: object) -> None:
+        if name not in cache:
+            schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+            jsonschema.Draft202012Validator.check_schema(schema)
+            cache[name] = jsonschema.Draft202012Validator(schema)
+        cache[name].validate(data)
+
+    return validate

@@ -38,7 +38,7 @@ def test_chain_vs_pedalboard_runs():
     assert "ratio p50" in format_table(r)
 
 
-def test_bench_writes_interface_json(tmp_path, capsys):
+def test_bench_writes_interface_json(tmp_path, capsys, json_schema):
     path = tmp_path / "bench.json"
     rc = bench_main(
         ["--json", str(path), "--seconds", "0.3", "--render-seconds", "1", "--windows", "2", "--blocksizes", "64,128"]
@@ -46,6 +46,7 @@ def test_bench_writes_interface_json(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     r = json.loads(path.read_text())
+    json_schema("bench", r)  # docs/schemas/bench.schema.json
     assert TOP_KEYS <= r.keys() and "soak" not in r
     assert (r["samplerate"], r["blocksize"], r["channels"]) == (48000, 128, 2)
     assert CHAIN_KEYS <= r["chain"].keys() and PEDALBOARD_KEYS <= r["pedalboard"].keys()

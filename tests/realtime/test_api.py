@@ -96,8 +96,10 @@ def test_bad_settings_are_refused_before_processing():
         mixpilot.master(np.zeros((100, 2)), SR, params={"bogus": 1.0})
 
 
-def test_analyze_takes_a_path_or_an_array(demo, tmp_wav):
+def test_analyze_takes_a_path_or_an_array(demo, tmp_wav, capsys, json_schema):
     path = tmp_wav(demo, SR)
+    assert main(["analyze", str(path), "--json"]) == 0
+    json_schema("analyze", json.loads(capsys.readouterr().out))  # docs/schemas/analyze.schema.json
     a = mixpilot.analyze(path)
     b = mixpilot.analyze(demo, SR)
     assert a["model"] == b["model"] == "ensemble"
@@ -107,10 +109,11 @@ def test_analyze_takes_a_path_or_an_array(demo, tmp_wav):
         mixpilot.analyze(demo)
 
 
-def test_analyze_of_a_short_file_analyses_what_exists(tmp_wav, capsys, demo):
+def test_analyze_of_a_short_file_analyses_what_exists(tmp_wav, capsys, demo, json_schema):
     path = tmp_wav(demo[: int(1.2 * SR)], SR, "short.wav")
     assert main(["analyze", str(path), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
+    json_schema("analyze", rep)
     assert rep["duration_s"] == pytest.approx(1.2) and rep["suggestions"] == []
     assert rep["loudness"]["max_momentary_lufs"] is not None and math.isfinite(rep["loudness"]["true_peak_dbtp"])
     assert any("the AI needs 3 s" in n for n in rep["notes"])
@@ -125,3 +128,23 @@ def test_version_and_lazy_import():
     # import mixpilot loads no kernel module until a name is used
     code = "import sys, mixpilot; print(any(m.startswith('numba') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_render_json_and_the_ai_params_log(demo, tmp_path, capsys, json_schema):
+    inp = tmp_path / "in.wav"
+    sf.write(str(inp), demo, SR, subtype="FLOAT")
+    log = tmp_path / "p.jsonl"
+    assert main(["render", str(inp), str(tmp_path / "o.mp3"), "--json", "--params-out", str(log), "-q"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    json_schema("render", rep)  # docs/schemas/render.schema.json
+    assert rep["format"] == "MP3" and rep["model"] == "ensemble" and rep["ai_updates"] > 0
+    lines = [json.loads(s) for s in log.read_text().splitlines()]
+    for d in lines:
+        json_schema("params-out", d)
+    assert {d["source"] for d in lines} == {"user", "ai"}
+    # silence: -inf loudness is null in JSON, and still valid
+    sf.write(str(tmp_path / "silence.wav"), np.zeros((SR, 2), np.float32), SR)
+    assert main(["render", str(tmp_path / "silence.wav"), str(tmp_path / "s.wav"), "--json", "-q"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    json_schema("render", rep)
+    assert rep["output_integrated_lufs"] is None and rep["input_true_peak_dbtp"] is None

@@ -89,7 +89,7 @@ def test_quiet_prints_nothing(song, tmp_path, capsys):
     assert (code, out, err) == (0, "", "")
 
 
-def test_params_file_params_out_float_and_overwrite(song, tmp_path, capsys):
+def test_params_file_params_out_float_and_overwrite(song, tmp_path, capsys, json_schema):
     params = tmp_path / "p.json"
     params.write_text(json.dumps({"stereo_width": 0.0, "low_gain_db": 1.5}))
     out_path = tmp_path / "o.wav"
@@ -118,6 +118,8 @@ def test_params_file_params_out_float_and_overwrite(song, tmp_path, capsys):
     lines = [json.loads(s) for s in log.read_text().splitlines()]
     assert [d["param"] for d in lines] == ["stereo_width", "low_gain_db", "loudness_gain_db"]
     assert all(set(d) == {"t", "param", "value", "source"} for d in lines)
+    for d in lines:
+        json_schema("params-out", d)  # docs/schemas/params-out.schema.json
     # a second run needs --overwrite (for the output and the log), then replaces both
     code, _, err = run(argv, capsys)
     assert code == 2 and "exists; pass --overwrite" in err

@@ -65,7 +65,7 @@ INTERFACE_KEYS = {
 }
 
 
-def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wav):
+def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wav, json_schema):
     # Live = offline: 6 s played in real time with --record equal the render of the same file
     # (same follower, same parameters) after the limiter latency, within 1e-6.
     song = tmp_wav(_song(6.0), SR, "song.wav")
@@ -111,6 +111,7 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
     assert q.returncode == 0, q.stderr
     st = json.loads(stats.read_text())
     assert INTERFACE_KEYS <= set(st)
+    json_schema("stats", st)  # docs/schemas/stats.schema.json
     lat = st["latency_samples"]
     y, sr = sf.read(str(rec), dtype="float32", always_2d=True)
     r, _ = sf.read(str(ren), dtype="float32", always_2d=True)
@@ -145,7 +146,7 @@ def test_twenty_seconds_without_xruns_with_the_meter_ui(jack_server, tmp_path, t
     assert st["status_flags"]["output_underflow"] <= st["xruns"]
 
 
-def test_jack_server_killed_mid_stream(tmp_path, tmp_wav):
+def test_jack_server_killed_mid_stream(tmp_path, tmp_wav, json_schema):
     # Fault: the server dies -> one-line error, exit 1, a readable recording of what was played, stats.
     song = tmp_wav(_song(30.0), SR, "song.wav")
     rec, stats = tmp_path / "rec.wav", tmp_path / "stats.json"
@@ -185,6 +186,7 @@ def test_jack_server_killed_mid_stream(tmp_path, tmp_wav):
     assert sr == SR and SR <= y.shape[0] < 30 * SR
     st = json.loads(stats.read_text())
     assert st["end"] == "device error" and st["blocks"] * 128 >= y.shape[0]
+    json_schema("stats", st)
 
 
 def _machine_has_audio_output() -> bool:
@@ -234,7 +236,7 @@ def test_headless_starts_and_stops_its_own_jack_server(tmp_path, tmp_wav):
     assert subprocess.run(["pgrep", "-f", f"jackd -n {name} "], capture_output=True).returncode == 1  # gone
 
 
-def test_live_processes_the_jack_capture_ports(jack_server, tmp_path):
+def test_live_processes_the_jack_capture_ports(jack_server, tmp_path, json_schema):
     stats = tmp_path / "s.json"
     p = _mixpilot("live", "--seconds", "2", "--stats-json", str(stats), "--no-ui")
     assert p.returncode == 0, p.stderr
@@ -242,6 +244,7 @@ def test_live_processes_the_jack_capture_ports(jack_server, tmp_path):
     assert st["blocks"] >= 2 * SR // 128 - 2 and st["samplerate"] == SR
     assert st["end"] == "seconds"
     assert "live ended (seconds)" in p.stderr
+    json_schema("stats", st)
 
 
 def test_devices_lists_the_jack_device(jack_server, capsys):
