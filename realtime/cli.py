@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="wav",
         help="output format of a batch (default wav); a single OUT takes it from its extension",
     )
-    b.add_argument("--jobs", "-j", type=int, default=None, metavar="N", help="worker processes (default: every core)")
+    b.add_argument("--jobs", "-j", **opt("jobs", default=None, default_text="every core", help="worker processes"))
     b.add_argument(
         "--summary",
         metavar="PATH",
@@ -492,8 +492,10 @@ def _render_batch(args: argparse.Namespace) -> int:
 
     if args.params_out is not None:
         raise _UsageError("--params-out is for one file; a batch's summary is --summary")
-    if args.jobs is not None and args.jobs < 1:
-        raise _UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs is not None:
+        from mixpilot.dsp.settings import validate
+
+        validate("jobs", args.jobs)
     if args.float_output:
         if args.bit_depth not in (None, "32f"):
             raise _UsageError(f"--float and --bit-depth {args.bit_depth} disagree; give one of them")

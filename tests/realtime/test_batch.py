@@ -188,7 +188,7 @@ def test_folders_globs_and_mirrored_subfolders(tmp_path):
         (["--params-out", "p.jsonl"], "--params-out is for one file"),
         (["--format", "aiff"], "invalid choice: 'aiff'"),
         (["--bit-depth", "16", "--format", "mp3"], "lossy codec"),
-        (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--jobs", "0"], "--jobs 0 is outside 1..64"),
     ],
 )
 def test_bad_batch_arguments_are_one_line(tmp_path, extra, needle):
