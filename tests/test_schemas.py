@@ -33,8 +33,13 @@ def test_schema_files_are_valid_draft_2020_12(path):
 
 def _interface_examples() -> dict[str, object]:
     text = (ROOT / "docs" / "INTERFACE.md").read_text()
-    blocks = re.findall(r"## `([^`]+)`.*?```json\n(.*?)```", text, flags=re.S)
-    return {title: json.loads(body) for title, body in blocks}
+    out = {}
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:  # one "## `title`" section at a time
+        title = re.match(r"`([^`]+)`", section)
+        block = re.search(r"```json\n(.*?)```", section, flags=re.S)
+        if title and block:
+            out[title.group(1)] = json.loads(block.group(1))
+    return out
 
 
 def test_interface_examples_follow_their_schemas(json_schema):
