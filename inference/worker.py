@@ -153,10 +153,20 @@ class InferenceWorker:
         win = self._window.shape[0]
         self.first_end = self.hop_frames * max(1, -(-win // self.hop_frames))
         self._next_end = self.first_end
+        #: ``{end_frame: values}`` when set to a dict: :meth:`compute` remembers its results by stream
+        #: position.  Only for a caller that feeds the ring the same input on every pass (a render's
+        #: loudness passes): the values depend on nothing but the window, so a later pass reuses them.
+        self.memo: dict[int, dict[str, float]] | None = None
+        self.memo_hits = 0
 
     # -- one hop -----------------------------------------------------------------------
     def compute(self, end_frame: int) -> dict[str, float]:
         """The blended AI values for the window ending at stream position ``end_frame``."""
+        if self.memo is not None:
+            hit = self.memo.get(end_frame)
+            if hit is not None:
+                self.memo_hits += 1
+                return dict(hit)
         self.ring.read_latest(self._window, end=end_frame)
         feats = extract_features(self._window, self.sample_rate, self.config)
         norm = np.asarray(self.estimator.predict(feats), dtype=np.float64).reshape(-1)
@@ -165,7 +175,10 @@ class InferenceWorker:
         ai = np.array([denormalise(n, float(min(max(x, 0.0), 1.0))) for n, x in zip(AI_PARAM_NAMES, norm)])
         ai = np.clip(ai, _AI_LO, _AI_HI)
         vals = np.clip(self.base + self.amount * (ai - _DEFAULT), _HARD_LO, _HARD_HI)
-        return {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
+        out = {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
+        if self.memo is not None:
+            self.memo[end_frame] = dict(out)
+        return out
 
     def step(self, end_frame: int) -> dict[str, float] | None:
         """Compute and publish for ``end_frame`` (the synchronous path; also used by the thread).
@@ -173,14 +186,16 @@ class InferenceWorker:
         Returns the values, or None when this hop failed (the last good targets stay).
         """
         t0 = time.perf_counter_ns()
+        hits = self.memo_hits
         try:
             values = self.compute(end_frame)
         except Exception as exc:  # survive: keep the last good targets, say so, try the next hop
             self.errors += 1
             self.status = f"AI error (keeping the last targets): {' '.join(str(exc).split())[:120]}"
             return None
-        self.times_ms.append((time.perf_counter_ns() - t0) / 1e6)
-        self.runs += 1
+        if self.memo_hits == hits:  # computed, not remembered
+            self.times_ms.append((time.perf_counter_ns() - t0) / 1e6)
+            self.runs += 1
         self.publish(values, self.crossfade_s)
         self.last_values = values
         self.last_t_s = end_frame / self.sample_rate
@@ -220,6 +235,7 @@ class InferenceWorker:
         t = np.asarray(self.times_ms)
         return {
             "runs": self.runs,
+            "reused": self.memo_hits,
             "errors": self.errors,
             "p50_ms": round(float(np.percentile(t, 50)), 3) if t.size else None,
             "p99_ms": round(float(np.percentile(t, 99)), 3) if t.size else None,

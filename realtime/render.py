@@ -362,6 +362,7 @@ def render_array(
             base=params,
             on_update=lambda t, v: updates.append((t, v)),
         )
+        worker.memo = {}  # every pass reads the same input: later loudness passes reuse pass 1's AI values
         engine.attach_sync_worker(worker)
     if midi_file is not None:
         from .midi import ControlBank

@@ -169,3 +169,35 @@ def test_bad_audio_is_refused():
         extract_features(np.zeros((100, 3)), SR)
     with pytest.raises(FeatureError):
         extract_features(np.zeros((100, 2), dtype=np.int16), SR)
+
+
+def test_filterbank_is_librosas():
+    # mel_filterbank is librosa.filters.mel's construction written in numpy (serving never imports
+    # librosa); the reference is librosa itself.
+    ref = librosa.filters.mel(
+        sr=SR,
+        n_fft=CFG.n_fft,
+        n_mels=CFG.n_mels,
+        fmin=CFG.fmin_hz,
+        fmax=CFG.fmax_hz,
+        htk=False,
+        norm="slaney",
+        dtype=np.float64,
+    )
+    np.testing.assert_allclose(mel_filterbank(CFG), ref, rtol=1e-12, atol=1e-15)
+    other = FeatureConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=40, fmin_hz=0.0, fmax_hz=8000.0)
+    ref = librosa.filters.mel(
+        sr=16000, n_fft=512, n_mels=40, fmin=0.0, fmax=8000.0, htk=False, norm="slaney", dtype=np.float64
+    )
+    np.testing.assert_allclose(mel_filterbank(other), ref, rtol=1e-12, atol=1e-15)
+
+
+def test_soxr_float32_is_its_float64_output(rng):
+    # features._resample feeds soxr float32 because soxr's HQ engine computes in single precision:
+    # the float64 interface gives the same samples (the reference is soxr's own float64 path).
+    import soxr
+
+    x = rng.standard_normal((3 * 48000, 2)) * 0.3
+    ref = soxr.resample(x, 48000, SR, quality="HQ")
+    got = soxr.resample(x.astype(np.float32), 48000, SR, quality="HQ")
+    np.testing.assert_array_equal(got.astype(np.float64), ref)

@@ -210,3 +210,33 @@ def test_per_aspect_amounts_scale_the_ai_move():
     assert v["low_gain_db"] == 0.0
     assert v["input_gain_db"] == pytest.approx(2.0, abs=1e-6)
     assert v["stereo_width"] == pytest.approx(1.1, abs=1e-6)  # width: amount 1
+
+
+def test_render_passes_reuse_the_first_pass_ai_values(rng):
+    # A search render runs several loudness passes over the same input; the AI's values depend only
+    # on the input window, so pass 2+ reuse pass 1's (worker.memo).  Reference: a render whose every
+    # pass computes afresh (memo disabled by a worker subclass) gives the same samples and updates.
+    x = (0.3 * rng.standard_normal((7 * SR, 2))).astype(np.float32)
+    est = Fixed({"comp_ratio": 2.0, "input_gain_db": 1.0})
+    r = render_array(x, SR, target_lufs=-9.0, estimator=est, ai_hop_s=0.5)
+    assert len(r.passes) >= 2, "the test needs a render with more than one loudness pass"
+    windows = est.calls
+    assert r.inference["runs"] == windows  # the estimator ran once per window of one pass
+    assert r.inference["reused"] == windows * (len(r.passes) - 1)
+
+    import mixpilot.inference.worker as wmod
+
+    class NoMemo(wmod.InferenceWorker):
+        def __setattr__(self, name, value):
+            super().__setattr__(name, None if name == "memo" else value)
+
+    orig = wmod.InferenceWorker
+    wmod.InferenceWorker = NoMemo
+    try:
+        est2 = Fixed({"comp_ratio": 2.0, "input_gain_db": 1.0})
+        ref = render_array(x, SR, target_lufs=-9.0, estimator=est2, ai_hop_s=0.5)
+    finally:
+        wmod.InferenceWorker = orig
+    assert est2.calls == windows * len(ref.passes)
+    np.testing.assert_array_equal(r.out, ref.out)
+    assert r.ai_updates == ref.ai_updates
