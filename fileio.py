@@ -14,7 +14,18 @@ import os
 import tempfile
 from collections.abc import Callable
 
-__all__ = ["new_file_mode", "replace_atomically", "umask", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "disk_full",
+    "new_file_mode",
+    "replace_atomically",
+    "umask",
+    "write_bytes_atomic",
+    "write_failure",
+    "write_text_atomic",
+]
+
+#: a file system with less free space than this, for an unprivileged writer, is full for a writer that failed
+FULL_BYTES = 1 << 16
 
 
 def umask() -> int:
@@ -32,6 +43,27 @@ def new_file_mode(path: str) -> int:
         return 0o666 & ~umask()
 
 
+def disk_full(path: str) -> bool:
+    """Whether the file system holding ``path`` (a file or its folder) has run out of space (< :data:`FULL_BYTES`)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BYTES
+
+
+def write_failure(path: str, reason: str) -> str:
+    """The reason a write of ``path`` failed, for a user: ``reason`` (a library's words), or "no space left
+    on the device" when the file system is full -- libsndfile reports a full disk as "System error.".
+
+    Call it while the partial file still exists (before it is removed), so the full disk is seen.
+    """
+    if disk_full(path):
+        return "no space left on the device"  # whatever the library said (libsndfile: "System error.")
+    return " ".join(str(reason).split())
+
+
 def replace_atomically(path: str, write_tmp: Callable[[str], None]) -> None:
     """Call ``write_tmp(tmp_path)`` on a fresh temp file beside ``path``, then move it onto ``path``.
 
@@ -46,11 +78,14 @@ def replace_atomically(path: str, write_tmp: Callable[[str], None]) -> None:
         write_tmp(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
+            # "[Errno 28] No space left on device" names no file: name the one the user asked for
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), path) from None
         raise
 
 

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from mixpilot.dsp.descriptors import BAND_NOMINAL_HZ, compute_descriptors
+from mixpilot.dsp.errors import ModelError
 from mixpilot.dsp.meter import measure
 from mixpilot.dsp.params import AI_PARAM_NAMES
 
@@ -154,9 +155,23 @@ def analyze_array(
     hop = worker.hop_frames
     # the windows the engine's worker would compute: every hop from the first whole window
     ends = list(range(worker.first_end, x.shape[0] + 1, hop)) or [x.shape[0]]
+    failed: list[float] = []
+    reason = ""
     for end in ends:
-        values = worker.compute(end)
+        try:
+            values = worker.compute(end)
+        except (ModelError, ValueError) as exc:  # e.g. samples of 1e30: their power overflows the features
+            failed.append(end / sr)
+            reason = reason or " ".join(str(exc).split())
+            continue
         report["suggestions"].append({"t": round(end / sr, 3), **{k: round(v, 3) for k, v in values.items()}})
+    if failed:
+        peak_db = 20.0 * math.log10(peak) if math.isfinite(peak) and peak > 0 else math.inf
+        report["notes"].append(
+            f"the AI could not read {len(failed)} of {len(ends)} windows (first at {failed[0]:.1f} s: {reason}); "
+            f"no suggestions there"
+            + (f" (the file peaks at {peak_db:+.0f} dBFS: out-of-range samples?)" if peak_db > 60 else "")
+        )
     return report
 
 

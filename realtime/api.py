@@ -233,10 +233,18 @@ def master_core(
     t0 = time.perf_counter()
     notes = list(notes or []) + list(settings.notes)
     automation = None
-    if settings.midi_file is not None:
+    if settings.midi_file is not None or settings.midi_map is not None:
         from .midi import MidiFileAutomation, load_map
+        from .midi_map import ceiling_warning
 
-        automation = MidiFileAutomation.load(settings.midi_file, load_map(settings.midi_map))
+        midi_map = load_map(settings.midi_map)  # a broken --midi-map is an error even with nothing to apply
+        if settings.midi_file is not None:
+            automation = MidiFileAutomation.load(settings.midi_file, midi_map)
+            lifted = ceiling_warning(midi_map, settings.ceiling_dbtp)
+            if lifted is not None:
+                notes.append(lifted)
+        else:
+            notes.append(f"--midi-map {settings.midi_map}: no --midi-file to apply it to; the render has no MIDI")
     if estimator is None:
         estimator = load_estimator(settings.model, warn or notes.append)
     channels = int(raw.shape[1])

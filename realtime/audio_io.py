@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,7 @@ import soundfile as sf
 from mixpilot.dsp.errors import InputFileError, OutputError, UsageError
 from mixpilot.dsp.spec import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from mixpilot.fileio import replace_atomically as _replace_atomically
-from mixpilot.fileio import write_text_atomic
+from mixpilot.fileio import write_failure, write_text_atomic
 
 __all__ = [
     "LAYOUTS",
@@ -181,13 +182,32 @@ def _sf_message(exc: BaseException) -> str:
     return " ".join(str(msg).split())
 
 
+def _special_kind(path: str) -> str | None:
+    """What ``path`` is when it is not a regular file (after symlinks): "FIFO (named pipe)", ..."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    for test, kind in (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return None
+
+
 def probe_audio(path: str | os.PathLike[str]) -> sf._SoundFileInfo:
     """Check that ``path`` is a readable audio file and return soundfile's info.
 
     Raises
     ------
     AudioFileError
-        missing, not a file, not readable, not audio, zero-length, sample rate
+        missing, not a file, a FIFO or device, not readable, not audio, zero-length, sample rate
         outside 8000..192000 Hz, more than 8 channels.
     """
     p = os.fspath(path)
@@ -197,8 +217,12 @@ def probe_audio(path: str | os.PathLike[str]) -> sf._SoundFileInfo:
         raise AudioFileError(f"{p}: is a directory, not an audio file")
     if not os.access(p, os.R_OK):
         raise AudioFileError(f"{p}: permission denied (cannot read)")
+    kind = _special_kind(p)
+    if kind is not None:  # opening a FIFO with no writer blocks forever; libsndfile reads a file twice
+        raise AudioFileError(f"{p}: is a {kind}, not a regular file; mixpilot reads audio from files")
     try:
-        info = sf.info(p)
+        with _quiet_decoder(None):
+            info = sf.info(p)
     except sf.SoundFileError as exc:
         reason = _sf_message(exc).replace(f"Error opening {p!r}: ", "")
         raise AudioFileError(f"{p}: not a readable audio file ({reason})") from None
@@ -257,7 +281,8 @@ def read_audio_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, Audi
     p = os.fspath(path)
     sinfo = probe_audio(p)
     try:
-        data, sample_rate = sf.read(p, dtype="float32", always_2d=True)
+        with _quiet_decoder(sinfo):
+            data, sample_rate = sf.read(p, dtype="float32", always_2d=True)
     except sf.SoundFileError as exc:
         raise AudioFileError(f"{p}: cannot decode ({_sf_message(exc)})") from None
     except (OSError, RuntimeError, ValueError) as exc:
@@ -274,7 +299,78 @@ def read_audio_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, Audi
         processed_channels=min(int(data.shape[1]), 2),
     )
     info.nonfinite_samples, info.notes = content_notes(data)
+    cut = truncation_note(p, sinfo, int(data.shape[0]))
+    if cut is not None:
+        info.notes.insert(0, cut)
     return np.ascontiguousarray(data, dtype=np.float32), int(sample_rate), info
+
+
+def _quiet_decoder(sinfo):
+    """MP3 (or a file not yet probed, ``sinfo`` None): mpg123 prints its own warnings ("Xing stream
+    size off ...") on fd 2; the truncation note says what matters (:func:`truncation_note`)."""
+    import contextlib
+
+    if sinfo is not None and sinfo.format != "MP3":
+        return contextlib.nullcontext()
+    from .jackserver import quiet_stderr
+
+    return quiet_stderr()
+
+
+#: libsndfile's header log: a chunk that announces more bytes than the file holds
+_SHOULD_BE = re.compile(r"^\s*(RIFF|riff|data|FORM|SSND|RF64)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
+_CHUNK_PAST_END = re.compile(r"\*\*\* Chunk size (\d+) > file length (\d+)")
+
+
+def truncation_note(path: str, sinfo, frames_read: int) -> str | None:
+    """One line when the file is shorter than its header says (cut off in a copy or a download), else None.
+
+    Evidence, by format: the frame count in the header against the frames decoded
+    (MP3's Xing header, FLAC's STREAMINFO); a RIFF/W64/AIFF chunk that announces more
+    bytes than the file holds (libsndfile's header log); an Ogg stream whose last page
+    is incomplete or is not the end-of-stream page.
+    """
+    seconds = frames_read / sinfo.samplerate
+    what = f"{path}: the file looks truncated ({{why}}); processing the {seconds:.2f} s it holds"
+    short = sinfo.frames - frames_read
+    if frames_read > 0 and short > 0 and (sinfo.format != "MP3" or short > max(2048, sinfo.frames // 100)):
+        # (an MP3's count is an estimate when it has no Xing header: a small difference is no evidence)
+        return what.format(why=f"its header announces {sinfo.frames / sinfo.samplerate:.2f} s")
+    log = sinfo.extra_info or ""
+    for chunk, said, real in _SHOULD_BE.findall(log):
+        if int(said) > int(real):
+            return what.format(why=f"the {chunk.strip()} chunk announces {int(said)} bytes, {int(real)} are there")
+    m = _CHUNK_PAST_END.search(log)
+    if m is not None:
+        return what.format(why=f"a chunk of {m.group(1)} bytes runs past the end of the {m.group(2)}-byte file")
+    if sinfo.format == "OGG":
+        why = _ogg_tail_problem(path)
+        if why is not None:
+            return what.format(why=why)
+    return None
+
+
+def _ogg_tail_problem(path: str) -> str | None:
+    """Why an Ogg file's end is not a complete end-of-stream page (RFC 3533 section 6), or None."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 65536 - 27 - 255))  # a page is at most 27 + 255 + 255 * 255 bytes
+            tail = f.read()
+    except OSError:
+        return None
+    at = tail.rfind(b"OggS")
+    if at < 0 or len(tail) - at < 27:
+        return "its last Ogg page is cut off"
+    flags, nseg = tail[at + 5], tail[at + 26]
+    if len(tail) - at < 27 + nseg:
+        return "its last Ogg page is cut off"
+    body = sum(tail[at + 27 : at + 27 + nseg])
+    if len(tail) - at < 27 + nseg + body:
+        return "its last Ogg page is cut off"
+    if not flags & 0x04:
+        return "the Ogg stream has no end-of-stream page"
+    return None
 
 
 def content_notes(data: np.ndarray) -> tuple[int, list[str]]:
@@ -413,6 +509,6 @@ def write_audio_atomic(
         try:
             write_sound_file(tmp, data, sample_rate, fmt, subtype)
         except sf.SoundFileError as exc:
-            raise AudioFileError(f"{p}: cannot write ({_sf_message(exc)})") from None
+            raise AudioFileError(f"{p}: cannot write ({write_failure(tmp, _sf_message(exc))})") from None
 
     _replace_atomically(p, write)

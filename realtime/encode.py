@@ -75,7 +75,7 @@ import numpy as np
 import soundfile as sf
 
 from mixpilot.dsp.settings import validate as validate_setting
-from mixpilot.fileio import replace_atomically
+from mixpilot.fileio import replace_atomically, write_failure
 
 from .audio_io import OUTPUT_FORMATS, UnsupportedOutputError, check_output_format, write_sound_file
 
@@ -310,7 +310,7 @@ def deliver(
                     decoded, _ = sf.read(tmp, dtype="float32", always_2d=True)
                 except (sf.SoundFileError, RuntimeError) as exc:
                     raise AudioFileError(
-                        f"{p}: cannot write {delivery.format} ({' '.join(str(exc).split())})"
+                        f"{p}: cannot write {delivery.format} ({write_failure(tmp, str(exc))})"
                     ) from None
                 m = measure(decoded, sample_rate)
                 measured = (m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"])
@@ -344,7 +344,7 @@ def deliver(
             try:
                 write_sound_file(tmp, data, sample_rate, delivery.format, subtype, {})
             except (sf.SoundFileError, RuntimeError) as exc:
-                raise AudioFileError(f"{p}: cannot write ({' '.join(str(exc).split())})") from None
+                raise AudioFileError(f"{p}: cannot write ({write_failure(tmp, str(exc))})") from None
 
         replace_atomically(p, write)
     if measured is None:

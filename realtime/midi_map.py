@@ -66,6 +66,7 @@ __all__ = [
     "MidiError",
     "MidiMap",
     "MidiMapError",
+    "ceiling_warning",
     "controllable_params",
     "load_map",
     "slot",
@@ -493,3 +494,24 @@ def _cut_tables(text: str, header_lines: list[int]) -> str:
 def load_map(path: str | os.PathLike | None) -> MidiMap:
     """``--midi-map`` semantics: the file when given, the built-in map otherwise."""
     return MidiMap.default() if path is None else MidiMap.load(Path(path))
+
+
+def ceiling_warning(midi_map: MidiMap, ceiling_dbtp: float | None) -> str | None:
+    """One line when a binding of ``midi_map`` can set ``limiter_ceiling_dbtp`` above the run's ceiling.
+
+    The engine holds the ceiling at ``ceiling_dbtp`` whatever a control asks
+    (:meth:`dsp.chain.MixChain.limit`, issue 13 item 2); this says so once, at
+    start, instead of letting the top of the knob's travel do nothing silently.
+    ``None`` when no binding reaches above it (or the run has no ceiling bound).
+    """
+    if ceiling_dbtp is None:
+        return None
+    lifting = [b for b in midi_map.bindings if b.param == "limiter_ceiling_dbtp" and b.hi > ceiling_dbtp + 1e-9]
+    if not lifting:
+        return None
+    top = max(b.hi for b in lifting)
+    which = "; ".join(b.describe() for b in lifting)
+    return (
+        f"warning: MIDI map {midi_map.source}: {which} reaches {top:g} dBTP, above the run's ceiling "
+        f"{ceiling_dbtp:g} dBTP (--ceiling-dbtp); the limiter holds {ceiling_dbtp:g} dBTP over the rest of its travel"
+    )

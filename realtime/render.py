@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mixpilot.dsp.errors import MixpilotError, UsageError
+from mixpilot.dsp.errors import MixpilotError, OutputError, UsageError
 from mixpilot.dsp.meter import measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
 from mixpilot.dsp.settings import setting
@@ -721,7 +721,14 @@ def render_file(
         lra_lu=rep.output_lra_lu,
     )
     if po_abs is not None:
-        _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.ai_updates)
+        try:
+            _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.ai_updates)
+        except OSError as exc:  # the audio is complete: say so, and which file is missing
+            reason = exc.strerror or str(exc)
+            raise OutputError(
+                f"--params-out {os.fspath(params_out)}: cannot write ({reason}); the output {out_str} is "
+                f"complete, the parameter log was not written"
+            ) from None
     rep.notes += out.notes
     reached = math.isfinite(out.integrated_lufs) and abs(out.integrated_lufs - rep.target_lufs) <= LOUDNESS_TOLERANCE_LU
     seconds = time.perf_counter() - t0
