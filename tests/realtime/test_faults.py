@@ -219,8 +219,8 @@ def test_render_onto_a_full_disk_names_the_file_and_the_reason(tmp_path, small_d
     out = small_disk / f"o.{ext}"
     code, _, err = _cli(["render", song, out, "--model", "none", "-q"], capsys)
     assert code == 1
-    assert _errors(err) == [f"mixpilot: error: {out}: cannot write {'' if ext in ('wav', 'flac') else ext.upper() + ' '}"
-                            f"(no space left on the device)"]  # fmt: skip
+    kind = "" if ext in ("wav", "flac") else ext.upper() + " "
+    assert _errors(err) == [f"mixpilot: error: {out}: cannot write {kind}(no space left on the device)"]
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no partial or temporary file
 
 
