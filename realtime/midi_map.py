@@ -404,7 +404,7 @@ class MidiMap:
     @classmethod
     def default(cls) -> MidiMap:
         """The built-in map (``realtime/default_midi_map.toml``)."""
-        ref = resources.files("realtime").joinpath(DEFAULT_MAP_RESOURCE)
+        ref = resources.files(__package__).joinpath(DEFAULT_MAP_RESOURCE)  # mixpilot.realtime
         return cls.from_toml_text(ref.read_text(encoding="utf-8"), source=f"<built-in {DEFAULT_MAP_RESOURCE}>")
 
     # -- editing (midi-learn) -----------------------------------------------------

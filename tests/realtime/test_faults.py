@@ -250,3 +250,19 @@ def test_atomic_text_write_failure_names_the_target(small_disk):
         write_text_atomic(target, "x" * 100_000)
     assert info.value.errno == 28 and info.value.filename == str(target)  # was None: "[Errno 28] ..." alone
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_built_in_midi_map_loads_outside_the_source_tree(tmp_path):
+    # Before: a traceback (ModuleNotFoundError: No module named 'realtime') from any folder but the
+    # repository root: the built-in map was looked up as the top-level package 'realtime'.
+    song = tmp_path / "s.wav"
+    sf.write(str(song), _noise(1.5), SR, subtype="FLOAT")
+    mid = tmp_path / "cc.mid"
+    _cc_file(mid, 75, 100)  # reverb_send in the built-in map
+    p = subprocess.run(
+        [sys.executable, "-m", "mixpilot.realtime.cli", "render", "s.wav", "o.wav", "--midi-file", "cc.mid",
+         "--model", "none", "-q"],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr and (tmp_path / "o.wav").exists()
