@@ -100,6 +100,7 @@ def fit(
     weights=None,
     bounds: tuple | None = None,
     iterations: int = 12,
+    ridge: float = 1e-6,
 ) -> np.ndarray:
     """Band gains (dB, ``TONE_PARAMS`` order) whose cascade best realises ``target_db`` at ``freqs_hz``.
 
@@ -109,7 +110,11 @@ def fit(
     re-linearising around the current gains.  ``weights`` (per frequency,
     default equal) weight the squared errors; ``bounds`` (``(lo, hi)``,
     scalars or per band; default each row's hard range) clamp the gains after
-    every step (a projected Gauss-Newton).  Frequencies at or above
+    every step (a projected Gauss-Newton).  ``ridge`` (dB^2 per dB^2 of gain)
+    adds ``ridge * |g|^2`` to the squared error: the default only keeps a band
+    that no frequency reaches at 0 dB; a larger one (the matcher uses 0.05)
+    keeps neighbouring overlapping bands from answering a jagged target with
+    large opposite gains.  Frequencies at or above
     0.49 x ``sample_rate`` are ignored (the bands cannot reach them).
     """
     f = np.asarray(freqs_hz, dtype=np.float64).ravel()
@@ -129,8 +134,10 @@ def fit(
     else:
         lo = np.broadcast_to(np.asarray(bounds[0], dtype=np.float64), (N_BANDS,))
         hi = np.broadcast_to(np.asarray(bounds[1], dtype=np.float64), (N_BANDS,))
+    if not (math.isfinite(ridge) and ridge >= 0.0):
+        raise ValueError("ridge must be finite and >= 0")
+    ridge = max(float(ridge), 1e-6)  # at least: keeps a band that no frequency reaches at 0 dB
     g = np.zeros(N_BANDS)
-    ridge = 1e-6  # keeps a band that no frequency reaches at 0 dB
     for _ in range(iterations):
         r = response_db(g, f, sample_rate) - t
         j = _jacobian(g, f, sample_rate)

@@ -18,6 +18,21 @@ it) the worker
 5. hands the result to ``publish(values, glide_s)`` — the engine swaps it in
    by one reference assignment, the chain glides there over ``crossfade_s``.
 
+A **stream estimator** (``wants_audio = True``: the analytic matcher,
+:class:`inference.matcher.AnalyticMatcher`) is fed instead every frame of the
+stream since its last hop (``update(block)``, read from the ring in order)
+and answers the AI parameters in table units (``values() -> dict``); the
+worker calls its ``prepare(sample_rate, channels)`` once and its ``reset()``
+when the stream starts over (a new render pass).  Names it answers outside
+:data:`dsp.params.AI_PARAM_NAMES` (``comp_threshold_db``) are published as
+they are, unless the user set them (``base``).
+
+**Level belongs to the loudness follower** when ``follow_level`` is set
+(``play``, ``live``, ``render --loudness-mode follow``): ``input_gain_db``
+and ``output_gain_db`` are then never moved by the AI, so the follower's
+integrated estimate of the pre-delivery signal never goes stale under an AI
+gain change and the two loops cannot chase each other.
+
 Two ways to drive it:
 
 * **threaded** (:meth:`start`): for ``play``/``live``.  A daemon thread waits
@@ -59,6 +74,8 @@ _AI_HI = np.array([PARAMS[i].ai_maximum for i in _AI_IDX])
 _HARD_LO = np.array([PARAMS[i].minimum for i in _AI_IDX])
 _HARD_HI = np.array([PARAMS[i].maximum for i in _AI_IDX])
 _DEFAULT = np.array([PARAMS[i].default for i in _AI_IDX])
+#: the AI's level parameters: with ``follow_level`` the loudness follower owns level
+LEVEL_PARAMS = ("input_gain_db", "output_gain_db")
 
 
 class Estimator(Protocol):
@@ -70,24 +87,39 @@ class Estimator(Protocol):
 def load_estimator(spec: str | None, warn: Callable[[str], None]) -> Estimator | None:
     """``--model`` -> an estimator.  ``none`` -> None (static parameters).
 
-    A model that cannot be used (missing, corrupt, card mismatch) gives ONE
-    warning naming the problem and the heuristic estimator instead: the
-    audio never waits for a model.
+    ``matcher`` is the analytic matcher (:mod:`inference.matcher`) aiming at
+    the shipped ``default`` profile with do-no-harm; ``heuristic`` the
+    window heuristic.  A model that cannot be used (missing, corrupt, card
+    mismatch) gives ONE warning naming the problem and the analytic matcher
+    instead (the fallback): the audio never waits for a model.
     """
-    if spec is not None and str(spec).strip().lower() == "none":
+    low = str(spec).strip().lower() if spec is not None else ""
+    if low == "none":
         return None
-    from .heuristic import HeuristicEstimator
+    if low == "matcher":
+        from .matcher import AnalyticMatcher
+
+        return AnalyticMatcher.for_target()
+    if low == "heuristic":
+        from .heuristic import HeuristicEstimator
+
+        est = HeuristicEstimator()
+        est.name = "heuristic"
+        return est
     from .model import DEFAULT_MODEL, ModelError, OnnxModel
 
     try:
         return OnnxModel.load(spec or DEFAULT_MODEL)
     except ModelError as exc:
-        warn(f"{exc}; using the heuristic estimator instead")
+        warn(f"{exc}; using the analytic matcher (default profile) instead")
     except Exception as exc:  # anything else onnxruntime may throw
-        warn(f"model {spec!r} cannot be used ({' '.join(str(exc).split())}); using the heuristic estimator instead")
-    est = HeuristicEstimator()
-    est.name = "heuristic"
-    return est
+        warn(
+            f"model {spec!r} cannot be used ({' '.join(str(exc).split())}); "
+            "using the analytic matcher (default profile) instead"
+        )
+    from .matcher import AnalyticMatcher
+
+    return AnalyticMatcher.for_target()
 
 
 class InferenceWorker:
@@ -122,6 +154,7 @@ class InferenceWorker:
         base: dict | None = None,
         on_update: Callable[[float, dict], None] | None = None,
         config: FeatureConfig = FEATURE_CONFIG,
+        follow_level: bool = False,
     ) -> None:
         hop_s = validate_setting("ai_hop_s", hop_s)
         crossfade_s = validate_setting("crossfade_s", crossfade_s)
@@ -135,10 +168,17 @@ class InferenceWorker:
         self.ai_amount = float(ai_amount)
         amounts = dict(amounts or {})
         self.amount = self.ai_amount * np.array([float(amounts.get(PARAMS[i].aspect, 1.0)) for i in _AI_IDX])
+        if follow_level:  # level belongs to the follower (module docstring)
+            self.amount[[AI_PARAM_NAMES.index(n) for n in LEVEL_PARAMS]] = 0.0
         self.on_update = on_update
         self.config = config
         base = base or {}
         self.base = np.array([float(base.get(n, PARAMS[i].default)) for n, i in zip(AI_PARAM_NAMES, _AI_IDX)])
+        self.user_set = frozenset(base)
+        self.streaming = bool(getattr(estimator, "wants_audio", False))
+        self._fed = 0  # stream frames a stream estimator has seen
+        if self.streaming:
+            estimator.prepare(self.sample_rate, ring.buf.shape[1])
         self._window = np.zeros((input_window_frames(sample_rate, config), ring.buf.shape[1]), dtype=np.float32)
         self.times_ms: list[float] = []
         self.runs = 0
@@ -162,6 +202,9 @@ class InferenceWorker:
     # -- one hop -----------------------------------------------------------------------
     def compute(self, end_frame: int) -> dict[str, float]:
         """The blended AI values for the window ending at stream position ``end_frame``."""
+        if self.streaming:
+            self._feed(end_frame)
+            return self.blend(self.estimator.values())
         if self.memo is not None:
             hit = self.memo.get(end_frame)
             if hit is not None:
@@ -173,12 +216,45 @@ class InferenceWorker:
         if norm.shape[0] != len(AI_PARAM_NAMES) or not np.all(np.isfinite(norm)):
             raise ValueError(f"estimator returned {norm.shape[0]} values / non-finite output")
         ai = np.array([denormalise(n, float(min(max(x, 0.0), 1.0))) for n, x in zip(AI_PARAM_NAMES, norm)])
-        ai = np.clip(ai, _AI_LO, _AI_HI)
-        vals = np.clip(self.base + self.amount * (ai - _DEFAULT), _HARD_LO, _HARD_HI)
-        out = {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
+        out = self.blend(dict(zip(AI_PARAM_NAMES, ai)))
         if self.memo is not None:
             self.memo[end_frame] = dict(out)
         return out
+
+    def blend(self, ai_values: dict[str, float]) -> dict[str, float]:
+        """AI values (table units) -> what is published: clamped to the AI ranges, blended onto ``base``.
+
+        ``value = base + amount * (ai - default)`` per AI parameter (a missing
+        name: no move); other names (a stream estimator's extras) pass as they
+        are unless the user set them.
+        """
+        ai = np.array([float(ai_values.get(n, d)) for n, d in zip(AI_PARAM_NAMES, _DEFAULT)])
+        if not np.all(np.isfinite(ai)):
+            raise ValueError("estimator returned non-finite values")
+        ai = np.clip(ai, _AI_LO, _AI_HI)
+        vals = np.clip(self.base + self.amount * (ai - _DEFAULT), _HARD_LO, _HARD_HI)
+        out = {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
+        for n, v in ai_values.items():
+            if n not in out and n not in self.user_set and n in PARAM_INDEX:
+                p = PARAMS[PARAM_INDEX[n]]
+                out[n] = float(min(max(float(v), p.minimum), p.maximum))
+        return out
+
+    def _feed(self, end_frame: int) -> None:
+        """Give a stream estimator the frames ``(last fed, end_frame]`` from the ring (in window-sized reads)."""
+        if end_frame < self._fed:  # the stream started over (a new render pass)
+            self.estimator.reset()
+            self._fed = 0
+        # what the ring still holds (a reader far behind loses the oldest frames, never blocks the writer)
+        start = max(self._fed, end_frame - (self.ring.capacity - self._window.shape[0]), 0)
+        win = self._window.shape[0]
+        while start < end_frame:
+            m = min(win, end_frame - start)
+            buf = self._window[:m]
+            self.ring.read_latest(buf, end=start + m)
+            self.estimator.update(buf)
+            start += m
+        self._fed = end_frame
 
     def step(self, end_frame: int) -> dict[str, float] | None:
         """Compute and publish for ``end_frame`` (the synchronous path; also used by the thread).

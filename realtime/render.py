@@ -347,9 +347,17 @@ def render_array(
     )
     updates: list[tuple[float, dict]] = []
     worker = None
+    whole_file: dict | None = None
     if estimator is not None:
         from mixpilot.inference.worker import InferenceWorker
 
+        streaming = bool(getattr(estimator, "wants_audio", False))
+        if streaming and hasattr(estimator, "configure"):
+            estimator.configure(
+                delivery_lufs=target_lufs,
+                ceiling_dbtp=ceiling_dbtp,
+                crossover_hz=params.get("width_crossover_hz"),
+            )
         worker = InferenceWorker(
             estimator,
             engine.ring,
@@ -361,9 +369,21 @@ def render_array(
             amounts=amounts,
             base=params,
             on_update=lambda t, v: updates.append((t, v)),
+            follow_level=follow,
         )
-        worker.memo = {}  # every pass reads the same input: later loudness passes reuse pass 1's AI values
-        engine.attach_sync_worker(worker)
+        if streaming and not follow and hasattr(estimator, "analyse"):
+            # the loudness search renders the whole file several times: the analytic matcher reads the whole
+            # file first and its parameters hold from the first sample (play/live and --loudness-mode follow
+            # use the running estimate, exactly as in real time)
+            estimator.analyse(x)
+            whole_file = worker.blend(estimator.values())
+            worker.runs += 1
+            for name, v in whole_file.items():
+                engine.set_static(name, v)
+        else:
+            if not streaming:  # every pass reads the same input: later loudness passes reuse pass 1's AI values
+                worker.memo = {}
+            engine.attach_sync_worker(worker)
     if midi_file is not None:
         from .midi import ControlBank
 
@@ -381,6 +401,8 @@ def render_array(
             midi_file.rewind()
         engine.reset()  # parameters settle on their targets: no glide between passes
         updates.clear()
+        if whole_file is not None:
+            updates.append((0.0, dict(whole_file)))
         _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress)
         if follow:
             gain = engine.loudness_gain_db

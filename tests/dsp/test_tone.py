@@ -76,6 +76,20 @@ def test_fit_accounts_for_band_interaction():
     assert np.all(g < 4.0)
 
 
+def test_fit_ridge_trades_a_jagged_targets_detail_for_smaller_gains(rng):
+    # Tikhonov: the ridge-weighted objective |r|^2 + ridge |g|^2 is minimised, so a larger ridge gives
+    # smaller gains (norm) at a larger residual; the default is the plain least squares of before.
+    f = THIRDS_HZ[(THIRDS_HZ >= 31.5) & (THIRDS_HZ <= 16000)]
+    t = rng.normal(0.0, 4.0, f.size)
+    plain, default, ridged = fit(f, t, 48000, ridge=0.0), fit(f, t, 48000), fit(f, t, 48000, ridge=1.0)
+    assert np.array_equal(plain, default)
+    assert np.linalg.norm(ridged) < np.linalg.norm(default)
+    res = [np.sqrt(np.mean((response_db(g, f, 48000) - t) ** 2)) for g in (default, ridged)]
+    assert res[1] >= res[0]
+    with pytest.raises(ValueError):
+        fit(f, t, 48000, ridge=-1.0)
+
+
 def test_fit_respects_bounds_and_rejects_bad_input():
     f = THIRDS_HZ
     g = fit(f, np.full(f.size, 15.0), 48000, bounds=(-6.0, 6.0))

@@ -262,12 +262,12 @@ def test_a_model_trained_on_fewer_parameters_predicts_them_and_no_move_for_the_r
 
 
 def test_a_card_with_a_parameter_this_engine_lacks_falls_back_with_one_warning(model_copy):
-    from mixpilot.inference.heuristic import HeuristicEstimator
+    from mixpilot.inference.matcher import AnalyticMatcher
     from mixpilot.inference.worker import load_estimator
 
     card = json.loads(model_copy.with_suffix(".json").read_text())
     _edit_card(model_copy, param_names=card["param_names"][:-1] + ["tape_saturation"])
     warnings: list[str] = []
     est = load_estimator(str(model_copy), warnings.append)
-    assert isinstance(est, HeuristicEstimator) and len(warnings) == 1
-    assert "tape_saturation" in warnings[0] and "heuristic" in warnings[0]
+    assert isinstance(est, AnalyticMatcher) and len(warnings) == 1
+    assert "tape_saturation" in warnings[0] and "analytic matcher" in warnings[0]

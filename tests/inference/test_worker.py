@@ -18,7 +18,7 @@ import pytest
 
 from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, normalise
 from mixpilot.inference.features import extract_features, input_window_frames
-from mixpilot.inference.heuristic import HeuristicEstimator
+from mixpilot.inference.matcher import AnalyticMatcher
 from mixpilot.inference.worker import InferenceWorker, load_estimator
 from mixpilot.realtime.engine import Engine
 from mixpilot.realtime.render import render_array
@@ -161,17 +161,15 @@ def _fallback(spec) -> tuple[object, list[str]]:
 
 def test_missing_model_warns_once_and_falls_back(tmp_path):
     est, warnings = _fallback(tmp_path / "nope.onnx")
-    assert isinstance(est, HeuristicEstimator) and len(warnings) == 1
-    assert "nope.onnx" in warnings[0] and "heuristic" in warnings[0]
+    assert isinstance(est, AnalyticMatcher) and len(warnings) == 1
+    assert "nope.onnx" in warnings[0] and "analytic matcher" in warnings[0]
 
 
 def test_corrupt_model_warns_once_and_falls_back(shipped_model):
     data = shipped_model.read_bytes()
     shipped_model.write_bytes(data[: len(data) // 3])  # truncated
     est, warnings = _fallback(shipped_model)
-    assert (
-        isinstance(est, HeuristicEstimator) and len(warnings) == 1 and "corrupt" in warnings[0] and "m." in warnings[0]
-    )
+    assert isinstance(est, AnalyticMatcher) and len(warnings) == 1 and "corrupt" in warnings[0] and "m." in warnings[0]
 
 
 def test_mismatched_card_warns_once_and_falls_back(shipped_model):
@@ -180,11 +178,11 @@ def test_mismatched_card_warns_once_and_falls_back(shipped_model):
     card["param_names"] = list(reversed(card["param_names"]))
     card_path.write_text(json.dumps(card))
     est, warnings = _fallback(shipped_model)
-    assert isinstance(est, HeuristicEstimator) and len(warnings) == 1 and "param" in warnings[0]
+    assert isinstance(est, AnalyticMatcher) and len(warnings) == 1 and "param" in warnings[0]
 
 
 def test_audio_never_stops_with_a_broken_model(tmp_path, tmp_wav):
-    # render with a corrupt model: a note, the heuristic, and the whole file delivered.
+    # render with a corrupt model: a note, the analytic matcher (the fallback), and the whole file delivered.
     from mixpilot.realtime.render import render_file
 
     bad = tmp_path / "bad.onnx"
@@ -193,8 +191,8 @@ def test_audio_never_stops_with_a_broken_model(tmp_path, tmp_wav):
     rng = np.random.default_rng(1)
     song = tmp_wav((0.05 * rng.standard_normal((5 * SR, 2))).astype(np.float32), SR, "s.wav")
     rep = render_file(song, tmp_path / "o.wav", model=str(bad))
-    assert rep.model == "heuristic" and rep.ai_updates >= 1
-    assert sum("heuristic" in n for n in rep.notes) == 1
+    assert rep.model == "matcher" and rep.ai_updates >= 1
+    assert sum("analytic matcher" in n for n in rep.notes) == 1
     assert rep.frames == 5 * SR
 
 

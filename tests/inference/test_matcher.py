@@ -1,0 +1,215 @@
+"""The analytic matcher (inference.matcher).
+
+References: the closed-form response of an RBJ shelf (dsp.biquad, Bristow-Johnson's cookbook)
+applied to noise gives the tonal difference the matcher must find and realise; the side gain of a
+known M/S width change is ``20 log10 w`` (descriptors' definition); a target made from the input
+itself asks for no move; the worker's streaming path must equal feeding the matcher directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.signal import sosfilt
+
+from mixpilot.dsp.biquad import HIGH_SHELF, LOW_SHELF, rbj_coefficients
+from mixpilot.dsp.descriptors import BAND_CENTRES_HZ, compute_descriptors
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
+from mixpilot.dsp.tone import TONE_PARAMS, response_db
+from mixpilot.inference.matcher import (
+    EXTRA_PARAMS,
+    AnalyticMatcher,
+    RunningStats,
+    match_parameters,
+    neutral_values,
+)
+from mixpilot.inference.profile import Profile
+from mixpilot.inference.worker import InferenceWorker
+from mixpilot.realtime.engine import AnalysisRing
+
+SR = 44100
+
+
+def _pinkish(rng, seconds: float, side: float = 0.3) -> np.ndarray:
+    """Stereo noise with a -3 dB/octave tilt (a rough music-like balance) and a given side/mid amplitude."""
+    n = int(seconds * SR)
+    spec = np.fft.rfft(rng.standard_normal((n, 2)), axis=0)
+    f = np.fft.rfftfreq(n, 1 / SR)
+    spec *= (1.0 / np.sqrt(np.maximum(f, 20.0)))[:, None]
+    x = np.fft.irfft(spec, n, axis=0)
+    m, s = x[:, 0], x[:, 1] * side
+    y = np.stack([m + s, m - s], axis=1)
+    return (0.1 * y / np.sqrt(np.mean(y**2))).astype(np.float64)
+
+
+def _shelf(x: np.ndarray, kind: int, freq: float, gain_db: float) -> np.ndarray:
+    b0, b1, b2, a1, a2 = rbj_coefficients(kind, freq, gain_db, math.sqrt(0.5), SR)
+    sos = np.array([[b0, b1, b2, 1.0, a1, a2]])
+    return sosfilt(sos, x, axis=0)
+
+
+def _closed_form_db(kind: int, freq: float, gain_db: float) -> np.ndarray:
+    from mixpilot.dsp.biquad import response
+
+    h = response(rbj_coefficients(kind, freq, gain_db, math.sqrt(0.5), SR), BAND_CENTRES_HZ, SR)
+    return 20.0 * np.log10(np.abs(h))
+
+
+def test_silence_and_a_target_of_the_input_itself_ask_for_no_move(rng):
+    x = _pinkish(rng, 20.0)
+    prof = Profile.from_audio(x, SR)
+    res = match_parameters(compute_descriptors(x, SR), prof, sample_rate=SR)
+    for n in TONE_PARAMS:
+        assert abs(res.values[n]) < 0.2, n
+    assert res.values["width_low"] == pytest.approx(1.0, abs=0.02)
+    assert res.values["width_high"] == pytest.approx(1.0, abs=0.02)
+    assert res.values["comp_ratio"] == 1.0 and res.values["input_gain_db"] == 0.0
+    silent = match_parameters(compute_descriptors(np.zeros((5 * SR, 2)), SR), prof, sample_rate=SR)
+    assert silent.values == neutral_values() and silent.reasons == []
+
+
+@pytest.mark.parametrize("kind,freq,gain_db", [(LOW_SHELF, 200.0, 5.0), (HIGH_SHELF, 3000.0, -5.0)])
+def test_tone_realises_the_difference_a_known_shelf_made(rng, kind, freq, gain_db):
+    # target = the input through a known shelf; the fitted tone EQ must realise that shelf's closed-form
+    # response (loudness offset removed: the follower owns level) within 1 dB RMS over the bands
+    x = _pinkish(rng, 30.0)
+    target = Profile.from_audio(_shelf(x, kind, freq, gain_db), SR)
+    res = match_parameters(compute_descriptors(x, SR), target, sample_rate=SR)
+    gains = np.array([res.values[n] for n in TONE_PARAMS])
+    ok = (BAND_CENTRES_HZ > 30.0) & (BAND_CENTRES_HZ < 15000.0)
+    want = _closed_form_db(kind, freq, gain_db)[ok]
+    got = response_db(gains, BAND_CENTRES_HZ[ok], SR)
+    err = (got - got.mean()) - (want - want.mean())
+    assert float(np.sqrt(np.mean(err**2))) < 1.0
+    assert any(("+" if gain_db > 0 else "-") in r for r in res.reasons)
+
+
+def test_width_per_band_follows_the_target_side_level(rng):
+    # side scaled by 0.8 in the input -> the target asks for 1/0.8 = 1.25 above the crossover (AI range 0.8..1.3)
+    x = _pinkish(rng, 20.0)
+    m, s = 0.5 * (x[:, 0] + x[:, 1]), 0.5 * (x[:, 0] - x[:, 1])
+    narrow = np.stack([m + 0.8 * s, m - 0.8 * s], axis=1)
+    res = match_parameters(compute_descriptors(narrow, SR), Profile.from_audio(x, SR), sample_rate=SR)
+    assert res.values["width_high"] == pytest.approx(1.25, abs=0.03)
+    assert res.values["width_low"] == pytest.approx(1.1, abs=0.01)  # 1.25 wanted, AI maximum 1.1
+    assert res.values["stereo_width"] == 1.0
+
+
+def test_do_no_harm_leaves_what_lies_inside_the_tolerance(rng):
+    x = _pinkish(rng, 20.0)
+    d = compute_descriptors(_shelf(x, HIGH_SHELF, 4000.0, 3.0), SR)
+    prof = Profile.from_audio(x, SR)
+    wide = Profile(**{**prof.__dict__, "mid_tol_db": np.full(29, 3.0), "tracks": 5})
+    assert match_parameters(d, wide, sample_rate=SR, do_no_harm=True).values == neutral_values()
+    # the same deviation with a tolerance of 0.5 dB is corrected (a cut toward the target)
+    tight = Profile(**{**prof.__dict__, "mid_tol_db": np.full(29, 0.5), "tracks": 5})
+    res = match_parameters(d, tight, sample_rate=SR, do_no_harm=True, tolerance_k=1.0)
+    assert res.values["tone_8khz_db"] < -0.5
+
+
+def test_do_no_harm_never_boosts_a_band_the_input_lacks(rng):
+    # a target with 30 dB more low end than a high-passed input: no boost in the empty bands
+    x = _pinkish(rng, 20.0)
+    hp = _shelf(_shelf(x, LOW_SHELF, 150.0, -30.0), LOW_SHELF, 150.0, -30.0)
+    prof = Profile.from_audio(x, SR)
+    prof = Profile(**{**prof.__dict__, "mid_tol_db": np.full(29, 1.0), "tracks": 5})
+    res = match_parameters(compute_descriptors(hp, SR), prof, sample_rate=SR, do_no_harm=True)
+    low = BAND_CENTRES_HZ < 80.0  # 30-60 dB under the target: held at "no move" (the fit's neighbours: < 0.5 dB)
+    assert np.all(np.isfinite(res.tone_target_db[low]))
+    assert np.all(res.tone_target_db[low] <= 0.0) and np.all(res.tone_fit_db[low] < 0.5)
+
+
+def test_compressor_only_when_the_target_is_denser_than_follower_and_limiter_leave(rng):
+    x = _pinkish(rng, 20.0)
+    d = compute_descriptors(x, SR)
+    prof = Profile.from_audio(x, SR)
+    # delivered at the input's own loudness with a ceiling above its peaks: PLR stays; a target 6 dB denser
+    dense = Profile(**{**prof.__dict__, "plr_db": d.plr_db - 6.0})
+    res = match_parameters(d, dense, sample_rate=SR, delivery_lufs=d.integrated_lufs, ceiling_dbtp=0.0)
+    assert 1.5 < res.values["comp_ratio"] <= 4.0
+    assert res.values["comp_threshold_db"] == pytest.approx(d.integrated_lufs + 3.0)
+    # delivered so loud that the limiter alone leaves a PLR under the target's: no compressor
+    loud = match_parameters(d, dense, sample_rate=SR, delivery_lufs=-1.0 - dense.plr_db + 1.0, ceiling_dbtp=-1.0)
+    assert loud.values["comp_ratio"] == 1.0
+
+
+def test_running_stats_follow_a_change_of_material_within_follow_s(rng):
+    a = _pinkish(rng, 24.0)
+    b = _shelf(_pinkish(rng, 24.0), HIGH_SHELF, 2000.0, -12.0)  # a much darker piece
+    rs = RunningStats(SR, 2, follow_s=9.0)
+    rs.update(a)
+    assert rs.changes == 0  # steady material is never a change
+    for i in range(0, int(9.0 * SR), 4410):
+        rs.update(b[i : i + 4410])
+    assert rs.changes == 1 and rs.seconds <= 9.0
+    want = compute_descriptors(b[: int(rs.seconds * SR)], SR).mid_db
+    got = rs.descriptors().mid_db
+    assert float(np.nanmax(np.abs(got - want))) < 1.5
+
+
+def test_worker_feeds_the_stream_to_the_matcher_in_order(rng):
+    # the worker's streaming path (ring reads of any hop) equals feeding the matcher directly, and a
+    # render pass that starts over resets it
+    x = _pinkish(rng, 12.0).astype(np.float32)
+    target = Profile.from_audio(_shelf(x, LOW_SHELF, 200.0, 4.0), SR)
+    ring = AnalysisRing(8 * SR, 2)
+    got: list[dict] = []
+    m = AnalyticMatcher(target)
+    w = InferenceWorker(m, ring, SR, lambda v, g: got.append(v), hop_s=0.5)
+    direct = AnalyticMatcher(target, SR, 2)
+    for i in range(0, x.shape[0], 1000):
+        ring.write(x[i : i + 1000])
+        k = len(got) + 1
+        if ring.frames_written >= 3 * k * SR and k <= 3:
+            w.step(3 * k * SR)  # hops of 3 s (a window each)
+    direct.update(x[: 9 * SR])
+    assert len(got) == 3 and got[-1] == w.blend(direct.values())
+    assert got[-1]["tone_125hz_db"] > 1.0
+    ring.reset()  # the stream starts over (a new render pass: the engine resets its ring)
+    ring.write(x[: 4 * SR])
+    w.step(4 * SR)  # earlier than what it has seen: the matcher starts over too
+    assert m.stats.total_seconds == pytest.approx(4.0) and w.errors == 0
+
+
+def test_blend_honours_amounts_extras_and_the_follower(rng):
+    ring = AnalysisRing(SR, 2)
+    ai = {**neutral_values(), "tone_1khz_db": 4.0, "width_high": 1.2, "input_gain_db": 3.0, "comp_threshold_db": -9.0}
+    w = InferenceWorker(AnalyticMatcher(Profile.from_audio(_pinkish(rng, 4.0), SR)), ring, SR, lambda v, g: None)
+    w2 = InferenceWorker(
+        w.estimator, ring, SR, lambda v, g: None, amounts={"tone": 0.5, "width": 0.0}, follow_level=True
+    )
+    full, part = w.blend(ai), w2.blend(ai)
+    assert full["tone_1khz_db"] == 4.0 and part["tone_1khz_db"] == 2.0
+    assert full["width_high"] == 1.2 and part["width_high"] == 1.0
+    assert full["input_gain_db"] == 3.0 and part["input_gain_db"] == 0.0  # level belongs to the follower
+    assert full["comp_threshold_db"] == -9.0  # an extra passes as it is ...
+    w3 = InferenceWorker(w.estimator, ring, SR, lambda v, g: None, base={"comp_threshold_db": -20.0})
+    assert "comp_threshold_db" not in w3.blend(ai)  # ... unless the user set it
+    assert set(full) == set(AI_PARAM_NAMES) | set(EXTRA_PARAMS)
+
+
+def test_render_uses_the_whole_file_and_moves_toward_the_reference(rng):
+    # render (loudness search): the matcher reads the whole file first, one update at t = 0, and the
+    # output's long-term balance is closer to the reference's than the input's was
+    from mixpilot.realtime.render import render_array
+
+    x = _pinkish(rng, 12.0)
+    ref = _shelf(x, HIGH_SHELF, 3000.0, -5.0)
+    target = Profile.from_audio(ref, SR)
+    res = render_array(x.astype(np.float32), SR, target_lufs=-16.0, estimator=AnalyticMatcher(target))
+    assert len(res.ai_updates) == 1 and res.ai_updates[0][0] == 0.0
+    t = compute_descriptors(ref, SR).mid_db
+    ok = (BAND_CENTRES_HZ > 40) & (BAND_CENTRES_HZ < 15000)
+
+    def err(y):
+        return float(np.sqrt(np.mean((compute_descriptors(y, SR).mid_db - t)[ok] ** 2)))
+
+    assert err(res.out) < 0.5 * err(x)
+    assert res.chosen.true_peak_dbtp <= -1.0 + 1e-6
+
+
+def test_extras_are_table_parameters():
+    for n in EXTRA_PARAMS:
+        assert n in PARAM_INDEX and not PARAMS[PARAM_INDEX[n]].ai
