@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import IO
 
 from mixpilot.dsp.errors import DeviceError
 
@@ -125,7 +126,7 @@ class JackServer:
         self.sample_rate = int(sample_rate)
         self.period = int(period)
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
         self._old_env: str | None = None
 
     @property
@@ -163,11 +164,27 @@ class JackServer:
             _clear_stale_shm()
         raise AssertionError("unreachable")
 
-    def _log_tail(self) -> str:
+    def log_lines(self) -> list[str]:
+        """What jackd printed so far (stdout and stderr), one stripped line each."""
         if self._log is None:
-            return ""
-        self._log.seek(0)
-        lines = [ln.strip() for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
+            return []
+        # pread: jackd writes through the same open file (the shared offset must not move under it)
+        fd = self._log.fileno()
+        raw = os.pread(fd, os.fstat(fd).st_size, 0)
+        return [ln.strip() for ln in raw.decode(errors="replace").splitlines() if ln.strip()]
+
+    def xrun_reports(self) -> list[str]:
+        """jackd's own xrun reports so far: a client that did not finish its cycle
+        (``JackEngine::XRun: client = NAME was not finished``) or a late driver cycle
+        (``JackTimedDriver::Process XRun``).  JACK drops the MIDI events of such a cycle."""
+        return [ln for ln in self.log_lines() if "XRun" in ln]
+
+    def xrun_count(self) -> int:
+        """How many xrun reports jackd has logged so far (:meth:`xrun_reports`)."""
+        return len(self.xrun_reports())
+
+    def _log_tail(self) -> str:
+        lines = self.log_lines()
         return lines[-1] if lines else ""
 
     def alive(self) -> bool:
@@ -202,5 +219,5 @@ class JackServer:
     def __enter__(self) -> JackServer:
         return self.start() if self.proc is None else self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

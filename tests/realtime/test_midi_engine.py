@@ -116,21 +116,32 @@ while time.perf_counter() - t0 < 10.0:
     while k < due:
         out.send_message([0xB0, 70 if k % 2 else 75, (k * 7) % 128]); k += 1
     time.sleep(0.001)
+# The last value per knob again, three times after a pause: a repeat changes nothing where it arrives
+# (the same value), and one copy that arrives is enough for last-value-wins to end on it.
+time.sleep(0.3)
+for _ in range(3):
+    for j in range(k - 2, k):
+        out.send_message([0xB0, 70 if j % 2 else 75, (j * 7) % 128]); sent += 1
+    time.sleep(0.05)
 print(sent + k, k, flush=True)
 time.sleep(0.5)  # let the last messages through before the port closes (a graph change)
 out.close_port()
 """
 
 
-def test_cc_flood_while_playing(jack_server, tmp_wav):
+def test_cc_flood_while_playing(jack_server, tmp_wav, record_property):
     # 1000 CC/s for 10 s on two mapped knobs from another process (a controller is external) while
-    # playing at 128 frames: xruns during the flood reported; every message received; the chain ends on the
-    # last value sent per parameter (last value wins per block).  The sender's JACK client registers
-    # and connects before the flood and leaves after it: JACK reorders its graph then, which on this
-    # server can flag xruns in any client; those moments are reported, and kept out of the count.
+    # playing at 128 frames.  What the module documents, asserted:
+    # - every message the port delivered is counted once: received = mapped + ignored + dropped (none malformed);
+    # - the only loss is JACK's: it drops the MIDI events of a cycle it reports as an xrun (jackd's log, or the
+    #   stream's status flags), so a message short without any xrun report fails;
+    # - last value wins: the chain ends exactly on the mapped value of the last value sent per knob (sent
+    #   again after the flood, so that a dropped cycle cannot take the last word).
+    # Counts and xruns are reported (record_property: the junit XML, and printed), not thresholded.
     import subprocess
     import sys
 
+    jack_xruns_before = jack_server.xrun_count()
     song = _song(tmp_wav, 14.0)
     r = _Running(
         RunOptions(mode="play", file=str(song), seconds=13.0, ui=True, model="none", midi_in="virtual", midi_map=None)
@@ -156,12 +167,27 @@ def test_cc_flood_while_playing(jack_server, tmp_wav):
         last[70 if j % 2 else 75] = (j * 7) % 128
     res = r.join()
     st = res.stats
-    print(
-        f"\nflood: sent {sent}, received {st['midi']['messages']}, applied {st['midi']['applied']}, "
-        f"xruns {st['xruns']}, callback p99 {st['callback_us']['p99']} us, p99.9 {st['callback_us']['p999']} us, "
-        f"message -> applied {st['midi']['latency']}"
-    )
-    assert st["midi"]["messages"] == sent
+    m = st["midi"]
+    jack_xruns = jack_server.xrun_reports()[jack_xruns_before:]
+    report = {
+        "sent": sent,
+        "received": m["messages"],
+        "applied": m["applied"],
+        "ignored": m["ignored"],
+        "dropped": m["dropped"],
+        "stream_xruns": st["xruns"],
+        "stream_xrun_at_s": st["xrun_at_s"],
+        "jack_xrun_reports": len(jack_xruns),
+        "callback_us": st["callback_us"],
+        "latency": m["latency"],
+    }
+    record_property("cc_flood", report)
+    print("\nflood:", report)
+    assert m["messages"] == m["applied"] + m["ignored"] + m["dropped"] and m["dropped"] == 0
+    lost = sent - m["messages"]
+    assert lost >= 0, "more messages received than sent"
+    if lost:
+        assert jack_xruns or st["xruns"], f"{lost} messages lost without any xrun reported: {report}"
     lo, hi = PARAMS[LOW].ai_minimum, PARAMS[LOW].ai_maximum
     assert eng.chain.targets[LOW] == pytest.approx(lo + (hi - lo) * last[70] / 127.0)
     rlo, rhi = PARAMS[REV].ai_minimum, PARAMS[REV].ai_maximum
