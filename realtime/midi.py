@@ -66,6 +66,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,7 @@ from mixpilot.realtime.midi_map import (
     controllable_params,
     load_map,
 )
+from mixpilot.realtime.midi_parse import split_stream
 
 __all__ = [
     "ACTIONS",
@@ -209,19 +211,52 @@ class ControlMapper:
         self._bindings = list(midi_map.bindings)
         self._states = [_State() for _ in self._bindings]
         self._takeover = [soft_takeover and b.soft_takeover for b in self._bindings]
+        self.sysex_runs = 0  # packets split because a SysEx ran into other messages (handle)
 
     # the one entry point ---------------------------------------------------------------
     def handle(self, data: list[int] | bytes | tuple[int, ...], t_ns: int | None = None) -> int:
         """Handle one message (its bytes); returns COUNT_MAPPED, _IGNORED or _DROPPED
-        and counts it.  Never raises for any input."""
+        and counts it.  Never raises for any input.
+
+        A packet that starts a SysEx and carries other status bytes is several
+        messages run together (under JACK, rtmidi appends every event after a
+        SysEx without ``F7`` to it): it is split by the MIDI 1.0 rules
+        (:func:`realtime.midi_parse.split_stream`) and each message counted and
+        handled on its own; the packet returns COUNT_MAPPED when any of them
+        was applied.
+        """
+        t = self._clock_ns() if t_ns is None else t_ns
+        if _is_sysex_run(data):
+            return self._handle_run(data, t)
         counters = self.bank.counters
         counters[COUNT_RECEIVED] += 1
         try:
-            outcome = self._handle(data, self._clock_ns() if t_ns is None else t_ns)
+            outcome = self._handle(data, t)
         except Exception:  # a bug must not kill the MIDI thread; count it
             outcome = _DROPPED
         counters[outcome] += 1
         return outcome
+
+    def _handle_run(self, data: list[int] | bytes | tuple[int, ...], t_ns: int) -> int:
+        # the F7 at its end is what made rtmidi deliver the packet (often our own, realtime.midi_ports):
+        # it ends a SysEx inside or nothing, and is not counted as a fragment
+        msgs, fragments = split_stream(data[:-1] if data[-1] == 0xF7 else data)
+        counters = self.bank.counters
+        applied = False
+        for m in msgs:
+            if m[0] in (0xF8, 0xFE):
+                continue  # clock and active sensing: filtered by rtmidi everywhere else, never counted
+            counters[COUNT_RECEIVED] += 1
+            try:
+                outcome = self._handle(m, t_ns)
+            except Exception:
+                outcome = _DROPPED
+            counters[outcome] += 1
+            applied = applied or outcome == _APPLIED
+        counters[COUNT_RECEIVED] += fragments
+        counters[COUNT_DROPPED] += fragments
+        self.sysex_runs += 1
+        return _APPLIED if applied else _IGNORED
 
     def _handle(self, data, t_ns: int) -> int:
         n = len(data)
@@ -318,6 +353,18 @@ class ControlMapper:
             and st.rel == bank.release_seq[i]
             and st.rel_all == bank.action_seq[ACTION_RELEASE]
         )
+
+
+def _is_sysex_run(data: list[int] | bytes | tuple[int, ...]) -> bool:
+    """Whether ``data`` is a SysEx with other status bytes inside (rtmidi's run-together packet under JACK)."""
+    try:
+        n = len(data)
+        if n < 3 or data[0] != 0xF0:
+            return False
+        inner = data[1 : n - 1] if data[n - 1] == 0xF7 else data[1:]
+        return any(isinstance(b, int) and 0x80 <= b <= 0xFF for b in inner)
+    except Exception:  # not a sequence of ints: handle() counts it as dropped
+        return False
 
 
 class ResumeWatchdog:
@@ -534,6 +581,78 @@ def _open_port(port_spec: object, api: str | None, client_name: str) -> _Opened:
     return _Opened(rt, api, name, virtual)
 
 
+#: how often, under JACK, a lone F7 goes into our own input (:class:`_EoxSender`)
+EOX_EVERY_S = 0.01
+
+
+class _EoxSender:
+    """Under JACK, a lone end-of-SysEx (``F7``) into our own input port every :data:`EOX_EVERY_S`.
+
+    RtMidi's JACK input appends every event after a SysEx without ``F7`` to that
+    SysEx and queues nothing until an event ends in ``F7`` (its ``continueSysex``
+    flag): one malformed SysEx from a controller swallowed every later control
+    change (issue 13 item 8).  A second JACK client of ours, connected to our
+    input, ends such a SysEx within ``EOX_EVERY_S``; rtmidi then hands over the
+    run-together packet, which :meth:`ControlMapper.handle` splits
+    (:mod:`realtime.midi_parse`).  With no SysEx open, the ``F7`` arrives alone
+    and is dropped uncounted (:meth:`MidiInput._handle`).  100 events a second
+    on a JACK MIDI port are nothing to the graph.
+
+    Our input port is found as the JACK MIDI input that appeared while it was
+    opened (:meth:`before_open` lists them first, :meth:`connect` compares).
+    """
+
+    def __init__(self, out: Any, before: list[str]) -> None:
+        self._out = out
+        self._before = before
+        self.target: str | None = None
+
+    @classmethod
+    def before_open(cls, port_spec: object, api: str | None, client_name: str) -> _EoxSender | None:
+        try:
+            if choose_api(port_spec, api) != "jack":
+                return None
+            rtmidi = _rtmidi()
+            out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{client_name}-eox")
+            return cls(out, list(out.get_ports()))
+        except Exception:  # no JACK MIDI here: nothing to guard against
+            return None
+
+    def connect(self) -> _EoxSender | None:
+        """Connect to the input port opened since :meth:`before_open`; None (and closed) when not found."""
+        try:
+            after = list(self._out.get_ports())
+            new = [i for i, n in enumerate(after) if n not in self._before]
+            if len(new) != 1:
+                self.close()
+                return None
+            self.target = after[new[0]]
+            self._out.open_port(new[0], name="eox")
+            return self
+        except Exception:
+            self.close()
+            return None
+
+    def send(self) -> None:
+        try:
+            self._out.send_message([0xF7])
+        except Exception:  # the server is going away: the port check reports it
+            pass
+
+    def close(self) -> None:
+        out, self._out = self._out, None
+        if out is None:
+            return
+        try:
+            out.close_port()
+        except Exception:
+            pass
+        try:
+            out.delete()
+        except Exception:
+            pass
+
+
 class MidiInput:
     """A live MIDI input writing into a :class:`ControlBank`.
 
@@ -585,7 +704,16 @@ class MidiInput:
         self.watchdog = ResumeWatchdog(bank, ai_resume_s) if ai_resume_s is not None else None
         self._on_action = on_action
         self._warn_to = on_warning or _log.warning
-        opened = _open_port(port_spec, api, client_name)
+        eox = _EoxSender.before_open(port_spec, api, client_name)
+        try:
+            opened = _open_port(port_spec, api, client_name)
+        except BaseException:
+            if eox is not None:
+                eox.close()
+            raise
+        self._eox = eox.connect() if eox is not None and opened.api == "jack" else None
+        if eox is not None and self._eox is None:
+            eox.close()
         self._rt = opened.rt
         self.api = opened.api
         self.port_name = opened.port_name
@@ -599,6 +727,7 @@ class MidiInput:
         self.port_lost = False
         self._client_name = client_name
         self._probe = None
+        self._told_sysex = False
         self._closed = False
         self._close_lock = threading.Lock()
         self._stop = threading.Event()
@@ -619,14 +748,29 @@ class MidiInput:
         except Exception:  # a failing logger must not stop MIDI
             _log.warning(text)
 
-    def _on_rtmidi(self, event, data=None) -> None:  # rtmidi's input thread (ALSA)
-        self.mapper.handle(event[0], time.perf_counter_ns())
+    def _on_rtmidi(self, event: tuple[list[int], float], data: object = None) -> None:  # rtmidi's input thread (ALSA)
+        self._handle(event[0], time.perf_counter_ns())
+
+    def _handle(self, msg: list[int], t_ns: int) -> None:
+        if len(msg) == 1 and msg[0] == 0xF7:
+            return  # a lone end-of-SysEx: ours (_EoxSender) or a stray one; ends nothing, never counted
+        runs = self.mapper.sysex_runs
+        self.mapper.handle(msg, t_ns)
+        if self.mapper.sysex_runs != runs and not self._told_sysex:
+            self._told_sysex = True
+            self._warn(
+                f"MIDI input {self.port_name!r}: a SysEx without its end byte (F7) ran into the messages after "
+                f"it; they were recovered (the sender's SysEx is malformed)"
+            )
 
     def _service(self) -> None:
         poll = self.dispatch == "poll"
         rt = self._rt
-        handle = self.mapper.handle
-        clock = time.perf_counter_ns
+        handle = self._handle
+        clock = now_ns = time.perf_counter_ns
+        eox = self._eox
+        eox_every_ns = int(EOX_EVERY_S * 1e9)
+        next_eox = 0
         next_watch = next_port = 0.0
         wait = self.poll_interval_s if poll else 0.05
         while not self._stop.is_set():
@@ -636,6 +780,9 @@ class MidiInput:
                     while msg is not None:
                         handle(msg[0], clock())
                         msg = rt.get_message()
+                    if eox is not None and now_ns() >= next_eox:
+                        next_eox = now_ns() + eox_every_ns
+                        eox.send()
                 except Exception as exc:  # pragma: no cover - rtmidi failing under us
                     self._warn(f"MIDI input {self.port_name!r}: {_one_line(exc)}; MIDI stopped")
                     return
@@ -648,6 +795,8 @@ class MidiInput:
                             self._on_action(clock(), "release", PARAM_NAMES[i])
                         except Exception:
                             pass
+            if not poll and eox is not None:  # the callback thread reads; the F7 comes from here
+                eox.send()
             if not self.virtual and now >= next_port:
                 next_port = now + self.port_check_s
                 self._check_port()
@@ -712,6 +861,8 @@ class MidiInput:
                 self._probe.delete()
             except Exception:
                 pass
+        if self._eox is not None:
+            self._eox.close()
 
     @property
     def closed(self) -> bool:

@@ -62,13 +62,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 from numba import njit
@@ -77,10 +78,11 @@ from mixpilot.dsp.errors import DeviceError, UsageError
 from mixpilot.dsp.params import validate_value
 from mixpilot.dsp.settings import validate as validate_setting
 from mixpilot.fileio import umask as _umask
-from mixpilot.fileio import write_text_atomic
+from mixpilot.fileio import write_failure, write_text_atomic
 
 from .audio_io import AudioFileError, read_audio
 from .engine import SNAPSHOT_NAMES, Engine
+from .interrupts import SignalGuard, signal_name
 from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
 
 __all__ = [
@@ -272,6 +274,7 @@ class RunResult:
     error: str | None = None  # one line when the run died
     record_path: str | None = None
     notes: list[str] = field(default_factory=list)
+    signal: int | None = None  # the signal that ended an "interrupted" run (SIGINT, SIGTERM, SIGHUP)
 
 
 # --- the recorder ----------------------------------------------------------------------
@@ -301,21 +304,27 @@ class Recorder:
         import soundfile as sf
 
         self.path = os.path.abspath(path)
+        self.sample_rate = int(sample_rate)
         folder = os.path.dirname(self.path)
         fd, self._tmp = tempfile.mkstemp(prefix=".mixpilot-rec-", suffix=".wav", dir=folder)
         os.close(fd)
-        self._file = sf.SoundFile(
-            self._tmp, "w", samplerate=sample_rate, channels=channels, format="WAV", subtype="FLOAT"
-        )
+        try:
+            self._file: Any = sf.SoundFile(
+                self._tmp, "w", samplerate=sample_rate, channels=channels, format="WAV", subtype="FLOAT"
+            )
+        except BaseException:
+            os.unlink(self._tmp)
+            raise
         self.buf = np.zeros((int(ring_s * sample_rate), channels), dtype=np.float32)
         self.w = np.zeros(1, dtype=np.int64)  # written by the callback
         self.r = 0  # read position (writer thread only)
         self.dropped = 0
         self.frames = 0
+        self.error: str | None = None  # one line for the user when the recording is not all there
+        self._failure: str | None = None  # why writing stopped (the disk is full, ...)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mixpilot-recorder", daemon=True)
         self._thread.start()
-        self.error: str | None = None
 
     def put(self, block: np.ndarray) -> None:  # audio thread
         self.w[0] = _ring_put(self.buf, int(self.w[0]), block)
@@ -333,32 +342,61 @@ class Recorder:
             self.r += m
             self.frames += m
 
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:  # the first reason; the temporary file still exists here (write_failure)
+            self._failure = write_failure(self._tmp, str(exc))
+
     def _loop(self) -> None:
         try:
             while not self._stop.wait(0.05):
                 self._drain()
         except Exception as exc:  # disk full, ...: keep the audio running, report at the end
-            self.error = f"--record {self.path}: {exc}"
+            self._fail(exc)
 
     def close(self) -> None:
-        """Finish writing and rename the file into place (idempotent)."""
+        """Finish writing and move the file into place (idempotent).
+
+        When writing failed part-way (a full disk), what was written is kept
+        and :attr:`error` says so: the file, the reason, the seconds kept of
+        the seconds played (issue 13 item 7: a run that exited 0 with a quarter
+        of its recording).
+        """
         if self._file is None:
             return
         self._stop.set()
         self._thread.join(5)
-        try:
-            if self.error is None:
+        if self._failure is None:
+            try:
                 self._drain()
-            self._file.close()
+            except Exception as exc:
+                self._fail(exc)
+        try:
+            self._file.close()  # the WAV header gets its final length (rewritten in place)
+        except Exception as exc:
+            self._fail(exc)
+        self._file = None
+        try:
             os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it 0600; a recording gets the usual mode
             os.replace(self._tmp, self.path)
         except Exception as exc:
-            self.error = self.error or f"--record {self.path}: {exc}"
             try:
                 os.unlink(self._tmp)
             except OSError:
                 pass
-        self._file = None
+            self.error = f"--record {self.path}: cannot keep the recording ({write_failure(self.path, str(exc))})"
+            return
+        if self._failure is not None:
+            import soundfile as sf
+
+            try:
+                kept = sf.info(self.path).frames / self.sample_rate
+            except Exception:
+                kept = 0.0
+            played = int(self.w[0]) / self.sample_rate
+            self.error = (
+                f"--record {self.path}: cannot write ({self._failure}); kept the first {kept:.2f} s "
+                f"of the {played:.2f} s played"
+            )
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -598,7 +636,8 @@ class MeterUI:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(2)
+        if self._thread.ident is not None:  # never started when the run failed before its stream
+            self._thread.join(2)
         if self.enabled and self.tty and self.lines:
             self.stream.write("\n")
             self.stream.flush()
@@ -649,7 +688,28 @@ def run(
     ui_stream: TextIO | None = None,
     on_started: Callable[[_Run], None] | None = None,
 ) -> RunResult:
-    """Run ``play``/``live`` until it ends; returns the stats (raises StreamError before the stream opens)."""
+    """Run ``play``/``live`` until it ends; returns the stats (raises StreamError before the stream opens).
+
+    However it ends -- the end of the file, ``--seconds``, a device that dies,
+    SIGINT, SIGTERM or SIGHUP at any moment (:class:`realtime.interrupts.SignalGuard`:
+    the first one ends the run, later ones never cut its clean-up short) --
+    the recording is moved into place (an empty one when the run was stopped
+    before its stream), ``--stats-json`` and ``--params-out`` are written, and a
+    JACK server the run started is stopped.  A file that cannot be written is
+    the run's error (one line naming it).
+    """
+    with SignalGuard() as guard:
+        return _run(opts, guard, note=note, ui_stream=ui_stream, on_started=on_started)
+
+
+def _run(
+    opts: RunOptions,
+    guard: SignalGuard,
+    *,
+    note: Callable[[str], None] | None,
+    ui_stream: TextIO | None,
+    on_started: Callable[[_Run], None] | None,
+) -> RunResult:
     notes: list[str] = []
 
     def say(text: str) -> None:
@@ -687,39 +747,56 @@ def run(
     if opts.params_out:
         params_out_abs = _check_out_path(opts.params_out, "--params-out file", protect, opts.overwrite)
 
+    if opts.mode == "play" and not opts.file:
+        raise StreamUsageError("play needs a FILE")
+    ceiling = opts.ceiling_dbtp
+    if ceiling is None:  # the run's ceiling all the same: --params' value, else the table's -1
+        from mixpilot.dsp.params import PARAM_INDEX, PARAMS
+
+        ceiling = opts.params.get("limiter_ceiling_dbtp", PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]].default)
+
     src = None
     file_sr = None
-    if opts.mode == "play":
-        if not opts.file:
-            raise StreamUsageError("play needs a FILE")
-        src, file_sr, info = read_audio(opts.file)  # AudioFileError: one line naming the file
-        for n in info.notes:
-            say(n)
-        if src.shape[0] == 0:
-            raise AudioFileError(f"{opts.file}: has no audio frames")
-
-    from mixpilot.inference.worker import InferenceWorker, load_estimator
-
-    from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
-
-    midi_map = load_map(opts.midi_map) if (opts.midi_in is not None or opts.midi_file or opts.midi_map) else None
-    automation = MidiFileAutomation.load(opts.midi_file, midi_map) if opts.midi_file else None
-    estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
-
-    # 2. the device (or a headless JACK server)
-    sd = _sd()
-    want_sr = opts.samplerate or file_sr or 48000
-    server = ensure_backend(opts.mode == "live", int(want_sr), opts.blocksize, say)
+    want_sr = opts.samplerate or 48000
     old_switch = sys.getswitchinterval()
+    server: JackServer | None = None
     recorder = None
     stream = None
     ui = None
     runner = None
     worker = None
     midi = None
+    automation = None
+    params_log = _ParamsLog(False)
     reason = "device error"
     error = None
+    signum = None
     try:
+        if opts.mode == "play":
+            src, file_sr, info = read_audio(str(opts.file))  # AudioFileError: one line naming the file
+            for n in info.notes:
+                say(n)
+            if src.shape[0] == 0:
+                raise AudioFileError(f"{opts.file}: has no audio frames")
+
+        from mixpilot.inference.worker import InferenceWorker, load_estimator
+
+        from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
+        from .midi_map import ceiling_warning
+
+        midi_map = load_map(opts.midi_map) if (opts.midi_in is not None or opts.midi_file or opts.midi_map) else None
+        if opts.midi_file and midi_map is not None:
+            automation = MidiFileAutomation.load(opts.midi_file, midi_map)
+        if midi_map is not None:
+            lifted = ceiling_warning(midi_map, ceiling)
+            if lifted is not None:
+                say(lifted)
+        estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
+
+        # 2. the device (or a headless JACK server)
+        sd = _sd()
+        want_sr = opts.samplerate or file_sr or 48000
+        server = ensure_backend(opts.mode == "live", int(want_sr), opts.blocksize, say)
         out_dev = resolve_device(opts.output_device, "output")
         in_dev = resolve_device(opts.input_device, "input") if opts.mode == "live" else None
         out_info = sd.query_devices(out_dev if out_dev is not None else sd.default.device[1], "output")
@@ -727,6 +804,7 @@ def run(
             in_info = sd.query_devices(in_dev if in_dev is not None else sd.default.device[0], "input")
             channels = 2 if in_info["max_input_channels"] >= 2 else 1
         else:
+            assert src is not None  # play reads a file
             channels = src.shape[1]
         out_channels = channels if out_info["max_output_channels"] >= channels else 1
         if channels == 2 and out_channels == 1:
@@ -758,12 +836,12 @@ def run(
             max_block_size=max(opts.blocksize, 4096),
             params=opts.params,
             target_lufs=opts.target_lufs,
-            ceiling_dbtp=opts.ceiling_dbtp,
+            ceiling_dbtp=ceiling,  # also the bound a MIDI knob cannot lift (MixChain.limit; said above)
         )
         engine.warm_up()
         end_frames = None
         end_reason = "end of file"
-        if opts.mode == "play":
+        if src is not None:  # play
             end_frames = src.shape[0] + engine.latency_samples
         if opts.seconds is not None:
             limit = int(round(opts.seconds * sr))
@@ -807,7 +885,7 @@ def run(
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
         t_start_ns = [time.perf_counter_ns()]
-        if opts.midi_in is not None:
+        if opts.midi_in is not None and midi_map is not None and bank is not None:
 
             def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
                 params_log.append(
@@ -848,54 +926,140 @@ def run(
         if on_started is not None:
             on_started(runner)
         reason, error = _wait(runner, stream, server)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through the SignalGuard (an Interrupted)
         reason = "interrupted"
+        signum = getattr(exc, "signum", int(signal.SIGINT))
     finally:
-        if worker is not None:
-            worker.stop()
-        if midi is not None:
-            midi.close()
-        sys.setswitchinterval(old_switch)
-        if ui is not None:
-            ui.stop()
+        guard.shield()  # from here no signal cuts the clean-up short
         dead = error is not None
-        if stream is not None:
-            _close_stream(stream, dead)
-        if recorder is not None:
-            recorder.close()
-            if recorder.error:
-                say(recorder.error)
-            if recorder.dropped:
-                say(f"the recording lost {recorder.dropped} frames (the disk was too slow)")
-        stats = runner.stats(runner.engine.sample_rate, opts.blocksize) if runner is not None else None
-        if stats is not None:
-            stats["end"] = reason
-            if worker is not None:
-                stats["inference"] = worker.stats()
-                stats["model"] = getattr(worker.estimator, "name", "model")
-            bank = runner.engine.controls
-            if bank is not None:
-                c = bank.counts()
-                stats["midi"] = {
-                    "messages": c["received"],
-                    "applied": c["mapped"],
-                    "ignored": c["ignored"],
-                    "dropped": c["dropped"],
-                    "latency": runner.engine.midi_latency_ms(),
-                }
-            if automation is not None:
-                for t, name, value in automation.events[: automation.cursor]:
-                    if name is not None and value is not None:
-                        params_log.append({"t": round(t, 6), "param": name, "value": value, "source": "midi"})
-            if stats_abs:
-                write_text_atomic(stats_abs, json.dumps(stats, indent=1) + "\n")
-            if params_out_abs:
-                params_log.sort(key=lambda e: e["t"])
-                write_text_atomic(params_out_abs, "".join(json.dumps(e) + "\n" for e in params_log))
-        if server is not None and not dead:
-            release_portaudio()
-            server.stop()
-    return RunResult(stats=stats, reason=reason, error=error, record_path=record_abs, notes=notes)
+        stats = None
+        try:
+            stats, write_errors = _wind_down(
+                opts, say, worker, midi, ui, stream, recorder, runner, automation, params_log,
+                old_switch=old_switch, dead=dead, reason=reason, signum=signum,
+                record_abs=record_abs, stats_abs=stats_abs, params_out_abs=params_out_abs,
+                sample_rate=int(want_sr), channels=src.shape[1] if src is not None else 2,
+            )  # fmt: skip
+            if write_errors and error is None:
+                error = "; ".join(write_errors)
+        finally:
+            if server is not None:
+                if not dead:
+                    release_portaudio()
+                server.stop()  # also after a device error: its /dev/shm entries go with it
+    return RunResult(stats=stats, reason=reason, error=error, record_path=record_abs, notes=notes, signal=signum)
+
+
+def _wind_down(
+    opts: RunOptions,
+    say: Callable[[str], None],
+    worker: Any,
+    midi: Any,
+    ui: MeterUI | None,
+    stream: Any,
+    recorder: Recorder | None,
+    runner: _Run | None,
+    automation: Any,
+    params_log: _ParamsLog,
+    *,
+    old_switch: float,
+    dead: bool,
+    reason: str,
+    signum: int | None,
+    record_abs: str | None,
+    stats_abs: str | None,
+    params_out_abs: str | None,
+    sample_rate: int,
+    channels: int,
+) -> tuple[dict | None, list[str]]:
+    """The end of every run: threads stopped, stream closed, the files written.  Returns the stats and
+    one line per file that could not be written (each step runs whatever the one before did)."""
+    errors: list[str] = []
+
+    def step(what: Callable[[], object]) -> None:
+        try:
+            what()
+        except Exception as exc:  # one failing step must not skip the others
+            errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+
+    if worker is not None:
+        step(worker.stop)
+    if midi is not None:
+        step(midi.close)
+    sys.setswitchinterval(old_switch)
+    if ui is not None:
+        step(ui.stop)
+    if stream is not None:
+        step(lambda: _close_stream(stream, dead))
+    if recorder is not None:
+        step(recorder.close)
+        if recorder.error:
+            errors.append(recorder.error)
+        if recorder.dropped:
+            say(f"the recording lost {recorder.dropped} frames (the disk was too slow)")
+    elif record_abs and reason == "interrupted":  # stopped before the stream: a recording of nothing played
+        from .audio_io import write_audio_atomic
+
+        try:
+            write_audio_atomic(record_abs, np.zeros((0, channels), np.float32), sample_rate, "FLOAT")
+        except OSError as exc:
+            errors.append(f"--record {record_abs}: cannot write ({exc.strerror or exc})")
+    if runner is not None:
+        stats = runner.stats(runner.engine.sample_rate, opts.blocksize)
+    elif reason == "interrupted":
+        stats = _idle_stats(sample_rate, opts.blocksize)
+    else:
+        return None, errors
+    stats["end"] = reason
+    if signum is not None:
+        stats["signal"] = signal_name(signum)
+    if runner is not None:
+        if worker is not None:
+            stats["inference"] = worker.stats()
+            stats["model"] = getattr(worker.estimator, "name", "model")
+        bank = runner.engine.controls
+        if bank is not None:
+            c = bank.counts()
+            stats["midi"] = {
+                "messages": c["received"],
+                "applied": c["mapped"],
+                "ignored": c["ignored"],
+                "dropped": c["dropped"],
+                "latency": runner.engine.midi_latency_ms(),
+            }
+        if automation is not None:
+            for t, name, value in automation.events[: automation.cursor]:
+                if name is not None and value is not None:
+                    params_log.append({"t": round(t, 6), "param": name, "value": value, "source": "midi"})
+    outputs = []
+    if stats_abs:
+        outputs.append(("--stats-json", stats_abs, json.dumps(stats, indent=1) + "\n"))
+    if params_out_abs:
+        params_log.sort(key=lambda e: e["t"])
+        outputs.append(("--params-out", params_out_abs, "".join(json.dumps(e) + "\n" for e in params_log)))
+    for flag, path, text in outputs:
+        try:
+            write_text_atomic(path, text)
+        except OSError as exc:  # a full disk: say which file, and go on (the server must still stop)
+            errors.append(f"{flag} {path}: cannot write ({exc.strerror or exc})")
+    return stats, errors
+
+
+def _idle_stats(sample_rate: int, blocksize: int) -> dict:
+    """``--stats-json`` of a run stopped before its stream: nothing played (the keys of :meth:`_Run.stats`)."""
+    return {
+        "samplerate": int(sample_rate),
+        "blocksize": int(blocksize),
+        "blocks": 0,
+        "budget_us": round(1e6 * blocksize / sample_rate, 1),
+        "callback_us": {"p50": None, "p99": None, "p999": None, "max": None},
+        "xruns": 0,
+        "xrun_at_s": [],
+        "status_flags": {n: 0 for n in STATUS_FLAGS},
+        "inference": {"runs": 0, "p50_ms": None, "p99_ms": None},
+        "midi": {"messages": 0, "applied": 0},
+        "seconds": 0.0,
+    }
 
 
 def _warm_callback(runner: _Run, mode: str, out_channels: int, channels: int, blocksize: int) -> None:
