@@ -51,9 +51,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mixpilot.dsp.errors import MixpilotError, OutputError, UsageError
-from mixpilot.dsp.meter import measure
+from mixpilot.dsp.meter import LoudnessMeter, measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
 from mixpilot.dsp.settings import setting
+from mixpilot.dsp.spec import ProcessSpec
 
 from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
@@ -158,7 +159,10 @@ class RenderReport:
 
 @dataclass
 class PassResult:
-    """One render pass: its delivery gain and what the output measured."""
+    """One render pass: its delivery gain and what the output measured.
+
+    ``true_peak_dbtp`` is measured on the chosen pass only (NaN on the others).
+    """
 
     gain_db: float
     integrated_lufs: float
@@ -406,11 +410,11 @@ def render_array(
         _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress)
         if follow:
             gain = engine.loudness_gain_db
-        m = measure(cur, sample_rate)
+        m = _pass_loudness(cur, sample_rate)
         res = PassResult(
             gain,
             m["integrated_lufs"],
-            m["true_peak_dbtp"],
+            math.nan,  # measured on the chosen pass only, below
             m["loudness_range_lu"],
             engine.max_comp_gain_reduction_db,
             engine.max_limiter_gain_reduction_db,
@@ -444,6 +448,9 @@ def render_array(
     chosen = min(
         passes, key=lambda r: abs(r.integrated_lufs - target_lufs) if math.isfinite(r.integrated_lufs) else math.inf
     )
+    # the search needs each pass's loudness only; the true peak (4x interpolation, most of a
+    # measurement's cost) is measured once, on the pass that is delivered
+    chosen.true_peak_dbtp = measure(best, sample_rate)["true_peak_dbtp"]
     return ArrayRender(
         best,
         passes,
@@ -453,6 +460,16 @@ def render_array(
         best_updates,
         worker.stats() if worker is not None else None,
     )
+
+
+def _pass_loudness(y: np.ndarray, sample_rate: int) -> dict:
+    """Integrated loudness and loudness range of a pass (:func:`dsp.meter.measure`'s, without the true peak)."""
+    meter = LoudnessMeter(
+        ProcessSpec(sample_rate=sample_rate, max_block_size=max(1, y.shape[0]), num_channels=y.shape[1]),
+        true_peak=False,
+    )
+    meter.process(y)
+    return {"integrated_lufs": meter.integrated_lufs, "loudness_range_lu": meter.loudness_range_lu}
 
 
 def _secant(a: PassResult, b: PassResult) -> float:
@@ -711,8 +728,6 @@ def render_file(
     raw, sample_rate, info = read_audio_file(in_str)
     notes = list(info.notes)
     if out_rate != sample_rate:
-        from mixpilot.dsp.meter import measure
-
         weights = LAYOUTS[info.channels].weights if info.channels in LAYOUTS else None
         m_src = measure(raw, sample_rate, channel_weights=weights)
         raw = resample(raw, sample_rate, out_rate)

@@ -361,3 +361,23 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
         audio_io.write_audio_atomic(target, np.zeros((10, 2), np.float32), 44100)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.wav"]
+
+
+def test_search_passes_report_what_measure_reads_on_the_delivered_samples():
+    # The search measures each pass without the true peak and the chosen pass with it; the chosen
+    # pass's figures must be exactly what dsp.meter.measure (the reference meter) reads on the
+    # delivered samples.
+    from mixpilot.dsp.meter import measure
+    from mixpilot.realtime.render import render_array
+
+    rng = np.random.default_rng(5)
+    x = music_like(rng, 8.0, 48000).astype(np.float32)
+    r = render_array(
+        np.ascontiguousarray(x), 48000, target_lufs=-9.0, input_integrated_lufs=measure(x, 48000)["integrated_lufs"]
+    )
+    assert len(r.passes) >= 2, "the test needs a render with more than one pass"
+    m = measure(r.out, 48000)
+    assert r.chosen.integrated_lufs == m["integrated_lufs"]
+    assert r.chosen.lra_lu == m["loudness_range_lu"]
+    assert r.chosen.true_peak_dbtp == m["true_peak_dbtp"]
+    assert all(math.isnan(p.true_peak_dbtp) for p in r.passes if p is not r.chosen)
