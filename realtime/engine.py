@@ -305,9 +305,9 @@ def _engine_kernel(
     if in_args[0].shape[0] > 0:
         meter_kernel(xs, *in_args)  # the unprocessed side, for the loudness-matched A/B
     n = stop - start
-    chain_kernel(xs, ys, *chain_args, tap[:n])
+    chain_kernel(xs, ys, *chain_args, tap[start:stop])
     if follow_args[0].shape[0] > 0:  # follower on: meter the pre-delivery tap
-        meter_kernel(tap[:n], *follow_args)
+        meter_kernel(tap[start:stop], *follow_args)
     if meter_args[0].shape[0] > 0:
         meter_kernel(ys, *meter_args)
     cgr = stats[_ST_COMP_GR]
@@ -351,6 +351,10 @@ class Engine:
         which always means static.
     follow_hop_s, follow_glide_s : float
         Follower update interval and glide time.
+    stages : tuple of str
+        The chain's stages (:data:`dsp.chain.STAGES` by default).  ``render``'s
+        loudness passes run ``("output_gain", "limiter")`` on the first pass's
+        :attr:`tap`.
     meters : bool
         Run the output and input meters (the UI snapshot and the A/B match).
         ``render`` turns them off: it measures the whole output afterwards, and
@@ -373,6 +377,7 @@ class Engine:
         glide_ms: float = 50.0,
         analysis_seconds: float = ANALYSIS_SECONDS,
         meters: bool = True,
+        stages: tuple[str, ...] = STAGES,
     ) -> None:
         if loudness_mode not in ("follow", "static"):
             raise ValueError(f"loudness_mode must be 'follow' or 'static', not {loudness_mode!r}")
@@ -387,7 +392,7 @@ class Engine:
         self.follow = loudness_mode == "follow" and "loudness_gain_db" not in self.params
         self.follow_hop = max(1, int(round(follow_hop_s * sample_rate)))
         self.follow_glide_s = float(follow_glide_s)
-        self.chain = MixChain(glide_ms=glide_ms)
+        self.chain = MixChain(stages, glide_ms=glide_ms)
         self.chain.set_params(self.params)
         if ceiling_dbtp is not None:  # the run's ceiling is a bound no control can lift
             self.chain.limit("limiter_ceiling_dbtp", maximum=ceiling_dbtp)
@@ -474,6 +479,12 @@ class Engine:
     @property
     def latency_samples(self) -> int:
         return self.chain.latency_samples
+
+    @property
+    def tap(self) -> np.ndarray:
+        """float64 [max_block_size, 2]: rows ``[:frames]`` hold the last block's signal just before the
+        output gain stage (the chain's pre-delivery tap, what the follower meters)."""
+        return self._tap
 
     @property
     def sample_rate(self) -> int:

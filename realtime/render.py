@@ -245,8 +245,13 @@ def _render_pass(
     sample_rate: int,
     pass_no: int,
     progress: ProgressCallback | None,
+    tap_out: np.ndarray | None = None,
 ) -> None:
-    """One pass of ``x`` through ``engine`` (already reset) into ``out``, latency removed."""
+    """One pass of ``x`` through ``engine`` (already reset) into ``out``, latency removed.
+
+    ``tap_out`` (float64 [frames + latency, 2]), when given, receives the engine's pre-delivery
+    tap of every frame, the latency flush included (:func:`_replay_pass` feeds it back).
+    """
     n, ch = x.shape
     lat = engine.latency_samples
     total = n + lat
@@ -265,12 +270,55 @@ def _render_pass(
             blk[have:] = 0.0
         y = scratch_out[:m]
         engine.process_block(blk, y)
+        if tap_out is not None:
+            tap_out[pos : pos + m] = engine.tap[:m]
         start = max(pos, lat)  # output frame ``start`` is input frame ``start - lat``
         if start < pos + m:
             out[start - lat : pos + m - lat] = y[start - pos :]
         pos += m
         if progress is not None:
             progress(pass_no, min(pos, n) / sample_rate, total_s)
+
+
+def _replay_pass(
+    engine: Engine,
+    tap: np.ndarray,
+    out: np.ndarray,
+    block_size: int,
+    sample_rate: int,
+    pass_no: int,
+    progress: ProgressCallback | None,
+) -> None:
+    """A loudness pass from the first pass's tap: ``engine`` holds only the output gain and the limiter.
+
+    The stages before the tap do not depend on the delivery gain, so their output (``tap``, every
+    frame of the first pass, latency flush included) is fed to an engine whose chain is the output
+    gain and the limiter, with the same parameters and the same AI updates at the same stream
+    positions (the worker's memo): the limiter sees the samples it would see in a full pass, and
+    ``out`` is what a full pass would write.  (The chain's input check reads samples under 1e-30
+    as zero: below -600 dBFS, where a full pass would carry them on.)
+    """
+    n = out.shape[0]
+    lat = engine.latency_samples
+    total = n + lat
+    scratch_out = np.zeros((block_size, 2), dtype=np.float32)
+    total_s = n / sample_rate
+    pos = 0
+    while pos < total:
+        m = min(block_size, total - pos)
+        y = scratch_out[:m]
+        engine.process_block(tap[pos : pos + m], y)
+        start = max(pos, lat)
+        if start < pos + m:
+            out[start - lat : pos + m - lat] = y[start - pos :]
+        pos += m
+        if progress is not None:
+            progress(pass_no, min(pos, n) / sample_rate, total_s)
+
+
+#: Loudness passes 2+ replay the first pass's tap (:func:`_replay_pass`) when it fits in this many
+#: bytes (float64 stereo: 16 bytes a frame, about 58 min at 48 kHz); longer files render every pass.
+REPLAY_MAX_BYTES = 1 << 30
 
 
 def render_array(
@@ -394,20 +442,73 @@ def render_array(
         engine.attach_controls(ControlBank(), midi_file)
     best_updates: list[tuple[float, dict]] = []
 
+    # loudness passes 2+ from the first pass's tap (stereo, no MIDI: the bypass buttons act on stages
+    # the replay does not run); see _replay_pass
+    replay = None
+    tap_store = None
+    ai_replayable = worker is None or whole_file is not None or worker.memo is not None
+    if (
+        not follow
+        and not fixed
+        and measurable
+        and midi_file is None
+        and ai_replayable
+        and x.shape[1] == 2
+        and (x.shape[0] + engine.latency_samples) * 16 <= REPLAY_MAX_BYTES
+    ):
+        replay = Engine(
+            sample_rate,
+            2,
+            max_block_size=block_size,
+            params=params,
+            target_lufs=target_lufs,
+            ceiling_dbtp=ceiling_dbtp,
+            loudness_mode="static",
+            meters=False,
+            stages=("output_gain", "limiter"),
+        )
+        for name, v in (whole_file or {}).items():  # the analytic matcher's whole-file values
+            replay.set_static(name, v)
+        if worker is not None and whole_file is None:
+            from mixpilot.inference.worker import InferenceWorker
+
+            rworker = InferenceWorker(
+                estimator,
+                replay.ring,
+                sample_rate,
+                replay.publish_ai,
+                hop_s=ai_hop_s,
+                crossfade_s=crossfade_s,
+                ai_amount=ai_amount,
+                amounts=amounts,
+                base=params,
+                on_update=lambda t, v: updates.append((t, v)),
+            )
+            rworker.memo = worker.memo  # every value comes from the first pass (the ring holds the tap)
+            replay.attach_sync_worker(rworker)
+        tap_store = np.empty((x.shape[0] + engine.latency_samples, 2))
+
     cur = np.empty_like(x)
     best = np.empty_like(x)
     best_err = math.inf
     passes: list[PassResult] = []
     for pass_no in range(1, MAX_PASSES + 1):
-        if not follow:
-            engine.set_static("loudness_gain_db", gain)
         if midi_file is not None:
             midi_file.rewind()
-        engine.reset()  # parameters settle on their targets: no glide between passes
         updates.clear()
         if whole_file is not None:
             updates.append((0.0, dict(whole_file)))
-        _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress)
+        if replay is not None and pass_no > 1:
+            replay.set_static("loudness_gain_db", gain)
+            replay.reset()
+            _replay_pass(replay, tap_store, cur, block_size, sample_rate, pass_no, progress)
+            limiter_gr_db = replay.max_limiter_gain_reduction_db
+        else:
+            if not follow:
+                engine.set_static("loudness_gain_db", gain)
+            engine.reset()  # parameters settle on their targets: no glide between passes
+            _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress, tap_store)
+            limiter_gr_db = engine.max_limiter_gain_reduction_db
         if follow:
             gain = engine.loudness_gain_db
         m = _pass_loudness(cur, sample_rate)
@@ -416,8 +517,8 @@ def render_array(
             m["integrated_lufs"],
             math.nan,  # measured on the chosen pass only, below
             m["loudness_range_lu"],
-            engine.max_comp_gain_reduction_db,
-            engine.max_limiter_gain_reduction_db,
+            engine.max_comp_gain_reduction_db,  # before the tap: the first pass's on a replay
+            limiter_gr_db,
             engine.nonfinite_samples,
         )
         passes.append(res)
@@ -458,8 +559,18 @@ def render_array(
         notes,
         engine.latency_samples,
         best_updates,
-        worker.stats() if worker is not None else None,
+        _worker_stats(worker, replay),
     )
+
+
+def _worker_stats(worker, replay: Engine | None) -> dict | None:
+    """The AI worker's stats; ``reused`` counts the windows every later pass took from the memo."""
+    if worker is None:
+        return None
+    stats = worker.stats()
+    if replay is not None and replay.sync_worker is not None:
+        stats["reused"] += replay.sync_worker.memo_hits
+    return stats
 
 
 def _pass_loudness(y: np.ndarray, sample_rate: int) -> dict:
