@@ -22,7 +22,13 @@
    output is within :data:`LOUDNESS_AIM_LU` of the target or
    :data:`MAX_PASSES` passes are done (the search is in :func:`_next_gain`:
    the limiter makes loudness grow slower than the gain near the ceiling).
-   The pass closest to the target is written.  A target that cannot be
+   The pass closest to the target is written.  Only the first pass runs the
+   whole chain (and the AI): nothing before the delivery gain depends on it,
+   so passes 2+ feed the first pass's pre-delivery tap to the output gain
+   and the limiter alone, with the same parameter updates at the same
+   stream positions (:func:`_replay_pass`; the same samples as a full pass,
+   tested), and each pass is measured without the true peak, which is
+   measured once on the pass that is written.  A target that cannot be
    reached (the limiter is saturated, or the gain would pass its hard range)
    is reported in ``notes``, not raised.  Silent or too short input
    (integrated loudness ``-inf``: nothing above the -70 LUFS gate for
