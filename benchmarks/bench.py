@@ -43,6 +43,9 @@ chain active at :data:`benchmarks.chain_vs_pedalboard.SETTINGS`.
    features + predict, and of each part.  One core.
 5. ``--soak SECONDS``: the real-time soak of :mod:`benchmarks.soak`.
 
+Render time and peak memory against file length (1, 10, 60 min, from the
+command line) are :mod:`benchmarks.render_scaling`'s.
+
 "One core": for 3 and 4 every thread of this process is pinned to one CPU
 (``os.sched_setaffinity``, Linux; restored afterwards), and onnxruntime runs
 one intra-op thread (:func:`inference.model.session_options`).

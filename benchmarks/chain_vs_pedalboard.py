@@ -20,8 +20,12 @@ low shelf              ``LowShelfFilter(cutoff_frequency_hz, gain_db, q=0.7071)`
 mid bell               ``PeakFilter(cutoff_frequency_hz, gain_db, q)``
 high shelf             ``HighShelfFilter(cutoff_frequency_hz, gain_db, q=0.7071)``
 presence bell          ``PeakFilter(4500 Hz, gain_db, q=1)``
+tone_31hz..tone_16khz  ``LowShelfFilter``, eight ``PeakFilter(q=0.7)``, ``HighShelfFilter``
+                       at the tonal-match EQ's frequencies (:func:`dsp.tone.band_filters`)
 reverb_send            ``Reverb(room_size, damping, wet_level=send, dry_level=1)``
 delay_send             ``Delay(delay_seconds, feedback, mix=send)``
+stereo_width,          no pedalboard counterpart (pedalboard has no mid/side
+width_low/high         processing); our chain pays for them
 output + loudness      ``Gain(gain_db)``
 limiter                ``Limiter(threshold_db=ceiling, release_ms)`` — sample-peak,
                        no lookahead and no true-peak detection (ours has both)
@@ -65,7 +69,20 @@ SETTINGS = {
     "delay_send": 0.1,
     "delay_ms": 250.0,
     "delay_feedback": 0.3,
+    "tone_31hz_db": -2.0,
+    "tone_63hz_db": 1.0,
+    "tone_125hz_db": 0.5,
+    "tone_250hz_db": -0.5,
+    "tone_500hz_db": -1.0,
+    "tone_1khz_db": 0.5,
+    "tone_2khz_db": 1.0,
+    "tone_4khz_db": -0.5,
+    "tone_8khz_db": 1.5,
+    "tone_16khz_db": 2.0,
     "stereo_width": 1.1,
+    "width_low": 0.8,
+    "width_high": 1.2,
+    "width_crossover_hz": 150.0,
     "output_gain_db": 0.0,
     "loudness_gain_db": 8.0,
     "limiter_ceiling_dbtp": -1.0,
@@ -116,6 +133,18 @@ def make_ours(sample_rate: float, blocksize: int) -> MixChain:
     return chain
 
 
+def _pedalboard_tone(pb, s: dict) -> list:
+    """The tonal-match EQ's ten bands as pedalboard filters (same kinds, frequencies, Q and gains)."""
+    from mixpilot.dsp.biquad import BELL, LOW_SHELF
+    from mixpilot.dsp.tone import TONE_PARAMS, band_filters
+
+    out = []
+    for name, (kind, freq, q) in zip(TONE_PARAMS, band_filters()):
+        cls = pb.LowShelfFilter if kind == LOW_SHELF else pb.PeakFilter if kind == BELL else pb.HighShelfFilter
+        out.append(cls(cutoff_frequency_hz=freq, gain_db=s.get(name, 0.0), q=q))
+    return out
+
+
 def make_pedalboard():
     import pedalboard as pb
 
@@ -133,6 +162,7 @@ def make_pedalboard():
             pb.PeakFilter(cutoff_frequency_hz=s["mid_freq_hz"], gain_db=s["mid_gain_db"], q=s["mid_q"]),
             pb.HighShelfFilter(cutoff_frequency_hz=s["high_freq_hz"], gain_db=s["high_gain_db"], q=0.7071),
             pb.PeakFilter(cutoff_frequency_hz=s["presence_freq_hz"], gain_db=s["presence_gain_db"], q=s["presence_q"]),
+            *_pedalboard_tone(pb, s),
             pb.Reverb(
                 room_size=s["reverb_room_size"], damping=s["reverb_damping"], wet_level=s["reverb_send"], dry_level=1.0
             ),

@@ -241,7 +241,11 @@ def _write_if_changed(path: str, text: str) -> None:
 
 def load(registry: tuple[Stage, ...], name: str = "chain") -> ModuleType:
     """Generate, write (when new) and import the fused module for ``registry``."""
-    text = generate_source(registry)
+    return load_source(generate_source(registry), name)
+
+
+def load_source(text: str, name: str) -> ModuleType:
+    """Write (when new) and import generated source under Numba's cache directory, so Numba caches it."""
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
     modname = f"mixpilot.dsp._fused_{name}_{digest}"
     if modname in sys.modules:

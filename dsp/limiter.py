@@ -46,7 +46,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .oversample import TP_COEFFS, TP_DELAY, TP_TAPS, _tp_peak, _tp_push
+from .oversample import TP_COEFFS, TP_DELAY, TP_TAPS, _tp_peak6, _tp_push
 from .params import PARAM_INDEX
 from .stage import BLOCK_CHUNK, ST_LIM_GAIN_MIN, Stage
 
@@ -84,6 +84,9 @@ LIMITER_TP_COEFFS = np.ascontiguousarray(np.vstack([TP_COEFFS, kaiser_branches()
 # the ceiling (triangle inequality over the largest branch's absolute coefficient sum), so the
 # interpolation can be skipped without changing the result.
 TP_GAIN_BOUND = float(np.max(np.sum(np.abs(LIMITER_TP_COEFFS), axis=1)))
+# the six interpolating branches tap-major (row i: every branch's coefficient of history sample i),
+# so that one pass over the history feeds six accumulators at once (_tp_peak6)
+TP_COEFFS_T = np.ascontiguousarray(LIMITER_TP_COEFFS[1:].T)
 # the last-resort clamp sits this much under the ceiling, so that float32 rounding never lands above it
 _CLAMP_FRACTION = 1.0 - 2.0**-23
 
@@ -191,7 +194,7 @@ def _limiter_block(
             loud_left = taps
         if loud_left > 0:
             loud_left -= 1
-            p = max(_tp_peak(tp[0], w0, tp_coeffs), _tp_peak(tp[1], w1, tp_coeffs))
+            p = max(_tp_peak6(tp[0], w0, tp_coeffs), _tp_peak6(tp[1], w1, tp_coeffs))
         else:
             p = 0.0
         pe = p if p > prev else prev
@@ -330,7 +333,7 @@ def _lim_feed(row, xl, xr, mix, v, dbuf, tp, dq, dqi, avg, li, lf, rows):  # pra
 
 @njit(cache=True, nogil=True, inline="always")
 def _lim_run(out, start, frames, stats, dbuf, tp, dq, dqi, avg, li, lf, rows):  # pragma: no cover
-    gmin = _limiter_block(rows, frames, dbuf, tp, dq, dqi, avg, li, lf, LIMITER_TP_COEFFS, TP_GAIN_BOUND)
+    gmin = _limiter_block(rows, frames, dbuf, tp, dq, dqi, avg, li, lf, TP_COEFFS_T, TP_GAIN_BOUND)
     if gmin < stats[ST_LIM_GAIN_MIN]:
         stats[ST_LIM_GAIN_MIN] = gmin
     nch = out.shape[1]

@@ -55,7 +55,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from .oversample import TP_COEFFS, TP_DELAY, TP_TAPS, _tp_peak, _tp_push
+from .oversample import TP_COEFFS_T, TP_DELAY, TP_TAPS, _tp_peak3, _tp_push
 from .spec import ProcessSpec
 
 __all__ = [
@@ -256,7 +256,7 @@ def _meter_kernel(
             # true peak, BS.1770-4 Annex 2: 4x interpolation then |.| (dsp.oversample)
             if do_true_peak:
                 tp_w[c] = _tp_push(tp_buf[c], tp_w[c], v)
-                p = _tp_peak(tp_buf[c], tp_w[c], tp_coeffs)
+                p = _tp_peak3(tp_buf[c], tp_w[c], tp_coeffs)
                 if p > true_peak[c]:
                     true_peak[c] = p
             # K-weighting stage 1, high shelf (BS.1770-4 Annex 1, Table 1), TDF-II
@@ -334,7 +334,7 @@ def _tp_flush(
     for _ in range(zeros):
         for c in range(tp_buf.shape[0]):
             tp_w[c] = _tp_push(tp_buf[c], tp_w[c], 0.0)
-            p = _tp_peak(tp_buf[c], tp_w[c], tp_coeffs)
+            p = _tp_peak3(tp_buf[c], tp_w[c], tp_coeffs)
             if p > true_peak[c]:
                 true_peak[c] = p
 
@@ -552,7 +552,7 @@ class LoudnessMeter:
         self._st_energy = np.zeros(HIST_BINS)
         self._tp_buf = np.zeros((ch, 2 * TP_TAPS))
         self._tp_w = np.zeros(ch, dtype=np.int64)
-        self._tp_coeffs = np.ascontiguousarray(TP_COEFFS, dtype=np.float64)
+        self._tp_coeffs = TP_COEFFS_T  # tap-major interpolating branches (oversample._tp_peak3)
         self._true_peak = np.zeros(ch)
         self._sample_peak = np.zeros(ch)
         self._scratch = np.zeros(len(READOUT_NAMES))

@@ -83,6 +83,25 @@ def ring_size(lengths: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _damped(lines, lengths, lp, coef, pole, w, lmask, i):  # pragma: no cover
+    """Line ``i``'s output, through its damping low-pass (state ``lp[i]``), times its decay gain."""
+    o = lines[i, (w - lengths[i]) & lmask]
+    s = (1.0 - pole) * o + pole * lp[i]
+    if -_DENORMAL < s < _DENORMAL:
+        s = 0.0
+    lp[i] = s
+    return s * coef[i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _feed(lines, w, i, z):  # pragma: no cover
+    """Write line ``i``'s input ``z`` (flushed below 1e-30)."""
+    if -_DENORMAL < z < _DENORMAL:
+        z = 0.0
+    lines[i, w] = z
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _reverb_tick(
     x: float,
     lines: np.ndarray,
@@ -98,7 +117,8 @@ def _reverb_tick(
 
     ``lines`` [8, P] and ``ap`` [4, Pa] are power-of-two rings sharing one
     write index each (``pos[0]``, ``pos[1]``); a line of length L reads the
-    value written L samples ago at ``(w - L) & (P - 1)``.  ``v`` is scratch.
+    value written L samples ago at ``(w - L) & (P - 1)``.  ``v`` (scratch) is unused: the eight
+    line values stay in locals.
     """
     wa = pos[1]
     amask = ap.shape[1] - 1
@@ -115,33 +135,39 @@ def _reverb_tick(
     w = pos[0]
     lmask = lines.shape[1] - 1
     pole = coef[8]
-    # read the line outputs, damp them, apply decay gains
-    for i in range(N_LINES):
-        o = lines[i, (w - lengths[i]) & lmask]
-        s = (1.0 - pole) * o + pole * lp[i]
-        if -_DENORMAL < s < _DENORMAL:
-            s = 0.0
-        lp[i] = s
-        v[i] = s * coef[i]
-    left = (v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]) * coef[9]
-    right = (v[0] - v[1] + v[2] - v[3] + v[4] - v[5] + v[6] - v[7]) * coef[9]
-    # orthonormal Hadamard mix (fast Walsh-Hadamard, 3 butterfly stages)
-    h = 1
-    while h < N_LINES:
-        for i in range(0, N_LINES, 2 * h):
-            for j in range(i, i + h):
-                a = v[j]
-                b = v[j + h]
-                v[j] = a + b
-                v[j + h] = a - b
-        h *= 2
+    # read the line outputs, damp them, apply decay gains (unrolled: the eight values stay in registers)
+    v0 = _damped(lines, lengths, lp, coef, pole, w, lmask, 0)
+    v1 = _damped(lines, lengths, lp, coef, pole, w, lmask, 1)
+    v2 = _damped(lines, lengths, lp, coef, pole, w, lmask, 2)
+    v3 = _damped(lines, lengths, lp, coef, pole, w, lmask, 3)
+    v4 = _damped(lines, lengths, lp, coef, pole, w, lmask, 4)
+    v5 = _damped(lines, lengths, lp, coef, pole, w, lmask, 5)
+    v6 = _damped(lines, lengths, lp, coef, pole, w, lmask, 6)
+    v7 = _damped(lines, lengths, lp, coef, pole, w, lmask, 7)
+    left = (v0 + v1 + v2 + v3 + v4 + v5 + v6 + v7) * coef[9]
+    right = (v0 - v1 + v2 - v3 + v4 - v5 + v6 - v7) * coef[9]
+    # orthonormal Hadamard mix (fast Walsh-Hadamard, 3 butterfly stages: pairs 1, 2 and 4 apart)
+    v0, v1 = v0 + v1, v0 - v1
+    v2, v3 = v2 + v3, v2 - v3
+    v4, v5 = v4 + v5, v4 - v5
+    v6, v7 = v6 + v7, v6 - v7
+    v0, v2 = v0 + v2, v0 - v2
+    v1, v3 = v1 + v3, v1 - v3
+    v4, v6 = v4 + v6, v4 - v6
+    v5, v7 = v5 + v7, v5 - v7
+    v0, v4 = v0 + v4, v0 - v4
+    v1, v5 = v1 + v5, v1 - v5
+    v2, v6 = v2 + v6, v2 - v6
+    v3, v7 = v3 + v7, v3 - v7
     scale = 1.0 / math.sqrt(N_LINES)
-    for i in range(N_LINES):
-        sign = 1.0 if (i & 1) == 0 else -1.0
-        z = v[i] * scale + sign * x
-        if -_DENORMAL < z < _DENORMAL:
-            z = 0.0
-        lines[i, w] = z
+    _feed(lines, w, 0, v0 * scale + x)
+    _feed(lines, w, 1, v1 * scale - x)
+    _feed(lines, w, 2, v2 * scale + x)
+    _feed(lines, w, 3, v3 * scale - x)
+    _feed(lines, w, 4, v4 * scale + x)
+    _feed(lines, w, 5, v5 * scale - x)
+    _feed(lines, w, 6, v6 * scale + x)
+    _feed(lines, w, 7, v7 * scale - x)
     pos[0] = (w + 1) & lmask
     return left, right
 

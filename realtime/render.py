@@ -22,7 +22,13 @@
    output is within :data:`LOUDNESS_AIM_LU` of the target or
    :data:`MAX_PASSES` passes are done (the search is in :func:`_next_gain`:
    the limiter makes loudness grow slower than the gain near the ceiling).
-   The pass closest to the target is written.  A target that cannot be
+   The pass closest to the target is written.  Only the first pass runs the
+   whole chain (and the AI): nothing before the delivery gain depends on it,
+   so passes 2+ feed the first pass's pre-delivery tap to the output gain
+   and the limiter alone, with the same parameter updates at the same
+   stream positions (:func:`_replay_pass`; the same samples as a full pass,
+   tested), and each pass is measured without the true peak, which is
+   measured once on the pass that is written.  A target that cannot be
    reached (the limiter is saturated, or the gain would pass its hard range)
    is reported in ``notes``, not raised.  Silent or too short input
    (integrated loudness ``-inf``: nothing above the -70 LUFS gate for
@@ -51,9 +57,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mixpilot.dsp.errors import MixpilotError, OutputError, UsageError
-from mixpilot.dsp.meter import measure
+from mixpilot.dsp.meter import LoudnessMeter, measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
 from mixpilot.dsp.settings import setting
+from mixpilot.dsp.spec import ProcessSpec
 
 from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
@@ -158,7 +165,10 @@ class RenderReport:
 
 @dataclass
 class PassResult:
-    """One render pass: its delivery gain and what the output measured."""
+    """One render pass: its delivery gain and what the output measured.
+
+    ``true_peak_dbtp`` is measured on the chosen pass only (NaN on the others).
+    """
 
     gain_db: float
     integrated_lufs: float
@@ -241,8 +251,13 @@ def _render_pass(
     sample_rate: int,
     pass_no: int,
     progress: ProgressCallback | None,
+    tap_out: np.ndarray | None = None,
 ) -> None:
-    """One pass of ``x`` through ``engine`` (already reset) into ``out``, latency removed."""
+    """One pass of ``x`` through ``engine`` (already reset) into ``out``, latency removed.
+
+    ``tap_out`` (float64 [frames + latency, 2]), when given, receives the engine's pre-delivery
+    tap of every frame, the latency flush included (:func:`_replay_pass` feeds it back).
+    """
     n, ch = x.shape
     lat = engine.latency_samples
     total = n + lat
@@ -261,12 +276,55 @@ def _render_pass(
             blk[have:] = 0.0
         y = scratch_out[:m]
         engine.process_block(blk, y)
+        if tap_out is not None:
+            tap_out[pos : pos + m] = engine.tap[:m]
         start = max(pos, lat)  # output frame ``start`` is input frame ``start - lat``
         if start < pos + m:
             out[start - lat : pos + m - lat] = y[start - pos :]
         pos += m
         if progress is not None:
             progress(pass_no, min(pos, n) / sample_rate, total_s)
+
+
+def _replay_pass(
+    engine: Engine,
+    tap: np.ndarray,
+    out: np.ndarray,
+    block_size: int,
+    sample_rate: int,
+    pass_no: int,
+    progress: ProgressCallback | None,
+) -> None:
+    """A loudness pass from the first pass's tap: ``engine`` holds only the output gain and the limiter.
+
+    The stages before the tap do not depend on the delivery gain, so their output (``tap``, every
+    frame of the first pass, latency flush included) is fed to an engine whose chain is the output
+    gain and the limiter, with the same parameters and the same AI updates at the same stream
+    positions (the worker's memo): the limiter sees the samples it would see in a full pass, and
+    ``out`` is what a full pass would write.  (The chain's input check reads samples under 1e-30
+    as zero: below -600 dBFS, where a full pass would carry them on.)
+    """
+    n = out.shape[0]
+    lat = engine.latency_samples
+    total = n + lat
+    scratch_out = np.zeros((block_size, 2), dtype=np.float32)
+    total_s = n / sample_rate
+    pos = 0
+    while pos < total:
+        m = min(block_size, total - pos)
+        y = scratch_out[:m]
+        engine.process_block(tap[pos : pos + m], y)
+        start = max(pos, lat)
+        if start < pos + m:
+            out[start - lat : pos + m - lat] = y[start - pos :]
+        pos += m
+        if progress is not None:
+            progress(pass_no, min(pos, n) / sample_rate, total_s)
+
+
+#: Loudness passes 2+ replay the first pass's tap (:func:`_replay_pass`) when it fits in this many
+#: bytes (float64 stereo: 16 bytes a frame, about 58 min at 48 kHz); longer files render every pass.
+REPLAY_MAX_BYTES = 1 << 30
 
 
 def render_array(
@@ -390,30 +448,83 @@ def render_array(
         engine.attach_controls(ControlBank(), midi_file)
     best_updates: list[tuple[float, dict]] = []
 
+    # loudness passes 2+ from the first pass's tap (stereo, no MIDI: the bypass buttons act on stages
+    # the replay does not run); see _replay_pass
+    replay = None
+    tap_store = None
+    ai_replayable = worker is None or whole_file is not None or worker.memo is not None
+    if (
+        not follow
+        and not fixed
+        and measurable
+        and midi_file is None
+        and ai_replayable
+        and x.shape[1] == 2
+        and (x.shape[0] + engine.latency_samples) * 16 <= REPLAY_MAX_BYTES
+    ):
+        replay = Engine(
+            sample_rate,
+            2,
+            max_block_size=block_size,
+            params=params,
+            target_lufs=target_lufs,
+            ceiling_dbtp=ceiling_dbtp,
+            loudness_mode="static",
+            meters=False,
+            stages=("output_gain", "limiter"),
+        )
+        for name, v in (whole_file or {}).items():  # the analytic matcher's whole-file values
+            replay.set_static(name, v)
+        if worker is not None and whole_file is None:
+            from mixpilot.inference.worker import InferenceWorker
+
+            rworker = InferenceWorker(
+                estimator,
+                replay.ring,
+                sample_rate,
+                replay.publish_ai,
+                hop_s=ai_hop_s,
+                crossfade_s=crossfade_s,
+                ai_amount=ai_amount,
+                amounts=amounts,
+                base=params,
+                on_update=lambda t, v: updates.append((t, v)),
+            )
+            rworker.memo = worker.memo  # every value comes from the first pass (the ring holds the tap)
+            replay.attach_sync_worker(rworker)
+        tap_store = np.empty((x.shape[0] + engine.latency_samples, 2))
+
     cur = np.empty_like(x)
     best = np.empty_like(x)
     best_err = math.inf
     passes: list[PassResult] = []
     for pass_no in range(1, MAX_PASSES + 1):
-        if not follow:
-            engine.set_static("loudness_gain_db", gain)
         if midi_file is not None:
             midi_file.rewind()
-        engine.reset()  # parameters settle on their targets: no glide between passes
         updates.clear()
         if whole_file is not None:
             updates.append((0.0, dict(whole_file)))
-        _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress)
+        if replay is not None and pass_no > 1:
+            replay.set_static("loudness_gain_db", gain)
+            replay.reset()
+            _replay_pass(replay, tap_store, cur, block_size, sample_rate, pass_no, progress)
+            limiter_gr_db = replay.max_limiter_gain_reduction_db
+        else:
+            if not follow:
+                engine.set_static("loudness_gain_db", gain)
+            engine.reset()  # parameters settle on their targets: no glide between passes
+            _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress, tap_store)
+            limiter_gr_db = engine.max_limiter_gain_reduction_db
         if follow:
             gain = engine.loudness_gain_db
-        m = measure(cur, sample_rate)
+        m = _pass_loudness(cur, sample_rate)
         res = PassResult(
             gain,
             m["integrated_lufs"],
-            m["true_peak_dbtp"],
+            math.nan,  # measured on the chosen pass only, below
             m["loudness_range_lu"],
-            engine.max_comp_gain_reduction_db,
-            engine.max_limiter_gain_reduction_db,
+            engine.max_comp_gain_reduction_db,  # before the tap: the first pass's on a replay
+            limiter_gr_db,
             engine.nonfinite_samples,
         )
         passes.append(res)
@@ -444,6 +555,9 @@ def render_array(
     chosen = min(
         passes, key=lambda r: abs(r.integrated_lufs - target_lufs) if math.isfinite(r.integrated_lufs) else math.inf
     )
+    # the search needs each pass's loudness only; the true peak (4x interpolation, most of a
+    # measurement's cost) is measured once, on the pass that is delivered
+    chosen.true_peak_dbtp = measure(best, sample_rate)["true_peak_dbtp"]
     return ArrayRender(
         best,
         passes,
@@ -451,8 +565,28 @@ def render_array(
         notes,
         engine.latency_samples,
         best_updates,
-        worker.stats() if worker is not None else None,
+        _worker_stats(worker, replay),
     )
+
+
+def _worker_stats(worker, replay: Engine | None) -> dict | None:
+    """The AI worker's stats; ``reused`` counts the windows every later pass took from the memo."""
+    if worker is None:
+        return None
+    stats = worker.stats()
+    if replay is not None and replay.sync_worker is not None:
+        stats["reused"] += replay.sync_worker.memo_hits
+    return stats
+
+
+def _pass_loudness(y: np.ndarray, sample_rate: int) -> dict:
+    """Integrated loudness and loudness range of a pass (:func:`dsp.meter.measure`'s, without the true peak)."""
+    meter = LoudnessMeter(
+        ProcessSpec(sample_rate=sample_rate, max_block_size=max(1, y.shape[0]), num_channels=y.shape[1]),
+        true_peak=False,
+    )
+    meter.process(y)
+    return {"integrated_lufs": meter.integrated_lufs, "loudness_range_lu": meter.loudness_range_lu}
 
 
 def _secant(a: PassResult, b: PassResult) -> float:
@@ -711,8 +845,6 @@ def render_file(
     raw, sample_rate, info = read_audio_file(in_str)
     notes = list(info.notes)
     if out_rate != sample_rate:
-        from mixpilot.dsp.meter import measure
-
         weights = LAYOUTS[info.channels].weights if info.channels in LAYOUTS else None
         m_src = measure(raw, sample_rate, channel_weights=weights)
         raw = resample(raw, sample_rate, out_rate)

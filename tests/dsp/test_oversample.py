@@ -114,3 +114,25 @@ def test_true_peak_never_below_sample_peak_and_stereo_is_max(rng: np.random.Gene
     tp = true_peak_linear(x)
     assert tp >= np.abs(x).max()
     assert tp == max(true_peak_linear(x[:, 0]), true_peak_linear(x[:, 1]))
+
+
+def test_tap_major_branch_sums_are_the_sequential_sums():
+    # _tp_peak3 / _tp_peak6 walk the history once with one accumulator per branch; each branch's sum
+    # is the same sequence of multiply-adds as the plain dot product in history order (reference: a
+    # Python loop, float64, in that order), so the peak is bit-identical.
+    from mixpilot.dsp.limiter import LIMITER_TP_COEFFS
+    from mixpilot.dsp.limiter import TP_COEFFS_T as LIM_T
+    from mixpilot.dsp.oversample import TP_COEFFS_T, _tp_peak3, _tp_peak6
+
+    rng = np.random.default_rng(3)
+    for coeffs, ct, fn in ((TP_COEFFS, TP_COEFFS_T, _tp_peak3), (LIMITER_TP_COEFFS, LIM_T, _tp_peak6)):
+        for _ in range(200):
+            buf = rng.standard_normal(2 * TP_TAPS) * rng.choice([1e-3, 1.0, 30.0])
+            w = int(rng.integers(0, TP_TAPS))
+            ref = abs(buf[w + TP_TAPS - 1 - TP_TAPS // 2])
+            for r in range(1, coeffs.shape[0]):
+                acc = 0.0
+                for i in range(TP_TAPS):
+                    acc += coeffs[r, i] * buf[w + i]
+                ref = max(ref, abs(acc))
+            assert fn(buf, w, ct) == ref

@@ -213,7 +213,8 @@ def test_per_aspect_amounts_scale_the_ai_move():
 def test_render_passes_reuse_the_first_pass_ai_values(rng):
     # A search render runs several loudness passes over the same input; the AI's values depend only
     # on the input window, so pass 2+ reuse pass 1's (worker.memo).  Reference: a render whose every
-    # pass computes afresh (memo disabled by a worker subclass) gives the same samples and updates.
+    # pass runs the whole chain and computes afresh (no replay, memo disabled by a worker subclass)
+    # gives the same samples and updates.
     x = (0.3 * rng.standard_normal((7 * SR, 2))).astype(np.float32)
     est = Fixed({"comp_ratio": 2.0, "input_gain_db": 1.0})
     r = render_array(x, SR, target_lufs=-9.0, estimator=est, ai_hop_s=0.5)
@@ -228,13 +229,18 @@ def test_render_passes_reuse_the_first_pass_ai_values(rng):
         def __setattr__(self, name, value):
             super().__setattr__(name, None if name == "memo" else value)
 
+    import mixpilot.realtime.render as render_mod
+
     orig = wmod.InferenceWorker
     wmod.InferenceWorker = NoMemo
+    orig_replay = render_mod.REPLAY_MAX_BYTES
+    render_mod.REPLAY_MAX_BYTES = 0
     try:
         est2 = Fixed({"comp_ratio": 2.0, "input_gain_db": 1.0})
         ref = render_array(x, SR, target_lufs=-9.0, estimator=est2, ai_hop_s=0.5)
     finally:
         wmod.InferenceWorker = orig
+        render_mod.REPLAY_MAX_BYTES = orig_replay
     assert est2.calls == windows * len(ref.passes)
     np.testing.assert_array_equal(r.out, ref.out)
     assert r.ai_updates == ref.ai_updates

@@ -361,3 +361,67 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
         audio_io.write_audio_atomic(target, np.zeros((10, 2), np.float32), 44100)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.wav"]
+
+
+def test_search_passes_report_what_measure_reads_on_the_delivered_samples():
+    # The search measures each pass without the true peak and the chosen pass with it; the chosen
+    # pass's figures must be exactly what dsp.meter.measure (the reference meter) reads on the
+    # delivered samples.
+    from mixpilot.dsp.meter import measure
+    from mixpilot.realtime.render import render_array
+
+    rng = np.random.default_rng(5)
+    x = music_like(rng, 8.0, 48000).astype(np.float32)
+    r = render_array(
+        np.ascontiguousarray(x), 48000, target_lufs=-9.0, input_integrated_lufs=measure(x, 48000)["integrated_lufs"]
+    )
+    assert len(r.passes) >= 2, "the test needs a render with more than one pass"
+    m = measure(r.out, 48000)
+    assert r.chosen.integrated_lufs == m["integrated_lufs"]
+    assert r.chosen.lra_lu == m["loudness_range_lu"]
+    assert r.chosen.true_peak_dbtp == m["true_peak_dbtp"]
+    assert all(math.isnan(p.true_peak_dbtp) for p in r.passes if p is not r.chosen)
+
+
+class _Varying:
+    """An estimator whose output gain and compression follow the window's level (AI updates that move)."""
+
+    name = "varying"
+
+    def predict(self, features):
+        from mixpilot.dsp.params import AI_PARAM_NAMES
+
+        level = float(np.mean(features[0]))
+        out = np.full(len(AI_PARAM_NAMES), 0.5, np.float32)
+        out[AI_PARAM_NAMES.index("output_gain_db")] = 0.5 + 0.4 * math.sin(level)
+        out[AI_PARAM_NAMES.index("comp_ratio")] = 0.5 + 0.4 * math.cos(level)
+        return out
+
+
+@pytest.mark.parametrize("with_ai", [False, True])
+def test_replayed_loudness_passes_equal_full_passes(monkeypatch, with_ai):
+    # Passes 2+ of the loudness search run only the output gain and the limiter on pass 1's tap
+    # (render._replay_pass).  Reference: the same render with every pass through the whole chain
+    # (REPLAY_MAX_BYTES = 0): the same gains, loudness and samples, bit for bit.
+    import mixpilot.realtime.render as render_mod
+    from mixpilot.dsp.meter import measure
+
+    rng = np.random.default_rng(11)
+    x = np.ascontiguousarray(music_like(rng, 7.0, 48000).astype(np.float32))
+    lufs = measure(x, 48000)["integrated_lufs"]
+    kw = dict(target_lufs=-8.0, input_integrated_lufs=lufs, estimator=_Varying() if with_ai else None, ai_hop_s=0.5)
+    replays = []
+    real = render_mod._replay_pass
+    monkeypatch.setattr(render_mod, "_replay_pass", lambda *a: (replays.append(a[5]), real(*a)))
+    fast = render_mod.render_array(x, 48000, **kw)
+    assert replays == list(range(2, len(fast.passes) + 1))  # every pass after the first was a replay
+    assert len(fast.passes) >= 2, "the test needs a render with more than one pass"
+    monkeypatch.setattr(render_mod, "REPLAY_MAX_BYTES", 0)
+    full = render_mod.render_array(x, 48000, **kw)
+    assert [p.gain_db for p in fast.passes] == [p.gain_db for p in full.passes]
+    assert [p.integrated_lufs for p in fast.passes] == [p.integrated_lufs for p in full.passes]
+    assert [p.limiter_gr_db for p in fast.passes] == [p.limiter_gr_db for p in full.passes]
+    np.testing.assert_array_equal(fast.out, full.out)
+    assert fast.ai_updates == full.ai_updates
+    if with_ai:
+        assert len(fast.ai_updates) > 3 and fast.inference["runs"] == len(fast.ai_updates)
