@@ -271,6 +271,33 @@ class Profile:
             labels.append(os.path.basename(label) if not isinstance(item, tuple) else label)
         return cls.from_descriptors(descs, name=name, description=description, provenance={"sources": labels})
 
+    @classmethod
+    def build(
+        cls,
+        sources: Any,
+        *,
+        name: str = "references",
+        description: str = "",
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> Profile:
+        """Learn a profile from your references: what ``mixpilot profile build`` makes.
+
+        ``sources`` is a path (an audio file, or a folder standing for the
+        audio files directly in it), or a sequence of paths, folders and
+        ``(samples, sample_rate)`` pairs; each track counts once.  Files are
+        read with mixpilot's reader (every format libsndfile reads; 3..8
+        channels downmixed to stereo).  Save it with :meth:`save`; aim at it
+        with ``--target PATH``.  Raises :class:`ProfileError` or
+        ``AudioFileError`` (one line naming the file)::
+
+            taste = mixpilot.Profile.build("my_refs/", name="my taste")
+            taste.save("mytaste.json")
+        """
+        # the file reader belongs to the I/O layer (realtime.audio_io), imported only when a file is read
+        from mixpilot.realtime.references import read_reference
+
+        return cls.from_references(sources, read=read_reference, name=name, description=description, progress=progress)
+
     # -- comparison -----------------------------------------------------------
 
     def deviation(self, d: Descriptors) -> dict:
