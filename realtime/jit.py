@@ -18,8 +18,10 @@ cache directory; while the stamp is there nothing is said or done.  The
 estimate is the time the last compile took on this machine (kept beside the
 caches), or :data:`FIRST_ESTIMATE_S` before there was one.
 
-The stamp's name hashes the sources of the kernels that live outside
-``dsp/`` (``realtime``, ``inference``), so their edits are announced too.
+The stamp's name hashes the package's location (Numba's cache files are per
+source path: a second installed copy compiles its own) and the sources of the
+kernels that live outside ``dsp/`` (``realtime``, ``inference``), so their
+edits are announced too.
 Batch and compare workers, and the real-time stream, start after the parent
 called :func:`ensure_compiled`: they load from the cache.
 """
@@ -64,7 +66,7 @@ def _kernel_sources() -> list[Path]:
 
 def stamp_path() -> str:
     """The stamp that says every kernel of this version is compiled into :func:`cache_dir`."""
-    h = hashlib.sha1()
+    h = hashlib.sha1(str(_ROOT).encode())  # Numba keys its cache files by the source's location too
     for p in _kernel_sources():
         h.update(p.name.encode())
         h.update(p.read_bytes())
