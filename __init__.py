@@ -42,7 +42,8 @@ _EXPORTS = {
     "MixChain": "mixpilot.dsp.chain:MixChain",
     "MixpilotError": "mixpilot.dsp.errors:MixpilotError",
     "ProcessSpec": "mixpilot.dsp.spec:ProcessSpec",
-    "Profile": "mixpilot.inference.profile:Profile",
+    # inference.profile's class, taken through the I/O layer that registers its file reader (Profile.build)
+    "Profile": "mixpilot.realtime.references:Profile",
 }
 
 __all__ = ["__version__", *_EXPORTS]

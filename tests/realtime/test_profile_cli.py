@@ -155,7 +155,7 @@ def test_the_api_build_is_the_cli_build(refs, tmp_path, capsys) -> None:
     out = tmp_path / "cli.json"
     assert run(["profile", "build", refs[0].parent, "-o", out, "--quiet"], capsys)[0] == 0
     api = mixpilot.Profile.build(refs[0].parent, name="cli")
-    assert isinstance(api, Profile) and api.tracks == 2
+    assert mixpilot.Profile is Profile and isinstance(api, Profile) and api.tracks == 2
     cli = Profile.load(out)
     np.testing.assert_allclose(api.mid_db, cli.mid_db, atol=1e-4)
     np.testing.assert_allclose(api.side_tol_db, cli.side_tol_db, atol=1e-4)
