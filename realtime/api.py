@@ -426,6 +426,7 @@ class Engine:
                 ai_amount=c.ai_amount,
                 amounts=c.amounts,
                 base=values,
+                follow_level=True,  # level belongs to the loudness follower, as in play/live and follow renders
             )
             self.core.attach_sync_worker(self.worker)
         self._out = np.zeros((self.max_block_size, self.channels), dtype=np.float32)

@@ -182,6 +182,11 @@ def test_engine_streams_what_master_follow_delivers(demo):
     e1 = mixpilot.Engine(SR, 1, model="none", target_lufs=-20, params={"low_gain_db": 3}, max_block_size=512)
     assert e1.model == "none"
     assert np.array_equal(_stream(e1, mono, 512), y1)
+    # a stream estimator (the analytic matcher reads every frame, not feature windows) too
+    y2, rep2 = mixpilot.master(demo, SR, loudness_mode="follow", model="matcher")
+    e2 = mixpilot.Engine(SR, 2, model="matcher")
+    assert e2.model == rep2.model == "matcher"
+    assert np.array_equal(_stream(e2, demo, 1024), y2)
 
 
 @pytest.mark.parametrize(
