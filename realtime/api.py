@@ -348,7 +348,7 @@ class Engine:
     model : str or None
         ``"default"``, a name in ``models_onnx/``, a path to an ``.onnx``, or
         ``"none"``/``None`` for static parameters.  A model that cannot be
-        loaded gives a note (:attr:`notes`) and the analysis-based heuristic.
+        loaded gives a note (:attr:`notes`) and the analytic matcher instead.
     target_lufs, ceiling_dbtp, params, amount, ai_amount, ai_hop_s, crossfade_s
         As for :func:`master` (validated against the same tables); ``target_lufs``
         is the follower's target.
@@ -358,7 +358,7 @@ class Engine:
     core : realtime.engine.Engine
         The engine itself (MIDI controls, A/B, bypass, meters' raw snapshot).
     model : str
-        The estimator that runs: a model name, ``"heuristic"`` or ``"none"``.
+        The estimator that runs: a model name, ``"matcher"``, ``"heuristic"`` or ``"none"``.
     notes : list[str]
         What was adjusted or replaced while setting up.
     """
@@ -573,9 +573,9 @@ def master(
         ``limiter_ceiling_dbtp`` from ``params`` or the table default.
     model : str or None
         ``"default"`` (the shipped model), a name in ``models_onnx/``, a path
-        to an ``.onnx`` with its ``.json`` card, or ``"none"`` for static
-        parameters.  A model that cannot be used gives a note and the
-        analysis-based heuristic.
+        to an ``.onnx`` with its ``.json`` card, ``"matcher"`` (the analytic
+        matcher), ``"heuristic"``, or ``"none"`` for static parameters.  A
+        model that cannot be used gives a note and the analytic matcher.
     amount : mapping of aspect to 0..1, optional
         Per-aspect AI amounts (``{"tone": 0.5, "width": 0}``; aspects
         ``tone``, ``width``, ``dynamics``, ``loudness``, ``space``), on top of
