@@ -11,6 +11,8 @@
 #   make venv      .venv from python3 (>= 3.10 checked)
 #   make setup     pip install -e '.[dev,plot,cluster]' into .venv (again when pyproject.toml changes)
 #   make lint      ruff (lint + format check); part of make test
+#   make check-install  what a user gets: a fresh venv, a non-editable `pip install .`, then from
+#                  another directory `import mixpilot` and `mixpilot render` of a song with the AI
 #
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
 #   make distclean clean, and remove .venv with its stamps
@@ -42,7 +44,7 @@ DEMO_OUT := out/demo_live.wav
 DEMO_SECONDS ?= 30
 PYTEST_ARGS ?=
 
-.PHONY: help demo test lint setup venv sysdeps testdeps clean distclean
+.PHONY: help demo test lint check-install setup venv sysdeps testdeps clean distclean
 
 help:
 	@sed -n '2,20p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
@@ -72,6 +74,24 @@ test: setup testdeps lint
 lint: setup
 	@$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
+
+# A fresh venv in a temporary folder, the package installed from this tree as a user would (not
+# editable), then used from another directory: one top-level name in site-packages, the API imports,
+# the shipped model renders a synthesised song (the first run says it compiles the kernels).
+check-install: sysdeps
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	echo "== fresh venv in $$tmp; pip install $(CURDIR) (non-editable)"
+	$(PYTHON) -m venv "$$tmp/venv"
+	"$$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$(CURDIR)"
+	site=$$("$$tmp/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+	"$$tmp/venv/bin/python" -m pip freeze --disable-pip-version-check | grep -i '^mixpilot' || true
+	(cd "$$site" && "$$tmp/venv/bin/python" -c 'import glob; rec = glob.glob("mixpilot_engine-*.dist-info/RECORD")[0]; names = sorted({l.split("/")[0] for l in open(rec) if not l.startswith("..")}); print("== top-level names the package installed:", names); assert names == ["mixpilot", rec.split("/")[0]], names')
+	mkdir -p "$$tmp/elsewhere" && cd "$$tmp/elsewhere"
+	NUMBA_CACHE_DIR="$$tmp/numba" "$$tmp/venv/bin/python" -c 'import mixpilot; print("import mixpilot:", mixpilot.__file__, mixpilot.__version__)'
+	"$$tmp/venv/bin/python" -c 'import numpy as np, soundfile as sf; t = np.arange(6 * 44100) / 44100; x = 0.1 * np.sin(2 * np.pi * 110 * t) * (1 + np.sin(2 * np.pi * 2 * t)); sf.write("song.wav", np.stack([x, 0.8 * x], 1), 44100)'
+	NUMBA_CACHE_DIR="$$tmp/numba" "$$tmp/venv/bin/mixpilot" render song.wav out.flac --json -q > render.json
+	"$$tmp/venv/bin/python" -c 'import json; r = json.load(open("render.json")); print("render: model", r["model"], "ai_updates", r["ai_updates"], "out", round(r["output_integrated_lufs"], 2), "LUFS", round(r["output_true_peak_dbtp"], 2), "dBTP"); assert r["model"] == "ensemble" and r["ai_updates"] > 0'
+	echo "== check-install: ok"
 
 # ---------------------------------------------------------------- setup steps
 

@@ -15,6 +15,7 @@ kernel::
     print(report.output_integrated_lufs, report.output_true_peak_dbtp)
     info = mixpilot.analyze("song.wav")                                    # what `mixpilot analyze` prints
     engine = mixpilot.Engine(sr, 2)                                        # block by block, your own stream
+    out = engine.process(block)                                            # the AI, the chain, the follower
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ _EXPORTS = {
     "analyze": "mixpilot.realtime.api:analyze",
     "MasterReport": "mixpilot.realtime.api:MasterReport",
     "MasterSettings": "mixpilot.realtime.api:MasterSettings",
-    "Engine": "mixpilot.realtime.engine:Engine",
+    "Engine": "mixpilot.realtime.api:Engine",
     "MixChain": "mixpilot.dsp.chain:MixChain",
     "MixpilotError": "mixpilot.dsp.errors:MixpilotError",
     "ProcessSpec": "mixpilot.dsp.spec:ProcessSpec",
-    "Profile": "mixpilot.inference.profile:Profile",
+    # inference.profile's class, taken through the I/O layer that registers its file reader (Profile.build)
+    "Profile": "mixpilot.realtime.references:Profile",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -51,11 +53,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from mixpilot.dsp.errors import MixpilotError as MixpilotError
     from mixpilot.dsp.spec import ProcessSpec as ProcessSpec
     from mixpilot.inference.profile import Profile as Profile
+    from mixpilot.realtime.api import Engine as Engine
     from mixpilot.realtime.api import MasterReport as MasterReport
     from mixpilot.realtime.api import MasterSettings as MasterSettings
     from mixpilot.realtime.api import analyze as analyze
     from mixpilot.realtime.api import master as master
-    from mixpilot.realtime.engine import Engine as Engine
 
 
 def __getattr__(name: str) -> Any:

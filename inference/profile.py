@@ -68,6 +68,7 @@ __all__ = [
     "Profile",
     "ProfileError",
     "expand_sources",
+    "set_file_reader",
     "shipped_profiles",
 ]
 
@@ -78,6 +79,17 @@ MIN_REFERENCE_S = 3.0  # one EBU short-term window: LRA and percentiles need at 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "models_onnx" / "profiles"
 #: what a folder given as a reference is searched for (what libsndfile reads)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".w64", ".rf64", ".caf")
+
+
+# ``read(path) -> (samples, sample_rate)`` for Profile.build: the I/O layer (mixpilot.realtime.references)
+# registers the project's audio reader here, so this layer never imports the one above it.
+_FILE_READER: Callable[[str], tuple[np.ndarray, float]] | None = None
+
+
+def set_file_reader(read: Callable[[str], tuple[np.ndarray, float]] | None) -> None:
+    """Register the file reader :meth:`Profile.build` uses for paths (``None`` removes it)."""
+    global _FILE_READER
+    _FILE_READER = read
 
 
 class ProfileError(InputFileError, ValueError):
@@ -270,6 +282,35 @@ class Profile:
             descs.append(cls.check_audio(x, sr, label))
             labels.append(os.path.basename(label) if not isinstance(item, tuple) else label)
         return cls.from_descriptors(descs, name=name, description=description, provenance={"sources": labels})
+
+    @classmethod
+    def build(
+        cls,
+        sources: Any,
+        *,
+        name: str = "references",
+        description: str = "",
+        progress: Callable[[int, int, str], None] | None = None,
+        read: Callable[[str], tuple[np.ndarray, float]] | None = None,
+    ) -> Profile:
+        """Learn a profile from your references: what ``mixpilot profile build`` makes.
+
+        ``sources`` is a path (an audio file, or a folder standing for the
+        audio files directly in it), or a sequence of paths, folders and
+        ``(samples, sample_rate)`` pairs; each track counts once.  Files are
+        read with ``read`` or else the reader the I/O layer registered
+        (:func:`set_file_reader`; ``mixpilot.Profile`` comes with mixpilot's
+        own: every format libsndfile reads, 3..8 channels downmixed to
+        stereo).  Save it with :meth:`save`; aim at it
+        with ``--target PATH``.  Raises :class:`ProfileError` or
+        ``AudioFileError`` (one line naming the file)::
+
+            taste = mixpilot.Profile.build("my_refs/", name="my taste")
+            taste.save("mytaste.json")
+        """
+        return cls.from_references(
+            sources, read=read or _FILE_READER, name=name, description=description, progress=progress
+        )
 
     # -- comparison -----------------------------------------------------------
 

@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_TARGET_LUFS",
     "CheckedSettings",
+    "Engine",
     "MasterReport",
     "MasterSettings",
     "analyze",
@@ -313,6 +314,188 @@ def master_core(
     return result.out, report, result
 
 
+class Engine:
+    """Block-by-block mastering of your own stream: the chain, the AI and the loudness follower.
+
+    ``mixpilot.Engine`` is what ``mixpilot play``/``live`` run, without the
+    audio device: give it blocks as they come and take the processed blocks
+    back.  The defaults are :func:`master`'s (the shipped AI, -14 LUFS,
+    -1 dBTP); the delivery gain comes from the real-time loudness follower
+    (BS.1770-4 integrated, retargeted every 0.5 s of stream time), so the
+    output is exactly ``master(..., loudness_mode="follow")`` of the same
+    audio when the blocks are ``block_size`` frames (``tests/realtime/test_api.py``)::
+
+        engine = mixpilot.Engine(48000, 2)
+        for block in my_blocks:                    # float32 [frames, 2], frames <= max_block_size
+            out = engine.process(block)            # or engine.process_block(block, out) (no allocation)
+        print(engine.latency_samples, engine.meters()["integrated_lufs"])
+
+    The AI runs inside :meth:`process_block`, synchronously, at every
+    ``ai_hop_s`` of stream time (the stream positions a render uses), so a
+    block that reaches a hop also computes one analysis window (a few
+    milliseconds on one core); the output is reproducible.  ``mixpilot play``
+    computes the same windows on a background thread instead, so that the
+    audio callback never waits.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Hz (8 000..192 000).
+    channels : int
+        1 or 2: the layout of the input and the output blocks.
+    max_block_size : int
+        Largest block :meth:`process_block` will be given (the ``block_size`` setting's range).
+    model : str or None
+        ``"default"``, a name in ``models_onnx/``, a path to an ``.onnx``, or
+        ``"none"``/``None`` for static parameters.  A model that cannot be
+        loaded gives a note (:attr:`notes`) and the analytic matcher instead.
+    target_lufs, ceiling_dbtp, params, amount, ai_amount, ai_hop_s, crossfade_s
+        As for :func:`master` (validated against the same tables); ``target_lufs``
+        is the follower's target.
+
+    Attributes
+    ----------
+    core : realtime.engine.Engine
+        The engine itself (MIDI controls, A/B, bypass, meters' raw snapshot).
+    model : str
+        The estimator that runs: a model name, ``"matcher"``, ``"heuristic"`` or ``"none"``.
+    notes : list[str]
+        What was adjusted or replaced while setting up.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int = 2,
+        *,
+        max_block_size: int = 1024,
+        model: str | None = DEFAULT_MODEL,
+        target_lufs: float = DEFAULT_TARGET_LUFS,
+        ceiling_dbtp: float | None = DEFAULT_CEILING_DBTP,
+        params: Mapping[str, float] | None = None,
+        ai_amount: float = setting("ai_amount").default,
+        ai_hop_s: float = setting("ai_hop_s").default,
+        crossfade_s: float = setting("crossfade_s").default,
+        amount: Mapping[str, float] | None = None,
+    ) -> None:
+        from mixpilot.inference.worker import InferenceWorker, load_estimator
+
+        from .engine import Engine as CoreEngine
+
+        sr = _checked_rate(sample_rate)
+        self.notes: list[str] = []
+        if isinstance(channels, bool) or channels not in (1, 2):
+            raise RenderUsageError(f"channels must be 1 or 2, not {channels!r}")
+        c = MasterSettings(
+            target_lufs=target_lufs,
+            ceiling_dbtp=ceiling_dbtp,
+            model=model if model is not None else "none",
+            params=params,
+            ai_amount=ai_amount,
+            ai_hop_s=ai_hop_s,
+            crossfade_s=crossfade_s,
+            loudness_mode="follow",
+            block_size=max_block_size,
+            amounts=amount,
+        ).checked()
+        self.notes += c.notes
+        self.sample_rate = sr
+        self.channels = int(channels)
+        self.max_block_size = int(c.block_size)
+        values = dict(c.values)
+        self.core = CoreEngine(
+            sr,
+            self.channels,
+            max_block_size=self.max_block_size,
+            params=values,
+            target_lufs=c.target_lufs,
+            ceiling_dbtp=c.ceiling_dbtp,
+            loudness_mode="follow",
+        )
+        estimator = load_estimator(c.model, self.notes.append)
+        self.model: str = getattr(estimator, "name", "none") if estimator is not None else "none"
+        self.worker = None
+        if estimator is not None:
+            self.worker = InferenceWorker(
+                estimator,
+                self.core.ring,
+                sr,
+                self.core.publish_ai,
+                hop_s=c.ai_hop_s,
+                crossfade_s=c.crossfade_s,
+                ai_amount=c.ai_amount,
+                amounts=c.amounts,
+                base=values,
+                follow_level=True,  # level belongs to the loudness follower, as in play/live and follow renders
+            )
+            self.core.attach_sync_worker(self.worker)
+        self._out = np.zeros((self.max_block_size, self.channels), dtype=np.float32)
+
+    @property
+    def latency_samples(self) -> int:
+        """Output frame ``n`` is input frame ``n - latency_samples`` (the limiter's lookahead)."""
+        return int(self.core.latency_samples)
+
+    def process_block(self, block: np.ndarray, out: np.ndarray) -> None:
+        """Process ``block`` into ``out``: float32 C-contiguous ``[frames, channels]``, frames <= max_block_size.
+
+        Allocates nothing (between AI hops); ``out`` may not be ``block``.
+        """
+        self.core.process_block(block, out)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Process one block and return a new float32 array of its shape (1-D mono stays 1-D)."""
+        a = np.asarray(block)
+        mono = a.ndim == 1
+        x = a[:, None] if mono else a
+        if x.ndim != 2 or x.shape[1] != self.channels:
+            raise RenderUsageError(f"a block must be [frames, {self.channels}], not {a.shape}")
+        if x.shape[0] > self.max_block_size:
+            raise RenderUsageError(
+                f"a block of {x.shape[0]} frames is longer than max_block_size {self.max_block_size}"
+            )
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = self._out[: x.shape[0]]
+        self.core.process_block(x, y)
+        return y[:, 0].copy() if mono else y.copy()
+
+    def reset(self) -> None:
+        """Back to stream position 0: every state cleared, the AI starts again from its first window."""
+        self.core.reset()
+
+    def meters(self) -> dict[str, float]:
+        """The output meters (refreshed every 100 ms of stream time) and the chain's gains.
+
+        ``momentary_lufs``, ``short_term_lufs``, ``integrated_lufs``,
+        ``loudness_range_lu``, ``true_peak_dbtp``, ``sample_peak_dbfs`` (the
+        delivered signal, BS.1770-4; ``-inf`` before there is a gated block),
+        ``comp_gr_db``, ``limiter_gr_db`` and their maxima, ``loudness_gain_db``
+        (the follower's delivery gain), ``stream_s``, ``nonfinite_samples``.
+        """
+        from .engine import SNAPSHOT_NAMES
+
+        return {name: float(v) for name, v in zip(SNAPSHOT_NAMES, self.core.snapshot)}
+
+    def parameter_targets(self) -> dict[str, float]:
+        """The parameters the chain is gliding toward now (static values, the AI's targets, the follower's gain)."""
+        from mixpilot.dsp.params import PARAMS as _P
+
+        return {p.name: float(v) for p, v in zip(_P, self.core.chain.targets)}
+
+
+def _checked_rate(sample_rate: object) -> int:
+    """An integer sample rate inside the supported range (one-line usage error otherwise)."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        if isinstance(sample_rate, float) and sample_rate.is_integer():
+            sample_rate = int(sample_rate)
+        else:
+            raise RenderUsageError(f"sample_rate must be an integer number of Hz, got {sample_rate!r}")
+    sr = int(sample_rate)
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise RenderUsageError(f"sample_rate {sr} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    return sr
+
+
 def json_ready(v):
     """``v`` with every non-finite float as None: JSON has no infinities (silence reads -inf LUFS)."""
     if isinstance(v, float) and not math.isfinite(v):
@@ -390,9 +573,9 @@ def master(
         ``limiter_ceiling_dbtp`` from ``params`` or the table default.
     model : str or None
         ``"default"`` (the shipped model), a name in ``models_onnx/``, a path
-        to an ``.onnx`` with its ``.json`` card, or ``"none"`` for static
-        parameters.  A model that cannot be used gives a note and the
-        analysis-based heuristic.
+        to an ``.onnx`` with its ``.json`` card, ``"matcher"`` (the analytic
+        matcher), ``"heuristic"``, or ``"none"`` for static parameters.  A
+        model that cannot be used gives a note and the analytic matcher.
     amount : mapping of aspect to 0..1, optional
         Per-aspect AI amounts (``{"tone": 0.5, "width": 0}``; aspects
         ``tone``, ``width``, ``dynamics``, ``loudness``, ``space``), on top of

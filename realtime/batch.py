@@ -37,7 +37,9 @@
    beside it and moved into place only when complete
    (:func:`mixpilot.fileio.replace_atomically`), and a stopped write removes
    its temporary, so the output folder holds complete files only.  The
-   summary is still written (the files not finished say ``"interrupted"``).
+   summary is still written (the files not finished say ``"interrupted"``; a
+   file whose worker finished it as the stop arrived is complete and says
+   ``"rendered"``, with a note that its numbers never came back).
 """
 
 from __future__ import annotations
@@ -644,6 +646,7 @@ def run_batch(
             note(f"warning: failed: {res.error}" + (f" (after {res.attempts} attempts)" if res.attempts > 1 else ""))
 
     t0 = time.perf_counter()
+    started_ns = time.time_ns()
     status = None
     old_term = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM stops the batch like Ctrl-C
@@ -658,13 +661,20 @@ def run_batch(
                 run_local(jobs, options, workers=workers or os.cpu_count() or 1, bar=bar, on_result=report)
     except KeyboardInterrupt:
         status = "interrupted"
-        done = {r.index for r in results}
-        results += [
-            JobResult(j.index, j.input, j.output, "interrupted", duration_s=j.duration_s)
-            for j in jobs
-            if j.index not in done
-        ]
         _sweep_temporaries(jobs)
+        done = {r.index for r in results}
+        for j in jobs:
+            if j.index in done:
+                continue
+            if _finished_during(j.output, started_ns):
+                # the worker renamed its output into place, but the stop came before its result did:
+                # the file is complete (outputs are renamed only when whole), its numbers never arrived
+                note_ = "finished as the batch was interrupted: not measured"
+                results.append(
+                    JobResult(j.index, j.input, j.output, "rendered", duration_s=j.duration_s, notes=[note_])
+                )
+            else:
+                results.append(JobResult(j.index, j.input, j.output, "interrupted", duration_s=j.duration_s))
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
@@ -677,6 +687,14 @@ def run_batch(
 
     write_text_atomic(summary_path, json.dumps(json_ready(data), indent=1) + "\n")
     return code, data
+
+
+def _finished_during(path: str, started_ns: int) -> bool:
+    """An output that exists and was (re)written since ``started_ns`` (wall clock): this run finished it."""
+    try:
+        return os.stat(path).st_mtime_ns >= started_ns
+    except OSError:
+        return False
 
 
 def _sweep_temporaries(jobs: list[Job]) -> None:

@@ -560,6 +560,17 @@ def _note(text: str) -> None:
     print(f"{PROG}: {t}" if t.startswith("warning: ") else f"{PROG}: note: {t}", file=sys.stderr, flush=True)
 
 
+def _compile_first() -> None:
+    """First run after an install or an upgrade: say that the kernels compile, then compile them all (realtime.jit)."""
+    from .jit import ensure_compiled
+
+    ensure_compiled(lambda text: print(f"{PROG}: {text}", file=sys.stderr, flush=True))
+
+
+# commands that run the DSP kernels (compare --replot only draws)
+_KERNEL_COMMANDS = ("play", "live", "render", "analyze", "compare")
+
+
 def _realtime(args: argparse.Namespace) -> int:
     from mixpilot.dsp.settings import parse_amounts
 
@@ -725,8 +736,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         if argv[:1] == ["bench"]:
-            return _bench_main()(argv[1:])
+            bench = _bench_main()
+            if not ({"-h", "--help"} & set(argv)):
+                _compile_first()
+            return bench(argv[1:])
         args = build_parser().parse_args(argv)
+        if args.command in _KERNEL_COMMANDS and not getattr(args, "replot", None):
+            _compile_first()
         if args.command is None:
             raise _UsageError(
                 f"a command is required: play, live, render, analyze, compare, devices, params or midi-learn "

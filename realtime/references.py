@@ -18,17 +18,20 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mixpilot.inference.profile import Profile, ProfileError
+from mixpilot.inference.profile import Profile, ProfileError, set_file_reader
 
 from .audio_io import read_audio
 
-__all__ = ["load_target", "profile_from_files", "read_reference"]
+__all__ = ["Profile", "load_target", "profile_from_files", "read_reference"]
 
 
 def read_reference(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """Samples ``[frames, 1 or 2]`` float32 and the rate of an audio file (``AudioFileError`` if unusable)."""
     x, sample_rate, _info = read_audio(path)
     return x, sample_rate
+
+
+set_file_reader(read_reference)  # Profile.build reads files with the project's reader
 
 
 def profile_from_files(

@@ -17,6 +17,18 @@ import soundfile as sf
 TmpWav = Callable[..., Path]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kernels_compiled() -> None:
+    """Every Numba kernel compiled (or loaded) once, before any test (``realtime.jit``).
+
+    The first command after a change of the DSP sources would otherwise say
+    "compiling DSP kernels" in the middle of whichever test ran first.
+    """
+    from mixpilot.realtime.jit import ensure_compiled
+
+    ensure_compiled(lambda text: None)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """Seeded generator: every random test signal is reproducible."""

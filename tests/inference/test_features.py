@@ -1,7 +1,10 @@
 """inference.features against references.
 
 References: librosa.feature.melspectrogram (center=False, power=2, Slaney mel
-and norm) for the whole pipeline; librosa.mel_frequencies for band placement;
+and norm) for the whole pipeline; librosa.filters.mel for our own filterbank (the
+shipped models were trained on librosa's); librosa.mel_frequencies
+for band placement; Slaney's mel scale in closed form (Auditory Toolbox 1998:
+200/3 Hz per mel below 1 kHz, 27 mels per factor 6.4 above);
 the closed-form DFT of a Hann-windowed bin-centred sine (three spectral lines,
 |X| = A N/4 at the bin and A N/8 at its neighbours, Harris 1978) for level.
 """
@@ -22,6 +25,8 @@ from mixpilot.inference.features import (
     mel_filterbank,
     window_from,
 )
+from mixpilot.inference.features import _hz_to_mel as hz_to_mel
+from mixpilot.inference.features import _mel_to_hz as mel_to_hz
 
 CFG = FEATURE_CONFIG
 SR = CFG.sample_rate
@@ -84,6 +89,46 @@ def test_matches_librosa_melspectrogram(rng):
         )
         ref_db = np.maximum(10.0 * np.log10(ref + 1e-10), CFG.floor_db)
         np.testing.assert_allclose(feats[c], ref_db, atol=1e-3)
+
+
+def test_slaney_mel_scale_closed_form():
+    # Slaney (Auditory Toolbox 1998): mel = f / (200/3) below 1 kHz (so 1 kHz = 15 mel), then
+    # 27 mels per factor 6.4 in frequency (6.4 kHz = 42 mel, 40.96 kHz = 69 mel).
+    np.testing.assert_allclose(hz_to_mel([0.0, 100.0, 1000.0, 6400.0, 40960.0]), [0.0, 1.5, 15.0, 42.0, 69.0])
+    f = np.geomspace(10.0, 20000.0, 200)
+    np.testing.assert_allclose(mel_to_hz(hz_to_mel(f)), f, rtol=1e-12)
+
+
+def test_filterbank_triangles_have_unit_area():
+    # Slaney's norm scales each triangle (base hi - lo) to a peak of 2 / (hi - lo): area 1 (in Hz).
+    # Summed over FFT bins (spacing sr/n_fft) that is 1 once a band spans many bins.
+    config = FeatureConfig(sample_rate=22050, n_fft=16384)
+    fb = mel_filterbank(config)
+    edges = mel_to_hz(np.linspace(hz_to_mel(config.fmin_hz), hz_to_mel(config.fmax_hz), config.n_mels + 2))
+    bin_hz = config.sample_rate / config.n_fft
+    wide = (edges[2:] - edges[:-2]) > 40 * bin_hz
+    assert wide.sum() > 50
+    np.testing.assert_allclose(fb[wide].sum(axis=1) * bin_hz, 1.0, rtol=2e-3)
+    # each band is zero outside (lo, hi) and peaks next to its centre
+    bins = np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate)
+    for i in range(config.n_mels):
+        assert np.all(fb[i][(bins <= edges[i]) | (bins >= edges[i + 2])] == 0.0)
+        assert abs(bins[np.argmax(fb[i])] - edges[i + 1]) <= bin_hz
+
+
+def test_runtime_features_do_not_import_librosa():
+    # the runtime builds its own filterbank: librosa (and scikit-learn with it) stays a test-only reference
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from mixpilot.inference.features import extract_features\n"
+        "extract_features(np.zeros((44100, 2)), 44100)\n"
+        "print(sorted(m for m in ('librosa', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("freq_hz", [110.0, 440.0, 1000.0, 3000.0, 8000.0])

@@ -148,3 +148,68 @@ def test_render_json_and_the_ai_params_log(demo, tmp_path, capsys, json_schema):
     rep = json.loads(capsys.readouterr().out)
     json_schema("render", rep)
     assert rep["output_integrated_lufs"] is None and rep["input_true_peak_dbtp"] is None
+
+
+# --- mixpilot.Engine: block by block -----------------------------------------------------------------
+
+
+def _stream(engine: mixpilot.Engine, x: np.ndarray, block: int) -> np.ndarray:
+    """``x`` through ``engine`` in blocks of ``block`` frames, the latency flushed and removed."""
+    lat = engine.latency_samples
+    padded = np.concatenate([x, np.zeros((lat,) + x.shape[1:], dtype=np.float32)])
+    out = np.concatenate([engine.process(padded[i : i + block]) for i in range(0, len(padded), block)])
+    return out[lat:]
+
+
+def test_engine_streams_what_master_follow_delivers(demo):
+    # Reference: mixpilot.master(..., loudness_mode="follow"), the offline render of what the real-time
+    # engine plays (the shipped AI at the same stream positions, the loudness follower): a stream of
+    # blocks through mixpilot.Engine with the same settings gives the same samples, bit for bit, for
+    # the render's block size and for any other (the engine is block-size invariant).
+    y, rep = mixpilot.master(demo, SR, loudness_mode="follow")
+    engine = mixpilot.Engine(SR, 2)
+    assert engine.model == rep.model == "ensemble" and engine.notes == []
+    assert np.array_equal(_stream(engine, demo, 1024), y)
+    engine.reset()
+    assert np.array_equal(_stream(engine, demo, 333), y)
+    m = engine.meters()
+    assert m["integrated_lufs"] == pytest.approx(rep.output_integrated_lufs, abs=0.2)
+    assert m["true_peak_dbtp"] <= -1.0 + 0.05
+    assert engine.parameter_targets()["loudness_gain_db"] == pytest.approx(m["loudness_gain_db"])
+    # settings as master takes them; mono blocks stay 1-D
+    mono = demo.mean(axis=1)
+    y1, _ = mixpilot.master(mono, SR, loudness_mode="follow", model="none", target_lufs=-20, params={"low_gain_db": 3})
+    e1 = mixpilot.Engine(SR, 1, model="none", target_lufs=-20, params={"low_gain_db": 3}, max_block_size=512)
+    assert e1.model == "none"
+    assert np.array_equal(_stream(e1, mono, 512), y1)
+    # a stream estimator (the analytic matcher reads every frame, not feature windows) too
+    y2, rep2 = mixpilot.master(demo, SR, loudness_mode="follow", model="matcher")
+    e2 = mixpilot.Engine(SR, 2, model="matcher")
+    assert e2.model == rep2.model == "matcher"
+    assert np.array_equal(_stream(e2, demo, 1024), y2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"channels": 3}, "channels must be 1 or 2"),
+        ({"sample_rate": 1000}, "outside the supported"),
+        ({"target_lufs": 5}, "target"),
+        ({"max_block_size": 0}, "block"),
+        ({"params": {"nosuch_db": 1}}, "nosuch_db"),
+        ({"amount": {"colour": 0.5}}, "colour"),
+    ],
+)
+def test_engine_refuses_bad_settings_in_one_line(kwargs, match):
+    args = {"sample_rate": SR, "channels": 2, "model": "none", **kwargs}
+    with pytest.raises(mixpilot.MixpilotError, match=match) as info:
+        mixpilot.Engine(args.pop("sample_rate"), args.pop("channels"), **args)
+    assert "\n" not in str(info.value)
+
+
+def test_engine_refuses_blocks_it_cannot_take():
+    engine = mixpilot.Engine(SR, 2, model="none", max_block_size=256)
+    with pytest.raises(RenderUsageError, match="longer than max_block_size 256"):
+        engine.process(np.zeros((257, 2), np.float32))
+    with pytest.raises(RenderUsageError, match=r"\[frames, 2\]"):
+        engine.process(np.zeros(64, np.float32))

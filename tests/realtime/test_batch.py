@@ -131,8 +131,39 @@ def test_ctrl_c_leaves_only_complete_outputs(tmp_path, json_schema):
     assert 1 <= len(outputs) < 6
     summary = json.loads((out / "mixpilot-summary.json").read_text())
     json_schema("batch", summary)
+    # every complete output is "rendered" in the summary (also one whose worker finished it as the stop
+    # arrived), every other file "interrupted"
     assert summary["status"] == "interrupted" and summary["counts"]["interrupted"] == 6 - len(outputs)
+    assert sorted(Path(r["output"]).name for r in summary["results"] if r["status"] == "rendered") == outputs
     assert "Traceback" not in err
+
+
+def test_an_output_finished_as_the_stop_arrives_is_rendered_not_interrupted(tmp_path, monkeypatch, json_schema):
+    # The race the Ctrl-C test can hit under load: a worker renames its output into place, then the stop
+    # reaches the parent before the result does.  The file is complete, so the summary must not call it
+    # interrupted (a re-run would skip it as existing).
+    from mixpilot.realtime import batch
+    from mixpilot.realtime.api import MasterSettings
+
+    songs = _songs(tmp_path / "in", 3, 1.0)
+    out = tmp_path / "out"
+
+    def run_local(jobs, options, *, workers, bar=None, on_result=None):
+        job = next(j for j in jobs if j.input.endswith("song01.wav"))
+        sf.write(job.output, np.zeros((10, 2)), SR)  # what the worker delivered
+        raise KeyboardInterrupt  # ...and the stop arrives before its result
+
+    monkeypatch.setattr(batch, "run_local", run_local)
+    (out).mkdir()
+    sf.write(str(out / "song02.wav"), np.zeros((10, 2)), SR)  # an output from an earlier run
+    opts = batch.BatchOptions(MasterSettings(model="none"), overwrite=True)
+    code, summary = batch.run_batch([str(p) for p in songs], str(out), opts, progress_stream=None)
+    json_schema("batch", summary)
+    assert code == 130 and summary["status"] == "interrupted"
+    status = {Path(r["input"]).name: r["status"] for r in summary["results"]}
+    assert status == {"song00.wav": "interrupted", "song01.wav": "rendered", "song02.wav": "interrupted"}
+    row = next(r for r in summary["results"] if r["status"] == "rendered")
+    assert row["output_integrated_lufs"] is None and "not measured" in row["notes"][0]
 
 
 def test_a_killed_worker_is_retried_once(tmp_path):

@@ -439,7 +439,7 @@ def test_replot_redraws_from_the_json_without_rendering(compared, capsys):
 def test_blind_names_files_by_letter_and_keeps_the_key_apart(song_path, tmp_path, capsys):
     out = tmp_path / "blind"
     code, _, err = _run(
-        ["compare", song_path, "--out", out, "--model", "none,heuristic", "--seconds", "4", "--blind", "--seed", "3",
+        ["compare", song_path, "--out", out, "--model", "none,analytic", "--seconds", "4", "--blind", "--seed", "3",
          "--jobs", "1", "-q"],
         capsys,
     )  # fmt: skip
@@ -447,7 +447,8 @@ def test_blind_names_files_by_letter_and_keeps_the_key_apart(song_path, tmp_path
     doc = json.loads((out / "compare.json").read_text())
     key = json.loads((out / "blind_key.json").read_text())
     assert [s["name"] for s in doc["systems"]] == ["A", "B", "C"]
-    assert sorted(k["key"] for k in key["systems"].values()) == ["heuristic", "none", "original"]
+    # (the analytic matcher, asked for by the name for it, is the system "matcher")
+    assert sorted(k["key"] for k in key["systems"].values()) == ["matcher", "none", "original"]
     files = sorted(p.name for p in out.iterdir() if p.suffix == ".flac")
     assert files == ["A.flac", "A.matched.flac", "B.flac", "B.matched.flac", "C.flac", "C.matched.flac"]
     for s in doc["systems"]:
@@ -455,7 +456,7 @@ def test_blind_names_files_by_letter_and_keeps_the_key_apart(song_path, tmp_path
     # the players and the table say letters only (the command line, shown further down, names the models)
     page = (out / "index.html").read_text()
     players_and_table = page.split("<h2>Listen</h2>")[1].split("</table>")[0]
-    for label in ("heuristic", "original", "static", "none"):
+    for label in ("matcher", "analytic", "original", "static", "none"):
         assert label not in json.dumps(doc["systems"]) and label not in players_and_table
     # the key says which is the original: its file is the excerpt
     orig = next(k for k, v in key["systems"].items() if v["key"] == "original")
@@ -474,7 +475,7 @@ def test_unknown_model_lists_the_known_ones_and_writes_nothing(song_path, tmp_pa
     assert err.count("\n") == 1 and err.startswith("mixpilot: error: --model 'nosuch': unknown model")
     for known in cmp.known_models():
         assert known in err
-    assert {"none", "default", "cnn", "ast", "ensemble", "heuristic"} <= set(cmp.known_models())
+    assert {"none", "default", "cnn", "ast", "ensemble", "matcher", "heuristic"} <= set(cmp.known_models())
     assert not out.exists() and not _hidden_leftovers(tmp_path)
 
 

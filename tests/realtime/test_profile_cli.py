@@ -145,3 +145,26 @@ def test_load_target_resolves_names_json_and_audio(refs, tmp_path) -> None:
     assert p.tracks == 1 and p.name == "a"
     q = load_target([str(refs[0].parent)])
     assert q.tracks == 2
+
+
+def test_the_api_build_is_the_cli_build(refs, tmp_path, capsys) -> None:
+    # Reference: `mixpilot profile build` of the same folder (the command the API stands for): the same
+    # profile, and from arrays the same as Profile.from_references.
+    import mixpilot
+
+    out = tmp_path / "cli.json"
+    assert run(["profile", "build", refs[0].parent, "-o", out, "--quiet"], capsys)[0] == 0
+    api = mixpilot.Profile.build(refs[0].parent, name="cli")
+    assert mixpilot.Profile is Profile and isinstance(api, Profile) and api.tracks == 2
+    cli = Profile.load(out)
+    np.testing.assert_allclose(api.mid_db, cli.mid_db, atol=1e-4)
+    np.testing.assert_allclose(api.side_tol_db, cli.side_tol_db, atol=1e-4)
+    assert api.provenance["sources"] == cli.provenance["sources"] == ["a.wav", "b.flac"]
+    # a mix of a file and a (samples, rate) pair; an unreadable file is named
+    x = 0.1 * np.random.default_rng(1).standard_normal((4 * FS, 2))
+    mixed = mixpilot.Profile.build([refs[0], (x, FS)])
+    assert mixed.tracks == 2
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not audio")
+    with pytest.raises(mixpilot.MixpilotError, match="bad.wav"):
+        mixpilot.Profile.build([bad])
