@@ -207,7 +207,6 @@ class SynthDescriptors:
     width_db: float
     integrated_lufs: float
     duration_s: float
-    mid_spread_db: np.ndarray
 
 
 def _db(x):
@@ -232,62 +231,53 @@ def synth_descriptors(
     after EQ, width and level (the frame-rate model of the module docstring).
     """
     sl = slice(start, start + count)
-    pm, ps = st.pm[sl].astype(np.float64), st.ps[sl].astype(np.float64)
-    km, ks = st.km[sl].astype(np.float64), st.ks[sl].astype(np.float64)
-    ko = st.koob[sl].astype(np.float64)
+    pm, ps, km, ks, ko = st.pm[sl], st.ps[sl], st.km[sl], st.ks[sl], st.koob[sl]
     eg = np.ones(N_BANDS) if eq_gain is None else eq_gain
     og = np.ones(2) if oob_gain is None else oob_gain
     w2 = width * width
     lv = 10.0 ** (level_db / 10.0)
-    pm = pm * (eg * lv)
-    ps = ps * (eg * w2 * lv)
-    kk = 2.0 * lv * ((km + ks * w2) @ eg + ko[:, :2] @ og + (ko[:, 2:] @ og) * w2)
+    kk = lv * 2.0 * ((km + ks * w2) @ eg + ko[:, :2] @ og + (ko[:, 2:] @ og) * w2)
+    g = None
     if comp is not None:
         thr, ratio = comp
         lf = _LOUDNESS_OFFSET_DB + _db(np.maximum(kk, 1e-30))
         gr_db = np.maximum(lf - thr, 0.0) * (1.0 - 1.0 / ratio)
         g = 10.0 ** (-gr_db / 10.0)
-        pm, ps, kk = pm * g[:, None], ps * g[:, None], kk * g
+        kk = kk * g
     # integrated loudness: BS.1770-4 gating over the frames
     lf = _LOUDNESS_OFFSET_DB + _db(np.maximum(kk, 1e-30))
     ok = lf > _ABS_GATE_LUFS
     if not np.any(ok):
         nan = np.full(N_BANDS, np.nan)
-        return SynthDescriptors(nan, nan.copy(), nan.copy(), math.nan, -math.inf, count * st.hop_s, nan.copy())
+        return SynthDescriptors(nan, nan.copy(), nan.copy(), math.nan, -math.inf, count * st.hop_s)
     ungated = _LOUDNESS_OFFSET_DB + _db(kk[ok].mean())
     ok &= lf > ungated + _REL_GATE_LU
     integrated = float(_LOUDNESS_OFFSET_DB + _db(kk[ok].mean()))
     # 3 s segments (frames counted from the excerpt's start), gated as the descriptors gate them
     fps = max(1, int(round(SEGMENT_SECONDS / st.hop_s)))
-    nseg = -(-count // fps)
-    idx = np.minimum(np.arange(count) // fps, nseg - 1)
-    nf = np.bincount(idx, minlength=nseg).astype(np.float64)
-    seg_k = np.bincount(idx, weights=kk, minlength=nseg) / nf
-    seg_m = np.zeros((nseg, N_BANDS))
-    seg_s = np.zeros((nseg, N_BANDS))
-    np.add.at(seg_m, idx, pm)
-    np.add.at(seg_s, idx, ps)
-    seg_m /= nf[:, None]
-    seg_s /= nf[:, None]
+    starts = np.arange(0, count, fps)
+    nf = np.diff(np.append(starts, count)).astype(np.float64)
+    seg_k = np.add.reduceat(kk, starts) / nf
+    if g is not None:
+        pmg, psg = pm * g[:, None], ps * g[:, None]
+    else:
+        pmg, psg = pm, ps
+    seg_m = np.add.reduceat(pmg, starts, axis=0)  # sums; the per-frame mean is sum / nf
+    seg_s = np.add.reduceat(psg, starts, axis=0)
     seg_l = _LOUDNESS_OFFSET_DB + _db(np.maximum(seg_k, 1e-30))
     keep = (seg_l > _ABS_GATE_LUFS) & (seg_l >= integrated + _LRA_GATE_LU)
     if not np.any(keep):
         keep = seg_k > 0
-    w = nf[keep]
-    mid_ms = (w @ seg_m[keep]) / w.sum()
-    side_ms = (w @ seg_s[keep]) / w.sum()
+    # frame-weighted mean of the segment means = sum over the kept frames / their count
+    scale = lv / nf[keep].sum()
+    mid_ms = seg_m[keep].sum(0) * (eg * scale)
+    side_ms = seg_s[keep].sum(0) * (eg * w2 * scale)
     mid_db = np.maximum(_db(mid_ms) - integrated, LEVEL_FLOOR_DB)
     side_db = np.maximum(_db(side_ms) - integrated, LEVEL_FLOOR_DB)
     wb = np.clip(_db(np.maximum(side_ms, 1e-300)) - _db(np.maximum(mid_ms, 1e-300)), WIDTH_FLOOR_DB, WIDTH_CEIL_DB)
     em, es = float(mid_ms.sum()), float(side_ms.sum())
     width_db = float(np.clip(10.0 * math.log10(max(es, 1e-300) / em), WIDTH_FLOOR_DB, WIDTH_CEIL_DB)) if em > 0 else 0.0
-    full = keep & (nf * 2 >= fps)
-    if np.count_nonzero(full) >= 2:
-        rel = np.maximum(_db(np.maximum(seg_m[full], 1e-300)) - seg_l[full, None], LEVEL_FLOOR_DB)
-        spread = rel.std(axis=0)
-    else:
-        spread = np.zeros(N_BANDS)
-    return SynthDescriptors(mid_db, side_db, wb, width_db, integrated, count * st.hop_s, spread)
+    return SynthDescriptors(mid_db, side_db, wb, width_db, integrated, count * st.hop_s)
 
 
 # ---------------------------------------------------------------------------
@@ -354,12 +344,13 @@ def cache_corpus(
 
 
 def load_cache(corpus_dir: Path, tracks: Sequence[dict]) -> list[FrameStats]:
-    """The cached frame statistics of ``tracks`` (in order)."""
+    """The cached frame statistics of ``tracks`` (in order; float64 in memory)."""
     folder = cache_dir(corpus_dir)
     out = []
     for t in tracks:
         z = np.load(folder / f"{t['sha256'][:24]}.npz")
-        out.append(FrameStats(z["pm"], z["ps"], z["km"], z["ks"], z["koob"], float(z["hop_s"])))
+        a = [z[k].astype(np.float64) for k in ("pm", "ps", "km", "ks", "koob")]
+        out.append(FrameStats(*a, float(z["hop_s"])))
     return out
 
 

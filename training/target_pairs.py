@@ -85,6 +85,7 @@ def draw_fault(rng: np.random.Generator) -> dict:
 
 
 IDENTITY = {"filters": [], "width": 1.0, "comp": None}
+CONTENT_P = 0.8  # share of pairs whose track gets a random colour first (draw_content)
 
 
 def _frame_lufs(st: FrameStats) -> np.ndarray:
@@ -118,8 +119,17 @@ class _Track:
         return None
 
 
-def _apply(st: FrameStats, start: int, count: int, proc: dict, rng_level: float = 0.0):
-    eg, og = band_power_gain(proc["filters"])
+def _gains(proc: dict, content: dict | None = None) -> dict:
+    """``proc`` with its band power gains (``eg``, ``og``), times the content colour's when given."""
+    if "eg" not in proc:
+        proc["eg"], proc["og"] = band_power_gain(proc["filters"])
+    if content is None:
+        return proc
+    return {**proc, "eg": proc["eg"] * content["eg"], "og": proc["og"] * content["og"]}
+
+
+def _apply(st: FrameStats, start: int, count: int, proc: dict):
+    eg, og = proc["eg"], proc["og"]
     comp = None
     if proc["comp"] is not None:
         below, ratio = proc["comp"]
@@ -128,14 +138,26 @@ def _apply(st: FrameStats, start: int, count: int, proc: dict, rng_level: float 
     return synth_descriptors(st, start, count, eq_gain=eg, oob_gain=og, width=proc["width"], comp=comp)
 
 
+def draw_content(rng: np.random.Generator) -> dict:
+    """A gentle colour applied to a track before anything else (a 'new' track: the model cannot learn
+    a training track's own balance by heart); low shelf +-4 dB, bell +-3 dB, high shelf +-4 dB."""
+    f = [
+        (LOW_SHELF, _lu(rng, 60.0, 250.0), float(rng.uniform(-4.0, 4.0)), 0.7071),
+        (PEAK, _lu(rng, 300.0, 4000.0), float(rng.uniform(-3.0, 3.0)), float(rng.uniform(0.5, 1.5))),
+        (HIGH_SHELF, _lu(rng, 3000.0, 10000.0), float(rng.uniform(-4.0, 4.0)), 0.7071),
+    ]
+    eg, og = band_power_gain(f)
+    return {"eg": eg, "og": og}
+
+
 def _k_shares(st: FrameStats, start: int, count: int, proc: dict) -> tuple[np.ndarray, np.ndarray, float]:
     """K-weighted power shares of mid bands, side bands and the rest, after ``proc`` (for the loudness change)."""
-    eg, og = band_power_gain(proc["filters"])
+    eg, og = proc["eg"], proc["og"]
     sl = slice(start, start + count)
     w2 = proc["width"] ** 2
-    km = st.km[sl].astype(np.float64).sum(0) * eg
-    ks = st.ks[sl].astype(np.float64).sum(0) * eg * w2
-    ko = float(st.koob[sl, :2].astype(np.float64).sum(0) @ og + st.koob[sl, 2:].astype(np.float64).sum(0) @ og * w2)
+    km = st.km[sl].sum(0) * eg
+    ks = st.ks[sl].sum(0) * eg * w2
+    ko = float(st.koob[sl, :2].sum(0) @ og + st.koob[sl, 2:].sum(0) @ og * w2)
     tot = km.sum() + ks.sum() + ko
     return km / tot, ks / tot, ko / tot
 
@@ -181,9 +203,10 @@ def make_pairs(
         if a is None:
             continue
         mode = names[int(rng.choice(len(names), p=probs))]
+        content = draw_content(rng) if rng.uniform() < CONTENT_P else None
         if mode == "default":
-            style = IDENTITY
-            fault = draw_fault(rng) if rng.uniform() < 0.7 else IDENTITY
+            style = dict(IDENTITY)
+            fault = draw_fault(rng) if rng.uniform() < 0.7 else dict(IDENTITY)
             target = default_target
         else:
             style, fault = draw_style(rng), draw_fault(rng)
@@ -192,7 +215,7 @@ def make_pairs(
                 b = tr.pick(rng, nb, avoid=(a, e))
                 if b is None:
                     continue
-                target = TargetVector.from_descriptors([_apply(tr.st, b, nb, style)])
+                target = TargetVector.from_descriptors([_apply(tr.st, b, nb, _gains(style, content))])
             else:
                 k = int(rng.integers(2, 6))
                 items = []
@@ -200,15 +223,16 @@ def make_pairs(
                     o = tracks[int(rng.integers(len(tracks)))]
                     s = o.pick(rng, o.excerpt)
                     if s is not None:
-                        items.append(_apply(o.st, s, o.excerpt, style))
+                        items.append(_apply(o.st, s, o.excerpt, _gains(style, draw_content(rng))))
                 if len(items) < 2:
                     continue
                 target = TargetVector.from_descriptors(items)
         heard = e if rng.uniform() < 0.35 else int(round(math.exp(rng.uniform(math.log(6.0), math.log(e)))))
         heard = max(6, min(e, heard))  # at least ~1.1 s (6 frames of 0.186 s)
-        inp_h = _apply(tr.st, a, heard, fault)
-        inp = inp_h if heard == e else _apply(tr.st, a, e, fault)
-        truth = _apply(tr.st, a, e, style)
+        fault_c, style_c = _gains(fault, content), _gains(style, content)
+        inp_h = _apply(tr.st, a, heard, fault_c)
+        inp = inp_h if heard == e else _apply(tr.st, a, e, fault_c)
+        truth = _apply(tr.st, a, e, style_c)
         if not (np.all(np.isfinite(inp.mid_db)) and np.all(np.isfinite(truth.mid_db))):
             continue
         seconds = heard * tr.st.hop_s + (tr.st.hop_s if heard > 1 else 0.0)
@@ -217,7 +241,7 @@ def make_pairs(
         out["in_side"][i] = inp.side_db
         out["truth_mid"][i] = truth.mid_db
         out["truth_side"][i] = truth.side_db
-        km, ks, ko = _k_shares(tr.st, a, e, fault)
+        km, ks, ko = _k_shares(tr.st, a, e, fault_c)
         out["k_mid"][i], out["k_side"][i], out["k_rest"][i] = km, ks, ko
         floor = np.max(truth.mid_db) - BAND_FLOOR_DB
         out["mask_mid"][i] = truth.mid_db >= floor
