@@ -141,8 +141,10 @@ class System:
 
 def _shipped_models() -> list[str]:
     from mixpilot.inference.model import MODELS_DIR
+    from mixpilot.inference.target_model import is_target_model
 
-    return sorted(p.stem for p in Path(MODELS_DIR).glob("*.onnx"))
+    # the window models; a target-conditioned model (inference.target_model) is run through the matcher
+    return sorted(p.stem for p in Path(MODELS_DIR).glob("*.onnx") if not is_target_model(p))
 
 
 def known_models() -> list[str]:

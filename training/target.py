@@ -207,6 +207,8 @@ def train_target(
     seed: int = 0,
     hidden: int = 256,
     layers: int = 3,
+    dropout: float = 0.1,
+    noise: float = 0.0,
     checkpoint: Path | None = None,
     resume: bool = False,
     log: Callable[[str], None] = lambda s: None,
@@ -214,7 +216,7 @@ def train_target(
     """Train; returns the best model (lowest validation loss) and the history."""
     torch.manual_seed(seed)
     x = train["cond"].astype(np.float64)
-    model = TargetNet(x.mean(0), x.std(0), hidden=hidden, layers=layers)
+    model = TargetNet(x.mean(0), x.std(0), hidden=hidden, layers=layers, dropout=dropout)
     loss_fn = ChainLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = len(train["cond"])
@@ -223,19 +225,21 @@ def train_target(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
-    start_epoch, best, best_state, history = 1, math.inf, None, []
+    start_epoch, best, best_state, history, wall_before = 1, math.inf, None, [], 0.0
     if resume and checkpoint is not None and checkpoint.is_file():
         ck = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         start_epoch, best, best_state, history = ck["epoch"] + 1, ck["best"], ck["best_state"], ck["history"]
+        wall_before = float(ck.get("wall_s", sum(r["epoch_s"] for r in history)))
         log(f"resumed after epoch {ck['epoch']} (best validation {best:.4f})")
     order = np.random.default_rng(seed)
     for _ in range(start_epoch - 1):  # the same data order as an uninterrupted run
         order.permutation(n)
     cond = torch.from_numpy(train["cond"])
     tens = _tensors(train)
+    gen = torch.Generator().manual_seed(seed)
     t0 = time.monotonic()
     for epoch in range(start_epoch, epochs + 1):
         model.train()
@@ -245,7 +249,10 @@ def train_target(
         for i in range(steps_per_epoch):
             idx = perm[i * batch_size : (i + 1) * batch_size]
             b = {k: v[idx] for k, v in tens.items()}
-            out = model(cond[idx])
+            xb = cond[idx]
+            if noise > 0:  # input noise in units of each feature's spread: no memorising a track's exact numbers
+                xb = xb + noise * model.std * torch.randn(xb.shape, generator=gen)
+            out = model(xb)
             loss = loss_fn(out, b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -276,7 +283,8 @@ def train_target(
             tmp = checkpoint.with_suffix(".tmp")
             torch.save(
                 {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-                 "best": best, "best_state": best_state, "history": history},
+                 "best": best, "best_state": best_state, "history": history,
+                 "wall_s": wall_before + time.monotonic() - t0},
                 tmp,
             )  # fmt: skip
             os.replace(tmp, checkpoint)
@@ -284,7 +292,8 @@ def train_target(
         model.load_state_dict(best_state)
     model.eval()
     best_epoch = min(history, key=lambda r: r["val_loss"])["epoch"] if history else 0
-    return model, {"history": history, "best_epoch": best_epoch, "best_val_loss": best, "wall_s": time.monotonic() - t0}
+    wall = wall_before + time.monotonic() - t0
+    return model, {"history": history, "best_epoch": best_epoch, "best_val_loss": best, "wall_s": wall}
 
 
 # ---------------------------------------------------------------------------
@@ -443,6 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--noise", type=float, default=0.0, help="input noise during training (feature std units)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="decoding processes for the frame cache")
@@ -467,8 +479,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs = 1
     else:
         corpus = args.corpus or default_dir()
-        work = args.workdir or corpus / "target_work"
-        work.mkdir(parents=True, exist_ok=True)
+        pairs_dir = corpus / "target_work"  # the pairs depend only on the corpus, counts and seed: shared
+        work = args.workdir or pairs_dir
+        for d in (work, pairs_dir):
+            d.mkdir(parents=True, exist_ok=True)
         out = args.out
         epochs = args.epochs
         try:
@@ -481,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         va = [t for t in tracks if t["split"] == "validation"]
         pairs = {}
         for split, tl, n, s in (("train", tr, args.pairs, args.seed), ("val", va, args.val_pairs, args.seed + 1000)):
-            path = work / f"pairs_{split}_{s}_{n}.npz"
+            path = pairs_dir / f"pairs_{split}_{s}_{n}.npz"
             if path.is_file():
                 z = np.load(path)
                 pairs[split] = {k: z[k] for k in z.files}
@@ -508,9 +522,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs=epochs,
         batch_size=args.batch_size if not args.smoke else 64,
         lr=args.lr,
+        weight_decay=args.weight_decay,
         seed=args.seed,
         hidden=args.hidden if not args.smoke else 32,
         layers=args.layers,
+        dropout=args.dropout,
+        noise=args.noise,
         checkpoint=work / "checkpoint.pt",
         resume=args.resume,
         log=log,
@@ -527,7 +544,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "best_epoch": hist["best_epoch"],
             "batch_size": args.batch_size,
             "lr": args.lr,
-            "optimiser": "AdamW, weight decay 1e-4, 200-step warm-up, cosine decay",
+            "optimiser": f"AdamW, weight decay {args.weight_decay:g}, 200-step warm-up, cosine decay",
+            "dropout": args.dropout,
+            "input_noise": args.noise,
             "loss": "mid + side RMS band error through training/torch_chain.py",
             "wall_s": round(hist["wall_s"], 1),
             "threads": args.threads,

@@ -181,3 +181,38 @@ def test_training_smoke_exports_a_loadable_model_and_load_refuses_bad_files(tmp_
     (bad / "tiny.json").write_text(json.dumps(c))
     with pytest.raises(ModelError, match="conditioning"):
         TargetModel.load(bad / "tiny.onnx")
+
+
+def test_shipped_target_model_card_size_opset_and_load():
+    from mixpilot.inference.model import MODELS_DIR, sha256_file
+
+    path = MODELS_DIR / "target.onnx"
+    if not path.is_file():
+        pytest.skip("no shipped target model (python -m mixpilot.training target makes it)")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["sha256"] == sha256_file(path) and card["size_bytes"] == path.stat().st_size
+    assert card["opset"] >= 17 and card["size_bytes"] <= 5 * 2**20  # issue 15: opset >= 17, <= 5 MB
+    assert card["conditioning"]["names"] == list(CONDITIONING_NAMES)
+    data = card["training_data"]
+    assert data["packages"] and data["licences"] and card["training"]["seed"] == data["seed"]  # the model card
+    m = TargetModel.load("target")
+    assert m.model_param_names == MODEL_PARAM_NAMES
+
+
+def test_shipped_target_model_asks_little_when_the_reference_is_the_input():
+    """A reference with the input's own descriptors: the literal correction is 0 dB; the model may discount
+    content differences but must not invent a large move (bound: 1.5 dB per band, width 0.9..1.1)."""
+    from mixpilot.inference.model import MODELS_DIR
+    from mixpilot.inference.profile import Profile
+
+    if not (MODELS_DIR / "target.onnx").is_file():
+        pytest.skip("no shipped target model")
+    m = TargetModel.load("target")
+    for name in ("default", "dark", "full-range", "dynamic"):
+        p = Profile.load(name)  # its mean descriptors stand for an input
+        values = m.params(p, 30.0, TargetVector.from_descriptors([p]))
+        for n in MODEL_PARAM_NAMES:
+            if n.startswith("tone_"):
+                assert abs(values[n]) <= 1.5, (name, n, values[n])
+            else:
+                assert 0.9 <= values[n] <= 1.1, (name, n, values[n])
