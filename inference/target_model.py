@@ -236,6 +236,7 @@ class TargetModel:
         rows = [PARAMS[PARAM_INDEX[n]] for n in AI_PARAM_NAMES]
         self._ai_lo = np.array([p.ai_minimum for p in rows])
         self._ai_hi = np.array([p.ai_maximum for p in rows])
+        self._defaults = {p.name: p.default for p in rows}
 
     def __repr__(self) -> str:
         return f"TargetModel({self.name!r}, {str(self.path)!r})"
@@ -300,9 +301,21 @@ class TargetModel:
         return np.clip(v, self._ai_lo, self._ai_hi)
 
     def params(self, inp: Any, seconds: float, target: Any) -> dict[str, float]:
-        """``{name: value}`` of every AI parameter for the input's descriptors after ``seconds`` and the target."""
-        values = self.denormalise(self.predict(conditioning(inp, seconds, target)))
-        return {n: float(v) for n, v in zip(self.param_names, values)}
+        """``{name: value}`` of every AI parameter for the input's descriptors after ``seconds`` and the target.
+
+        The parameters the graph does not predict are their defaults (no move).
+        """
+        np.copyto(self._single[0], conditioning(inp, seconds, target), casting="unsafe")
+        if not np.isfinite(self._single).all():
+            raise ModelError("conditioning contains NaN or Inf")
+        out = self._session.run([OUTPUT_NAME], self._feed)[0][0]
+        if not np.isfinite(out).all():
+            raise ModelError(f"model {self.name} produced NaN or Inf")
+        values = dict(self._defaults)
+        for n, x in zip(self.model_param_names, np.clip(out, 0.0, 1.0)):
+            i = PARAM_INDEX[n]
+            values[n] = min(max(denormalise(n, float(x)), PARAMS[i].ai_minimum), PARAMS[i].ai_maximum)
+        return values
 
     @property
     def metrics(self) -> Mapping[str, Any]:

@@ -12,7 +12,7 @@ Steps (each resumable; ``--workdir``, default ``DIR/target_work``, holds the int
    (:mod:`training.target_data`; decoded once);
 2. ``--pairs`` self-supervised pairs from the train tracks and ``--val-pairs``
    from the validation tracks (:mod:`training.target_pairs`), saved as
-   ``pairs_train_SEED_N.npz`` / ``pairs_val_SEED_N.npz``;
+   ``pairs_vV_train_SEED_N.npz`` / ``pairs_vV_val_SEED_N.npz`` (``V``: the recipe's version);
 3. training (:class:`TargetNet`, AdamW, cosine decay, the loss below);
    the state after every epoch goes to ``checkpoint.pt`` and ``--resume``
    continues from it; the epoch with the lowest validation loss is kept;
@@ -438,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .corpus import CorpusError, default_dir, load_manifest
     from .target_data import cache_corpus, load_cache
-    from .target_pairs import make_pairs
+    from .target_pairs import PAIRS_VERSION, make_pairs
 
     ap = argparse.ArgumentParser(prog="python -m mixpilot.training.target", description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=None)
@@ -495,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         va = [t for t in tracks if t["split"] == "validation"]
         pairs = {}
         for split, tl, n, s in (("train", tr, args.pairs, args.seed), ("val", va, args.val_pairs, args.seed + 1000)):
-            path = pairs_dir / f"pairs_{split}_{s}_{n}.npz"
+            path = pairs_dir / f"pairs_v{PAIRS_VERSION}_{split}_{s}_{n}.npz"
             if path.is_file():
                 z = np.load(path)
                 pairs[split] = {k: z[k] for k in z.files}

@@ -15,11 +15,11 @@ statistics of one track (:mod:`training.target_data`):
   probability 0.35, else log-uniform 1 s .. E: the real-time case), the
   **truth** is the styled A, and the **target** one of
 
-  - ``reference`` (share 0.65): the styled B (tolerance 0), as ``--reference``;
+  - ``reference`` (share 0.60): the styled B (tolerance 0), as ``--reference``;
   - ``references`` (0.10): 2-5 excerpts of other tracks with the same style
     (tolerance = their spread), as ``--reference DIR``;
-  - ``default`` (0.25): the shipped default profile; then there is no style
-    (the truth is A itself, a good master) and no fault with probability 0.3
+  - ``default`` (0.30): the shipped default profile; then there is no style
+    (the truth is A itself, a good master) and no fault with probability 0.5
     (the model must learn to leave a good master alone).
 
 The ranges are our own (a little wider than the evaluation's, which draws with
@@ -45,9 +45,14 @@ from mixpilot.inference.target_model import N_CONDITIONING, TargetVector, condit
 
 from .target_data import HIGH_SHELF, LOW_SHELF, PEAK, FrameStats, band_power_gain, synth_descriptors
 
-__all__ = ["MODES", "draw_fault", "draw_style", "make_pairs"]
+__all__ = ["MODES", "PAIRS_VERSION", "draw_fault", "draw_style", "make_pairs"]
 
-MODES = (("reference", 0.65), ("references", 0.10), ("default", 0.25))
+#: changes whenever the recipe changes (part of the cached pairs' file name)
+PAIRS_VERSION = 2
+
+MODES = (("reference", 0.60), ("references", 0.10), ("default", 0.30))
+#: share of the default-profile pairs whose input has a fault (the rest: a good master, to be left alone)
+DEFAULT_FAULT_P = 0.5
 ACTIVE_WITHIN_LU = 8.0
 EXCERPT_S = 30.0
 BAND_FLOOR_DB = 60.0
@@ -206,7 +211,7 @@ def make_pairs(
         content = draw_content(rng) if rng.uniform() < CONTENT_P else None
         if mode == "default":
             style = dict(IDENTITY)
-            fault = draw_fault(rng) if rng.uniform() < 0.7 else dict(IDENTITY)
+            fault = draw_fault(rng) if rng.uniform() < DEFAULT_FAULT_P else dict(IDENTITY)
             target = default_target
         else:
             style, fault = draw_style(rng), draw_fault(rng)
