@@ -77,14 +77,12 @@ def analytic_values(d, profile: Profile, *, do_no_harm: bool = False) -> dict[st
 
 
 def model_values(model: TargetModel, d, seconds: float, profile: Profile, *, do_no_harm: bool = False):
-    """The model's tone and widths; the rest from the analytic rules when they exist (neutral otherwise)."""
-    vals: dict[str, float] = {}
-    if _matcher() is not None:
-        vals = analytic_values(d, profile, do_no_harm=do_no_harm)
-    p = model.params(d, seconds, TargetVector.from_profile(profile))
-    for n in MODEL_PARAM_NAMES:
-        vals[n] = p[n]
-    return vals
+    """What :class:`inference.model_matcher.ModelMatcher` decides for descriptors ``d`` after ``seconds``."""
+    from mixpilot.inference.matcher import match_parameters
+    from mixpilot.inference.model_matcher import model_result
+
+    base = match_parameters(d, profile, sample_rate=SAMPLE_RATE, do_no_harm=do_no_harm)
+    return dict(model_result(model, d, seconds, profile, base, sample_rate=SAMPLE_RATE, do_no_harm=do_no_harm).values)
 
 
 def render_static(x: np.ndarray, values: dict[str, float], target_lufs: float) -> np.ndarray:
