@@ -3,7 +3,7 @@
 ::
 
     python -m mixpilot.training.target [--corpus DIR] [--out models_onnx] [--name target]
-        [--pairs 60000] [--val-pairs 4000] [--epochs 40] [--seed 0] [--threads 2] [--workdir DIR]
+        [--pairs 60000] [--val-pairs 4000] [--epochs 12] [--seed 0] [--threads 2] [--workdir DIR]
         [--resume] [--set-default] [--smoke]
 
 Steps (each resumable; ``--workdir``, default ``DIR/target_work``, holds the intermediate files):
@@ -447,14 +447,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--pairs", type=int, default=60000)
     ap.add_argument("--val-pairs", type=int, default=4000)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
-    ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--noise", type=float, default=0.0, help="input noise during training (feature std units)")
+    ap.add_argument("--weight-decay", type=float, default=1e-3)
+    ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--noise", type=float, default=0.3, help="input noise during training (feature std units)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="decoding processes for the frame cache")
