@@ -89,7 +89,10 @@ def load_estimator(spec: str | None, warn: Callable[[str], None]) -> Estimator |
 
     ``matcher`` is the analytic matcher (:mod:`inference.matcher`) aiming at
     the shipped ``default`` profile with do-no-harm; ``heuristic`` the
-    window heuristic.  A model that cannot be used (missing, corrupt, card
+    window heuristic.  A target-conditioned model (its card says ``"kind":
+    "target-conditioned"``, :mod:`inference.target_model`) becomes the
+    :class:`~inference.model_matcher.ModelMatcher` aiming at the shipped
+    ``default`` profile.  A model that cannot be used (missing, corrupt, card
     mismatch) gives ONE warning naming the problem and the analytic matcher
     instead (the fallback): the audio never waits for a model.
     """
@@ -107,8 +110,13 @@ def load_estimator(spec: str | None, warn: Callable[[str], None]) -> Estimator |
         est.name = "heuristic"
         return est
     from .model import DEFAULT_MODEL, ModelError, OnnxModel
+    from .target_model import is_target_model
 
     try:
+        if is_target_model(spec or DEFAULT_MODEL):
+            from .model_matcher import ModelMatcher
+
+            return ModelMatcher.for_target(model=spec or DEFAULT_MODEL)
         return OnnxModel.load(spec or DEFAULT_MODEL)
     except ModelError as exc:
         warn(f"{exc}; using the analytic matcher (default profile) instead")

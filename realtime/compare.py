@@ -184,8 +184,11 @@ def _model_system(spec: str, warn: Callable[[str], None]) -> System:
     if not is_path and s not in known_models():
         known = ", ".join(known_models())
         raise CompareUsageError(f"--model {s!r}: unknown model (known: {known}; or a path to an .onnx file)")
+    from mixpilot.inference.target_model import TargetModel, is_target_model
+
     try:
-        model = OnnxModel.load(s)
+        # a target-conditioned model (inference.target_model) runs as the matcher's stream estimator
+        model = TargetModel.load(s) if is_target_model(s) else OnnxModel.load(s)
     except ModelError as exc:
         raise CompareUsageError(f"--model {s}: {exc}") from None
     if is_path:
@@ -275,7 +278,12 @@ def _estimator(model: str):
         est.name = "heuristic"  # type: ignore[attr-defined]
         return est
     from mixpilot.inference.model import OnnxModel
+    from mixpilot.inference.target_model import is_target_model
 
+    if is_target_model(model):
+        from mixpilot.inference.model_matcher import ModelMatcher
+
+        return ModelMatcher.for_target(model=model)
     return OnnxModel.load(model)
 
 

@@ -366,6 +366,11 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["target"]:  # python -m mixpilot.training target ...: the target-conditioned model (issue 15)
+        from .target import main as target_main
+
+        return target_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         import torch  # noqa: F401
