@@ -66,7 +66,10 @@ The mapping (:func:`match_parameters`)
   ``tolerance_k`` x the profile's tolerance, and never a boost of a band the
   input is nearly empty in (the band or its octave more than
   :data:`EMPTY_BAND_DB` under the target: speech has no sub-bass, a solo
-  trumpet no bass; boosting there lifts noise, not music).  The ten
+  trumpet no bass; boosting there lifts noise, not music); and an input whose
+  balance is a median of more than :data:`UNLIKE_Z` tolerances away is not
+  the kind of material the profile describes (a solo instrument): its tone
+  is left alone.  The ten
   ``tone_*`` gains are :func:`dsp.tone.fit` of that curve (band interaction
   included) inside their AI ranges.  The four-band EQ stays neutral.
 * **width** -- per band, ``target side/mid - input side/mid`` (dB); the
@@ -138,6 +141,10 @@ ACTIVE_BAND_DB = 50.0  # bands more than this under the input's loudest band are
 EMPTY_BAND_DB = 12.0  # do-no-harm: no boost of a band more than this under the target
 COMP_THRESHOLD_OVER_LU = 3.0  # compressor threshold above the input's integrated loudness
 TOLERANCE_K = 2.0  # do-no-harm acts on what lies outside this many tolerances
+#: do-no-harm: an input whose octave-smoothed balance lies a median of more than this many tolerances from
+#: the target is not the kind of material the profile describes (a solo instrument against a profile of
+#: full mixes: for a track of the profile's own kind the median |z| is about 0.67): its tone is left alone
+UNLIKE_Z = 2.0
 INACTIVE_WEIGHT = 0.25  # fit weight of the "no move" held in bands the input does not have
 FIT_RIDGE = 0.1  # dsp.tone.fit's ridge: no large opposite gains in neighbouring bands
 TONE_STRENGTH = 1.0  # share of the tonal difference corrected
@@ -376,6 +383,10 @@ def match_parameters(
         if do_no_harm:
             tol_s = _smooth(np.nan_to_num(np.asarray(target.mid_tol_db, dtype=np.float64)), ok)
             corr = _outside(dev_s, tol_s, k)
+            z = np.abs(dev_s[ok] - np.median(dev_s[ok])) / np.maximum(tol_s[ok], 0.1)  # a level offset is no unlikeness
+            if float(np.median(z)) > UNLIKE_Z:  # not the kind of material the profile describes: leave it
+                corr = np.zeros_like(corr)
+                reasons.append(f"tone left alone: unlike the target (median {float(np.median(z)):.1f} tolerances off)")
             lacking = np.maximum(np.nan_to_num(dev, nan=0.0), np.nan_to_num(dev_s, nan=0.0)) > EMPTY_BAND_DB
             corr = np.where((corr > 0) & lacking, 0.0, corr)
         else:

@@ -226,3 +226,24 @@ def test_render_uses_the_whole_file_and_moves_toward_the_reference(rng):
 def test_extras_are_table_parameters():
     for n in EXTRA_PARAMS:
         assert n in PARAM_INDEX and not PARAMS[PARAM_INDEX[n]].ai
+
+
+def test_do_no_harm_leaves_material_unlike_the_target_alone(rng):
+    # a target whose balance lies 3 tolerances from the input in every band: not the profile's kind of
+    # material (median |z| 3 > UNLIKE_Z), so no tonal move; at 1.5 tolerances the part outside is corrected
+    x = _pinkish(rng, 20.0)
+    d = compute_descriptors(x, SR)
+    prof = Profile.from_audio(x, SR)
+    tilt = np.linspace(-1.0, 1.0, 29)
+    far = Profile(**{**prof.__dict__, "mid_db": prof.mid_db + 3.0 * tilt, "mid_tol_db": np.abs(tilt) + 0.0})
+    res = match_parameters(d, far, sample_rate=SR, do_no_harm=True, tolerance_k=0.5)
+    assert all(res.values[n] == 0.0 for n in TONE_PARAMS) and any("unlike" in r for r in res.reasons)
+    near = Profile(
+        **{
+            **prof.__dict__,
+            "mid_db": prof.mid_db + 1.5 * np.sign(tilt) * np.abs(tilt),
+            "mid_tol_db": np.abs(tilt) + 0.0,
+        }
+    )
+    res = match_parameters(d, near, sample_rate=SR, do_no_harm=True, tolerance_k=0.5)
+    assert any(res.values[n] != 0.0 for n in TONE_PARAMS)
