@@ -82,6 +82,7 @@ class CheckedSettings:
     midi_map: str | None
     amounts: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    profile: object | None = None  # inference.profile.Profile of --reference / --target (None: neither)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,12 @@ class MasterSettings:
     ``params`` (or the table default, -1 dBTP); a number overrides ``params``.
     ``model`` is ``"default"``, a name in ``models_onnx/``, a path to an
     ``.onnx`` with its card, or ``"none"`` for static parameters.
+
+    ``reference`` (audio files or folders) or ``target`` (a shipped profile
+    name or a profile JSON) give the AI a target: the analytic matcher
+    (:mod:`inference.matcher`) then sets the AI parameters (reading the whole
+    input first), whatever ``model`` says unless it is ``"none"``; and
+    ``target_lufs=None`` delivers the target's integrated loudness.
     """
 
     target_lufs: float | None = DEFAULT_TARGET_LUFS
@@ -107,11 +114,14 @@ class MasterSettings:
     midi_file: str | None = None
     midi_map: str | None = None
     amounts: Mapping[str, float] | None = None  # per-aspect AI amounts (--amount tone=0.5), on top of ai_amount
+    reference: tuple[str, ...] | str | None = None  # --reference FILE|DIR ...
+    target: str | None = None  # --target NAME|PATH
 
     def checked(self) -> CheckedSettings:
         """Validate every value against the settings table (:mod:`dsp.settings`) and the parameter table.
 
-        Raises one-line :class:`RenderUsageError` / ``ParameterError`` (usage errors, exit code 2).
+        Raises one-line :class:`RenderUsageError` / ``ParameterError`` (usage errors, exit code 2), and
+        for a bad reference or profile ``ProfileError`` / ``AudioFileError`` (exit code 1).
         """
 
         def check(name: str, value: object, flag: str | None = None):
@@ -125,13 +135,21 @@ class MasterSettings:
             raise RenderUsageError(
                 f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {self.loudness_mode!r}"
             )
-        target = check("target_lufs", DEFAULT_TARGET_LUFS if self.target_lufs is None else self.target_lufs)
         values = _validated_params(self.params)
         notes: list[str] = []
-        if self.ceiling_dbtp is None:
+        from .references import delivery_for, resolve_target
+
+        profile = resolve_target(self.reference, self.target)
+        given = self.ceiling_dbtp if self.ceiling_dbtp is not None else values.get("limiter_ceiling_dbtp")
+        target_lufs, ceiling_dbtp, delivery_notes = delivery_for(
+            profile, self.target_lufs, given, what="reference's" if self.reference else "target's"
+        )
+        notes += delivery_notes
+        target = check("target_lufs", DEFAULT_TARGET_LUFS if target_lufs is None else target_lufs)
+        if ceiling_dbtp is None:
             ceiling = values.get("limiter_ceiling_dbtp", PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]].default)
         else:
-            ceiling = check("ceiling_dbtp", self.ceiling_dbtp)
+            ceiling = check("ceiling_dbtp", ceiling_dbtp)
             if "limiter_ceiling_dbtp" in values and values["limiter_ceiling_dbtp"] != ceiling:
                 notes.append(
                     f"--ceiling-dbtp {ceiling:g} overrides limiter_ceiling_dbtp "
@@ -153,6 +171,7 @@ class MasterSettings:
             midi_map=None if self.midi_map is None else os.fspath(self.midi_map),
             amounts=amounts,
             notes=tuple(notes),
+            profile=profile,
         )
 
 
@@ -227,7 +246,6 @@ def master_core(
     :class:`realtime.render.ArrayRender` (its ``ai_updates`` feed ``--params-out``).
     """
     from mixpilot.dsp.meter import measure
-    from mixpilot.inference.worker import load_estimator
 
     from .audio_io import LAYOUTS, to_processing_layout
 
@@ -246,8 +264,7 @@ def master_core(
                 notes.append(lifted)
         else:
             notes.append(f"--midi-map {settings.midi_map}: no --midi-file to apply it to; the render has no MIDI")
-    if estimator is None:
-        estimator = load_estimator(settings.model, warn or notes.append)
+    estimator = estimator_for(settings, warn or notes.append, estimator)
     channels = int(raw.shape[1])
     # input loudness of the audio as it is (BS.1770-4 weights of its layout, audio_io.LAYOUTS)
     weights = LAYOUTS[channels].weights if channels in LAYOUTS else None
@@ -496,6 +513,24 @@ def _checked_rate(sample_rate: object) -> int:
     return sr
 
 
+def estimator_for(settings: CheckedSettings, warn: Callable[[str], None], loaded=None):
+    """The AI of a run: the analytic matcher aiming at ``settings.profile`` when there is one (unless the
+    model is ``none``), else ``loaded`` (a model a batch worker keeps) or :func:`inference.worker.load_estimator`.
+    """
+    from mixpilot.inference.worker import load_estimator
+
+    model = None if settings.model is None else str(settings.model).strip().lower()
+    if settings.profile is not None and model != "none":
+        from mixpilot.inference.matcher import AnalyticMatcher
+
+        if model not in (None, "default", "matcher"):
+            warn(f"--model {settings.model}: a reference or target is matched by the analytic matcher")
+        return AnalyticMatcher(settings.profile)
+    if loaded is not None:
+        return loaded
+    return load_estimator(settings.model, warn)
+
+
 def json_ready(v):
     """``v`` with every non-finite float as None: JSON has no infinities (silence reads -inf LUFS)."""
     if isinstance(v, float) and not math.isfinite(v):
@@ -555,6 +590,8 @@ def master(
     midi_file: str | os.PathLike[str] | None = None,
     midi_map: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    reference: str | os.PathLike[str] | list | tuple | None = None,
+    target: str | os.PathLike[str] | None = None,
 ) -> tuple[np.ndarray, MasterReport]:
     """Master a buffer: the whole mixing chain with the AI, delivered at a loudness under a true-peak ceiling.
 
@@ -567,7 +604,8 @@ def master(
     sample_rate : int
         Hz, 8000..192000.
     target_lufs : float, optional
-        Integrated loudness to deliver (BS.1770-4), -60..0 LUFS; ``None`` means -14.
+        Integrated loudness to deliver (BS.1770-4), -60..0 LUFS; ``None`` means -14, or the
+        reference's / target's integrated loudness when one is given.
     ceiling_dbtp : float or None
         True-peak ceiling of the limiter, dBTP (default -1); ``None`` takes
         ``limiter_ceiling_dbtp`` from ``params`` or the table default.
@@ -595,6 +633,12 @@ def master(
         CC automation from a MIDI file through a controller map.
     progress : callable, optional
         ``progress(pass_number, done_seconds, total_seconds)`` after every block.
+    reference : path or list of paths, optional
+        Audio files or folders to match (``--reference``): the analytic
+        matcher aims at their combined profile; ``target_lufs=None`` then
+        delivers their integrated loudness.
+    target : str or path, optional
+        A shipped profile name or a profile JSON (``--target``); as ``reference``.
 
     Returns
     -------
@@ -620,6 +664,8 @@ def master(
         midi_file=None if midi_file is None else os.fspath(midi_file),
         midi_map=None if midi_map is None else os.fspath(midi_map),
         amounts=amount,
+        reference=_paths(reference),
+        target=None if target is None else os.fspath(target),
     ).checked()
     from .audio_io import content_notes
 
@@ -627,6 +673,12 @@ def master(
     bad, notes = content_notes(raw)
     y, report, _ = master_core(raw, sr, settings, progress=progress, notes=notes, nonfinite_samples=bad)
     return (y[:, 0].copy() if mono else y), report
+
+
+def _paths(p) -> tuple[str, ...] | None:
+    if p is None:
+        return None
+    return (os.fspath(p),) if isinstance(p, (str, os.PathLike)) else tuple(os.fspath(q) for q in p)
 
 
 def analyze(

@@ -81,13 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__} ({DIST_NAME})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def ai_options(q: argparse.ArgumentParser) -> None:
+    def ai_options(q: argparse.ArgumentParser, estimate: str) -> None:
         q.add_argument(
             "--model",
             default="default",
             metavar="NAME|PATH|none",
-            help="AI model: a name in models_onnx/, a path to an .onnx with its .json card, or "
-            "'none' for static parameters (default: the shipped default model)",
+            help="AI model: a name in models_onnx/, a path to an .onnx with its .json card, 'matcher' (the "
+            "analytic matcher aiming at the default profile, correcting only what lies outside its tolerance; "
+            "also the fallback when a model cannot be used), 'heuristic', or 'none' for static parameters "
+            "(default: the shipped default model)",
         )
         q.add_argument("--ai-amount", **opt("ai_amount"))
         q.add_argument(
@@ -99,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument("--ai-hop-s", **opt("ai_hop_s"))
         q.add_argument("--crossfade-s", **opt("crossfade_s"))
+        q.add_argument(
+            "--reference",
+            nargs="+",
+            action="extend",
+            default=None,
+            metavar="FILE|DIR",
+            help="mix toward these references (audio files, or folders of them: their combined profile; one "
+            "file is matched, several give a tolerance): the analytic matcher sets the AI parameters from "
+            f"{estimate}; without --target-lufs the delivery loudness is the references' integrated loudness. "
+            "Put it after the other arguments (it takes every path that follows)",
+        )
+        q.add_argument(
+            "--target",
+            default=None,
+            metavar="NAME|PATH",
+            help="mix toward a profile: a shipped one ('mixpilot profile list') or a profile JSON "
+            "('mixpilot profile build'); as --reference",
+        )
 
     r = sub.add_parser(
         "render",
@@ -115,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IN [OUT]",
         help="IN OUT for one file; with --out-dir, every argument is an input: files, folders, or quoted globs",
     )
-    r.add_argument("--target-lufs", **opt("target_lufs"))
+    r.add_argument(
+        "--target-lufs",
+        **opt("target_lufs", default=None, default_text="-14, or the --reference/--target integrated loudness"),
+    )
     r.add_argument(
         "--ceiling-dbtp", **opt("ceiling_dbtp", default=None, default_text="-1, or limiter_ceiling_dbtp from --params")
     )
@@ -125,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="static parameter values, a JSON object {name: number}; see 'mixpilot params'",
     )
-    ai_options(r)
+    ai_options(r, "the whole input file, read before rendering (constant parameters)")
     r.add_argument(
         "--params-out",
         metavar="PATH",
@@ -228,10 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
             **opt(
                 "target_lufs",
                 help="loudness the follower delivers (a loudness_gain_db in --params fixes the gain instead)",
+                default=None,
+                default_text="-14, or the --reference/--target integrated loudness",
             ),
         )
         q.add_argument("--ceiling-dbtp", **opt("ceiling_dbtp", default=None, default_text="-1"))
-        ai_options(q)
+        ai_options(q, "the running estimate of what has played so far (it follows a change of material)")
         q.add_argument(
             "--midi-in",
             metavar="PORT",
@@ -442,6 +467,8 @@ def render_settings(args: argparse.Namespace, params: dict | None):
         midi_file=args.midi_file,
         midi_map=args.midi_map,
         amounts=parse_amounts(args.amount),
+        reference=tuple(args.reference) if args.reference else None,
+        target=args.target,
     )
 
 
@@ -603,6 +630,8 @@ def _realtime(args: argparse.Namespace) -> int:
         midi_map=args.midi_map,
         midi_file=args.midi_file,
         ai_resume_s=args.ai_resume_s,
+        reference=tuple(args.reference) if args.reference else None,
+        target=args.target,
     )
     res = run(opts, note=_note)
     st = res.stats or {}

@@ -13,6 +13,7 @@ libsndfile reads, 3..8 channels downmixed to stereo, one-line errors).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 
@@ -22,7 +23,7 @@ from mixpilot.inference.profile import Profile, ProfileError, set_file_reader
 
 from .audio_io import read_audio
 
-__all__ = ["Profile", "load_target", "profile_from_files", "read_reference"]
+__all__ = ["Profile", "delivery_for", "load_target", "profile_from_files", "read_reference", "resolve_target"]
 
 
 def read_reference(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -62,3 +63,85 @@ def load_target(spec: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
         raise ProfileError("no references given")
     name = os.path.splitext(os.path.basename(os.fspath(items[0])))[0] if len(items) == 1 else "references"
     return profile_from_files(items, name=name)
+
+
+_RESOLVED: dict[tuple, Profile] = {}  # per process: the same references are read once (batch workers)
+
+
+def resolve_target(
+    reference: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    target: str | os.PathLike[str] | None = None,
+) -> Profile | None:
+    """What ``--reference FILE|DIR ...`` or ``--target NAME|PATH`` aim at (``None`` when neither is given).
+
+    ``--reference``: the combined profile of the audio files (a folder stands
+    for the audio files in it; one file is matched exactly, several give a
+    tolerance).  ``--target``: a shipped profile name or a profile JSON.
+    Both at once are refused.  Raises :class:`ProfileError` or
+    ``AudioFileError``, one line naming the problem (silent, shorter than
+    3 s, unreadable, another profile version).  Within a process the same
+    files (same size and modification time) are read once.
+    """
+    if reference is not None and not isinstance(reference, (str, os.PathLike)):
+        reference = [os.fspath(r) for r in reference] or None
+    if reference and target:
+        raise ProfileError("--reference and --target both given; aim at one of them")
+    if target:
+        text = os.fspath(target)
+        if os.path.isfile(text) and not text.lower().endswith(".json"):
+            raise ProfileError(f"--target {text}: not a profile (.json); for an audio file use --reference")
+        return Profile.load(text)
+    if not reference:
+        return None
+    items = [os.fspath(reference)] if isinstance(reference, (str, os.PathLike)) else list(reference)
+
+    def stamp(p: str) -> tuple:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return (p, None)
+        if os.path.isdir(p):
+            return (p, st.st_mtime_ns, tuple(sorted(os.listdir(p))))
+        return (p, st.st_mtime_ns, st.st_size)
+
+    key = tuple(stamp(os.path.abspath(p)) for p in items)
+    if key not in _RESOLVED:
+        name = os.path.splitext(os.path.basename(items[0].rstrip(os.sep)))[0] if len(items) == 1 else "references"
+        _RESOLVED.clear()
+        _RESOLVED[key] = profile_from_files(items, name=name or "references")
+    return _RESOLVED[key]
+
+
+def delivery_for(
+    profile: Profile | None,
+    target_lufs: float | None,
+    ceiling_dbtp: float | None,
+    *,
+    what: str = "reference's",
+) -> tuple[float | None, float | None, list[str]]:
+    """The delivery a target implies where the user set none: ``(target_lufs, ceiling_dbtp, notes)``.
+
+    Without ``--target-lufs`` the delivery loudness is the target's integrated
+    loudness; without ``--ceiling-dbtp`` a target whose true peak lies under
+    the default ceiling (-1 dBTP) lowers the ceiling to it: the
+    peak-to-loudness ratio is part of what is matched, and the ceiling only
+    ever goes down (the default is the highest it takes).  Values the user
+    gave, and every value without a profile, pass unchanged (``None`` stays
+    ``None``: the caller's default).  Both clamped to their settings' ranges.
+    """
+    from mixpilot.dsp.settings import setting
+
+    notes: list[str] = []
+    if profile is None:
+        return target_lufs, ceiling_dbtp, notes
+    if target_lufs is None and math.isfinite(profile.integrated_lufs):
+        s = setting("target_lufs")
+        target_lufs = round(min(max(profile.integrated_lufs, s.minimum), s.maximum), 2)
+        notes.append(
+            f"delivery loudness {target_lufs:.1f} LUFS: the {what} integrated loudness (--target-lufs sets it)"
+        )
+    c = setting("ceiling_dbtp")
+    if ceiling_dbtp is None and math.isfinite(profile.true_peak_dbtp) and profile.true_peak_dbtp < c.default:
+        ceiling_dbtp = round(max(profile.true_peak_dbtp, c.minimum), 2)
+        notes.append(f"ceiling {ceiling_dbtp:.1f} dBTP: the {what} true peak (--ceiling-dbtp sets it)")
+    return target_lufs, ceiling_dbtp, notes

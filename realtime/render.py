@@ -433,8 +433,10 @@ def render_array(
             # the loudness search renders the whole file several times: the analytic matcher reads the whole
             # file first and its parameters hold from the first sample (play/live and --loudness-mode follow
             # use the running estimate, exactly as in real time)
-            estimator.analyse(x)
+            matched = estimator.analyse(x)
             whole_file = worker.blend(estimator.values())
+            if getattr(matched, "reasons", None):
+                notes.append(f"AI ({getattr(estimator, 'name', 'matcher')}): " + "; ".join(matched.reasons))
             worker.runs += 1
             for name, v in whole_file.items():
                 engine.set_static(name, v)

@@ -251,7 +251,7 @@ class RunOptions:
     stats_json: str | None = None
     params_out: str | None = None
     params: dict = field(default_factory=dict)
-    target_lufs: float = -14.0
+    target_lufs: float | None = -14.0  # None: the reference's / target's integrated loudness, else -14
     ceiling_dbtp: float | None = -1.0
     ui: bool = True
     overwrite: bool = False
@@ -265,6 +265,8 @@ class RunOptions:
     midi_map: str | None = None  # TOML; None = the built-in map
     midi_file: str | None = None  # CC automation played in time with the audio
     ai_resume_s: float | None = None
+    reference: tuple[str, ...] | None = None  # --reference FILE|DIR ...: the analytic matcher aims at them
+    target: str | None = None  # --target NAME|PATH: a shipped profile or a profile JSON
 
 
 @dataclass
@@ -720,6 +722,20 @@ def _run(
     # 1. arguments, before anything opens
     if opts.mode not in ("play", "live"):
         raise StreamUsageError(f"mode must be play or live, not {opts.mode!r}")
+    from .references import delivery_for, resolve_target
+
+    profile = resolve_target(opts.reference, opts.target)  # ProfileError / AudioFileError: one line
+    target_lufs, ceiling_dbtp, delivery_notes = delivery_for(
+        profile,
+        opts.target_lufs,
+        opts.ceiling_dbtp if opts.ceiling_dbtp is not None else opts.params.get("limiter_ceiling_dbtp"),
+        what="reference's" if opts.reference else "target's",
+    )
+    opts.target_lufs = -14.0 if target_lufs is None else target_lufs
+    if opts.ceiling_dbtp is None and ceiling_dbtp is not None and "limiter_ceiling_dbtp" not in opts.params:
+        opts.ceiling_dbtp = ceiling_dbtp
+    for n in delivery_notes:
+        say(n)
     for name, value in (
         ("seconds", opts.seconds),
         ("blocksize", opts.blocksize),
@@ -791,7 +807,21 @@ def _run(
             lifted = ceiling_warning(midi_map, ceiling)
             if lifted is not None:
                 say(lifted)
-        estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
+        model = str(opts.model).strip().lower() if opts.model is not None else None
+        if profile is not None and model != "none":
+            from mixpilot.inference.matcher import AnalyticMatcher
+
+            if model not in (None, "default", "matcher"):
+                say(f"warning: --model {opts.model}: a reference or target is matched by the analytic matcher")
+            estimator = AnalyticMatcher(profile)
+        else:
+            estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
+        if estimator is not None and hasattr(estimator, "configure"):  # the running estimate: what is delivered
+            estimator.configure(
+                delivery_lufs=opts.target_lufs,
+                ceiling_dbtp=-1.0 if opts.ceiling_dbtp is None else opts.ceiling_dbtp,
+                crossover_hz=opts.params.get("width_crossover_hz"),
+            )
 
         # 2. the device (or a headless JACK server)
         sd = _sd()
@@ -881,6 +911,7 @@ def _run(
                 amounts=opts.amounts,
                 base=engine.params,
                 on_update=logged,
+                follow_level=engine.follow,  # level belongs to the loudness follower (inference.worker)
             )
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)

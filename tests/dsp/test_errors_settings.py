@@ -66,9 +66,15 @@ def test_argparse_defaults_are_the_table_defaults():
     p = build_parser()
     r = p.parse_args(["render", "a.wav", "b.wav"])
     pl = p.parse_args(["play", "a.wav"])
-    for name in ("target_lufs", "ai_amount", "ai_hop_s", "crossfade_s"):
+    for name in ("ai_amount", "ai_hop_s", "crossfade_s"):
         assert getattr(r, name) == settings.setting(name).default
         assert getattr(pl, name) == settings.setting(name).default
+    # --target-lufs not given is None: the table default, or a --reference/--target's own loudness, decided
+    # where the run is built (MasterSettings.checked, stream.run)
+    from mixpilot.realtime.api import MasterSettings
+
+    assert r.target_lufs is None and pl.target_lufs is None
+    assert MasterSettings(target_lufs=None).checked().target_lufs == settings.setting("target_lufs").default
     assert r.block_size == settings.setting("block_size").default
     assert pl.blocksize == settings.setting("blocksize").default
     assert "-60..0 LUFS" in p._subparsers._group_actions[0].choices["render"].format_help()

@@ -19,7 +19,9 @@ from mixpilot.dsp.descriptors import BAND_CENTRES_HZ, compute_descriptors
 from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
 from mixpilot.dsp.tone import TONE_PARAMS, response_db
 from mixpilot.inference.matcher import (
+    CONTENT_DB,
     EXTRA_PARAMS,
+    FAULT_PRIOR_DB,
     AnalyticMatcher,
     RunningStats,
     match_parameters,
@@ -76,7 +78,8 @@ def test_tone_realises_the_difference_a_known_shelf_made(rng, kind, freq, gain_d
     # response (loudness offset removed: the follower owns level) within 1 dB RMS over the bands
     x = _pinkish(rng, 30.0)
     target = Profile.from_audio(_shelf(x, kind, freq, gain_db), SR)
-    res = match_parameters(compute_descriptors(x, SR), target, sample_rate=SR)
+    d = compute_descriptors(x, SR)
+    res = match_parameters(d, target, sample_rate=SR, fault_prior_db=None)  # no shrinking: the literal match
     gains = np.array([res.values[n] for n in TONE_PARAMS])
     ok = (BAND_CENTRES_HZ > 30.0) & (BAND_CENTRES_HZ < 15000.0)
     want = _closed_form_db(kind, freq, gain_db)[ok]
@@ -84,6 +87,14 @@ def test_tone_realises_the_difference_a_known_shelf_made(rng, kind, freq, gain_d
     err = (got - got.mean()) - (want - want.mean())
     assert float(np.sqrt(np.mean(err**2))) < 1.0
     assert any(("+" if gain_db > 0 else "-") in r for r in res.reasons)
+    # the default shrinks by the Wiener weight f^2 / (f^2 + c^2): c^2 = content_db^2 + the mean square of
+    # the two spreads across time (small for stationary noise) + the tolerance (0 for one reference)
+    shrunk = match_parameters(d, target, sample_rate=SR)
+    var_c = CONTENT_DB**2 + 0.5 * (np.nanmean(d.mid_spread_db**2) + np.nanmean(target.mid_time_spread_db**2))
+    weight = FAULT_PRIOR_DB**2 / (FAULT_PRIOR_DB**2 + var_c)
+    got_s = response_db(np.array([shrunk.values[n] for n in TONE_PARAMS]), BAND_CENTRES_HZ[ok], SR)
+    scale = float(np.dot(got_s - got_s.mean(), got - got.mean()) / np.dot(got - got.mean(), got - got.mean()))
+    assert scale == pytest.approx(weight, abs=0.06)
 
 
 def test_width_per_band_follows_the_target_side_level(rng):
@@ -166,7 +177,7 @@ def test_worker_feeds_the_stream_to_the_matcher_in_order(rng):
             w.step(3 * k * SR)  # hops of 3 s (a window each)
     direct.update(x[: 9 * SR])
     assert len(got) == 3 and got[-1] == w.blend(direct.values())
-    assert got[-1]["tone_125hz_db"] > 1.0
+    assert got[-1]["tone_125hz_db"] > 0.5
     ring.reset()  # the stream starts over (a new render pass: the engine resets its ring)
     ring.write(x[: 4 * SR])
     w.step(4 * SR)  # earlier than what it has seen: the matcher starts over too
@@ -198,7 +209,9 @@ def test_render_uses_the_whole_file_and_moves_toward_the_reference(rng):
     x = _pinkish(rng, 12.0)
     ref = _shelf(x, HIGH_SHELF, 3000.0, -5.0)
     target = Profile.from_audio(ref, SR)
-    res = render_array(x.astype(np.float32), SR, target_lufs=-16.0, estimator=AnalyticMatcher(target))
+    res = render_array(
+        x.astype(np.float32), SR, target_lufs=-16.0, estimator=AnalyticMatcher(target, fault_prior_db=None)
+    )
     assert len(res.ai_updates) == 1 and res.ai_updates[0][0] == 0.0
     t = compute_descriptors(ref, SR).mid_db
     ok = (BAND_CENTRES_HZ > 40) & (BAND_CENTRES_HZ < 15000)
@@ -213,3 +226,24 @@ def test_render_uses_the_whole_file_and_moves_toward_the_reference(rng):
 def test_extras_are_table_parameters():
     for n in EXTRA_PARAMS:
         assert n in PARAM_INDEX and not PARAMS[PARAM_INDEX[n]].ai
+
+
+def test_do_no_harm_leaves_material_unlike_the_target_alone(rng):
+    # a target whose balance lies 3 tolerances from the input in every band: not the profile's kind of
+    # material (median |z| 3 > UNLIKE_Z), so no tonal move; at 1.5 tolerances the part outside is corrected
+    x = _pinkish(rng, 20.0)
+    d = compute_descriptors(x, SR)
+    prof = Profile.from_audio(x, SR)
+    tilt = np.linspace(-1.0, 1.0, 29)
+    far = Profile(**{**prof.__dict__, "mid_db": prof.mid_db + 3.0 * tilt, "mid_tol_db": np.abs(tilt) + 0.0})
+    res = match_parameters(d, far, sample_rate=SR, do_no_harm=True, tolerance_k=0.5)
+    assert all(res.values[n] == 0.0 for n in TONE_PARAMS) and any("unlike" in r for r in res.reasons)
+    near = Profile(
+        **{
+            **prof.__dict__,
+            "mid_db": prof.mid_db + 1.5 * np.sign(tilt) * np.abs(tilt),
+            "mid_tol_db": np.abs(tilt) + 0.0,
+        }
+    )
+    res = match_parameters(d, near, sample_rate=SR, do_no_harm=True, tolerance_k=0.5)
+    assert any(res.values[n] != 0.0 for n in TONE_PARAMS)

@@ -110,3 +110,31 @@ def test_cases_are_reproducible_and_scored(tmp_path, rng) -> None:
     assert json.loads((folder / "scores" / "bypass.json").read_text())["0"]["case"] == 0
     table = me.format_table(me.summarise(res))
     assert "content floor" in table and "| bypass |" in table
+
+
+def test_analytic_systems_match_under_the_ceiling(rng) -> None:
+    # the analytic matcher as a match_eval system: finite stereo, at the reference's loudness (BS.1770-4,
+    # dsp.meter) within 0.5 LU offline, under -1 dBTP; closer to a darker reference's balance than the input
+    import math
+
+    from scipy.signal import sosfilt
+
+    from mixpilot.dsp.biquad import HIGH_SHELF, rbj_coefficients
+    from mixpilot.dsp.descriptors import compute_descriptors
+    from mixpilot.dsp.meter import measure
+    from mixpilot.training.matcher_checks import analytic, analytic_play, tonal_change_db
+
+    sr = me.SAMPLE_RATE
+    x = 0.1 * rng.standard_normal((8 * sr, 2))
+    b0, b1, b2, a1, a2 = rbj_coefficients(HIGH_SHELF, 3000.0, -6.0, math.sqrt(0.5), sr)
+    ref = sosfilt(np.array([[b0, b1, b2, 1.0, a1, a2]]), 0.1 * rng.standard_normal((8 * sr, 2)), axis=0)
+    ref *= 10.0 ** ((-3.0 - measure(ref, sr)["true_peak_dbtp"]) / 20.0)  # a master peaking at -3 dBTP
+    y = analytic(x, ref, sr)
+    p = analytic_play(x, ref, sr)
+    assert y.shape == x.shape and p.shape == x.shape and np.all(np.isfinite(y))
+    m_ref = measure(ref, sr)["integrated_lufs"]
+    assert abs(measure(y, sr)["integrated_lufs"] - m_ref) <= 0.5
+    # the ceiling: the reference's own true peak (-3 dBTP, under the default -1: realtime.references.delivery_for)
+    assert measure(y, sr)["true_peak_dbtp"] <= -3.0 + 0.01 and measure(p, sr)["true_peak_dbtp"] <= -3.0 + 0.01
+    assert tonal_change_db(y, ref, sr) < tonal_change_db(x, ref, sr)
+    assert tonal_change_db(y, y, sr) == 0.0 and compute_descriptors(y, sr).segments > 0
