@@ -848,6 +848,8 @@ def _assemble(systems: list[System], names: list[str], results: list[dict], blin
             **r,
             "tonal_distance": tonal_distance(r["spectrum_db"], target.mid_db, target.mid_tol_db),
         }
+        if blind:  # a render's notes name the AI that made them ("AI (matcher): ..."): keep what, not who
+            entry["notes"] = [re.sub(r"^AI \([^)]*\)", "AI", n) for n in entry.get("notes") or []]
         out.append(entry)
     return out
 
