@@ -89,16 +89,6 @@ class SignalGuard:
 
     def __exit__(self, *exc: object) -> None:
         self._armed = False
-        if self.received:
-            # The run is ending on a signal: keep recording (never raising) what else arrives, so that a
-            # second signal in the last clean-up (stats, exit) cannot kill the process with the default
-            # action -- on a quiet machine the guarded part can be over before it lands.
-            # ... and block them in this thread: one landing in the interpreter's finalisation (handlers back
-            # to the default action there) would otherwise still kill the process with the signal's status.
-            if threading.current_thread() is threading.main_thread():
-                signal.pthread_sigmask(signal.SIG_BLOCK, set(HANDLED_SIGNALS))
-            self._old = {}
-            return
         for s, old in self._old.items():
             try:
                 signal.signal(s, old)
