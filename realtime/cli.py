@@ -601,6 +601,7 @@ _KERNEL_COMMANDS = ("play", "live", "render", "analyze", "compare")
 def _realtime(args: argparse.Namespace) -> int:
     from mixpilot.dsp.settings import parse_amounts
 
+    from .interrupts import SignalGuard, exit_code_for
     from .stream import RunOptions, run
 
     params = _read_params_arg(args) or {}
@@ -633,26 +634,31 @@ def _realtime(args: argparse.Namespace) -> int:
         reference=tuple(args.reference) if args.reference else None,
         target=args.target,
     )
-    res = run(opts, note=_note)
-    st = res.stats or {}
-    cb = st.get("callback_us", {})
-    if st:
-        print(
-            f"{PROG}: {args.command} ended ({res.reason}) after {st.get('seconds', 0):.1f} s: "
-            f"{st.get('blocks', 0)} blocks, {st.get('xruns', 0)} xruns, callback p50 {cb.get('p50')} us, "
-            f"p99 {cb.get('p99')} us, max {cb.get('max')} us (budget {st.get('budget_us')} us)",
-            file=sys.stderr,
-            flush=True,
-        )
-    if res.error:
-        print(f"{PROG}: error: {_one_line(res.error)}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # PortAudio can hang while shutting down after its server died: leave without it
-        os._exit(1)
-    if res.reason == "interrupted":  # the shell's code for the signal: 130 SIGINT, 143 SIGTERM, 129 SIGHUP
-        from .interrupts import exit_code_for
-
-        return exit_code_for(res.signal or 2)
+    # The guard outlives the run: after a signal ended it, later ones stay recorded (never the default
+    # action) until the process leaves with os._exit(128 + N) -- a normal return would restore the
+    # default handlers and let a second SIGINT/SIGTERM kill the interpreter while it shuts down.
+    with SignalGuard() as guard:
+        res = run(opts, note=_note, guard=guard)
+        st = res.stats or {}
+        cb = st.get("callback_us", {})
+        if st:
+            print(
+                f"{PROG}: {args.command} ended ({res.reason}) after {st.get('seconds', 0):.1f} s: "
+                f"{st.get('blocks', 0)} blocks, {st.get('xruns', 0)} xruns, callback p50 {cb.get('p50')} us, "
+                f"p99 {cb.get('p99')} us, max {cb.get('max')} us (budget {st.get('budget_us')} us)",
+                file=sys.stderr,
+                flush=True,
+            )
+        if res.error:
+            print(f"{PROG}: error: {_one_line(res.error)}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            # PortAudio can hang while shutting down after its server died: leave without it
+            os._exit(1)
+        if res.reason == "interrupted":  # the shell's code for the signal: 130 SIGINT, 143 SIGTERM, 129 SIGHUP
+            guard.shield()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exit_code_for(res.signal or 2))
     return 0
 
 

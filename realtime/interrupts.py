@@ -14,16 +14,25 @@ thread, and every later one a no-op that is only recorded.  :meth:`shield`
 disarms it for the clean-up, so that a signal sent while the run is already
 ending (a double Ctrl-C, a service manager's SIGTERM after SIGINT) cannot cut
 the clean-up short.  Leaving the context restores the previous handlers.
+
+:func:`deferred` marks a few lines that must not be cut in two (``subprocess.Popen``
+of the JACK server and keeping its handle: a signal raised inside ``Popen`` after
+the ``exec`` would lose the handle of a running server).  A first signal landing
+there is held and raised when the block ends.  This is the Python-level twin of
+``pthread_sigmask``: a blocked C mask would be inherited by the child (a jackd
+that ignores SIGTERM) and by every later subprocess.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["HANDLED_SIGNALS", "Interrupted", "SignalGuard", "exit_code_for"]
+__all__ = ["HANDLED_SIGNALS", "Interrupted", "SignalGuard", "deferred", "exit_code_for"]
 
 HANDLED_SIGNALS: tuple[int, ...] = tuple(
     s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None
@@ -65,18 +74,26 @@ class SignalGuard:
         self.received: list[int] = []
         self._armed = False
         self._old: dict[int, Any] = {}
+        self._defer = 0  # > 0 inside deferred(): the first signal is held, not raised
+        self._pending: int | None = None
+        self._outer: SignalGuard | None = None
 
     def __enter__(self) -> SignalGuard:
+        global _active
         if threading.current_thread() is threading.main_thread():
             for s in HANDLED_SIGNALS:
                 self._old[s] = signal.signal(s, self._handler)
             self._armed = True
+            self._outer, _active = _active, self
         return self
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
         if self._armed:
             self._armed = False  # once: a second signal must not cut the clean-up short
+            if self._defer:
+                self._pending = signum  # raised when deferred() ends
+                return
             raise Interrupted(signum)
 
     def shield(self) -> None:
@@ -88,10 +105,36 @@ class SignalGuard:
         return self.received[0] if self.received else None
 
     def __exit__(self, *exc: object) -> None:
+        global _active
         self._armed = False
+        if _active is self:
+            _active, self._outer = self._outer, None
         for s, old in self._old.items():
             try:
                 signal.signal(s, old)
             except (TypeError, ValueError):  # a handler installed from C: leave ours (it only records)
                 pass
         self._old = {}
+
+
+_active: SignalGuard | None = None  # the innermost entered guard (main thread)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A block a first SIGINT/SIGTERM/SIGHUP must not cut in two: its :class:`Interrupted` comes at the end.
+
+    Without an active :class:`SignalGuard` (or off the main thread) it changes nothing.
+    """
+    guard = _active if threading.current_thread() is threading.main_thread() else None
+    if guard is None:
+        yield
+        return
+    guard._defer += 1
+    try:
+        yield
+    finally:
+        guard._defer -= 1
+    if guard._defer == 0 and guard._pending is not None:
+        signum, guard._pending = guard._pending, None
+        raise Interrupted(signum)

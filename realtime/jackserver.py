@@ -21,6 +21,8 @@ from typing import IO
 
 from mixpilot.dsp.errors import DeviceError
 
+from .interrupts import deferred
+
 __all__ = ["JackServer", "JackError", "jackd_path", "server_running", "quiet_stderr"]
 
 
@@ -217,11 +219,17 @@ class JackServer:
         reclaim_dead_server_slots()  # slots of servers that died unregistered would refuse this one
         for attempt in range(1, attempts + 1):
             self._log = tempfile.TemporaryFile()
-            self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-            )  # Ctrl-C in the terminal must not kill it first
-            deadline = time.monotonic() + timeout_s
             try:
+                # a signal raised inside Popen after the exec would lose the handle of a running jackd
+                with deferred():
+                    self.proc = subprocess.Popen(
+                        cmd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=self._log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )  # Ctrl-C in the terminal must not kill it first
+                deadline = time.monotonic() + timeout_s
                 while not server_running(self.name, timeout_s=0.2):
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         break

@@ -225,11 +225,15 @@ def ensure_backend(need_input: bool, sample_rate: int, period: int, note: Callab
         server.start()
     except JackError as exc:
         raise StreamError(f"no audio device found, and the headless JACK server failed: {exc}") from None
-    _rescan()
-    note(
-        f"no audio device found: running headless on a JACK dummy server "
-        f"(jackd -n {server.name} -d dummy -r {sample_rate} -p {period}); nothing is audible"
-    )
+    try:
+        _rescan()
+        note(
+            f"no audio device found: running headless on a JACK dummy server "
+            f"(jackd -n {server.name} -d dummy -r {sample_rate} -p {period}); nothing is audible"
+        )
+    except BaseException:  # a signal before the caller holds the server: stop it here
+        server.stop()
+        raise
     return server
 
 
@@ -689,6 +693,7 @@ def run(
     note: Callable[[str], None] | None = None,
     ui_stream: TextIO | None = None,
     on_started: Callable[[_Run], None] | None = None,
+    guard: SignalGuard | None = None,
 ) -> RunResult:
     """Run ``play``/``live`` until it ends; returns the stats (raises StreamError before the stream opens).
 
@@ -699,9 +704,16 @@ def run(
     before its stream), ``--stats-json`` and ``--params-out`` are written, and a
     JACK server the run started is stopped.  A file that cannot be written is
     the run's error (one line naming it).
+
+    ``guard``: a :class:`SignalGuard` the caller has already entered and keeps past the return (the
+    CLI does, and leaves with ``os._exit`` inside it: a signal landing after the run, while the
+    interpreter shuts down, would otherwise meet the default handlers and kill the process with
+    -N instead of exit code 128 + N).  Without one the run enters its own for its duration.
     """
-    with SignalGuard() as guard:
+    if guard is not None:
         return _run(opts, guard, note=note, ui_stream=ui_stream, on_started=on_started)
+    with SignalGuard() as own:
+        return _run(opts, own, note=note, ui_stream=ui_stream, on_started=on_started)
 
 
 def _run(

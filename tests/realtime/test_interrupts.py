@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from mixpilot.realtime.interrupts import Interrupted, SignalGuard, exit_code_for
+from mixpilot.realtime.interrupts import Interrupted, SignalGuard, deferred, exit_code_for
 
 
 def _wait_for_delivery() -> None:
@@ -40,6 +40,26 @@ def test_shielded_clean_up_is_never_interrupted():
         os.kill(os.getpid(), signal.SIGTERM)  # Python's default would have ended the process here
         _wait_for_delivery()
         assert guard.received == [signal.SIGTERM]
+
+
+def test_a_signal_inside_a_deferred_block_comes_at_its_end():
+    # JackServer.start keeps the Popen of jackd and its handle together this way: before, a signal that
+    # landed inside Popen after the exec lost the handle and left the server running.
+    done = []
+    with SignalGuard() as guard:
+        with pytest.raises(Interrupted) as info:
+            with deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                _wait_for_delivery()
+                done.append("held")  # not cut short by the signal
+            done.append("after")  # never reached: the held signal is raised when the block ends
+        assert done == ["held"] and info.value.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGINT)  # later ones are still only recorded
+        _wait_for_delivery()
+        assert guard.received == [signal.SIGTERM, signal.SIGINT]
+    with deferred():  # no guard: a plain block
+        done.append("plain")
+    assert done[-1] == "plain"
 
 
 def test_exit_codes_follow_the_shell():
