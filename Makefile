@@ -11,6 +11,7 @@
 #   make venv      .venv from python3 (>= 3.10 checked)
 #   make setup     pip install -e '.[dev,plot,cluster]' into .venv (again when pyproject.toml changes)
 #   make lint      ruff (lint + format check); part of make test
+#   make typecheck mypy over dsp, inference and realtime (settings in pyproject.toml); part of make test
 #
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
 #   make distclean clean, and remove .venv with its stamps
@@ -42,7 +43,7 @@ DEMO_OUT := out/demo_live.wav
 DEMO_SECONDS ?= 30
 PYTEST_ARGS ?=
 
-.PHONY: help demo test lint setup venv sysdeps testdeps clean distclean
+.PHONY: help demo test lint typecheck setup venv sysdeps testdeps clean distclean
 
 help:
 	@sed -n '2,20p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
@@ -66,12 +67,19 @@ $(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)
 	$(VPY) -m mixpilot.realtime.demo $@
 
-test: setup testdeps lint
+test: setup testdeps lint typecheck
 	@$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	@$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/ruff format --check --quiet .
+
+# The repository root is the package `mixpilot` (package-dir in pyproject.toml): mypy finds it
+# through a folder that holds one link, `mixpilot` -> this checkout.
+MYPY_PATH := $(VENV)/mypy_path
+typecheck: setup
+	@mkdir -p $(MYPY_PATH) && ln -sfn "$(CURDIR)" $(MYPY_PATH)/mixpilot
+	MYPYPATH=$(MYPY_PATH) $(VENV)/bin/mypy --no-error-summary -p mixpilot.dsp -p mixpilot.inference -p mixpilot.realtime
 
 # ---------------------------------------------------------------- setup steps
 
@@ -144,7 +152,7 @@ $(STAMPS)/setup: $(STAMPS)/venv pyproject.toml
 # ---------------------------------------------------------------- cleaning
 
 clean:
-	rm -rf out .numba_cache .pytest_cache .benchmarks build dist *.egg-info
+	rm -rf out .numba_cache .pytest_cache .mypy_cache .benchmarks build dist *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

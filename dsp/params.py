@@ -112,7 +112,19 @@ class Param:
         return f"{self.minimum:g}..{self.maximum:g} {self.unit}".rstrip()
 
 
-def _p(name, unit, lo, hi, ai_lo, ai_hi, default, glide, ai, description, aspect) -> Param:
+def _p(
+    name: str,
+    unit: str,
+    lo: float,
+    hi: float,
+    ai_lo: float,
+    ai_hi: float,
+    default: float,
+    glide: str,
+    ai: bool,
+    description: str,
+    aspect: str,
+) -> Param:
     lo, hi, ai_lo, ai_hi, default = (float(v) for v in (lo, hi, ai_lo, ai_hi, default))
     return Param(name, unit, lo, hi, ai_lo, ai_hi, default, glide, bool(ai), description, aspect)
 

@@ -16,6 +16,10 @@ Every processor in :mod:`dsp` follows the same shape:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ProcessSpec", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE", "check_block"]
 
@@ -42,7 +46,7 @@ class ProcessSpec:
             raise ValueError(f"num_channels must be >= 1, got {self.num_channels}")
 
 
-def check_block(block, out, channels: int) -> None:
+def check_block(block: np.ndarray, out: np.ndarray, channels: int) -> None:
     """Boundary check for ``process``: float32, 2-D, same shape, ``channels`` wide."""
     import numpy as np
 

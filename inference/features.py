@@ -31,6 +31,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -124,7 +125,7 @@ class FeatureConfig:
         for key in d:
             if key not in names:
                 raise ValueError(f"unknown feature config key {key!r}; expected {sorted(names)}")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for name, f in names.items():
             if name not in d:
                 raise ValueError(f"feature config is missing key {name!r}")

@@ -53,8 +53,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -63,6 +63,9 @@ from mixpilot.dsp.settings import setting
 from mixpilot.dsp.settings import validate as validate_setting
 
 from .features import FEATURE_CONFIG, FeatureConfig, extract_features, input_window_frames
+
+if TYPE_CHECKING:
+    from mixpilot.realtime.engine import AnalysisRing
 
 __all__ = ["Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
 
@@ -143,14 +146,14 @@ class InferenceWorker:
     def __init__(
         self,
         estimator: Estimator,
-        ring,
+        ring: AnalysisRing,
         sample_rate: int,
         publish: Callable[[dict, float], None],
         *,
         hop_s: float = HOP_S,
         crossfade_s: float = CROSSFADE_S,
         ai_amount: float = 1.0,
-        amounts: dict | None = None,
+        amounts: Mapping[str, float] | None = None,
         base: dict | None = None,
         on_update: Callable[[float, dict], None] | None = None,
         config: FeatureConfig = FEATURE_CONFIG,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -83,7 +84,9 @@ def check_plot_path(path: str, input_path: str) -> None:
         raise OutputError(f"--plot {path}: folder {os.path.dirname(p)} does not exist")
 
 
-def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5, warn=None) -> dict:
+def analyze_file(
+    path: str, *, model: str | None = "default", hop_s: float = 1.5, warn: Callable[[str], None] | None = None
+) -> dict:
     """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf).
 
     ``warn(text)`` gets a model that cannot be used; by default it goes into ``notes``.
@@ -99,7 +102,7 @@ def analyze_array(
     notes: list[str] | None = None,
     model: str | None = "default",
     hop_s: float = 1.5,
-    warn=None,
+    warn: Callable[[str], None] | None = None,
     name: str | None = None,
 ) -> dict:
     """:func:`analyze_file` of a [frames, 1|2] float32 buffer (``name`` goes into ``"file"``)."""

@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +45,9 @@ from .render import (
     _validated_params,
     render_array,
 )
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import Estimator
 
 __all__ = [
     "DEFAULT_CEILING_DBTP",
@@ -113,7 +117,7 @@ class MasterSettings:
         Raises one-line :class:`RenderUsageError` / ``ParameterError`` (usage errors, exit code 2).
         """
 
-        def check(name: str, value: object, flag: str | None = None):
+        def check(name: str, value: object, flag: str | None = None) -> Any:
             return validate_setting(name, value, flag=flag, error=RenderUsageError)
 
         amounts = {k: check("aspect_amount", v, f"--amount {k}") for k, v in dict(self.amounts or {}).items()}
@@ -212,7 +216,7 @@ def master_core(
     notes: list[str] | None = None,
     nonfinite_samples: int = 0,
     limiter_margin_db: float = 0.0,
-    estimator=None,
+    estimator: Estimator | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, MasterReport, ArrayRender]:
     """Master ``raw`` [frames, 1..8] float32 at ``sample_rate``: measure, downmix, render, report.

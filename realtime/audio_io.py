@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -457,7 +458,7 @@ def check_output_format(path: str | os.PathLike[str], subtype: str) -> str:
 
 
 def write_sound_file(
-    path: str, data: np.ndarray, sample_rate: int, fmt: str, subtype: str, options: dict | None = None
+    path: str, data: np.ndarray, sample_rate: int, fmt: str, subtype: str, options: Mapping[str, object] | None = None
 ) -> None:
     """``soundfile`` write of ``data`` [frames, channels] in chunks (not atomic: see :func:`write_audio_atomic`).
 

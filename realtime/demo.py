@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -85,7 +86,9 @@ def _pan(pan: float) -> tuple[float, float]:
     return float(np.cos(angle)), float(np.sin(angle))
 
 
-def _shape_spectrum(x: np.ndarray, sample_rate: int, gain_of_hz, pad: int) -> np.ndarray:
+def _shape_spectrum(
+    x: np.ndarray, sample_rate: int, gain_of_hz: Callable[[np.ndarray], np.ndarray], pad: int
+) -> np.ndarray:
     """Zero-phase filter ``x`` (along axis 0) by a real magnitude response.
 
     ``pad`` zeros are appended first so that the (short, two-sided) impulse
@@ -115,7 +118,7 @@ def _fast_fft_size(n: int) -> int:
     return best
 
 
-def _band(lo_hz: float, hi_hz: float):
+def _band(lo_hz: float, hi_hz: float) -> Callable[[np.ndarray], np.ndarray]:
     """Smooth band-pass magnitude (second-order-like skirts) for noise shaping."""
 
     def gain(f: np.ndarray) -> np.ndarray:

@@ -98,7 +98,7 @@ __all__ = [
 #: --bit-depth -> libsndfile subtype
 BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 #: lossy format -> (subtype, soundfile write options)
-LOSSY_OPTIONS = {
+LOSSY_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
     "OGG": ("VORBIS", {"compression_level": 0.3}),
     "MP3": ("MPEG_LAYER_III", {"compression_level": 0.2, "bitrate_mode": "VARIABLE"}),
 }

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
@@ -66,6 +67,11 @@ from mixpilot.dsp.params import (
     vector_from_mapping,
 )
 from mixpilot.dsp.spec import ProcessSpec
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import InferenceWorker
+
+    from .midi import ControlBank, MidiFileAutomation
 
 __all__ = ["AnalysisRing", "Engine", "TargetUpdate", "SNAPSHOT_NAMES", "ANALYSIS_SECONDS"]
 
@@ -193,7 +199,16 @@ class AnalysisRing:
 
 
 @njit(cache=True)
-def _apply_update(targets, glide, base, vec, vec_glide, mask, skip, manual) -> None:  # pragma: no cover
+def _apply_update(
+    targets: np.ndarray,
+    glide: np.ndarray,
+    base: np.ndarray,
+    vec: np.ndarray,
+    vec_glide: np.ndarray,
+    mask: np.ndarray,
+    skip: int,
+    manual: np.ndarray,
+) -> None:  # pragma: no cover
     """A published update: ``base`` follows it; the chain only where MIDI does not hold the parameter."""
     for i in range(targets.shape[0]):
         if mask[i] and i != skip:
@@ -205,24 +220,24 @@ def _apply_update(targets, glide, base, vec, vec_glide, mask, skip, manual) -> N
 
 @njit(cache=True)
 def _apply_controls(
-    targets,
-    glide,
-    base,
-    manual_value,
-    manual_seq,
-    release_seq,
-    action_seq,
-    seen,
-    manual,
-    current,
-    values,
-    msg_time,
-    lat,
-    lat_n,
-    now_ns,
-    manual_glide,
-    release_glide,
-    skip,
+    targets: np.ndarray,
+    glide: np.ndarray,
+    base: np.ndarray,
+    manual_value: np.ndarray,
+    manual_seq: np.ndarray,
+    release_seq: np.ndarray,
+    action_seq: np.ndarray,
+    seen: np.ndarray,
+    manual: np.ndarray,
+    current: np.ndarray,
+    values: np.ndarray,
+    msg_time: np.ndarray,
+    lat: np.ndarray,
+    lat_n: np.ndarray,
+    now_ns: int,
+    manual_glide: float,
+    release_glide: float,
+    skip: int,
 ) -> int:  # pragma: no cover
     """MIDI -> chain at a block start (no allocation).  Returns a bit per toggled button action.
 
@@ -408,8 +423,8 @@ class Engine:
         self._follow_read = np.zeros(len(READOUT_NAMES))
         self.pending: TargetUpdate | None = None  # written by other threads (one reference assignment)
         self._applied: TargetUpdate | None = None
-        self.controls = None  # realtime.midi.ControlBank (attach_controls), when MIDI is on
-        self.midi_file = None  # realtime.midi.MidiFileAutomation, applied at block starts
+        self.controls: ControlBank | None = None  # attach_controls, when MIDI is on
+        self.midi_file: MidiFileAutomation | None = None  # realtime.midi.MidiFileAutomation, applied at block starts
         self.manual_active = np.zeros(N_PARAMS, dtype=np.int64)  # 1 where MIDI holds the parameter
         self._seen = np.zeros(2 * N_PARAMS + 4, dtype=np.int64)
         self.midi_lat = np.zeros(1 << 14, dtype=np.int64)  # message -> applied, ns (ring)
@@ -417,7 +432,9 @@ class Engine:
         self.manual_glide_s = 0.03
         self.release_glide_s = 2.0
         self._ab_gain_db = 0.0
-        self.sync_worker = None  # inference.worker.InferenceWorker stepped inside process_block (render)
+        self.sync_worker: InferenceWorker | None = (
+            None  # inference.worker.InferenceWorker stepped inside process_block (render)
+        )
         self.meters = bool(meters)
         self._build_args()
         self.reset()
@@ -477,7 +494,7 @@ class Engine:
 
     @property
     def sample_rate(self) -> int:
-        return self.spec.sample_rate
+        return int(self.spec.sample_rate)
 
     # -- other threads ---------------------------------------------------------------
     def publish(self, values: dict[str, float], *, glide_s: float = 0.05, source: str = "user") -> TargetUpdate:
@@ -600,7 +617,7 @@ class Engine:
         w = self.sync_worker
         self._next_event = min(self._next_follow if self.follow else _NEVER, self._next_ai if w is not None else _NEVER)
 
-    def attach_sync_worker(self, worker) -> None:
+    def attach_sync_worker(self, worker: InferenceWorker) -> None:
         """Run ``worker.step(position)`` inside :meth:`process_block` at its hop positions (render)."""
         self.sync_worker = worker
         self._next_ai = max(worker.first_end, worker.hop_frames * max(1, -(-self.position // worker.hop_frames)))
@@ -621,7 +638,7 @@ class Engine:
             )
 
     # -- MIDI ------------------------------------------------------------------------
-    def attach_controls(self, bank, midi_file=None) -> None:
+    def attach_controls(self, bank: ControlBank, midi_file: MidiFileAutomation | None = None) -> None:
         """Read manual overrides from a :class:`realtime.midi.ControlBank` at every block start."""
         self.controls = bank
         self.midi_file = midi_file
@@ -630,6 +647,8 @@ class Engine:
 
     def _sync_seen(self) -> None:
         b = self.controls
+        if b is None:
+            return
         n = N_PARAMS
         self._seen[:n] = b.manual_seq
         self._seen[n : 2 * n] = b.release_seq

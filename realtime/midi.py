@@ -66,6 +66,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -223,7 +224,7 @@ class ControlMapper:
         counters[outcome] += 1
         return outcome
 
-    def _handle(self, data, t_ns: int) -> int:
+    def _handle(self, data: list[int] | bytes | tuple[int, ...], t_ns: int) -> int:
         n = len(data)
         if n == 0:
             return _DROPPED
@@ -301,7 +302,7 @@ class ControlMapper:
         st.picked = True
         st.last_x = x
         if self.on_event is not None:
-            self.on_event(t_ns, b.param, value, self.source)
+            self.on_event(t_ns, PARAM_NAMES[i], value, self.source)
         return _APPLIED
 
     def picked_up(self, k: int) -> bool:
@@ -344,9 +345,9 @@ class ResumeWatchdog:
         if rel_all != self._rel_all:
             self._rel_all = rel_all
             self._base[:] = bank.manual_seq
-        released = []
-        for i in np.flatnonzero(bank.manual_seq != self._base):
-            i = int(i)
+        released: list[int] = []
+        for k in np.flatnonzero(bank.manual_seq != self._base):
+            i = int(k)
             seq = int(bank.manual_seq[i])
             if now_ns - int(bank.msg_time_ns[i]) >= self.resume_ns:
                 self._base[i] = seq
@@ -414,7 +415,7 @@ def _api_label(api: str) -> str:
     return "JACK" if api == "jack" else "ALSA"
 
 
-def _new_midi_in(api: str, client_name: str, queue_size_limit: int = 8192):
+def _new_midi_in(api: str, client_name: str, queue_size_limit: int = 8192) -> Any:
     rtmidi = _rtmidi()
     try:
         return rtmidi.MidiIn(_api_const(api), name=client_name, queue_size_limit=queue_size_limit)
@@ -462,7 +463,7 @@ def _one_line(exc: object) -> str:
 
 @dataclass
 class _Opened:
-    rt: object
+    rt: Any  # rtmidi.MidiIn (rtmidi ships no type information)
     api: str
     port_name: str
     virtual: bool
@@ -598,7 +599,7 @@ class MidiInput:
         self.port_check_s = float(port_check_s)
         self.port_lost = False
         self._client_name = client_name
-        self._probe = None
+        self._probe: Any = None  # a second rtmidi client, made on demand
         self._closed = False
         self._close_lock = threading.Lock()
         self._stop = threading.Event()
@@ -619,7 +620,7 @@ class MidiInput:
         except Exception:  # a failing logger must not stop MIDI
             _log.warning(text)
 
-    def _on_rtmidi(self, event, data=None) -> None:  # rtmidi's input thread (ALSA)
+    def _on_rtmidi(self, event: tuple[list[int], float], data: object = None) -> None:  # rtmidi's input thread (ALSA)
         self.mapper.handle(event[0], time.perf_counter_ns())
 
     def _service(self) -> None:
@@ -720,7 +721,7 @@ class MidiInput:
     def __enter__(self) -> MidiInput:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
@@ -863,7 +864,9 @@ def learn(
         while True:
             _drain(receive)
             out("move a control (Ctrl-C to stop) ...")
-            cc, channel, cc14 = _wait_control(receive, settle_s)
+            got = _wait_control(receive, settle_s)
+            assert got is not None  # forever=True: it returns only with a control
+            cc, channel, cc14 = got
             what = f"CC {cc}/{cc + 32} (14-bit pair)" if cc14 else f"CC {cc}"
             old = midi_map.find(channel, cc)
             out(f"got {what} on channel {channel}" + (f"; now: {old.describe()}" if old else ""))

@@ -47,6 +47,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -57,6 +58,12 @@ from mixpilot.dsp.settings import setting
 
 from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import Estimator
+
+    from .api import MasterSettings
+    from .midi import MidiFileAutomation
 
 __all__ = [
     "BLOCK_SIZE_RANGE",
@@ -280,11 +287,11 @@ def render_array(
     progress: ProgressCallback | None = None,
     input_integrated_lufs: float | None = None,
     loudness_mode: str = "search",
-    estimator=None,
+    estimator: Estimator | None = None,
     ai_amount: float = 1.0,
     ai_hop_s: float = 0.5,
     crossfade_s: float = 2.0,
-    midi_file=None,
+    midi_file: MidiFileAutomation | None = None,
     amounts: Mapping[str, float] | None = None,
 ) -> ArrayRender:
     """Render a buffer through the engine with loudness delivery (the core of :func:`render_file`).
@@ -584,7 +591,7 @@ def render_file(
     *,
     target_lufs: float | None = -14.0,
     ceiling_dbtp: float | None = -1.0,
-    params: Mapping[str, object] | None = None,
+    params: Mapping[str, float] | None = None,
     model: str | None = "default",
     ai_amount: float = 1.0,
     amounts: Mapping[str, float] | None = None,
@@ -600,8 +607,8 @@ def render_file(
     midi_map: str | None = None,
     bit_depth: str | None = None,
     output_rate: int | None = None,
-    settings=None,
-    estimator=None,
+    settings: MasterSettings | None = None,
+    estimator: Estimator | None = None,
 ) -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
 

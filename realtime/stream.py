@@ -68,7 +68,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from numba import njit
@@ -82,6 +82,11 @@ from mixpilot.fileio import write_text_atomic
 from .audio_io import AudioFileError, read_audio
 from .engine import SNAPSHOT_NAMES, Engine
 from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import InferenceWorker
+
+    from .midi import ResumeWatchdog
 
 __all__ = [
     "StreamError",
@@ -267,7 +272,7 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    stats: dict
+    stats: dict | None  # None when the run stopped before the engine existed
     reason: str  # "seconds", "end of file", "interrupted", "device error"
     error: str | None = None  # one line when the run died
     record_path: str | None = None
@@ -278,7 +283,7 @@ class RunResult:
 
 
 @njit(cache=True)
-def _ring_put(buf, w, x) -> int:  # pragma: no cover
+def _ring_put(buf: np.ndarray, w: int, x: np.ndarray) -> int:  # pragma: no cover
     """Append x [frames, ch] at absolute write position w (mod capacity); returns the new position."""
     cap = buf.shape[0]
     for n in range(x.shape[0]):
@@ -371,10 +376,10 @@ class _Run:
         self, engine: Engine, src: np.ndarray | None, end_frames: int | None, recorder: Recorder | None, blocksize: int
     ) -> None:
         self.engine = engine
-        self.src = src
+        ch = engine.spec.num_channels
+        self.src = src if src is not None else np.zeros((0, ch), dtype=np.float32)  # live: never read
         self.end_frames = end_frames  # play: stop after this many output frames
         self.recorder = recorder
-        ch = engine.spec.num_channels
         self.scratch = np.zeros((engine.spec.max_block_size, ch), dtype=np.float32)
         self.durations = np.zeros(_TIMING_CAPACITY, dtype=np.int64)
         self.entries = np.zeros(_TIMING_CAPACITY, dtype=np.int64)
@@ -389,7 +394,7 @@ class _Run:
         self.switch_interval_s = SWITCH_INTERVAL_S
 
     # The audio callback.  Everything here is O(1) Python around one Numba call.
-    def callback(self, *args) -> None:
+    def callback(self, *args: Any) -> None:
         t0 = time.perf_counter_ns()
         if len(args) == 4:  # OutputStream: (outdata, frames, time, status)
             outdata, frames, _t, status = args
@@ -514,11 +519,17 @@ class MeterUI:
     """Terminal meters from a non-audio thread: one status line, 10 times a second on a terminal."""
 
     def __init__(
-        self, run: _Run, samplerate: int, blocksize: int, stream: TextIO, enabled: bool = True, worker=None
+        self,
+        run: _Run,
+        samplerate: int,
+        blocksize: int,
+        stream: TextIO,
+        enabled: bool = True,
+        worker: InferenceWorker | None = None,
     ) -> None:
         self.run = run
         self.worker = worker
-        self.watchdog = None  # --ai-resume-s without a live MIDI input
+        self.watchdog: ResumeWatchdog | None = None  # --ai-resume-s without a live MIDI input
         self.snap = run.engine.snapshot
         self.budget_us = 1e6 * blocksize / samplerate
         self.stream = stream
@@ -611,7 +622,7 @@ class _ParamsLog(list):
         super().__init__()
         self.keep = keep
 
-    def append(self, item) -> None:  # called from the inference and MIDI threads (list.append is atomic)
+    def append(self, item: dict) -> None:  # called from the inference and MIDI threads (list.append is atomic)
         if self.keep:
             super().append(item)
 
@@ -627,7 +638,7 @@ def _check_out_path(path: str, what: str, protect: list[str], overwrite: bool) -
         raise StreamError(str(exc)) from None
 
 
-def _device_settings(sd, kind: str, device, channels: int, samplerate: float) -> str | None:
+def _device_settings(sd: Any, kind: str, device: Any, channels: int, samplerate: float) -> str | None:
     """None when PortAudio accepts the settings, else one line on what the device supports."""
     check = sd.check_output_settings if kind == "output" else sd.check_input_settings
     try:
@@ -703,7 +714,7 @@ def run(
     from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
 
     midi_map = load_map(opts.midi_map) if (opts.midi_in is not None or opts.midi_file or opts.midi_map) else None
-    automation = MidiFileAutomation.load(opts.midi_file, midi_map) if opts.midi_file else None
+    automation = MidiFileAutomation.load(opts.midi_file, midi_map) if opts.midi_file and midi_map is not None else None
     estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
 
     # 2. the device (or a headless JACK server)
@@ -727,6 +738,7 @@ def run(
             in_info = sd.query_devices(in_dev if in_dev is not None else sd.default.device[0], "input")
             channels = 2 if in_info["max_input_channels"] >= 2 else 1
         else:
+            assert src is not None  # play reads a file
             channels = src.shape[1]
         out_channels = channels if out_info["max_output_channels"] >= channels else 1
         if channels == 2 and out_channels == 1:
@@ -763,7 +775,7 @@ def run(
         engine.warm_up()
         end_frames = None
         end_reason = "end of file"
-        if opts.mode == "play":
+        if src is not None:  # play
             end_frames = src.shape[0] + engine.latency_samples
         if opts.seconds is not None:
             limit = int(round(opts.seconds * sr))
@@ -807,7 +819,7 @@ def run(
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
         t_start_ns = [time.perf_counter_ns()]
-        if opts.midi_in is not None:
+        if opts.midi_in is not None and midi_map is not None and bank is not None:
 
             def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
                 params_log.append(
@@ -868,7 +880,7 @@ def run(
             if recorder.dropped:
                 say(f"the recording lost {recorder.dropped} frames (the disk was too slow)")
         stats = runner.stats(runner.engine.sample_rate, opts.blocksize) if runner is not None else None
-        if stats is not None:
+        if runner is not None and stats is not None:
             stats["end"] = reason
             if worker is not None:
                 stats["inference"] = worker.stats()
@@ -916,7 +928,7 @@ def _warm_callback(runner: _Run, mode: str, out_channels: int, channels: int, bl
     runner.engine.reset()
 
 
-def _wait(runner: _Run, stream, server: JackServer | None) -> tuple[str, str | None]:
+def _wait(runner: _Run, stream: Any, server: JackServer | None) -> tuple[str, str | None]:
     """Block until the run ends; returns (reason, error line or None)."""
     started = time.perf_counter_ns()
     while True:
@@ -941,7 +953,7 @@ def _wait(runner: _Run, stream, server: JackServer | None) -> tuple[str, str | N
             )
 
 
-def _is_jack(stream) -> bool:
+def _is_jack(stream: Any) -> bool:
     try:
         sd = _sd()
         dev = stream.device if isinstance(stream.device, int) else stream.device[1]
@@ -950,7 +962,7 @@ def _is_jack(stream) -> bool:
         return False
 
 
-def _close_stream(stream, dead: bool) -> None:
+def _close_stream(stream: Any, dead: bool) -> None:
     """Stop and close; when the device died PortAudio can hang in there, so never wait on it long."""
 
     def close():
