@@ -63,9 +63,9 @@ demo: setup
 	$(RUN_ENV) $(VENV)/bin/mixpilot play "$$song" --seconds $(DEMO_SECONDS) \
 	  --target-lufs -14 --ceiling-dbtp -1 --record $(DEMO_OUT) --stats-json out/demo_stats.json --overwrite
 
-$(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
+$(DEMO_SYNTH): demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)
-	$(VPY) -m mixpilot.realtime.demo $@
+	$(VPY) -m mixpilot.demo $@
 
 test: setup testdeps lint typecheck
 	@$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)

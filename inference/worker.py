@@ -54,7 +54,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -64,10 +64,7 @@ from mixpilot.dsp.settings import validate as validate_setting
 
 from .features import FEATURE_CONFIG, FeatureConfig, extract_features, input_window_frames
 
-if TYPE_CHECKING:
-    from mixpilot.realtime.engine import AnalysisRing
-
-__all__ = ["Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
+__all__ = ["AudioRing", "Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
 
 HOP_S = setting("ai_hop_s").default
 CROSSFADE_S = setting("crossfade_s").default
@@ -79,6 +76,20 @@ _HARD_HI = np.array([PARAMS[i].maximum for i in _AI_IDX])
 _DEFAULT = np.array([PARAMS[i].default for i in _AI_IDX])
 #: the AI's level parameters: with ``follow_level`` the loudness follower owns level
 LEVEL_PARAMS = ("input_gain_db", "output_gain_db")
+
+
+class AudioRing(Protocol):
+    """What the worker reads: the engine's analysis ring (``realtime.engine.AnalysisRing``)."""
+
+    buf: np.ndarray  # [capacity, channels]
+
+    @property
+    def capacity(self) -> int: ...
+
+    @property
+    def frames_written(self) -> int: ...
+
+    def read_latest(self, out: np.ndarray, end: int | None = None) -> int: ...
 
 
 class Estimator(Protocol):
@@ -146,7 +157,7 @@ class InferenceWorker:
     def __init__(
         self,
         estimator: Estimator,
-        ring: AnalysisRing,
+        ring: AudioRing,
         sample_rate: int,
         publish: Callable[[dict, float], None],
         *,

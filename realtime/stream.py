@@ -60,35 +60,42 @@ nogil calls, 0.5 ms       4       647         826                 2840
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
-from numba import njit
 
-from mixpilot.dsp.errors import DeviceError, UsageError
 from mixpilot.dsp.params import validate_value
 from mixpilot.dsp.settings import validate as validate_setting
-from mixpilot.fileio import umask as _umask
 from mixpilot.fileio import write_text_atomic
 
 from .audio_io import AudioFileError, read_audio
+from .devices import (
+    StreamError,
+    StreamUsageError,
+    _close_stream,
+    _device_settings,
+    _is_jack,
+    _rescan,  # noqa: F401 - tests and benchmarks take it from here
+    _sd,
+    ensure_backend,
+    list_devices,
+    release_portaudio,
+    resolve_device,
+)
 from .engine import SNAPSHOT_NAMES, Engine
-from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
-
-if TYPE_CHECKING:
-    from mixpilot.inference.worker import InferenceWorker
-
-    from .midi import ResumeWatchdog
+from .jackserver import JackServer
+from .meter_ui import MeterUI
+from .recorder import Recorder
 
 __all__ = [
+    "MeterUI",
+    "Recorder",
     "StreamError",
     "StreamUsageError",
     "RunOptions",
@@ -107,133 +114,6 @@ STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output
 _TIMING_CAPACITY = 1 << 20  # callback durations kept (at 375 blocks/s: 46 minutes; older ones are overwritten)
 _STALL_S = 2.0  # no callback for this long (while the stream claims to run) = the device is gone
 _SNAP = {n: i for i, n in enumerate(SNAPSHOT_NAMES)}
-
-
-class StreamError(DeviceError):
-    """A real-time run that cannot start or that died; one line.  Exit code 1."""
-
-    exit_code = 1
-
-
-class StreamUsageError(StreamError, UsageError):
-    """Bad arguments for a real-time run (exit code 2)."""
-
-    exit_code = 2
-
-
-# --- devices --------------------------------------------------------------------------
-
-
-def _sd():
-    if "sounddevice" in sys.modules:
-        return sys.modules["sounddevice"]
-    try:
-        with quiet_stderr():  # PortAudio's JACK host API probes for a server on import
-            import sounddevice as sd
-    except OSError as exc:  # libportaudio2 missing
-        raise StreamError(f"PortAudio is not available ({exc}); install it: sudo apt install libportaudio2") from None
-    return sd
-
-
-def _rescan() -> None:
-    """Make PortAudio scan the devices again (after a JACK server appeared)."""
-    sd = _sd()
-    with quiet_stderr():
-        sd._terminate()
-        sd._initialize()
-
-
-def release_portaudio() -> None:
-    """Terminate PortAudio now (before a JACK server it uses is stopped; its exit handler would abort)."""
-    sd = sys.modules.get("sounddevice")
-    if sd is None:
-        return
-    with quiet_stderr():
-        while getattr(sd, "_initialized", 0) > 0:
-            sd._terminate()
-
-
-def list_devices() -> list[dict]:
-    """Audio devices as dicts: index, name, hostapi, max input/output channels, default sample rate."""
-    sd = _sd()
-    apis = sd.query_hostapis()
-    out = []
-    for i, d in enumerate(sd.query_devices()):
-        out.append(
-            {
-                "index": i,
-                "name": d["name"],
-                "hostapi": apis[d["hostapi"]]["name"],
-                "max_input_channels": d["max_input_channels"],
-                "max_output_channels": d["max_output_channels"],
-                "default_samplerate": d["default_samplerate"],
-            }
-        )
-    return out
-
-
-def _choices(devs: list[dict], kind: str) -> str:
-    key = f"max_{kind}_channels"
-    good = [f"{d['index']}: {d['name']}" for d in devs if d[key] > 0]
-    return "; ".join(good) if good else "none"
-
-
-def resolve_device(spec: str | int | None, kind: str) -> int | None:
-    """An ``--input``/``--output`` value (index or name substring) -> device index; ``None`` = default."""
-    if spec is None:
-        return None
-    devs = list_devices()
-    key = f"max_{kind}_channels"
-    text = str(spec).strip()
-    if text.lstrip("-").isdigit():
-        i = int(text)
-        if 0 <= i < len(devs) and devs[i][key] > 0:
-            return i
-        raise StreamUsageError(
-            f"--{kind} {text}: no {kind} device with that index; {kind} devices: {_choices(devs, kind)}"
-        )
-    hits = [d for d in devs if text.lower() in d["name"].lower() and d[key] > 0]
-    if len(hits) == 1:
-        return hits[0]["index"]
-    if not hits:
-        raise StreamUsageError(f"--{kind} {text!r}: no {kind} device matches; {kind} devices: {_choices(devs, kind)}")
-    raise StreamUsageError(
-        f"--{kind} {text!r} matches several devices ({'; '.join(str(d['index']) + ': ' + d['name'] for d in hits)}); "
-        f"give the index"
-    )
-
-
-def _has_device(kind: str) -> bool:
-    key = f"max_{kind}_channels"
-    return any(d[key] > 0 for d in list_devices())
-
-
-def ensure_backend(need_input: bool, sample_rate: int, period: int, note: Callable[[str], None]) -> JackServer | None:
-    """A device to play on: the system's, or a JACK dummy server started here (returned; stop it after)."""
-    kinds = ("output", "input") if need_input else ("output",)
-    if all(_has_device(k) for k in kinds):
-        return None
-    if server_running(timeout_s=0.0):  # a JACK server appeared after PortAudio scanned
-        _rescan()
-        if all(_has_device(k) for k in kinds):
-            return None
-    if jackd_path() is None:
-        raise StreamError(
-            "no audio device found and no JACK server to run headless: install JACK "
-            "(sudo apt install jackd2) and run again -- mixpilot then starts 'jackd -d dummy' "
-            "itself -- or use 'mixpilot render' for files"
-        )
-    server = JackServer(sample_rate=sample_rate, period=period)
-    try:
-        server.start()
-    except JackError as exc:
-        raise StreamError(f"no audio device found, and the headless JACK server failed: {exc}") from None
-    _rescan()
-    note(
-        f"no audio device found: running headless on a JACK dummy server "
-        f"(jackd -n {server.name} -d dummy -r {sample_rate} -p {period}); nothing is audible"
-    )
-    return server
 
 
 # --- options and results ---------------------------------------------------------------
@@ -277,93 +157,6 @@ class RunResult:
     error: str | None = None  # one line when the run died
     record_path: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-# --- the recorder ----------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _ring_put(buf: np.ndarray, w: int, x: np.ndarray) -> int:  # pragma: no cover
-    """Append x [frames, ch] at absolute write position w (mod capacity); returns the new position."""
-    cap = buf.shape[0]
-    for n in range(x.shape[0]):
-        i = (w + n) % cap
-        for c in range(buf.shape[1]):
-            buf[i, c] = x[n, c]
-    return w + x.shape[0]
-
-
-class Recorder:
-    """The processed output into a WAV file, written by its own thread from a ring the callback fills.
-
-    The file is 32-bit float WAV (what the chain produced, bit for bit),
-    written to a temporary file beside the target and renamed onto it by
-    :meth:`close`, which every way out of :func:`run` calls; the ring holds
-    ``ring_s`` seconds, far more than the writer's 50 ms wake-up.
-    """
-
-    def __init__(self, path: str, sample_rate: int, channels: int, ring_s: float = 4.0) -> None:
-        import soundfile as sf
-
-        self.path = os.path.abspath(path)
-        folder = os.path.dirname(self.path)
-        fd, self._tmp = tempfile.mkstemp(prefix=".mixpilot-rec-", suffix=".wav", dir=folder)
-        os.close(fd)
-        self._file = sf.SoundFile(
-            self._tmp, "w", samplerate=sample_rate, channels=channels, format="WAV", subtype="FLOAT"
-        )
-        self.buf = np.zeros((int(ring_s * sample_rate), channels), dtype=np.float32)
-        self.w = np.zeros(1, dtype=np.int64)  # written by the callback
-        self.r = 0  # read position (writer thread only)
-        self.dropped = 0
-        self.frames = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mixpilot-recorder", daemon=True)
-        self._thread.start()
-        self.error: str | None = None
-
-    def put(self, block: np.ndarray) -> None:  # audio thread
-        self.w[0] = _ring_put(self.buf, int(self.w[0]), block)
-
-    def _drain(self) -> None:
-        w = int(self.w[0])
-        cap = self.buf.shape[0]
-        if w - self.r > cap:  # the writer fell a whole ring behind: those frames are lost
-            self.dropped += w - cap - self.r
-            self.r = w - cap
-        while self.r < w:
-            a = self.r % cap
-            m = min(w - self.r, cap - a)
-            self._file.write(self.buf[a : a + m])
-            self.r += m
-            self.frames += m
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.wait(0.05):
-                self._drain()
-        except Exception as exc:  # disk full, ...: keep the audio running, report at the end
-            self.error = f"--record {self.path}: {exc}"
-
-    def close(self) -> None:
-        """Finish writing and rename the file into place (idempotent)."""
-        if self._file is None:
-            return
-        self._stop.set()
-        self._thread.join(5)
-        try:
-            if self.error is None:
-                self._drain()
-            self._file.close()
-            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it 0600; a recording gets the usual mode
-            os.replace(self._tmp, self.path)
-        except Exception as exc:
-            self.error = self.error or f"--record {self.path}: {exc}"
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-        self._file = None
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -515,106 +308,6 @@ class _Run:
         }
 
 
-class MeterUI:
-    """Terminal meters from a non-audio thread: one status line, 10 times a second on a terminal."""
-
-    def __init__(
-        self,
-        run: _Run,
-        samplerate: int,
-        blocksize: int,
-        stream: TextIO,
-        enabled: bool = True,
-        worker: InferenceWorker | None = None,
-    ) -> None:
-        self.run = run
-        self.worker = worker
-        self.watchdog: ResumeWatchdog | None = None  # --ai-resume-s without a live MIDI input
-        self.snap = run.engine.snapshot
-        self.budget_us = 1e6 * blocksize / samplerate
-        self.stream = stream
-        self.enabled = enabled
-        self.tty = stream.isatty()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mixpilot-ui", daemon=True)
-        self.lines = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def line(self) -> str:
-        s = self.snap
-
-        def f(v, w=5):
-            return f"{v:{w}.1f}" if math.isfinite(v) else f"{'-inf':>{w}}"
-
-        k = int(self.run.counts[0])
-        recent = self.run.durations[max(0, k - 375) : k] if k <= _TIMING_CAPACITY else self.run.durations
-        load = 100.0 * float(recent.max()) / 1000.0 / self.budget_us if recent.size else 0.0
-        return (
-            f"M {f(s[_SNAP['momentary_lufs']])} S {f(s[_SNAP['short_term_lufs']])} "
-            f"I {f(s[_SNAP['integrated_lufs']])} LUFS | TP {f(s[_SNAP['true_peak_dbtp']])} dBTP | "
-            f"GR comp {f(max(s[_SNAP['comp_gr_db']], 0.0) + 0.0, 4)} "
-            f"lim {f(max(s[_SNAP['limiter_gr_db']], 0.0) + 0.0, 4)} dB | "
-            f"gain {s[_SNAP['loudness_gain_db']]:+5.1f} dB | load {load:4.1f}% | xruns {int(self.run.counts[1])} | "
-            f"{s[_SNAP['stream_s']]:6.1f} s"
-        )
-
-    def ai_line(self) -> str:
-        """Each AI parameter: current value -> target, and the worker's status."""
-        if self.worker is None:
-            return ""
-        from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX
-
-        cur = self.run.engine.chain.current_values
-        tgt = self.run.engine.chain.targets
-        short = {
-            "input_gain_db": "in",
-            "comp_ratio": "ratio",
-            "low_gain_db": "low",
-            "mid_gain_db": "mid",
-            "high_gain_db": "high",
-            "presence_gain_db": "pres",
-            "reverb_send": "rev",
-            "delay_send": "dly",
-            "stereo_width": "width",
-            "output_gain_db": "out",
-        }
-        manual = self.run.engine.manual_active
-        parts = [
-            f"{short.get(n, n)}{'[M]' if manual[PARAM_INDEX[n]] else ''} "
-            f"{cur[PARAM_INDEX[n]]:+.2f}>{tgt[PARAM_INDEX[n]]:+.2f}"
-            for n in AI_PARAM_NAMES
-        ]
-        state = " OFF" if not self.run.engine.ai_on else ""
-        return f"{self.worker.status}{state} | " + " ".join(parts) + "  ([M] = MIDI)"
-
-    def _loop(self) -> None:
-        every = 1 if self.tty else 10  # a pipe or a log gets a line a second
-        i = 0
-        while not self._stop.wait(0.1):
-            if self.watchdog is not None:
-                self.watchdog.check(time.perf_counter_ns())
-            text = self.line()  # computed even without a terminal: the thread's cost is part of every run
-            ai = self.ai_line()
-            i += 1
-            if self.enabled and i % every == 0:
-                if self.tty:
-                    up = "\x1b[1A" if (ai and self.lines) else ""
-                    self.stream.write(up + "\r" + text + "\x1b[K" + (("\n" + ai + "\x1b[K") if ai else ""))
-                else:
-                    self.stream.write(text + "\n" + ((ai + "\n") if ai else ""))
-                self.stream.flush()
-                self.lines += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        if self.enabled and self.tty and self.lines:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 class _ParamsLog(list):
     """``--params-out`` entries; a no-op list when there is no ``--params-out``."""
 
@@ -636,21 +329,6 @@ def _check_out_path(path: str, what: str, protect: list[str], overwrite: bool) -
         raise StreamUsageError(str(exc)) from None
     except RenderError as exc:
         raise StreamError(str(exc)) from None
-
-
-def _device_settings(sd: Any, kind: str, device: Any, channels: int, samplerate: float) -> str | None:
-    """None when PortAudio accepts the settings, else one line on what the device supports."""
-    check = sd.check_output_settings if kind == "output" else sd.check_input_settings
-    try:
-        check(device=device, channels=channels, dtype="float32", samplerate=samplerate)
-        return None
-    except Exception as exc:
-        info = sd.query_devices(device, kind)
-        return (
-            f"{kind} device {info['name']!r} cannot do {channels} ch at {samplerate:g} Hz "
-            f"({' '.join(str(exc).split())}); it supports up to {info[f'max_{kind}_channels']} ch, "
-            f"default rate {info['default_samplerate']:g} Hz"
-        )
 
 
 def run(
@@ -951,30 +629,3 @@ def _wait(runner: _Run, stream: Any, server: JackServer | None) -> tuple[str, st
                 f"{gone} after {runner.counts[2] / runner.engine.sample_rate:.1f} s; "
                 f"the run ended early (recording and stats are kept)",
             )
-
-
-def _is_jack(stream: Any) -> bool:
-    try:
-        sd = _sd()
-        dev = stream.device if isinstance(stream.device, int) else stream.device[1]
-        return "JACK" in sd.query_hostapis(sd.query_devices(dev)["hostapi"])["name"]
-    except Exception:
-        return False
-
-
-def _close_stream(stream: Any, dead: bool) -> None:
-    """Stop and close; when the device died PortAudio can hang in there, so never wait on it long."""
-
-    def close():
-        try:
-            stream.abort() if dead else stream.stop()
-            stream.close()
-        except Exception:
-            pass
-
-    if dead:
-        t = threading.Thread(target=close, daemon=True)
-        t.start()
-        t.join(1.0)
-    else:
-        close()
