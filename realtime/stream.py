@@ -616,6 +616,10 @@ def _wait(runner: _Run, stream: Any, server: JackServer | None) -> tuple[str, st
             return runner.stop_reason or "end of file", None
         now = time.perf_counter_ns()
         last = int(runner.last_ns[0]) or started
+        if runner.stop_reason is not None and not runner.callback_error:
+            # the callback ended the run (--seconds, end of file); PortAudio reports the stream
+            # inactive a moment before it calls finished_callback (a race a loaded machine widens)
+            return runner.stop_reason, None
         if server is not None and not server.alive():
             return "device error", "the JACK server stopped; the run ended early (recording and stats are kept)"
         if not stream.active or now - last > _STALL_S * 1e9:
