@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike, DTypeLike
 
 from mixpilot.dsp.errors import MixpilotError
 
@@ -149,7 +150,7 @@ class FeatureConfig:
 FEATURE_CONFIG = FeatureConfig()
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: ArrayLike) -> np.ndarray:
     """Slaney's mel scale (Auditory Toolbox; librosa ``hz_to_mel(htk=False)``): linear below 1 kHz, log above."""
     f = np.asarray(f, dtype=np.float64)
     f_sp = 200.0 / 3.0
@@ -295,7 +296,7 @@ def _mid_side_kernel(win, out):  # pragma: no cover - jitted
         out[n, 1] = s if math.isfinite(s) else 0.0
 
 
-def _mid_side(win: np.ndarray, dtype=np.float64) -> np.ndarray:
+def _mid_side(win: np.ndarray, dtype: DTypeLike = np.float64) -> np.ndarray:
     """[frames, 2] (mid, side) computed in float64, stored as ``dtype``; non-finite samples read as zero."""
     ms = np.empty((win.shape[0], 2), dtype=dtype)
     _mid_side_kernel(win, ms)

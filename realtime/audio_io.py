@@ -44,6 +44,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -323,7 +324,7 @@ _SHOULD_BE = re.compile(r"^\s*(RIFF|riff|data|FORM|SSND|RF64)\s*:\s*(\d+)\s*\(sh
 _CHUNK_PAST_END = re.compile(r"\*\*\* Chunk size (\d+) > file length (\d+)")
 
 
-def truncation_note(path: str, sinfo, frames_read: int) -> str | None:
+def truncation_note(path: str, sinfo: Any, frames_read: int) -> str | None:
     """One line when the file is shorter than its header says (cut off in a copy or a download), else None.
 
     Evidence, by format: the frame count in the header against the frames decoded

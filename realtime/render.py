@@ -755,7 +755,7 @@ def render_file(
         except OSError as exc:  # the audio is complete: say so, and which file is missing
             reason = exc.strerror or str(exc)
             raise OutputError(
-                f"--params-out {os.fspath(params_out)}: cannot write ({reason}); the output {out_str} is "
+                f"--params-out {os.fspath(params_out or po_abs)}: cannot write ({reason}); the output {out_str} is "
                 f"complete, the parameter log was not written"
             ) from None
     rep.notes += out.notes
