@@ -54,7 +54,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -95,7 +95,9 @@ class AudioRing(Protocol):
 class Estimator(Protocol):
     name: str
 
-    def predict(self, features: np.ndarray) -> np.ndarray: ...
+    # a window estimator (OnnxModel, HeuristicEstimator) has ``predict(features) -> normalised [n]``;
+    # a stream estimator (``wants_audio = True``: inference.matcher.AnalyticMatcher) has
+    # ``prepare``/``update``/``values``/``reset`` instead (module docstring)
 
 
 def load_estimator(spec: str | None, warn: Callable[[str], None]) -> Estimator | None:
@@ -190,9 +192,11 @@ class InferenceWorker:
         self.base = np.array([float(base.get(n, PARAMS[i].default)) for n, i in zip(AI_PARAM_NAMES, _AI_IDX)])
         self.user_set = frozenset(base)
         self.streaming = bool(getattr(estimator, "wants_audio", False))
+        # a window estimator predicts from features, a stream estimator (inference.matcher) takes the audio
+        self._est: Any = cast(Any, estimator)
         self._fed = 0  # stream frames a stream estimator has seen
         if self.streaming:
-            estimator.prepare(self.sample_rate, ring.buf.shape[1])
+            self._est.prepare(self.sample_rate, ring.buf.shape[1])
         self._window = np.zeros((input_window_frames(sample_rate, config), ring.buf.shape[1]), dtype=np.float32)
         self.times_ms: list[float] = []
         self.runs = 0
@@ -218,7 +222,7 @@ class InferenceWorker:
         """The blended AI values for the window ending at stream position ``end_frame``."""
         if self.streaming:
             self._feed(end_frame)
-            return self.blend(self.estimator.values())
+            return self.blend(self._est.values())
         if self.memo is not None:
             hit = self.memo.get(end_frame)
             if hit is not None:
@@ -226,7 +230,7 @@ class InferenceWorker:
                 return dict(hit)
         self.ring.read_latest(self._window, end=end_frame)
         feats = extract_features(self._window, self.sample_rate, self.config)
-        norm = np.asarray(self.estimator.predict(feats), dtype=np.float64).reshape(-1)
+        norm = np.asarray(self._est.predict(feats), dtype=np.float64).reshape(-1)
         if norm.shape[0] != len(AI_PARAM_NAMES) or not np.all(np.isfinite(norm)):
             raise ValueError(f"estimator returned {norm.shape[0]} values / non-finite output")
         ai = np.array([denormalise(n, float(min(max(x, 0.0), 1.0))) for n, x in zip(AI_PARAM_NAMES, norm)])
@@ -257,7 +261,7 @@ class InferenceWorker:
     def _feed(self, end_frame: int) -> None:
         """Give a stream estimator the frames ``(last fed, end_frame]`` from the ring (in window-sized reads)."""
         if end_frame < self._fed:  # the stream started over (a new render pass)
-            self.estimator.reset()
+            self._est.reset()
             self._fed = 0
         # what the ring still holds (a reader far behind loses the oldest frames, never blocks the writer)
         start = max(self._fed, end_frame - (self.ring.capacity - self._window.shape[0]), 0)
@@ -266,7 +270,7 @@ class InferenceWorker:
             m = min(win, end_frame - start)
             buf = self._window[:m]
             self.ring.read_latest(buf, end=start + m)
-            self.estimator.update(buf)
+            self._est.update(buf)
             start += m
         self._fed = end_frame
 

@@ -47,7 +47,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -382,8 +382,9 @@ def render_array(
             # the loudness search renders the whole file several times: the analytic matcher reads the whole
             # file first and its parameters hold from the first sample (play/live and --loudness-mode follow
             # use the running estimate, exactly as in real time)
-            estimator.analyse(x)
-            whole_file = worker.blend(estimator.values())
+            stream_est: Any = cast(Any, estimator)  # inference.matcher.AnalyticMatcher
+            stream_est.analyse(x)
+            whole_file = worker.blend(stream_est.values())
             worker.runs += 1
             for name, v in whole_file.items():
                 engine.set_static(name, v)
