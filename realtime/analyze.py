@@ -27,6 +27,7 @@ from mixpilot.dsp.params import AI_PARAM_NAMES
 from .audio_io import read_audio
 from .engine import AnalysisRing
 from .measures import short_term_series
+from .parameter_state import ParameterState
 
 __all__ = ["analyze_array", "analyze_file", "check_plot_path", "OCTAVE_BANDS_HZ", "format_report"]
 
@@ -154,7 +155,8 @@ def analyze_array(
         return report
     ring = AnalysisRing(x.shape[0] + 1, x.shape[1])
     ring.write(np.ascontiguousarray(x, dtype=np.float32))
-    worker = InferenceWorker(est, ring, sr, lambda v, g: None, hop_s=hop_s)
+    worker = InferenceWorker(est, ring, sr, lambda v, g, e: None, hop_s=hop_s)
+    state = ParameterState()  # the AI's suggestions as the chain would take them (static defaults, amount 1)
     hop = worker.hop_frames
     # the windows the engine's worker would compute: every hop from the first whole window
     ends = list(range(worker.first_end, x.shape[0] + 1, hop)) or [x.shape[0]]
@@ -162,7 +164,7 @@ def analyze_array(
     reason = ""
     for end in ends:
         try:
-            values = worker.compute(end)
+            values = state.ai_targets(worker.compute(end))
         except (ModelError, ValueError) as exc:  # e.g. samples of 1e30: their power overflows the features
             failed.append(end / sr)
             reason = reason or " ".join(str(exc).split())

@@ -47,6 +47,7 @@ from mixpilot.realtime.midi_map import (
     ROLE_LSB,
     MidiMap,
 )
+from mixpilot.realtime.parameter_state import ACTION_AB, ACTION_AI, ACTION_BYPASS, ACTION_RELEASE, takes_over
 
 __all__ = [
     "ACTION_AB",
@@ -64,8 +65,8 @@ __all__ = [
     "ResumeWatchdog",
 ]
 
-ACTION_BYPASS, ACTION_AB, ACTION_AI, ACTION_RELEASE = range(4)
 COUNT_RECEIVED, COUNT_MAPPED, COUNT_IGNORED, COUNT_DROPPED = range(4)
+SOURCE_MIDI, SOURCE_AUTOMATION = 1, 2  # ControlBank.source
 
 
 # handle() outcomes
@@ -89,9 +90,20 @@ class ControlBank:
     msg_time_ns : int64 [N_PARAMS]     ``time.perf_counter_ns()`` when the message
                                        that set ``manual_value[i]`` arrived
     counters : int64 [4]               COUNT_RECEIVED, _MAPPED, _IGNORED, _DROPPED
+    source : int8 [N_PARAMS]           who wrote ``manual_value[i]`` last: SOURCE_MIDI (a knob)
+                                       or SOURCE_AUTOMATION (``--midi-file``); 0 never
     """
 
-    __slots__ = ("manual_value", "manual_seq", "release_seq", "action_seq", "current", "msg_time_ns", "counters")
+    __slots__ = (
+        "manual_value",
+        "manual_seq",
+        "release_seq",
+        "action_seq",
+        "current",
+        "msg_time_ns",
+        "counters",
+        "source",
+    )
 
     def __init__(self) -> None:
         self.manual_value = default_vector()
@@ -101,6 +113,7 @@ class ControlBank:
         self.current = default_vector()
         self.msg_time_ns = np.zeros(N_PARAMS, dtype=np.int64)
         self.counters = np.zeros(4, dtype=np.int64)
+        self.source = np.zeros(N_PARAMS, dtype=np.int8)
 
     def counts(self) -> dict[str, int]:
         """The counters by name (for ``--stats-json``)."""
@@ -158,6 +171,7 @@ class ControlMapper:
         self.on_event = on_event
         self.on_action = on_action
         self.source = source
+        self._source_code = SOURCE_AUTOMATION if source == "file" else SOURCE_MIDI
         self._clock_ns = clock_ns
         self._lookup = midi_map.lookup
         self._bindings = list(midi_map.bindings)
@@ -242,12 +256,12 @@ class ControlMapper:
             xc = b.position_of(float(bank.current[i]))
             last = st.last_x
             st.last_x = x
-            half_step = 0.5 / b.steps
-            if not (abs(x - xc) <= half_step + 1e-12 or (not math.isnan(last) and (last - xc) * (x - xc) <= 0.0)):
+            if not takes_over(x, last, xc, 0.5 / b.steps):
                 return _IGNORED  # not picked up yet
         value = b.value_at(x)
         bank.manual_value[i] = value
         bank.msg_time_ns[i] = t_ns
+        bank.source[i] = self._source_code
         bank.manual_seq[i] += 1  # last: the reader sees a complete value
         st.seq = int(bank.manual_seq[i])
         st.rel = int(bank.release_seq[i])

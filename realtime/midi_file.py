@@ -12,7 +12,7 @@ from mixpilot.realtime.midi_map import (
     MidiMap,
 )
 
-from .midi_control import COUNT_MAPPED, ControlBank, ControlMapper
+from .midi_control import COUNT_MAPPED, SOURCE_AUTOMATION, ControlBank, ControlMapper
 from .midi_ports import _one_line
 
 __all__ = ["MidiFileAutomation"]
@@ -109,11 +109,13 @@ class MidiFileAutomation:
         now = time.perf_counter_ns()
         target, value = self._target, self._value
         mv, mt, ms, acts = bank.manual_value, bank.msg_time_ns, bank.manual_seq, bank.action_seq
+        src = bank.source
         while i < n and times[i] <= t_s:
             k = target[i]
             if k >= 0:
                 mv[k] = value[i]
                 mt[k] = now
+                src[k] = SOURCE_AUTOMATION
                 ms[k] += 1
             else:
                 acts[-k - 1] += 1

@@ -41,7 +41,6 @@ a 4x true-peak meter.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -58,6 +57,8 @@ from mixpilot.dsp.settings import setting
 
 from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
+from .parameter_state import ParamsLog, clamp_value, params_out_text
+from .session import build_session
 
 if TYPE_CHECKING:
     from mixpilot.inference.worker import Estimator
@@ -187,6 +188,7 @@ class ArrayRender:
     latency_samples: int
     ai_updates: list = field(default_factory=list)  # [(t_s, {name: value})] of the chosen pass
     inference: dict | None = None  # worker stats (runs, p50_ms, p99_ms)
+    events: ParamsLog | None = None  # the chosen pass's --params-out events (AI, MIDI automation)
 
 
 # --- validation ----------------------------------------------------------------------
@@ -337,12 +339,25 @@ def render_array(
     if fixed:
         gain = float(params["loudness_gain_db"])
     elif input_integrated_lufs is not None and measurable:
-        gain = min(max(target_lufs - input_integrated_lufs, p_gain.minimum), p_gain.maximum)
+        gain = clamp_value("loudness_gain_db", target_lufs - input_integrated_lufs)
     else:
         gain = p_gain.default
     if not follow:
         params["loudness_gain_db"] = gain
-    engine = Engine(
+    streaming = estimator is not None and bool(getattr(estimator, "wants_audio", False))
+    stream_est: Any = cast(Any, estimator)  # inference.matcher.AnalyticMatcher when streaming
+    if streaming and hasattr(estimator, "configure"):
+        stream_est.configure(
+            delivery_lufs=target_lufs,
+            ceiling_dbtp=ceiling_dbtp,
+            crossover_hz=params.get("width_crossover_hz"),
+        )
+    # the loudness search renders the whole file several times: the analytic matcher reads the whole
+    # file first and its parameters hold from the first sample (play/live and --loudness-mode follow
+    # use the running estimate, exactly as in real time)
+    whole = streaming and not follow and hasattr(estimator, "analyse")
+    # the session play and live build too (realtime.session): the same engine, state, worker and controls
+    session = build_session(
         sample_rate,
         x.shape[1],
         max_block_size=block_size,
@@ -351,52 +366,27 @@ def render_array(
         ceiling_dbtp=ceiling_dbtp,
         loudness_mode="follow" if follow else "static",
         meters=False,
+        estimator=estimator,
+        ai_amount=ai_amount,
+        amounts=amounts,
+        ai_hop_s=ai_hop_s,
+        crossfade_s=crossfade_s,
+        automation=midi_file,
+        sync_ai=not whole,
     )
-    updates: list[tuple[float, dict]] = []
-    worker = None
+    engine, worker = session.engine, session.worker
     whole_file: dict | None = None
-    if estimator is not None:
-        from mixpilot.inference.worker import InferenceWorker
-
-        streaming = bool(getattr(estimator, "wants_audio", False))
-        if streaming and hasattr(estimator, "configure"):
-            estimator.configure(
-                delivery_lufs=target_lufs,
-                ceiling_dbtp=ceiling_dbtp,
-                crossover_hz=params.get("width_crossover_hz"),
-            )
-        worker = InferenceWorker(
-            estimator,
-            engine.ring,
-            sample_rate,
-            engine.publish_ai,
-            hop_s=ai_hop_s,
-            crossfade_s=crossfade_s,
-            ai_amount=ai_amount,
-            amounts=amounts,
-            base=params,
-            on_update=lambda t, v: updates.append((t, v)),
-            follow_level=follow,
-        )
-        if streaming and not follow and hasattr(estimator, "analyse"):
-            # the loudness search renders the whole file several times: the analytic matcher reads the whole
-            # file first and its parameters hold from the first sample (play/live and --loudness-mode follow
-            # use the running estimate, exactly as in real time)
-            stream_est: Any = cast(Any, estimator)  # inference.matcher.AnalyticMatcher
+    if worker is not None:
+        if whole:
             stream_est.analyse(x)
-            whole_file = worker.blend(stream_est.values())
+            whole_file = engine.state.ai_targets(stream_est.values())
             worker.runs += 1
             for name, v in whole_file.items():
                 engine.set_static(name, v)
-        else:
-            if not streaming:  # every pass reads the same input: later loudness passes reuse pass 1's AI values
-                worker.memo = {}
-            engine.attach_sync_worker(worker)
-    if midi_file is not None:
-        from .midi import ControlBank
-
-        engine.attach_controls(ControlBank(), midi_file)
+        elif not streaming:  # every pass reads the same input: later loudness passes reuse pass 1's AI values
+            worker.memo = {}
     best_updates: list[tuple[float, dict]] = []
+    best_events = ParamsLog()
 
     cur = np.empty_like(x)
     best = np.empty_like(x)
@@ -405,12 +395,9 @@ def render_array(
     for pass_no in range(1, MAX_PASSES + 1):
         if not follow:
             engine.set_static("loudness_gain_db", gain)
-        if midi_file is not None:
-            midi_file.rewind()
-        engine.reset()  # parameters settle on their targets: no glide between passes
-        updates.clear()
+        session.rewind()  # parameters settle on their targets: no glide between passes (and the log restarts)
         if whole_file is not None:
-            updates.append((0.0, dict(whole_file)))
+            engine.state.record_ai(0.0, whole_file)
         _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress)
         if follow:
             gain = engine.loudness_gain_db
@@ -429,7 +416,8 @@ def render_array(
         if err < best_err or pass_no == 1:
             best_err = err
             cur, best = best, cur
-            best_updates = list(updates)
+            best_updates = session.ai_updates()
+            best_events = session.events()
         if not measurable:
             notes.append(
                 "input is silent or too short to measure (no 400 ms block above -70 LUFS); no loudness gain applied"
@@ -460,6 +448,7 @@ def render_array(
         engine.latency_samples,
         best_updates,
         worker.stats() if worker is not None else None,
+        best_events,
     )
 
 
@@ -565,25 +554,14 @@ def _next_gain(passes: list[PassResult], target: float, lo: float, hi: float) ->
 
 
 def _write_params_out(
-    path: str, params: Mapping[str, float], loudness_gain_db: float, ai_updates: list | None = None
+    path: str, params: Mapping[str, float], loudness_gain_db: float, events: ParamsLog | None
 ) -> None:
-    """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically.
-
-    AI updates are logged per parameter when its value changes.
-    """
-    lines = [
-        json.dumps({"t": 0.0, "param": k, "value": v, "source": "user"})
-        for k, v in params.items()
-        if k != "loudness_gain_db"
-    ]
-    lines.append(json.dumps({"t": 0.0, "param": "loudness_gain_db", "value": loudness_gain_db, "source": "user"}))
-    last: dict[str, float] = {}
-    for t, vals in ai_updates or []:
-        for k, v in vals.items():
-            if last.get(k) != v:
-                lines.append(json.dumps({"t": round(t, 6), "param": k, "value": v, "source": "ai"}))
-                last[k] = v
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically: the static values
+    (the delivery gain the render chose last) at t = 0, then the chosen pass's events
+    (:meth:`realtime.session.Session.events`: AI updates per changed parameter, MIDI automation)."""
+    static = {k: v for k, v in params.items() if k != "loudness_gain_db"}
+    static["loudness_gain_db"] = loudness_gain_db
+    write_text_atomic(path, params_out_text(static, events if events is not None else ParamsLog()))
 
 
 def render_file(
@@ -752,7 +730,7 @@ def render_file(
     )
     if po_abs is not None:
         try:
-            _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.ai_updates)
+            _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.events)
         except OSError as exc:  # the audio is complete: say so, and which file is missing
             reason = exc.strerror or str(exc)
             raise OutputError(

@@ -308,18 +308,6 @@ class _Run:
         }
 
 
-class _ParamsLog(list):
-    """``--params-out`` entries; a no-op list when there is no ``--params-out``."""
-
-    def __init__(self, keep: bool) -> None:
-        super().__init__()
-        self.keep = keep
-
-    def append(self, item: dict) -> None:  # called from the inference and MIDI threads (list.append is atomic)
-        if self.keep:
-            super().append(item)
-
-
 def _check_out_path(path: str, what: str, protect: list[str], overwrite: bool) -> str:
     from .render import RenderError, RenderUsageError, _check_writable_target
 
@@ -449,7 +437,10 @@ def run(
             params=opts.params,
             target_lufs=opts.target_lufs,
             ceiling_dbtp=opts.ceiling_dbtp,
+            ai_amount=opts.ai_amount,
+            amounts=opts.amounts,
         )
+        engine.state.log.keep = params_out_abs is not None  # a long session keeps nothing it will not write
         engine.warm_up()
         end_frames = None
         end_reason = "end of file"
@@ -469,19 +460,8 @@ def run(
         runner.end_reason = end_reason
         runner.switch_interval_s = opts.switch_interval_s
         _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
-        # kept only for --params-out (a long session with a MIDI flood would otherwise grow without end)
-        params_log = _ParamsLog(params_out_abs is not None)
-        for k, v in engine.params.items():
-            params_log.append({"t": 0.0, "param": k, "value": v, "source": "user"})
+        params_log = engine.state.log  # --params-out: the parameter state's events
         if estimator is not None:
-            last: dict[str, float] = {}
-
-            def logged(t: float, values: dict) -> None:  # inference thread
-                for k, v in values.items():
-                    if last.get(k) != v:
-                        params_log.append({"t": round(t, 6), "param": k, "value": v, "source": "ai"})
-                        last[k] = v
-
             worker = InferenceWorker(
                 estimator,
                 engine.ring,
@@ -489,10 +469,6 @@ def run(
                 engine.publish_ai,
                 hop_s=opts.ai_hop_s,
                 crossfade_s=opts.crossfade_s,
-                ai_amount=opts.ai_amount,
-                amounts=opts.amounts,
-                base=engine.params,
-                on_update=logged,
             )
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
@@ -500,9 +476,7 @@ def run(
         if opts.midi_in is not None and midi_map is not None and bank is not None:
 
             def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
-                params_log.append(
-                    {"t": round((t_ns - t_start_ns[0]) / 1e9, 6), "param": param, "value": value, "source": "midi"}
-                )
+                params_log.event((t_ns - t_start_ns[0]) / 1e9, param, value, "midi")
 
             midi = MidiInput(
                 opts.midi_in,
@@ -576,12 +550,11 @@ def run(
             if automation is not None:
                 for t, name, value in automation.events[: automation.cursor]:
                     if name is not None and value is not None:
-                        params_log.append({"t": round(t, 6), "param": name, "value": value, "source": "midi"})
+                        params_log.event(t, name, value, "midi")
             if stats_abs:
                 write_text_atomic(stats_abs, json.dumps(stats, indent=1) + "\n")
             if params_out_abs:
-                params_log.sort(key=lambda e: e["t"])
-                write_text_atomic(params_out_abs, "".join(json.dumps(e) + "\n" for e in params_log))
+                write_text_atomic(params_out_abs, engine.state.params_out_text())
         if server is not None and not dead:
             release_portaudio()
             server.stop()
