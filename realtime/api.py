@@ -238,16 +238,13 @@ def master_core(
     notes = list(notes or []) + list(settings.notes)
     automation = None
     if settings.midi_file is not None or settings.midi_map is not None:
-        from .midi import MidiFileAutomation, load_map
-        from .midi_map import ceiling_warning
+        from .session import load_controls
 
-        midi_map = load_map(settings.midi_map)  # a broken --midi-map is an error even with nothing to apply
-        if settings.midi_file is not None:
-            automation = MidiFileAutomation.load(settings.midi_file, midi_map)
-            lifted = ceiling_warning(midi_map, settings.ceiling_dbtp)
-            if lifted is not None:
-                notes.append(lifted)
-        else:
+        # a broken --midi-map is an error even with nothing to apply
+        _, automation = load_controls(
+            settings.midi_map, settings.midi_file, ceiling_dbtp=settings.ceiling_dbtp, note=notes.append
+        )
+        if settings.midi_file is None:
             notes.append(f"--midi-map {settings.midi_map}: no --midi-file to apply it to; the render has no MIDI")
     if estimator is None:
         estimator = load_estimator(settings.model, warn or notes.append)

@@ -103,13 +103,16 @@ class TargetUpdate:
 
     ``vector`` float64 [N_PARAMS] (already validated/clamped), ``glide_s``
     float64 [N_PARAMS] per-parameter glide time for this change, ``mask``
-    bool [N_PARAMS] which parameters this update sets.
+    bool [N_PARAMS] which parameters this update sets, ``at`` the stream
+    position where it takes effect (the engine cuts the block there; -1 or a
+    position already passed: at the next block start).
     """
 
     vector: np.ndarray
     glide_s: np.ndarray
     mask: np.ndarray
     source: str = "user"
+    at: int = -1  # stream position where it takes effect (-1: at the next block start)
 
 
 # --- the analysis ring -----------------------------------------------------------------
@@ -344,6 +347,8 @@ class Engine:
         self.midi_lat = np.zeros(1 << 14, dtype=np.int64)  # message -> applied, ns (ring)
         self.midi_lat_n = np.zeros(1, dtype=np.int64)
         self._ab_gain_db = 0.0
+        self.ai_delay_frames = 0  # an AI update for the window ending at P takes effect at P + this
+        self.ai_late = 0  # AI updates that arrived after their position (applied at the next block)
         self.sync_worker: InferenceWorker | None = (
             None  # inference.worker.InferenceWorker stepped inside process_block (render)
         )
@@ -426,8 +431,11 @@ class Engine:
         return self.state.ab_b
 
     # -- other threads ---------------------------------------------------------------
-    def publish(self, values: dict[str, float], *, glide_s: float = 0.05, source: str = "user") -> TargetUpdate:
-        """Validate ``values`` and publish them as the next targets (one reference assignment)."""
+    def publish(
+        self, values: dict[str, float], *, glide_s: float = 0.05, source: str = "user", at: int = -1
+    ) -> TargetUpdate:
+        """Validate ``values`` and publish them as the next targets (one reference assignment),
+        taking effect at stream position ``at`` (-1: the next block start)."""
         vec = self.state.base.copy() if self.pending is None else self.pending.vector.copy()
         mask = np.zeros(N_PARAMS, dtype=bool)
         for name, v in values.items():
@@ -435,7 +443,7 @@ class Engine:
                 raise ParameterError(f"unknown parameter {name!r}")
             vec[PARAM_INDEX[name]] = validate_value(name, v)
             mask[PARAM_INDEX[name]] = True
-        upd = TargetUpdate(vec, np.full(N_PARAMS, float(glide_s)), mask, source)
+        upd = TargetUpdate(vec, np.full(N_PARAMS, float(glide_s)), mask, source, int(at))
         self.pending = upd
         return upd
 
@@ -445,8 +453,9 @@ class Engine:
         state = self.state
         if state.ai_on:
             merged = state.ai_targets(values)
-            self.publish(merged, glide_s=glide_s, source="ai")
-            state.record_ai((end_frame if end_frame is not None else self.position) / self.spec.sample_rate, merged)
+            at = end_frame + self.ai_delay_frames if end_frame is not None else -1
+            self.publish(merged, glide_s=glide_s, source="ai", at=at)
+            state.record_ai((at if at >= 0 else self.position) / self.spec.sample_rate, merged)
 
     # -- the audio path --------------------------------------------------------------
     def process_block(self, inp: np.ndarray, out: np.ndarray) -> None:
@@ -459,9 +468,8 @@ class Engine:
         n = inp.shape[0]
         if n > self.spec.max_block_size:
             raise ValueError(f"block of {n} frames > max_block_size {self.spec.max_block_size}")
-        upd = self.pending
-        if upd is not self._applied:
-            self._apply(upd)
+        pos = self.position
+        self._due(pos)
         bank = self.controls
         if bank is not None:
             if self.midi_file is not None:
@@ -490,10 +498,12 @@ class Engine:
             if toggled:
                 self._actions(toggled)
         start = 0
-        pos = self.position
         while start < n:
             stop = n
             nxt = self._next_event
+            upd = self.pending
+            if upd is not None and upd is not self._applied and pos < upd.at < nxt:
+                nxt = upd.at  # a scheduled update (the AI's) takes effect at its exact position
             if pos + (stop - start) >= nxt:
                 stop = start + (nxt - pos)
             if stop > start:
@@ -520,9 +530,19 @@ class Engine:
                 )
                 pos += stop - start
                 start = stop
-            if pos == nxt:
+            self._due(pos)  # before the events: an update due here comes before the next one is computed
+            if pos == self._next_event:
                 self._events(pos)
         self.position = pos
+
+    def _due(self, pos: int) -> None:
+        """Apply the published update if it is due at ``pos`` (one at a scheduled, later position waits)."""
+        upd = self.pending
+        if upd is not self._applied:
+            if upd is None or upd.at <= pos:
+                if upd is not None and 0 <= upd.at < pos and upd.source == "ai":
+                    self.ai_late += 1  # arrived after its position: this block starts it instead
+                self._apply(upd)
 
     def _events(self, pos: int) -> None:
         """Follower and synchronous-AI work due at stream position ``pos`` (rare: twice a second)."""
@@ -533,9 +553,7 @@ class Engine:
         if w is not None and pos == self._next_ai:
             w.step(pos)
             self._next_ai += w.hop_frames
-            upd = self.pending
-            if upd is not self._applied:
-                self._apply(upd)
+            self._due(pos)  # an update without a delay takes effect here, as the worker's window ends
         self._schedule(pos)
 
     def _schedule(self, pos: int) -> None:

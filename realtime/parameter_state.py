@@ -73,6 +73,7 @@ __all__ = [
     "apply_controls",
     "apply_update",
     "clamp_value",
+    "params_out_text",
     "takes_over",
 ]
 
@@ -139,6 +140,11 @@ class ParamsLog(list):
         """JSON lines: ``first`` (the t = 0 values), then the events in time order (stable)."""
         events = list(first or []) + sorted(self, key=lambda e: e["t"])
         return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def params_out_text(static: Mapping[str, float], events: ParamsLog) -> str:
+    """``--params-out`` JSON lines: ``static`` at t = 0 (source ``user``), then ``events`` in time order."""
+    return events.text([{"t": 0.0, "param": k, "value": v, "source": "user"} for k, v in static.items()])
 
 
 class ParameterState:
@@ -265,9 +271,8 @@ class ParameterState:
 
     def params_out_text(self, static: Mapping[str, float] | None = None) -> str:
         """``--params-out`` (INTERFACE.md): the static values at t = 0 (``static``: these instead),
-        then every AI, MIDI and automation event in time order."""
-        values = self.params if static is None else static
-        return self.log.text([{"t": 0.0, "param": k, "value": v, "source": "user"} for k, v in values.items()])
+        then the logged events in time order."""
+        return params_out_text(self.params if static is None else static, self.log)
 
 
 # --- the rule at a block start (Numba: no allocation, no Python objects) ------------------

@@ -92,6 +92,7 @@ from .engine import SNAPSHOT_NAMES, Engine
 from .jackserver import JackServer
 from .meter_ui import MeterUI
 from .recorder import Recorder
+from .session import Session, build_session, load_controls
 
 __all__ = [
     "MeterUI",
@@ -375,12 +376,17 @@ def run(
         if src.shape[0] == 0:
             raise AudioFileError(f"{opts.file}: has no audio frames")
 
-    from mixpilot.inference.worker import InferenceWorker, load_estimator
+    from mixpilot.inference.worker import load_estimator
 
-    from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
+    from .midi import MidiInput, ResumeWatchdog
 
-    midi_map = load_map(opts.midi_map) if (opts.midi_in is not None or opts.midi_file or opts.midi_map) else None
-    automation = MidiFileAutomation.load(opts.midi_file, midi_map) if opts.midi_file and midi_map is not None else None
+    midi_map, automation = load_controls(
+        opts.midi_map,
+        opts.midi_file,
+        need_map=opts.midi_in is not None,
+        ceiling_dbtp=opts.ceiling_dbtp,
+        note=say,
+    )
     estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
 
     # 2. the device (or a headless JACK server)
@@ -392,6 +398,7 @@ def run(
     stream = None
     ui = None
     runner = None
+    session: Session | None = None
     worker = None
     midi = None
     reason = "device error"
@@ -429,18 +436,24 @@ def run(
             say(f"resampling {opts.file} from {file_sr} Hz to the device's {sr} Hz (soxr, VHQ)")
             src = np.ascontiguousarray(soxr.resample(src, file_sr, sr, quality="VHQ"), dtype=np.float32)
 
-        # 3. engine, warmed up before the stream exists
-        engine = Engine(
+        # 3. the session render builds too (realtime.session), warmed up before the stream exists
+        session = build_session(
             sr,
             channels,
             max_block_size=max(opts.blocksize, 4096),
             params=opts.params,
             target_lufs=opts.target_lufs,
             ceiling_dbtp=opts.ceiling_dbtp,
+            estimator=estimator,
             ai_amount=opts.ai_amount,
             amounts=opts.amounts,
+            ai_hop_s=opts.ai_hop_s,
+            crossfade_s=opts.crossfade_s,
+            midi_map=midi_map,
+            automation=automation,
+            keep_log=params_out_abs is not None,  # a long session keeps nothing it will not write
         )
-        engine.state.log.keep = params_out_abs is not None  # a long session keeps nothing it will not write
+        engine, worker, bank = session.engine, session.worker, session.bank
         engine.warm_up()
         end_frames = None
         end_reason = "end of file"
@@ -452,31 +465,18 @@ def run(
                 end_frames, end_reason = limit, "seconds"
         if record_abs:
             recorder = Recorder(record_abs, sr, channels)
-        bank = None
-        if midi_map is not None:
-            bank = ControlBank()
-            engine.attach_controls(bank, automation)
         runner = _Run(engine, src, end_frames, recorder, opts.blocksize)
         runner.end_reason = end_reason
         runner.switch_interval_s = opts.switch_interval_s
         _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
-        params_log = engine.state.log  # --params-out: the parameter state's events
-        if estimator is not None:
-            worker = InferenceWorker(
-                estimator,
-                engine.ring,
-                sr,
-                engine.publish_ai,
-                hop_s=opts.ai_hop_s,
-                crossfade_s=opts.crossfade_s,
-            )
+        if worker is not None:
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
         t_start_ns = [time.perf_counter_ns()]
         if opts.midi_in is not None and midi_map is not None and bank is not None:
 
             def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
-                params_log.event((t_ns - t_start_ns[0]) / 1e9, param, value, "midi")
+                session.midi_event((t_ns - t_start_ns[0]) / 1e9, param, value)
 
             midi = MidiInput(
                 opts.midi_in,
@@ -506,8 +506,7 @@ def run(
             stream = sd.Stream(device=(in_dev, out_dev), channels=(channels, out_channels), **kw)
         t_start_ns[0] = time.perf_counter_ns()
         stream.start()
-        if worker is not None:
-            worker.start()
+        session.start()  # the AI worker's thread
         ui.start()
         if on_started is not None:
             on_started(runner)
@@ -515,8 +514,8 @@ def run(
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:
-        if worker is not None:
-            worker.stop()
+        if session is not None:
+            session.stop()
         if midi is not None:
             midi.close()
         sys.setswitchinterval(old_switch)
@@ -536,6 +535,8 @@ def run(
             stats["end"] = reason
             if worker is not None:
                 stats["inference"] = worker.stats()
+                # AI updates that arrived after their stream position (a render would differ there)
+                stats["inference"]["late"] = runner.engine.ai_late
                 stats["model"] = getattr(worker.estimator, "name", "model")
             bank = runner.engine.controls
             if bank is not None:
@@ -547,14 +548,10 @@ def run(
                     "dropped": c["dropped"],
                     "latency": runner.engine.midi_latency_ms(),
                 }
-            if automation is not None:
-                for t, name, value in automation.events[: automation.cursor]:
-                    if name is not None and value is not None:
-                        params_log.event(t, name, value, "midi")
             if stats_abs:
                 write_text_atomic(stats_abs, json.dumps(stats, indent=1) + "\n")
-            if params_out_abs:
-                write_text_atomic(params_out_abs, engine.state.params_out_text())
+            if params_out_abs and session is not None:
+                write_text_atomic(params_out_abs, session.params_out_text())
         if server is not None and not dead:
             release_portaudio()
             server.stop()

@@ -76,7 +76,8 @@ def test_new_targets_glide_in_over_the_crossfade_without_a_click():
     )
     y = res.out[:, 0].astype(np.float64)
     first = res.ai_updates[0][0]
-    assert first == 3.0  # the first hop with a whole 3 s window behind it
+    # the first hop with a whole 3 s window behind it, taking effect AI_APPLY_DELAY_S (0.5 s, one hop) later
+    assert first == 3.5
     amp_end = 0.1 * 10 ** (1.0 / 20)  # +1 dB; the low shelf at 120 Hz adds about nothing at 1 kHz
     bound = 4 * amp_end * 1.02 * math.sin(math.pi * 1000.0 / SR) ** 2
     d2 = np.abs(np.diff(y, 2))

@@ -165,13 +165,13 @@ def test_params_log_ai_events_only_on_change_and_static_first():
 
 def test_engine_publish_ai_reaches_the_chain_by_the_rule():
     eng = Engine(SR, 2, max_block_size=128, params={"loudness_gain_db": 0.0, "low_gain_db": 1.0}, ai_amount=0.5)
-    eng.publish_ai({"low_gain_db": 2.0, "comp_ratio": 3.0}, 0.1, 3 * SR)
+    eng.publish_ai({"low_gain_db": 2.0, "comp_ratio": 3.0}, 0.1)  # no window position: the next block
     z = np.zeros((128, 2), np.float32)
     eng.process_block(z, z.copy())
     d_low, d_ratio = PARAMS[LOW].default, PARAMS[RATIO].default
     assert eng.chain.targets[LOW] == pytest.approx(1.0 + 0.5 * (2.0 - d_low), abs=1e-12)
     assert eng.chain.targets[RATIO] == pytest.approx(d_ratio + 0.5 * (3.0 - d_ratio), abs=1e-12)
-    assert eng.state.ai_updates[0][0] == 3.0
+    assert eng.state.ai_updates[0][0] == 0.0
     eng.set_ai(False)  # AI off: dropped
     eng.publish_ai({"low_gain_db": -2.0}, 0.1, 4 * SR)
     assert len(eng.state.ai_updates) == 1
@@ -190,3 +190,37 @@ def test_manual_source_names_the_control_that_holds():
     ControlMapper(MidiMap.default(), bank, soft_takeover=False).handle([0xB0, 70, 127], 0)  # CC 70: low_gain_db
     eng.process_block(z, z.copy())
     assert eng.state.manual_source("low_gain_db") == "midi" and eng.chain.targets[LOW] == PARAMS[LOW].ai_maximum
+
+
+def test_ai_updates_take_effect_at_their_stream_position_whatever_the_block_size(rng):
+    # The property that makes `render --loudness-mode follow` equal `play --record` with the AI on:
+    # an update for the window ending at P starts at P + ai_delay_frames exactly, however the stream
+    # is cut into blocks.  Reference: the same render at another block size (128 = play's default).
+    from mixpilot.inference.heuristic import HeuristicEstimator
+    from mixpilot.realtime.render import render_array
+    from mixpilot.realtime.session import AI_APPLY_DELAY_S
+
+    x = (0.1 * rng.standard_normal((6 * SR, 2))).astype(np.float32)
+    runs = [
+        render_array(x, SR, loudness_mode="follow", estimator=HeuristicEstimator(), block_size=b) for b in (128, 1000)
+    ]
+    times = [[t for t, _ in r.ai_updates] for r in runs]
+    assert times[0] == times[1] and times[0][0] == pytest.approx(3.0 + AI_APPLY_DELAY_S)
+    np.testing.assert_allclose(runs[0].out, runs[1].out, atol=1e-6, rtol=0)
+
+
+def test_an_ai_update_later_than_its_position_starts_at_the_next_block_and_is_counted():
+    eng = Engine(SR, 2, max_block_size=4800, params={"loudness_gain_db": 0.0})
+    eng.ai_delay_frames = 4800
+    z = np.zeros((4800, 2), np.float32)
+    eng.process_block(z, z.copy())
+    eng.process_block(z, z.copy())  # position 9600
+    eng.publish_ai({"low_gain_db": 2.0}, 0.05, 0)  # due at 4800: already passed
+    eng.process_block(z, z.copy())
+    assert eng.ai_late == 1 and eng.chain.targets[LOW] == 2.0
+    eng.publish_ai({"low_gain_db": 1.0}, 0.05, 15400)  # due at 20200
+    eng.process_block(z, z.copy())  # 14400..19200: not yet
+    assert eng.chain.targets[LOW] == 2.0
+    y = np.zeros((4800, 2), np.float32)
+    eng.process_block(np.ones((4800, 2), np.float32) * 0.1, y)  # 19200..24000, cut at 20200
+    assert eng.chain.targets[LOW] == 1.0 and eng.ai_late == 1
