@@ -231,22 +231,46 @@ def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     return np.ascontiguousarray(y.reshape(-1, x.shape[1]), dtype=np.float32)
 
 
+_QUANTIZE_CHUNK_FRAMES = 1 << 16
+
+
 def quantize(x: np.ndarray, bits: int, *, dither: bool, seed: int = DITHER_SEED) -> np.ndarray:
     """Float [frames, channels] to integers at ``bits`` (16 or 24), TPDF-dithered when ``dither``.
 
     Returns int16 for 16 bits, int32 holding the 24-bit value in its top 24
     bits for 24 (what libsndfile's ``PCM_24`` writer takes from ``int32``);
     ``value / 2**(bits-1)`` is the sample.  Values beyond full scale clip.
+
+    Works through the buffer in chunks of :data:`_QUANTIZE_CHUNK_FRAMES` (a
+    10-minute stereo file took three float64 copies of itself at once, 1.4 GB).
+    The dither is the same sequence as one whole-buffer draw: TPDF is
+    ``u1 - u2`` with ``u1`` the seeded generator's first ``frames x channels``
+    doubles and ``u2`` the next as many (PCG64 makes one double of each 64-bit
+    output, so a second generator advanced by that count yields ``u2``).
     """
+    x = np.asarray(x)
     scale = float(2 ** (bits - 1))
-    v = np.asarray(x, dtype=np.float64) * scale
+    out = np.empty(x.shape, dtype=np.int16 if bits == 16 else np.int32)
+    flat_x = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
+    flat_out = out.reshape(flat_x.shape)
+    per_frame = flat_x.shape[1]
+    u1 = u2 = None
     if dither:
-        rng = np.random.default_rng(seed)
-        v += rng.random(v.shape) - rng.random(v.shape)  # TPDF on (-1, 1) LSB
-    q = np.clip(np.rint(v), -scale, scale - 1.0)
-    if bits == 16:
-        return q.astype(np.int16)
-    return q.astype(np.int32) << (32 - bits)
+        u1 = np.random.default_rng(seed)
+        u2 = np.random.default_rng(seed)
+        u2.bit_generator.advance(x.size)
+    for i in range(0, flat_x.shape[0], _QUANTIZE_CHUNK_FRAMES):
+        v = np.asarray(flat_x[i : i + _QUANTIZE_CHUNK_FRAMES], dtype=np.float64) * scale
+        if u1 is not None and u2 is not None:
+            shape = (v.shape[0], per_frame)
+            v += u1.random(shape) - u2.random(shape)  # TPDF on (-1, 1) LSB
+        np.rint(v, out=v)
+        np.clip(v, -scale, scale - 1.0, out=v)
+        if bits == 16:
+            flat_out[i : i + v.shape[0]] = v.astype(np.int16)
+        else:
+            flat_out[i : i + v.shape[0]] = v.astype(np.int32) << (32 - bits)
+    return out
 
 
 def _as_float(q: np.ndarray, bits: int) -> np.ndarray:
