@@ -152,13 +152,17 @@ class JackServer:
                 cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
             )  # Ctrl-C in the terminal must not kill it first
             deadline = time.monotonic() + timeout_s
-            while not server_running(self.name, timeout_s=0.2):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    break
-            else:
-                self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
-                os.environ["JACK_DEFAULT_SERVER"] = self.name
-                return self
+            try:
+                while not server_running(self.name, timeout_s=0.2):
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        break
+                else:
+                    self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
+                    os.environ["JACK_DEFAULT_SERVER"] = self.name
+                    return self
+            except BaseException:  # Ctrl-C / SIGTERM while it starts: its own session would outlive us
+                self.stop()
+                raise
             log = self._log_tail()
             self.stop()
             if attempt == attempts:
