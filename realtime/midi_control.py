@@ -30,7 +30,9 @@ well-formed messages with no effect (not a CC, a CC or channel the map does
 not bind, a button release, a knob not yet picked up, SysEx);
 ``COUNT_DROPPED`` malformed ones (stray data bytes, wrong length, data bytes
 above 127).  received = mapped + ignored + dropped.  MIDI clock and active
-sensing are filtered inside rtmidi and never counted.
+sensing are filtered inside rtmidi and never counted.  A packet in which a
+SysEx runs into other messages (rtmidi under JACK, after a SysEx without
+``F7``) counts as the messages it holds (:meth:`ControlMapper.handle`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from mixpilot.realtime.midi_map import (
     ROLE_LSB,
     MidiMap,
 )
+from mixpilot.realtime.midi_parse import split_stream
 from mixpilot.realtime.parameter_state import ACTION_AB, ACTION_AI, ACTION_BYPASS, ACTION_RELEASE, takes_over
 
 __all__ = [
@@ -177,19 +180,52 @@ class ControlMapper:
         self._bindings = list(midi_map.bindings)
         self._states = [_State() for _ in self._bindings]
         self._takeover = [soft_takeover and b.soft_takeover for b in self._bindings]
+        self.sysex_runs = 0  # packets split because a SysEx ran into other messages (handle)
 
     # the one entry point ---------------------------------------------------------------
     def handle(self, data: list[int] | bytes | tuple[int, ...], t_ns: int | None = None) -> int:
         """Handle one message (its bytes); returns COUNT_MAPPED, _IGNORED or _DROPPED
-        and counts it.  Never raises for any input."""
+        and counts it.  Never raises for any input.
+
+        A packet that starts a SysEx and carries other status bytes is several
+        messages run together (under JACK, rtmidi appends every event after a
+        SysEx without ``F7`` to it): it is split by the MIDI 1.0 rules
+        (:func:`realtime.midi_parse.split_stream`) and each message counted and
+        handled on its own; the packet returns COUNT_MAPPED when any of them
+        was applied.
+        """
+        t = self._clock_ns() if t_ns is None else t_ns
+        if _is_sysex_run(data):
+            return self._handle_run(data, t)
         counters = self.bank.counters
         counters[COUNT_RECEIVED] += 1
         try:
-            outcome = self._handle(data, self._clock_ns() if t_ns is None else t_ns)
+            outcome = self._handle(data, t)
         except Exception:  # a bug must not kill the MIDI thread; count it
             outcome = _DROPPED
         counters[outcome] += 1
         return outcome
+
+    def _handle_run(self, data: list[int] | bytes | tuple[int, ...], t_ns: int) -> int:
+        # the F7 at its end is what made rtmidi deliver the packet (often our own, realtime.midi_ports):
+        # it ends a SysEx inside or nothing, and is not counted as a fragment
+        msgs, fragments = split_stream(data[:-1] if data[-1] == 0xF7 else data)
+        counters = self.bank.counters
+        applied = False
+        for m in msgs:
+            if m[0] in (0xF8, 0xFE):
+                continue  # clock and active sensing: filtered by rtmidi everywhere else, never counted
+            counters[COUNT_RECEIVED] += 1
+            try:
+                outcome = self._handle(m, t_ns)
+            except Exception:
+                outcome = _DROPPED
+            counters[outcome] += 1
+            applied = applied or outcome == _APPLIED
+        counters[COUNT_RECEIVED] += fragments
+        counters[COUNT_DROPPED] += fragments
+        self.sysex_runs += 1
+        return _APPLIED if applied else _IGNORED
 
     def _handle(self, data: list[int] | bytes | tuple[int, ...], t_ns: int) -> int:
         n = len(data)
@@ -321,3 +357,15 @@ class ResumeWatchdog:
                 bank.release_seq[i] += 1
                 released.append(i)
         return released
+
+
+def _is_sysex_run(data: list[int] | bytes | tuple[int, ...]) -> bool:
+    """Whether ``data`` is a SysEx with other status bytes inside (rtmidi's run-together packet under JACK)."""
+    try:
+        n = len(data)
+        if n < 3 or data[0] != 0xF0:
+            return False
+        inner = data[1 : n - 1] if data[n - 1] == 0xF7 else data[1:]
+        return any(isinstance(b, int) and 0x80 <= b <= 0xFF for b in inner)
+    except Exception:  # not a sequence of ints: handle() counts it as dropped
+        return False

