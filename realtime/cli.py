@@ -49,7 +49,13 @@ __all__ = ["ProgressBar", "build_parser", "load_params_file", "main"]
 
 PROG = "mixpilot"
 
-from mixpilot.dsp.errors import UsageError as _UsageError  # noqa: E402 - argparse's complaints are usage errors
+
+def _UsageError(message: str) -> Exception:  # noqa: N802 - raised like the class it makes
+    """A :class:`dsp.errors.UsageError`, made on demand: importing ``mixpilot.dsp`` loads Numba (about
+    0.3 s), and an import at module level runs before :func:`main` can catch a Ctrl-C (a traceback)."""
+    from mixpilot.dsp.errors import UsageError
+
+    return UsageError(message)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -607,7 +613,11 @@ def _realtime(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         # PortAudio can hang while shutting down after its server died: leave without it
         os._exit(1)
-    return 130 if res.reason == "interrupted" else 0
+    if res.reason == "interrupted":  # the shell's code for the signal: 130 SIGINT, 143 SIGTERM, 129 SIGHUP
+        from .interrupts import exit_code_for
+
+        return exit_code_for(res.signal or 2)
+    return 0
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -697,6 +707,18 @@ def _bench_main() -> Callable[[list[str]], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mixpilot``; returns the exit code (0 ok, 1 run-time error, 2 usage error, 130 interrupted).
 
+    A Ctrl-C while the first modules load (before :func:`_main`'s own handler) is one line too.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 128 + int(getattr(exc, "signum", 2))
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """:func:`main` (0 ok, 1 run-time error, 2 usage error, 128 + N for signal N).
+
     Every error mixpilot raises on purpose is a :class:`dsp.errors.MixpilotError` carrying its exit
     code; it is caught here once and printed as one line.  Plain ``OSError``/``ValueError`` from a
     library, a full memory and Ctrl-C are the only other ways out.
@@ -750,8 +772,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg, code = _oserror_text(exc), 1
     except MemoryError:
         msg, code = "not enough memory (the whole file is held in memory as 32-bit float)", 1
-    except KeyboardInterrupt:
-        msg, code = "interrupted", 130
+    except KeyboardInterrupt as exc:  # an Interrupted (realtime.interrupts) carries SIGTERM/SIGHUP's number
+        msg, code = "interrupted", 128 + int(getattr(exc, "signum", 2))
     print(f"{PROG}: error: {_one_line(msg)}", file=sys.stderr)
     return code
 

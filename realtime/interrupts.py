@@ -23,7 +23,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-__all__ = ["HANDLED_SIGNALS", "Interrupted", "SignalGuard", "exit_code_for"]
+__all__ = ["HANDLED_SIGNALS", "Interrupted", "SignalGuard", "exit_code_for", "signal_name"]
 
 HANDLED_SIGNALS: tuple[int, ...] = tuple(
     s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None

@@ -114,7 +114,8 @@ class MeterUI:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(2)
+        if self._thread.ident is not None:  # never started when the run failed before its stream
+            self._thread.join(2)
         if self.enabled and self.tty and self.lines:
             self.stream.write("\n")
             self.stream.flush()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 from mixpilot.fileio import umask as _umask
+from mixpilot.fileio import write_failure
 
 __all__ = ["Recorder"]
 
@@ -38,21 +40,27 @@ class Recorder:
         import soundfile as sf
 
         self.path = os.path.abspath(path)
+        self.sample_rate = int(sample_rate)
         folder = os.path.dirname(self.path)
         fd, self._tmp = tempfile.mkstemp(prefix=".mixpilot-rec-", suffix=".wav", dir=folder)
         os.close(fd)
-        self._file = sf.SoundFile(
-            self._tmp, "w", samplerate=sample_rate, channels=channels, format="WAV", subtype="FLOAT"
-        )
+        try:
+            self._file: Any = sf.SoundFile(
+                self._tmp, "w", samplerate=sample_rate, channels=channels, format="WAV", subtype="FLOAT"
+            )
+        except BaseException:
+            os.unlink(self._tmp)
+            raise
         self.buf = np.zeros((int(ring_s * sample_rate), channels), dtype=np.float32)
         self.w = np.zeros(1, dtype=np.int64)  # written by the callback
         self.r = 0  # read position (writer thread only)
         self.dropped = 0
         self.frames = 0
+        self.error: str | None = None  # one line for the user when the recording is not all there
+        self._failure: str | None = None  # why writing stopped (the disk is full, ...)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mixpilot-recorder", daemon=True)
         self._thread.start()
-        self.error: str | None = None
 
     def put(self, block: np.ndarray) -> None:  # audio thread
         self.w[0] = _ring_put(self.buf, int(self.w[0]), block)
@@ -70,29 +78,58 @@ class Recorder:
             self.r += m
             self.frames += m
 
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:  # the first reason; the temporary file still exists here (write_failure)
+            self._failure = write_failure(self._tmp, str(exc))
+
     def _loop(self) -> None:
         try:
             while not self._stop.wait(0.05):
                 self._drain()
         except Exception as exc:  # disk full, ...: keep the audio running, report at the end
-            self.error = f"--record {self.path}: {exc}"
+            self._fail(exc)
 
     def close(self) -> None:
-        """Finish writing and rename the file into place (idempotent)."""
+        """Finish writing and move the file into place (idempotent).
+
+        When writing failed part-way (a full disk), what was written is kept
+        and :attr:`error` says so: the file, the reason, the seconds kept of
+        the seconds played (issue 13 item 7: a run that exited 0 with a quarter
+        of its recording).
+        """
         if self._file is None:
             return
         self._stop.set()
         self._thread.join(5)
-        try:
-            if self.error is None:
+        if self._failure is None:
+            try:
                 self._drain()
-            self._file.close()
+            except Exception as exc:
+                self._fail(exc)
+        try:
+            self._file.close()  # the WAV header gets its final length (rewritten in place)
+        except Exception as exc:
+            self._fail(exc)
+        self._file = None
+        try:
             os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it 0600; a recording gets the usual mode
             os.replace(self._tmp, self.path)
         except Exception as exc:
-            self.error = self.error or f"--record {self.path}: {exc}"
             try:
                 os.unlink(self._tmp)
             except OSError:
                 pass
-        self._file = None
+            self.error = f"--record {self.path}: cannot keep the recording ({write_failure(self.path, str(exc))})"
+            return
+        if self._failure is not None:
+            import soundfile as sf
+
+            try:
+                kept = sf.info(self.path).frames / self.sample_rate
+            except Exception:
+                kept = 0.0
+            played = int(self.w[0]) / self.sample_rate
+            self.error = (
+                f"--record {self.path}: cannot write ({self._failure}); kept the first {kept:.2f} s "
+                f"of the {played:.2f} s played"
+            )

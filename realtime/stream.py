@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -89,6 +90,7 @@ from .devices import (
     resolve_device,
 )
 from .engine import SNAPSHOT_NAMES, Engine
+from .interrupts import SignalGuard, signal_name
 from .jackserver import JackServer
 from .meter_ui import MeterUI
 from .recorder import Recorder
@@ -158,6 +160,7 @@ class RunResult:
     error: str | None = None  # one line when the run died
     record_path: str | None = None
     notes: list[str] = field(default_factory=list)
+    signal: int | None = None  # the signal that ended an "interrupted" run (SIGINT, SIGTERM, SIGHUP)
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -327,7 +330,28 @@ def run(
     ui_stream: TextIO | None = None,
     on_started: Callable[[_Run], None] | None = None,
 ) -> RunResult:
-    """Run ``play``/``live`` until it ends; returns the stats (raises StreamError before the stream opens)."""
+    """Run ``play``/``live`` until it ends; returns the stats (raises StreamError before the stream opens).
+
+    However it ends -- the end of the file, ``--seconds``, a device that dies,
+    SIGINT, SIGTERM or SIGHUP at any moment (:class:`realtime.interrupts.SignalGuard`:
+    the first one ends the run, later ones never cut its clean-up short) --
+    the recording is moved into place (an empty one when the run was stopped
+    before its stream), ``--stats-json`` and ``--params-out`` are written, and a
+    JACK server the run started is stopped.  A file that cannot be written is
+    the run's error (one line naming it).
+    """
+    with SignalGuard() as guard:
+        return _run(opts, guard, note=note, ui_stream=ui_stream, on_started=on_started)
+
+
+def _run(
+    opts: RunOptions,
+    guard: SignalGuard,
+    *,
+    note: Callable[[str], None] | None,
+    ui_stream: TextIO | None,
+    on_started: Callable[[_Run], None] | None,
+) -> RunResult:
     notes: list[str] = []
 
     def say(text: str) -> None:
@@ -365,35 +389,19 @@ def run(
     if opts.params_out:
         params_out_abs = _check_out_path(opts.params_out, "--params-out file", protect, opts.overwrite)
 
+    if opts.mode == "play" and not opts.file:
+        raise StreamUsageError("play needs a FILE")
+    ceiling = opts.ceiling_dbtp
+    if ceiling is None:  # the run's ceiling all the same: --params' value, else the table's -1
+        from mixpilot.dsp.params import PARAM_INDEX, PARAMS
+
+        ceiling = opts.params.get("limiter_ceiling_dbtp", PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]].default)
+
     src = None
     file_sr = None
-    if opts.mode == "play":
-        if not opts.file:
-            raise StreamUsageError("play needs a FILE")
-        src, file_sr, info = read_audio(opts.file)  # AudioFileError: one line naming the file
-        for n in info.notes:
-            say(n)
-        if src.shape[0] == 0:
-            raise AudioFileError(f"{opts.file}: has no audio frames")
-
-    from mixpilot.inference.worker import load_estimator
-
-    from .midi import MidiInput, ResumeWatchdog
-
-    midi_map, automation = load_controls(
-        opts.midi_map,
-        opts.midi_file,
-        need_map=opts.midi_in is not None,
-        ceiling_dbtp=opts.ceiling_dbtp,
-        note=say,
-    )
-    estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
-
-    # 2. the device (or a headless JACK server)
-    sd = _sd()
-    want_sr = opts.samplerate or file_sr or 48000
-    server = ensure_backend(opts.mode == "live", int(want_sr), opts.blocksize, say)
+    want_sr = opts.samplerate or 48000
     old_switch = sys.getswitchinterval()
+    server: JackServer | None = None
     recorder = None
     stream = None
     ui = None
@@ -403,7 +411,32 @@ def run(
     midi = None
     reason = "device error"
     error = None
+    signum = None
     try:
+        if opts.mode == "play":
+            src, file_sr, info = read_audio(str(opts.file))  # AudioFileError: one line naming the file
+            for n in info.notes:
+                say(n)
+            if src.shape[0] == 0:
+                raise AudioFileError(f"{opts.file}: has no audio frames")
+
+        from mixpilot.inference.worker import load_estimator
+
+        from .midi import MidiInput, ResumeWatchdog
+
+        midi_map, automation = load_controls(
+            opts.midi_map,
+            opts.midi_file,
+            need_map=opts.midi_in is not None,
+            ceiling_dbtp=ceiling,
+            note=say,
+        )
+        estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
+
+        # 2. the device (or a headless JACK server)
+        sd = _sd()
+        want_sr = opts.samplerate or file_sr or 48000
+        server = ensure_backend(opts.mode == "live", int(want_sr), opts.blocksize, say)
         out_dev = resolve_device(opts.output_device, "output")
         in_dev = resolve_device(opts.input_device, "input") if opts.mode == "live" else None
         out_info = sd.query_devices(out_dev if out_dev is not None else sd.default.device[1], "output")
@@ -443,7 +476,7 @@ def run(
             max_block_size=max(opts.blocksize, 4096),
             params=opts.params,
             target_lufs=opts.target_lufs,
-            ceiling_dbtp=opts.ceiling_dbtp,
+            ceiling_dbtp=ceiling,  # also the bound a MIDI knob cannot lift (MixChain.limit; said above)
             estimator=estimator,
             ai_amount=opts.ai_amount,
             amounts=opts.amounts,
@@ -511,51 +544,136 @@ def run(
         if on_started is not None:
             on_started(runner)
         reason, error = _wait(runner, stream, server)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through the SignalGuard (an Interrupted)
         reason = "interrupted"
+        signum = getattr(exc, "signum", int(signal.SIGINT))
     finally:
-        if session is not None:
-            session.stop()
-        if midi is not None:
-            midi.close()
-        sys.setswitchinterval(old_switch)
-        if ui is not None:
-            ui.stop()
+        guard.shield()  # from here no signal cuts the clean-up short
         dead = error is not None
-        if stream is not None:
-            _close_stream(stream, dead)
-        if recorder is not None:
-            recorder.close()
-            if recorder.error:
-                say(recorder.error)
-            if recorder.dropped:
-                say(f"the recording lost {recorder.dropped} frames (the disk was too slow)")
-        stats = runner.stats(runner.engine.sample_rate, opts.blocksize) if runner is not None else None
-        if runner is not None and stats is not None:
-            stats["end"] = reason
-            if worker is not None:
-                stats["inference"] = worker.stats()
-                # AI updates that arrived after their stream position (a render would differ there)
-                stats["inference"]["late"] = runner.engine.ai_late
-                stats["model"] = getattr(worker.estimator, "name", "model")
-            bank = runner.engine.controls
-            if bank is not None:
-                c = bank.counts()
-                stats["midi"] = {
-                    "messages": c["received"],
-                    "applied": c["mapped"],
-                    "ignored": c["ignored"],
-                    "dropped": c["dropped"],
-                    "latency": runner.engine.midi_latency_ms(),
-                }
-            if stats_abs:
-                write_text_atomic(stats_abs, json.dumps(stats, indent=1) + "\n")
-            if params_out_abs and session is not None:
-                write_text_atomic(params_out_abs, session.params_out_text())
-        if server is not None and not dead:
-            release_portaudio()
-            server.stop()
-    return RunResult(stats=stats, reason=reason, error=error, record_path=record_abs, notes=notes)
+        stats = None
+        try:
+            stats, write_errors = _wind_down(
+                opts, say, session, worker, midi, ui, stream, recorder, runner,
+                old_switch=old_switch, dead=dead, reason=reason, signum=signum,
+                record_abs=record_abs, stats_abs=stats_abs, params_out_abs=params_out_abs,
+                sample_rate=int(want_sr), channels=src.shape[1] if src is not None else 2,
+            )  # fmt: skip
+            if write_errors and error is None:
+                error = "; ".join(write_errors)
+        finally:
+            if server is not None:
+                if not dead:
+                    release_portaudio()
+                server.stop()  # also after a device error: its /dev/shm entries go with it
+    return RunResult(stats=stats, reason=reason, error=error, record_path=record_abs, notes=notes, signal=signum)
+
+
+def _wind_down(
+    opts: RunOptions,
+    say: Callable[[str], None],
+    session: Session | None,
+    worker: Any,
+    midi: Any,
+    ui: MeterUI | None,
+    stream: Any,
+    recorder: Recorder | None,
+    runner: _Run | None,
+    *,
+    old_switch: float,
+    dead: bool,
+    reason: str,
+    signum: int | None,
+    record_abs: str | None,
+    stats_abs: str | None,
+    params_out_abs: str | None,
+    sample_rate: int,
+    channels: int,
+) -> tuple[dict | None, list[str]]:
+    """The end of every run: threads stopped, stream closed, the files written.  Returns the stats and
+    one line per file that could not be written (each step runs whatever the one before did)."""
+    errors: list[str] = []
+
+    def step(what: Callable[[], object]) -> None:
+        try:
+            what()
+        except Exception as exc:  # one failing step must not skip the others
+            errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+
+    if session is not None:
+        step(session.stop)
+    if midi is not None:
+        step(midi.close)
+    sys.setswitchinterval(old_switch)
+    if ui is not None:
+        step(ui.stop)
+    if stream is not None:
+        step(lambda: _close_stream(stream, dead))
+    if recorder is not None:
+        step(recorder.close)
+        if recorder.error:
+            errors.append(recorder.error)
+        if recorder.dropped:
+            say(f"the recording lost {recorder.dropped} frames (the disk was too slow)")
+    elif record_abs and reason == "interrupted":  # stopped before the stream: a recording of nothing played
+        from .audio_io import write_audio_atomic
+
+        try:
+            write_audio_atomic(record_abs, np.zeros((0, channels), np.float32), sample_rate, "FLOAT")
+        except OSError as exc:
+            errors.append(f"--record {record_abs}: cannot write ({exc.strerror or exc})")
+    if runner is not None:
+        stats = runner.stats(runner.engine.sample_rate, opts.blocksize)
+    elif reason == "interrupted":
+        stats = _idle_stats(sample_rate, opts.blocksize)
+    else:
+        return None, errors
+    stats["end"] = reason
+    if signum is not None:
+        stats["signal"] = signal_name(signum)
+    if runner is not None:
+        if worker is not None:
+            stats["inference"] = worker.stats()
+            # AI updates that arrived after their stream position (a render would differ there)
+            stats["inference"]["late"] = runner.engine.ai_late
+            stats["model"] = getattr(worker.estimator, "name", "model")
+        bank = runner.engine.controls
+        if bank is not None:
+            c = bank.counts()
+            stats["midi"] = {
+                "messages": c["received"],
+                "applied": c["mapped"],
+                "ignored": c["ignored"],
+                "dropped": c["dropped"],
+                "latency": runner.engine.midi_latency_ms(),
+            }
+    outputs = []
+    if stats_abs:
+        outputs.append(("--stats-json", stats_abs, json.dumps(stats, indent=1) + "\n"))
+    if params_out_abs and session is not None:
+        outputs.append(("--params-out", params_out_abs, session.params_out_text()))
+    for flag, path, text in outputs:
+        try:
+            write_text_atomic(path, text)
+        except OSError as exc:  # a full disk: say which file, and go on (the server must still stop)
+            errors.append(f"{flag} {path}: cannot write ({exc.strerror or exc})")
+    return stats, errors
+
+
+def _idle_stats(sample_rate: int, blocksize: int) -> dict:
+    """``--stats-json`` of a run stopped before its stream: nothing played (the keys of :meth:`_Run.stats`)."""
+    return {
+        "samplerate": int(sample_rate),
+        "blocksize": int(blocksize),
+        "blocks": 0,
+        "budget_us": round(1e6 * blocksize / sample_rate, 1),
+        "callback_us": {"p50": None, "p99": None, "p999": None, "max": None},
+        "xruns": 0,
+        "xrun_at_s": [],
+        "status_flags": {n: 0 for n in STATUS_FLAGS},
+        "inference": {"runs": 0, "p50_ms": None, "p99_ms": None},
+        "midi": {"messages": 0, "applied": 0},
+        "seconds": 0.0,
+    }
 
 
 def _warm_callback(runner: _Run, mode: str, out_channels: int, channels: int, blocksize: int) -> None:
