@@ -43,7 +43,7 @@ from mixpilot.tests.dsp.test_fuzz_chain import independent_true_peak_db, make_si
 
 PARSE = settings(max_examples=400, derandomize=True, deadline=None, database=None)
 ENGINE = settings(
-    max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=100, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 
 # --- the parser against the messages a stream was built from ----------------------------------
