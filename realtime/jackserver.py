@@ -164,9 +164,11 @@ class JackServer:
                 self.stop()
                 raise
             log = self._log_tail()
+            code = self.proc.poll()
+            how = f"exited with {code}" if code is not None else f"not ready after {timeout_s:g} s"
             self.stop()
             if attempt == attempts:
-                raise JackError(f"jackd -n {self.name} -d dummy did not start ({log or 'no output'})")
+                raise JackError(f"jackd -n {self.name} -d dummy did not start: {how} ({log or 'no output'})")
             _clear_stale_shm()
         raise AssertionError("unreachable")
 
