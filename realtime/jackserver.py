@@ -105,6 +105,76 @@ def _clear_stale_shm() -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+#: JACK2's shm registry (common/shm.h): a header of magic, protocol, type, size, hdr_len, entry_len, then
+#: MAX_SERVERS = 8 server slots {pid, name}; locked by the SysV semaphore with key JACK_SEMAPHORE_KEY
+_REGISTRY = "/dev/shm/jack-shm-registry"
+_REGISTRY_MAGIC = 0x4A41434B  # "JACK"
+_REGISTRY_SEM_KEY = 0x282929
+_MAX_SERVERS = 8
+
+
+def reclaim_dead_server_slots(registry: str = _REGISTRY) -> list[str]:
+    """Free the registry slots of JACK servers whose process is gone; returns their names.
+
+    A jackd that dies without unregistering (killed, crashed) keeps its slot,
+    and JACK reclaims a slot only for a server of the *same name*; with unique
+    names (``mixpilot-<pid>-<n>``) every such death costs one of the eight
+    slots for good, and the ninth server exits at start-up with status 255 and
+    no message (seen: five dead servers' slots on a machine running tests).
+    This frees them under JACK's own registry semaphore.  Best effort: any
+    surprise in the layout, or no registry, and nothing is touched.
+    """
+    import ctypes
+    import ctypes.util
+    import mmap
+    import struct
+
+    freed: list[str] = []
+    try:
+        fd = os.open(registry, os.O_RDWR)
+    except OSError:
+        return freed
+    try:
+        with mmap.mmap(fd, 0) as m:
+            magic, _proto, _type, _size, hdr_len, _entry_len = struct.unpack_from("<IHxxiiii", m, 0)
+            slot = (hdr_len - 24) // _MAX_SERVERS
+            if magic != _REGISTRY_MAGIC or hdr_len > len(m) or slot < 8 or (hdr_len - 24) % _MAX_SERVERS:
+                return freed
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+            class _SemBuf(ctypes.Structure):
+                _fields_ = [("sem_num", ctypes.c_ushort), ("sem_op", ctypes.c_short), ("sem_flg", ctypes.c_short)]
+
+            semid = libc.semget(_REGISTRY_SEM_KEY, 1, 0)
+            if semid < 0:
+                return freed
+            undo = 0x1000  # SEM_UNDO: released by the kernel should we die holding it
+            if libc.semop(semid, ctypes.byref(_SemBuf(0, -1, undo)), 1) != 0:
+                return freed
+            try:
+                for i in range(_MAX_SERVERS):
+                    off = 24 + i * slot
+                    (pid,) = struct.unpack_from("<i", m, off)
+                    if pid <= 0:
+                        continue
+                    try:
+                        os.kill(pid, 0)
+                        continue  # alive (or not ours to judge)
+                    except ProcessLookupError:
+                        pass
+                    except PermissionError:
+                        continue
+                    freed.append(bytes(m[off + 4 : off + slot]).split(b"\0")[0].decode(errors="replace"))
+                    m[off : off + slot] = b"\0" * slot
+            finally:
+                libc.semop(semid, ctypes.byref(_SemBuf(0, 1, undo)), 1)
+    except (OSError, ValueError, struct.error):
+        pass
+    finally:
+        os.close(fd)
+    return freed
+
+
 class JackServer:
     """``jackd -n NAME -d dummy -r SAMPLE_RATE -p PERIOD``; a context manager.
 
@@ -146,6 +216,7 @@ class JackServer:
         if exe is None:
             raise JackError("jackd is not installed (sudo apt install jackd2)")
         cmd = [exe, "-n", self.name, "-d", "dummy", "-r", str(self.sample_rate), "-p", str(self.period)]
+        reclaim_dead_server_slots()  # slots of servers that died unregistered would refuse this one
         for attempt in range(1, attempts + 1):
             self._log = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(
@@ -217,7 +288,8 @@ class JackServer:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
             else:
                 os.environ["JACK_DEFAULT_SERVER"] = self._old_env
-        # a killed jackd leaves its named segments and semaphores behind
+        # a killed jackd leaves its registry slot, its named segments and its semaphores behind
+        reclaim_dead_server_slots()
         for path in glob.glob(f"/dev/shm/jack_{self.name}_*") + glob.glob(f"/dev/shm/jack_sem.*_{self.name}_*"):
             try:
                 os.unlink(path)
