@@ -15,7 +15,9 @@ traceback; a recording that soundfile reads, holding no more than what played
 (``blocks x blocksize`` of the stats; none at all when the signal came before
 the stream); the stats JSON, valid against its schema, saying how the run
 ended; no temporary file; no ``jackd`` process and no ``/dev/shm`` entry with
-the server's name (``mixpilot-<pid>-1``, :class:`realtime.jackserver.JackServer`).
+the server's name (``mixpilot-<pid>-1``, :class:`realtime.jackserver.JackServer`), nor a slot in JACK's
+shm registry (eight slots for all servers of a machine: a slot lost with every server that died unregistered,
+and the ninth server would not start).
 """
 
 from __future__ import annotations
@@ -100,7 +102,27 @@ def _server_leftovers(pid: int) -> list[str]:
             if "jackd" in cmd and tag in cmd:
                 left.append(f"process {entry}: {cmd.strip()}")
     left += [f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if tag in n]
+    left += [f"registry slot {n}" for n in _registry_servers() if tag in n]
     return left
+
+
+def _registry_servers() -> list[str]:
+    """Server names in JACK2's shm registry (common/shm.h: a 24-byte header, then 8 slots {pid, name})."""
+    import struct
+
+    try:
+        with open("/dev/shm/jack-shm-registry", "rb") as f:
+            d = f.read()
+    except OSError:
+        return []
+    hdr_len = struct.unpack_from("<i", d, 16)[0]
+    slot = (hdr_len - 24) // 8
+    names = []
+    for i in range(8):
+        off = 24 + i * slot
+        if struct.unpack_from("<i", d, off)[0]:
+            names.append(d[off + 4 : off + slot].split(b"\0")[0].decode(errors="replace"))
+    return names
 
 
 def _wait_for_stderr(proc: subprocess.Popen, needle: str, timeout_s: float = 90.0) -> str:
