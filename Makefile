@@ -13,6 +13,7 @@
 #   make lint      ruff (lint + format check); part of make test
 #   make check-install  what a user gets: a fresh venv, a non-editable `pip install .`, then from
 #                  another directory `import mixpilot` and `mixpilot render` of a song with the AI
+#   make typecheck mypy over dsp, inference and realtime (settings in pyproject.toml); part of make test
 #
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
 #   make distclean clean, and remove .venv with its stamps
@@ -44,7 +45,7 @@ DEMO_OUT := out/demo_live.wav
 DEMO_SECONDS ?= 30
 PYTEST_ARGS ?=
 
-.PHONY: help demo test lint check-install setup venv sysdeps testdeps clean distclean
+.PHONY: help demo test lint typecheck check-install setup venv sysdeps testdeps clean distclean
 
 help:
 	@sed -n '2,20p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
@@ -64,11 +65,11 @@ demo: setup
 	$(RUN_ENV) $(VENV)/bin/mixpilot play "$$song" --seconds $(DEMO_SECONDS) \
 	  --target-lufs -14 --ceiling-dbtp -1 --record $(DEMO_OUT) --stats-json out/demo_stats.json --overwrite
 
-$(DEMO_SYNTH): realtime/demo.py $(STAMPS)/setup
+$(DEMO_SYNTH): demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)
-	$(VPY) -m mixpilot.realtime.demo $@
+	$(VPY) -m mixpilot.demo $@
 
-test: setup testdeps lint
+test: setup testdeps lint typecheck
 	@$(RUN_ENV) $(VPY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
@@ -92,6 +93,13 @@ check-install: sysdeps
 	NUMBA_CACHE_DIR="$$tmp/numba" "$$tmp/venv/bin/mixpilot" render song.wav out.flac --json -q > render.json
 	"$$tmp/venv/bin/python" -c 'import json; r = json.load(open("render.json")); print("render: model", r["model"], "ai_updates", r["ai_updates"], "out", round(r["output_integrated_lufs"], 2), "LUFS", round(r["output_true_peak_dbtp"], 2), "dBTP"); assert r["model"] == "ensemble" and r["ai_updates"] > 0'
 	echo "== check-install: ok"
+
+# The repository root is the package `mixpilot` (package-dir in pyproject.toml): mypy finds it
+# through a folder that holds one link, `mixpilot` -> this checkout.
+MYPY_PATH := $(VENV)/mypy_path
+typecheck: setup
+	@mkdir -p $(MYPY_PATH) && ln -sfn "$(CURDIR)" $(MYPY_PATH)/mixpilot
+	MYPYPATH=$(MYPY_PATH) $(VENV)/bin/mypy --no-error-summary -p mixpilot.dsp -p mixpilot.inference -p mixpilot.realtime
 
 # ---------------------------------------------------------------- setup steps
 
@@ -164,7 +172,7 @@ $(STAMPS)/setup: $(STAMPS)/venv pyproject.toml
 # ---------------------------------------------------------------- cleaning
 
 clean:
-	rm -rf out .numba_cache .pytest_cache .benchmarks build dist *.egg-info
+	rm -rf out .numba_cache .pytest_cache .mypy_cache .benchmarks build dist *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -10,7 +10,7 @@ Usage::
 Every number is ``time.perf_counter_ns`` around the real call, after a warm-up
 that loads or compiles every kernel (Numba) and session (onnxruntime); nothing
 is estimated.  The program is the synthesised demo song
-(:func:`realtime.demo.synth_demo`, seed 1), stereo, with every stage of the
+(:func:`mixpilot.demo.synth_demo`, seed 1), stereo, with every stage of the
 chain active at :data:`benchmarks.chain_vs_pedalboard.SETTINGS`.
 
 1. **Per block, the real engine**: :meth:`realtime.engine.Engine.process_block`
@@ -178,7 +178,7 @@ def one_core():
 
 
 def _programs(sample_rates, seconds: float) -> dict[int, np.ndarray]:
-    from mixpilot.realtime.demo import synth_demo
+    from mixpilot.demo import synth_demo
 
     return {sr: np.ascontiguousarray(synth_demo(seconds, sr, seed=1), dtype=np.float32) for sr in sample_rates}
 

@@ -3,7 +3,7 @@
 ``python -m mixpilot.benchmarks.chain_vs_pedalboard [--seconds 30] [--blocksize 128] [--samplerate 48000]
 [--json PATH]``
 
-Both chains process the same synthesised demo song (``realtime.demo``), stereo,
+Both chains process the same synthesised demo song (``mixpilot.demo``), stereo,
 block by block, with ``time.perf_counter_ns`` around each real call, after a
 warm-up (Numba compiled, JUCE prepared).  The two chains alternate in rounds
 so drift in machine load hits both alike.  Whole-file real-time factor is the
@@ -43,9 +43,9 @@ import time
 
 import numpy as np
 
+from mixpilot.demo import synth_demo
 from mixpilot.dsp.chain import MixChain
 from mixpilot.dsp.spec import ProcessSpec
-from mixpilot.realtime.demo import synth_demo
 
 SETTINGS = {
     "input_gain_db": 2.0,

@@ -1,7 +1,7 @@
 """Fixtures of the pytest-benchmark suites (``pytest benchmarks/ --benchmark-only`` from the repo root).
 
 ``benchmarks/`` sits outside ``testpaths`` (``tests``), so ``make test`` never runs these; give
-the folder explicitly.  The signal is the synthesised demo song (:func:`realtime.demo.synth_demo`,
+the folder explicitly.  The signal is the synthesised demo song (:func:`mixpilot.demo.synth_demo`,
 seed 1, 48 kHz stereo), the same program ``mixpilot bench`` measures.
 """
 
@@ -30,7 +30,7 @@ class BlockCycler:
 @pytest.fixture(scope="session")
 def program() -> np.ndarray:
     """4 s of the demo song, float32 [frames, 2], C-contiguous, 48 kHz."""
-    from mixpilot.realtime.demo import synth_demo
+    from mixpilot.demo import synth_demo
 
     return np.ascontiguousarray(synth_demo(4.0, SAMPLE_RATE, seed=1), dtype=np.float32)
 

@@ -156,7 +156,7 @@ def ai_compare(seconds: float = 20.0, hop_s: float = 0.25, model: str = "default
 
     import soundfile as sf
 
-    from mixpilot.realtime.demo import synth_demo
+    from mixpilot.demo import synth_demo
     from mixpilot.realtime.jackserver import JackServer, server_running
     from mixpilot.realtime.stream import RunOptions, _rescan, release_portaudio
     from mixpilot.realtime.stream import run as run_stream

@@ -4,7 +4,7 @@
 :func:`realtime.stream.run` exactly as ``mixpilot play`` does (``RunOptions(mode="play", file=...,
 seconds=S, model="default", ai_hop_s=0.25, ui=False)``, 128 frames), on the default output device
 or, when there is none, on a JACK dummy server that :func:`realtime.stream.run` starts
-(``ensure_backend``).  The file is the synthesised demo song (:func:`realtime.demo.synth_demo`,
+(``ensure_backend``).  The file is the synthesised demo song (:func:`mixpilot.demo.synth_demo`,
 30 s, seed 1) looped to SECONDS + 2 s and written to a temporary 16-bit WAV.
 
 Beside the stream, started from ``run``'s ``on_started`` hook:
@@ -121,7 +121,7 @@ def _write_program(path: str, seconds: float, sample_rate: int, program_s: float
     import numpy as np
     import soundfile as sf
 
-    from mixpilot.realtime.demo import synth_demo
+    from mixpilot.demo import synth_demo
 
     x = synth_demo(min(program_s, seconds), sample_rate, seed=1)
     n = round(seconds * sample_rate)

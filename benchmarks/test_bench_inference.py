@@ -84,7 +84,7 @@ def test_worker_hop(benchmark, program):
 
     ring = AnalysisRing(len(program), 2)
     ring.write(program)
-    worker = InferenceWorker(load_estimator("default", lambda text: None), ring, SAMPLE_RATE, lambda v, g: None)
+    worker = InferenceWorker(load_estimator("default", lambda text: None), ring, SAMPLE_RATE, lambda v, g, e: None)
     end = len(program)
     worker.compute(end)
     values = benchmark(worker.compute, end)

@@ -95,7 +95,9 @@ def _biquad_tick(c: np.ndarray, z: np.ndarray, x: float) -> float:  # pragma: no
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _cascade_tick(c: np.ndarray, z: np.ndarray, xl: float, xr: float, mix: float):  # pragma: no cover
+def _cascade_tick(
+    c: np.ndarray, z: np.ndarray, xl: float, xr: float, mix: float
+) -> tuple[float, float]:  # pragma: no cover
     """Stereo sample through the biquads ``c`` [k, 5] (states ``z`` [k, 2, 2]), blended in by ``mix``."""
     yl = xl
     yr = xr

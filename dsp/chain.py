@@ -282,10 +282,10 @@ class MixChain:
 def _param_property(name: str) -> property:
     i = PARAM_INDEX[name]
 
-    def get(self) -> float:
+    def get(self: MixChain) -> float:
         return float(self.targets[i])
 
-    def set(self, value: float) -> None:
+    def set(self: MixChain, value: float) -> None:
         self.set_param(name, value)
 
     return property(get, set, doc=f"target of {name} ({PARAMS[i].description}, {PARAMS[i].range_text})")

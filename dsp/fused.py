@@ -36,6 +36,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from types import ModuleType
 
 from .stage import BLOCK_CHUNK, CONTROL_SAMPLES, ST_NONFINITE, STATS_INIT, Stage
@@ -66,7 +67,7 @@ def state_arg_names(s: Stage) -> list[str]:
     return [f"{s.name}__{n}" for n in s.state_names]
 
 
-def _fn_import(fn, alias: str) -> str:
+def _fn_import(fn: Callable[..., object], alias: str) -> str:
     py = getattr(fn, "py_func", None)
     if py is None:
         raise TypeError(f"{alias}: stage kernels must be @njit functions, got {fn!r}")

@@ -121,7 +121,7 @@ def lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
     return max(int(round(lookahead_ms * sample_rate / 1000.0)), TP_DELAY + MIN_RAMP_SAMPLES - 1)
 
 
-def init_state(lookahead: int):
+def init_state(lookahead: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Fresh limiter state for a latency of ``lookahead`` samples."""
     w = lookahead - TP_DELAY + 1
     li = np.zeros(10, dtype=np.int64)  # slot 9: samples until the detector window is quiet
@@ -132,7 +132,14 @@ def init_state(lookahead: int):
     return li, lf, w
 
 
-def reset_state(li, lf, dbuf, tp, dq, avg) -> None:
+def reset_state(
+    li: np.ndarray,
+    lf: np.ndarray,
+    dbuf: np.ndarray | None,
+    tp: np.ndarray | None,
+    dq: np.ndarray | None,
+    avg: np.ndarray | None,
+) -> None:
     w = int(li[LI_W])
     li[LI_WRITE] = li[LI_HEAD] = li[LI_COUNT] = li[LI_AVG] = li[LI_N] = 0
     li[LI_TPW] = li[LI_TPW + 1] = 0

@@ -247,7 +247,7 @@ def _meter_kernel(
         for c in range(channels):
             v = np.float64(x[n, c])
             if not math.isfinite(v):  # NaN/Inf never reaches filter state
-                v = 0.0
+                v = np.float64(0.0)
                 istate[_I_NONFINITE] += 1
             # sample peak
             a = abs(v)

@@ -45,7 +45,7 @@ unknown fault, and get wider AI ranges on purpose:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -67,7 +67,6 @@ __all__ = [
     "ai_ranges",
     "vector_from_mapping",
     "validate_value",
-    "clamp_to_ai",
     "normalise",
     "denormalise",
     "table_as_dicts",
@@ -112,7 +111,19 @@ class Param:
         return f"{self.minimum:g}..{self.maximum:g} {self.unit}".rstrip()
 
 
-def _p(name, unit, lo, hi, ai_lo, ai_hi, default, glide, ai, description, aspect) -> Param:
+def _p(
+    name: str,
+    unit: str,
+    lo: float,
+    hi: float,
+    ai_lo: float,
+    ai_hi: float,
+    default: float,
+    glide: str,
+    ai: bool,
+    description: str,
+    aspect: str,
+) -> Param:
     lo, hi, ai_lo, ai_hi, default = (float(v) for v in (lo, hi, ai_lo, ai_hi, default))
     return Param(name, unit, lo, hi, ai_lo, ai_hi, default, glide, bool(ai), description, aspect)
 
@@ -209,15 +220,6 @@ def vector_from_mapping(values: Mapping[str, object], base: np.ndarray | None = 
     vec = default_vector() if base is None else np.array(base, dtype=np.float64, copy=True)
     for name, value in values.items():
         vec[PARAM_INDEX[name]] = validate_value(name, value)
-    return vec
-
-
-def clamp_to_ai(vec: np.ndarray, names: Iterable[str] = AI_PARAM_NAMES) -> np.ndarray:
-    """Clamp the named entries of ``vec`` (in place) to their AI-safe ranges."""
-    for name in names:
-        i = PARAM_INDEX[name]
-        p = PARAMS[i]
-        vec[i] = min(max(vec[i], p.ai_minimum), p.ai_maximum)
     return vec
 
 

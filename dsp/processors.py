@@ -69,7 +69,7 @@ class Processor(MixChain):
 def _foreign(name: str) -> property:
     """Another stage's parameter on a processor: reading or setting it is an AttributeError."""
 
-    def fail(self, *value: object) -> None:
+    def fail(self: Processor, *value: object) -> None:
         raise AttributeError(f"{type(self).__name__} has no parameter {name!r}; it has {', '.join(self.params)}")
 
     return property(fail, fail)

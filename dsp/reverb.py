@@ -112,7 +112,7 @@ def _reverb_tick(
     pos: np.ndarray,
     coef: np.ndarray,
     v: np.ndarray,
-):  # pragma: no cover
+) -> tuple[float, float]:  # pragma: no cover
     """One mono sample in, (left, right) wet out.
 
     ``lines`` [8, P] and ``ap`` [4, Pa] are power-of-two rings sharing one

@@ -60,7 +60,19 @@ class Setting:
 _CEIL = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
 
 
-def _s(name, unit, lo, hi, default, kind, help, *, flag=None, metavar=None, exclusive=False) -> Setting:
+def _s(
+    name: str,
+    unit: str,
+    lo: float | None,
+    hi: float | None,
+    default: Any,
+    kind: type,
+    help: str,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    exclusive: bool = False,
+) -> Setting:
     return Setting(
         name,
         unit,
@@ -135,7 +147,7 @@ def validate(name: str, value: object, *, flag: str | None = None, error: type[E
             value = int(value)
         if not isinstance(value, int) and not (hasattr(value, "__index__") and not isinstance(value, float)):
             raise error(f"{label} must be an integer in {s.range_text}, got {value!r}")
-        v: float = int(value)  # type: ignore[call-overload]
+        v: float = int(value)
     else:
         try:
             v = float(value)  # type: ignore[arg-type]

@@ -16,6 +16,10 @@ Every processor in :mod:`dsp` follows the same shape:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 import numpy as np
 
@@ -45,7 +49,7 @@ class ProcessSpec:
             raise ValueError(f"num_channels must be >= 1, got {self.num_channels}")
 
 
-def check_block(block, out, channels: int) -> None:
+def check_block(block: np.ndarray, out: np.ndarray, channels: int) -> None:
     """Boundary check for ``process``: float32, 2-D, same shape, ``channels`` wide."""
     # the usual case in one expression (a fifth of the general checks' cost, paid on every block)
     if (

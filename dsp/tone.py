@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike
 
 from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _cascade_tick, _rbj_into, rbj_coefficients
 from .biquad import response as biquad_response
@@ -68,7 +69,7 @@ def band_filters() -> list[tuple[int, float, float]]:
 # --- closed form and fit (numpy) ---------------------------------------------------------
 
 
-def response_db(gains_db, freqs_hz, sample_rate: float) -> np.ndarray:
+def response_db(gains_db: ArrayLike, freqs_hz: ArrayLike, sample_rate: float) -> np.ndarray:
     """Magnitude response (dB) of the ten-band cascade with ``gains_db`` at ``freqs_hz`` (closed form)."""
     g = np.asarray(gains_db, dtype=np.float64)
     if g.shape != (N_BANDS,):
@@ -93,11 +94,11 @@ def _jacobian(g: np.ndarray, f: np.ndarray, sample_rate: float, step_db: float =
 
 
 def fit(
-    freqs_hz,
-    target_db,
+    freqs_hz: ArrayLike,
+    target_db: ArrayLike,
     sample_rate: float = 48000.0,
     *,
-    weights=None,
+    weights: ArrayLike | None = None,
     bounds: tuple | None = None,
     iterations: int = 12,
     ridge: float = 1e-6,

@@ -31,9 +31,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike, DTypeLike
 
 from mixpilot.dsp.errors import MixpilotError
 
@@ -124,7 +126,7 @@ class FeatureConfig:
         for key in d:
             if key not in names:
                 raise ValueError(f"unknown feature config key {key!r}; expected {sorted(names)}")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for name, f in names.items():
             if name not in d:
                 raise ValueError(f"feature config is missing key {name!r}")
@@ -148,7 +150,7 @@ class FeatureConfig:
 FEATURE_CONFIG = FeatureConfig()
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: ArrayLike) -> np.ndarray:
     """Slaney's mel scale (Auditory Toolbox; librosa ``hz_to_mel(htk=False)``): linear below 1 kHz, log above."""
     f = np.asarray(f, dtype=np.float64)
     f_sp = 200.0 / 3.0
@@ -294,7 +296,7 @@ def _mid_side_kernel(win, out):  # pragma: no cover - jitted
         out[n, 1] = s if math.isfinite(s) else 0.0
 
 
-def _mid_side(win: np.ndarray, dtype=np.float64) -> np.ndarray:
+def _mid_side(win: np.ndarray, dtype: DTypeLike = np.float64) -> np.ndarray:
     """[frames, 2] (mid, side) computed in float64, stored as ``dtype``; non-finite samples read as zero."""
     ms = np.empty((win.shape[0], 2), dtype=dtype)
     _mid_side_kernel(win, ms)

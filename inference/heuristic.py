@@ -331,6 +331,7 @@ class HeuristicEstimator:
         ``spectrum_std``, ``side_mid_db``, ``dynamics_db``); used when deriving them.
     """
 
+    name: str = "heuristic"
     param_names: tuple[str, ...] = tuple(AI_PARAM_NAMES)
 
     def __init__(self, config: FeatureConfig = FEATURE_CONFIG, *, reference: dict | None = None):

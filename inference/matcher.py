@@ -101,6 +101,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -313,7 +314,7 @@ def neutral_values() -> dict[str, float]:
     return out
 
 
-def _outside(dev: np.ndarray | float, tol: np.ndarray | float, k: float):
+def _outside(dev: np.ndarray | float, tol: np.ndarray | float, k: float) -> np.ndarray:
     dev = np.asarray(dev, dtype=np.float64)
     return np.sign(dev) * np.maximum(np.abs(dev) - k * np.nan_to_num(np.asarray(tol, dtype=np.float64)), 0.0)
 
@@ -547,13 +548,15 @@ class AnalyticMatcher:
         self.fault_prior_db = fault_prior_db
         self.content_db = float(content_db)
         self.width_strength = float(width_strength)
-        self._stats_args = {"follow_s": follow_s, "change_db": change_db, "change_lu": change_lu}
+        self._stats_args: dict[str, Any] = {"follow_s": follow_s, "change_db": change_db, "change_lu": change_lu}
         self.frozen = False
         self._result: MatchResult | None = None
         self.prepare(sample_rate, channels)
 
     @classmethod
-    def for_target(cls, spec: str | None = None, sample_rate: float = 48000.0, channels: int = 2, **kw):
+    def for_target(
+        cls, spec: str | None = None, sample_rate: float = 48000.0, channels: int = 2, **kw: Any
+    ) -> AnalyticMatcher:
         """The matcher for a shipped profile name or a profile path (default: ``default``, do-no-harm)."""
         return cls(Profile.load(spec or "default"), sample_rate, channels, **kw)
 

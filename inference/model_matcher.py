@@ -19,6 +19,8 @@ model gives one warning and the analytic matcher.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mixpilot.dsp.descriptors import BAND_CENTRES_HZ
@@ -40,7 +42,7 @@ _REGIONS = (
 )
 
 
-def _lacking_octaves(d, target: Profile) -> np.ndarray:
+def _lacking_octaves(d: Any, target: Profile) -> np.ndarray:
     """Per tone band: True where the input lacks the octave (most of its 1/3-octave bands more than
     :data:`inference.matcher.EMPTY_BAND_DB` under the target, or empty): no boost there with do-no-harm,
     the analytic matcher's rule (boosting there lifts noise, not music; such inputs, speech or band-limited
@@ -61,7 +63,7 @@ def _lacking_octaves(d, target: Profile) -> np.ndarray:
 
 def model_result(
     model: TargetModel,
-    d,
+    d: Any,
     seconds: float,
     target: Profile,
     base: MatchResult,
@@ -102,7 +104,9 @@ def model_result(
 class ModelMatcher(AnalyticMatcher):
     """The model's tone and widths on top of the analytic matcher (module docstring)."""
 
-    def __init__(self, model: TargetModel, target: Profile, sample_rate: float = 48000.0, channels: int = 2, **kw):
+    def __init__(
+        self, model: TargetModel, target: Profile, sample_rate: float = 48000.0, channels: int = 2, **kw: Any
+    ) -> None:
         self.model = model
         self.errors = 0
         self.last_error = ""
@@ -110,7 +114,7 @@ class ModelMatcher(AnalyticMatcher):
         self.name = f"model {model.name}"
 
     @classmethod
-    def for_target(cls, spec: str | None = None, sample_rate: float = 48000.0, channels: int = 2, **kw):
+    def for_target(cls, spec: str | None = None, sample_rate: float = 48000.0, channels: int = 2, **kw: Any) -> Any:
         """The model (``model=`` a name or path, default ``"default"``) aiming at a profile name or path."""
         model = kw.pop("model", "default")
         m = model if isinstance(model, TargetModel) else TargetModel.load(model)

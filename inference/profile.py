@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mixpilot.dsp.descriptors import BAND_NOMINAL_HZ, N_BANDS, ST_PERCENTILES, Descriptors, compute_descriptors
 from mixpilot.dsp.errors import InputFileError
@@ -235,7 +236,9 @@ class Profile:
         return d
 
     @classmethod
-    def from_audio(cls, x: np.ndarray, sample_rate: float, *, name: str = "reference", label: str | None = None):
+    def from_audio(
+        cls, x: np.ndarray, sample_rate: float, *, name: str = "reference", label: str | None = None
+    ) -> Profile:
         """Profile of one track given as samples ``[frames]`` or ``[frames, 1 or 2]`` (tolerance 0)."""
         d = cls.check_audio(x, sample_rate, label or name)
         return cls.from_descriptors([d], name=name, provenance={"sources": [label or name]})
@@ -362,7 +365,7 @@ class Profile:
     def to_dict(self) -> dict:
         """The JSON form (schema :data:`SCHEMA_VERSION`; NaN as ``null``)."""
 
-        def arr(a) -> list:
+        def arr(a: ArrayLike) -> list:
             return [None if not math.isfinite(v) else round(float(v), 4) for v in np.asarray(a, dtype=np.float64)]
 
         def num(v: float) -> float | None:

@@ -141,7 +141,7 @@ class TargetVector:
         )
 
 
-def _clean(a, lo: float, hi: float, fill: float) -> np.ndarray:
+def _clean(a: Any, lo: float, hi: float, fill: float) -> np.ndarray:
     x = np.asarray(a, dtype=np.float64).reshape(-1)
     return np.clip(np.where(np.isfinite(x), x, fill), lo, hi)
 
@@ -242,7 +242,7 @@ class TargetModel:
         return f"TargetModel({self.name!r}, {str(self.path)!r})"
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike = "default", *, models_dir: str | os.PathLike = MODELS_DIR):
+    def load(cls, name_or_path: str | os.PathLike = "default", *, models_dir: str | os.PathLike = MODELS_DIR) -> Any:
         """Load and validate; :class:`ModelError` (one line) on any problem."""
         import onnxruntime as ort
 

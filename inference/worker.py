@@ -10,13 +10,12 @@ it) the worker
 2. computes the features (:func:`inference.features.extract_features`, the
    same function training uses);
 3. runs the estimator (:class:`inference.model.OnnxModel`, or the
-   :class:`inference.heuristic.HeuristicEstimator` fallback), denormalises
-   through :mod:`dsp.params`, clamps to the AI-safe ranges;
-4. blends: ``value = base + ai_amount * (ai - default)`` (``base`` are the
-   static parameters the user gave, the table defaults otherwise; the AI's
-   correction is measured from neutral), clamped to the hard range;
-5. hands the result to ``publish(values, glide_s)`` — the engine swaps it in
-   by one reference assignment, the chain glides there over ``crossfade_s``.
+   :class:`inference.heuristic.HeuristicEstimator` fallback) and denormalises
+   through :mod:`dsp.params`: the AI's targets, in table units;
+4. hands them to ``publish(values, glide_s, end_frame)`` — the engine merges them with the
+   static values, the amounts and the controls by the one rule of
+   :mod:`realtime.parameter_state` (``static + amount * (clamp_ai(ai) - default)``, clamped)
+   and swaps the result in by one reference assignment; the chain glides there over ``crossfade_s``.
 
 A **stream estimator** (``wants_audio = True``: the analytic matcher,
 :class:`inference.matcher.AnalyticMatcher`) is fed instead every frame of the
@@ -25,13 +24,11 @@ and answers the AI parameters in table units (``values() -> dict``); the
 worker calls its ``prepare(sample_rate, channels)`` once and its ``reset()``
 when the stream starts over (a new render pass).  Names it answers outside
 :data:`dsp.params.AI_PARAM_NAMES` (``comp_threshold_db``) are published as
-they are, unless the user set them (``base``).
+they are, unless the user set them (the parameter state's rule).
 
-**Level belongs to the loudness follower** when ``follow_level`` is set
-(``play``, ``live``, ``render --loudness-mode follow``): ``input_gain_db``
-and ``output_gain_db`` are then never moved by the AI, so the follower's
-integrated estimate of the pre-delivery signal never goes stale under an AI
-gain change and the two loops cannot chase each other.
+**Level belongs to the loudness follower** while it runs (``play``, ``live``,
+``render --loudness-mode follow``): the parameter state gives ``input_gain_db``
+and ``output_gain_db`` no AI amount then (:class:`realtime.parameter_state.ParameterState`).
 
 Two ways to drive it:
 
@@ -54,34 +51,45 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS, denormalise
+from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, denormalise
 from mixpilot.dsp.settings import setting
 from mixpilot.dsp.settings import validate as validate_setting
 
 from .features import FEATURE_CONFIG, FeatureConfig, extract_features, input_window_frames
 
-__all__ = ["Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
+__all__ = ["AudioRing", "Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
 
 HOP_S = setting("ai_hop_s").default
 CROSSFADE_S = setting("crossfade_s").default
 _AI_IDX = [PARAM_INDEX[n] for n in AI_PARAM_NAMES]
-_AI_LO = np.array([PARAMS[i].ai_minimum for i in _AI_IDX])
-_AI_HI = np.array([PARAMS[i].ai_maximum for i in _AI_IDX])
-_HARD_LO = np.array([PARAMS[i].minimum for i in _AI_IDX])
-_HARD_HI = np.array([PARAMS[i].maximum for i in _AI_IDX])
-_DEFAULT = np.array([PARAMS[i].default for i in _AI_IDX])
 #: the AI's level parameters: with ``follow_level`` the loudness follower owns level
 LEVEL_PARAMS = ("input_gain_db", "output_gain_db")
+
+
+class AudioRing(Protocol):
+    """What the worker reads: the engine's analysis ring (``realtime.engine.AnalysisRing``)."""
+
+    buf: np.ndarray  # [capacity, channels]
+
+    @property
+    def capacity(self) -> int: ...
+
+    @property
+    def frames_written(self) -> int: ...
+
+    def read_latest(self, out: np.ndarray, end: int | None = None) -> int: ...
 
 
 class Estimator(Protocol):
     name: str
 
-    def predict(self, features: np.ndarray) -> np.ndarray: ...
+    # a window estimator (OnnxModel, HeuristicEstimator) has ``predict(features) -> normalised [n]``;
+    # a stream estimator (``wants_audio = True``: inference.matcher.AnalyticMatcher) has
+    # ``prepare``/``update``/``values``/``reset`` instead (module docstring)
 
 
 def load_estimator(spec: str | None, warn: Callable[[str], None]) -> Estimator | None:
@@ -151,42 +159,31 @@ class InferenceWorker:
     def __init__(
         self,
         estimator: Estimator,
-        ring,
+        ring: AudioRing,
         sample_rate: int,
-        publish: Callable[[dict, float], None],
+        publish: Callable[[dict, float, int], None],
         *,
         hop_s: float = HOP_S,
         crossfade_s: float = CROSSFADE_S,
-        ai_amount: float = 1.0,
-        amounts: dict | None = None,
-        base: dict | None = None,
         on_update: Callable[[float, dict], None] | None = None,
         config: FeatureConfig = FEATURE_CONFIG,
-        follow_level: bool = False,
     ) -> None:
         hop_s = validate_setting("ai_hop_s", hop_s)
         crossfade_s = validate_setting("crossfade_s", crossfade_s)
-        ai_amount = validate_setting("ai_amount", ai_amount)
         self.estimator = estimator
         self.ring = ring
         self.sample_rate = int(sample_rate)
         self.publish = publish
         self.hop_frames = max(1, int(round(hop_s * sample_rate)))
         self.crossfade_s = float(crossfade_s)
-        self.ai_amount = float(ai_amount)
-        amounts = dict(amounts or {})
-        self.amount = self.ai_amount * np.array([float(amounts.get(PARAMS[i].aspect, 1.0)) for i in _AI_IDX])
-        if follow_level:  # level belongs to the follower (module docstring)
-            self.amount[[AI_PARAM_NAMES.index(n) for n in LEVEL_PARAMS]] = 0.0
         self.on_update = on_update
         self.config = config
-        base = base or {}
-        self.base = np.array([float(base.get(n, PARAMS[i].default)) for n, i in zip(AI_PARAM_NAMES, _AI_IDX)])
-        self.user_set = frozenset(base)
         self.streaming = bool(getattr(estimator, "wants_audio", False))
+        # a window estimator predicts from features, a stream estimator (inference.matcher) takes the audio
+        self._est: Any = cast(Any, estimator)
         self._fed = 0  # stream frames a stream estimator has seen
         if self.streaming:
-            estimator.prepare(self.sample_rate, ring.buf.shape[1])
+            self._est.prepare(self.sample_rate, ring.buf.shape[1])
         self._window = np.zeros((input_window_frames(sample_rate, config), ring.buf.shape[1]), dtype=np.float32)
         self.times_ms: list[float] = []
         self.runs = 0
@@ -209,10 +206,14 @@ class InferenceWorker:
 
     # -- one hop -----------------------------------------------------------------------
     def compute(self, end_frame: int) -> dict[str, float]:
-        """The blended AI values for the window ending at stream position ``end_frame``."""
+        """The AI's targets (table units) for the window ending at stream position ``end_frame``;
+        the engine merges them (:meth:`realtime.parameter_state.ParameterState.ai_targets`)."""
         if self.streaming:
             self._feed(end_frame)
-            return self.blend(self.estimator.values())
+            values = {k: float(v) for k, v in self._est.values().items()}
+            if not all(np.isfinite(v) for v in values.values()):
+                raise ValueError("estimator returned non-finite values")
+            return values
         if self.memo is not None:
             hit = self.memo.get(end_frame)
             if hit is not None:
@@ -220,38 +221,19 @@ class InferenceWorker:
                 return dict(hit)
         self.ring.read_latest(self._window, end=end_frame)
         feats = extract_features(self._window, self.sample_rate, self.config)
-        norm = np.asarray(self.estimator.predict(feats), dtype=np.float64).reshape(-1)
+        norm = np.asarray(self._est.predict(feats), dtype=np.float64).reshape(-1)
         if norm.shape[0] != len(AI_PARAM_NAMES) or not np.all(np.isfinite(norm)):
             raise ValueError(f"estimator returned {norm.shape[0]} values / non-finite output")
-        ai = np.array([denormalise(n, float(min(max(x, 0.0), 1.0))) for n, x in zip(AI_PARAM_NAMES, norm)])
-        out = self.blend(dict(zip(AI_PARAM_NAMES, ai)))
+        # 0..1 is the AI-safe range; realtime.parameter_state holds the values inside it
+        out = {n: denormalise(n, float(x)) for n, x in zip(AI_PARAM_NAMES, norm)}
         if self.memo is not None:
             self.memo[end_frame] = dict(out)
-        return out
-
-    def blend(self, ai_values: dict[str, float]) -> dict[str, float]:
-        """AI values (table units) -> what is published: clamped to the AI ranges, blended onto ``base``.
-
-        ``value = base + amount * (ai - default)`` per AI parameter (a missing
-        name: no move); other names (a stream estimator's extras) pass as they
-        are unless the user set them.
-        """
-        ai = np.array([float(ai_values.get(n, d)) for n, d in zip(AI_PARAM_NAMES, _DEFAULT)])
-        if not np.all(np.isfinite(ai)):
-            raise ValueError("estimator returned non-finite values")
-        ai = np.clip(ai, _AI_LO, _AI_HI)
-        vals = np.clip(self.base + self.amount * (ai - _DEFAULT), _HARD_LO, _HARD_HI)
-        out = {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
-        for n, v in ai_values.items():
-            if n not in out and n not in self.user_set and n in PARAM_INDEX:
-                p = PARAMS[PARAM_INDEX[n]]
-                out[n] = float(min(max(float(v), p.minimum), p.maximum))
         return out
 
     def _feed(self, end_frame: int) -> None:
         """Give a stream estimator the frames ``(last fed, end_frame]`` from the ring (in window-sized reads)."""
         if end_frame < self._fed:  # the stream started over (a new render pass)
-            self.estimator.reset()
+            self._est.reset()
             self._fed = 0
         # what the ring still holds (a reader far behind loses the oldest frames, never blocks the writer)
         start = max(self._fed, end_frame - (self.ring.capacity - self._window.shape[0]), 0)
@@ -260,7 +242,7 @@ class InferenceWorker:
             m = min(win, end_frame - start)
             buf = self._window[:m]
             self.ring.read_latest(buf, end=start + m)
-            self.estimator.update(buf)
+            self._est.update(buf)
             start += m
         self._fed = end_frame
 
@@ -280,7 +262,7 @@ class InferenceWorker:
         if self.memo_hits == hits:  # computed, not remembered
             self.times_ms.append((time.perf_counter_ns() - t0) / 1e6)
             self.runs += 1
-        self.publish(values, self.crossfade_s)
+        self.publish(values, self.crossfade_s, end_frame)
         self.last_values = values
         self.last_t_s = end_frame / self.sample_rate
         if self.errors:

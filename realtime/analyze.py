@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from mixpilot.dsp.params import AI_PARAM_NAMES
 from .audio_io import read_audio
 from .engine import AnalysisRing
 from .measures import short_term_series
+from .parameter_state import ParameterState
 
 __all__ = ["analyze_array", "analyze_file", "check_plot_path", "OCTAVE_BANDS_HZ", "format_report"]
 
@@ -83,7 +85,9 @@ def check_plot_path(path: str, input_path: str) -> None:
         raise OutputError(f"--plot {path}: folder {os.path.dirname(p)} does not exist")
 
 
-def analyze_file(path: str, *, model: str | None = "default", hop_s: float = 1.5, warn=None) -> dict:
+def analyze_file(
+    path: str, *, model: str | None = "default", hop_s: float = 1.5, warn: Callable[[str], None] | None = None
+) -> dict:
     """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf).
 
     ``warn(text)`` gets a model that cannot be used; by default it goes into ``notes``.
@@ -99,7 +103,7 @@ def analyze_array(
     notes: list[str] | None = None,
     model: str | None = "default",
     hop_s: float = 1.5,
-    warn=None,
+    warn: Callable[[str], None] | None = None,
     name: str | None = None,
 ) -> dict:
     """:func:`analyze_file` of a [frames, 1|2] float32 buffer (``name`` goes into ``"file"``)."""
@@ -151,7 +155,8 @@ def analyze_array(
         return report
     ring = AnalysisRing(x.shape[0] + 1, x.shape[1])
     ring.write(np.ascontiguousarray(x, dtype=np.float32))
-    worker = InferenceWorker(est, ring, sr, lambda v, g: None, hop_s=hop_s)
+    worker = InferenceWorker(est, ring, sr, lambda v, g, e: None, hop_s=hop_s)
+    state = ParameterState()  # the AI's suggestions as the chain would take them (static defaults, amount 1)
     hop = worker.hop_frames
     # the windows the engine's worker would compute: every hop from the first whole window
     ends = list(range(worker.first_end, x.shape[0] + 1, hop)) or [x.shape[0]]
@@ -159,7 +164,7 @@ def analyze_array(
     reason = ""
     for end in ends:
         try:
-            values = worker.compute(end)
+            values = state.ai_targets(worker.compute(end))
         except (ModelError, ValueError) as exc:  # e.g. samples of 1e30: their power overflows the features
             failed.append(end / sr)
             reason = reason or " ".join(str(exc).split())

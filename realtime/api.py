@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +45,10 @@ from .render import (
     _validated_params,
     render_array,
 )
+
+if TYPE_CHECKING:
+    from mixpilot.inference.profile import Profile
+    from mixpilot.inference.worker import Estimator
 
 __all__ = [
     "DEFAULT_CEILING_DBTP",
@@ -82,7 +87,7 @@ class CheckedSettings:
     midi_map: str | None
     amounts: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    profile: object | None = None  # inference.profile.Profile of --reference / --target (None: neither)
+    profile: Profile | None = None  # inference.profile.Profile of --reference / --target (None: neither)
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ class MasterSettings:
         for a bad reference or profile ``ProfileError`` / ``AudioFileError`` (exit code 1).
         """
 
-        def check(name: str, value: object, flag: str | None = None):
+        def check(name: str, value: object, flag: str | None = None) -> Any:
             return validate_setting(name, value, flag=flag, error=RenderUsageError)
 
         amounts = {k: check("aspect_amount", v, f"--amount {k}") for k, v in dict(self.amounts or {}).items()}
@@ -232,7 +237,7 @@ def master_core(
     notes: list[str] | None = None,
     nonfinite_samples: int = 0,
     limiter_margin_db: float = 0.0,
-    estimator=None,
+    estimator: Estimator | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, MasterReport, ArrayRender]:
     """Master ``raw`` [frames, 1..8] float32 at ``sample_rate``: measure, downmix, render, report.
@@ -253,16 +258,13 @@ def master_core(
     notes = list(notes or []) + list(settings.notes)
     automation = None
     if settings.midi_file is not None or settings.midi_map is not None:
-        from .midi import MidiFileAutomation, load_map
-        from .midi_map import ceiling_warning
+        from .session import load_controls
 
-        midi_map = load_map(settings.midi_map)  # a broken --midi-map is an error even with nothing to apply
-        if settings.midi_file is not None:
-            automation = MidiFileAutomation.load(settings.midi_file, midi_map)
-            lifted = ceiling_warning(midi_map, settings.ceiling_dbtp)
-            if lifted is not None:
-                notes.append(lifted)
-        else:
+        # a broken --midi-map is an error even with nothing to apply
+        _, automation = load_controls(
+            settings.midi_map, settings.midi_file, ceiling_dbtp=settings.ceiling_dbtp, note=notes.append
+        )
+        if settings.midi_file is None:
             notes.append(f"--midi-map {settings.midi_map}: no --midi-file to apply it to; the render has no MIDI")
     estimator = estimator_for(settings, warn or notes.append, estimator)
     channels = int(raw.shape[1])
@@ -395,9 +397,9 @@ class Engine:
         crossfade_s: float = setting("crossfade_s").default,
         amount: Mapping[str, float] | None = None,
     ) -> None:
-        from mixpilot.inference.worker import InferenceWorker, load_estimator
+        from mixpilot.inference.worker import load_estimator
 
-        from .engine import Engine as CoreEngine
+        from .session import build_session
 
         sr = _checked_rate(sample_rate)
         self.notes: list[str] = []
@@ -420,7 +422,11 @@ class Engine:
         self.channels = int(channels)
         self.max_block_size = int(c.block_size)
         values = dict(c.values)
-        self.core = CoreEngine(
+        estimator = load_estimator(c.model, self.notes.append)
+        self.model: str = getattr(estimator, "name", "none") if estimator is not None else "none"
+        # the session render, play and live build (realtime.session): the worker steps inside the engine;
+        # level belongs to the loudness follower, as in play/live and follow renders (the parameter state)
+        session = build_session(
             sr,
             self.channels,
             max_block_size=self.max_block_size,
@@ -428,24 +434,16 @@ class Engine:
             target_lufs=c.target_lufs,
             ceiling_dbtp=c.ceiling_dbtp,
             loudness_mode="follow",
+            estimator=estimator,
+            ai_amount=c.ai_amount,
+            amounts=c.amounts,
+            ai_hop_s=c.ai_hop_s,
+            crossfade_s=c.crossfade_s,
+            sync_ai=True,
+            keep_log=False,  # a stream of any length keeps no --params-out events
         )
-        estimator = load_estimator(c.model, self.notes.append)
-        self.model: str = getattr(estimator, "name", "none") if estimator is not None else "none"
-        self.worker = None
-        if estimator is not None:
-            self.worker = InferenceWorker(
-                estimator,
-                self.core.ring,
-                sr,
-                self.core.publish_ai,
-                hop_s=c.ai_hop_s,
-                crossfade_s=c.crossfade_s,
-                ai_amount=c.ai_amount,
-                amounts=c.amounts,
-                base=values,
-                follow_level=True,  # level belongs to the loudness follower, as in play/live and follow renders
-            )
-            self.core.attach_sync_worker(self.worker)
+        self.core = session.engine
+        self.worker = session.worker
         self._out = np.zeros((self.max_block_size, self.channels), dtype=np.float32)
 
     @property
@@ -513,7 +511,9 @@ def _checked_rate(sample_rate: object) -> int:
     return sr
 
 
-def estimator_for(settings: CheckedSettings, warn: Callable[[str], None], loaded=None):
+def estimator_for(
+    settings: CheckedSettings, warn: Callable[[str], None], loaded: Estimator | None = None
+) -> Estimator | None:
     """The AI of a run: the analytic matcher aiming at ``settings.profile`` when there is one (unless the
     model is ``none``), else ``loaded`` (a model a batch worker keeps) or :func:`inference.worker.load_estimator`.
     """
@@ -675,7 +675,7 @@ def master(
     return (y[:, 0].copy() if mono else y), report
 
 
-def _paths(p) -> tuple[str, ...] | None:
+def _paths(p: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> tuple[str, ...] | None:
     if p is None:
         return None
     return (os.fspath(p),) if isinstance(p, (str, os.PathLike)) else tuple(os.fspath(q) for q in p)

@@ -42,7 +42,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -322,7 +324,7 @@ _SHOULD_BE = re.compile(r"^\s*(RIFF|riff|data|FORM|SSND|RF64)\s*:\s*(\d+)\s*\(sh
 _CHUNK_PAST_END = re.compile(r"\*\*\* Chunk size (\d+) > file length (\d+)")
 
 
-def truncation_note(path: str, sinfo, frames_read: int) -> str | None:
+def truncation_note(path: str, sinfo: Any, frames_read: int) -> str | None:
     """One line when the file is shorter than its header says (cut off in a copy or a download), else None.
 
     Evidence, by format: the frame count in the header against the frames decoded
@@ -457,7 +459,7 @@ def check_output_format(path: str | os.PathLike[str], subtype: str) -> str:
 
 
 def write_sound_file(
-    path: str, data: np.ndarray, sample_rate: int, fmt: str, subtype: str, options: dict | None = None
+    path: str, data: np.ndarray, sample_rate: int, fmt: str, subtype: str, options: Mapping[str, object] | None = None
 ) -> None:
     """``soundfile`` write of ``data`` [frames, channels] in chunks (not atomic: see :func:`write_audio_atomic`).
 

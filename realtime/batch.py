@@ -54,10 +54,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from mixpilot.dsp.errors import InputFileError, MixpilotError, UsageError
 
 from .api import MasterSettings, json_ready
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import Estimator
+from typing import TextIO
+
 from .progress import Progress, bar_text
 
 __all__ = [
@@ -260,10 +266,10 @@ def _input_error(path: str, exc: BaseException) -> str:
 
 # --- one file --------------------------------------------------------------------------------------------
 
-_ESTIMATORS: dict[str, object] = {}  # per worker process: model spec -> loaded estimator
+_ESTIMATORS: dict[str, tuple[Estimator | None, list[str]]] = {}  # per worker process: model spec -> loaded estimator
 
 
-def _estimator(spec: str | None, notes: list[str]):
+def _estimator(spec: str | None, notes: list[str]) -> Estimator | None:
     from mixpilot.inference.worker import load_estimator
 
     key = str(spec)
@@ -337,18 +343,18 @@ def render_job(
 
 # --- the local pool ----------------------------------------------------------------------------------------
 
-_QUEUE = None  # the worker's progress queue (set by _worker_init)
+_QUEUE: Any = None  # the worker's progress queue (set by _worker_init)
 _BUSY = False  # the worker is inside a render (a stop signal must unwind it, removing its temporary)
 
 
-def _on_stop_signal(signum, frame) -> None:
+def _on_stop_signal(signum: int, frame: object) -> None:
     """SIGINT/SIGTERM in a pool worker: unwind a render (its temporary is removed), or leave quietly when idle."""
     if _BUSY:
         raise KeyboardInterrupt
     os._exit(128 + signum)
 
 
-def _worker_init(queue) -> None:
+def _worker_init(queue: Any) -> None:
     """Pool worker set-up: the progress queue; Ctrl-C and SIGTERM stop it without a half-written file."""
     global _QUEUE
     _QUEUE = queue
@@ -385,7 +391,7 @@ def _pool_render(job: Job, options: BatchOptions) -> JobResult:
 class BatchProgress:
     """The batch's progress line: audio seconds done over the total, files, failures, time left."""
 
-    def __init__(self, jobs: list[Job], stream, tty: bool | None = None) -> None:
+    def __init__(self, jobs: list[Job], stream: TextIO, tty: bool | None = None) -> None:
         self.total_s = sum(j.duration_s for j in jobs if j.status == "pending") or 1e-9
         self.n = sum(1 for j in jobs if j.status == "pending")
         self.frac: dict[int, float] = {}
@@ -529,7 +535,7 @@ def run_local(
     return results
 
 
-def _shutdown(pool) -> None:
+def _shutdown(pool: Any) -> None:
     """Stop a pool now: cancel what has not started, SIGTERM the workers (they remove their temporaries), wait."""
     procs = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
@@ -601,7 +607,7 @@ def run_batch(
     workers: int | None = None,
     cluster: str | None = None,
     summary_path: str | None = None,
-    progress_stream=sys.stderr,
+    progress_stream: TextIO | None = sys.stderr,
     note: Callable[[str], None] = lambda text: None,
 ) -> tuple[int, dict]:
     """Plan, run (local pool or Ray), write the summary; returns ``(exit status, summary dict)``.

@@ -37,9 +37,13 @@ import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
-from typing import TextIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, TextIO  # noqa: E402
 
 from .progress import ProgressBar  # noqa: E402
+
+if TYPE_CHECKING:
+    from .api import MasterSettings
+    from .render import RenderReport
 
 __all__ = ["ProgressBar", "build_parser", "load_params_file", "main"]
 
@@ -61,7 +65,7 @@ class _Parser(argparse.ArgumentParser):
     whichever option happens to start with it.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
@@ -417,7 +421,7 @@ def _fmt(v: float, unit: str, width: int = 6) -> str:
     return f"{v:{width}.1f} {unit}"
 
 
-def _summary(rep, out: TextIO) -> None:
+def _summary(rep: RenderReport, out: TextIO) -> None:
     ch = {1: "mono", 2: "stereo"}.get(rep.output_channels, f"{rep.output_channels} ch")
     src = f" from {rep.input_channels} ch" if rep.input_channels != rep.output_channels else ""
     out.write(f"rendered {rep.input_path} -> {rep.output_path}\n")
@@ -448,7 +452,7 @@ def _summary(rep, out: TextIO) -> None:
     out.write(f"  output: {rep.output_path}\n")
 
 
-def render_settings(args: argparse.Namespace, params: dict | None):
+def render_settings(args: argparse.Namespace, params: dict | None) -> MasterSettings:
     """The command line's render options as :class:`realtime.api.MasterSettings` (what ``mixpilot.master`` takes)."""
     from mixpilot.dsp.settings import parse_amounts
 
@@ -472,7 +476,7 @@ def render_settings(args: argparse.Namespace, params: dict | None):
     )
 
 
-def _json_text(value) -> str:
+def _json_text(value: object) -> str:
     """``value`` as indented JSON, non-finite floats as null (:func:`realtime.api.json_ready`)."""
     from .api import json_ready
 

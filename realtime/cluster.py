@@ -36,6 +36,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from typing import Any
 
 from mixpilot.dsp.errors import UsageError
 
@@ -59,14 +60,14 @@ def import_ray():
     return ray
 
 
-def check_address(address: str):
+def check_address(address: str) -> Any:
     """Check ``--cluster`` before anything runs: its form, and that Ray is installed; returns ``ray``."""
     if not (address in ("auto", "local") or (address.startswith("ray://") and len(address) > 6)):
         raise ClusterError(f"--cluster {address}: give ray://HOST:PORT, auto (a 'ray start' cluster) or local")
     return import_ray()
 
 
-def _connect(ray, address: str) -> bool:
+def _connect(ray: Any, address: str) -> bool:
     """Connect (or start, for ``local``); returns whether this call initialised Ray (and must shut it down)."""
     if ray.is_initialized():
         return False

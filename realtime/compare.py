@@ -65,11 +65,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mixpilot.dsp.errors import MixpilotError, OutputError, UsageError
+
+if TYPE_CHECKING:
+    from mixpilot.inference.profile import Profile
+    from mixpilot.inference.worker import Estimator
+
+    from .audio_io import AudioInfo
 
 __all__ = [
     "CHARTS",
@@ -206,7 +213,7 @@ def systems_for(models: Sequence[str], *, warn: Callable[[str], None] = lambda t
     if not models:
         raise CompareUsageError(f"--model needs at least one name (known: {', '.join(known_models())})")
     out = [System("original", "original", "original", None)]
-    seen: dict[str, str] = {}
+    seen: dict[str | None, str] = {}
     try:
         dflt = default_model_name()
     except ModelError:
@@ -248,7 +255,7 @@ class _Job:
 _progress_sink: Callable[[int, int, float, float], None] | None = None
 
 
-def _init_worker(q, sample_rate: int, channels: int) -> None:
+def _init_worker(q: Any, sample_rate: int, channels: int) -> None:
     """Pool initializer: progress goes to the parent through ``q``; one BLAS thread; kernels warmed."""
     global _progress_sink
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -264,7 +271,7 @@ def _warm(sample_rate: int, channels: int) -> None:
     render_array(np.zeros((sample_rate // 10, channels), np.float32), sample_rate, input_integrated_lufs=-math.inf)
 
 
-def _estimator(model: str):
+def _estimator(model: str) -> Estimator | None:
     if model == "none":
         return None
     if model == "matcher":
@@ -274,9 +281,7 @@ def _estimator(model: str):
     if model == "heuristic":
         from mixpilot.inference.heuristic import HeuristicEstimator
 
-        est = HeuristicEstimator()
-        est.name = "heuristic"  # type: ignore[attr-defined]
-        return est
+        return HeuristicEstimator()
     from mixpilot.inference.model import OnnxModel
     from mixpilot.inference.target_model import is_target_model
 
@@ -605,7 +610,7 @@ def _letters(n: int) -> list[str]:
     return [abc[i] if n <= 26 else f"{abc[i // 26]}{abc[i % 26]}" for i in range(n)]
 
 
-def _tonal_target():
+def _tonal_target() -> Profile:
     """The profile every system's tonal distance is measured against: the shipped default profile.
 
     It is what the product aims at when no reference and no target is given
@@ -616,7 +621,9 @@ def _tonal_target():
     return Profile.load("default")
 
 
-def _schema_doc_top(opts: CompareOptions, info, sr: int, frames: int, start_s: float, target) -> dict:
+def _schema_doc_top(
+    opts: CompareOptions, info: AudioInfo, sr: int, frames: int, start_s: float, target: Profile
+) -> dict:
     from mixpilot import __version__ as version
 
     return {
@@ -814,7 +821,7 @@ def _render_all(
     return [r for r in results if r is not None]
 
 
-def _drain(q, bar: _Progress) -> None:
+def _drain(q: Any, bar: _Progress) -> None:
     while True:
         try:
             i, p, d, t = q.get_nowait()
@@ -823,7 +830,7 @@ def _drain(q, bar: _Progress) -> None:
         bar.update(i, p, d, t)
 
 
-def tonal_distance(levels_db: Sequence[float | None], target_db: Sequence, tolerance_db: Sequence) -> dict:
+def tonal_distance(levels_db: Sequence[float | None], target_db: ArrayLike, tolerance_db: ArrayLike) -> dict:
     """Per band ``level - target`` (dB; None where either is missing), its RMS, and the RMS of what lies
     outside the tolerance (``sign(d) * max(|d| - tol, 0)``, :meth:`inference.profile.Profile.deviation`)."""
     lv = np.array([np.nan if v is None else v for v in levels_db], dtype=np.float64)
@@ -837,7 +844,7 @@ def tonal_distance(levels_db: Sequence[float | None], target_db: Sequence, toler
     return {"per_band_db": [_r(v) for v in dev], "rms_db": _r(rms), "outside_rms_db": _r(out_rms)}
 
 
-def _assemble(systems: list[System], names: list[str], results: list[dict], blind: bool, target) -> list[dict]:
+def _assemble(systems: list[System], names: list[str], results: list[dict], blind: bool, target: Profile) -> list[dict]:
     out = []
     for s, name, r in zip(systems, names, results):
         entry = {
@@ -1066,7 +1073,7 @@ def write_page(doc: dict, folder: Path) -> None:
 # --- command line ----------------------------------------------------------------------
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``compare`` on the ``mixpilot`` sub-parsers (ranges and help from :mod:`dsp.settings`)."""
     from mixpilot.dsp.settings import argparse_kwargs as opt
 

@@ -98,7 +98,7 @@ __all__ = [
 #: --bit-depth -> libsndfile subtype
 BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 #: lossy format -> (subtype, soundfile write options)
-LOSSY_OPTIONS = {
+LOSSY_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
     "OGG": ("VORBIS", {"compression_level": 0.3}),
     "MP3": ("MPEG_LAYER_III", {"compression_level": 0.2, "bitrate_mode": "VARIABLE"}),
 }
@@ -256,9 +256,10 @@ def quantize(x: np.ndarray, bits: int, *, dither: bool, seed: int = DITHER_SEED)
     per_frame = flat_x.shape[1]
     u1 = u2 = None
     if dither:
-        u1 = np.random.default_rng(seed)
-        u2 = np.random.default_rng(seed)
-        u2.bit_generator.advance(x.size)
+        u1 = np.random.default_rng(seed)  # Generator(PCG64(seed))
+        second = np.random.PCG64(seed)
+        second.advance(x.size)
+        u2 = np.random.Generator(second)
     for i in range(0, flat_x.shape[0], _QUANTIZE_CHUNK_FRAMES):
         v = np.asarray(flat_x[i : i + _QUANTIZE_CHUNK_FRAMES], dtype=np.float64) * scale
         if u1 is not None and u2 is not None:

@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numba import njit
@@ -60,12 +62,17 @@ from mixpilot.dsp.params import (
     AI_PARAM_NAMES,
     N_PARAMS,
     PARAM_INDEX,
-    PARAMS,
     ParameterError,
     validate_value,
-    vector_from_mapping,
 )
 from mixpilot.dsp.spec import ProcessSpec
+
+from .parameter_state import ACTION_AB, ACTION_AI, ACTION_BYPASS, ParameterState, apply_controls, apply_update
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import InferenceWorker
+
+    from .midi import ControlBank, MidiFileAutomation
 
 __all__ = ["AnalysisRing", "Engine", "TargetUpdate", "SNAPSHOT_NAMES", "ANALYSIS_SECONDS"]
 
@@ -85,11 +92,9 @@ _SNAP_COMP, _SNAP_LIM, _SNAP_MAX_COMP, _SNAP_MAX_LIM, _SNAP_LOUD, _SNAP_T, _SNAP
 _ST_LIM_GAIN_MIN = ST_LIM_GAIN_MIN  # the chain's stats slots
 _ST_COMP_GR = ST_COMP_GR_DB
 _ST_NONFINITE = ST_NONFINITE
-_LOUD_RANGE = (PARAMS[P_LOUD].minimum, PARAMS[P_LOUD].maximum)
 _NEVER = 1 << 62
 _AI_INDEX = [PARAM_INDEX[n] for n in AI_PARAM_NAMES]
 STAGE_SWITCH_S = STAGE_GLIDE_S  # bypass / A/B gain switches glide like a stage bypass (no click)
-ACTION_BYPASS, ACTION_AB, ACTION_AI, ACTION_RELEASE = range(4)  # realtime.midi's button order
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,16 @@ class TargetUpdate:
 
     ``vector`` float64 [N_PARAMS] (already validated/clamped), ``glide_s``
     float64 [N_PARAMS] per-parameter glide time for this change, ``mask``
-    bool [N_PARAMS] which parameters this update sets.
+    bool [N_PARAMS] which parameters this update sets, ``at`` the stream
+    position where it takes effect (the engine cuts the block there; -1 or a
+    position already passed: at the next block start).
     """
 
     vector: np.ndarray
     glide_s: np.ndarray
     mask: np.ndarray
     source: str = "user"
+    at: int = -1  # stream position where it takes effect (-1: at the next block start)
 
 
 # --- the analysis ring -----------------------------------------------------------------
@@ -192,83 +200,6 @@ class AnalysisRing:
             out[k0 + first : k0 + m] = self.buf[: m - first]
 
 
-@njit(cache=True)
-def _apply_update(targets, glide, base, vec, vec_glide, mask, skip, manual) -> None:  # pragma: no cover
-    """A published update: ``base`` follows it; the chain only where MIDI does not hold the parameter."""
-    for i in range(targets.shape[0]):
-        if mask[i] and i != skip:
-            base[i] = vec[i]
-            if manual[i] == 0:
-                glide[i] = vec_glide[i]
-                targets[i] = vec[i]
-
-
-@njit(cache=True)
-def _apply_controls(
-    targets,
-    glide,
-    base,
-    manual_value,
-    manual_seq,
-    release_seq,
-    action_seq,
-    seen,
-    manual,
-    current,
-    values,
-    msg_time,
-    lat,
-    lat_n,
-    now_ns,
-    manual_glide,
-    release_glide,
-    skip,
-) -> int:  # pragma: no cover
-    """MIDI -> chain at a block start (no allocation).  Returns a bit per toggled button action.
-
-    Releases first (all, then per parameter; the AI value ``base`` takes over, gliding from
-    the manual value), then manual values (last value wins per parameter per block).
-    """
-    n = targets.shape[0]
-    toggled = 0
-    for a in range(action_seq.shape[0]):
-        k = action_seq[a]
-        if k != seen[2 * n + a]:
-            if (k - seen[2 * n + a]) % 2 == 1:
-                toggled |= 1 << a
-            seen[2 * n + a] = k
-    if toggled & (1 << 3):  # ACTION_RELEASE: hand everything back
-        for i in range(n):
-            if manual[i] != 0:
-                manual[i] = 0
-                glide[i] = release_glide
-                targets[i] = base[i]
-        toggled &= ~(1 << 3)
-    for i in range(n):
-        k = release_seq[i]
-        if k != seen[n + i]:
-            seen[n + i] = k
-            if manual[i] != 0:
-                manual[i] = 0
-                glide[i] = release_glide
-                targets[i] = base[i]
-    for i in range(n):
-        k = manual_seq[i]
-        if k != seen[i]:
-            seen[i] = k
-            if i == skip:
-                continue
-            manual[i] = 1
-            glide[i] = manual_glide
-            targets[i] = manual_value[i]
-            m = lat_n[0]
-            lat[m % lat.shape[0]] = now_ns - msg_time[i]
-            lat_n[0] = m + 1
-    for i in range(n):
-        current[i] = values[i]
-    return toggled
-
-
 # --- the fused block kernel ------------------------------------------------------------
 
 
@@ -329,7 +260,7 @@ def _engine_kernel(
 _FLAT: dict[tuple[int, ...], object] = {}
 
 
-def _flat_kernel(counts: tuple[int, ...]):
+def _flat_kernel(counts: tuple[int, ...]) -> Any:
     """``_engine_kernel`` taking every array as its own argument (generated once per argument count).
 
     A Numba call unboxes a tuple argument element by element through a slow path: the six argument
@@ -422,6 +353,8 @@ class Engine:
         analysis_seconds: float = ANALYSIS_SECONDS,
         meters: bool = True,
         stages: tuple[str, ...] = STAGES,
+        ai_amount: float = 1.0,
+        amounts: Mapping[str, float] | None = None,
     ) -> None:
         if loudness_mode not in ("follow", "static"):
             raise ValueError(f"loudness_mode must be 'follow' or 'static', not {loudness_mode!r}")
@@ -431,9 +364,12 @@ class Engine:
         self.spec = ProcessSpec(
             sample_rate=int(sample_rate), max_block_size=int(max_block_size), num_channels=int(channels)
         )
-        self.params = {k: validate_value(k, v) for k, v in params.items()}
+        # static values, AI targets, amounts, controls, buttons and the rule that merges them
+        follow = loudness_mode == "follow" and "loudness_gain_db" not in params
+        self.state = ParameterState(params, ai_amount=ai_amount, amounts=amounts, follow_level=follow)
+        self.params = self.state.params
         self.target_lufs = float(target_lufs)
-        self.follow = loudness_mode == "follow" and "loudness_gain_db" not in self.params
+        self.follow = follow
         self.follow_hop = max(1, int(round(follow_hop_s * sample_rate)))
         self.follow_glide_s = float(follow_glide_s)
         self.chain = MixChain(stages, glide_ms=glide_ms)
@@ -441,8 +377,6 @@ class Engine:
         if ceiling_dbtp is not None:  # the run's ceiling is a bound no control can lift
             self.chain.limit("limiter_ceiling_dbtp", maximum=ceiling_dbtp)
         self.chain.prepare(self.spec)
-        self._static = vector_from_mapping(self.params)  # the user's values; reset() returns to them
-        self.base = self._static.copy()  # static + published targets; the follower owns loudness_gain_db
         self.meter = LoudnessMeter(self.spec)
         weights = (1.0, 0.0) if channels == 1 else (1.0, 1.0)  # the tap is stereo; mono has L == R
         self.follow_meter = LoudnessMeter(
@@ -457,16 +391,16 @@ class Engine:
         self._follow_read = np.zeros(len(READOUT_NAMES))
         self.pending: TargetUpdate | None = None  # written by other threads (one reference assignment)
         self._applied: TargetUpdate | None = None
-        self.controls = None  # realtime.midi.ControlBank (attach_controls), when MIDI is on
-        self.midi_file = None  # realtime.midi.MidiFileAutomation, applied at block starts
-        self.manual_active = np.zeros(N_PARAMS, dtype=np.int64)  # 1 where MIDI holds the parameter
-        self._seen = np.zeros(2 * N_PARAMS + 4, dtype=np.int64)
+        self.controls: ControlBank | None = None  # attach_controls, when MIDI is on
+        self.midi_file: MidiFileAutomation | None = None  # realtime.midi.MidiFileAutomation, applied at block starts
         self.midi_lat = np.zeros(1 << 14, dtype=np.int64)  # message -> applied, ns (ring)
         self.midi_lat_n = np.zeros(1, dtype=np.int64)
-        self.manual_glide_s = 0.03
-        self.release_glide_s = 2.0
         self._ab_gain_db = 0.0
-        self.sync_worker = None  # inference.worker.InferenceWorker stepped inside process_block (render)
+        self.ai_delay_frames = 0  # an AI update for the window ending at P takes effect at P + this
+        self.ai_late = 0  # AI updates that arrived after their position (applied at the next block)
+        self.sync_worker: InferenceWorker | None = (
+            None  # inference.worker.InferenceWorker stepped inside process_block (render)
+        )
         self.meters = bool(meters)
         self._build_args()
         self.reset()
@@ -501,14 +435,10 @@ class Engine:
 
         Published updates are dropped (call from the thread that owns the engine, not during a stream).
         """
-        self.base[:] = self._static
+        self.state.reset()
         self.pending = None
-        self.manual_active[:] = 0
-        self.ai_on = True
-        self.bypassed = False
-        self.ab_b = False
         self.chain.enabled[:] = 1.0
-        self.chain.targets[:] = self.base
+        self.chain.targets[:] = self.state.base
         self.chain.reset()
         self.meter.reset()
         self.follow_meter.reset()
@@ -542,26 +472,55 @@ class Engine:
 
     @property
     def sample_rate(self) -> int:
-        return self.spec.sample_rate
+        return int(self.spec.sample_rate)
+
+    # the parameter state's fields under their earlier names
+    @property
+    def base(self) -> np.ndarray:
+        return self.state.base
+
+    @property
+    def manual_active(self) -> np.ndarray:
+        return self.state.manual_active
+
+    @property
+    def ai_on(self) -> bool:
+        return self.state.ai_on
+
+    @property
+    def bypassed(self) -> bool:
+        return self.state.bypassed
+
+    @property
+    def ab_b(self) -> bool:
+        return self.state.ab_b
 
     # -- other threads ---------------------------------------------------------------
-    def publish(self, values: dict[str, float], *, glide_s: float = 0.05, source: str = "user") -> TargetUpdate:
-        """Validate ``values`` and publish them as the next targets (one reference assignment)."""
-        vec = self.base.copy() if self.pending is None else self.pending.vector.copy()
+    def publish(
+        self, values: dict[str, float], *, glide_s: float = 0.05, source: str = "user", at: int = -1
+    ) -> TargetUpdate:
+        """Validate ``values`` and publish them as the next targets (one reference assignment),
+        taking effect at stream position ``at`` (-1: the next block start)."""
+        vec = self.state.base.copy() if self.pending is None else self.pending.vector.copy()
         mask = np.zeros(N_PARAMS, dtype=bool)
         for name, v in values.items():
             if name not in PARAM_INDEX:
                 raise ParameterError(f"unknown parameter {name!r}")
             vec[PARAM_INDEX[name]] = validate_value(name, v)
             mask[PARAM_INDEX[name]] = True
-        upd = TargetUpdate(vec, np.full(N_PARAMS, float(glide_s)), mask, source)
+        upd = TargetUpdate(vec, np.full(N_PARAMS, float(glide_s)), mask, source, int(at))
         self.pending = upd
         return upd
 
-    def publish_ai(self, values: dict[str, float], glide_s: float) -> None:
-        """The AI worker's way in: dropped while the AI is toggled off."""
-        if self.ai_on:
-            self.publish(values, glide_s=glide_s, source="ai")
+    def publish_ai(self, values: dict[str, float], glide_s: float, end_frame: int | None = None) -> None:
+        """The AI worker's way in (its targets for the window ending at ``end_frame``): merged by the
+        parameter state's rule, then published; dropped while the AI is toggled off."""
+        state = self.state
+        if state.ai_on:
+            merged = state.ai_targets(values)
+            at = end_frame + self.ai_delay_frames if end_frame is not None else -1
+            self.publish(merged, glide_s=glide_s, source="ai", at=at)
+            state.record_ai((at if at >= 0 else self.position) / self.spec.sample_rate, merged)
 
     # -- the audio path --------------------------------------------------------------
     def process_block(self, inp: np.ndarray, out: np.ndarray) -> None:
@@ -574,40 +533,42 @@ class Engine:
         n = inp.shape[0]
         if n > self.spec.max_block_size:
             raise ValueError(f"block of {n} frames > max_block_size {self.spec.max_block_size}")
-        upd = self.pending
-        if upd is not self._applied:
-            self._apply(upd)
+        pos = self.position
+        self._due(pos)
         bank = self.controls
         if bank is not None:
             if self.midi_file is not None:
                 self.midi_file.apply_until(self.position / self.spec.sample_rate, bank)
-            toggled = _apply_controls(
+            st = self.state
+            toggled = apply_controls(
                 self.chain.targets,
                 self.chain.glide_s,
-                self.base,
+                st.base,
                 bank.manual_value,
                 bank.manual_seq,
                 bank.release_seq,
                 bank.action_seq,
-                self._seen,
-                self.manual_active,
+                st.seen,
+                st.manual_active,
                 bank.current,
                 self.chain.current_values,
                 bank.msg_time_ns,
                 self.midi_lat,
                 self.midi_lat_n,
                 time.perf_counter_ns(),
-                self.manual_glide_s,
-                self.release_glide_s,
+                st.manual_glide_s,
+                st.release_glide_s,
                 P_LOUD if self.follow else -1,
             )
             if toggled:
                 self._actions(toggled)
         start = 0
-        pos = self.position
         while start < n:
             stop = n
             nxt = self._next_event
+            upd = self.pending
+            if upd is not None and upd is not self._applied and pos < upd.at < nxt:
+                nxt = upd.at  # a scheduled update (the AI's) takes effect at its exact position
             if pos + (stop - start) >= nxt:
                 stop = start + (nxt - pos)
             if stop > start:
@@ -629,9 +590,19 @@ class Engine:
                 )
                 pos += stop - start
                 start = stop
-            if pos == nxt:
+            self._due(pos)  # before the events: an update due here comes before the next one is computed
+            if pos == self._next_event:
                 self._events(pos)
         self.position = pos
+
+    def _due(self, pos: int) -> None:
+        """Apply the published update if it is due at ``pos`` (one at a scheduled, later position waits)."""
+        upd = self.pending
+        if upd is not self._applied:
+            if upd is None or upd.at <= pos:
+                if upd is not None and 0 <= upd.at < pos and upd.source == "ai":
+                    self.ai_late += 1  # arrived after its position: this block starts it instead
+                self._apply(upd)
 
     def _events(self, pos: int) -> None:
         """Follower and synchronous-AI work due at stream position ``pos`` (rare: twice a second)."""
@@ -642,9 +613,7 @@ class Engine:
         if w is not None and pos == self._next_ai:
             w.step(pos)
             self._next_ai += w.hop_frames
-            upd = self.pending
-            if upd is not self._applied:
-                self._apply(upd)
+            self._due(pos)  # an update without a delay takes effect here, as the worker's window ends
         self._schedule(pos)
 
     def _schedule(self, pos: int) -> None:
@@ -660,7 +629,7 @@ class Engine:
         w = self.sync_worker
         self._next_event = min(self._next_follow if self.follow else _NEVER, self._next_ai if w is not None else _NEVER)
 
-    def attach_sync_worker(self, worker) -> None:
+    def attach_sync_worker(self, worker: InferenceWorker) -> None:
         """Run ``worker.step(position)`` inside :meth:`process_block` at its hop positions (render)."""
         self.sync_worker = worker
         self._next_ai = max(worker.first_end, worker.hop_frames * max(1, -(-self.position // worker.hop_frames)))
@@ -669,80 +638,86 @@ class Engine:
     def _apply(self, upd: TargetUpdate | None) -> None:
         self._applied = upd
         if upd is not None:
-            _apply_update(
+            apply_update(
                 self.chain.targets,
                 self.chain.glide_s,
-                self.base,
+                self.state.base,
                 upd.vector,
                 upd.glide_s,
                 upd.mask,
                 P_LOUD if self.follow else -1,
-                self.manual_active,
+                self.state.manual_active,
             )
 
     # -- MIDI ------------------------------------------------------------------------
-    def attach_controls(self, bank, midi_file=None) -> None:
+    def attach_controls(self, bank: ControlBank, midi_file: MidiFileAutomation | None = None) -> None:
         """Read manual overrides from a :class:`realtime.midi.ControlBank` at every block start."""
         self.controls = bank
+        self.state.controls = bank
         self.midi_file = midi_file
         self._sync_seen()
         bank.current[:] = self.chain.current_values
 
     def _sync_seen(self) -> None:
         b = self.controls
+        if b is None:
+            return
         n = N_PARAMS
-        self._seen[:n] = b.manual_seq
-        self._seen[n : 2 * n] = b.release_seq
-        self._seen[2 * n :] = b.action_seq
+        seen = self.state.seen
+        seen[:n] = b.manual_seq
+        seen[n : 2 * n] = b.release_seq
+        seen[2 * n :] = b.action_seq
 
     def _actions(self, toggled: int) -> None:
         """Button toggles (rare; Python is fine here): bypass, loudness-matched A/B, AI on/off."""
+        st = self.state
         if toggled & (1 << ACTION_BYPASS):
-            self.set_bypass(not self.bypassed)
+            self.set_bypass(not st.bypassed)
         if toggled & (1 << ACTION_AB):
-            self.set_ab(not self.ab_b)
+            self.set_ab(not st.ab_b)
         if toggled & (1 << ACTION_AI):
-            self.set_ai(not self.ai_on)
+            self.set_ai(not st.ai_on)
 
     def _stage_mix(self) -> None:
         en = self.chain.enabled
         keep = ("output_gain", "limiter")  # the limiter always guards the ceiling
         for i, name in enumerate(STAGES):
-            on = not (self.bypassed or self.ab_b) or name in keep
+            on = not (self.state.bypassed or self.state.ab_b) or name in keep
             en[i] = 1.0 if on else 0.0
 
     def set_bypass(self, on: bool) -> None:
         """Bypass every stage but the output gain and the limiter (the ceiling always holds)."""
-        self.bypassed = bool(on)
+        self.state.bypassed = bool(on)
         self._stage_mix()
 
     def set_ab(self, b_side: bool) -> None:
         """Loudness-matched A/B: B is the unprocessed input at the processed side's short-term loudness."""
-        if b_side and not self.ab_b:
+        if b_side and not self.state.ab_b:
             s_out = self.snapshot[1]
             s_in = self.input_snapshot[1]
             match = s_out - s_in if math.isfinite(s_out) and math.isfinite(s_in) else 0.0
             self._ab_saved = (self.follow, float(self.chain.targets[P_LOUD]))
             self.follow = False  # freeze the follower while listening to B
             self.chain.glide_s[P_LOUD] = STAGE_SWITCH_S
-            self.chain.targets[P_LOUD] = min(max(match - self.chain.targets[P_OUT], _LOUD_RANGE[0]), _LOUD_RANGE[1])
+            self.chain.targets[P_LOUD] = self.state.clamp("loudness_gain_db", match - self.chain.targets[P_OUT])
             self._ab_gain_db = match
-        elif not b_side and self.ab_b:
+        elif not b_side and self.state.ab_b:
             follow, gain = self._ab_saved
             self.follow = follow
             self.chain.glide_s[P_LOUD] = STAGE_SWITCH_S
             self.chain.targets[P_LOUD] = gain
             self._schedule(self.position)
-        self.ab_b = bool(b_side)
+        self.state.ab_b = bool(b_side)
         self._stage_mix()
 
     def set_ai(self, on: bool) -> None:
         """AI loop on/off; off glides the AI parameters back to the static values."""
-        self.ai_on = bool(on)
+        st = self.state
+        st.ai_on = bool(on)
         if not on:
             mask = np.zeros(N_PARAMS, dtype=bool)
             mask[_AI_INDEX] = True
-            self.pending = TargetUpdate(self._static.copy(), np.full(N_PARAMS, self.release_glide_s), mask, "user")
+            self.pending = TargetUpdate(st.static.copy(), np.full(N_PARAMS, st.release_glide_s), mask, "user")
 
     def midi_latency_ms(self) -> dict:
         n = int(min(self.midi_lat_n[0], self.midi_lat.shape[0]))
@@ -758,7 +733,7 @@ class Engine:
     # -- render helpers ---------------------------------------------------------------
     def set_static(self, name: str, value: float) -> None:
         """Change a static value between renders (takes effect at the next :meth:`reset`)."""
-        self._static[PARAM_INDEX[name]] = validate_value(name, value)
+        self.state.set_static(name, value)
 
     def value(self, name: str) -> float:
         return self.chain.value(name)
@@ -788,7 +763,7 @@ class Engine:
         if not math.isfinite(i_pre):
             return
         gain = self.target_lufs - i_pre - self.chain.targets[P_OUT]
-        gain = min(max(gain, _LOUD_RANGE[0]), _LOUD_RANGE[1])
+        gain = self.state.clamp("loudness_gain_db", gain)
         self.chain.glide_s[P_LOUD] = self.follow_glide_s
         self.chain.targets[P_LOUD] = gain
         self.snapshot[_SNAP_LOUD] = gain
@@ -808,17 +783,17 @@ class Engine:
         self.publish({}, glide_s=0.05)
         self.process_block(z, y)
         n = N_PARAMS
-        _apply_controls(
+        apply_controls(
             self.chain.targets.copy(),
             self.chain.glide_s.copy(),
-            self.base.copy(),
-            self.base.copy(),
+            self.state.base.copy(),
+            self.state.base.copy(),
             np.zeros(n, np.int64),
             np.zeros(n, np.int64),
             np.zeros(4, np.int64),
             np.zeros(2 * n + 4, np.int64),
             np.zeros(n, np.int64),
-            self.base.copy(),
+            self.state.base.copy(),
             self.chain.current_values,
             np.zeros(n, np.int64),
             np.zeros(4, np.int64),

@@ -205,12 +205,14 @@ class JackServer:
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
-    def start(self, timeout_s: float = 15.0, attempts: int = 2) -> JackServer:
+    def start(self, timeout_s: float = 30.0, attempts: int = 3) -> JackServer:
         """Start the server and wait until a client can connect.
 
         A jackd that does not come up in ``timeout_s`` is stopped and started
         again (``attempts`` in all): right after another server was killed, a
-        new one occasionally stalls at start-up.
+        new one occasionally stalls at start-up, and on a loaded machine (load
+        average 14 on 2 cores, 5 loaded test runs in a row) 15 s and 2 attempts
+        were not always enough.
         """
         exe = jackd_path()
         if exe is None:

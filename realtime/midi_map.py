@@ -41,18 +41,19 @@ import difflib
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from mixpilot.dsp.errors import MidiError, MidiMapError
-from mixpilot.dsp.params import PARAM_INDEX, PARAM_NAMES, PARAMS
+from mixpilot.dsp.params import PARAM_INDEX, PARAM_NAMES, PARAMS, Param
 from mixpilot.fileio import write_text_atomic
 
 __all__ = [
@@ -129,18 +130,23 @@ class MidiBinding:
     def action_index(self) -> int:
         return ACTIONS.index(self.action) if self.action is not None else -1
 
+    def _param_spec(self) -> Param:
+        if self.param is None:
+            raise MidiMapError(f"CC {self.cc} is bound to the action {self.action!r}, not to a parameter")
+        return PARAMS[PARAM_INDEX[self.param]]
+
     @property
     def lo(self) -> float:
         if self.min is not None:
             return float(self.min)
-        p = PARAMS[PARAM_INDEX[self.param]]
+        p = self._param_spec()
         return p.ai_minimum if self.range == "ai" else p.minimum
 
     @property
     def hi(self) -> float:
         if self.max is not None:
             return float(self.max)
-        p = PARAMS[PARAM_INDEX[self.param]]
+        p = self._param_spec()
         return p.ai_maximum if self.range == "ai" else p.maximum
 
     @property
@@ -180,7 +186,7 @@ class MidiBinding:
         cc = f"CC {self.cc}/{self.cc + 32} (14-bit)" if self.cc14 else f"CC {self.cc}"
         if self.action is not None:
             return f"{cc} on {ch} -> {self.action}"
-        p = PARAMS[PARAM_INDEX[self.param]]
+        p = self._param_spec()
         return f"{cc} on {ch} -> {self.param} ({self.curve}, {self.lo:g}..{self.hi:g} {p.unit})".replace(" )", ")")
 
     def to_toml(self) -> str:
@@ -370,16 +376,16 @@ class MidiMap:
         owner: dict[tuple[int, bool], MidiBinding] = {}
         for k, b in enumerate(bindings):
             for s, role in b.slots():
-                key = (s, b.channel is None)
-                if key in owner:
-                    o = owner[key]
+                owner_key = (s, b.channel is None)
+                if owner_key in owner:
+                    o = owner[owner_key]
                     what = f"cc {b.cc + 32 if role == ROLE_LSB else b.cc}"
                     raise MidiMapError(
                         f"{source}:{b.line}: [[cc]] #{k + 1}: duplicate {what} "
                         f"on {_ch_text(s // 128 + 1 if b.channel is not None else None)}: "
                         f"already bound at line {o.line} ({o.describe()})"
                     )
-                owner[key] = b
+                owner[owner_key] = b
         return cls(bindings, source=source, text=text)
 
     @classmethod

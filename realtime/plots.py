@@ -29,6 +29,10 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["INSTALL_HINT", "PlotsUnavailable", "analysis_chart", "compare_charts", "profile_chart"]
 
@@ -55,7 +59,8 @@ _ORIGINAL_COLOUR = "#222222"
 def _colours(systems: Sequence[dict]) -> list:
     """One colour per system, the same in every chart (the original in near-black)."""
     cmap = matplotlib.colormaps["tab10"]
-    out, k = [], 0
+    out: list[object] = []
+    k = 0
     for s in systems:
         if s.get("kind") == "original":
             out.append(_ORIGINAL_COLOUR)
@@ -79,7 +84,7 @@ def _save(fig: Figure, path: Path) -> None:
     write_bytes_atomic(os.fspath(path), buf.getvalue())
 
 
-def _freq_axis(ax) -> None:
+def _freq_axis(ax: Axes) -> None:
     ax.set_xscale("log")
     ticks = [31.5, 63, 125, 250, 500, 1000, 2000, 4000, 8000, 16000]
     ax.set_xticks(ticks)
@@ -174,7 +179,7 @@ def _param_systems(doc: dict, cols: list) -> tuple[list[tuple[dict, object]], li
     return withp, names, units
 
 
-def _grid(fig: Figure, n: int, ncols: int = 5):
+def _grid(fig: Figure, n: int, ncols: int = 5) -> Any:
     import numpy as np
 
     rows = max(1, -(-n // ncols))

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from mixpilot.dsp.errors import UsageError
 from mixpilot.inference.profile import Profile, shipped_profiles
@@ -33,7 +33,7 @@ from mixpilot.inference.profile import Profile, shipped_profiles
 __all__ = ["add_profile_parser", "format_profile", "run_profile"]
 
 
-def add_profile_parser(sub) -> None:
+def add_profile_parser(sub: Any) -> None:
     """Add ``profile`` (with ``build``, ``show``, ``list``) to the subparsers ``sub`` of ``mixpilot``."""
     pr = sub.add_parser(
         "profile",

@@ -93,7 +93,9 @@ def resolve_target(
         return Profile.load(text)
     if not reference:
         return None
-    items = [os.fspath(reference)] if isinstance(reference, (str, os.PathLike)) else list(reference)
+    items: list[str] = (
+        [os.fspath(reference)] if isinstance(reference, (str, os.PathLike)) else [os.fspath(r) for r in reference]
+    )
 
     def stamp(p: str) -> tuple:
         try:
@@ -136,12 +138,14 @@ def delivery_for(
         return target_lufs, ceiling_dbtp, notes
     if target_lufs is None and math.isfinite(profile.integrated_lufs):
         s = setting("target_lufs")
+        assert s.minimum is not None and s.maximum is not None  # a bounded setting (dsp.settings)
         target_lufs = round(min(max(profile.integrated_lufs, s.minimum), s.maximum), 2)
         notes.append(
             f"delivery loudness {target_lufs:.1f} LUFS: the {what} integrated loudness (--target-lufs sets it)"
         )
     c = setting("ceiling_dbtp")
     if ceiling_dbtp is None and math.isfinite(profile.true_peak_dbtp) and profile.true_peak_dbtp < c.default:
+        assert c.minimum is not None  # a bounded setting (dsp.settings)
         ceiling_dbtp = round(max(profile.true_peak_dbtp, c.minimum), 2)
         notes.append(f"ceiling {ceiling_dbtp:.1f} dBTP: the {what} true peak (--ceiling-dbtp sets it)")
     return target_lufs, ceiling_dbtp, notes

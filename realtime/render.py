@@ -47,12 +47,12 @@ a 4x true-peak meter.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -64,6 +64,14 @@ from mixpilot.dsp.spec import ProcessSpec
 
 from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
+from .parameter_state import ParamsLog, clamp_value, params_out_text
+from .session import Session, build_session
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import Estimator, InferenceWorker
+
+    from .api import MasterSettings
+    from .midi import MidiFileAutomation
 
 __all__ = [
     "BLOCK_SIZE_RANGE",
@@ -190,6 +198,7 @@ class ArrayRender:
     latency_samples: int
     ai_updates: list = field(default_factory=list)  # [(t_s, {name: value})] of the chosen pass
     inference: dict | None = None  # worker stats (runs, p50_ms, p99_ms)
+    events: ParamsLog | None = None  # the chosen pass's --params-out events (AI, MIDI automation)
 
 
 # --- validation ----------------------------------------------------------------------
@@ -338,11 +347,11 @@ def render_array(
     progress: ProgressCallback | None = None,
     input_integrated_lufs: float | None = None,
     loudness_mode: str = "search",
-    estimator=None,
+    estimator: Estimator | None = None,
     ai_amount: float = 1.0,
     ai_hop_s: float = 0.5,
     crossfade_s: float = 2.0,
-    midi_file=None,
+    midi_file: MidiFileAutomation | None = None,
     amounts: Mapping[str, float] | None = None,
 ) -> ArrayRender:
     """Render a buffer through the engine with loudness delivery (the core of :func:`render_file`).
@@ -388,12 +397,25 @@ def render_array(
     if fixed:
         gain = float(params["loudness_gain_db"])
     elif input_integrated_lufs is not None and measurable:
-        gain = min(max(target_lufs - input_integrated_lufs, p_gain.minimum), p_gain.maximum)
+        gain = clamp_value("loudness_gain_db", target_lufs - input_integrated_lufs)
     else:
         gain = p_gain.default
     if not follow:
         params["loudness_gain_db"] = gain
-    engine = Engine(
+    streaming = estimator is not None and bool(getattr(estimator, "wants_audio", False))
+    stream_est: Any = cast(Any, estimator)  # inference.matcher.AnalyticMatcher when streaming
+    if streaming and hasattr(estimator, "configure"):
+        stream_est.configure(
+            delivery_lufs=target_lufs,
+            ceiling_dbtp=ceiling_dbtp,
+            crossover_hz=params.get("width_crossover_hz"),
+        )
+    # the loudness search renders the whole file several times: the analytic matcher reads the whole
+    # file first and its parameters hold from the first sample (play/live and --loudness-mode follow
+    # use the running estimate, exactly as in real time)
+    whole = streaming and not follow and hasattr(estimator, "analyse")
+    # the session play and live build too (realtime.session): the same engine, state, worker and controls
+    session = build_session(
         sample_rate,
         x.shape[1],
         max_block_size=block_size,
@@ -402,57 +424,34 @@ def render_array(
         ceiling_dbtp=ceiling_dbtp,
         loudness_mode="follow" if follow else "static",
         meters=False,
+        estimator=estimator,
+        ai_amount=ai_amount,
+        amounts=amounts,
+        ai_hop_s=ai_hop_s,
+        crossfade_s=crossfade_s,
+        automation=midi_file,
+        sync_ai=not whole,
     )
-    updates: list[tuple[float, dict]] = []
-    worker = None
+    engine, worker = session.engine, session.worker
     whole_file: dict | None = None
-    if estimator is not None:
-        from mixpilot.inference.worker import InferenceWorker
-
-        streaming = bool(getattr(estimator, "wants_audio", False))
-        if streaming and hasattr(estimator, "configure"):
-            estimator.configure(
-                delivery_lufs=target_lufs,
-                ceiling_dbtp=ceiling_dbtp,
-                crossover_hz=params.get("width_crossover_hz"),
-            )
-        worker = InferenceWorker(
-            estimator,
-            engine.ring,
-            sample_rate,
-            engine.publish_ai,
-            hop_s=ai_hop_s,
-            crossfade_s=crossfade_s,
-            ai_amount=ai_amount,
-            amounts=amounts,
-            base=params,
-            on_update=lambda t, v: updates.append((t, v)),
-            follow_level=follow,
-        )
-        if streaming and not follow and hasattr(estimator, "analyse"):
-            # the loudness search renders the whole file several times: the analytic matcher reads the whole
-            # file first and its parameters hold from the first sample (play/live and --loudness-mode follow
-            # use the running estimate, exactly as in real time)
-            matched = estimator.analyse(x)
-            whole_file = worker.blend(estimator.values())
+    if worker is not None:
+        if whole:
+            matched = stream_est.analyse(x)
+            whole_file = engine.state.ai_targets(stream_est.values())
             if getattr(matched, "reasons", None):
                 notes.append(f"AI ({getattr(estimator, 'name', 'matcher')}): " + "; ".join(matched.reasons))
             worker.runs += 1
             for name, v in whole_file.items():
                 engine.set_static(name, v)
-        else:
-            if not streaming:  # every pass reads the same input: later loudness passes reuse pass 1's AI values
-                worker.memo = {}
-            engine.attach_sync_worker(worker)
-    if midi_file is not None:
-        from .midi import ControlBank
-
-        engine.attach_controls(ControlBank(), midi_file)
+        elif not streaming:  # every pass reads the same input: later loudness passes reuse pass 1's AI values
+            worker.memo = {}
     best_updates: list[tuple[float, dict]] = []
+    best_events = ParamsLog()
 
     # loudness passes 2+ from the first pass's tap (stereo, no MIDI: the bypass buttons act on stages
     # the replay does not run); see _replay_pass
-    replay = None
+    replay: Engine | None = None
+    rsession: Session | None = None
     tap_store = None
     ai_replayable = worker is None or whole_file is not None or worker.memo is not None
     if (
@@ -464,7 +463,8 @@ def render_array(
         and x.shape[1] == 2
         and (x.shape[0] + engine.latency_samples) * 16 <= REPLAY_MAX_BYTES
     ):
-        replay = Engine(
+        # the same session without the stages before the tap (no bank: midi_file is None here)
+        rsession = build_session(
             sample_rate,
             2,
             max_block_size=block_size,
@@ -473,27 +473,19 @@ def render_array(
             ceiling_dbtp=ceiling_dbtp,
             loudness_mode="static",
             meters=False,
+            estimator=estimator if whole_file is None else None,
+            ai_amount=ai_amount,
+            amounts=amounts,
+            ai_hop_s=ai_hop_s,
+            crossfade_s=crossfade_s,
+            sync_ai=True,
             stages=("output_gain", "limiter"),
         )
+        replay = rsession.engine
         for name, v in (whole_file or {}).items():  # the analytic matcher's whole-file values
             replay.set_static(name, v)
-        if worker is not None and whole_file is None:
-            from mixpilot.inference.worker import InferenceWorker
-
-            rworker = InferenceWorker(
-                estimator,
-                replay.ring,
-                sample_rate,
-                replay.publish_ai,
-                hop_s=ai_hop_s,
-                crossfade_s=crossfade_s,
-                ai_amount=ai_amount,
-                amounts=amounts,
-                base=params,
-                on_update=lambda t, v: updates.append((t, v)),
-            )
-            rworker.memo = worker.memo  # every value comes from the first pass (the ring holds the tap)
-            replay.attach_sync_worker(rworker)
+        if rsession.worker is not None and worker is not None:
+            rsession.worker.memo = worker.memo  # every value comes from the first pass (the ring holds the tap)
         tap_store = np.empty((x.shape[0] + engine.latency_samples, 2))
 
     cur = np.empty_like(x)
@@ -501,22 +493,24 @@ def render_array(
     best_err = math.inf
     passes: list[PassResult] = []
     for pass_no in range(1, MAX_PASSES + 1):
-        if midi_file is not None:
-            midi_file.rewind()
-        updates.clear()
-        if whole_file is not None:
-            updates.append((0.0, dict(whole_file)))
-        if replay is not None and pass_no > 1:
+        ran: Session
+        if replay is not None and rsession is not None and tap_store is not None and pass_no > 1:
             replay.set_static("loudness_gain_db", gain)
-            replay.reset()
+            rsession.rewind()
+            if whole_file is not None:
+                replay.state.record_ai(0.0, whole_file)
             _replay_pass(replay, tap_store, cur, block_size, sample_rate, pass_no, progress)
             limiter_gr_db = replay.max_limiter_gain_reduction_db
+            ran = rsession
         else:
             if not follow:
                 engine.set_static("loudness_gain_db", gain)
-            engine.reset()  # parameters settle on their targets: no glide between passes
+            session.rewind()  # parameters settle on their targets: no glide between passes (and the log restarts)
+            if whole_file is not None:
+                engine.state.record_ai(0.0, whole_file)
             _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress, tap_store)
             limiter_gr_db = engine.max_limiter_gain_reduction_db
+            ran = session
         if follow:
             gain = engine.loudness_gain_db
         m = _pass_loudness(cur, sample_rate)
@@ -534,7 +528,8 @@ def render_array(
         if err < best_err or pass_no == 1:
             best_err = err
             cur, best = best, cur
-            best_updates = list(updates)
+            best_updates = ran.ai_updates()
+            best_events = ran.events()
         if not measurable:
             notes.append(
                 "input is silent or too short to measure (no 400 ms block above -70 LUFS); no loudness gain applied"
@@ -568,10 +563,11 @@ def render_array(
         engine.latency_samples,
         best_updates,
         _worker_stats(worker, replay),
+        best_events,
     )
 
 
-def _worker_stats(worker, replay: Engine | None) -> dict | None:
+def _worker_stats(worker: InferenceWorker | None, replay: Engine | None) -> dict | None:
     """The AI worker's stats; ``reused`` counts the windows every later pass took from the memo."""
     if worker is None:
         return None
@@ -693,25 +689,14 @@ def _next_gain(passes: list[PassResult], target: float, lo: float, hi: float) ->
 
 
 def _write_params_out(
-    path: str, params: Mapping[str, float], loudness_gain_db: float, ai_updates: list | None = None
+    path: str, params: Mapping[str, float], loudness_gain_db: float, events: ParamsLog | None
 ) -> None:
-    """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically.
-
-    AI updates are logged per parameter when its value changes.
-    """
-    lines = [
-        json.dumps({"t": 0.0, "param": k, "value": v, "source": "user"})
-        for k, v in params.items()
-        if k != "loudness_gain_db"
-    ]
-    lines.append(json.dumps({"t": 0.0, "param": "loudness_gain_db", "value": loudness_gain_db, "source": "user"}))
-    last: dict[str, float] = {}
-    for t, vals in ai_updates or []:
-        for k, v in vals.items():
-            if last.get(k) != v:
-                lines.append(json.dumps({"t": round(t, 6), "param": k, "value": v, "source": "ai"}))
-                last[k] = v
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    """JSON lines per INTERFACE.md (``{"t", "param", "value", "source"}``), atomically: the static values
+    (the delivery gain the render chose last) at t = 0, then the chosen pass's events
+    (:meth:`realtime.session.Session.events`: AI updates per changed parameter, MIDI automation)."""
+    static = {k: v for k, v in params.items() if k != "loudness_gain_db"}
+    static["loudness_gain_db"] = loudness_gain_db
+    write_text_atomic(path, params_out_text(static, events if events is not None else ParamsLog()))
 
 
 def render_file(
@@ -720,7 +705,7 @@ def render_file(
     *,
     target_lufs: float | None = -14.0,
     ceiling_dbtp: float | None = -1.0,
-    params: Mapping[str, object] | None = None,
+    params: Mapping[str, float] | None = None,
     model: str | None = "default",
     ai_amount: float = 1.0,
     amounts: Mapping[str, float] | None = None,
@@ -736,8 +721,8 @@ def render_file(
     midi_map: str | None = None,
     bit_depth: str | None = None,
     output_rate: int | None = None,
-    settings=None,
-    estimator=None,
+    settings: MasterSettings | None = None,
+    estimator: Estimator | None = None,
 ) -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
 
@@ -878,11 +863,11 @@ def render_file(
     )
     if po_abs is not None:
         try:
-            _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.ai_updates)
+            _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.events)
         except OSError as exc:  # the audio is complete: say so, and which file is missing
             reason = exc.strerror or str(exc)
             raise OutputError(
-                f"--params-out {os.fspath(params_out)}: cannot write ({reason}); the output {out_str} is "
+                f"--params-out {os.fspath(params_out or po_abs)}: cannot write ({reason}); the output {out_str} is "
                 f"complete, the parameter log was not written"
             ) from None
     rep.notes += out.notes

@@ -60,32 +60,48 @@ nogil calls, 0.5 ms       4       647         826                 2840
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
-from numba import njit
 
-from mixpilot.dsp.errors import DeviceError, UsageError
 from mixpilot.dsp.params import validate_value
 from mixpilot.dsp.settings import validate as validate_setting
-from mixpilot.fileio import umask as _umask
-from mixpilot.fileio import write_failure, write_text_atomic
+from mixpilot.fileio import write_text_atomic
 
 from .audio_io import AudioFileError, read_audio
+from .devices import (
+    StreamError,
+    StreamUsageError,
+    _close_stream,
+    _device_settings,
+    _is_jack,
+    _rescan,  # noqa: F401 - tests and benchmarks take it from here
+    _sd,
+    ensure_backend,
+    list_devices,
+    release_portaudio,
+    resolve_device,
+)
 from .engine import SNAPSHOT_NAMES, Engine
 from .interrupts import SignalGuard, signal_name
-from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
+from .jackserver import JackServer
+from .meter_ui import MeterUI
+from .recorder import Recorder
+from .session import Session, build_session, load_controls
+
+if TYPE_CHECKING:
+    from mixpilot.inference.worker import Estimator
 
 __all__ = [
+    "MeterUI",
+    "Recorder",
     "StreamError",
     "StreamUsageError",
     "RunOptions",
@@ -104,137 +120,6 @@ STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output
 _TIMING_CAPACITY = 1 << 20  # callback durations kept (at 375 blocks/s: 46 minutes; older ones are overwritten)
 _STALL_S = 2.0  # no callback for this long (while the stream claims to run) = the device is gone
 _SNAP = {n: i for i, n in enumerate(SNAPSHOT_NAMES)}
-
-
-class StreamError(DeviceError):
-    """A real-time run that cannot start or that died; one line.  Exit code 1."""
-
-    exit_code = 1
-
-
-class StreamUsageError(StreamError, UsageError):
-    """Bad arguments for a real-time run (exit code 2)."""
-
-    exit_code = 2
-
-
-# --- devices --------------------------------------------------------------------------
-
-
-def _sd():
-    if "sounddevice" in sys.modules:
-        return sys.modules["sounddevice"]
-    try:
-        with quiet_stderr():  # PortAudio's JACK host API probes for a server on import
-            import sounddevice as sd
-    except OSError as exc:  # libportaudio2 missing
-        raise StreamError(f"PortAudio is not available ({exc}); install it: sudo apt install libportaudio2") from None
-    return sd
-
-
-def _rescan() -> None:
-    """Make PortAudio scan the devices again (after a JACK server appeared)."""
-    sd = _sd()
-    with quiet_stderr():
-        sd._terminate()
-        sd._initialize()
-
-
-def release_portaudio() -> None:
-    """Terminate PortAudio now (before a JACK server it uses is stopped; its exit handler would abort)."""
-    sd = sys.modules.get("sounddevice")
-    if sd is None:
-        return
-    with quiet_stderr():
-        while getattr(sd, "_initialized", 0) > 0:
-            sd._terminate()
-
-
-def list_devices() -> list[dict]:
-    """Audio devices as dicts: index, name, hostapi, max input/output channels, default sample rate."""
-    sd = _sd()
-    apis = sd.query_hostapis()
-    out = []
-    for i, d in enumerate(sd.query_devices()):
-        out.append(
-            {
-                "index": i,
-                "name": d["name"],
-                "hostapi": apis[d["hostapi"]]["name"],
-                "max_input_channels": d["max_input_channels"],
-                "max_output_channels": d["max_output_channels"],
-                "default_samplerate": d["default_samplerate"],
-            }
-        )
-    return out
-
-
-def _choices(devs: list[dict], kind: str) -> str:
-    key = f"max_{kind}_channels"
-    good = [f"{d['index']}: {d['name']}" for d in devs if d[key] > 0]
-    return "; ".join(good) if good else "none"
-
-
-def resolve_device(spec: str | int | None, kind: str) -> int | None:
-    """An ``--input``/``--output`` value (index or name substring) -> device index; ``None`` = default."""
-    if spec is None:
-        return None
-    devs = list_devices()
-    key = f"max_{kind}_channels"
-    text = str(spec).strip()
-    if text.lstrip("-").isdigit():
-        i = int(text)
-        if 0 <= i < len(devs) and devs[i][key] > 0:
-            return i
-        raise StreamUsageError(
-            f"--{kind} {text}: no {kind} device with that index; {kind} devices: {_choices(devs, kind)}"
-        )
-    hits = [d for d in devs if text.lower() in d["name"].lower() and d[key] > 0]
-    if len(hits) == 1:
-        return hits[0]["index"]
-    if not hits:
-        raise StreamUsageError(f"--{kind} {text!r}: no {kind} device matches; {kind} devices: {_choices(devs, kind)}")
-    raise StreamUsageError(
-        f"--{kind} {text!r} matches several devices ({'; '.join(str(d['index']) + ': ' + d['name'] for d in hits)}); "
-        f"give the index"
-    )
-
-
-def _has_device(kind: str) -> bool:
-    key = f"max_{kind}_channels"
-    return any(d[key] > 0 for d in list_devices())
-
-
-def ensure_backend(need_input: bool, sample_rate: int, period: int, note: Callable[[str], None]) -> JackServer | None:
-    """A device to play on: the system's, or a JACK dummy server started here (returned; stop it after)."""
-    kinds = ("output", "input") if need_input else ("output",)
-    if all(_has_device(k) for k in kinds):
-        return None
-    if server_running(timeout_s=0.0):  # a JACK server appeared after PortAudio scanned
-        _rescan()
-        if all(_has_device(k) for k in kinds):
-            return None
-    if jackd_path() is None:
-        raise StreamError(
-            "no audio device found and no JACK server to run headless: install JACK "
-            "(sudo apt install jackd2) and run again -- mixpilot then starts 'jackd -d dummy' "
-            "itself -- or use 'mixpilot render' for files"
-        )
-    server = JackServer(sample_rate=sample_rate, period=period)
-    try:
-        server.start()
-    except JackError as exc:
-        raise StreamError(f"no audio device found, and the headless JACK server failed: {exc}") from None
-    try:
-        _rescan()
-        note(
-            f"no audio device found: running headless on a JACK dummy server "
-            f"(jackd -n {server.name} -d dummy -r {sample_rate} -p {period}); nothing is audible"
-        )
-    except BaseException:  # a signal before the caller holds the server: stop it here
-        server.stop()
-        raise
-    return server
 
 
 # --- options and results ---------------------------------------------------------------
@@ -275,134 +160,12 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    stats: dict
+    stats: dict | None  # None when the run stopped before the engine existed
     reason: str  # "seconds", "end of file", "interrupted", "device error"
     error: str | None = None  # one line when the run died
     record_path: str | None = None
     notes: list[str] = field(default_factory=list)
     signal: int | None = None  # the signal that ended an "interrupted" run (SIGINT, SIGTERM, SIGHUP)
-
-
-# --- the recorder ----------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _ring_put(buf, w, x) -> int:  # pragma: no cover
-    """Append x [frames, ch] at absolute write position w (mod capacity); returns the new position."""
-    cap = buf.shape[0]
-    for n in range(x.shape[0]):
-        i = (w + n) % cap
-        for c in range(buf.shape[1]):
-            buf[i, c] = x[n, c]
-    return w + x.shape[0]
-
-
-class Recorder:
-    """The processed output into a WAV file, written by its own thread from a ring the callback fills.
-
-    The file is 32-bit float WAV (what the chain produced, bit for bit),
-    written to a temporary file beside the target and renamed onto it by
-    :meth:`close`, which every way out of :func:`run` calls; the ring holds
-    ``ring_s`` seconds, far more than the writer's 50 ms wake-up.
-    """
-
-    def __init__(self, path: str, sample_rate: int, channels: int, ring_s: float = 4.0) -> None:
-        import soundfile as sf
-
-        self.path = os.path.abspath(path)
-        self.sample_rate = int(sample_rate)
-        folder = os.path.dirname(self.path)
-        fd, self._tmp = tempfile.mkstemp(prefix=".mixpilot-rec-", suffix=".wav", dir=folder)
-        os.close(fd)
-        try:
-            self._file: Any = sf.SoundFile(
-                self._tmp, "w", samplerate=sample_rate, channels=channels, format="WAV", subtype="FLOAT"
-            )
-        except BaseException:
-            os.unlink(self._tmp)
-            raise
-        self.buf = np.zeros((int(ring_s * sample_rate), channels), dtype=np.float32)
-        self.w = np.zeros(1, dtype=np.int64)  # written by the callback
-        self.r = 0  # read position (writer thread only)
-        self.dropped = 0
-        self.frames = 0
-        self.error: str | None = None  # one line for the user when the recording is not all there
-        self._failure: str | None = None  # why writing stopped (the disk is full, ...)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mixpilot-recorder", daemon=True)
-        self._thread.start()
-
-    def put(self, block: np.ndarray) -> None:  # audio thread
-        self.w[0] = _ring_put(self.buf, int(self.w[0]), block)
-
-    def _drain(self) -> None:
-        w = int(self.w[0])
-        cap = self.buf.shape[0]
-        if w - self.r > cap:  # the writer fell a whole ring behind: those frames are lost
-            self.dropped += w - cap - self.r
-            self.r = w - cap
-        while self.r < w:
-            a = self.r % cap
-            m = min(w - self.r, cap - a)
-            self._file.write(self.buf[a : a + m])
-            self.r += m
-            self.frames += m
-
-    def _fail(self, exc: BaseException) -> None:
-        if self._failure is None:  # the first reason; the temporary file still exists here (write_failure)
-            self._failure = write_failure(self._tmp, str(exc))
-
-    def _loop(self) -> None:
-        try:
-            while not self._stop.wait(0.05):
-                self._drain()
-        except Exception as exc:  # disk full, ...: keep the audio running, report at the end
-            self._fail(exc)
-
-    def close(self) -> None:
-        """Finish writing and move the file into place (idempotent).
-
-        When writing failed part-way (a full disk), what was written is kept
-        and :attr:`error` says so: the file, the reason, the seconds kept of
-        the seconds played (issue 13 item 7: a run that exited 0 with a quarter
-        of its recording).
-        """
-        if self._file is None:
-            return
-        self._stop.set()
-        self._thread.join(5)
-        if self._failure is None:
-            try:
-                self._drain()
-            except Exception as exc:
-                self._fail(exc)
-        try:
-            self._file.close()  # the WAV header gets its final length (rewritten in place)
-        except Exception as exc:
-            self._fail(exc)
-        self._file = None
-        try:
-            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp made it 0600; a recording gets the usual mode
-            os.replace(self._tmp, self.path)
-        except Exception as exc:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-            self.error = f"--record {self.path}: cannot keep the recording ({write_failure(self.path, str(exc))})"
-            return
-        if self._failure is not None:
-            import soundfile as sf
-
-            try:
-                kept = sf.info(self.path).frames / self.sample_rate
-            except Exception:
-                kept = 0.0
-            played = int(self.w[0]) / self.sample_rate
-            self.error = (
-                f"--record {self.path}: cannot write ({self._failure}); kept the first {kept:.2f} s "
-                f"of the {played:.2f} s played"
-            )
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -415,10 +178,10 @@ class _Run:
         self, engine: Engine, src: np.ndarray | None, end_frames: int | None, recorder: Recorder | None, blocksize: int
     ) -> None:
         self.engine = engine
-        self.src = src
+        ch = engine.spec.num_channels
+        self.src = src if src is not None else np.zeros((0, ch), dtype=np.float32)  # live: never read
         self.end_frames = end_frames  # play: stop after this many output frames
         self.recorder = recorder
-        ch = engine.spec.num_channels
         self.scratch = np.zeros((engine.spec.max_block_size, ch), dtype=np.float32)
         self.durations = np.zeros(_TIMING_CAPACITY, dtype=np.int64)
         self.entries = np.zeros(_TIMING_CAPACITY, dtype=np.int64)
@@ -433,7 +196,7 @@ class _Run:
         self.switch_interval_s = SWITCH_INTERVAL_S
 
     # The audio callback.  Everything here is O(1) Python around one Numba call.
-    def callback(self, *args) -> None:
+    def callback(self, *args: Any) -> None:
         t0 = time.perf_counter_ns()
         if len(args) == 4:  # OutputStream: (outdata, frames, time, status)
             outdata, frames, _t, status = args
@@ -554,113 +317,6 @@ class _Run:
         }
 
 
-class MeterUI:
-    """Terminal meters from a non-audio thread: one status line, 10 times a second on a terminal."""
-
-    def __init__(
-        self, run: _Run, samplerate: int, blocksize: int, stream: TextIO, enabled: bool = True, worker=None
-    ) -> None:
-        self.run = run
-        self.worker = worker
-        self.watchdog = None  # --ai-resume-s without a live MIDI input
-        self.snap = run.engine.snapshot
-        self.budget_us = 1e6 * blocksize / samplerate
-        self.stream = stream
-        self.enabled = enabled
-        self.tty = stream.isatty()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mixpilot-ui", daemon=True)
-        self.lines = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def line(self) -> str:
-        s = self.snap
-
-        def f(v, w=5):
-            return f"{v:{w}.1f}" if math.isfinite(v) else f"{'-inf':>{w}}"
-
-        k = int(self.run.counts[0])
-        recent = self.run.durations[max(0, k - 375) : k] if k <= _TIMING_CAPACITY else self.run.durations
-        load = 100.0 * float(recent.max()) / 1000.0 / self.budget_us if recent.size else 0.0
-        return (
-            f"M {f(s[_SNAP['momentary_lufs']])} S {f(s[_SNAP['short_term_lufs']])} "
-            f"I {f(s[_SNAP['integrated_lufs']])} LUFS | TP {f(s[_SNAP['true_peak_dbtp']])} dBTP | "
-            f"GR comp {f(max(s[_SNAP['comp_gr_db']], 0.0) + 0.0, 4)} "
-            f"lim {f(max(s[_SNAP['limiter_gr_db']], 0.0) + 0.0, 4)} dB | "
-            f"gain {s[_SNAP['loudness_gain_db']]:+5.1f} dB | load {load:4.1f}% | xruns {int(self.run.counts[1])} | "
-            f"{s[_SNAP['stream_s']]:6.1f} s"
-        )
-
-    def ai_line(self) -> str:
-        """Each AI parameter: current value -> target, and the worker's status."""
-        if self.worker is None:
-            return ""
-        from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX
-
-        cur = self.run.engine.chain.current_values
-        tgt = self.run.engine.chain.targets
-        short = {
-            "input_gain_db": "in",
-            "comp_ratio": "ratio",
-            "low_gain_db": "low",
-            "mid_gain_db": "mid",
-            "high_gain_db": "high",
-            "presence_gain_db": "pres",
-            "reverb_send": "rev",
-            "delay_send": "dly",
-            "stereo_width": "width",
-            "output_gain_db": "out",
-        }
-        manual = self.run.engine.manual_active
-        parts = [
-            f"{short.get(n, n)}{'[M]' if manual[PARAM_INDEX[n]] else ''} "
-            f"{cur[PARAM_INDEX[n]]:+.2f}>{tgt[PARAM_INDEX[n]]:+.2f}"
-            for n in AI_PARAM_NAMES
-        ]
-        state = " OFF" if not self.run.engine.ai_on else ""
-        return f"{self.worker.status}{state} | " + " ".join(parts) + "  ([M] = MIDI)"
-
-    def _loop(self) -> None:
-        every = 1 if self.tty else 10  # a pipe or a log gets a line a second
-        i = 0
-        while not self._stop.wait(0.1):
-            if self.watchdog is not None:
-                self.watchdog.check(time.perf_counter_ns())
-            text = self.line()  # computed even without a terminal: the thread's cost is part of every run
-            ai = self.ai_line()
-            i += 1
-            if self.enabled and i % every == 0:
-                if self.tty:
-                    up = "\x1b[1A" if (ai and self.lines) else ""
-                    self.stream.write(up + "\r" + text + "\x1b[K" + (("\n" + ai + "\x1b[K") if ai else ""))
-                else:
-                    self.stream.write(text + "\n" + ((ai + "\n") if ai else ""))
-                self.stream.flush()
-                self.lines += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:  # never started when the run failed before its stream
-            self._thread.join(2)
-        if self.enabled and self.tty and self.lines:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-class _ParamsLog(list):
-    """``--params-out`` entries; a no-op list when there is no ``--params-out``."""
-
-    def __init__(self, keep: bool) -> None:
-        super().__init__()
-        self.keep = keep
-
-    def append(self, item) -> None:  # called from the inference and MIDI threads (list.append is atomic)
-        if self.keep:
-            super().append(item)
-
-
 def _check_out_path(path: str, what: str, protect: list[str], overwrite: bool) -> str:
     from .render import RenderError, RenderUsageError, _check_writable_target
 
@@ -670,21 +326,6 @@ def _check_out_path(path: str, what: str, protect: list[str], overwrite: bool) -
         raise StreamUsageError(str(exc)) from None
     except RenderError as exc:
         raise StreamError(str(exc)) from None
-
-
-def _device_settings(sd, kind: str, device, channels: int, samplerate: float) -> str | None:
-    """None when PortAudio accepts the settings, else one line on what the device supports."""
-    check = sd.check_output_settings if kind == "output" else sd.check_input_settings
-    try:
-        check(device=device, channels=channels, dtype="float32", samplerate=samplerate)
-        return None
-    except Exception as exc:
-        info = sd.query_devices(device, kind)
-        return (
-            f"{kind} device {info['name']!r} cannot do {channels} ch at {samplerate:g} Hz "
-            f"({' '.join(str(exc).split())}); it supports up to {info[f'max_{kind}_channels']} ch, "
-            f"default rate {info['default_samplerate']:g} Hz"
-        )
 
 
 def run(
@@ -792,10 +433,9 @@ def _run(
     stream = None
     ui = None
     runner = None
+    session: Session | None = None
     worker = None
     midi = None
-    automation = None
-    params_log = _ParamsLog(False)
     reason = "device error"
     error = None
     signum = None
@@ -807,19 +447,19 @@ def _run(
             if src.shape[0] == 0:
                 raise AudioFileError(f"{opts.file}: has no audio frames")
 
-        from mixpilot.inference.worker import InferenceWorker, load_estimator
+        from mixpilot.inference.worker import load_estimator
 
-        from .midi import ControlBank, MidiFileAutomation, MidiInput, ResumeWatchdog, load_map
-        from .midi_map import ceiling_warning
+        from .midi import MidiInput, ResumeWatchdog
 
-        midi_map = load_map(opts.midi_map) if (opts.midi_in is not None or opts.midi_file or opts.midi_map) else None
-        if opts.midi_file and midi_map is not None:
-            automation = MidiFileAutomation.load(opts.midi_file, midi_map)
-        if midi_map is not None:
-            lifted = ceiling_warning(midi_map, ceiling)
-            if lifted is not None:
-                say(lifted)
+        midi_map, automation = load_controls(
+            opts.midi_map,
+            opts.midi_file,
+            need_map=opts.midi_in is not None,
+            ceiling_dbtp=ceiling,
+            note=say,
+        )
         model = str(opts.model).strip().lower() if opts.model is not None else None
+        estimator: Estimator | None
         if profile is not None and model != "none":
             from mixpilot.inference.matcher import AnalyticMatcher
 
@@ -828,8 +468,9 @@ def _run(
             estimator = AnalyticMatcher(profile)
         else:
             estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
-        if estimator is not None and hasattr(estimator, "configure"):  # the running estimate: what is delivered
-            estimator.configure(
+        configure = getattr(estimator, "configure", None)
+        if configure is not None:  # the running estimate: what is delivered
+            configure(
                 delivery_lufs=opts.target_lufs,
                 ceiling_dbtp=-1.0 if opts.ceiling_dbtp is None else opts.ceiling_dbtp,
                 crossover_hz=opts.params.get("width_crossover_hz"),
@@ -871,15 +512,24 @@ def _run(
             say(f"resampling {opts.file} from {file_sr} Hz to the device's {sr} Hz (soxr, VHQ)")
             src = np.ascontiguousarray(soxr.resample(src, file_sr, sr, quality="VHQ"), dtype=np.float32)
 
-        # 3. engine, warmed up before the stream exists
-        engine = Engine(
+        # 3. the session render builds too (realtime.session), warmed up before the stream exists
+        session = build_session(
             sr,
             channels,
             max_block_size=max(opts.blocksize, 4096),
             params=opts.params,
             target_lufs=opts.target_lufs,
             ceiling_dbtp=ceiling,  # also the bound a MIDI knob cannot lift (MixChain.limit; said above)
+            estimator=estimator,
+            ai_amount=opts.ai_amount,
+            amounts=opts.amounts,
+            ai_hop_s=opts.ai_hop_s,
+            crossfade_s=opts.crossfade_s,
+            midi_map=midi_map,
+            automation=automation,
+            keep_log=params_out_abs is not None,  # a long session keeps nothing it will not write
         )
+        engine, worker, bank = session.engine, session.worker, session.bank
         engine.warm_up()
         end_frames = None
         end_reason = "end of file"
@@ -891,49 +541,18 @@ def _run(
                 end_frames, end_reason = limit, "seconds"
         if record_abs:
             recorder = Recorder(record_abs, sr, channels)
-        bank = None
-        if midi_map is not None:
-            bank = ControlBank()
-            engine.attach_controls(bank, automation)
         runner = _Run(engine, src, end_frames, recorder, opts.blocksize)
         runner.end_reason = end_reason
         runner.switch_interval_s = opts.switch_interval_s
         _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
-        # kept only for --params-out (a long session with a MIDI flood would otherwise grow without end)
-        params_log = _ParamsLog(params_out_abs is not None)
-        for k, v in engine.params.items():
-            params_log.append({"t": 0.0, "param": k, "value": v, "source": "user"})
-        if estimator is not None:
-            last: dict[str, float] = {}
-
-            def logged(t: float, values: dict) -> None:  # inference thread
-                for k, v in values.items():
-                    if last.get(k) != v:
-                        params_log.append({"t": round(t, 6), "param": k, "value": v, "source": "ai"})
-                        last[k] = v
-
-            worker = InferenceWorker(
-                estimator,
-                engine.ring,
-                sr,
-                engine.publish_ai,
-                hop_s=opts.ai_hop_s,
-                crossfade_s=opts.crossfade_s,
-                ai_amount=opts.ai_amount,
-                amounts=opts.amounts,
-                base=engine.params,
-                on_update=logged,
-                follow_level=engine.follow,  # level belongs to the loudness follower (inference.worker)
-            )
+        if worker is not None:
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
         t_start_ns = [time.perf_counter_ns()]
         if opts.midi_in is not None and midi_map is not None and bank is not None:
 
             def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
-                params_log.append(
-                    {"t": round((t_ns - t_start_ns[0]) / 1e9, 6), "param": param, "value": value, "source": "midi"}
-                )
+                session.midi_event((t_ns - t_start_ns[0]) / 1e9, param, value)
 
             midi = MidiInput(
                 opts.midi_in,
@@ -963,8 +582,7 @@ def _run(
             stream = sd.Stream(device=(in_dev, out_dev), channels=(channels, out_channels), **kw)
         t_start_ns[0] = time.perf_counter_ns()
         stream.start()
-        if worker is not None:
-            worker.start()
+        session.start()  # the AI worker's thread
         ui.start()
         if on_started is not None:
             on_started(runner)
@@ -978,7 +596,7 @@ def _run(
         stats = None
         try:
             stats, write_errors = _wind_down(
-                opts, say, worker, midi, ui, stream, recorder, runner, automation, params_log,
+                opts, say, session, worker, midi, ui, stream, recorder, runner,
                 old_switch=old_switch, dead=dead, reason=reason, signum=signum,
                 record_abs=record_abs, stats_abs=stats_abs, params_out_abs=params_out_abs,
                 sample_rate=int(want_sr), channels=src.shape[1] if src is not None else 2,
@@ -996,14 +614,13 @@ def _run(
 def _wind_down(
     opts: RunOptions,
     say: Callable[[str], None],
+    session: Session | None,
     worker: Any,
     midi: Any,
     ui: MeterUI | None,
     stream: Any,
     recorder: Recorder | None,
     runner: _Run | None,
-    automation: Any,
-    params_log: _ParamsLog,
     *,
     old_switch: float,
     dead: bool,
@@ -1025,8 +642,8 @@ def _wind_down(
         except Exception as exc:  # one failing step must not skip the others
             errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
 
-    if worker is not None:
-        step(worker.stop)
+    if session is not None:
+        step(session.stop)
     if midi is not None:
         step(midi.close)
     sys.setswitchinterval(old_switch)
@@ -1059,6 +676,8 @@ def _wind_down(
     if runner is not None:
         if worker is not None:
             stats["inference"] = worker.stats()
+            # AI updates that arrived after their stream position (a render would differ there)
+            stats["inference"]["late"] = runner.engine.ai_late
             stats["model"] = getattr(worker.estimator, "name", "model")
         bank = runner.engine.controls
         if bank is not None:
@@ -1070,16 +689,11 @@ def _wind_down(
                 "dropped": c["dropped"],
                 "latency": runner.engine.midi_latency_ms(),
             }
-        if automation is not None:
-            for t, name, value in automation.events[: automation.cursor]:
-                if name is not None and value is not None:
-                    params_log.append({"t": round(t, 6), "param": name, "value": value, "source": "midi"})
     outputs = []
     if stats_abs:
         outputs.append(("--stats-json", stats_abs, json.dumps(stats, indent=1) + "\n"))
-    if params_out_abs:
-        params_log.sort(key=lambda e: e["t"])
-        outputs.append(("--params-out", params_out_abs, "".join(json.dumps(e) + "\n" for e in params_log)))
+    if params_out_abs and session is not None:
+        outputs.append(("--params-out", params_out_abs, session.params_out_text()))
     for flag, path, text in outputs:
         try:
             write_text_atomic(path, text)
@@ -1123,7 +737,7 @@ def _warm_callback(runner: _Run, mode: str, out_channels: int, channels: int, bl
     runner.engine.reset()
 
 
-def _wait(runner: _Run, stream, server: JackServer | None) -> tuple[str, str | None]:
+def _wait(runner: _Run, stream: Any, server: JackServer | None) -> tuple[str, str | None]:
     """Block until the run ends; returns (reason, error line or None)."""
     started = time.perf_counter_ns()
     while True:
@@ -1133,6 +747,10 @@ def _wait(runner: _Run, stream, server: JackServer | None) -> tuple[str, str | N
             return runner.stop_reason or "end of file", None
         now = time.perf_counter_ns()
         last = int(runner.last_ns[0]) or started
+        if runner.stop_reason is not None and not runner.callback_error:
+            # the callback ended the run (--seconds, end of file); PortAudio reports the stream
+            # inactive a moment before it calls finished_callback (a race a loaded machine widens)
+            return runner.stop_reason, None
         if server is not None and not server.alive():
             return "device error", "the JACK server stopped; the run ended early (recording and stats are kept)"
         if not stream.active or now - last > _STALL_S * 1e9:
@@ -1146,30 +764,3 @@ def _wait(runner: _Run, stream, server: JackServer | None) -> tuple[str, str | N
                 f"{gone} after {runner.counts[2] / runner.engine.sample_rate:.1f} s; "
                 f"the run ended early (recording and stats are kept)",
             )
-
-
-def _is_jack(stream) -> bool:
-    try:
-        sd = _sd()
-        dev = stream.device if isinstance(stream.device, int) else stream.device[1]
-        return "JACK" in sd.query_hostapis(sd.query_devices(dev)["hostapi"])["name"]
-    except Exception:
-        return False
-
-
-def _close_stream(stream, dead: bool) -> None:
-    """Stop and close; when the device died PortAudio can hang in there, so never wait on it long."""
-
-    def close():
-        try:
-            stream.abort() if dead else stream.stop()
-            stream.close()
-        except Exception:
-            pass
-
-    if dead:
-        t = threading.Thread(target=close, daemon=True)
-        t.start()
-        t.join(1.0)
-    else:
-        close()

@@ -21,8 +21,8 @@ import pytest
 import soundfile as sf
 
 import mixpilot
+from mixpilot.demo import synth_demo
 from mixpilot.realtime.cli import main
-from mixpilot.realtime.demo import synth_demo
 from mixpilot.realtime.render import RenderUsageError
 
 SR = 44100

@@ -24,8 +24,8 @@ import psutil
 import pytest
 import soundfile as sf
 
+from mixpilot.demo import synth_demo
 from mixpilot.realtime.batch import EXIT_PARTIAL, BatchUsageError, expand_inputs, plan
-from mixpilot.realtime.demo import synth_demo
 
 SR = 22050  # short, light files: the batch machinery is under test, not the chain
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mixpilot.demo import synth_demo
 from mixpilot.realtime.api import MasterSettings
 from mixpilot.realtime.batch import EXIT_PARTIAL, BatchOptions, run_batch
-from mixpilot.realtime.demo import synth_demo
 
 ray = pytest.importorskip("ray", reason="Ray is the optional 'cluster' extra (pip install -e '.[cluster]')")
 

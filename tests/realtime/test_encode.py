@@ -25,9 +25,9 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+from mixpilot.demo import synth_demo
 from mixpilot.dsp.meter import measure
 from mixpilot.realtime.audio_io import UnsupportedOutputError
-from mixpilot.realtime.demo import synth_demo
 from mixpilot.realtime.encode import Delivery, deliver, interpolator_gain, quantize
 from mixpilot.realtime.render import render_file
 

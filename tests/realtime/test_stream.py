@@ -65,10 +65,13 @@ INTERFACE_KEYS = {
 }
 
 
-def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wav, json_schema):
-    # Live = offline: 6 s played in real time with --record equal the render of the same file
-    # (same follower, same parameters) after the limiter latency, within 1e-6.
-    song = tmp_wav(_song(6.0), SR, "song.wav")
+@pytest.mark.parametrize("model", ["none", "default"])
+def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wav, json_schema, model):
+    # Live = offline: the song played in real time with --record equals the render of the same file
+    # (same follower, same parameters; with the AI on, the same model) after the limiter latency, within
+    # 1e-6.  With the AI on, both apply each update at the end of its window + AI_APPLY_DELAY_S
+    # (realtime.session), the render by schedule, the live run because its worker is done by then.
+    song = tmp_wav(_song(6.0 if model == "none" else 8.0), SR, "song.wav")
     params = tmp_path / "p.json"
     params.write_text(
         json.dumps(
@@ -89,7 +92,7 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
         "--target-lufs",
         "-16",
         "--model",
-        "none",
+        model,
     )
     assert p.returncode == 0, p.stderr
     ren = tmp_path / "ren.wav"
@@ -106,7 +109,7 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
         "--float",
         "-q",
         "--model",
-        "none",
+        model,
     )
     assert q.returncode == 0, q.stderr
     st = json.loads(stats.read_text())
@@ -118,32 +121,44 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
     assert sr == SR and y.shape[0] >= r.shape[0] + lat
     np.testing.assert_allclose(y[lat : lat + r.shape[0]], r, atol=1e-6, rtol=0)
     assert st["end"] == "end of file"
+    if model != "none":
+        assert st["inference"]["runs"] >= 5  # the AI moved the mix during the run
 
 
-def test_twenty_seconds_without_xruns_with_the_meter_ui(jack_server, tmp_path, tmp_wav):
-    # 20 s at 128 frames / 48 kHz with the meters UI thread running.  Xruns (INTERFACE.md: callbacks
-    # with any under/overflow flag) and callback timings are printed for the issue note.
+def test_twenty_seconds_with_the_meter_ui(jack_server, tmp_path, tmp_wav, record_property):
+    # 20 s at 128 frames / 48 kHz with the meters UI thread running.
+    # Reported, structured (record_property -> the junit XML, and printed as JSON): the xruns (INTERFACE.md:
+    # callbacks with any under/overflow flag), when they happened, the flags, jackd's own xrun reports and
+    # the callback timings.  Xruns depend on the machine's scheduling, so they are not thresholded.
+    # Asserted: the callback's own work stays under half the block budget at p99 (2.67 ms at 128 frames).
+    # A working callback takes tens of microseconds (O(1) Python around one Numba call), so this holds on a
+    # loaded machine; a callback that allocates per block, loops over samples in Python or waits on a lock
+    # takes milliseconds and fails it.
+    jack_xruns_before = jack_server.xrun_count()
     song = tmp_wav(_song(21.0), SR, "song.wav")
     ui = io.StringIO()
     res = run(RunOptions(mode="play", file=str(song), seconds=20.0, blocksize=128, ui=True, model="none"), ui_stream=ui)
     st = res.stats
-    print(
-        "\ncallback_us",
-        st["callback_us"],
-        "budget_us",
-        st["budget_us"],
-        "blocks",
-        st["blocks"],
-        "xruns",
-        st["xruns"],
-        "flags",
-        st["status_flags"],
-    )
+    report = {
+        "blocks": st["blocks"],
+        "budget_us": st["budget_us"],
+        "callback_us": st["callback_us"],
+        "callback_interval_us": st["callback_interval_us"],
+        "xruns": st["xruns"],
+        "xrun_at_s": st["xrun_at_s"],
+        "status_flags": st["status_flags"],
+        "jack_xrun_reports": jack_server.xrun_count() - jack_xruns_before,
+    }
+    record_property("meter_ui_20s", report)
+    print("\n" + json.dumps(report))
     assert res.reason == "seconds" and res.error is None  # --seconds 20 ended a 21 s song
     assert st["blocks"] >= 20 * SR // 128
     assert ui.getvalue().count("LUFS") >= 15  # the UI thread printed about once a second
-    # xruns depend on the machine's scheduling: reported (above, and in the issue note), not asserted
-    assert st["status_flags"]["output_underflow"] <= st["xruns"]
+    # the xrun report is consistent: every flagged callback is one xrun, their times are in the run
+    assert max(st["status_flags"].values()) <= st["xruns"] <= sum(st["status_flags"].values())
+    assert len(st["xrun_at_s"]) == min(st["xruns"], 64)
+    assert all(0.0 <= t <= st["seconds"] for t in st["xrun_at_s"])
+    assert st["callback_us"]["p99"] < 0.5 * st["budget_us"], report
 
 
 def test_jack_server_killed_mid_stream(tmp_path, tmp_wav, json_schema):
