@@ -7,6 +7,10 @@
   segments, mono sum) in octave bands 31.5 Hz .. 16 kHz below Nyquist, in dB
   relative to the mean over the bands, plus the side/mid energy ratio
   (stereo width; ``-inf`` for mono).
+- Against a target (``--reference FILE|DIR ...`` or ``--target NAME|PATH``):
+  ``"target"`` holds :func:`realtime.target_report.target_comparison` -- per
+  1/3-octave band the mid and side deviation from the profile with its
+  tolerance, their RMS, and the loudness, PLR, LRA and width differences.
 - AI suggestions: the same worker the engine runs (:class:`inference.worker.InferenceWorker`),
   on the same windows a render would use (every ``hop_s`` seconds of the
   file), unblended (``ai_amount`` 1, from neutral).
@@ -15,7 +19,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +33,9 @@ from .audio_io import read_audio
 from .engine import AnalysisRing
 from .measures import short_term_series
 from .parameter_state import ParameterState
+
+if TYPE_CHECKING:
+    from mixpilot.inference.profile import Profile
 
 __all__ = ["analyze_array", "analyze_file", "check_plot_path", "OCTAVE_BANDS_HZ", "format_report"]
 
@@ -62,8 +70,8 @@ def _spectrum(x: np.ndarray, sr: int) -> dict[str, float]:
     return {k: round(v - ref, 2) if math.isfinite(v) else v for k, v in out.items()}
 
 
-def check_plot_path(path: str, input_path: str) -> None:
-    """Checks for ``analyze --plot PNG`` before the analysis runs (one-line errors)."""
+def check_plot_path(path: str, input_path: str, references: Iterable[str] = ()) -> None:
+    """Checks for ``analyze --plot PNG`` before the analysis runs (one-line errors); inputs are never written."""
     import os
 
     from mixpilot.dsp.errors import MixpilotError, OutputError, UsageError
@@ -79,6 +87,9 @@ def check_plot_path(path: str, input_path: str) -> None:
     p = os.path.abspath(path)
     if os.path.exists(input_path) and os.path.realpath(p) == os.path.realpath(input_path):
         raise UsageError(f"--plot {path}: is the input file")
+    for ref in references or ():
+        if os.path.realpath(p) == os.path.realpath(ref):
+            raise UsageError(f"--plot {path}: is a reference file")
     if os.path.isdir(p):
         raise UsageError(f"--plot {path}: is a folder")
     if not os.path.isdir(os.path.dirname(p)):
@@ -86,14 +97,25 @@ def check_plot_path(path: str, input_path: str) -> None:
 
 
 def analyze_file(
-    path: str, *, model: str | None = "default", hop_s: float = 1.5, warn: Callable[[str], None] | None = None
+    path: str,
+    *,
+    model: str | None = "default",
+    hop_s: float = 1.5,
+    warn: Callable[[str], None] | None = None,
+    profile: Profile | None = None,
+    target_kind: str = "target",
 ) -> dict:
     """Everything ``mixpilot analyze`` prints, as a dict (JSON-ready apart from +-inf).
 
     ``warn(text)`` gets a model that cannot be used; by default it goes into ``notes``.
+    ``profile`` (an :class:`inference.profile.Profile`) adds ``"target"``, the
+    comparison with it; ``target_kind`` says what it came from (``reference`` or ``target``).
     """
     x, sr, info = read_audio(path)
-    return analyze_array(x, sr, notes=info.notes, model=model, hop_s=hop_s, warn=warn, name=path)
+    return analyze_array(
+        x, sr, notes=info.notes, model=model, hop_s=hop_s, warn=warn, name=path, profile=profile,
+        target_kind=target_kind,
+    )  # fmt: skip
 
 
 def analyze_array(
@@ -105,13 +127,16 @@ def analyze_array(
     hop_s: float = 1.5,
     warn: Callable[[str], None] | None = None,
     name: str | None = None,
+    profile: Profile | None = None,
+    target_kind: str = "target",
 ) -> dict:
     """:func:`analyze_file` of a [frames, 1|2] float32 buffer (``name`` goes into ``"file"``)."""
     from mixpilot.inference.worker import InferenceWorker, load_estimator
 
     path = name
     m = measure(x, sr)
-    mid_db = compute_descriptors(x, sr).mid_db  # 1/3-octave mid levels re loudness (what profiles hold)
+    desc = compute_descriptors(x, sr)
+    mid_db = desc.mid_db  # 1/3-octave mid levels re loudness (what profiles hold)
     finite = mid_db[np.isfinite(mid_db)]
     ref = float(finite.mean()) if finite.size else 0.0
     third = [round(float(v - ref), 2) if math.isfinite(v) else None for v in mid_db]
@@ -140,7 +165,19 @@ def analyze_array(
         "model": "none",
         "suggestions": [],
     }
-    est = load_estimator(model, warn if warn is not None else report["notes"].append)
+    if profile is not None:
+        from .target_report import target_comparison
+
+        report["target"] = target_comparison(desc, profile, kind=target_kind, channels=int(x.shape[1]))
+    say = warn if warn is not None else report["notes"].append
+    if profile is not None:  # the AI a render with this target runs (realtime.api.estimator_for)
+        from types import SimpleNamespace
+
+        from .api import estimator_for
+
+        est = estimator_for(SimpleNamespace(model=model, profile=profile), say)  # type: ignore[arg-type]
+    else:
+        est = load_estimator(model, say)
     if est is None:
         return report
     report["model"] = getattr(est, "name", "model")
@@ -196,6 +233,10 @@ def format_report(rep: dict) -> str:
         "  spectral balance (octave bands, dB re mean): "
         + "  ".join(f"{k} Hz {v:+.1f}" for k, v in rep["spectrum_octaves_db"].items()),
     ]
+    if rep.get("target"):
+        from .target_report import format_comparison
+
+        lines += format_comparison(rep["target"], "the file")
     lines += [f"  note: {n}" for n in rep["notes"]]
     if rep["suggestions"]:
         short = {

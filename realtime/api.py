@@ -687,8 +687,16 @@ def analyze(
     *,
     model: str | None = DEFAULT_MODEL,
     hop_s: float = 1.5,
+    reference: str | os.PathLike[str] | list | tuple | None = None,
+    target: str | os.PathLike[str] | None = None,
 ) -> dict:
     """What ``mixpilot analyze`` reports, as a dict: loudness, true peak, LRA, spectrum, AI suggestions.
+
+    ``reference`` (audio files or folders) or ``target`` (a shipped profile
+    name or a profile JSON), as for :func:`master`, add ``"target"``: the
+    audio against their profile (``analyze --reference/--target``;
+    :mod:`realtime.target_report`), and the AI suggestions are then the
+    analytic matcher's aiming at it.
 
     ``audio`` is a path to an audio file, or an array as for :func:`master`
     with its ``sample_rate``.  Files and buffers shorter than the AI's 3 s
@@ -697,15 +705,20 @@ def analyze(
     analyze --json`` writes them as ``null``.
     """
     from .analyze import analyze_array, analyze_file
+    from .references import resolve_target
 
+    profile = resolve_target(_paths(reference), None if target is None else os.fspath(target))
+    kind = "reference" if reference is not None else "target"
     if isinstance(audio, (str, os.PathLike)):
         if sample_rate is not None:
             raise RenderUsageError("sample_rate is read from the file; give it only with an array")
-        return analyze_file(os.fspath(audio), model=model, hop_s=hop_s)
+        return analyze_file(os.fspath(audio), model=model, hop_s=hop_s, profile=profile, target_kind=kind)
     if sample_rate is None:
         raise RenderUsageError("analyze(array) needs the sample_rate")
     raw, sr, _ = _as_frames(audio, sample_rate)
     from .audio_io import content_notes, to_processing_layout
 
     _, notes = content_notes(raw)
-    return analyze_array(to_processing_layout(raw), sr, notes=notes, model=model, hop_s=hop_s)
+    return analyze_array(
+        to_processing_layout(raw), sr, notes=notes, model=model, hop_s=hop_s, profile=profile, target_kind=kind
+    )

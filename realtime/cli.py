@@ -312,7 +312,29 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--json", action="store_true", help="print it as JSON")
     an.add_argument("--model", default="default", metavar="NAME|PATH|none", help="AI model (default: shipped)")
     an.add_argument("--hop-s", **opt("hop_s"))
-    an.add_argument("--plot", metavar="PNG", default=None, help="also draw the analysis (needs matplotlib)")
+    an.add_argument(
+        "--plot",
+        metavar="PNG",
+        default=None,
+        help="also draw the analysis: spectrum with the octave balance (and the target with its tolerance), "
+        "loudness over time, the AI's suggestions over time (needs matplotlib)",
+    )
+    an.add_argument(
+        "--reference",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="FILE|DIR",
+        help="compare FILE with these references (their combined profile): per-band mid/side deviation with the "
+        "tolerance, loudness, PLR, LRA and width differences; the AI's suggestions are then the analytic "
+        "matcher's aiming at them (unless --model none). Put it after the other arguments",
+    )
+    an.add_argument(
+        "--target",
+        default=None,
+        metavar="NAME|PATH",
+        help="compare FILE with a profile: a shipped one ('mixpilot profile list') or a profile JSON; as --reference",
+    )
     from .compare import add_parser as add_compare_parser
 
     add_compare_parser(sub)
@@ -705,8 +727,20 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from .analyze import check_plot_path
 
-        check_plot_path(args.plot, args.file)
-    rep = analyze_file(args.file, model=args.model, hop_s=args.hop_s, warn=lambda t: _note("warning: " + t))
+        check_plot_path(args.plot, args.file, args.reference or ())
+    profile = None
+    if args.reference or args.target:
+        from .references import resolve_target
+
+        profile = resolve_target(args.reference, args.target)
+    rep = analyze_file(
+        args.file,
+        model=args.model,
+        hop_s=args.hop_s,
+        warn=lambda t: _note("warning: " + t),
+        profile=profile,
+        target_kind="reference" if args.reference else "target",
+    )
     if args.plot is not None:
         from .plots import analysis_chart
 

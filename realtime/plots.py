@@ -279,55 +279,131 @@ def compare_charts(doc: dict, folder: str | os.PathLike[str]) -> list[str]:
 # --- analyze ----------------------------------------------------------------------------
 
 
+def _target_bands(ax: Any, tgt: dict, what: str, colours: tuple[str, str] = ("C0", "C1")) -> None:
+    """Mid and side level of ``what`` against a target's curves with their tolerance band (dB re loudness)."""
+    f = tgt["bands_hz"]
+    for part, colour in zip(("mid", "side"), colours):
+        p = tgt.get(part)
+        if not p:
+            continue
+        t = _none_to_nan(p["target_db"])
+        tol = _none_to_nan(p["tolerance_db"])
+        ax.fill_between(f, [a - b for a, b in zip(t, tol)], [a + b for a, b in zip(t, tol)], color=colour,
+                        alpha=0.15, lw=0, label=f"target {part} \u00b1 tolerance")  # fmt: skip
+        ax.plot(f, t, color=colour, lw=1.6, ls="--", label=f"target {part}")
+        ax.plot(f, _none_to_nan(p["level_db"]), color=colour, lw=1.6, marker=".", ms=4, label=f"{what} {part}")
+
+
+def _deviation(ax: Any, tgt: dict, label: str) -> None:
+    """Deviation from the target per band (mid, side) with the tolerance as a band around 0."""
+    f = tgt["bands_hz"]
+    mid = tgt["mid"]
+    tol = _none_to_nan(mid["tolerance_db"])
+    ax.fill_between(f, [-v for v in tol], tol, color="C0", alpha=0.15, lw=0, label="mid tolerance")
+    ax.plot(f, _none_to_nan(mid["deviation_db"]), color="C0", lw=1.5, marker=".", ms=4,
+            label=f"mid (RMS {_num(mid['rms_db'])} dB, outside {_num(mid['outside_rms_db'])} dB)")  # fmt: skip
+    side = tgt.get("side")
+    if side:
+        ax.plot(f, _none_to_nan(side["deviation_db"]), color="C1", lw=1.0, marker=".", ms=3, alpha=0.8,
+                label=f"side (RMS {_num(side['rms_db'])} dB, outside {_num(side['outside_rms_db'])} dB)")  # fmt: skip
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_ylabel(f"{label} \u2212 target (dB)")
+    ax.legend(fontsize=8, ncol=2)
+    _freq_axis(ax)
+
+
+def _num(v: float | None, fmt: str = ".2f") -> str:
+    return format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else "-"
+
+
+def _aspects_text(tgt: dict) -> str:
+    """``loudness -4.8 LU (±3.1), PLR ...``: the scalar differences of a target comparison."""
+    parts = []
+    for key, name, unit in (("integrated_lufs", "loudness", "LU"), ("plr_db", "PLR", "dB"), ("lra_lu", "LRA", "LU"),
+                            ("width_db", "width", "dB")):  # fmt: skip
+        a = tgt.get(key) or {}
+        if a.get("difference") is None:
+            continue
+        parts.append(f"{name} {a['difference']:+.1f} {unit} (\u00b1{_num(a.get('tolerance'), '.1f')})")
+    return ", ".join(parts)
+
+
 def analysis_chart(rep: dict, path: str | os.PathLike[str]) -> None:
-    """``mixpilot analyze FILE --plot PNG``: spectrum + octave balance, loudness over time, AI over time."""
+    """``mixpilot analyze FILE --plot PNG``: spectrum + octave balance (+ the target with its tolerance and the
+    deviation from it, when the report has one), loudness over time, AI over time."""
     import numpy as np
 
     sugg = rep.get("suggestions") or []
+    tgt = rep.get("target")
     names = [k for k in sugg[0] if k != "t"] if sugg else []
     rows = -(-len(names) // 5)
-    fig = Figure(figsize=(11, 7.5 + 2.2 * rows))
-    gs = fig.add_gridspec(3 if sugg else 2, 1, height_ratios=[3, 2, 1.6 * rows] if sugg else [3, 2])
+    heights = [3.0] + ([2.2] if tgt else []) + [2.0] + ([1.6 * rows] if sugg else [])
+    fig = Figure(figsize=(11, 1.5 * sum(heights) + 0.4))
+    gs = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     ax = fig.add_subplot(gs[0])
-    third = rep.get("spectrum_third_octave_db") or {}
-    if third:
-        ax.plot(third["bands_hz"], _none_to_nan(third["level_db"]), color="C0", marker=".", label="1/3 octave (mid)")
     octs = rep.get("spectrum_octaves_db") or {}
+    if tgt:  # levels re the integrated loudness, as the profile holds them; the octave balance on its own axis
+        _target_bands(ax, tgt, "file")
+        ax.set_ylabel("level (dB re integrated loudness)")
+        bar_ax = ax.twinx()
+        bar_ax.set_ylabel("octave balance (dB re band mean)", color="C2")
+        bar_colour, bar_alpha = "C2", 0.18
+    else:
+        third = rep.get("spectrum_third_octave_db") or {}
+        if third:
+            ax.plot(third["bands_hz"], _none_to_nan(third["level_db"]), color="C0", marker=".",
+                    label="1/3 octave (mid)")  # fmt: skip
+        ax.axhline(0.0, color="0.3", lw=0.8)
+        ax.set_ylabel("level (dB re band mean)")
+        bar_ax, bar_colour, bar_alpha = ax, "C1", 0.35
     if octs:
         fc = np.array([float(k) for k in octs])
         lv = np.array(_none_to_nan(list(octs.values())))
         lo, hi = fc / math.sqrt(2.0), fc * math.sqrt(2.0)
-        ax.bar(lo, lv, width=hi - lo, align="edge", color="C1", alpha=0.35, edgecolor="C1", label="octave balance")
+        bar_ax.bar(lo, lv, width=hi - lo, align="edge", color=bar_colour, alpha=bar_alpha, edgecolor=bar_colour,
+                   label="octave balance")  # fmt: skip
         for f, v in zip(fc, lv):
             if math.isfinite(v):
-                ax.annotate(f"{v:+.1f}", (f, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
-    ax.axhline(0.0, color="0.3", lw=0.8)
-    ax.set_ylabel("level (dB re band mean)")
+                bar_ax.annotate(f"{v:+.1f}", (f, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
     lo_ = rep["loudness"]
 
     def fmt(v, unit):
         return f"{v:.1f} {unit}" if isinstance(v, (int, float)) and math.isfinite(v) else f"- {unit}"
 
-    ax.set_title(
+    title = (
         f"{Path(rep.get('file') or 'audio').name}: {fmt(lo_['integrated_lufs'], 'LUFS')}, true peak "
-        f"{fmt(lo_['true_peak_dbtp'], 'dBTP')}, LRA {fmt(lo_['loudness_range_lu'], 'LU')}",
-        fontsize=10,
+        f"{fmt(lo_['true_peak_dbtp'], 'dBTP')}, LRA {fmt(lo_['loudness_range_lu'], 'LU')}"
     )
-    ax.legend(fontsize=8)
+    if tgt:
+        title += f"\nagainst the {tgt['label']}: {_aspects_text(tgt)}"
+    ax.set_title(title, fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    if bar_ax is not ax:
+        h2, l2 = bar_ax.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=8, ncol=2 if tgt else 1)
     _freq_axis(ax)
-    ax2 = fig.add_subplot(gs[1])
+    k = 1
+    if tgt:
+        _deviation(fig.add_subplot(gs[k]), tgt, "file")
+        k += 1
+    ax2 = fig.add_subplot(gs[k])
+    k += 1
     st = rep.get("short_term") or {"t_s": [], "lufs": []}
     ax2.plot(st["t_s"], _none_to_nan(st["lufs"]), color="C0", lw=1.3, label="short-term (3 s)")
     il = lo_.get("integrated_lufs")
     if isinstance(il, (int, float)) and math.isfinite(il):
         ax2.axhline(il, color="0.4", ls="--", lw=1, label=f"integrated {il:.1f} LUFS")
+    tl = (tgt or {}).get("integrated_lufs", {}).get("target")
+    if tl is not None:
+        ax2.axhline(tl, color="C3", ls=":", lw=1.2, label=f"target's integrated {tl:.1f} LUFS")
     ax2.set_xlabel("time (s)")
     ax2.set_ylabel("LUFS")
     ax2.set_title("Loudness over time", fontsize=10)
     ax2.grid(True, alpha=0.3)
     ax2.legend(fontsize=8)
     if sugg:
-        sub = gs[2].subgridspec(rows, 5)
+        sub = gs[k].subgridspec(rows, 5, hspace=0.7)
         t = [s["t"] for s in sugg]
         for i, name in enumerate(names):
             a = fig.add_subplot(sub[i // 5, i % 5])
