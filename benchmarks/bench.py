@@ -105,6 +105,7 @@ class BenchConfig:
     model: str = "default"
     pedalboard: bool = True
     soak_seconds: float | None = None
+    soak_busy: int = 0
     mode: str = "quick"
     extra: dict = field(default_factory=dict)
 
@@ -402,7 +403,7 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
         from mixpilot.benchmarks.soak import run_soak
 
         note(f"soak: {cfg.soak_seconds:g} s in real time, AI every 0.25 s, MIDI flood 200 CC/s")
-        result["soak"] = run_soak(cfg.soak_seconds, note=note)
+        result["soak"] = run_soak(cfg.soak_seconds, note=note, busy=cfg.soak_busy)
     return result
 
 
@@ -494,6 +495,14 @@ def format_table(r: dict) -> str:
                 f"MIDI received {s['midi'].get('messages')}"
             ),
         ]
+        b = s.get("bare")
+        if b:
+            bi = b.get("callback_interval_us") or {}
+            lines.append(
+                f"  bare callback (outdata.fill(0)), same conditions: xruns {b.get('xruns')} | start interval "
+                f"p99.9 {_f(bi.get('p999'))} max {_f(bi.get('max'))} us"
+                + (f" | {s['busy_processes']} busy processes beside both" if s.get("busy_processes") else "")
+            )
         if s.get("error"):
             lines.append(f"  error: {s['error']}")
         for n in s.get("notes", []):
@@ -568,6 +577,13 @@ def build_parser(prog: str = f"{PROG} bench") -> argparse.ArgumentParser:
         help="also run the engine in real time this long, AI every 0.25 s, MIDI flood 200 CC/s",
     )
     ap.add_argument(
+        "--soak-busy",
+        metavar="N",
+        type=_positive(int, "--soak-busy", inclusive=True),
+        default=0,
+        help="with --soak: N spinning processes beside the soak and its bare-callback run (a loaded machine)",
+    )
+    ap.add_argument(
         "--samplerates",
         metavar="HZ,...",
         type=_int_list("--samplerates", 8000, 192000),
@@ -617,6 +633,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     cfg.model = a.model
     cfg.pedalboard = not a.no_pedalboard
     cfg.soak_seconds = a.soak
+    cfg.soak_busy = a.soak_busy
     return cfg
 
 

@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["FLOOD_CCS", "flood", "main", "run_soak"]
+__all__ = ["FLOOD_CCS", "flood", "main", "run_bare", "run_soak", "busy_processes"]
 
 FLOOD_CCS = tuple(range(70, 80))  # the built-in map's knobs (realtime/default_midi_map.toml)
 PORT_NAME = "mixpilot"  # realtime.midi.VIRTUAL_PORT_NAME
@@ -112,6 +112,100 @@ def flood(
     mo.close_port()
     mo.delete()
     return {"sent": k, "seconds": elapsed, "port": names[i]}
+
+
+# --- the floor: a bare callback, and busy neighbours -------------------------------------
+
+
+def busy_processes(n: int) -> list[subprocess.Popen]:
+    """``n`` processes spinning pure Python at normal priority (a loaded machine, for the comparison)."""
+    code = "while True:\n    pass\n"
+    return [
+        subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        for _ in range(max(0, int(n)))
+    ]
+
+
+def end_processes(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def run_bare(
+    seconds: float, *, blocksize: int = 128, sample_rate: int = 48000, note: Callable[[str], None] | None = None
+) -> dict:
+    """The floor: a PortAudio stream whose callback only zero-fills, on the backend the soak used.
+
+    Same device choice as :func:`realtime.stream.run` (the default output, or a JACK dummy server
+    started here with the same rate and period), same block size, ``latency="low"``, stereo
+    float32.  The callback counts the status flags (that is what an xrun is to PortAudio), stores
+    its start time in a preallocated array and calls ``outdata.fill(0)``; nothing else.  Returns
+    ``xruns``, ``blocks``, ``seconds`` and the start-interval percentiles in µs.
+    """
+    import numpy as np
+
+    from mixpilot.realtime.jackserver import quiet_stderr
+    from mixpilot.realtime.stream import _sd, ensure_backend, release_portaudio
+
+    sd = _sd()
+    if getattr(sd, "_initialized", 1) == 0:  # run() released PortAudio when it stopped its server
+        with quiet_stderr():
+            sd._initialize()
+    server = ensure_backend(False, sample_rate, blocksize, note or (lambda s: None))
+    counts = np.zeros(2, dtype=np.int64)  # blocks, xruns
+    xrun_at = np.zeros(64, dtype=np.int64)  # block index of the first 64 xruns
+    starts = np.zeros(int(seconds * sample_rate / blocksize) + 4096, dtype=np.int64)
+    cap = starts.shape[0]
+    clock = time.perf_counter_ns
+
+    def callback(outdata, frames, t, status) -> None:
+        k = counts[0]
+        if k < cap:
+            starts[k] = clock()
+        if status:
+            x = counts[1]
+            if x < 64:
+                xrun_at[x] = k
+            counts[1] = x + 1
+        outdata.fill(0)
+        counts[0] = k + 1
+
+    try:
+        with sd.OutputStream(
+            samplerate=sample_rate,
+            blocksize=blocksize,
+            channels=2,
+            dtype="float32",
+            callback=callback,
+            latency="low",
+        ):
+            time.sleep(seconds)
+        n = int(min(counts[0], cap))
+        d = np.diff(starts[1:n]) / 1000.0 if n > 3 else np.zeros(0)
+        out = {
+            "seconds": round(int(counts[0]) * blocksize / sample_rate, 3),
+            "blocks": int(counts[0]),
+            "xruns": int(counts[1]),
+            "xrun_at_s": [round(int(b) * blocksize / sample_rate, 3) for b in xrun_at[: min(int(counts[1]), 64)]],
+            "callback_interval_us": {
+                "period": round(1e6 * blocksize / sample_rate, 1),
+                "p99": round(float(np.percentile(d, 99)), 1) if d.size else None,
+                "p999": round(float(np.percentile(d, 99.9)), 1) if d.size else None,
+                "max": round(float(d.max()), 1) if d.size else None,
+            },
+        }
+    finally:
+        if server is not None:
+            release_portaudio()
+            server.stop()
+    return out
 
 
 # --- the soak --------------------------------------------------------------------------
@@ -214,8 +308,61 @@ def run_soak(
     warmup_s: float = 10.0,
     sample_rate: int = 48000,
     note: Callable[[str], None] | None = None,
+    bare: bool = True,
+    busy: int = 0,
+    ui: bool = True,
+    ai_process: bool = True,
+    realtime_sys: bool = True,
+    midi_dispatch: str | None = "engine",
 ) -> dict:
-    """Run the soak (module docstring); returns the result dict.  Raises StreamError before the stream opens."""
+    """Run the soak (module docstring); returns the result dict.  Raises StreamError before the stream opens.
+
+    ``bare``: afterwards the bare callback (:func:`run_bare`) under the same conditions, in
+    ``result["bare"]``.  ``busy``: that many spinning processes beside both runs.  ``ui``: the meter
+    UI computes and writes its line (to ``os.devnull``) as ``play`` does.  ``ai_process`` and
+    ``realtime_sys`` switch the issue-16 mechanisms off for a side-by-side comparison.
+    """
+
+    busy_procs = busy_processes(busy)
+    try:
+        out = _soak(
+            seconds,
+            blocksize,
+            model,
+            ai_hop_s,
+            midi_rate_hz,
+            warmup_s,
+            sample_rate,
+            note,
+            ui,
+            ai_process,
+            realtime_sys,
+            midi_dispatch,
+        )
+        if bare:
+            out["bare"] = run_bare(seconds, blocksize=blocksize, sample_rate=out["samplerate"] or sample_rate)
+            b = out["bare"]["xruns"]
+            out["xruns_minus_bare"] = (out["xruns"] - b) if out["xruns"] is not None else None
+        out["busy_processes"] = len(busy_procs)
+    finally:
+        end_processes(busy_procs)
+    return out
+
+
+def _soak(
+    seconds,
+    blocksize,
+    model,
+    ai_hop_s,
+    midi_rate_hz,
+    warmup_s,
+    sample_rate,
+    note,
+    ui,
+    ai_process,
+    realtime_sys,
+    midi_dispatch,
+):
     from mixpilot.realtime.stream import RunOptions, run
 
     say = note or (lambda s: None)
@@ -249,9 +396,13 @@ def run_soak(
             "seconds": seconds,
             "model": model,
             "ai_hop_s": ai_hop_s,
-            "ui": False,
+            "ui": ui,
             "blocksize": blocksize,
+            "ai_process": ai_process,
+            "realtime_sys": realtime_sys,
         }
+        if has_midi:
+            kw["midi_dispatch"] = midi_dispatch
         if has_midi:
             kw["midi_in"] = "virtual"
         else:
@@ -294,7 +445,8 @@ def run_soak(
 
         say_notes: list[str] = []
         try:
-            res = run(opts, note=lambda s: (say_notes.append(s), say(s)), on_started=started)
+            with open(os.devnull, "w") as devnull:  # the meter UI writes its line, as play does to a log
+                res = run(opts, note=lambda s: (say_notes.append(s), say(s)), on_started=started, ui_stream=devnull)
         finally:
             done.set()
             sampler.stop()
@@ -324,6 +476,7 @@ def run_soak(
     midi_stats = stats.get("midi") or {}
     midi["messages"] = midi_stats.get("messages")
     midi["applied"] = midi_stats.get("applied")
+    midi["latency"] = midi_stats.get("latency")  # message handled -> applied at a block start
     out = {
         "seconds": played,
         "requested_seconds": seconds,
@@ -337,6 +490,7 @@ def run_soak(
         "blocksize": blocksize,
         "status_flags": stats.get("status_flags"),
         "callback_interval_us": stats.get("callback_interval_us"),
+        "realtime": stats.get("realtime"),
         "ai_hop_s": ai_hop_s,
         "model": stats.get("model"),
         "inference": stats.get("inference"),
@@ -351,11 +505,23 @@ def run_soak(
 
 def format_soak(s: dict) -> str:
     cb = s.get("callback_us") or {}
-    return (
+    iv = s.get("callback_interval_us") or {}
+    text = (
         f"soak {s['seconds']:.1f} s on {s['backend']}: xruns {s['xruns']}, callback p50 {cb.get('p50')} "
         f"p99 {cb.get('p99')} p99.9 {cb.get('p999')} max {cb.get('max')} us (budget {s['budget_us']:.1f}), "
+        f"start interval p99.9 {iv.get('p999')} max {iv.get('max')} us, "
         f"RSS growth {s['rss_growth_mb']:.2f} MiB, inference {s.get('inference')}, MIDI {s['midi']}"
     )
+    b = s.get("bare")
+    if b:
+        bi = b.get("callback_interval_us") or {}
+        text += (
+            f"\nbare callback (outdata.fill(0)) {b['seconds']:.1f} s, same conditions: xruns {b['xruns']}, "
+            f"start interval p99.9 {bi.get('p999')} max {bi.get('max')} us"
+        )
+    if s.get("busy_processes"):
+        text += f"\n(both with {s['busy_processes']} busy processes beside them)"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--model", default="default")
+    ap.add_argument("--busy", type=int, default=0, help="spinning processes beside both runs")
+    ap.add_argument("--no-bare", action="store_true", help="skip the bare-callback run")
+    ap.add_argument("--no-ui", action="store_true", help="no meter UI thread")
+    ap.add_argument("--ai-thread", action="store_true", help="the AI as a thread in the audio process (as before)")
+    ap.add_argument("--no-rt", action="store_true", help="no real-time priority / mlock / frozen collector")
+    ap.add_argument("--midi-thread", action="store_true", help="MIDI polled by a thread every 1 ms (as before)")
     ap.add_argument("--flood", action="store_true", help=argparse.SUPPRESS)  # the MIDI flood process
     ap.add_argument("--rate", type=float, default=200.0, help=argparse.SUPPRESS)
     ap.add_argument("--api", default="jack", help=argparse.SUPPRESS)
@@ -372,7 +544,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.flood:
         print(json.dumps(flood(a.rate, a.seconds, a.api)), flush=True)
         return 0
-    r = run_soak(a.seconds, model=a.model, note=lambda s: print(f"note: {s}", file=sys.stderr))
+    r = run_soak(
+        a.seconds,
+        model=a.model,
+        note=lambda s: print(f"note: {s}", file=sys.stderr),
+        bare=not a.no_bare,
+        busy=a.busy,
+        ui=not a.no_ui,
+        ai_process=not a.ai_thread,
+        realtime_sys=not a.no_rt,
+        midi_dispatch=None if a.midi_thread else "engine",
+    )
     print(format_soak(r))
     if a.json:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -278,19 +278,32 @@ class InferenceWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            written = self.ring.frames_written
-            if written < self._next_end:
-                # sleep about until the next hop is in the ring (in C: the GIL is free meanwhile)
-                wait_s = (self._next_end - written) / self.sample_rate
-                self._stop.wait(min(max(wait_s, 0.002), 0.05))
-                continue
-            # a late worker skips hops rather than falling further behind
-            behind = (written - self._next_end) // self.hop_frames
-            self._next_end += behind * self.hop_frames
-            if written - self._next_end >= self.ring.capacity - self._window.shape[0]:
-                self._next_end = written - written % self.hop_frames
-            self.step(self._next_end)
-            self._next_end += self.hop_frames
+            if self.turn(self._stop.wait):
+                return
+
+    def turn(self, wait: Callable[[float], bool]) -> bool:
+        """One turn of the hop loop: compute the hop that is due, or ``wait(seconds)`` for it.
+
+        ``wait`` sleeps (in C: the GIL is free meanwhile) and returns True when the loop should
+        stop.  Shared by the thread here and the AI process (:mod:`realtime.aiproc`).
+        """
+        written = self.ring.frames_written
+        if written < self._next_end:
+            # sleep about until the next hop is in the ring
+            wait_s = (self._next_end - written) / self.sample_rate
+            return bool(wait(min(max(wait_s, 0.002), 0.05)))
+        # a late worker skips hops rather than falling further behind
+        behind = (written - self._next_end) // self.hop_frames
+        self._next_end += behind * self.hop_frames
+        if written - self._next_end >= self.ring.capacity - self._window.shape[0]:
+            self._next_end = written - written % self.hop_frames
+        self.step(self._next_end)
+        self._next_end += self.hop_frames
+        return False
+
+    def resume_at(self, written: int) -> None:
+        """Continue with the first hop at or after stream position ``written`` (a worker taking over)."""
+        self._next_end = max(self.first_end, self.hop_frames * (-(-int(written) // self.hop_frames)))
 
     def stop(self) -> None:
         self._stop.set()

@@ -280,6 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument("--no-ui", action="store_true", help="no terminal meters")
         q.add_argument(
+            "--jack",
+            action="store_true",
+            help="run as a JACK client with named ports (mixpilot:in_L, in_R, out_L, out_R) at the server's "
+            "rate and period, instead of through PortAudio",
+        )
+        q.add_argument(
+            "--connect-in",
+            metavar="PATTERN",
+            default=None,
+            help="JACK: connect the output ports matching PATTERN (a regex, e.g. 'ardour:master/audio_out') "
+            "to mixpilot's inputs, also when they appear later (implies --jack)",
+        )
+        q.add_argument(
+            "--connect-out",
+            metavar="PATTERN",
+            default=None,
+            help="JACK: connect mixpilot's outputs to the input ports matching PATTERN (e.g. 'system:playback_') "
+            "(implies --jack)",
+        )
+        q.add_argument("--client-name", metavar="NAME", default="mixpilot", help="JACK client name (default: mixpilot)")
+        q.add_argument(
             "--overwrite", action="store_true", help="replace existing --record / --stats-json / --params-out files"
         )
 
@@ -659,6 +680,10 @@ def _realtime(args: argparse.Namespace) -> int:
         ai_resume_s=args.ai_resume_s,
         reference=tuple(args.reference) if args.reference else None,
         target=args.target,
+        jack=args.jack,
+        connect_in=args.connect_in,
+        connect_out=args.connect_out,
+        client_name=args.client_name,
     )
     # The guard outlives the run: after a signal ended it, later ones stay recorded (never the default
     # action) until the process leaves with os._exit(128 + N) -- a normal return would restore the

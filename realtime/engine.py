@@ -10,8 +10,11 @@ and offline render.  Per block it
    arrays the callback is reading) and, when it is new, writes its values and
    glide times into the chain's target vector;
 3. applies MIDI overrides from a :class:`realtime.midi.ControlBank` when one
-   is attached (sequence numbers written by the MIDI thread; last value wins
-   per parameter per block);
+   is attached (sequence numbers written by the MIDI side; last value wins
+   per parameter per block); first, when :attr:`Engine.midi_poll` is set, it
+   drains the MIDI input itself (``MidiInput.poll``: rtmidi's queue, read
+   without giving up the GIL), so that no thread has to wake every
+   millisecond for it (issue 16);
 4. runs one fused, GIL-holding Numba call (``_engine_kernel``): the whole
    :class:`dsp.chain.MixChain`, the pre-delivery tap into the loudness
    follower's meter, the output :class:`dsp.meter.LoudnessMeter`, and every
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -393,6 +396,7 @@ class Engine:
         self._applied: TargetUpdate | None = None
         self.controls: ControlBank | None = None  # attach_controls, when MIDI is on
         self.midi_file: MidiFileAutomation | None = None  # realtime.midi.MidiFileAutomation, applied at block starts
+        self.midi_poll: Callable[[], None] | None = None  # drains a MIDI input at each block start
         self.midi_lat = np.zeros(1 << 14, dtype=np.int64)  # message -> applied, ns (ring)
         self.midi_lat_n = np.zeros(1, dtype=np.int64)
         self._ab_gain_db = 0.0
@@ -533,6 +537,9 @@ class Engine:
         n = inp.shape[0]
         if n > self.spec.max_block_size:
             raise ValueError(f"block of {n} frames > max_block_size {self.spec.max_block_size}")
+        poll = self.midi_poll
+        if poll is not None:  # MIDI read here, from rtmidi's queue (realtime.midi_ports.MidiInput.poll)
+            poll()
         pos = self.position
         self._due(pos)
         bank = self.controls

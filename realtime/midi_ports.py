@@ -15,6 +15,18 @@ them):
   it adds about 0.5 ms of latency and 2-3 % of one core).  JACK itself drops
   the MIDI events of a cycle in which a client missed its deadline (an xrun);
   an overloaded machine can lose a few messages of a flood that way.
+  ``dispatch="engine"`` (what ``play``/``live`` use, issue 16): no thread
+  polls; the audio callback drains the same queue at each block start
+  (:meth:`MidiInput.poll`, ``Engine.midi_poll``).  ``get_message`` keeps the
+  GIL (200 calls with a spinning thread at a 5 ms switch interval: 0.0 ms),
+  so the callback never waits on another thread there.  Measured message ->
+  applied (``tests/realtime/test_midi_jack.py``, a JACK client's process
+  callback polling): p50 3.2-3.9 ms, p99 5.3-5.4 ms at 48 kHz / 128 frames --
+  rtmidi's client receives the events in one cycle, the audio client reads
+  them in the next (JACK orders unconnected clients as it likes); the 1 ms
+  thread measured message -> bank p50 2.1 ms, p99 4.1-4.6 ms, plus the wait
+  for the next block.  ``live --jack --midi-in jack`` has the port on the
+  audio client itself: send -> applied p50 1.4 ms, p99 2.8 ms.
 * ALSA: rtmidi already runs its own input thread; the Python callback is used.
 
 Either way the handling thread maps the message, applies soft takeover and
@@ -330,8 +342,11 @@ class MidiInput:
     api : "jack" | "alsa", optional
         default :func:`choose_api` (JACK when the spec is "jack" or a JACK
         server runs).
-    dispatch : "poll" | "callback", optional
+    dispatch : "poll" | "callback" | "engine", optional
         default "poll" under JACK, "callback" under ALSA (see the module notes).
+        "engine": under JACK the audio callback drains rtmidi's queue itself at each
+        block start (:meth:`poll`, attached with ``Engine.attach_midi_poll``); no
+        thread wakes every millisecond; under ALSA it means "callback".
     """
 
     def __init__(
@@ -369,10 +384,14 @@ class MidiInput:
         self.api = opened.api
         self.port_name = opened.port_name
         self.virtual = opened.virtual
+        if dispatch == "engine" and self.api != "jack":
+            dispatch = "callback"  # ALSA: rtmidi's own thread calls us anyway
         self.dispatch = dispatch or ("poll" if self.api == "jack" else "callback")
-        if self.dispatch not in ("poll", "callback"):
+        self.poll_error: str | None = None
+        self._polling = False
+        if self.dispatch not in ("poll", "callback", "engine"):
             self._rt.delete()
-            raise ValueError(f"dispatch must be 'poll' or 'callback', got {dispatch!r}")
+            raise ValueError(f"dispatch must be 'poll', 'callback' or 'engine', got {dispatch!r}")
         self.poll_interval_s = float(poll_interval_s)
         self.port_check_s = float(port_check_s)
         self.port_lost = False
@@ -448,6 +467,15 @@ class MidiInput:
                             pass
             if not poll and eox is not None:  # the callback thread reads; the F7 comes from here
                 eox.send()
+            if self.poll_error is not None and self.poll_error != "reported":
+                self._warn(f"MIDI input {self.port_name!r}: {self.poll_error}; MIDI stopped")
+                self.poll_error = "reported"
+            if self.dispatch == "engine" and self.mapper.sysex_runs and not self._told_sysex:
+                self._told_sysex = True  # poll() counts it in the callback; the line is said here
+                self._warn(
+                    f"MIDI input {self.port_name!r}: a SysEx without its end byte (F7) ran into the messages "
+                    f"after it; they were recovered (the sender's SysEx is malformed)"
+                )
             if not self.virtual and now >= next_port:
                 next_port = now + self.port_check_s
                 self._check_port()
@@ -456,9 +484,31 @@ class MidiInput:
             else:
                 self._stop.wait(wait)
 
+    def poll(self) -> None:
+        """Drain rtmidi's queue into the bank (dispatch "engine": the audio callback, at a block start).
+
+        ``get_message`` keeps the GIL (it only reads rtmidi's ring), so the callback never waits for
+        another thread here.  A failure stops MIDI (the service thread says so once); never the audio.
+        """
+        self._polling = True  # before the check: close() waits for this poll to end (see close)
+        try:
+            if self.poll_error is not None:
+                return
+            rt = self._rt
+            msg = rt.get_message()
+            while msg is not None:
+                m = msg[0]
+                if not (len(m) == 1 and m[0] == 0xF7):  # a lone end-of-SysEx (_EoxSender): never counted
+                    self.mapper.handle(m, time.perf_counter_ns())
+                msg = rt.get_message()
+        except Exception as exc:
+            self.poll_error = _one_line(exc)
+        finally:
+            self._polling = False
+
     def _check_port(self) -> None:
         try:
-            if self.dispatch == "poll":
+            if self.dispatch in ("poll", "engine"):
                 names = self._rt.get_ports()
             else:  # rtmidi's ALSA thread owns self._rt; ask through a second client
                 if self._probe is None:
@@ -494,6 +544,11 @@ class MidiInput:
                 return
             self._closed = True
         self._stop.set()
+        if self.dispatch == "engine":  # the audio callback may be inside poll(): let it finish first
+            self.poll_error = self.poll_error or "closed"
+            deadline = time.monotonic() + 1.0
+            while self._polling and time.monotonic() < deadline:
+                time.sleep(0.001)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
         rt = self._rt

@@ -55,6 +55,41 @@ nogil calls, 0.5 ms       4       647         826                 2840
   (bit-identical output, ~50 us each).  With the AI every 0.25 s the callback
   p99 rose 5.7 % (197.0 us on vs 186.3 us off, 1 xrun each in 20 s;
   ``python -m mixpilot.benchmarks.gil_switch --ai``).
+
+What still ran against the callback, and what changed (issue 16)
+----------------------------------------------------------------
+Measured on a loaded 2-core VM (load average 6-14 from other work, other
+JACK servers running at the same real-time priorities), JACK dummy server:
+
+* ``make demo`` on main: 28 xruns in 30 s, callback max 6.8 ms, callback
+  *starts* up to 59.8 ms apart, the first cluster at 1.7-5.1 s around the
+  first AI windows; a bare callback (``outdata.fill(0)``) on the same
+  server settings right after: 32 xruns, starts up to 31.7 ms apart.  So
+  most xruns on that machine are the machine's; what was ours is the
+  difference, and the long callbacks.
+* ``ps -eLo tid,cls,rtprio``: the callback thread is ``SCHED_FIFO 5``
+  (libjack), every other thread ordinary.  An ordinary thread holding the
+  GIL can be preempted by another process; the real-time callback then
+  waits for it (a priority inversion through the GIL).  The AI thread held
+  the GIL for ~12-50 ms of feature code per hop, the MIDI thread took it
+  1000 times a second, the main thread through all of start-up.
+* Cures, each measured side by side (tables in :mod:`realtime.rtsys` and
+  :mod:`realtime.aiproc`): the AI in its own process reading the ring from
+  shared memory (:mod:`realtime.aiproc`); every remaining helper thread
+  (main, meter UI, recorder, AI bridge) ``SCHED_FIFO 1`` *before* the first
+  callback, memory locked, buffers pre-touched, the collector frozen after
+  start-up and off in the stream (:mod:`realtime.rtsys`); MIDI read by the
+  callback itself from rtmidi's queue (``MidiInput(dispatch="engine")``,
+  ``Engine.midi_poll``; ``get_message`` keeps the GIL, ~40 us per block
+  with a 200 CC/s flood), so no thread wakes every millisecond.  Soak
+  (AI 0.25 s, 200 CC/s, UI) callback max went from 107.5 / 29.6 ms (main)
+  to 14.2 / 7.9 ms; xruns from 86 / 77 (bare 31 / 27) to 40 / 77 (bare
+  38 / 37).  The JACK client mode (:mod:`realtime.jackclient`) reads MIDI
+  from a port on the audio client, in the cycle it arrives in.
+* The meter UI computes one line from preallocated arrays 10 times a
+  second, the recorder writes 50 ms of audio per wake-up through
+  soundfile (cffi: the GIL is released during the write); both run at
+  ``SCHED_FIFO 1`` and go back to sleep in C.
 """
 
 from __future__ import annotations
@@ -62,6 +97,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import re
 import sys
 import threading
 import time
@@ -91,13 +127,15 @@ from .devices import (
 )
 from .engine import SNAPSHOT_NAMES, Engine
 from .interrupts import SignalGuard, signal_name
-from .jackserver import JackServer
+from .jackserver import JackError, JackServer, jackd_path, server_running
 from .meter_ui import MeterUI
 from .recorder import Recorder
 from .session import Session, build_session, load_controls
 
 if TYPE_CHECKING:
     from mixpilot.inference.worker import Estimator
+
+    from .aiproc import AISpec
 
 __all__ = [
     "MeterUI",
@@ -156,6 +194,14 @@ class RunOptions:
     ai_resume_s: float | None = None
     reference: tuple[str, ...] | None = None  # --reference FILE|DIR ...: the analytic matcher aims at them
     target: str | None = None  # --target NAME|PATH: a shipped profile or a profile JSON
+    jack: bool = False  # a JACK client with named ports (realtime.jackclient); implied by connect_in/out
+    connect_in: str | None = None  # regex of JACK output ports to feed mixpilot's inputs
+    connect_out: str | None = None  # regex of JACK input ports mixpilot's outputs feed
+    client_name: str = "mixpilot"
+    midi_dispatch: str | None = "engine"  # MidiInput dispatch: "engine" = read in the callback (JACK)
+    ai_process: bool = True  # the AI in its own process (realtime.aiproc); False = a thread here
+    realtime_sys: bool = True  # real-time priority, locked memory, frozen collector (realtime.rtsys)
+    on_ai: Callable | None = None  # called with the AI worker/process once it exists (tests)
 
 
 @dataclass
@@ -188,6 +234,7 @@ class _Run:
         self.flags = np.zeros(len(STATUS_FLAGS), dtype=np.int64)
         self.counts = np.zeros(3, dtype=np.int64)  # blocks, xruns, frames
         self.last_ns = np.zeros(1, dtype=np.int64)
+        self.thread_id = np.zeros(1, dtype=np.int64)  # the callback thread's native id (first callback)
         self.xrun_frames = np.zeros(64, dtype=np.int64)  # stream position of the last 64 xruns
         self.finished = threading.Event()
         self.callback_error: str | None = None
@@ -224,6 +271,8 @@ class _Run:
                     self.counts[1] = x + 1
             k = self.counts[0]
             done = self.counts[2]
+            if k == 0:
+                self.thread_id[0] = threading.get_native_id()
             if indata is None:
                 src = self.src
                 left = src.shape[0] - done
@@ -405,6 +454,12 @@ def _run(
     for aspect, value in opts.amounts.items():
         validate_setting("aspect_amount", value, flag=f"--amount {aspect}", error=StreamUsageError)
     opts.params = {k: validate_value(k, v) for k, v in opts.params.items()}
+    for flag, pattern in (("--connect-in", opts.connect_in), ("--connect-out", opts.connect_out)):
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise StreamUsageError(f"{flag} {pattern!r}: not a regular expression ({exc})") from None
     protect = [opts.file] if opts.file else []
     record_abs = stats_abs = params_out_abs = None
     if opts.record:
@@ -427,6 +482,8 @@ def _run(
     src = None
     file_sr = None
     want_sr = opts.samplerate or 48000
+    jack_mode = opts.jack or opts.connect_in is not None or opts.connect_out is not None
+    jstream: Any = None
     old_switch = sys.getswitchinterval()
     server: JackServer | None = None
     recorder = None
@@ -436,6 +493,10 @@ def _run(
     session: Session | None = None
     worker = None
     midi = None
+    collector: Any = None
+    rt_report: Any = None
+    boosted: list[int] = []
+    locked = False
     reason = "device error"
     error = None
     signum = None
@@ -447,9 +508,7 @@ def _run(
             if src.shape[0] == 0:
                 raise AudioFileError(f"{opts.file}: has no audio frames")
 
-        from mixpilot.inference.worker import load_estimator
-
-        from .midi import MidiInput, ResumeWatchdog
+        from .midi import ControlMapper, MidiInput, ResumeWatchdog
 
         midi_map, automation = load_controls(
             opts.midi_map,
@@ -459,53 +518,55 @@ def _run(
             note=say,
         )
         model = str(opts.model).strip().lower() if opts.model is not None else None
-        estimator: Estimator | None
-        if profile is not None and model != "none":
-            from mixpilot.inference.matcher import AnalyticMatcher
+        ai_wanted = model != "none"
+        # what the estimator needs to be built the same way here or in the AI process (realtime.aiproc):
+        # the profile of --reference/--target (the analytic matcher aims at it) and the delivery it configures
+        from .aiproc import AISpec
 
-            if model not in (None, "default", "matcher"):
-                say(f"warning: --model {opts.model}: a reference or target is matched by the analytic matcher")
-            estimator = AnalyticMatcher(profile)
-        else:
-            estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
-        configure = getattr(estimator, "configure", None)
-        if configure is not None:  # the running estimate: what is delivered
-            configure(
-                delivery_lufs=opts.target_lufs,
-                ceiling_dbtp=-1.0 if opts.ceiling_dbtp is None else opts.ceiling_dbtp,
-                crossover_hz=opts.params.get("width_crossover_hz"),
-            )
+        ai_spec = AISpec(
+            model=opts.model,
+            profile=profile.to_dict() if profile is not None and ai_wanted else None,
+            configure={
+                "delivery_lufs": opts.target_lufs,
+                "ceiling_dbtp": -1.0 if opts.ceiling_dbtp is None else opts.ceiling_dbtp,
+                "crossover_hz": opts.params.get("width_crossover_hz"),
+            },
+        )
+        if ai_spec.profile is not None and model not in (None, "default", "matcher"):
+            say(f"warning: --model {opts.model}: a reference or target is matched by the analytic matcher")
+        estimator: Estimator | None = None  # with the AI process (realtime.aiproc) the model is loaded there
+        if ai_wanted and not opts.ai_process:
+            estimator = ai_spec.build(lambda t: say("warning: " + t))
 
         # 2. the device (or a headless JACK server)
         sd = _sd()
         want_sr = opts.samplerate or file_sr or 48000
-        server = ensure_backend(opts.mode == "live", int(want_sr), opts.blocksize, say)
-        out_dev = resolve_device(opts.output_device, "output")
-        in_dev = resolve_device(opts.input_device, "input") if opts.mode == "live" else None
-        out_info = sd.query_devices(out_dev if out_dev is not None else sd.default.device[1], "output")
-        if opts.mode == "live":
-            in_info = sd.query_devices(in_dev if in_dev is not None else sd.default.device[0], "input")
-            channels = 2 if in_info["max_input_channels"] >= 2 else 1
+        if jack_mode:
+            server = _ensure_jack_server(int(want_sr), opts.blocksize, say)
         else:
-            assert src is not None  # play reads a file
-            channels = src.shape[1]
-        out_channels = channels if out_info["max_output_channels"] >= channels else 1
-        if channels == 2 and out_channels == 1:
-            raise StreamUsageError(f"output device {out_info['name']!r} has 1 channel; this needs 2")
-        if channels == 1 and out_info["max_output_channels"] >= 2:
-            out_channels = 2  # mono is played on both sides
-        sr = int(want_sr)
-        why = _device_settings(sd, "output", out_dev, out_channels, sr)
-        if why is not None and opts.samplerate is None and opts.mode == "play":
-            dev_sr = int(out_info["default_samplerate"])
-            if _device_settings(sd, "output", out_dev, out_channels, dev_sr) is None:
-                sr, why = dev_sr, None
-        if why is not None:
-            raise StreamUsageError(why)
-        if opts.mode == "live":
-            why = _device_settings(sd, "input", in_dev, channels, sr)
-            if why is not None:
-                raise StreamUsageError(why)
+            server = ensure_backend(opts.mode == "live", int(want_sr), opts.blocksize, say)
+        if jack_mode:
+            from .jackclient import JackStream
+
+            jstream = JackStream(
+                _no_callback,
+                inputs=2 if opts.mode == "live" else 0,
+                outputs=2,
+                client_name=opts.client_name,
+                connect_in=opts.connect_in,
+                connect_out=opts.connect_out,
+                warn=lambda t: say("warning: " + t),
+                max_block=4096,
+                stop_exceptions=(sd.CallbackStop, sd.CallbackAbort),
+                midi_port="mixpilot" if _jack_midi(opts.midi_in) else None,
+            )
+            sr = jstream.samplerate  # the server's rate and period, not --samplerate / --blocksize
+            opts.blocksize = jstream.blocksize
+            channels = 2 if opts.mode == "live" else (src.shape[1] if src is not None else 2)
+            out_channels = 2
+            out_dev = in_dev = None
+        else:
+            sr, channels, out_channels, out_dev, in_dev = _portaudio_devices(sd, opts, src, want_sr)
         if src is not None and file_sr != sr:
             import soxr
 
@@ -530,6 +591,13 @@ def _run(
             keep_log=params_out_abs is not None,  # a long session keeps nothing it will not write
         )
         engine, worker, bank = session.engine, session.worker, session.bank
+        if ai_wanted and opts.ai_process:
+            from .aiproc import SharedAnalysisRing
+            from .session import AI_APPLY_DELAY_S
+
+            engine.ring = SharedAnalysisRing(engine.ring.capacity, channels)  # the AI process reads it
+            hop_frames = max(1, int(round(opts.ai_hop_s * sr)))
+            engine.ai_delay_frames = min(hop_frames, int(round(AI_APPLY_DELAY_S * sr)))  # as build_session does
         engine.warm_up()
         end_frames = None
         end_reason = "end of file"
@@ -547,26 +615,55 @@ def _run(
         _warm_callback(runner, opts.mode, out_channels, channels, opts.blocksize)
         if worker is not None:
             worker.compute(0)  # load the session, the filterbank and soxr now, not at the first hop
+        elif ai_wanted and opts.ai_process:
+            worker = _start_ai_process(engine, sr, opts, ai_spec, say)
+        if worker is not None and opts.on_ai is not None:
+            opts.on_ai(worker)
         ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
         t_start_ns = [time.perf_counter_ns()]
         if opts.midi_in is not None and midi_map is not None and bank is not None:
+            the_session = session
 
-            def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI thread
-                session.midi_event((t_ns - t_start_ns[0]) / 1e9, param, value)
+            def midi_logged(t_ns: int, param: str, value: float, source: str) -> None:  # MIDI side
+                the_session.midi_event((t_ns - t_start_ns[0]) / 1e9, param, value)
 
-            midi = MidiInput(
-                opts.midi_in,
-                midi_map,
-                bank,
-                on_event=midi_logged,
-                on_warning=lambda t: say("warning: " + t),
-                ai_resume_s=opts.ai_resume_s,
-            )
-            say(midi.describe())
+            if jstream is not None and jstream.midi_in is not None:
+                jstream.midi_handler = ControlMapper(midi_map, bank, on_event=midi_logged).handle
+                say(f"MIDI in: JACK port {jstream.midi_in.name!r} on the audio client (read in the process callback)")
+                if opts.ai_resume_s is not None:
+                    ui.watchdog = ResumeWatchdog(bank, opts.ai_resume_s)
+            else:
+                midi = MidiInput(
+                    opts.midi_in,
+                    midi_map,
+                    bank,
+                    on_event=midi_logged,
+                    on_warning=lambda t: say("warning: " + t),
+                    ai_resume_s=opts.ai_resume_s,
+                    dispatch=opts.midi_dispatch,
+                )
+                if midi.dispatch == "engine":
+                    engine.midi_poll = midi.poll
+                say(midi.describe())
         elif opts.ai_resume_s is not None and bank is not None:
             ui.watchdog = ResumeWatchdog(bank, opts.ai_resume_s)
 
         # 4. run
+        if opts.realtime_sys:
+            from . import rtsys
+
+            rt_report = rtsys.RtReport()
+            locked, rt_report.memory_note = rtsys.lock_memory()
+            rt_report.memory_locked = locked
+            rtsys.pretouch(
+                runner.durations,
+                runner.entries,
+                runner.scratch,
+                engine.ring.buf,
+                *([recorder.buf] if recorder is not None else []),
+            )
+            collector = rtsys.QuietCollector()
+            rt_report.gc_frozen = collector.start()
         sys.setswitchinterval(opts.switch_interval_s)
         kw = dict(
             samplerate=sr,
@@ -576,17 +673,29 @@ def _run(
             finished_callback=runner.finished.set,
             latency="low",
         )
-        if opts.mode == "play":
+        if jstream is not None:
+            jstream.callback = runner.callback
+            jstream.finished_callback = runner.finished.set
+            stream = jstream
+        elif opts.mode == "play":
             stream = sd.OutputStream(device=out_dev, channels=out_channels, **kw)
         else:
             stream = sd.Stream(device=(in_dev, out_dev), channels=(channels, out_channels), **kw)
+        if worker is not None:
+            worker.start()  # the AI waits for its first whole window in the ring
+        ui.start()
+        if rt_report is not None:  # every thread that can hold the GIL: real-time before the first callback
+            boosted = _boost_helpers(rt_report, exclude=())
         t_start_ns[0] = time.perf_counter_ns()
         stream.start()
-        session.start()  # the AI worker's thread
-        ui.start()
+        if jstream is not None:
+            say(jstream.describe())
         if on_started is not None:
             on_started(runner)
-        reason, error = _wait(runner, stream, server)
+        if rt_report is not None:
+            boosted += _realtime_callback(runner, rt_report)
+            say(rt_report.line())
+        reason, error = _wait(runner, stream, server, collector)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP through the SignalGuard (an Interrupted)
         reason = "interrupted"
         signum = getattr(exc, "signum", int(signal.SIGINT))
@@ -600,6 +709,7 @@ def _run(
                 old_switch=old_switch, dead=dead, reason=reason, signum=signum,
                 record_abs=record_abs, stats_abs=stats_abs, params_out_abs=params_out_abs,
                 sample_rate=int(want_sr), channels=src.shape[1] if src is not None else 2,
+                jstream=jstream, collector=collector, boosted=boosted, locked=locked, rt_report=rt_report,
             )  # fmt: skip
             if write_errors and error is None:
                 error = "; ".join(write_errors)
@@ -631,6 +741,11 @@ def _wind_down(
     params_out_abs: str | None,
     sample_rate: int,
     channels: int,
+    jstream: Any = None,
+    collector: Any = None,
+    boosted: list[int] | None = None,
+    locked: bool = False,
+    rt_report: Any = None,
 ) -> tuple[dict | None, list[str]]:
     """The end of every run: threads stopped, stream closed, the files written.  Returns the stats and
     one line per file that could not be written (each step runs whatever the one before did)."""
@@ -642,14 +757,31 @@ def _wind_down(
         except Exception as exc:  # one failing step must not skip the others
             errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
 
+    # real time off first (realtime.rtsys): the collector back on, helper threads ordinary, memory unlocked
+    if collector is not None:
+        step(collector.stop)
+    if boosted:
+        from .rtsys import unboost_threads
+
+        step(lambda: unboost_threads(boosted))
+    if locked:
+        from .rtsys import unlock_memory
+
+        step(unlock_memory)
+    if worker is not None:
+        step(worker.stop)  # the AI process or thread (session.stop() stops a thread worker too: idempotent)
     if session is not None:
         step(session.stop)
+    if jstream is not None:
+        # first: an rtmidi port closing below holds the GIL inside libjack, and JACK then waits for
+        # this client's (Python) notification callbacks, which need the GIL: a deadlock
+        step(lambda: _close_stream(stream, dead) if stream is not None else jstream.close())
     if midi is not None:
         step(midi.close)
     sys.setswitchinterval(old_switch)
     if ui is not None:
         step(ui.stop)
-    if stream is not None:
+    if stream is not None and jstream is None:
         step(lambda: _close_stream(stream, dead))
     if recorder is not None:
         step(recorder.close)
@@ -679,6 +811,8 @@ def _wind_down(
             # AI updates that arrived after their stream position (a render would differ there)
             stats["inference"]["late"] = runner.engine.ai_late
             stats["model"] = getattr(worker.estimator, "name", "model")
+        if rt_report is not None and collector is not None:
+            stats["realtime"] = {**rt_report.as_dict(), **collector.as_dict()}
         bank = runner.engine.controls
         if bank is not None:
             c = bank.counts()
@@ -719,6 +853,132 @@ def _idle_stats(sample_rate: int, blocksize: int) -> dict:
     }
 
 
+def _no_callback(*args: Any) -> None:  # the JACK client's callback until the run sets runner.callback
+    pass
+
+
+def _start_ai_process(engine: Engine, sr: int, opts: RunOptions, spec: AISpec, say: Callable[[str], None]) -> Any:
+    """The AI in its own process (realtime.aiproc), built there from ``spec``, with the analytic
+    fallback (the matcher aiming at the run's profile) warmed here."""
+    from mixpilot.inference.worker import InferenceWorker
+
+    from .aiproc import AIProcess, SharedAnalysisRing
+
+    assert isinstance(engine.ring, SharedAnalysisRing)  # run() shares it before the warm-up
+    kw: dict[str, Any] = dict(hop_s=opts.ai_hop_s, crossfade_s=opts.crossfade_s)
+    fallback = InferenceWorker(spec.fallback(), engine.ring, sr, engine.publish_ai, **kw)
+    fallback.compute(0)  # warm: it must be ready to take over without loading anything
+    try:
+        return AIProcess(
+            engine.ring,
+            sr,
+            engine.publish_ai,
+            spec=spec,
+            warn=say,
+            fallback=fallback,
+            on_thread=_boost_me if opts.realtime_sys else None,
+            **kw,
+        )
+    except Exception as exc:  # the child could not start: the same AI in a thread here
+        say(f"warning: {' '.join(str(exc).split())}; the AI runs in this process instead")
+        est = spec.build(lambda t: say("warning: " + t))
+        assert est is not None
+        worker = InferenceWorker(est, engine.ring, sr, engine.publish_ai, **kw)
+        worker.compute(0)
+        return worker
+
+
+def _boost_me() -> None:
+    """A helper thread started during the stream makes itself SCHED_FIFO (realtime.rtsys)."""
+    from .rtsys import HELPER_PRIORITY, _set_fifo
+
+    _set_fifo(threading.get_native_id(), HELPER_PRIORITY)
+
+
+def _boost_helpers(report: Any, exclude: tuple[int, ...]) -> list[int]:
+    """Every Python thread of this process (the main thread too) SCHED_FIFO 1; returns their ids."""
+    from . import rtsys
+
+    before = {t.native_id for t in threading.enumerate() if t.native_id is not None} - set(exclude)
+    n, why = rtsys.boost_threads(exclude=exclude)
+    report.helpers_boosted += n
+    if why:
+        report.helpers_note = f"helper threads not real-time: {why}"
+    return sorted(before)
+
+
+def _realtime_callback(runner: _Run, report: Any) -> list[int]:
+    """The callback thread's policy (made real-time if it was not); threads started since: SCHED_FIFO 1."""
+    from . import rtsys
+
+    deadline = time.monotonic() + 1.0
+    while runner.thread_id[0] == 0 and time.monotonic() < deadline and not runner.finished.is_set():
+        time.sleep(0.005)
+    cb = int(runner.thread_id[0])
+    report.callback_policy = rtsys.boost_callback_thread(cb) if cb else "unknown (no callback yet)"
+    return _boost_helpers(report, exclude=(cb,) if cb else ())
+
+
+def _portaudio_devices(
+    sd: Any, opts: RunOptions, src: np.ndarray | None, want_sr: float
+) -> tuple[int, int, int, int | None, int | None]:
+    """PortAudio: the devices, channels and rate for this run; (sr, channels, out_channels, out_dev, in_dev)."""
+    out_dev = resolve_device(opts.output_device, "output")
+    in_dev = resolve_device(opts.input_device, "input") if opts.mode == "live" else None
+    out_info = sd.query_devices(out_dev if out_dev is not None else sd.default.device[1], "output")
+    if opts.mode == "live":
+        in_info = sd.query_devices(in_dev if in_dev is not None else sd.default.device[0], "input")
+        channels = 2 if in_info["max_input_channels"] >= 2 else 1
+    else:
+        assert src is not None  # play reads a file
+        channels = src.shape[1]
+    out_channels = channels if out_info["max_output_channels"] >= channels else 1
+    if channels == 2 and out_channels == 1:
+        raise StreamUsageError(f"output device {out_info['name']!r} has 1 channel; this needs 2")
+    if channels == 1 and out_info["max_output_channels"] >= 2:
+        out_channels = 2  # mono is played on both sides
+    sr = int(want_sr)
+    why = _device_settings(sd, "output", out_dev, out_channels, sr)
+    if why is not None and opts.samplerate is None and opts.mode == "play":
+        dev_sr = int(out_info["default_samplerate"])
+        if _device_settings(sd, "output", out_dev, out_channels, dev_sr) is None:
+            sr, why = dev_sr, None
+    if why is not None:
+        raise StreamUsageError(why)
+    if opts.mode == "live":
+        why = _device_settings(sd, "input", in_dev, channels, sr)
+        if why is not None:
+            raise StreamUsageError(why)
+    return sr, channels, out_channels, out_dev, in_dev
+
+
+def _jack_midi(spec: object) -> bool:
+    """``--midi-in jack`` / ``virtual`` in JACK client mode: a MIDI port on mixpilot's own JACK client."""
+    return spec is not None and str(spec).strip().lower() in ("jack", "virtual")
+
+
+def _ensure_jack_server(sample_rate: int, period: int, note: Callable[[str], None]) -> JackServer | None:
+    """JACK client mode: the running server, or a dummy one started here (returned; stop it after)."""
+    if server_running(timeout_s=0.0):
+        return None
+    if jackd_path() is None:
+        raise StreamError("--jack: no JACK server is running and jackd is not installed (sudo apt install jackd2)")
+    server = JackServer(sample_rate=sample_rate, period=period)
+    try:
+        server.start()
+    except JackError as exc:
+        raise StreamError(f"--jack: no JACK server is running, and a dummy one failed: {exc}") from None
+    try:
+        note(
+            f"no JACK server running: started a JACK dummy server (jackd -n {server.name} -d dummy "
+            f"-r {sample_rate} -p {period}); nothing is audible"
+        )
+    except BaseException:  # a signal before the caller holds the server: stop it here
+        server.stop()
+        raise
+    return server
+
+
 def _warm_callback(runner: _Run, mode: str, out_channels: int, channels: int, blocksize: int) -> None:
     """Call the callback once on scratch buffers of the stream's exact types, then reset the engine."""
     out = np.zeros((blocksize, out_channels), dtype=np.float32)
@@ -734,13 +994,16 @@ def _warm_callback(runner: _Run, mode: str, out_channels: int, channels: int, bl
         runner.recorder.put(out[:0] if out.shape[1] == channels else runner.scratch[:0])
     runner.counts[:] = 0
     runner.durations[:1] = 0
+    runner.thread_id[0] = 0  # the warm-up ran on this thread; the stream's first callback sets it
     runner.engine.reset()
 
 
-def _wait(runner: _Run, stream: Any, server: JackServer | None) -> tuple[str, str | None]:
+def _wait(runner: _Run, stream: Any, server: JackServer | None, collector: Any = None) -> tuple[str, str | None]:
     """Block until the run ends; returns (reason, error line or None)."""
     started = time.perf_counter_ns()
     while True:
+        if collector is not None:
+            collector.collect_young()  # here, never inside the callback (realtime.rtsys)
         if runner.finished.wait(0.05):
             if runner.callback_error:
                 return "device error", f"the audio callback failed: {runner.callback_error}"
@@ -754,9 +1017,15 @@ def _wait(runner: _Run, stream: Any, server: JackServer | None) -> tuple[str, st
         if server is not None and not server.alive():
             return "device error", "the JACK server stopped; the run ended early (recording and stats are kept)"
         if not stream.active or now - last > _STALL_S * 1e9:
+            if getattr(stream, "error", None):
+                return (
+                    "device error",
+                    f"{stream.error} after {runner.counts[2] / runner.engine.sample_rate:.1f} s; "
+                    + ("the run ended early (recording and stats are kept)"),
+                )
             gone = (
                 "the JACK server went away"
-                if os.environ.get("JACK_DEFAULT_SERVER") or _is_jack(stream)
+                if getattr(stream, "is_jack", False) or os.environ.get("JACK_DEFAULT_SERVER") or _is_jack(stream)
                 else "the audio device stopped"
             )
             return (

@@ -37,16 +37,20 @@ rtmidi = pytest.importorskip("rtmidi")
 REV, DLY = PARAM_INDEX["reverb_send"], PARAM_INDEX["delay_send"]
 
 
-def jack_out(client: str, bank: ControlBank):
+def jack_out(client: str, bank: ControlBank, before_check=None):
     """A JACK MIDI output of a test client, connected to the virtual input ``mixpilot``
     and checked with one message (CC 9, unbound in the built-in map) that must arrive;
-    the bank's counters are zeroed afterwards."""
+    the bank's counters are zeroed afterwards.  ``before_check()`` runs once the port is
+    connected (rtmidi's calls keep the GIL inside libjack: a JACK client in this process
+    with Python callbacks is best activated after them)."""
     out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
     names = out.get_ports()
     hits = [i for i, n in enumerate(names) if n == "mixpilot:mixpilot"]
     hits = hits or [i for i, n in enumerate(names) if n.endswith(":mixpilot")]
     assert hits, f"no JACK MIDI input 'mixpilot' among {names}"
     out.open_port(hits[-1], name="out")
+    if before_check is not None:
+        before_check()
     for _ in range(20):  # the connection settles
         out.send_message([0xB0, 9, 0])
         if wait_for(lambda: bank.counters[COUNT_RECEIVED] > 0, 0.1):
@@ -80,13 +84,18 @@ soft_takeover = false
 """
 
 
-@pytest.mark.parametrize("dispatch", ["poll", "callback"])
+@pytest.mark.parametrize("dispatch", ["poll", "callback", "engine"])
 def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
     """200 CCs, 2-4 ms apart.  Each must reach the bank in order (JACK may drop the
     events of a cycle in which a client missed its deadline on an overloaded
     machine: at most 2 % lost is tolerated here, and reported; the flood test
     is the one about losses).  Soft takeover is off in this map so that every
-    message that arrives is applied."""
+    message that arrives is applied.
+
+    ``engine``: nothing in MidiInput reads the port; a JACK client's process callback
+    (JACK-Client, standing in for the audio callback) calls ``MidiInput.poll`` each
+    period as ``Engine.process_block`` does, so the latency printed is message ->
+    applied at a block start."""
     bank = ControlBank()
     arrived = []
     m = MidiMap.from_toml_text(LATENCY_MAP)
@@ -98,9 +107,15 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
         on_event=lambda t, p, v, s: arrived.append((time.perf_counter_ns(), p, v, s)),
     )
     out = None
+    poller = None
+    if dispatch == "engine":
+        jack = pytest.importorskip("jack")
+        poller = jack.Client("mp_test_poller", no_start_server=True)
+        poller.set_process_callback(lambda frames: mi.poll())
     try:
+        assert mi.dispatch == dispatch
         assert (mi.api, mi.virtual, mi.port_name) == ("jack", True, "mixpilot")
-        out = jack_out(f"mp_test_{dispatch}", bank)
+        out = jack_out(f"mp_test_{dispatch}", bank, poller.activate if poller is not None else None)
         # reverb_send (CC 75) data 0..127, then delay_send (CC 76) data 0..71: 200 distinct
         msgs = [(75, v) for v in range(128)] + [(76, v) for v in range(72)]
         want = [(m.find(1, num).param, m.find(1, num).value_at(v / 127)) for num, v in msgs]
@@ -138,11 +153,16 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
         assert bank.counters[COUNT_IGNORED] == 3 and bank.counters[COUNT_DROPPED] == 0
         assert bank.counters[COUNT_MAPPED] == len(got)
     finally:
+        if poller is not None:
+            poller.deactivate()
         if out is not None:
             out.close_port()
             out.delete()
         mi.close()
         mi.close()  # idempotent
+        if poller is not None:
+            mi.poll()  # after close: returns at once (never touches the deleted port)
+            poller.close()
     assert mi.closed
 
 
