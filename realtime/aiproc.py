@@ -60,6 +60,7 @@ import json
 import mmap
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -595,6 +596,12 @@ def child_main() -> int:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (OSError, AttributeError):
         pass
+    # a Ctrl-C (or a hang-up) in the terminal reaches the whole process group: the audio process ends
+    # the run (realtime.interrupts) and then asks this one to quit; dying here first would read as a crash
+    for name in ("SIGINT", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
     lines = _Lines(sys.stdin.fileno())
     line = lines.get(None)
     if not line:

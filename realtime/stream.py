@@ -96,8 +96,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import re
+import signal
 import sys
 import threading
 import time
