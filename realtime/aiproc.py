@@ -73,7 +73,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixpilot.dsp.params import AI_PARAM_NAMES
+from mixpilot.dsp.params import PARAM_INDEX, PARAM_NAMES
 from mixpilot.dsp.settings import setting
 
 from .engine import AnalysisRing
@@ -84,7 +84,7 @@ if TYPE_CHECKING:
 __all__ = ["AIProcess", "AIProcessError", "AISpec", "SharedAnalysisRing", "SharedTargets", "child_main"]
 
 _HEADER = 64  # bytes before the ring's samples (``written`` and padding to a cache line)
-_N_AI = len(AI_PARAM_NAMES)
+_N_VALUES = len(PARAM_NAMES)  # every table parameter: the AI's and a stream estimator's extras (NaN: absent)
 _TIMES = 1024
 # SharedTargets header slots (int64)
 _SEQ, _END, _RUNS, _ERRORS, _NTIMES, _CRC, _PID = range(7)
@@ -205,12 +205,12 @@ class SharedTargets:
     """The AI's published values in shared memory (one writer: the AI process; a seqlock)."""
 
     def __init__(self, path: str | None = None) -> None:
-        size = 8 * 8 + 8 * _N_AI + 8 * _TIMES
+        size = 8 * 8 + 8 * _N_VALUES + 8 * _TIMES
         self._mem = _Mapped(size, path)
         m = self._mem.map
         self.head = np.ndarray((8,), dtype=np.int64, buffer=m, offset=0)
-        self.values = np.ndarray((_N_AI,), dtype=np.float64, buffer=m, offset=64)
-        self.times_ms = np.ndarray((_TIMES,), dtype=np.float64, buffer=m, offset=64 + 8 * _N_AI)
+        self.values = np.ndarray((_N_VALUES,), dtype=np.float64, buffer=m, offset=64)
+        self.times_ms = np.ndarray((_TIMES,), dtype=np.float64, buffer=m, offset=64 + 8 * _N_VALUES)
 
     @property
     def path(self) -> str:
@@ -223,8 +223,9 @@ class SharedTargets:
     def write(self, values: dict[str, float], end_frame: int, compute_ms: float, crc: int = 0) -> None:
         h = self.head
         h[_SEQ] += 1  # odd: being written
-        for i, n in enumerate(AI_PARAM_NAMES):
-            self.values[i] = values[n]
+        self.values[:] = np.nan  # the worker never publishes a non-finite value: NaN marks a name it did not give
+        for n, v in values.items():
+            self.values[PARAM_INDEX[n]] = v
         h[_END] = end_frame
         h[_CRC] = crc
         k = int(h[_NTIMES])
@@ -250,7 +251,7 @@ class SharedTargets:
             if int(h[_SEQ]) == s1:
                 if s1 == 0:
                     return None
-                return s1, end, {n: float(v) for n, v in zip(AI_PARAM_NAMES, vals)}
+                return s1, end, {n: float(v) for n, v in zip(PARAM_NAMES, vals) if not np.isnan(v)}
         return None
 
     @property

@@ -757,17 +757,6 @@ def _wind_down(
         except Exception as exc:  # one failing step must not skip the others
             errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
 
-    # real time off first (realtime.rtsys): the collector back on, helper threads ordinary, memory unlocked
-    if collector is not None:
-        step(collector.stop)
-    if boosted:
-        from .rtsys import unboost_threads
-
-        step(lambda: unboost_threads(boosted))
-    if locked:
-        from .rtsys import unlock_memory
-
-        step(unlock_memory)
     if worker is not None:
         step(worker.stop)  # the AI process or thread (session.stop() stops a thread worker too: idempotent)
     if session is not None:
@@ -783,6 +772,20 @@ def _wind_down(
         step(ui.stop)
     if stream is not None and jstream is None:
         step(lambda: _close_stream(stream, dead))
+    # real time off once the stream is closed (realtime.rtsys): the collector back on, helper threads
+    # ordinary, memory unlocked.  Before it, a signal's clean-up ran with the stream still going: the
+    # first full collection held the GIL past JACK's client timeout, the server dropped the client and
+    # PortAudio's close asserted (abort, 2 of 3 runs of test_run_faults' shutdown signals)
+    if collector is not None:
+        step(collector.stop)
+    if boosted:
+        from .rtsys import unboost_threads
+
+        step(lambda: unboost_threads(boosted))
+    if locked:
+        from .rtsys import unlock_memory
+
+        step(unlock_memory)
     if recorder is not None:
         step(recorder.close)
         if recorder.error:
