@@ -757,6 +757,14 @@ def _wind_down(
         except Exception as exc:  # one failing step must not skip the others
             errors.append(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
 
+    if boosted:
+        # helper threads (this one too) ordinary first: the clean-up needs no real time, and SCHED_FIFO
+        # threads busy with it on a loaded 2-core machine can starve jackd's ordinary request thread (the
+        # likely cause of PortAudio's abort in CleanUpStream, port_unregister failing, seen in 1 of 3
+        # shutdown-signal runs of test_run_faults while another test suite ran; not seen on a quiet machine)
+        from .rtsys import unboost_threads
+
+        step(lambda: unboost_threads(boosted))
     if worker is not None:
         step(worker.stop)  # the AI process or thread (session.stop() stops a thread worker too: idempotent)
     if session is not None:
@@ -772,16 +780,10 @@ def _wind_down(
         step(ui.stop)
     if stream is not None and jstream is None:
         step(lambda: _close_stream(stream, dead))
-    # real time off once the stream is closed (realtime.rtsys): the collector back on, helper threads
-    # ordinary, memory unlocked.  Before it, a signal's clean-up ran with the stream still going: the
-    # first full collection held the GIL past JACK's client timeout, the server dropped the client and
-    # PortAudio's close asserted (abort, 2 of 3 runs of test_run_faults' shutdown signals)
+    # the collector back on and memory unlocked once the stream is closed (realtime.rtsys): a full
+    # collection while it still runs (a signal ends the run mid-stream) holds the GIL from the callback
     if collector is not None:
         step(collector.stop)
-    if boosted:
-        from .rtsys import unboost_threads
-
-        step(lambda: unboost_threads(boosted))
     if locked:
         from .rtsys import unlock_memory
 
