@@ -100,6 +100,8 @@ class MeterUI:
         while not self._stop.wait(0.1):
             if self.watchdog is not None:
                 self.watchdog.check(time.perf_counter_ns())
+            if int(self.run.counts[0]) == 0:
+                continue  # the UI starts before the stream (realtime.rtsys boosts it first): no meters before audio
             text = self.line()  # computed even without a terminal: the thread's cost is part of every run
             ai = self.ai_line()
             i += 1
