@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["INSTALL_HINT", "PlotsUnavailable", "analysis_chart", "compare_charts", "profile_chart"]
+__all__ = [
+    "INSTALL_HINT",
+    "PlotsUnavailable",
+    "analysis_chart",
+    "compare_charts",
+    "profile_chart",
+    "render_report_chart",
+]
 
 INSTALL_HINT = "pip install matplotlib (or pip install -e '.[plot]' in a mixpilot checkout)"
 
@@ -462,3 +469,108 @@ def profile_chart(doc: dict, path: str | os.PathLike[str]) -> None:
     ax2.set_xlabel("1/3-octave band (Hz)")
     fig.tight_layout()
     _save(fig, Path(path))
+
+
+# --- render --report ----------------------------------------------------------------------
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _moved(params: dict) -> list[str]:
+    """The AI parameters whose target changed during the render (the others stay at their static value)."""
+    out = []
+    for name in params["names"]:
+        vals = [v for v in params["trajectories"][name]["value"] if v is not None]
+        if vals and max(vals) - min(vals) > 1e-9:
+            out.append(name)
+    return out
+
+
+def render_report_chart(doc: dict) -> bytes:
+    """``render --report``: before/after spectrum against the target with its tolerance, the deviation from it,
+    short-term loudness before/after, and the AI's parameters over time; the PNG's bytes (from the report JSON)."""
+    before, after = doc["before"], doc["after"]
+    params = doc.get("params")
+    moved = _moved(params) if params else []
+    rows = -(-len(moved) // 5)
+    heights = [3.0, 2.2, 2.0] + ([1.6 * rows] if moved else [0.5])
+    fig = Figure(figsize=(11, 1.5 * sum(heights) + 0.4))
+    gs = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    f = before["bands_hz"]
+    ax = fig.add_subplot(gs[0])
+    mid_t = _none_to_nan(before["mid"]["target_db"])
+    tol = _none_to_nan(before["mid"]["tolerance_db"])
+    label = doc["target"]["label"]
+    ax.fill_between(f, [a - b for a, b in zip(mid_t, tol)], [a + b for a, b in zip(mid_t, tol)], color="0.85",
+                    label=f"{label}: tolerance")  # fmt: skip
+    ax.plot(f, mid_t, color="0.35", lw=2.2, ls="--", label=label)
+    ax.plot(f, _none_to_nan(before["mid"]["level_db"]), color="C0", lw=1.4, marker=".", ms=3, label="input")
+    ax.plot(f, _none_to_nan(after["mid"]["level_db"]), color="C3", lw=1.8, marker=".", ms=4, label="output")
+    ax.set_ylabel("mid level (dB re integrated loudness)")
+    lo = doc["loudness"]
+
+    def fmt(v, unit):
+        return f"{v:.1f} {unit}" if isinstance(v, (int, float)) and math.isfinite(v) else f"- {unit}"
+
+    ax.set_title(
+        f"{Path(doc['input']).name} \u2192 {Path(doc['output']).name} (AI: {doc['model']}): "
+        f"{fmt(lo['input']['integrated_lufs'], 'LUFS')} \u2192 {fmt(lo['output']['integrated_lufs'], 'LUFS')}, "
+        f"true peak {fmt(lo['input']['true_peak_dbtp'], 'dBTP')} \u2192 {fmt(lo['output']['true_peak_dbtp'], 'dBTP')}"
+        f"\nagainst the {label}, before: {_aspects_text(before)}\nafter: {_aspects_text(after)}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    _freq_axis(ax)
+    ax2 = fig.add_subplot(gs[1])
+    ax2.fill_between(f, [-v for v in tol], tol, color="0.85", label="mid tolerance")
+    for part, style, lw in (("mid", "-", 1.6), ("side", ":", 1.0)):
+        for what, colour, cmp in (("input", "C0", before), ("output", "C3", after)):
+            p = cmp.get(part)
+            if not p:
+                continue
+            ax2.plot(f, _none_to_nan(p["deviation_db"]), color=colour, ls=style, lw=lw, marker="." if part == "mid"
+                     else None, ms=3, label=f"{what} {part} (RMS {_num(p['rms_db'])} dB, outside "
+                     f"{_num(p['outside_rms_db'])} dB)")  # fmt: skip
+    ax2.axhline(0.0, color="0.3", lw=0.8)
+    ax2.set_ylabel("\u2212 target (dB)")
+    ax2.set_title("Deviation from the target per 1/3-octave band (grey: its tolerance)", fontsize=10)
+    ax2.legend(fontsize=7, ncol=2)
+    _freq_axis(ax2)
+    ax3 = fig.add_subplot(gs[2])
+    for what, colour in (("input", "C0"), ("output", "C3")):
+        st = doc["short_term"][what]
+        ax3.plot(st["t_s"], _none_to_nan(st["lufs"]), color=colour, lw=1.3, label=f"{what}, short-term (3 s)")
+    tl = doc["delivery"]["target_lufs"]
+    if tl is not None:
+        ax3.axhline(tl, color="0.4", ls="--", lw=1, label=f"delivery target {tl:g} LUFS (integrated)")
+    ax3.set_xlabel("time (s)")
+    ax3.set_ylabel("LUFS")
+    ax3.set_title("Loudness over time", fontsize=10)
+    ax3.grid(True, alpha=0.3)
+    ax3.legend(fontsize=8)
+    dur = doc["duration_s"]
+    if moved:
+        sub = gs[3].subgridspec(rows, 5, hspace=0.7)
+        for i, name in enumerate(moved):
+            a = fig.add_subplot(sub[i // 5, i % 5])
+            tr = params["trajectories"][name]
+            a.step([*tr["t_s"], dur], _none_to_nan([*tr["value"], tr["value"][-1]]), where="post", color="C2", lw=1.2)
+            unit = params["units"].get(name) or ""
+            a.set_title(name + (f" ({unit})" if unit else ""), fontsize=8)
+            a.tick_params(labelsize=7)
+            a.grid(True, alpha=0.3)
+        still = len(params["names"]) - len(moved)
+        fig.text(0.5, 0.005, f"AI parameter targets over time (s; the chain glides to each); {still} other "
+                 "parameters stayed at their static values", ha="center", fontsize=9)  # fmt: skip
+    else:
+        a = fig.add_subplot(gs[3])
+        a.axis("off")
+        why = "no AI (--model none)" if not params else "the AI moved no parameter"
+        a.text(0.5, 0.5, f"AI parameters over time: {why}", ha="center", va="center", fontsize=10)
+    fig.tight_layout(rect=(0.0, 0.02 if moved else 0.0, 1.0, 1.0))
+    return _png_bytes(fig)
