@@ -554,7 +554,7 @@ def render_report_chart(doc: dict) -> bytes:
     ax3.grid(True, alpha=0.3)
     ax3.legend(fontsize=8)
     dur = doc["duration_s"]
-    if moved:
+    if moved and params is not None:
         sub = gs[3].subgridspec(rows, 5, hspace=0.7)
         for i, name in enumerate(moved):
             a = fig.add_subplot(sub[i // 5, i % 5])

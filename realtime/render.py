@@ -699,8 +699,20 @@ def _write_params_out(
     write_text_atomic(path, params_out_text(static, events if events is not None else ParamsLog()))
 
 
-def _write_report(report, report_abs, x_before, out_abs, rate, checked, settings, rep, result, in_str, out_str,
-                  overwrite) -> None:  # fmt: skip
+def _write_report(
+    report: str | os.PathLike[str],
+    report_abs: str,
+    x_before: Any,
+    out_abs: str,
+    rate: int,
+    checked: Any,
+    settings: Any,
+    rep: Any,
+    result: Any,
+    in_str: str,
+    out_str: str,
+    overwrite: bool,
+) -> None:
     """``--report``: the delivered file read back, compared with the input and the target; written atomically."""
     from .audio_io import to_processing_layout
     from .render_report import build_report, write_report
@@ -920,7 +932,7 @@ def render_file(
                 f"complete, the parameter log was not written"
             ) from None
     rep.notes += out.notes
-    if report_abs is not None:
+    if report is not None and report_abs is not None:
         _write_report(report, report_abs, x_before, out_abs, out_rate, checked, settings, rep, result, in_str,
                       out_str, overwrite)  # fmt: skip
         del x_before

@@ -34,6 +34,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def check_report_path(path: str, *, protect: tuple[str, ...], overwrite: bool) -
     return p
 
 
-def _r(v, nd: int = 4):
+def _r(v: float | None, nd: int = 4) -> float | None:
     if v is None:
         return None
     v = float(v)
@@ -126,10 +127,10 @@ def build_report(
     y_out: np.ndarray,
     sample_rate: int,
     *,
-    profile,
+    profile: Any,
     target_kind: str,
     target_note: str,
-    rep,
+    rep: Any,
     static_values: dict,
     ai_updates: list,
     input_path: str,
@@ -208,7 +209,7 @@ def write_report(doc: dict, path: str, *, overwrite: bool = False) -> list[str]:
     return files
 
 
-def _f(v, nd: int = 1, sign: bool = False) -> str:
+def _f(v: float | None, nd: int = 1, sign: bool = False) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "&ndash;"
     return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
