@@ -117,17 +117,32 @@ def _spectrum(doc: dict, cols: list) -> Figure:
                          label=f"{ref['label']} tolerance")  # fmt: skip
         ax1.plot(bands, t, color="0.4", lw=2.5, ls="--", label=f"target: {ref['label']}")
         ax2.fill_between(bands, [-v for v in tol], tol, color="0.85")
+    own = False
     for s, c in zip(doc["systems"], cols):
         lw = 2.4 if s.get("kind") == "original" else 1.5
         ax1.plot(bands, _none_to_nan(s["spectrum_db"]), color=c, lw=lw, label=s["label"], marker=".", ms=3)
         ax2.plot(bands, _none_to_nan(s["tonal_distance"]["per_band_db"]), color=c, lw=lw, marker=".", ms=3)
+        tt = s.get("tonal_target")
+        if tt:  # a reference/target system: its own target, dotted in its colour, with its tolerance
+            own = True
+            t = _none_to_nan(tt["target_db"])
+            tol = _none_to_nan(tt["tolerance_db"])
+            ax1.fill_between(bands, [a - b for a, b in zip(t, tol)], [a + b for a, b in zip(t, tol)], color=c,
+                             alpha=0.08, lw=0)  # fmt: skip
+            ax1.plot(bands, t, color=c, lw=1.3, ls=":", label=f"{tt['label']} (its target)")
     ax1.set_ylabel("level (dB re integrated loudness)")
     ax1.set_title("Long-term spectrum, 1/3 octave (mid)")
     ax1.legend(fontsize=8, ncol=2)
     ax1.grid(True, alpha=0.3)
     ax2.axhline(0.0, color="0.3", lw=0.8)
-    ax2.set_ylabel(f"re {ref['label']} (dB)")
-    ax2.set_title(f"Deviation from the {ref['label']} (grey: its tolerance; RMS in the table)", fontsize=10)
+    ax2.set_ylabel(f"re {ref['label']} (dB)" if not own else "re the system's target (dB)")
+    ax2.set_title(
+        f"Deviation from the {ref['label']} (grey: its tolerance; RMS in the table)"
+        if not own
+        else f"Deviation from each system's target (its own for a reference/target system, else the {ref['label']}; "
+        "grey: the latter's tolerance)",
+        fontsize=10,
+    )
     _freq_axis(ax1)
     _freq_axis(ax2)
     fig.tight_layout()
