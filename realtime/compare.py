@@ -237,10 +237,14 @@ def target_systems(
         path = os.path.abspath(ref)
         stem = Path(path.rstrip(os.sep)).stem if not os.path.isdir(path) else Path(path).name
         profile = profile_from_files([ref], name=stem or "reference")
+        label = (
+            f"references {Path(path).name}/ ({profile.tracks} tracks)"
+            if os.path.isdir(path)
+            else f"reference {Path(ref).name or ref}"
+        )
         out.append(
-            System(f"ref-{_slug(stem)}", f"reference {Path(ref).name or ref}", "render",
-                   {"model": "default", "reference": path}, profile, "reference")
-        )  # fmt: skip
+            System(f"ref-{_slug(stem)}", label, "render", {"model": "default", "reference": path}, profile, "reference")
+        )
     for t in targets:
         spec = t.strip()
         if not spec:

@@ -184,3 +184,17 @@ def test_bad_references_and_targets_are_one_line_and_write_nothing(files, tmp_pa
     code, _, err = _run(argv, capsys)
     assert code == code_want and needle in err and err.count("\n") == 1, err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["short.wav"]
+
+
+def test_a_folder_of_references_is_one_system_with_their_combined_profile(tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    a, b = _noise(4.0, seed=21), _bright(_noise(4.0, seed=22))
+    sf.write(str(refs / "a.wav"), a, SR)
+    sf.write(str(refs / "b.flac"), b, SR)
+    (systems,) = cmp.target_systems([str(refs)])
+    assert systems.key == "ref-refs" and systems.label == "references refs/ (2 tracks)"
+    assert systems.settings == {"model": "default", "reference": str(refs)}
+    pair = np.stack([_spectrum(refs / "a.wav"), _spectrum(refs / "b.flac")])  # the files as written (24-bit)
+    np.testing.assert_allclose(systems.profile.mid_db, pair.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(systems.profile.mid_tol_db, pair.std(axis=0, ddof=1), atol=1e-6)
