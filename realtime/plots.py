@@ -524,8 +524,9 @@ def render_report_chart(doc: dict) -> bytes:
     ax.fill_between(f, [a - b for a, b in zip(mid_t, tol)], [a + b for a, b in zip(mid_t, tol)], color="0.85",
                     label=f"{label}: tolerance")  # fmt: skip
     ax.plot(f, mid_t, color="0.35", lw=2.2, ls="--", label=label)
-    ax.plot(f, _none_to_nan(before["mid"]["level_db"]), color="C0", lw=1.4, marker=".", ms=3, label="input")
     ax.plot(f, _none_to_nan(after["mid"]["level_db"]), color="C3", lw=1.8, marker=".", ms=4, label="output")
+    # the input on top, dashed: a render that leaves the balance alone shows both lines
+    ax.plot(f, _none_to_nan(before["mid"]["level_db"]), color="C0", lw=1.4, ls="--", marker=".", ms=3, label="input")
     ax.set_ylabel("mid level (dB re integrated loudness)")
     lo = doc["loudness"]
 
@@ -544,11 +545,12 @@ def render_report_chart(doc: dict) -> bytes:
     ax2 = fig.add_subplot(gs[1])
     ax2.fill_between(f, [-v for v in tol], tol, color="0.85", label="mid tolerance")
     for part, style, lw in (("mid", "-", 1.6), ("side", ":", 1.0)):
-        for what, colour, cmp in (("input", "C0", before), ("output", "C3", after)):
+        for what, colour, cmp in (("output", "C3", after), ("input", "C0", before)):
             p = cmp.get(part)
             if not p:
                 continue
-            ax2.plot(f, _none_to_nan(p["deviation_db"]), color=colour, ls=style, lw=lw, marker="." if part == "mid"
+            ls = style if what == "output" else ("--" if part == "mid" else (0, (1, 3)))
+            ax2.plot(f, _none_to_nan(p["deviation_db"]), color=colour, ls=ls, lw=lw, marker="." if part == "mid"
                      else None, ms=3, label=f"{what} {part} (RMS {_num(p['rms_db'])} dB, outside "
                      f"{_num(p['outside_rms_db'])} dB)")  # fmt: skip
     ax2.axhline(0.0, color="0.3", lw=0.8)
