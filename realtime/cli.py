@@ -171,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
         **opt("output_rate", default_text="the input's", help="deliver at this sample rate (soxr, before mastering)"),
     )
     r.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    r.add_argument(
+        "--report",
+        metavar="PNG|HTML|DIR",
+        default=None,
+        help="also draw what the render did: the input and the delivered file against the target (--reference/"
+        "--target, else the default profile) per 1/3-octave band with its tolerance, loudness over time, the AI's "
+        "parameters over time. PATH.png: the chart; PATH.html: one self-contained page (chart and numbers); any "
+        "other PATH: a folder with report.png, report.json and report.html (needs matplotlib)",
+    )
     b = r.add_argument_group("batch (several inputs, a folder or a glob)")
     b.add_argument("--out-dir", metavar="DIR", default=None, help="render every input into DIR (created if missing)")
     b.add_argument(
@@ -552,6 +561,7 @@ def _render(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=bar,
             params_out=args.params_out,
+            report=args.report,
         )
     finally:
         if bar is not None:
@@ -562,6 +572,8 @@ def _render(args: argparse.Namespace) -> int:
         sys.stdout.write(_json_text(rep.as_dict()))
     elif not args.quiet:
         _summary(rep, sys.stdout)
+        if args.report is not None:
+            print(f"  report: {args.report}")
     return 0
 
 
@@ -571,6 +583,8 @@ def _render_batch(args: argparse.Namespace) -> int:
 
     if args.params_out is not None:
         raise _UsageError("--params-out is for one file; a batch's summary is --summary")
+    if args.report is not None:
+        raise _UsageError("--report is for one file (render IN OUT --report PATH)")
     if args.jobs is not None:
         from mixpilot.dsp.settings import validate
 

@@ -39,6 +39,16 @@ re its integrated loudness (:func:`dsp.descriptors.compute_descriptors`, the
 descriptors profiles are made of) minus the profile's, its RMS, and the RMS of
 what lies outside the profile's tolerance.
 
+**References and targets as systems**: each ``--reference FILE|DIR`` (a
+folder stands for its combined profile) and each ``--target NAME|PATH`` is a
+system of its own, rendered by the AI that ``mixpilot render --reference``
+/ ``--target`` runs (:func:`realtime.api.estimator_for`: today the analytic
+matcher) aiming at that profile, at the comparison's common delivery
+(``--target-lufs``, ``--ceiling-dbtp``).  Its tonal distance is measured to
+its own target (``tonal_target`` in its entry, with the original excerpt's
+distance to the same target for comparison); every other system's to the
+default profile.
+
 ``--blind`` names every audio file by a shuffled letter (``A.flac``,
 ``A.matched.flac``, ...) and uses the letters everywhere in the folder;
 ``blind_key.json`` says which letter is which system.
@@ -142,6 +152,9 @@ class System:
     label: str  # what the page and the charts show
     kind: str  # "original" or "render"
     settings: dict | None = None
+    # the profile a --reference / --target system aims at (inference.profile.Profile); not in the JSON
+    profile: Any = field(default=None, compare=False, repr=False)
+    target_kind: str | None = None  # "reference" or "target" with a profile
 
     def as_dict(self) -> dict:
         return {"key": self.key, "label": self.label, "kind": self.kind, "settings": self.settings}
@@ -206,11 +219,60 @@ def _model_system(spec: str, warn: Callable[[str], None]) -> System:
     return System(_slug(s), model.name if model.name == s else f"{s} ({model.name})", "render", {"model": s})
 
 
-def systems_for(models: Sequence[str], *, warn: Callable[[str], None] = lambda t: None) -> list[System]:
-    """The original plus one system per model, in the order given; duplicates dropped with a note."""
+def target_systems(
+    references: Sequence[str] = (), targets: Sequence[str] = (), *, warn: Callable[[str], None] = lambda t: None
+) -> list[System]:
+    """One system per ``--reference`` (a file, or a folder: its combined profile) and per ``--target``.
+
+    The profiles are read here, before anything renders: a reference that
+    cannot be read, a silent or too short one, an unknown profile name is a
+    one-line error (:class:`inference.profile.ProfileError` / ``AudioFileError``).
+    """
+    from mixpilot.inference.profile import Profile, ProfileError
+
+    from .references import profile_from_files
+
+    out: list[System] = []
+    for ref in references:
+        path = os.path.abspath(ref)
+        stem = Path(path.rstrip(os.sep)).stem if not os.path.isdir(path) else Path(path).name
+        profile = profile_from_files([ref], name=stem or "reference")
+        label = (
+            f"references {Path(path).name}/ ({profile.tracks} tracks)"
+            if os.path.isdir(path)
+            else f"reference {Path(ref).name or ref}"
+        )
+        out.append(
+            System(f"ref-{_slug(stem)}", label, "render", {"model": "default", "reference": path}, profile, "reference")
+        )
+    for t in targets:
+        spec = t.strip()
+        if not spec:
+            continue
+        if os.path.isfile(spec) and not spec.lower().endswith(".json"):
+            raise ProfileError(f"--target {spec}: not a profile (.json); for an audio file use --reference")
+        profile = Profile.load(spec)
+        is_path = os.sep in spec or spec.lower().endswith(".json")
+        setting = os.path.abspath(spec) if is_path else spec
+        out.append(
+            System(f"target-{_slug(Path(spec).stem if is_path else spec)}", f"target {spec}", "render",
+                   {"model": "default", "target": setting}, profile, "target")
+        )  # fmt: skip
+    return out
+
+
+def systems_for(
+    models: Sequence[str],
+    *,
+    warn: Callable[[str], None] = lambda t: None,
+    references: Sequence[str] = (),
+    targets: Sequence[str] = (),
+) -> list[System]:
+    """The original, one system per model, then one per reference and target, in the order given;
+    duplicate models dropped with a note."""
     from mixpilot.inference.model import ModelError, default_model_name
 
-    if not models:
+    if not models and not references and not targets:
         raise CompareUsageError(f"--model needs at least one name (known: {', '.join(known_models())})")
     out = [System("original", "original", "original", None)]
     seen: dict[str | None, str] = {}
@@ -229,6 +291,11 @@ def systems_for(models: Sequence[str], *, warn: Callable[[str], None] = lambda t
         seen[same] = spec
         if any(s.key == sysm.key for s in out):
             raise CompareUsageError(f"--model {spec}: two systems would share the name {sysm.key!r}")
+        out.append(sysm)
+    for sysm in target_systems(references, targets, warn=warn):
+        if any(s.key == sysm.key for s in out):
+            what = "--reference" if sysm.target_kind == "reference" else "--target"
+            raise CompareUsageError(f"{what}: two systems would share the name {sysm.key!r}; give each once")
         out.append(sysm)
     return out
 
@@ -357,8 +424,15 @@ def _measure_system(y: np.ndarray, sr: int) -> dict:
     }
 
 
-def _render_kwargs(settings: dict) -> dict:
-    """A system's settings -> keyword arguments of :func:`realtime.render.render_array`."""
+def _render_kwargs(settings: dict, profile: Any = None) -> dict:
+    """A system's settings (and the profile it aims at) -> keyword arguments of :func:`realtime.render.render_array`."""
+    if profile is not None:  # the AI 'mixpilot render --reference/--target' runs (realtime.api.estimator_for)
+        from types import SimpleNamespace
+
+        from .api import estimator_for
+
+        ns: Any = SimpleNamespace(model=settings["model"], profile=profile)
+        return {"estimator": estimator_for(ns, lambda text: None)}
     return {"estimator": _estimator(settings["model"])}
 
 
@@ -395,7 +469,7 @@ def _run_job(job: _Job) -> dict:
             ai_amount=job.ai_amount,
             ai_hop_s=job.ai_hop_s,
             crossfade_s=job.crossfade_s,
-            **_render_kwargs(job.system.settings),
+            **_render_kwargs(job.system.settings, job.system.profile),
         )
         y = res.out
         notes = list(res.notes)
@@ -470,6 +544,8 @@ class CompareOptions:
     input: str
     out: str
     models: list[str]
+    references: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
     seconds: float | None = None
     start_s: float = 0.0
     target_lufs: float = -14.0
@@ -693,9 +769,9 @@ def run_compare(
     from .audio_io import LAYOUTS, AudioFileError, read_audio_file, to_processing_layout
 
     _validate_numbers(opts)
-    systems = systems_for(opts.models, warn=note)
+    systems = systems_for(opts.models, warn=note, references=opts.references, targets=opts.targets)
     target = _tonal_target()
-    dest = _check_out(opts.out, [opts.input], opts.overwrite)
+    dest = _check_out(opts.out, [opts.input, *opts.references], opts.overwrite)
     plots_ok = _plots_available()
     if not plots_ok:
         note(f"charts skipped: {PLOT_INSTALL_HINT}; then 'mixpilot compare --replot {opts.out}' draws them")
@@ -846,15 +922,28 @@ def tonal_distance(levels_db: Sequence[float | None], target_db: ArrayLike, tole
 
 def _assemble(systems: list[System], names: list[str], results: list[dict], blind: bool, target: Profile) -> list[dict]:
     out = []
+    original = results[0]["spectrum_db"]  # systems[0] is always the original excerpt
     for s, name, r in zip(systems, names, results):
+        prof = s.profile if s.profile is not None else target
         entry = {
             "name": name,
             "label": name if blind else s.label,
             "kind": None if blind else s.kind,
             "settings": None if blind else s.settings,
             **r,
-            "tonal_distance": tonal_distance(r["spectrum_db"], target.mid_db, target.mid_tol_db),
+            "tonal_distance": tonal_distance(r["spectrum_db"], prof.mid_db, prof.mid_tol_db),
+            "tonal_target": None,
         }
+        if s.profile is not None:  # measured to its own target; the original's distance to it beside
+            orig = tonal_distance(original, prof.mid_db, prof.mid_tol_db)
+            entry["tonal_target"] = {
+                "kind": None if blind else s.target_kind,
+                "label": f"{name}'s target" if blind else s.label,
+                "tracks": int(prof.tracks),
+                "target_db": [_r(float(v)) for v in prof.mid_db],
+                "tolerance_db": [_r(float(v)) for v in prof.mid_tol_db],
+                "original": {"rms_db": orig["rms_db"], "outside_rms_db": orig["outside_rms_db"]},
+            }
         if blind:  # a render's notes name the AI that made them ("AI (matcher): ..."): keep what, not who
             entry["notes"] = [re.sub(r"^AI \([^)]*\)", "AI", n) for n in entry.get("notes") or []]
         out.append(entry)
@@ -982,6 +1071,15 @@ def _mime(name: str) -> str:
     return "audio/flac" if name.endswith(".flac") else "audio/wav"
 
 
+def _target_cell(s: dict, doc: dict) -> str:
+    """What a system's tonal distance is measured to: its own target (and the original's distance to it)."""
+    tt = s.get("tonal_target")
+    if not tt:
+        return doc["tonal_reference"]["label"]
+    orig = (tt.get("original") or {}).get("rms_db")
+    return tt["label"] + (f"; unprocessed: {orig:.2f} dB RMS" if orig is not None else "")
+
+
 def write_page(doc: dict, folder: Path) -> None:
     """``index.html`` from the document and the chart files present in ``folder`` (atomic)."""
     from mixpilot.fileio import write_text_atomic
@@ -999,7 +1097,8 @@ def write_page(doc: dict, folder: Path) -> None:
             f"<th scope='row'>{esc(s['label'])}</th>"
             f"<td>{_fmt(lo['integrated_lufs'])}</td><td>{_fmt(lo['true_peak_dbtp'])}</td>"
             f"<td>{_fmt(lo['lra_lu'])}</td><td>{_fmt(lo['plr_db'])}</td>"
-            f"<td>{_fmt(s['width_side_mid_db'])}</td><td>{_fmt(s['tonal_distance']['rms_db'], 2)}</td>"
+            f"<td>{_fmt(s['width_side_mid_db'])}</td>"
+            f"<td class='target'>{esc(_target_cell(s, doc))}</td><td>{_fmt(s['tonal_distance']['rms_db'], 2)}</td>"
             f"<td>{_fmt(s['tonal_distance']['outside_rms_db'], 2)}</td>"
             f"<td>{_fmt(m.get('gain_db'))}</td><td>{_fmt(m.get('true_peak_dbtp'), 2)}</td>"
             f"<td>{rend.get('passes', '&ndash;')}</td><td>{_fmt(tim.get('render_s'), 2)}</td>"
@@ -1058,7 +1157,14 @@ def write_page(doc: dict, folder: Path) -> None:
         input=esc(inp["path"]),
         excerpt=esc(f"{inp['start_s']:g} s + {inp['duration_s']:.2f} s, {inp['sample_rate']} Hz, {inp['channels']} ch"),
         delivery=esc(f"{st['target_lufs']:g} LUFS, ceiling {st['ceiling_dbtp']:g} dBTP"),
-        tonal=esc(doc["tonal_reference"]["note"]),
+        tonal=esc(
+            doc["tonal_reference"]["note"]
+            + (
+                "; a reference or target system is measured to its own target instead"
+                if any(s.get("tonal_target") for s in doc["systems"])
+                else ""
+            )
+        ),
         blind=blind,
         matched=matched_text,
         rows="\n".join(rows),
@@ -1094,6 +1200,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="comma-separated: none, default, a model in models_onnx/ (cnn, ast, ensemble), matcher (the analytic "
         "matcher; also 'analytic'), heuristic, or a path to an .onnx (default: none, default, every other shipped "
         "model, matcher, heuristic)",
+    )
+    c.add_argument(
+        "--target",
+        default=None,
+        metavar="LIST",
+        help="comma-separated profiles (shipped names, 'mixpilot profile list', or profile JSONs): one system each, "
+        "rendered by the AI 'render --target' runs aiming at it; its tonal distance is to that target",
+    )
+    c.add_argument(
+        "--reference",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="FILE|DIR",
+        help="reference tracks (a folder: its combined profile): one system each, rendered by the AI "
+        "'render --reference' runs aiming at it; its tonal distance is to that reference. Without --model only the "
+        "original and these systems are rendered. Put it after the other arguments",
     )
     c.add_argument("--seconds", **opt("seconds", help="excerpt length", default_text="to the end"))
     c.add_argument("--start", **opt("start_s"))
@@ -1133,11 +1256,18 @@ def run_cli(args: argparse.Namespace, argv: Sequence[str], note: Callable[[str],
         raise CompareUsageError("FILE is required (or --replot DIR)")
     if args.out is None:
         raise CompareUsageError("--out DIR is required")
-    models = default_models() if args.model is None else [m for m in args.model.split(",") if m.strip()]
+    references = list(args.reference or [])
+    targets = [t for t in (args.target or "").split(",") if t.strip()]
+    if args.model is None:
+        models = [] if (references or targets) else default_models()
+    else:
+        models = [m for m in args.model.split(",") if m.strip()]
     opts = CompareOptions(
         input=args.file,
         out=args.out,
         models=models,
+        references=references,
+        targets=targets,
         seconds=args.seconds,
         start_s=args.start,
         target_lufs=args.target_lufs,

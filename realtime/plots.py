@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["INSTALL_HINT", "PlotsUnavailable", "analysis_chart", "compare_charts", "profile_chart"]
+__all__ = [
+    "INSTALL_HINT",
+    "PlotsUnavailable",
+    "analysis_chart",
+    "compare_charts",
+    "profile_chart",
+    "render_report_chart",
+]
 
 INSTALL_HINT = "pip install matplotlib (or pip install -e '.[plot]' in a mixpilot checkout)"
 
@@ -110,17 +117,32 @@ def _spectrum(doc: dict, cols: list) -> Figure:
                          label=f"{ref['label']} tolerance")  # fmt: skip
         ax1.plot(bands, t, color="0.4", lw=2.5, ls="--", label=f"target: {ref['label']}")
         ax2.fill_between(bands, [-v for v in tol], tol, color="0.85")
+    own = False
     for s, c in zip(doc["systems"], cols):
         lw = 2.4 if s.get("kind") == "original" else 1.5
         ax1.plot(bands, _none_to_nan(s["spectrum_db"]), color=c, lw=lw, label=s["label"], marker=".", ms=3)
         ax2.plot(bands, _none_to_nan(s["tonal_distance"]["per_band_db"]), color=c, lw=lw, marker=".", ms=3)
+        tt = s.get("tonal_target")
+        if tt:  # a reference/target system: its own target, dotted in its colour, with its tolerance
+            own = True
+            t = _none_to_nan(tt["target_db"])
+            tol = _none_to_nan(tt["tolerance_db"])
+            ax1.fill_between(bands, [a - b for a, b in zip(t, tol)], [a + b for a, b in zip(t, tol)], color=c,
+                             alpha=0.08, lw=0)  # fmt: skip
+            ax1.plot(bands, t, color=c, lw=1.3, ls=":", label=f"{tt['label']} (its target)")
     ax1.set_ylabel("level (dB re integrated loudness)")
     ax1.set_title("Long-term spectrum, 1/3 octave (mid)")
     ax1.legend(fontsize=8, ncol=2)
     ax1.grid(True, alpha=0.3)
     ax2.axhline(0.0, color="0.3", lw=0.8)
-    ax2.set_ylabel(f"re {ref['label']} (dB)")
-    ax2.set_title(f"Deviation from the {ref['label']} (grey: its tolerance; RMS in the table)", fontsize=10)
+    ax2.set_ylabel(f"re {ref['label']} (dB)" if not own else "re the system's target (dB)")
+    ax2.set_title(
+        f"Deviation from the {ref['label']} (grey: its tolerance; RMS in the table)"
+        if not own
+        else f"Deviation from each system's target (its own for a reference/target system, else the {ref['label']}; "
+        "grey: the latter's tolerance)",
+        fontsize=10,
+    )
     _freq_axis(ax1)
     _freq_axis(ax2)
     fig.tight_layout()
@@ -462,3 +484,110 @@ def profile_chart(doc: dict, path: str | os.PathLike[str]) -> None:
     ax2.set_xlabel("1/3-octave band (Hz)")
     fig.tight_layout()
     _save(fig, Path(path))
+
+
+# --- render --report ----------------------------------------------------------------------
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _moved(params: dict) -> list[str]:
+    """The AI parameters whose target changed during the render (the others stay at their static value)."""
+    out = []
+    for name in params["names"]:
+        vals = [v for v in params["trajectories"][name]["value"] if v is not None]
+        if vals and max(vals) - min(vals) > 1e-9:
+            out.append(name)
+    return out
+
+
+def render_report_chart(doc: dict) -> bytes:
+    """``render --report``: before/after spectrum against the target with its tolerance, the deviation from it,
+    short-term loudness before/after, and the AI's parameters over time; the PNG's bytes (from the report JSON)."""
+    before, after = doc["before"], doc["after"]
+    params = doc.get("params")
+    moved = _moved(params) if params else []
+    rows = -(-len(moved) // 5)
+    heights = [3.0, 2.2, 2.0] + ([1.6 * rows] if moved else [0.5])
+    fig = Figure(figsize=(11, 1.5 * sum(heights) + 0.4))
+    gs = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    f = before["bands_hz"]
+    ax = fig.add_subplot(gs[0])
+    mid_t = _none_to_nan(before["mid"]["target_db"])
+    tol = _none_to_nan(before["mid"]["tolerance_db"])
+    label = doc["target"]["label"]
+    ax.fill_between(f, [a - b for a, b in zip(mid_t, tol)], [a + b for a, b in zip(mid_t, tol)], color="0.85",
+                    label=f"{label}: tolerance")  # fmt: skip
+    ax.plot(f, mid_t, color="0.35", lw=2.2, ls="--", label=label)
+    ax.plot(f, _none_to_nan(after["mid"]["level_db"]), color="C3", lw=1.8, marker=".", ms=4, label="output")
+    # the input on top, dashed: a render that leaves the balance alone shows both lines
+    ax.plot(f, _none_to_nan(before["mid"]["level_db"]), color="C0", lw=1.4, ls="--", marker=".", ms=3, label="input")
+    ax.set_ylabel("mid level (dB re integrated loudness)")
+    lo = doc["loudness"]
+
+    def fmt(v, unit):
+        return f"{v:.1f} {unit}" if isinstance(v, (int, float)) and math.isfinite(v) else f"- {unit}"
+
+    ax.set_title(
+        f"{Path(doc['input']).name} \u2192 {Path(doc['output']).name} (AI: {doc['model']}): "
+        f"{fmt(lo['input']['integrated_lufs'], 'LUFS')} \u2192 {fmt(lo['output']['integrated_lufs'], 'LUFS')}, "
+        f"true peak {fmt(lo['input']['true_peak_dbtp'], 'dBTP')} \u2192 {fmt(lo['output']['true_peak_dbtp'], 'dBTP')}"
+        f"\nagainst the {label}, before: {_aspects_text(before)}\nafter: {_aspects_text(after)}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    _freq_axis(ax)
+    ax2 = fig.add_subplot(gs[1])
+    ax2.fill_between(f, [-v for v in tol], tol, color="0.85", label="mid tolerance")
+    for part, style, lw in (("mid", "-", 1.6), ("side", ":", 1.0)):
+        for what, colour, cmp in (("output", "C3", after), ("input", "C0", before)):
+            p = cmp.get(part)
+            if not p:
+                continue
+            ls = style if what == "output" else ("--" if part == "mid" else (0, (1, 3)))
+            ax2.plot(f, _none_to_nan(p["deviation_db"]), color=colour, ls=ls, lw=lw, marker="." if part == "mid"
+                     else None, ms=3, label=f"{what} {part} (RMS {_num(p['rms_db'])} dB, outside "
+                     f"{_num(p['outside_rms_db'])} dB)")  # fmt: skip
+    ax2.axhline(0.0, color="0.3", lw=0.8)
+    ax2.set_ylabel("\u2212 target (dB)")
+    ax2.set_title("Deviation from the target per 1/3-octave band (grey: its tolerance)", fontsize=10)
+    ax2.legend(fontsize=7, ncol=2)
+    _freq_axis(ax2)
+    ax3 = fig.add_subplot(gs[2])
+    for what, colour in (("input", "C0"), ("output", "C3")):
+        st = doc["short_term"][what]
+        ax3.plot(st["t_s"], _none_to_nan(st["lufs"]), color=colour, lw=1.3, label=f"{what}, short-term (3 s)")
+    tl = doc["delivery"]["target_lufs"]
+    if tl is not None:
+        ax3.axhline(tl, color="0.4", ls="--", lw=1, label=f"delivery target {tl:g} LUFS (integrated)")
+    ax3.set_xlabel("time (s)")
+    ax3.set_ylabel("LUFS")
+    ax3.set_title("Loudness over time", fontsize=10)
+    ax3.grid(True, alpha=0.3)
+    ax3.legend(fontsize=8)
+    dur = doc["duration_s"]
+    if moved and params is not None:
+        sub = gs[3].subgridspec(rows, 5, hspace=0.7)
+        for i, name in enumerate(moved):
+            a = fig.add_subplot(sub[i // 5, i % 5])
+            tr = params["trajectories"][name]
+            a.step([*tr["t_s"], dur], _none_to_nan([*tr["value"], tr["value"][-1]]), where="post", color="C2", lw=1.2)
+            unit = params["units"].get(name) or ""
+            a.set_title(name + (f" ({unit})" if unit else ""), fontsize=8)
+            a.tick_params(labelsize=7)
+            a.grid(True, alpha=0.3)
+        still = len(params["names"]) - len(moved)
+        fig.text(0.5, 0.005, f"AI parameter targets over time (s; the chain glides to each); {still} other "
+                 "parameters stayed at their static values", ha="center", fontsize=9)  # fmt: skip
+    else:
+        a = fig.add_subplot(gs[3])
+        a.axis("off")
+        why = "no AI (--model none)" if not params else "the AI moved no parameter"
+        a.text(0.5, 0.5, f"AI parameters over time: {why}", ha="center", va="center", fontsize=10)
+    fig.tight_layout(rect=(0.0, 0.02 if moved else 0.0, 1.0, 1.0))
+    return _png_bytes(fig)

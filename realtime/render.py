@@ -699,6 +699,47 @@ def _write_params_out(
     write_text_atomic(path, params_out_text(static, events if events is not None else ParamsLog()))
 
 
+def _write_report(
+    report: str | os.PathLike[str],
+    report_abs: str,
+    x_before: Any,
+    out_abs: str,
+    rate: int,
+    checked: Any,
+    settings: Any,
+    rep: Any,
+    result: Any,
+    in_str: str,
+    out_str: str,
+    overwrite: bool,
+) -> None:
+    """``--report``: the delivered file read back, compared with the input and the target; written atomically."""
+    from .audio_io import to_processing_layout
+    from .render_report import build_report, write_report
+
+    profile = checked.profile
+    if profile is None:
+        from mixpilot.inference.profile import Profile
+
+        profile, kind = Profile.load("default"), "target"
+        note = "no --reference or --target: the shipped default profile, what the AI aims at then"
+    else:
+        kind = "reference" if settings.reference else "target"
+        note = "the profile the analytic matcher aimed at"
+    y, _sr, _info = read_audio_file(out_abs)
+    doc = build_report(
+        x_before, to_processing_layout(y), rate, profile=profile, target_kind=kind, target_note=note, rep=rep,
+        static_values=dict(checked.values), ai_updates=result.ai_updates, input_path=in_str, output_path=out_str,
+    )  # fmt: skip
+    try:
+        write_report(doc, report_abs, overwrite=overwrite)
+    except OSError as exc:
+        raise OutputError(
+            f"--report {os.fspath(report)}: cannot write ({exc.strerror or exc}); the output {out_str} is complete, "
+            f"the report was not written"
+        ) from None
+
+
 def render_file(
     in_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -723,6 +764,7 @@ def render_file(
     output_rate: int | None = None,
     settings: MasterSettings | None = None,
     estimator: Estimator | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
 
@@ -777,6 +819,11 @@ def render_file(
         arguments from ``target_lufs`` to ``midi_map``.
     estimator : optional
         An already loaded model (batch workers load it once per process).
+    report : path-like, optional
+        ``--report``: a ``.png`` chart, a self-contained ``.html`` page, or a
+        folder with ``report.png``, ``report.json`` and ``report.html``: the
+        input and the delivered file against the target, loudness over time,
+        the AI's parameters over time (:mod:`realtime.render_report`).
 
     Returns
     -------
@@ -827,6 +874,17 @@ def render_file(
         po_abs = _check_writable_target(po_str, "--params-out file", overwrite=overwrite, protect=(in_str,))
         if _same_file(out_abs, po_abs):
             raise RenderUsageError(f"{po_str}: --params-out is the same file as the output")
+    report_abs = None
+    if report is not None:
+        from .render_report import check_report_path
+
+        refs: list[str] = []
+        if settings.reference:
+            from mixpilot.inference.profile import expand_sources
+
+            refs = [os.fspath(r) for r in expand_sources(list(settings.reference))]
+        protect = (in_str, out_abs, *([po_abs] if po_abs else []), *refs)
+        report_abs = check_report_path(os.fspath(report), protect=protect, overwrite=overwrite)
 
     # 3. read, master, deliver
     raw, sample_rate, info = read_audio_file(in_str)
@@ -846,6 +904,9 @@ def render_file(
         limiter_margin_db=delivery.limiter_margin_db(checked.ceiling_dbtp),
         estimator=estimator,
     )
+    from .audio_io import to_processing_layout
+
+    x_before = to_processing_layout(raw) if report_abs is not None else None
     del raw
     if out_rate != sample_rate:  # the input's own figures, at its own rate
         rep.input_integrated_lufs = m_src["integrated_lufs"]
@@ -871,6 +932,10 @@ def render_file(
                 f"complete, the parameter log was not written"
             ) from None
     rep.notes += out.notes
+    if report is not None and report_abs is not None:
+        _write_report(report, report_abs, x_before, out_abs, out_rate, checked, settings, rep, result, in_str,
+                      out_str, overwrite)  # fmt: skip
+        del x_before
     reached = math.isfinite(out.integrated_lufs) and abs(out.integrated_lufs - rep.target_lufs) <= LOUDNESS_TOLERANCE_LU
     seconds = time.perf_counter() - t0
     fields = rep.as_dict()
