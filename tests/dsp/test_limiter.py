@@ -4,8 +4,8 @@ References: the ceiling is a hard bound on |y| (closed form); the true peak of
 the output is measured independently of our detector with
 ``scipy.signal.resample_poly(y, 4, 1)`` (a 4x Kaiser-windowed polyphase
 interpolator, the oversampling ITU-R BS.1770-4 Annex 2 prescribes) and must
-stay under the ceiling (the detector aims 0.06 dB under it, ``TP_HEADROOM_DB``).  Below the ceiling the limiter is a pure
-delay of ``latency_samples`` (closed form).
+stay under the ceiling (the detector aims 0.06 dB under it, ``TP_HEADROOM_DB``).
+Below the ceiling the limiter is a pure delay of ``latency_samples`` (closed form).
 """
 
 import numpy as np

@@ -148,9 +148,10 @@ def test_nonfinite_input_is_counted_and_silenced():
 
 def test_follower_memory_weights_older_blocks_down(rng):
     # Closed form: a 997 Hz sine at amplitude A in both channels reads 20 log10(A) LUFS (BS.1770-4: one
-    # channel at 0 dBFS reads -3.01; two channels +3.01) -> with L_q for the first 20 s and L_l for the last 10 s, the blocks
-    # gated by the follower (every 100 ms step, 400 ms blocks) weigh exp(-age / memory); both levels pass
-    # the relative gate, so the follower's loudness is the weighted energy mean of the two.
+    # channel at 0 dBFS reads -3.01; two channels +3.01).  With one level for the first 20 s and another
+    # for the last 10 s, the blocks gated by the follower (every 100 ms step, 400 ms blocks) weigh
+    # exp(-age / memory); both levels pass the relative gate, so the follower's loudness is the weighted
+    # energy mean of the two.
     memory_s, quiet, loud = 10.0, 0.02, 0.05  # 8 dB apart: both pass the -10 LU relative gate
     t = np.arange(30 * SR) / SR
     amp = np.where(t < 20.0, quiet, loud)
