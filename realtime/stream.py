@@ -460,12 +460,10 @@ def _run(
         )
         model = str(opts.model).strip().lower() if opts.model is not None else None
         estimator: Estimator | None
-        if profile is not None and model != "none":
-            from mixpilot.inference.matcher import AnalyticMatcher
+        if profile is not None and model != "none":  # the model or the analytic matcher aiming at it
+            from .api import matcher_for
 
-            if model not in (None, "default", "matcher"):
-                say(f"warning: --model {opts.model}: a reference or target is matched by the analytic matcher")
-            estimator = AnalyticMatcher(profile)
+            estimator = matcher_for(profile, opts.model, lambda t: say("warning: " + t))
         else:
             estimator = load_estimator(opts.model, lambda t: say("warning: " + t))
         configure = getattr(estimator, "configure", None)
