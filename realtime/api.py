@@ -514,8 +514,9 @@ def _checked_rate(sample_rate: object) -> int:
 def estimator_for(
     settings: CheckedSettings, warn: Callable[[str], None], loaded: Estimator | None = None
 ) -> Estimator | None:
-    """The AI of a run: the analytic matcher aiming at ``settings.profile`` when there is one (unless the
-    model is ``none``), else ``loaded`` (a model a batch worker keeps) or :func:`inference.worker.load_estimator`.
+    """The AI of a run: the default model or the analytic matcher aiming at ``settings.profile`` when there is
+    one (:func:`matcher_for`; unless the model is ``none``), else ``loaded`` (a model a batch worker
+    keeps) or :func:`inference.worker.load_estimator`.
     """
     from mixpilot.inference.worker import load_estimator
 
@@ -527,7 +528,7 @@ def estimator_for(
     return load_estimator(settings.model, warn)
 
 
-def matcher_for(profile, spec, warn: Callable[[str], None]):
+def matcher_for(profile: Profile, spec: str | None, warn: Callable[[str], None]) -> Estimator:
     """The AI aiming at ``profile``: a target-conditioned model (``--model target``, a path to one, or the
     default model when the default is one) on the analytic matcher's dynamics
     (:class:`inference.model_matcher.ModelMatcher`), else the analytic matcher itself.  A window model
