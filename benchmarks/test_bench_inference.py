@@ -17,7 +17,7 @@ from mixpilot.benchmarks.conftest import SAMPLE_RATE
 from mixpilot.dsp.params import AI_PARAM_NAMES
 from mixpilot.inference.features import FEATURE_CONFIG, extract_features, input_window_frames
 from mixpilot.inference.heuristic import HeuristicEstimator
-from mixpilot.inference.model import MODELS_DIR, OnnxModel
+from mixpilot.inference.model import MODELS_DIR, OnnxModel, default_window_model_name
 from mixpilot.inference.target_model import is_target_model
 from mixpilot.inference.worker import InferenceWorker, load_estimator
 
@@ -61,8 +61,8 @@ def test_predict_heuristic(benchmark, features):
 
 @pytest.mark.benchmark(group="inference")
 def test_predict_default(benchmark, features):
-    """``load_estimator("default")``: the shipped model, or the heuristic when there is none yet."""
-    est = load_estimator("default", lambda text: None)
+    """The best shipped window model (``window_default``; the default model is target-conditioned)."""
+    est = load_estimator(default_window_model_name(), lambda text: None)
     benchmark.extra_info["estimator"] = est.name
     est.predict(features)
     benchmark(est.predict, features)
@@ -84,8 +84,29 @@ def test_worker_hop(benchmark, program):
 
     ring = AnalysisRing(len(program), 2)
     ring.write(program)
-    worker = InferenceWorker(load_estimator("default", lambda text: None), ring, SAMPLE_RATE, lambda v, g, e: None)
+    est = load_estimator(default_window_model_name(), lambda text: None)
+    worker = InferenceWorker(est, ring, SAMPLE_RATE, lambda v, g, e: None)
     end = len(program)
     worker.compute(end)
     values = benchmark(worker.compute, end)
     assert len(values) == len(AI_PARAM_NAMES)
+
+
+@pytest.mark.benchmark(group="inference")
+def test_target_model_hop(benchmark, program):
+    """One hop of the default (target-conditioned) model as the worker runs it: 0.5 s of audio into the
+    running statistics, then the model's result (descriptors readout, conditioning, inference)."""
+    est = load_estimator("default", lambda text: None)
+    est.prepare(SAMPLE_RATE, 2)
+    hop = int(0.5 * SAMPLE_RATE)
+    x = np.ascontiguousarray(program[: 6 * hop], dtype=np.float32)
+    for i in range(0, 5 * hop, hop):  # 2.5 s heard: past the matcher's minimum
+        est.update(x[i : i + hop])
+    est.values()
+
+    def one_hop():
+        est.update(x[5 * hop : 6 * hop])
+        return est.values()
+
+    values = benchmark(one_hop)
+    assert values and all(np.isfinite(v) for v in values.values())

@@ -61,6 +61,7 @@ __all__ = [
     "session_options",
     "resolve_model_path",
     "default_model_name",
+    "default_window_model_name",
     "sha256_file",
 ]
 
@@ -131,6 +132,21 @@ def default_model_name(models_dir: str | os.PathLike = MODELS_DIR) -> str:
     if not isinstance(name, str) or not name or name == DEFAULT_MODEL or "/" in name or "\\" in name:
         raise ModelError(f'default pointer {pointer} must hold {{"default": "<model name>"}}')
     return name
+
+
+def default_window_model_name(models_dir: str | os.PathLike = MODELS_DIR) -> str:
+    """The best shipped *window* model (log-mel window in, parameters out): ``"window_default"`` in the
+    pointer, else the default itself (when the default is a window model).  The default is the
+    target-conditioned model since issue 15; the window models stay available by name."""
+    pointer = Path(models_dir) / DEFAULT_POINTER
+    try:
+        data = json.loads(pointer.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    name = data.get("window_default") if isinstance(data, dict) else None
+    if isinstance(name, str) and name and name != DEFAULT_MODEL and "/" not in name and "\\" not in name:
+        return name
+    return default_model_name(models_dir)
 
 
 def resolve_model_path(name_or_path: str | os.PathLike, *, models_dir: str | os.PathLike = MODELS_DIR) -> Path:

@@ -111,7 +111,7 @@ class ModelMatcher(AnalyticMatcher):
         self.errors = 0
         self.last_error = ""
         super().__init__(target, sample_rate, channels, **kw)
-        self.name = f"model {model.name}"
+        self.name = model.name  # "target": what --model names, what reports and notes show
 
     @classmethod
     def for_target(cls, spec: str | None = None, sample_rate: float = 48000.0, channels: int = 2, **kw: Any) -> Any:

@@ -128,8 +128,12 @@ class AISpec:
         """The estimator (None for ``--model none``); a model that cannot load: one warning, the matcher."""
         if self.model is not None and str(self.model).strip().lower() == "none":
             return None
-        if self.profile is not None:
-            return self._configured(self._matcher())
+        if self.profile is not None:  # the model or the analytic matcher aiming at the profile
+            from mixpilot.inference.profile import Profile
+
+            from .api import matcher_for
+
+            return self._configured(matcher_for(Profile.from_dict(self.profile), self.model, warn))
         from mixpilot.inference.worker import load_estimator
 
         return self._configured(load_estimator(self.model, warn))

@@ -514,21 +514,44 @@ def _checked_rate(sample_rate: object) -> int:
 def estimator_for(
     settings: CheckedSettings, warn: Callable[[str], None], loaded: Estimator | None = None
 ) -> Estimator | None:
-    """The AI of a run: the analytic matcher aiming at ``settings.profile`` when there is one (unless the
-    model is ``none``), else ``loaded`` (a model a batch worker keeps) or :func:`inference.worker.load_estimator`.
+    """The AI of a run: the default model or the analytic matcher aiming at ``settings.profile`` when there is
+    one (:func:`matcher_for`; unless the model is ``none``), else ``loaded`` (a model a batch worker
+    keeps) or :func:`inference.worker.load_estimator`.
     """
     from mixpilot.inference.worker import load_estimator
 
     model = None if settings.model is None else str(settings.model).strip().lower()
     if settings.profile is not None and model != "none":
-        from mixpilot.inference.matcher import AnalyticMatcher
-
-        if model not in (None, "default", "matcher"):
-            warn(f"--model {settings.model}: a reference or target is matched by the analytic matcher")
-        return AnalyticMatcher(settings.profile)
+        return matcher_for(settings.profile, settings.model, warn)
     if loaded is not None:
         return loaded
     return load_estimator(settings.model, warn)
+
+
+def matcher_for(profile: Profile, spec: str | None, warn: Callable[[str], None]) -> Estimator:
+    """The AI aiming at ``profile``: a target-conditioned model (``--model target``, a path to one, or the
+    default model when the default is one) on the analytic matcher's dynamics
+    (:class:`inference.model_matcher.ModelMatcher`), else the analytic matcher itself.  A window model
+    cannot aim at a target, and a model that cannot be used gives one warning: the analytic matcher."""
+    from mixpilot.inference.matcher import AnalyticMatcher
+    from mixpilot.inference.model import DEFAULT_MODEL
+
+    low = None if spec is None else str(spec).strip().lower()
+    if low == "matcher":
+        return AnalyticMatcher(profile)
+    name = DEFAULT_MODEL if low in (None, "", "default") else str(spec)
+    try:
+        from mixpilot.inference.model_matcher import ModelMatcher
+        from mixpilot.inference.target_model import TargetModel, is_target_model
+
+        if is_target_model(name):
+            return ModelMatcher(TargetModel.load(name), profile)
+    except Exception as exc:  # missing, corrupt or mismatched: the analytic matcher, said once
+        warn(f"model {spec or name!r} cannot be used ({' '.join(str(exc).split())}); using the analytic matcher")
+        return AnalyticMatcher(profile)
+    if low not in (None, "", "default"):
+        warn(f"--model {spec}: a window model cannot aim at a reference or target; using the analytic matcher")
+    return AnalyticMatcher(profile)
 
 
 def json_ready(v):

@@ -567,7 +567,8 @@ def _render(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.finish()
     for note in rep.notes:
-        _note(note)
+        if not (args.quiet and note.startswith("AI (")):  # what the AI changed is part of the summary
+            _note(note)
     if args.json:
         sys.stdout.write(_json_text(rep.as_dict()))
     elif not args.quiet:

@@ -532,8 +532,6 @@ def _run(
                 "crossover_hz": opts.params.get("width_crossover_hz"),
             },
         )
-        if ai_spec.profile is not None and model not in (None, "default", "matcher"):
-            say(f"warning: --model {opts.model}: a reference or target is matched by the analytic matcher")
         estimator: Estimator | None = None  # with the AI process (realtime.aiproc) the model is loaded there
         if ai_wanted and not opts.ai_process:
             estimator = ai_spec.build(lambda t: say("warning: " + t))

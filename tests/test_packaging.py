@@ -98,10 +98,12 @@ def test_installed_from_the_wheel_it_imports_and_runs_the_shipped_model_elsewher
     work.mkdir()
     code = (
         "import json, numpy as np, mixpilot\n"
-        "from mixpilot.inference.features import FEATURE_CONFIG\n"
-        "from mixpilot.inference.model import OnnxModel\n"
-        "m = OnnxModel.load('default')\n"
-        "p = m.predict_params(np.full(FEATURE_CONFIG.shape, -40.0, np.float32))\n"
+        "from mixpilot.inference.profile import Profile\n"
+        "from mixpilot.inference.target_model import TargetModel, TargetVector\n"
+        "from mixpilot.dsp.descriptors import compute_descriptors\n"
+        "m = TargetModel.load('default')\n"
+        "x = np.random.default_rng(0).standard_normal((48000 * 4, 2)) * 0.1\n"
+        "p = m.params(compute_descriptors(x, 48000), 4.0, TargetVector.from_profile(Profile.load('default')))\n"
         "print(json.dumps({'api': mixpilot.__file__, 'model': str(m.path), 'name': m.name, 'n': len(p),\n"
         "                  'version': mixpilot.__version__}))\n"
     )
@@ -110,4 +112,4 @@ def test_installed_from_the_wheel_it_imports_and_runs_the_shipped_model_elsewher
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["api"].startswith(str(target)) and got["model"].startswith(str(target)), got
-    assert got["name"] == "ensemble" and got["n"] > 0 and got["version"] == mixpilot.__version__
+    assert got["name"] == "target" and got["n"] > 0 and got["version"] == mixpilot.__version__

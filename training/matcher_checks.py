@@ -77,7 +77,13 @@ def _render(inp: np.ndarray, ref: np.ndarray | None, sample_rate: int, mode: str
     if ref is not None:
         prof = Profile.from_audio(ref, sample_rate)
         target, ceiling, _ = delivery_for(prof, target_lufs, None)
-        est = AnalyticMatcher(prof)
+        if model is None:
+            est = AnalyticMatcher(prof)
+        else:  # a target-conditioned model aiming at the reference (what render --reference --model M runs)
+            from mixpilot.inference.model_matcher import ModelMatcher
+            from mixpilot.inference.target_model import TargetModel
+
+            est = ModelMatcher(TargetModel.load(model), prof)
     else:
         target, ceiling = target_lufs, None
         est = AnalyticMatcher(Profile.load("default")) if model is None else None
@@ -99,6 +105,12 @@ def analytic(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
 def analytic_play(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
     """What ``mixpilot play IN --reference REF`` plays: the running estimate and the loudness follower."""
     return _render(inp, ref, sample_rate, "follow")[0].out
+
+
+def model_render(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``mixpilot render IN OUT --reference REF --model target``: the shipped target model's tone and widths
+    on the analytic matcher's dynamics, through the same render path as :func:`analytic`."""
+    return _render(inp, ref, sample_rate, "search", model="target")[0].out
 
 
 def _largest_move(updates: list[tuple[float, dict]]) -> float:

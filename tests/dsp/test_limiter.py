@@ -4,8 +4,8 @@ References: the ceiling is a hard bound on |y| (closed form); the true peak of
 the output is measured independently of our detector with
 ``scipy.signal.resample_poly(y, 4, 1)`` (a 4x Kaiser-windowed polyphase
 interpolator, the oversampling ITU-R BS.1770-4 Annex 2 prescribes) and must
-stay within +0.1 dB of the ceiling.  Below the ceiling the limiter is a pure
-delay of ``latency_samples`` (closed form).
+stay under the ceiling (the detector aims 0.06 dB under it, ``TP_HEADROOM_DB``).
+Below the ceiling the limiter is a pure delay of ``latency_samples`` (closed form).
 """
 
 import numpy as np
@@ -38,7 +38,7 @@ def independent_true_peak_db(y):
 
 def check(y, ceiling_db):
     assert np.max(np.abs(y)) <= 10 ** (ceiling_db / 20)  # sample peak: hard bound
-    assert independent_true_peak_db(y) <= ceiling_db + 0.1
+    assert independent_true_peak_db(y) <= ceiling_db
 
 
 @pytest.mark.parametrize("fs", [44100, 48000, 96000])

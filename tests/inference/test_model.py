@@ -23,6 +23,7 @@ from mixpilot.inference.model import (
     ModelError,
     OnnxModel,
     default_model_name,
+    default_window_model_name,
     session_options,
     sha256_file,
 )
@@ -38,8 +39,8 @@ def _features(rng: np.random.Generator, n: int | None = None) -> np.ndarray:
 
 @pytest.fixture
 def model_copy(tmp_path: Path):
-    """A writable copy of the shipped default (``model.onnx`` + ``model.json``) in tmp_path."""
-    name = default_model_name()
+    """A writable copy of the shipped default window model (``model.onnx`` + ``model.json``) in tmp_path."""
+    name = default_window_model_name()
     dst = tmp_path / "model.onnx"
     shutil.copyfile(MODELS_DIR / f"{name}.onnx", dst)
     shutil.copyfile(MODELS_DIR / f"{name}.json", tmp_path / "model.json")
@@ -54,7 +55,11 @@ def _edit_card(onnx_path: Path, **changes) -> None:
 
 
 def test_default_pointer_names_a_shipped_model_within_budget():
-    name = default_model_name()
+    # the default is the target-conditioned model (issue 15); the best window model is named beside it
+    from mixpilot.inference.target_model import is_target_model
+
+    assert is_target_model(default_model_name()) and is_target_model(DEFAULT_MODEL)
+    name = default_window_model_name()
     assert name in SHIPPED
     card = json.loads((MODELS_DIR / f"{name}.json").read_text())
     assert card["size_bytes"] <= 5 * 1024 * 1024 == 5242880
@@ -64,7 +69,7 @@ def test_default_pointer_names_a_shipped_model_within_budget():
     assert maes[name] == min(maes.values())
 
 
-@pytest.mark.parametrize("name", [DEFAULT_MODEL, *SHIPPED])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_load_and_predict(rng, name):
     m = OnnxModel.load(name)
     assert m.param_names == AI_PARAM_NAMES
@@ -98,7 +103,7 @@ def test_card_describes_the_graph():
 
 
 def test_predict_params_denormalises_and_stays_in_ai_ranges(rng):
-    m = OnnxModel.load(DEFAULT_MODEL)
+    m = OnnxModel.load(default_window_model_name())
     audio = rng.standard_normal((44100 * 3, 2)) * 0.1
     feats = extract_features(audio, 44100)
     values = m.predict_params(feats)
@@ -111,7 +116,7 @@ def test_predict_params_denormalises_and_stays_in_ai_ranges(rng):
 
 
 def test_single_window_path_reuses_its_buffer(rng):
-    m = OnnxModel.load(DEFAULT_MODEL)
+    m = OnnxModel.load(default_window_model_name())
     buf = m._single
     a, b = _features(rng), _features(rng)
     pa = m.predict(a).copy()
@@ -121,7 +126,7 @@ def test_single_window_path_reuses_its_buffer(rng):
 
 
 def test_bad_inputs_raise_model_error(rng):
-    m = OnnxModel.load(DEFAULT_MODEL)
+    m = OnnxModel.load(default_window_model_name())
     with pytest.raises(ModelError, match="features must have shape"):
         m.predict(np.zeros((2, 32, SHAPE[2]), np.float32))
     x = _features(rng)
@@ -143,7 +148,7 @@ def test_session_options_follow_the_realtime_rules():
 
 def test_copy_loads_from_a_path(model_copy, rng):
     m = OnnxModel.load(model_copy)
-    ref = OnnxModel.load(DEFAULT_MODEL)
+    ref = OnnxModel.load(default_window_model_name())
     x = _features(rng)
     np.testing.assert_array_equal(m.predict(x), ref.predict(x))
 
@@ -247,7 +252,7 @@ def test_a_model_trained_on_fewer_parameters_predicts_them_and_no_move_for_the_r
     # default (exactly: "no move") for the others.
     import onnxruntime as ort
 
-    m = OnnxModel.load(DEFAULT_MODEL)
+    m = OnnxModel.load(default_window_model_name())
     assert m.param_names == AI_PARAM_NAMES and set(m.model_param_names) < set(AI_PARAM_NAMES)
     feats = _features(rng)
     raw = ort.InferenceSession(str(m.path), providers=["CPUExecutionProvider"]).run(None, {"features": feats[None]})

@@ -19,10 +19,10 @@ import threading
 import numpy as np
 import pytest
 
-from mixpilot.inference.matcher import AnalyticMatcher
 from mixpilot.inference.profile import Profile
 from mixpilot.inference.worker import InferenceWorker, load_estimator
 from mixpilot.realtime.aiproc import AIProcess, SharedAnalysisRing
+from mixpilot.realtime.api import matcher_for
 from mixpilot.realtime.engine import AnalysisRing
 from mixpilot.realtime.stream import RunOptions, run
 
@@ -85,9 +85,9 @@ def test_ai_process_reads_the_shared_ring_bit_for_bit_and_ends_cleanly(jack_serv
     assert published, "the AI process published nothing"
     if target is None:
         est = load_estimator("default", lambda t: None)
-    else:  # the child built the matcher from the profile's dict; here it is built from the shipped file
-        est = AnalyticMatcher(Profile.load(target))
-        assert res.stats["model"] == "matcher"
+    else:  # the child built its estimator from the profile's dict; here it is built from the shipped file
+        est = matcher_for(Profile.load(target), "default", lambda t: None)
+        assert res.stats["model"] == getattr(est, "name", None)
     configure = getattr(est, "configure", None)
     if configure is not None:  # the delivery the run aims at (the target's loudness and ceiling for --target)
         configure(**ai.spec.configure)

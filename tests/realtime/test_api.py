@@ -38,7 +38,7 @@ def test_master_and_render_are_bit_identical_with_the_same_defaults(demo, tmp_pa
     inp = tmp_path / "in.wav"
     sf.write(str(inp), demo, SR, subtype="FLOAT")
     y, rep = mixpilot.master(demo, SR)
-    assert rep.model == "ensemble"  # the shipped default model ran, as in the CLI
+    assert rep.model == "target"  # the shipped default model (target-conditioned) ran, as in the CLI
     assert main(["render", str(inp), str(tmp_path / "cli.wav"), "--bit-depth", "32f", "-q"]) == 0
     z, sr = sf.read(str(tmp_path / "cli.wav"), dtype="float32", always_2d=True)
     assert sr == SR and z.dtype == y.dtype and z.shape == y.shape == demo.shape
@@ -102,7 +102,7 @@ def test_analyze_takes_a_path_or_an_array(demo, tmp_wav, capsys, json_schema):
     json_schema("analyze", json.loads(capsys.readouterr().out))  # docs/schemas/analyze.schema.json
     a = mixpilot.analyze(path)
     b = mixpilot.analyze(demo, SR)
-    assert a["model"] == b["model"] == "ensemble"
+    assert a["model"] == b["model"] == "target"
     assert a["loudness"] == b["loudness"] and a["suggestions"] == b["suggestions"]
     assert [s["t"] for s in a["suggestions"]] == [3.0, 4.5]  # every 1.5 s from the first whole 3 s window
     with pytest.raises(RenderUsageError, match="sample_rate"):
@@ -137,7 +137,7 @@ def test_render_json_and_the_ai_params_log(demo, tmp_path, capsys, json_schema):
     assert main(["render", str(inp), str(tmp_path / "o.mp3"), "--json", "--params-out", str(log), "-q"]) == 0
     rep = json.loads(capsys.readouterr().out)
     json_schema("render", rep)  # docs/schemas/render.schema.json
-    assert rep["format"] == "MP3" and rep["model"] == "ensemble" and rep["ai_updates"] > 0
+    assert rep["format"] == "MP3" and rep["model"] == "target" and rep["ai_updates"] > 0
     lines = [json.loads(s) for s in log.read_text().splitlines()]
     for d in lines:
         json_schema("params-out", d)
@@ -168,7 +168,7 @@ def test_engine_streams_what_master_follow_delivers(demo):
     # the render's block size and for any other (the engine is block-size invariant).
     y, rep = mixpilot.master(demo, SR, loudness_mode="follow")
     engine = mixpilot.Engine(SR, 2)
-    assert engine.model == rep.model == "ensemble" and engine.notes == []
+    assert engine.model == rep.model == "target" and engine.notes == []
     assert np.array_equal(_stream(engine, demo, 1024), y)
     engine.reset()
     assert np.array_equal(_stream(engine, demo, 333), y)

@@ -65,7 +65,7 @@ def test_ray_outputs_are_bit_identical_to_the_local_pool(songs, tmp_path, local_
         for r in local["results"]:
             if r["status"] == "rendered":
                 assert rows[r["input"]]["output_integrated_lufs"] == r["output_integrated_lufs"]
-                assert rows[r["input"]]["model"] == r["model"] == "ensemble"
+                assert rows[r["input"]]["model"] == r["model"] == "target"
 
 
 def test_a_killed_ray_worker_is_retried(songs, tmp_path, local_ray):

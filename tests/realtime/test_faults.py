@@ -13,6 +13,7 @@ skipped with the reason elsewhere).
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_analyze_with_1e30_samples_reports_instead_of_failing(tmp_wav, capsys):
     x = _noise(7.0)
     x[int(4.0 * SR) : int(4.0 * SR) + 5] = 1e30  # (1e30)^2 = inf in float32: the window's features overflow
     path = tmp_wav(x, SR, "huge.wav")
-    code, out, err = _cli(["analyze", path, "--json"], capsys)
+    code, out, err = _cli(["analyze", path, "--json", "--model", "ensemble"], capsys)  # a window model
     assert code == 0, err
     rep = json.loads(out)
     times = [s["t"] for s in rep["suggestions"]]
@@ -82,6 +83,14 @@ def test_analyze_with_1e30_samples_reports_instead_of_failing(tmp_wav, capsys):
     (note,) = [n for n in rep["notes"] if "could not read" in n]
     assert "windows" in note and "+600 dBFS" in note  # 20 log10(1e30) = 600
     assert rep["loudness"]["sample_peak_dbfs"] == pytest.approx(600.0, abs=0.01)
+    # the default (target-conditioned) model: its running statistics skip the non-finite audio, every
+    # suggestion is a finite number (json.loads would have read NaN/Infinity otherwise)
+    code, out, err = _cli(["analyze", path, "--json"], capsys)
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["suggestions"]
+    vals = [v for s in rep["suggestions"] for k, v in s.items() if k != "t"]
+    assert vals and all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals)
 
 
 # --- item 9: a FIFO with no writer -------------------------------------------------------------

@@ -57,7 +57,7 @@ def test_render_reference_delivers_its_loudness_and_moves_toward_its_balance(fil
     log = tmp_path / "params.jsonl"
     code, stdout, err = run(["render", song, out, "--params-out", log, "--reference", ref], capsys)
     assert code == 0, err
-    assert "AI: matcher" in stdout and "the reference's integrated loudness" in err
+    assert "AI: target" in stdout and "the reference's integrated loudness" in err
     y, _ = sf.read(str(out), always_2d=True)
     r, _ = sf.read(str(ref), always_2d=True)
     x, _ = sf.read(str(song), always_2d=True)
@@ -82,7 +82,7 @@ def test_render_target_and_target_lufs(files, tmp_path, capsys):
     import soundfile as sf
 
     y, _ = sf.read(str(out), always_2d=True)
-    assert abs(measure(y, FS)["integrated_lufs"] + 18.0) <= 0.5 and "AI: matcher" in stdout
+    assert abs(measure(y, FS)["integrated_lufs"] + 18.0) <= 0.5 and "AI: target" in stdout
 
 
 def _silent(tmp_path, tmp_wav, song):

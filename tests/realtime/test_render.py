@@ -169,7 +169,7 @@ def test_six_channels_are_downmixed_per_bs775(tmp_wav, tmp_path, rng):
     tones = [0.05 * np.sin(2 * np.pi * f * t) for f in (220.0, 330.0, 440.0, 55.0, 550.0, 660.0)]
     x = np.stack(tones, axis=1)  # L R C LFE Ls Rs
     x[:, 3] *= 8.0  # a loud LFE that must not appear in the output
-    rep = render_file(tmp_wav(x, sr), tmp_path / "dm.wav", target_lufs=-23.0)
+    rep = render_file(tmp_wav(x, sr), tmp_path / "dm.wav", target_lufs=-23.0, model="none")  # the downmix alone
     y, _ = sf.read(str(tmp_path / "dm.wav"))
     assert y.shape == (n, 2) and rep.input_channels == 6
     assert any("BS.775" in note for note in rep.notes)
@@ -241,9 +241,10 @@ def test_params_are_applied_and_logged(tmp_wav, tmp_path, rng):
     y, _ = sf.read(str(tmp_path / "w.wav"))
     assert np.max(np.abs(y[:, 0] - y[:, 1])) <= 1e-6  # width 0: L = R = mid
     lines = [json.loads(s) for s in log.read_text().splitlines()]
-    assert [d["param"] for d in lines] == ["stereo_width", "comp_ratio", "loudness_gain_db"]
-    assert all(d["t"] == 0.0 and d["source"] == "user" for d in lines)
-    assert lines[-1]["value"] == pytest.approx(rep.loudness_gain_db)
+    user = [d for d in lines if d["source"] == "user"]  # the AI's own changes follow with "source": "ai"
+    assert [d["param"] for d in user] == ["stereo_width", "comp_ratio", "loudness_gain_db"]
+    assert all(d["t"] == 0.0 for d in user) and all(d["source"] == "ai" for d in lines if d not in user)
+    assert user[-1]["value"] == pytest.approx(rep.loudness_gain_db)
 
 
 def test_bad_params_name_the_parameter_and_range(tmp_wav, tmp_path):

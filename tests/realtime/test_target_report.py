@@ -159,12 +159,12 @@ def test_two_references_give_their_mean_and_spread_as_target_and_tolerance(song,
     assert t["integrated_lufs"]["tolerance"] == pytest.approx(lufs.std(ddof=1), abs=2e-3)
 
 
-def test_a_shipped_target_its_text_report_and_the_matcher_suggestions(song, capsys):
+def test_a_shipped_target_its_text_report_and_the_models_suggestions(song, capsys):
     prof = Profile.load("dark")
     code, out, err = _analyze(["analyze", song, "--target", "dark"], capsys)
     assert code == 0, err
     assert "against the target dark (" in out and "tonal mid" in out and "tonal side" in out
-    assert "AI suggestions (matcher)" in out  # the AI a render aiming at it runs
+    assert "AI suggestions (target)" in out  # the AI a render aiming at it runs (the default model)
     d = compute_descriptors(sf.read(str(song), dtype="float32")[0], SR)
     lra = d.lra_lu - prof.lra_lu
     assert f"LRA {d.lra_lu:.1f} LU vs {prof.lra_lu:.1f}: {lra:+.1f} LU" in " ".join(out.split())
