@@ -567,14 +567,7 @@ def json_ready(v):
 
 def _as_frames(audio: object, sample_rate: object) -> tuple[np.ndarray, int, bool]:
     """``audio`` as C-contiguous float32 [frames, channels]; whether it was 1-D; the checked rate."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
-        if isinstance(sample_rate, float) and sample_rate.is_integer():
-            sample_rate = int(sample_rate)
-        else:
-            raise RenderUsageError(f"sample_rate must be an integer number of Hz, got {sample_rate!r}")
-    sr = int(sample_rate)
-    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-        raise RenderUsageError(f"sample_rate {sr} Hz is outside the supported {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    sr = _checked_rate(sample_rate)
     a = np.asarray(audio)
     if a.dtype.kind != "f":
         raise RenderUsageError(

@@ -278,6 +278,24 @@ def _engine_kernel(
 
 
 @njit(cache=True, nogil=True)
+def _push_steady(hist, value, span):  # pragma: no cover - jitted
+    """Shift ``value`` into ``hist`` (oldest first); True when every entry is finite and they span <= ``span``."""
+    n = hist.shape[0]
+    for i in range(n - 1):
+        hist[i] = hist[i + 1]
+    hist[n - 1] = value
+    lo = np.inf
+    hi = -np.inf
+    for i in range(n):
+        v = hist[i]
+        if not np.isfinite(v):
+            return False
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return hi - lo <= span
+
+
+@njit(cache=True, nogil=True)
 def _forgetting_lufs(count, energy, w, forget):  # pragma: no cover - jitted
     """Gated loudness (BS.1770-4 gating) of the follower meter's blocks, older ones weighted down.
 
@@ -817,8 +835,8 @@ class Engine:
 
     def _follow_step(self) -> None:
         """Retarget the delivery gain from the pre-delivery integrated loudness (stream-position exact)."""
-        meter_read_kernel(*self.follow_meter.read_args(), self._follow_read)
         ra = self.follow_meter.read_args()
+        meter_read_kernel(*ra, self._follow_read)
         i_pre = _forgetting_lufs(ra[2], ra[3], self._wgate, self._forget)
         if not math.isfinite(i_pre):
             return
@@ -846,13 +864,10 @@ class Engine:
         """
         vals = self.chain.current_values
         g_now = float(vals[P_LOUD]) + float(vals[P_OUT])
-        hist = self._gain_hist
-        hist[:-1] = hist[1:]
-        hist[-1] = g_now
+        steady = _push_steady(self._gain_hist, g_now, _STEADY_DB)  # in place: no array made in the callback
         meter_read_kernel(*self._read_args, self._out_read)
         s_pre = self._follow_read[1]
         s_out = self._out_read[1]
-        steady = bool(np.all(np.isfinite(hist))) and float(np.max(hist) - np.min(hist)) <= _STEADY_DB
         if steady and math.isfinite(s_pre) and math.isfinite(s_out) and s_pre >= i_pre - 10.0:
             self._loss_sum += max(0.0, s_pre + g_now - s_out)
             self._loss_n += 1
