@@ -55,7 +55,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from .oversample import TP_COEFFS_T, TP_DELAY, TP_TAPS, _tp_peak3, _tp_push
+from .oversample import TP_COEFFS_T, TP_DELAY, TP_TAPS, _tp_channel_peak, _tp_peak3, _tp_push, tp_scratch
 from .spec import ProcessSpec
 
 __all__ = [
@@ -220,15 +220,24 @@ def _meter_kernel(
     sample_peak: np.ndarray,
     step_samples: int,
     do_true_peak: bool,
+    tp_work: np.ndarray,
 ) -> None:  # pragma: no cover - jitted
     """All per-sample work of :meth:`LoudnessMeter.process`; mutates state in place.
 
     x [frames, channels]; coeffs [2, 5]; weights [channels]; z [channels, 2, 2]
     (transposed direct form II states); ring [30] weighted step energies;
-    gate_* / st_* [HIST_BINS]; tp_buf [channels, 2*TP_TAPS]; tp_w [channels].
+    gate_* / st_* [HIST_BINS]; tp_buf [channels, 2*TP_TAPS]; tp_w [channels];
+    tp_work: scratch of :func:`dsp.oversample.tp_scratch`.
     """
     frames = x.shape[0]
     channels = x.shape[1]
+    if do_true_peak:
+        # true peak, BS.1770-4 Annex 2: 4x interpolation then |.| (dsp.oversample), channel by
+        # channel over the block (non-finite samples as 0, as below)
+        for c in range(channels):
+            p, tp_w[c] = _tp_channel_peak(x, c, tp_buf[c], tp_w[c], tp_coeffs, tp_work)
+            if p > true_peak[c]:
+                true_peak[c] = p
     ring_len = ring.shape[0]
     b10 = coeffs[0, 0]
     b11 = coeffs[0, 1]
@@ -253,12 +262,6 @@ def _meter_kernel(
             a = abs(v)
             if a > sample_peak[c]:
                 sample_peak[c] = a
-            # true peak, BS.1770-4 Annex 2: 4x interpolation then |.| (dsp.oversample)
-            if do_true_peak:
-                tp_w[c] = _tp_push(tp_buf[c], tp_w[c], v)
-                p = _tp_peak3(tp_buf[c], tp_w[c], tp_coeffs)
-                if p > true_peak[c]:
-                    true_peak[c] = p
             # K-weighting stage 1, high shelf (BS.1770-4 Annex 1, Table 1), TDF-II
             y = b10 * v + z[c, 0, 0]
             s1 = b11 * v - a11 * y + z[c, 0, 1]
@@ -553,6 +556,7 @@ class LoudnessMeter:
         self._tp_buf = np.zeros((ch, 2 * TP_TAPS))
         self._tp_w = np.zeros(ch, dtype=np.int64)
         self._tp_coeffs = TP_COEFFS_T  # tap-major interpolating branches (oversample._tp_peak3)
+        self._tp_work = tp_scratch()
         self._true_peak = np.zeros(ch)
         self._sample_peak = np.zeros(ch)
         self._scratch = np.zeros(len(READOUT_NAMES))
@@ -612,6 +616,7 @@ class LoudnessMeter:
             self._sample_peak,
             self._step_samples,
             self._do_true_peak,
+            self._tp_work,
         )
 
     def kernel_args(self) -> tuple:
@@ -635,6 +640,7 @@ class LoudnessMeter:
             self._sample_peak,
             self._step_samples,
             self._do_true_peak,
+            self._tp_work,
         )
 
     def read_args(self) -> tuple:

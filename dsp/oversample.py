@@ -19,6 +19,8 @@ are always contiguous (``buf[w + 1 : w + 1 + TP_TAPS]``, oldest first).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -133,16 +135,88 @@ def _tp_peak6(buf: np.ndarray, w: int, ct: np.ndarray) -> float:  # pragma: no c
     return max(abs(buf[w + taps - 1 - taps // 2]), abs(a1), abs(a2), abs(a3), abs(a4), abs(a5), abs(a6))
 
 
+# Time-major form for whole blocks (the meter, offline measurements).  Per sample, :func:`_tp_peak3` is
+# three chains of 24 dependent adds: the meter spent most of its time waiting on them (a 60 s stereo
+# file: true peak 139 ms of a 177 ms measurement).  With the taps a compile-time constant the compiler
+# unrolls them and vectorises across time instead: each sample's sums keep their order (bit-identical
+# to _tp_peak3, tested), about 7x faster (issue 19).
+
+#: Frames per chunk of :func:`_tp_channel_peak` (its scratch is ``tp_scratch(channels)``).
+TP_CHUNK = 1024
+
+
+def tp_scratch() -> np.ndarray:
+    """Scratch for :func:`_tp_channel_peak`: ``[2, TP_CHUNK + TP_TAPS]`` float64 (the window, the peaks)."""
+    return np.zeros((2, TP_CHUNK + TP_TAPS))
+
+
 @njit(cache=True, nogil=True)
-def _true_peak_block(x: np.ndarray, buf: np.ndarray, widx: np.ndarray, coeffs: np.ndarray) -> float:  # pragma: no cover
+def _tp_chunk_peaks(lin: np.ndarray, m: int, ct: np.ndarray, pk: np.ndarray) -> None:  # pragma: no cover - jitted
+    """``pk[j]`` = :func:`_tp_peak3` of the history ``lin[j : j + TP_TAPS]`` (oldest first), ``j < m``."""
+    for j in range(m):
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for i in range(TP_TAPS):  # a constant: unrolled, and the j loop vectorised
+            v = lin[j + i]
+            a1 += ct[i, 0] * v
+            a2 += ct[i, 1] * v
+            a3 += ct[i, 2] * v
+        pk[j] = max(abs(lin[j + TP_TAPS - 1 - TP_TAPS // 2]), abs(a1), abs(a2), abs(a3))
+
+
+@njit(cache=True, nogil=True)
+def _tp_channel_peak(
+    x: np.ndarray, c: int, buf: np.ndarray, w: int, ct: np.ndarray, scratch: np.ndarray
+) -> tuple[float, int]:  # pragma: no cover - jitted
+    """Push column ``c`` of ``x`` [frames, channels] (non-finite samples as 0) into the history ``buf``.
+
+    ``buf``/``w`` are a :func:`_tp_push` history ([2*TP_TAPS], next slot); returns the largest
+    :func:`_tp_peak3` after any of the pushes (0.0 for no frames) and the new ``w``: what pushing the
+    samples one by one and evaluating :func:`_tp_peak3` after each gives, bit for bit.
+    """
+    n = x.shape[0]
+    lin = scratch[0]
+    pk = scratch[1]
+    hist = TP_TAPS - 1
+    for k in range(hist):  # the newest TP_TAPS - 1 samples, oldest first
+        lin[k] = buf[w + 1 + k]
+    peak = 0.0
+    s = 0
+    while s < n:
+        m = min(TP_CHUNK, n - s)
+        for j in range(m):
+            v = np.float64(x[s + j, c])
+            if not math.isfinite(v):
+                v = 0.0
+            lin[hist + j] = v
+        _tp_chunk_peaks(lin, m, ct, pk)
+        for j in range(m):
+            if pk[j] > peak:
+                peak = pk[j]
+        for k in range(hist):
+            lin[k] = lin[m + k]
+        s += m
+    first = max(0, n - TP_TAPS)  # the ring ends as if every sample had been pushed
+    w = (w + first) % TP_TAPS
+    for k in range(first, n):
+        v = np.float64(x[k, c])
+        if not math.isfinite(v):
+            v = 0.0
+        w = _tp_push(buf, w, v)
+    return peak, w
+
+
+@njit(cache=True, nogil=True)
+def _true_peak_block(
+    x: np.ndarray, buf: np.ndarray, widx: np.ndarray, coeffs: np.ndarray, scratch: np.ndarray
+) -> float:  # pragma: no cover
     """Streaming true peak (linear) of ``x`` [frames, channels]; state ``buf`` [channels, 2*taps]."""
     peak = 0.0
-    for n in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            widx[c] = _tp_push(buf[c], widx[c], x[n, c])
-            p = _tp_peak3(buf[c], widx[c], coeffs)
-            if p > peak:
-                peak = p
+    for c in range(x.shape[1]):
+        p, widx[c] = _tp_channel_peak(x, c, buf[c], widx[c], coeffs, scratch)
+        if p > peak:
+            peak = p
     return peak
 
 
@@ -158,4 +232,4 @@ def true_peak_linear(x: np.ndarray) -> float:
     padded = np.concatenate([x, np.zeros((TP_TAPS, ch))], axis=0)
     buf = np.zeros((ch, 2 * TP_TAPS))
     widx = np.zeros(ch, dtype=np.int64)
-    return float(_true_peak_block(np.ascontiguousarray(padded), buf, widx, TP_COEFFS_T))
+    return float(_true_peak_block(np.ascontiguousarray(padded), buf, widx, TP_COEFFS_T, tp_scratch()))

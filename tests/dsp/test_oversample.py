@@ -136,3 +136,33 @@ def test_tap_major_branch_sums_are_the_sequential_sums():
                     acc += coeffs[r, i] * buf[w + i]
                 ref = max(ref, abs(acc))
             assert fn(buf, w, ct) == ref
+
+
+def test_block_true_peak_is_the_per_sample_peak_bit_for_bit():
+    # _tp_channel_peak (time-major, the taps unrolled and vectorised across time; the meter and
+    # true_peak_linear use it) against the per-sample reference: push every sample with _tp_push and
+    # evaluate _tp_peak3 after each (itself checked against plain float64 sums above).  Blocks of 1 to
+    # 2 TP_CHUNK + 1 frames (chunk edges, blocks shorter than the history), non-finite samples read
+    # as 0: the peak, the history ring and its index are identical.
+    from mixpilot.dsp.oversample import TP_CHUNK, TP_COEFFS_T, _tp_channel_peak, _tp_peak3, _tp_push, tp_scratch
+
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((12000, 2)) * rng.choice([1e-3, 0.5, 3.0], size=(12000, 1))
+    x[[100, 4000], 0] = np.nan
+    x[[200, 5000], 1] = np.inf
+    for c in range(2):
+        buf_ref, w_ref = np.zeros(2 * TP_TAPS), 0
+        buf, w = np.zeros(2 * TP_TAPS), 0
+        scratch = tp_scratch()
+        pos = 0
+        for m in (1, 3, TP_TAPS - 1, TP_TAPS, TP_TAPS + 1, TP_CHUNK, TP_CHUNK + 1, 2 * TP_CHUNK + 1, 500, 0, 1, 7000):
+            blk = x[pos : pos + m]
+            ref = 0.0
+            for v in blk[:, c]:
+                w_ref = _tp_push(buf_ref, w_ref, float(v) if np.isfinite(v) else 0.0)
+                ref = max(ref, _tp_peak3(buf_ref, w_ref, TP_COEFFS_T))
+            peak, w = _tp_channel_peak(blk, c, buf, w, TP_COEFFS_T, scratch)
+            assert peak == ref
+            assert w == w_ref
+            assert np.array_equal(buf, buf_ref)
+            pos += blk.shape[0]
