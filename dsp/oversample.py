@@ -188,7 +188,7 @@ def _tp_channel_peak(
         for j in range(m):
             v = np.float64(x[s + j, c])
             if not math.isfinite(v):
-                v = 0.0
+                v = np.float64(0.0)
             lin[hist + j] = v
         _tp_chunk_peaks(lin, m, ct, pk)
         for j in range(m):
@@ -202,7 +202,7 @@ def _tp_channel_peak(
     for k in range(first, n):
         v = np.float64(x[k, c])
         if not math.isfinite(v):
-            v = 0.0
+            v = np.float64(0.0)
         w = _tp_push(buf, w, v)
     return peak, w
 
