@@ -42,8 +42,8 @@ what lies outside the profile's tolerance.
 **References and targets as systems**: each ``--reference FILE|DIR`` (a
 folder stands for its combined profile) and each ``--target NAME|PATH`` is a
 system of its own, rendered by the AI that ``mixpilot render --reference``
-/ ``--target`` runs (:func:`realtime.api.estimator_for`: today the analytic
-matcher) aiming at that profile, at the comparison's common delivery
+/ ``--target`` runs (:func:`realtime.api.estimator_for`: the default target-conditioned
+model on the analytic matcher's dynamics) aiming at that profile, at the comparison's common delivery
 (``--target-lufs``, ``--ceiling-dbtp``).  Its tonal distance is measured to
 its own target (``tonal_target`` in its entry, with the original excerpt's
 distance to the same target for comparison); every other system's to the
@@ -426,7 +426,7 @@ def _measure_system(y: np.ndarray, sr: int) -> dict:
 
 def _render_kwargs(settings: dict, profile: Any = None) -> dict:
     """A system's settings (and the profile it aims at) -> keyword arguments of :func:`realtime.render.render_array`."""
-    if profile is not None:  # the AI 'mixpilot render --reference/--target' runs (realtime.api.estimator_for)
+    if profile is not None:  # the AI 'mixpilot render --reference/--target' runs (api.estimator_for -> matcher_for)
         from types import SimpleNamespace
 
         from .api import estimator_for
@@ -1293,11 +1293,12 @@ def _summary(doc: dict, out: str, stream: TextIO) -> None:
         return f"{v:7.{nd}f}" if isinstance(v, (int, float)) else f"{'-':>7s}"
 
     stream.write(f"compared {doc['input']['path']} ({doc['input']['duration_s']:.1f} s) -> {out}\n")
-    stream.write(f"  {'system':28s} {'LUFS':>7s} {'dBTP':>7s} {'LRA':>7s} {'PLR':>7s} {'tonal':>7s} {'time s':>7s}\n")
+    w = min(max([len("system")] + [len(s["label"]) for s in doc["systems"]]), 56)  # the labels, whole (to 56)
+    stream.write(f"  {'system':{w}s} {'LUFS':>7s} {'dBTP':>7s} {'LRA':>7s} {'PLR':>7s} {'tonal':>7s} {'time s':>7s}\n")
     for s in doc["systems"]:
         lo = s["loudness"]
         stream.write(
-            f"  {s['label'][:28]:28s} {f(lo['integrated_lufs'])} {f(lo['true_peak_dbtp'])} {f(lo['lra_lu'])} "
+            f"  {s['label'][:w]:{w}s} {f(lo['integrated_lufs'])} {f(lo['true_peak_dbtp'])} {f(lo['lra_lu'])} "
             f"{f(lo['plr_db'])} {f(s['tonal_distance']['rms_db'], 2)} {f(s['timing']['render_s'], 2)}\n"
         )
     mt = doc["matched"]

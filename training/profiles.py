@@ -94,7 +94,8 @@ def descriptors_from_dict(d: dict) -> Descriptors:
 
 def track_descriptors(track: dict, corpus_dir: Path) -> Descriptors:
     """Descriptors of one manifest track, from the cache ``DIR/descriptors/SHA.json`` or measured (and cached)."""
-    from mixpilot.realtime.audio_io import read_audio, write_text_atomic
+    from mixpilot.fileio import write_text_atomic
+    from mixpilot.realtime.audio_io import read_audio
 
     cache = corpus_dir / "descriptors" / f"{track['sha256'][:24]}.json"
     if cache.is_file():
