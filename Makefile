@@ -18,7 +18,7 @@
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
 #   make distclean clean, and remove .venv with its stamps
 #
-# Variables: PYTHON=python3.11 (interpreter for the venv), DEMO_SONG=path/to.ogg, DEMO_SECONDS=30,
+# Variables: PYTHON=python3.11 (interpreter for the venv), DEMO_SONG=path/to.ogg, DEMO_REFERENCE=ref.ogg|'', DEMO_SECONDS=30,
 # PYTEST_ARGS='-k loudness'.
 
 SHELL := /bin/bash
@@ -39,7 +39,10 @@ TEST_PKGS := chromium
 # Kernels compiled by Numba (cache=True) are kept here between runs.
 RUN_ENV := NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache
 
-DEMO_SONG ?= $(CURDIR)/../shared/audio/Kevin_MacLeod_-_Vibe_Ace.ogg
+# the shipped real-music excerpts (demo_audio/README.md: CC BY-SA 3.0, attribution there): the song is mixed
+# toward the reference; DEMO_REFERENCE= (empty) mixes toward the shipped default profile instead
+DEMO_SONG ?= $(CURDIR)/demo_audio/westlund_romans_excerpt.ogg
+DEMO_REFERENCE ?= $(CURDIR)/demo_audio/megaglest_menu_excerpt.ogg
 DEMO_SYNTH := out/demo.wav
 DEMO_OUT := out/demo_live.wav
 DEMO_SECONDS ?= 30
@@ -61,9 +64,14 @@ demo: setup
 	  $(MAKE) -s $(DEMO_SYNTH)
 	  song="$(DEMO_SYNTH)"
 	fi
-	echo "== mixpilot play $$song (real time, $(DEMO_SECONDS) s; recording to $(DEMO_OUT))"
+	ref=()
+	if [ -n "$(DEMO_REFERENCE)" ] && [ -f "$(DEMO_REFERENCE)" ] && [ "$$song" != "$(DEMO_SYNTH)" ]; then
+	  ref=(--reference "$(DEMO_REFERENCE)")
+	fi
+	echo "== mixpilot play $$song $${ref[*]} (real time, $(DEMO_SECONDS) s; recording to $(DEMO_OUT))"
 	$(RUN_ENV) $(VENV)/bin/mixpilot play "$$song" --seconds $(DEMO_SECONDS) \
-	  --target-lufs -14 --ceiling-dbtp -1 --record $(DEMO_OUT) --stats-json out/demo_stats.json --overwrite
+	  --target-lufs -14 --ceiling-dbtp -1 --record $(DEMO_OUT) --stats-json out/demo_stats.json --overwrite \
+	  "$${ref[@]}"
 
 $(DEMO_SYNTH): demo.py $(STAMPS)/setup
 	@mkdir -p $(@D)

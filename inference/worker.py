@@ -44,10 +44,22 @@ Two ways to drive it:
   computes the same windows; it applies each result at the first block
   after the computation finishes (a few milliseconds later), which is the
   only difference from a render.
+
+**What the AI says it does.**  A stream estimator that keeps a
+:class:`inference.matcher.MatchResult` (``result()``: the analytic matcher,
+the target model on it) says in words what it moves and why ("low mids +2.6
+dB toward the target").  After each hop the worker keeps those words in
+:attr:`InferenceWorker.reasons` and counts :attr:`InferenceWorker.reasons_seq`
+up when they changed by more than rounding (:func:`reasons_differ`: a figure
+that moved by :data:`REASON_STEP` or more, at most once per
+:data:`REASON_HOLD_S` of stream time), so that
+``play``/``live`` can print a line when the AI changes course and not every
+hop (:class:`realtime.meter_ui.MeterUI`).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -61,13 +73,65 @@ from mixpilot.dsp.settings import validate as validate_setting
 
 from .features import FEATURE_CONFIG, FeatureConfig, extract_features, input_window_frames
 
-__all__ = ["AudioRing", "Estimator", "InferenceWorker", "load_estimator", "HOP_S", "CROSSFADE_S"]
+__all__ = [
+    "AudioRing",
+    "Estimator",
+    "InferenceWorker",
+    "load_estimator",
+    "reasons_of",
+    "reasons_differ",
+    "HOP_S",
+    "CROSSFADE_S",
+    "REASON_STEP",
+    "REASON_HOLD_S",
+]
 
 HOP_S = setting("ai_hop_s").default
 CROSSFADE_S = setting("crossfade_s").default
 _AI_IDX = [PARAM_INDEX[n] for n in AI_PARAM_NAMES]
 #: the AI's level parameters: with ``follow_level`` the loudness follower owns level
 LEVEL_PARAMS = ("input_gain_db", "output_gain_db")
+#: a figure in the AI's reasons (dB, a ratio, LU) must move by this much for the words to count as new
+REASON_STEP = 1.0
+#: and at least this much stream time must have passed since the last news (the first seconds of a running
+#: estimate move fast: one line per hop would be noise); what changed meanwhile is said at the next hop
+REASON_HOLD_S = 2.0
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def reasons_of(estimator: object) -> tuple[str, ...]:
+    """What ``estimator`` says it moves and why, from its current ``result().reasons`` (() when it keeps none)."""
+    result = getattr(estimator, "result", None)
+    if not callable(result):
+        return ()
+    try:
+        return tuple(str(r) for r in (getattr(result(), "reasons", None) or ()))
+    except Exception:  # the words are a courtesy: a failing estimator says so through its values
+        return ()
+
+
+def _figures(reasons: tuple[str, ...]) -> dict[str, list[float]]:
+    """Each reason's aspect (its words with the figures taken out) -> its figures."""
+    return {_NUMBER.sub("#", r): [float(v) for v in _NUMBER.findall(r)] for r in reasons}
+
+
+def reasons_differ(old: tuple[str, ...], new: tuple[str, ...], step: float = REASON_STEP) -> bool:
+    """True when a figure of the AI's words moved by ``step`` or more between ``old`` and ``new``.
+
+    An aspect is a reason with its figures taken out ("low mids +2.6 dB toward the target" -> "low mids
+    # dB toward the target"); one that comes or goes counts as figures from or to 0, so a move of a
+    few tenths of a dB that appears and disappears around the matcher's 0.5 dB threshold is no news,
+    and neither are figures that wander by rounding from hop to hop.
+    """
+    a, b = _figures(old), _figures(new)
+    for key in a.keys() | b.keys():
+        if (key in a) != (key in b) and not (a.get(key) or b.get(key)):
+            return True  # an aspect without figures came or went
+        x = a[key] if key in a else [0.0] * len(b[key])
+        y = b[key] if key in b else [0.0] * len(a[key])
+        if any(abs(u - v) >= step for u, v in zip(x, y)):
+            return True
+    return False
 
 
 class AudioRing(Protocol):
@@ -191,6 +255,11 @@ class InferenceWorker:
         self.status = f"AI: {getattr(estimator, 'name', type(estimator).__name__)}"
         self.last_values: dict[str, float] | None = None
         self.last_t_s = 0.0
+        #: what the estimator says it moves and why (:func:`reasons_of`), the stream time it said so,
+        #: and a count that goes up when the words change by more than rounding (:func:`reasons_differ`)
+        self.reasons: tuple[str, ...] = ()
+        self.reasons_t_s = 0.0
+        self.reasons_seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # the first hop with a whole window behind it: before that the window would be mostly the
@@ -265,6 +334,11 @@ class InferenceWorker:
         self.publish(values, self.crossfade_s, end_frame)
         self.last_values = values
         self.last_t_s = end_frame / self.sample_rate
+        if self.streaming and (self.reasons_seq == 0 or self.last_t_s - self.reasons_t_s >= REASON_HOLD_S):
+            said = reasons_of(self._est)
+            if reasons_differ(self.reasons, said):
+                self.reasons, self.reasons_t_s = said, self.last_t_s
+                self.reasons_seq += 1
         if self.errors:
             self.status = f"AI: {getattr(self.estimator, 'name', 'model')} (recovered)"
         if self.on_update is not None:

@@ -333,6 +333,11 @@ class AIProcess:
         self.estimator = _Named("model")
         self.last_values: dict[str, float] | None = None
         self.last_t_s = 0.0
+        #: what the AI says it moves and why, as :class:`inference.worker.InferenceWorker` keeps it (the
+        #: child sends the words with a doorbell when they changed; :class:`realtime.meter_ui.MeterUI` prints them)
+        self.reasons: tuple[str, ...] = ()
+        self.reasons_t_s = 0.0
+        self.reasons_seq = 0
         self.died: str | None = None
         self.published = 0
         self.late_ms: list[float] = []
@@ -445,6 +450,9 @@ class AIProcess:
             kind = msg.get("k")
             if kind == "t":
                 self._take()
+                if "why" in msg:
+                    self.reasons, self.reasons_t_s = tuple(str(r) for r in msg["why"]), float(msg.get("why_t", 0.0))
+                    self.reasons_seq += 1
             elif kind == "s":
                 self.status = msg.get("text", self.status)
         if not self._stopping:
@@ -488,10 +496,15 @@ class AIProcess:
         self.status = f"AI: {getattr(fb.estimator, 'name', 'matcher')} (fallback: the AI process died)"
         fb.status = self.status
         inner = fb.on_update
+        seen = [fb.reasons_seq]
 
         def update(t: float, values: dict) -> None:
             self.last_values = values
             self.last_t_s = t
+            if fb.reasons_seq != seen[0]:
+                seen[0] = fb.reasons_seq
+                self.reasons, self.reasons_t_s = fb.reasons, fb.reasons_t_s
+                self.reasons_seq += 1
             if inner is not None:
                 inner(t, values)
 
@@ -636,11 +649,17 @@ def child_main() -> int:
         _emit({"k": "error", "text": " ".join(f"{type(exc).__name__}: {exc}".split())})
         return 1
 
+    said = [worker.reasons_seq]
+
     def published(t_s: float, values: dict) -> None:
         crc = zlib.crc32(worker._window.tobytes()) if verify else 0
         targets.write(values, int(round(t_s * sr)), worker.times_ms[-1], crc)
         del worker.times_ms[:-1]  # the times live in shared memory; keep the list short
-        _emit({"k": "t"})
+        msg: dict[str, Any] = {"k": "t"}
+        if worker.reasons_seq != said[0]:  # the AI's words changed (inference.worker.reasons_differ)
+            said[0] = worker.reasons_seq
+            msg["why"], msg["why_t"] = list(worker.reasons), worker.reasons_t_s
+        _emit(msg)
 
     worker.on_update = published
     _emit({"k": "ready", "name": getattr(est, "name", "model"), "warnings": warnings, "pid": os.getpid()})

@@ -15,7 +15,7 @@ import math
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from .engine import SNAPSHOT_NAMES
@@ -146,9 +146,14 @@ class MeterUI:
         stream: TextIO,
         enabled: bool = True,
         worker: InferenceWorker | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         self.run = run
         self.worker = worker
+        #: says what the AI changes and why, once each time it changes course (``worker.reasons_seq``);
+        #: on a terminal the meters are cleared for the line and drawn again under it
+        self.note = note
+        self._reasons_seen = 0
         self.watchdog: ResumeWatchdog | None = None  # --ai-resume-s without a live MIDI input
         self.snap = run.engine.snapshot
         self.budget_us = 1e6 * blocksize / samplerate
@@ -208,6 +213,32 @@ class MeterUI:
         self.stream.flush()
         self.lines += 1
 
+    def ai_reasons(self) -> str | None:
+        """The AI's words when they changed since the last call ("AI (target) at 6.5 s: low mids +2.6 dB
+        toward the target; ..."), else None (:attr:`inference.worker.InferenceWorker.reasons`)."""
+        w = self.worker
+        seq = int(getattr(w, "reasons_seq", 0)) if w is not None else 0
+        if seq == self._reasons_seen:
+            return None
+        self._reasons_seen = seq
+        reasons = tuple(getattr(w, "reasons", ()))
+        name = getattr(getattr(w, "estimator", None), "name", "AI")
+        what = "; ".join(reasons) if reasons else "nothing to move toward the target now"
+        return f"AI ({name}) at {float(getattr(w, 'reasons_t_s', 0.0)):.1f} s: {what}"
+
+    def say_reasons(self) -> None:
+        """Print :meth:`ai_reasons` when there is news, through ``note``, above the meters."""
+        text = self.ai_reasons()
+        if text is None or self.note is None:
+            return
+        if self.enabled and self.tty and self.lines:  # clear the drawing; the note takes its place
+            self.stream.write(
+                ("\x1b[1A" if self._two_lines else "") + "\r\x1b[K" + ("\n\x1b[K\x1b[1A" if self._two_lines else "")
+            )
+            self.stream.flush()
+            self._two_lines = False
+        self.note(text)
+
     def _loop(self) -> None:
         every = 1 if self.tty else 10  # a pipe or a log gets a line a second
         i = 0
@@ -216,6 +247,7 @@ class MeterUI:
                 self.watchdog.check(time.perf_counter_ns())
             if int(self.run.counts[0]) == 0:
                 continue  # the UI starts before the stream (realtime.rtsys boosts it first): no meters before audio
+            self.say_reasons()
             i += 1
             if self.enabled and i % every == 0:
                 self.draw()

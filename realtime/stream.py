@@ -617,7 +617,7 @@ def _run(
             worker = _start_ai_process(engine, sr, opts, ai_spec, say)
         if worker is not None and opts.on_ai is not None:
             opts.on_ai(worker)
-        ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker)
+        ui = MeterUI(runner, sr, opts.blocksize, ui_stream or sys.stderr, enabled=opts.ui, worker=worker, note=say)
         t_start_ns = [time.perf_counter_ns()]
         if opts.midi_in is not None and midi_map is not None and bank is not None:
             the_session = session
@@ -776,6 +776,7 @@ def _wind_down(
     sys.setswitchinterval(old_switch)
     if ui is not None:
         step(ui.stop)
+        step(ui.say_reasons)  # the AI's last change of course, if the UI thread had no tick left to say it
     if stream is not None and jstream is None:
         step(lambda: _close_stream(stream, dead))
     # the collector back on and memory unlocked once the stream is closed (realtime.rtsys): a full

@@ -231,3 +231,55 @@ def test_render_passes_reuse_the_first_pass_ai_values(rng):
     assert est2.calls == windows * len(ref.passes)
     np.testing.assert_array_equal(r.out, ref.out)
     assert r.ai_updates == ref.ai_updates
+
+
+def test_reasons_differ_counts_other_aspects_and_real_moves_not_rounding():
+    from mixpilot.inference.worker import REASON_STEP, reasons_differ
+
+    a = ("low mids +2.6 dB toward the target", "width x1.26 (side +2.0 dB) toward the target")
+    assert not reasons_differ(a, a)
+    assert not reasons_differ(a, ("low mids +2.2 dB toward the target", a[1]))  # 0.4 < REASON_STEP: rounding
+    assert reasons_differ(a, (f"low mids +{2.6 + REASON_STEP:.1f} dB toward the target", a[1]))
+    assert reasons_differ(a, (*a, "mids +2.6 dB toward the target"))  # a new aspect that moves
+    assert not reasons_differ(a, (*a, "presence -0.5 dB toward the target"))  # one that barely does
+    assert reasons_differ(a, a[:1]) and reasons_differ((), a) and reasons_differ(a, ())  # width x1.26: side +2.0
+    assert reasons_differ(a, (*a, "tone left alone")) and not reasons_differ(("tone left alone",), ("tone left alone",))
+
+
+def test_the_worker_keeps_what_the_matcher_says_and_counts_only_news():
+    # a reference of white noise, an input with its top 6 dB down (scipy high shelf, RBJ cookbook): the
+    # analytic matcher aiming at the reference says it lifts the top; on a steady input it says so once
+    from scipy.signal import lfilter
+
+    from mixpilot.inference.profile import Profile
+    from mixpilot.inference.worker import REASON_HOLD_S, reasons_differ, reasons_of
+
+    sr = 48000
+    rng = np.random.default_rng(5)
+    ref = (0.1 * rng.standard_normal((12 * sr, 2))).astype(np.float32)
+    w0, gain = 2 * np.pi * 4000 / sr, 10 ** (-6 / 40)  # RBJ high shelf, -6 dB above 4 kHz, S = 1
+    alpha = np.sin(w0) / 2 * np.sqrt(2)
+    cw, sa = np.cos(w0), 2 * np.sqrt(gain) * alpha
+    b = gain * np.array([(gain + 1) + (gain - 1) * cw + sa, -2 * ((gain - 1) + (gain + 1) * cw),
+                         (gain + 1) + (gain - 1) * cw - sa])  # fmt: skip
+    a = np.array(
+        [(gain + 1) - (gain - 1) * cw + sa, 2 * ((gain - 1) - (gain + 1) * cw), (gain + 1) - (gain - 1) * cw - sa]
+    )
+    x = lfilter(b / a[0], a / a[0], 0.1 * rng.standard_normal((12 * sr, 2)), axis=0).astype(np.float32)
+    est = AnalyticMatcher(Profile.from_audio(ref, sr), sr, 2)
+    eng = Engine(sr, 2, max_block_size=1024)
+    worker = InferenceWorker(est, eng.ring, sr, lambda v, g, e: None, hop_s=0.5)
+    kept: tuple[str, ...] = ()
+    news = hops = 0
+    kept_t = 0.0
+    for end in range(worker.first_end, x.shape[0] + 1, worker.hop_frames):
+        eng.ring.write(x[eng.ring.frames_written : end])  # the ring as the audio thread fills it
+        worker.step(end)
+        words = reasons_of(est)
+        due = news == 0 or end / sr - kept_t >= REASON_HOLD_S
+        if due and reasons_differ(kept, words):  # the rule, applied here to every hop's words
+            kept, news, kept_t = words, news + 1, end / sr
+        hops += 1
+        assert worker.reasons == kept and worker.reasons_seq == news
+    assert any(r.startswith("air +") and r.endswith("toward the target") for r in kept), kept  # the top lifted
+    assert 1 <= news < hops / 2, (news, hops)  # a steady input: news is rare, not every hop

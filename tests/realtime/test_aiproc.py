@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from mixpilot.inference.profile import Profile
-from mixpilot.inference.worker import InferenceWorker, load_estimator
+from mixpilot.inference.worker import InferenceWorker, load_estimator, reasons_of
 from mixpilot.realtime.aiproc import AIProcess, SharedAnalysisRing
 from mixpilot.realtime.api import matcher_for
 from mixpilot.realtime.engine import AnalysisRing
+from mixpilot.realtime.references import resolve_target
 from mixpilot.realtime.stream import RunOptions, run
 
 SR = 48000
@@ -42,10 +43,16 @@ def _shm_files() -> set[str]:
     return set(glob.glob(f"/dev/shm/mixpilot-{os.getpid()}-*"))
 
 
-@pytest.mark.parametrize("target", [None, "dark"])
+@pytest.mark.parametrize("target", [None, "dark", "reference"])
 def test_ai_process_reads_the_shared_ring_bit_for_bit_and_ends_cleanly(jack_server, tmp_wav, tmp_path, target):
     x = _song(6.0)
     path = tmp_wav(x, SR, name="song.wav")
+    reference = None
+    if target == "reference":  # one reference: matched (no tolerance), so the AI has something to say
+        reference = (
+            str(tmp_wav(_song(6.0, seed=3)[:, ::-1] * np.float32(0.5) + _song(6.0, seed=4), SR, name="r.wav")),
+        )
+        target = None
     seen: dict = {}
     published: list[tuple[float, dict]] = []
     before = _shm_files()
@@ -62,7 +69,15 @@ def test_ai_process_reads_the_shared_ring_bit_for_bit_and_ends_cleanly(jack_serv
         ai.on_update = record
 
     opts = RunOptions(
-        mode="play", file=str(path), seconds=5.5, ui=False, model="default", ai_hop_s=0.5, on_ai=on_ai, target=target
+        mode="play",
+        file=str(path),
+        seconds=5.5,
+        ui=False,
+        model="default",
+        ai_hop_s=0.5,
+        on_ai=on_ai,
+        target=target,
+        reference=reference,
     )
     res = run(opts)
     assert res.error is None and res.reason == "seconds", res
@@ -83,7 +98,9 @@ def test_ai_process_reads_the_shared_ring_bit_for_bit_and_ends_cleanly(jack_serv
 
     # what the child published equals the same model on the same windows in this process
     assert published, "the AI process published nothing"
-    if target is None:
+    if reference is not None:  # the profile of the reference as the run resolved it and sent it (AISpec: its dict)
+        est = matcher_for(Profile.from_dict(resolve_target(reference, None).to_dict()), "default", lambda t: None)
+    elif target is None:
         est = load_estimator("default", lambda t: None)
     else:  # the child built its estimator from the profile's dict; here it is built from the shipped file
         est = matcher_for(Profile.load(target), "default", lambda t: None)
@@ -92,10 +109,24 @@ def test_ai_process_reads_the_shared_ring_bit_for_bit_and_ends_cleanly(jack_serv
     if configure is not None:  # the delivery the run aims at (the target's loudness and ceiling for --target)
         configure(**ai.spec.configure)
     worker = InferenceWorker(est, ref, SR, lambda v, g, e: None, hop_s=0.5)
-    for t, values in published:
-        end = int(round(t * SR))
+    # what the AI said it changes and why: "AI (NAME) at T s: WORDS" lines, each the estimator's own
+    # words at that hop (inference.worker.reasons_of), computed here on the same stream
+    said = [n for n in res.notes if n.startswith(f"AI ({ai.estimator.name}) at ")]
+    said_at = {int(round(float(n.split(" at ", 1)[1].split(" s: ", 1)[0]) * SR)): n.split(" s: ", 1)[1] for n in said}
+    words_at: dict[int, tuple[str, ...]] = {}
+    for end in sorted({int(round(t * SR)) for t, _ in published} | set(said_at)):
         assert end % worker.hop_frames == 0 and end >= worker.first_end
-        assert worker.compute(end) == values  # float64 through shared memory: exact
+        values = worker.compute(end)
+        words_at[end] = reasons_of(est)
+        for t, v in published:
+            if int(round(t * SR)) == end:
+                assert values == v  # float64 through shared memory: exact
+    for end, words in said_at.items():
+        assert words == ("; ".join(words_at[end]) or "nothing to move toward the target now"), (end, words)
+    if ai.reasons_seq:  # the child reported words: the last of them were said (the wind-down flushes them)
+        assert said and said[-1].endswith("; ".join(ai.reasons) or "nothing to move toward the target now")
+    if reference is not None:  # a reference unlike the song: the AI says what it moves, and it was said
+        assert any(words_at.values()) and said, (words_at, res.notes)
 
 
 def test_ai_process_killed_one_warning_and_the_fallback_takes_over(jack_server, tmp_wav):

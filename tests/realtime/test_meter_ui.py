@@ -124,3 +124,47 @@ def test_what_a_terminal_of_that_width_receives(columns, monkeypatch):
         assert text.count("\n") == 1  # the final newline when the meters stop
     else:
         assert "\x1b[1A" in text and "AI: ensemble" in visible
+
+
+def _screen(text: str) -> list[str]:
+    """What a VT100 shows after ``text``: \\r, \\n, cursor up (ESC[1A) and erase to the end of line (ESC[K)."""
+    rows, r, c = [""], 0, 0
+    for tok in re.findall(r"\x1b\[1A|\x1b\[K|\r|\n|[^\x1b\r\n]", text):
+        if tok == "\n":
+            r, c = r + 1, 0
+            rows += [""] * (r + 1 - len(rows))
+        elif tok == "\r":
+            c = 0
+        elif tok == "\x1b[1A":
+            r = max(0, r - 1)
+        elif tok == "\x1b[K":
+            rows[r] = rows[r][:c]
+        else:
+            rows[r] = rows[r][:c].ljust(c) + tok + rows[r][c + 1 :]
+            c += 1
+    return rows
+
+
+@pytest.mark.parametrize("columns", [80, 140])
+def test_the_ai_says_what_it_changes_once_per_change_above_the_meters(columns, monkeypatch):
+    # the words of inference.worker (reasons, reasons_t_s, reasons_seq) become one note per change; on a
+    # terminal the meters are cleared for it and drawn again under it (checked on an emulated screen)
+    monkeypatch.setattr(
+        meter_ui.shutil, "get_terminal_size", lambda fallback=(80, 24): __import__("os").terminal_size((columns, 24))
+    )
+    out = _Tty()
+    worker = types.SimpleNamespace(
+        status="AI: target", estimator=types.SimpleNamespace(name="target"), reasons=(), reasons_t_s=0.0, reasons_seq=0
+    )
+    ui = MeterUI(_fake_run(), 48000, 128, out, enabled=True, worker=worker, note=lambda t: out.write(f"note: {t}\n"))
+    ui.draw()
+    ui.say_reasons()  # nothing said yet
+    worker.reasons, worker.reasons_t_s, worker.reasons_seq = ("low mids +2.6 dB toward the target",), 3.0, 1
+    ui.say_reasons()
+    ui.say_reasons()  # the same words: said once
+    ui.draw()
+    screen = [row for row in _screen(out.getvalue()) if row]
+    notes = [row for row in screen if row.startswith("note: ")]
+    assert notes == ["note: AI (target) at 3.0 s: low mids +2.6 dB toward the target"], screen
+    assert screen[0] == notes[0]  # the meters drawn before it were cleared, not left above it
+    assert "TP" in screen[1] and (len(screen) == 3) == (columns >= COMPACT_BELOW), screen  # the meters under it
