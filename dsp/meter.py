@@ -61,6 +61,7 @@ from .spec import ProcessSpec
 __all__ = [
     "LoudnessMeter",
     "measure",
+    "true_peak_dbtp",
     "k_weighting_coeffs",
     "default_channel_weights",
     "ABSOLUTE_GATE_LUFS",
@@ -843,3 +844,31 @@ def measure(x: np.ndarray, sample_rate: float, *, channel_weights: Sequence[floa
         "max_momentary_lufs": meter.max_momentary_lufs,
         "max_short_term_lufs": meter.max_short_term_lufs,
     }
+
+
+def true_peak_dbtp(x: np.ndarray) -> float:
+    """:func:`measure`'s ``true_peak_dbtp`` alone: the same interpolators and end flush, no K-weighting.
+
+    For a caller that needs only the true peak (the render's delivered pass, whose loudness is
+    already measured): the same value as ``measure(x, fs)["true_peak_dbtp"]`` (tested), at about a
+    third of the cost.  ``x`` [frames] or [frames, channels]; non-finite samples read as 0.
+    """
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (frames,) or (frames, channels), got {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    ch = x.shape[1]
+    buf = np.zeros((ch, 2 * TP_TAPS))
+    w = np.zeros(ch, dtype=np.int64)
+    peaks = np.zeros(ch)
+    scratch = tp_scratch()
+    for c in range(ch):
+        peaks[c], w[c] = _tp_channel_peak(x, c, buf[c], int(w[c]), TP_COEFFS_T, scratch)
+    _tp_flush(buf, w, TP_COEFFS_T, peaks, TP_DELAY)
+    # after the flush every sample has passed the exact-delay branch: the peak is never below the
+    # sample peak (which the meter's readout also takes the max with)
+    tp = float(peaks.max()) if ch else 0.0
+    return 20.0 * math.log10(tp) if tp > 0.0 else -math.inf

@@ -594,3 +594,22 @@ def test_validation_errors() -> None:
         LoudnessMeter(ProcessSpec(FS, 512, 2), channel_weights=[1.0, 1.0, 1.0])
     with pytest.raises(ValueError):
         LoudnessMeter(channel_weights=[1.0, -1.0])
+
+
+def test_true_peak_dbtp_is_measures_true_peak() -> None:
+    # true_peak_dbtp runs only the meter's true-peak interpolators and end flush; reference: the
+    # full meter, measure(x)["true_peak_dbtp"], bit for bit (mono, stereo, 5 channels, float32 and
+    # float64, NaN/Inf samples, a buffer shorter than the interpolator, silence).
+    from mixpilot.dsp.meter import measure, true_peak_dbtp
+
+    rng = np.random.default_rng(11)
+    cases = [rng.standard_normal(48000) * 0.3, rng.standard_normal((30000, 2)), rng.standard_normal((9000, 5)) * 2.0,
+             rng.standard_normal((5, 2)), np.zeros((1000, 2))]  # fmt: skip
+    bad = rng.standard_normal((20000, 2))
+    bad[[5, 600], 0] = np.nan
+    bad[7000, 1] = np.inf
+    cases.append(bad)
+    for x in cases:
+        for dtype in (np.float32, np.float64):
+            xx = x.astype(dtype)
+            assert true_peak_dbtp(xx) == measure(xx, 48000)["true_peak_dbtp"]
