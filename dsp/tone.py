@@ -102,9 +102,7 @@ def _rbj_rows(gains: np.ndarray, sample_rate: float, out: np.ndarray) -> None:  
         _rbj_into(_KINDS[b], _FREQS[b], gains[k], _QS[b], sample_rate, out[k])
 
 
-def _fit_step(
-    g: np.ndarray, z: np.ndarray, sample_rate: float, step_db: float = 1e-3
-) -> tuple[np.ndarray, np.ndarray]:
+def _fit_step(g: np.ndarray, z: np.ndarray, sample_rate: float, step_db: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """:func:`response_db` and :func:`_jacobian` at ``g`` in one batch: ``z = exp(-2j pi f / fs)``.
 
     The thirty responses (each band at ``g``, ``g + step`` and ``g - step``) are evaluated as one
