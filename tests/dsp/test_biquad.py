@@ -101,3 +101,48 @@ def test_default_eq_is_transparent(rng):
     y = np.zeros_like(x)
     eq.process(x, y)
     np.testing.assert_array_equal(y, x)
+
+
+def test_zero_db_eq_filters_are_exactly_the_identity(rng):
+    # The EQ stage skips its biquads while the four gains are 0 dB and every state is zero; that is
+    # bit-identical to running them because a 0 dB cookbook shelf or bell is exactly the identity
+    # (numerator = denominator, so y = x and the states stay 0).  Reference: the biquads themselves,
+    # run sample by sample over the parameters' ranges of frequency and Q.
+    from numba import njit
+
+    from mixpilot.dsp.biquad import BELL, HIGH_SHELF, LOW_SHELF, _biquad_tick, rbj_coefficients
+
+    @njit
+    def run(c, x):
+        z = np.zeros(2)
+        y = np.empty_like(x)
+        for n in range(x.shape[0]):
+            y[n] = _biquad_tick(c, z, x[n])
+        return y, z
+
+    x = rng.standard_normal(4096) * 0.5
+    for fs in (44100.0, 48000.0, 96000.0):
+        for kind in (LOW_SHELF, BELL, HIGH_SHELF):
+            for f in (20.0, 120.0, 1000.0, 4500.0, 16000.0):
+                for q in (0.1, 0.7071, 0.7, 3.0, 10.0):
+                    y, z = run(rbj_coefficients(kind, f, 0.0, q, fs), x)
+                    assert np.array_equal(y, x) and not z.any()
+
+
+def test_neutral_eq_stage_sleeps_and_wakes(rng):
+    x = (0.3 * rng.standard_normal((48000, 2))).astype(np.float32)
+    eq = Equalizer()
+    eq.prepare(ProcessSpec(48000, 512, 2))
+    y = np.zeros_like(x)
+    eq.process(x, y)
+    np.testing.assert_array_equal(y, x)
+    assert eq.state_arrays()["eq.active"][0] == 0.0  # skipped: the test above makes that exact
+    eq.mid_gain_db = 4.0
+    eq.process(x, y)
+    assert eq.state_arrays()["eq.active"][0] == 1.0 and not np.array_equal(y, x)
+    eq.mid_gain_db = 0.0
+    for _ in range(4):  # the gain glides back, the states ring out and flush to zero
+        eq.process(x, y)
+    assert eq.state_arrays()["eq.active"][0] == 0.0
+    eq.process(x, y)
+    np.testing.assert_array_equal(y, x)
