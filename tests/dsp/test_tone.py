@@ -202,11 +202,12 @@ def test_mixpilot_params_lists_the_new_rows(capsys):
 
 @pytest.mark.parametrize("fs", [22050.0, 44100.0, 48000.0, 96000.0])
 def test_batched_fit_step_matches_the_band_by_band_closed_form(fs: float) -> None:
-    # fit() evaluates the cascade and its Jacobian as one batch (_fit_step); reference: response_db and
-    # _jacobian, one band at a time with dsp.biquad.response (float64 closed form).  Equal to 1e-9 dB
-    # (measured: identical; a vectorised log10 could round the last bit differently).
+    # fit() evaluates the cascade and its Jacobian as one batch (_fit_step), response_db the bands off
+    # 0 dB as one batch; reference: _response_db_bandwise and _jacobian, one band at a time with
+    # dsp.biquad.response (float64 closed form).  Equal to 1e-9 dB (measured: identical; a vectorised
+    # log10 could round the last bit differently).
     from mixpilot.dsp.descriptors import BAND_CENTRES_HZ
-    from mixpilot.dsp.tone import _fit_step, _jacobian
+    from mixpilot.dsp.tone import _fit_step, _jacobian, _response_db_bandwise
 
     rng = np.random.default_rng(5)
     f = BAND_CENTRES_HZ[BAND_CENTRES_HZ < 0.49 * fs]
@@ -214,5 +215,8 @@ def test_batched_fit_step_matches_the_band_by_band_closed_form(fs: float) -> Non
     for _ in range(30):
         g = rng.uniform(-12.0, 12.0, N_BANDS) * (rng.random(N_BANDS) < 0.8)
         r, j = _fit_step(g, z, fs)
-        np.testing.assert_allclose(r, response_db(g, f, fs), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(r, _response_db_bandwise(g, f, fs), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(response_db(g, f, fs), _response_db_bandwise(g, f, fs), rtol=0, atol=1e-9)
+        grid = np.geomspace(20.0, 0.45 * fs, 64).reshape(8, 8)  # any shape of frequencies
+        np.testing.assert_allclose(response_db(g, grid, fs), _response_db_bandwise(g, grid, fs), rtol=0, atol=1e-9)
         np.testing.assert_allclose(j, _jacobian(g, f, fs), rtol=0, atol=1e-9)
