@@ -188,3 +188,68 @@ def test_follower_makes_up_what_the_limiter_takes(rng):
     tail = measure(y[25 * SR :], SR)["integrated_lufs"]
     assert eng.limiter_loss_db > 1.0  # the limiter does take loudness here
     assert abs(tail - target) < 1.0, (tail, eng.limiter_loss_db)
+
+
+def test_memory_shift_moves_the_gated_loudness_by_exactly_the_shift():
+    # Closed form: blocks at known loudness in the follower's weighted histogram; moving them by d LU
+    # moves the gated loudness (BS.1770-4 gating, dsp.meter._gated_lufs) by d within half a bin, and
+    # small steps add up (the rounding is carried): 40 steps of 0.0123 move it by 0.492.
+    from mixpilot.dsp.meter import HIST_BIN_LU, HIST_BINS, HIST_MIN_LUFS, _gated_lufs
+    from mixpilot.realtime.engine import _shift_memory
+
+    w = np.zeros((4, HIST_BINS))
+    for lufs, n in ((-30.0, 5.0), (-24.0, 8.0), (-45.0, 3.0)):  # the last is under the relative gate
+        b = int((lufs - HIST_MIN_LUFS) / HIST_BIN_LU)
+        w[0, b] += n
+        w[1, b] += n * 10 ** ((HIST_MIN_LUFS + (b + 0.5) * HIST_BIN_LU + 0.691) / 10)
+    base = _gated_lufs(w[0], w[1], -10.0)
+    rest = np.zeros(1)
+    for d in (3.7, -5.25, 1.55):
+        before = _gated_lufs(w[0], w[1], -10.0)
+        _shift_memory(w, d, rest)
+        assert _gated_lufs(w[0], w[1], -10.0) - before == pytest.approx(d, abs=HIST_BIN_LU / 2 + 1e-9)
+    assert _gated_lufs(w[0], w[1], -10.0) - base == pytest.approx(0.0, abs=HIST_BIN_LU)
+    start = _gated_lufs(w[0], w[1], -10.0)
+    for _ in range(40):
+        _shift_memory(w, 0.0123, rest)
+    assert _gated_lufs(w[0], w[1], -10.0) - start == pytest.approx(40 * 0.0123, abs=HIST_BIN_LU)
+    assert w[0].sum() == pytest.approx(16.0)
+
+
+def _eq_change_run(rng, block: int, predict: bool) -> tuple[np.ndarray, float]:
+    # 30 s of stationary stereo noise at about -33 LUFS delivered at -16; at 15 s an EQ update (+6 dB over
+    # 500 Hz..8 kHz, gliding 2 s like the AI's) that raises the pre-delivery loudness by several LU.
+    x = (0.01 * rng.standard_normal((30 * SR, 2))).astype(np.float32)
+    eng = Engine(SR, 2, max_block_size=1024, target_lufs=-16.0)
+    if not predict:
+        eng.predictor = None
+    y = np.zeros_like(x)
+    at = 15 * SR
+    y[:at] = _run(eng, x[:at], block)
+    bands = ("tone_500hz_db", "tone_1khz_db", "tone_2khz_db", "tone_4khz_db", "tone_8khz_db")
+    upd = eng.publish({b: 6.0 for b in bands}, glide_s=2.0, at=at, end_frame=at)
+    y[at:] = _run(eng, x[at:], block)
+    return y, upd.loudness_change_db
+
+
+def test_follower_anticipates_a_predicted_eq_change(rng):
+    # Without the prediction the follower learns the change from its 10 s memory: the delivered
+    # short-term loudness (3 s windows every 0.5 s, dsp.meter.measure) overshot the target by up to
+    # 7.1 LU and was still 2.0 LU over 12 s later (measured).  With it the delivery gain glides down with
+    # the EQ: at most 0.5 LU over (measured; the predicted rise 7.8 LU).
+    y, change = _eq_change_run(rng, 1024, predict=True)
+    y0, _ = _eq_change_run(np.random.default_rng(20261121), 1024, predict=False)
+    assert change > 3.0  # the predicted rise (measured by the prediction test in tests/dsp)
+
+    def worst(z: np.ndarray) -> float:
+        starts = np.arange(14.0, 27.0, 0.5)
+        return max(abs(measure(z[int(s * SR) : int((s + 3) * SR)], SR)["integrated_lufs"] + 16.0) for s in starts)
+
+    assert worst(y) < 0.75, worst(y)
+    assert worst(y0) > 2.0, worst(y0)
+
+
+def test_anticipation_is_block_size_invariant(rng):
+    # The change is realised at stream positions (the update's and the follower's), not block boundaries.
+    outs = [_eq_change_run(np.random.default_rng(7), block, predict=True)[0] for block in (1024, 37)]
+    np.testing.assert_array_equal(outs[0], outs[1])
