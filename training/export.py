@@ -255,6 +255,9 @@ def export_model(
     """
     if name == DEFAULT_MODEL or not name.isidentifier():
         raise ValueError(f"model name must be an identifier other than {DEFAULT_MODEL!r}, got {name!r}")
+    n_out = int(getattr(model, "config", {}).get("n_params", len(AI_PARAM_NAMES)))
+    if n_out != len(AI_PARAM_NAMES):  # the card lists AI_PARAM_NAMES, one per output
+        raise ValueError(f"{name}: the model has {n_out} outputs, the card would list {len(AI_PARAM_NAMES)} parameters")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = export_onnx(model, out / f"{name}.onnx", feature_config=feature_config)

@@ -1,4 +1,4 @@
-"""PyTorch models that map one log-mel window to the ten AI parameters.
+"""PyTorch models that map one log-mel window to the AI parameters.
 
 Every model takes ``features`` of shape ``[batch, 2, n_mels, n_frames]`` — the
 log-mel dB spectrogram of mid and side computed by
@@ -51,6 +51,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from mixpilot.dsp.params import AI_PARAM_NAMES
+
+#: outputs of a window model by default: today's whole AI set (the export's card lists exactly these)
+N_PARAMS = len(AI_PARAM_NAMES)
 
 __all__ = [
     "InputNorm",
@@ -215,7 +220,7 @@ class CompactCNN(_Regressor):
         *,
         n_mels: int = 64,
         n_frames: int = 128,
-        n_params: int = 10,
+        n_params: int = N_PARAMS,
         channels: tuple[int, ...] | list[int] = (16, 32, 64, 96),
         hidden: int = 128,
         dropout: float = 0.1,
@@ -324,7 +329,7 @@ class PatchTransformer(_Regressor):
         *,
         n_mels: int = 64,
         n_frames: int = 128,
-        n_params: int = 10,
+        n_params: int = N_PARAMS,
         patch: tuple[int, int] | list[int] = (8, 16),
         dim: int = 96,
         depth: int = 3,
@@ -390,7 +395,7 @@ class WeightedEnsemble(nn.Module):
         super().__init__()
         self.a = a
         self.b = b
-        n_params = int(getattr(a, "config", {}).get("n_params", 10))
+        n_params = int(getattr(a, "config", {}).get("n_params", N_PARAMS))
         w = np.full(n_params, 0.5, np.float32) if weights is None else np.asarray(weights, np.float32)
         if w.shape != (n_params,) or np.any(w < 0) or np.any(w > 1):
             raise ValueError(f"ensemble weights must be {n_params} values in 0..1, got {w}")

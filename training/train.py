@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mixpilot.dsp.params import AI_PARAM_NAMES
+
 __all__ = ["TrainConfig", "TrainResult", "seed_everything", "train_model", "predict", "default_threads"]
 
 
@@ -97,7 +99,7 @@ def predict(model: nn.Module, features: np.ndarray, *, batch_size: int = 256) ->
         out.append(model(xb).numpy())
     model.train(was_training)
     if not out:
-        n_params = int(getattr(model, "config", {}).get("n_params", 10))
+        n_params = int(getattr(model, "config", {}).get("n_params", len(AI_PARAM_NAMES)))
         return np.zeros((0, n_params), np.float32)
     return np.concatenate(out).astype(np.float32)
 

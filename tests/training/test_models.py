@@ -181,6 +181,9 @@ def test_export_model_writes_a_card_the_engine_accepts(rng, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
     with pytest.raises(ValueError, match="other than 'default'"):
         export_model(model, tmp_path, "default", parity_features=x, training_data={})
+    ten = CompactCNN(channels=(4, 8, 8, 8), hidden=16, n_params=10)  # the old window models' output count
+    with pytest.raises(ValueError, match="10 outputs"):  # a card listing 22 names for 10 outputs would lie
+        export_model(ten, tmp_path, "ten", parity_features=x, training_data={})
 
 
 def _toy_task(rng, n):
@@ -223,7 +226,7 @@ def test_output_clamps_raw_head_and_bias_starts_at_the_median(rng):
     for output in ("clamp", "sigmoid"):
         torch.manual_seed(0)
         m = CompactCNN(channels=(4, 8, 8, 8), hidden=16, output=output).eval()
-        med = np.array([0.5, 0.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5])
+        med = np.resize([0.5, 0.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5], N_PARAMS)
         m.set_output_bias(med)
         with torch.no_grad():
             raw, y = m.raw(x), m(x)
