@@ -231,8 +231,9 @@ def apply_fault(x: np.ndarray, p: dict, sr: int) -> np.ndarray:
 # cases on disk
 
 
-def _cases_dir(corpus_dir: Path, seed: int) -> Path:
-    return corpus_dir / "match_eval" / f"v{CASES_VERSION}-seed{seed}"
+def _cases_dir(corpus_dir: Path, seed: int, split: str = "test") -> Path:
+    tag = "" if split == "test" else f"{split}-"  # the test split's folders keep their original names
+    return corpus_dir / "match_eval" / f"v{CASES_VERSION}-{tag}seed{seed}"
 
 
 def _store(path: Path, x: np.ndarray) -> float:
@@ -278,21 +279,30 @@ def _pick_excerpts(x: np.ndarray, track_lufs: float, rng: np.random.Generator) -
 
 
 def prepare_cases(
-    corpus_dir: Path, n_cases: int, seed: int = 0, *, log: Callable[[str], None] = lambda s: None
+    corpus_dir: Path,
+    n_cases: int,
+    seed: int = 0,
+    *,
+    split: str = "test",
+    log: Callable[[str], None] = lambda s: None,
 ) -> Path:
-    """Make (or reuse) the first ``n_cases`` cases of ``seed``; returns their folder. Resumable."""
+    """Make (or reuse) the first ``n_cases`` cases of ``seed``; returns their folder. Resumable.
+
+    ``split``: the corpus split the tracks come from -- ``test`` for the held-out evaluation;
+    ``validation`` (folder ``v1-validation-seedS``) for model selection, which must never read the test split.
+    """
     from mixpilot.fileio import write_text_atomic
     from mixpilot.training.corpus import load_manifest
 
     manifest = load_manifest(corpus_dir)
     tracks = sorted(
-        (t for t in manifest["tracks"] if t["split"] == "test" and t["duration_s"] >= MIN_TRACK_S),
+        (t for t in manifest["tracks"] if t["split"] == split and t["duration_s"] >= MIN_TRACK_S),
         key=lambda t: t["id"],
     )
     if not tracks:
-        raise EvalError("no test-split track of at least 65 s in the corpus manifest")
+        raise EvalError(f"no {split}-split track of at least 65 s in the corpus manifest")
     order = np.random.default_rng(seed).permutation(len(tracks))
-    folder = _cases_dir(corpus_dir, seed)
+    folder = _cases_dir(corpus_dir, seed, split)
     folder.mkdir(parents=True, exist_ok=True)
     import pedalboard
 
@@ -316,7 +326,7 @@ def prepare_cases(
             if starts is not None:
                 break
         else:
-            raise EvalError("no test track has two active 30 s excerpts")
+            raise EvalError(f"no {split} track has two active 30 s excerpts")
         n = int(EXCERPT_S * SAMPLE_RATE)
         a_raw, b_raw = x[starts[0] : starts[0] + n], x[starts[1] : starts[1] + n]
         style, fault = draw_style(rng), draw_fault(rng)
@@ -619,6 +629,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=None, help=f"corpus folder (default {default_dir()})")
     ap.add_argument("--cases", type=int, default=100, help="number of cases (default 100; at least 50)")
     ap.add_argument("--seed", type=int, default=0, help="case seed (default 0)")
+    ap.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "validation", "train"),
+        help="tracks of this corpus split (default test; validation for model selection)",
+    )
     ap.add_argument("--systems", default="bypass,reference,oracle-eq,matchering", help="comma-separated systems")
     ap.add_argument("--matchering-python", default=DEFAULT_MATCHERING_PYTHON, help="python of the Matchering venv")
     ap.add_argument(
@@ -646,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EvalError(f"unknown system(s) {', '.join(bad)}: choose from {', '.join(sorted(known))}")
         if args.cases < 1:
             raise EvalError("--cases must be at least 1")
-        folder = prepare_cases(corpus, args.cases, args.seed, log=log)
+        folder = prepare_cases(corpus, args.cases, args.seed, split=args.split, log=log)
         systems: dict[str, System | str] = {}
         for n in names:
             if n == "bypass":
@@ -684,9 +700,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             matchering.close()
     summary = summarise(results)
     head = (
-        f"{args.cases} cases (seed {args.seed}) from the corpus's test split; means over the cases, medians in "
-        f"brackets; `python -m mixpilot.training.match_eval --cases {args.cases} --seed {args.seed} "
-        f"--systems {','.join(names)}`."
+        f"{args.cases} cases (seed {args.seed}) from the corpus's {args.split} split; means over the cases, medians "
+        f"in brackets; `python -m mixpilot.training.match_eval --cases {args.cases} --seed {args.seed} "
+        + ("" if args.split == "test" else f"--split {args.split} ")
+        + f"--systems {','.join(names)}`."
     )
     table = format_table(summary)
     print(head)

@@ -108,8 +108,26 @@ def test_cases_are_reproducible_and_scored(tmp_path, rng) -> None:
     res = me.evaluate({"bypass": me.bypass, "reference": "reference", "oracle-eq": "oracle-eq"}, folder, 1)
     assert res["oracle-eq"][0]["mid_tonal_db"] < 0.5 < res["bypass"][0]["mid_tonal_db"]
     assert json.loads((folder / "scores" / "bypass.json").read_text())["0"]["case"] == 0
+
     table = me.format_table(me.summarise(res))
     assert "content floor" in table and "| bypass |" in table
+
+
+def test_cases_from_another_split_go_to_their_own_folder(tmp_path, rng) -> None:
+    """Model selection reads validation-split cases; the test split's folder keeps its name."""
+    corpus = _tiny_corpus(tmp_path, rng)
+    with pytest.raises(me.EvalError, match="no validation-split track"):
+        me.prepare_cases(corpus, 1, seed=7, split="validation")
+    test_folder = me.prepare_cases(corpus, 1, seed=7)
+    assert test_folder.name == f"v{me.CASES_VERSION}-seed7"
+    m = json.loads((corpus / "manifest.json").read_text())
+    for r in m["tracks"]:
+        r["split"] = "validation"
+    (corpus / "manifest.json").write_text(json.dumps(m))
+    folder = me.prepare_cases(corpus, 1, seed=7, split="validation")
+    assert folder.name == f"v{me.CASES_VERSION}-validation-seed7"
+    # the same tracks and seed give the same case, whatever the split is called
+    assert (folder / "case_000" / "truth.flac").read_bytes() == (test_folder / "case_000" / "truth.flac").read_bytes()
 
 
 def test_analytic_systems_match_under_the_ceiling(rng) -> None:
