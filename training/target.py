@@ -11,8 +11,9 @@ Steps (each resumable; ``--workdir``, default ``DIR/target_work``, holds the int
 1. the frame statistics of every ``train`` and ``validation`` track
    (:mod:`training.target_data`; decoded once);
 2. ``--pairs`` self-supervised pairs from the train tracks and ``--val-pairs``
-   from the validation tracks (:mod:`training.target_pairs`), saved as
-   ``pairs_vV_train_SEED_N.npz`` / ``pairs_vV_val_SEED_N.npz`` (``V``: the recipe's version);
+   from the validation tracks (:mod:`training.target_pairs`), saved in chunks of
+   20000 as ``pairs_vV_train_SEED_FIRST+N.npz`` / ``pairs_vV_val_SEED_FIRST+N.npz``
+   (``V``: the recipe's version; a chunk depends only on the seed and ``FIRST``);
 3. training (:class:`TargetNet`, AdamW, cosine decay, the loss below);
    the state after every epoch goes to ``checkpoint.pt`` and ``--resume``
    continues from it; the epoch with the lowest validation loss is kept;
@@ -70,9 +71,10 @@ from mixpilot.inference.target_model import (
 from .target_data import BAND_POINTS_HZ, POINTS_PER_BAND, SAMPLE_RATE
 from .torch_chain import ToneResponse, crossover_shares, side_amplitude
 
-__all__ = ["TargetNet", "chain_loss", "main", "train_target"]
+__all__ = ["TargetEnsemble", "TargetNet", "chain_loss", "main", "train_target"]
 
 OPSET = 17
+PAIRS_CHUNK = 20000  # pairs per cached file
 N_OUT = len(MODEL_PARAM_NAMES)
 _ROWS = [PARAMS[PARAM_INDEX[n]] for n in MODEL_PARAM_NAMES]
 _LO = torch.tensor([p.ai_minimum for p in _ROWS], dtype=torch.float32)
@@ -111,6 +113,27 @@ class TargetNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.head(self.body((x - self.mean) / self.std)))
+
+
+class TargetEnsemble(nn.Module):
+    """The mean output of several :class:`TargetNet` trained from different seeds (one graph)."""
+
+    architecture = "mlp-ensemble"
+
+    def __init__(self, members: Sequence[TargetNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.config = {**members[0].config, "members": len(members)}
+        self.register_buffer("mean", members[0].mean.clone())
+        self.register_buffer("std", members[0].std.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](x)
+        for m in self.members[1:]:
+            out = out + m(x)
+        return out * (1.0 / len(self.members))
 
 
 class ChainLoss(nn.Module):
@@ -301,7 +324,7 @@ def train_target(
 
 
 def export_target(
-    model: TargetNet,
+    model: TargetNet | TargetEnsemble,
     out_dir: Path,
     name: str,
     *,
@@ -456,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--noise", type=float, default=0.3, help="input noise during training (feature std units)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ensemble", type=int, default=1, help="members trained from seeds SEED, SEED+1, ...; mean output")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="decoding processes for the frame cache")
     ap.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoint.pt")
@@ -495,17 +519,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         va = [t for t in tracks if t["split"] == "validation"]
         pairs = {}
         for split, tl, n, s in (("train", tr, args.pairs, args.seed), ("val", va, args.val_pairs, args.seed + 1000)):
-            path = pairs_dir / f"pairs_v{PAIRS_VERSION}_{split}_{s}_{n}.npz"
-            if path.is_file():
-                z = np.load(path)
-                pairs[split] = {k: z[k] for k in z.files}
-                log(f"{split} pairs: {path}")
-                continue
-            t0 = time.monotonic()
-            pairs[split] = make_pairs(load_cache(corpus, tl), n, s, default_target, log=log)
-            np.savez(path.with_suffix(".tmp.npz"), **pairs[split])
-            os.replace(path.with_suffix(".tmp.npz"), path)
-            log(f"{split} pairs: {n} in {time.monotonic() - t0:.0f} s -> {path}")
+            chunks = []
+            for first in range(0, n, PAIRS_CHUNK):
+                # fixed chunks of PAIRS_CHUNK pairs, each made by make_pairs(first=...) and cached apart: a chunk
+                # depends only on the seed and its first index, so a larger --pairs reuses the chunks already made
+                k = min(PAIRS_CHUNK, n - first)
+                path = pairs_dir / f"pairs_v{PAIRS_VERSION}_{split}_{s}_{first}+{k}.npz"
+                if path.is_file():
+                    z = np.load(path)
+                    chunks.append({key: z[key] for key in z.files})
+                    log(f"{split} pairs: {path}")
+                    continue
+                t0 = time.monotonic()
+                chunks.append(make_pairs(load_cache(corpus, tl), k, s, default_target, first=first, log=log))
+                np.savez(path.with_suffix(".tmp.npz"), **chunks[-1])
+                os.replace(path.with_suffix(".tmp.npz"), path)
+                log(f"{split} pairs: {k} in {time.monotonic() - t0:.0f} s -> {path}")
+            pairs[split] = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
         train, val = pairs["train"], pairs["val"]
         data_card = {
             **_corpus_card(manifest, tr),
@@ -516,23 +546,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             "recipe": "training/target_pairs.py (DeepAFx-ST self-supervised pairs in the descriptor domain)",
             "test_split": "never read by training or model selection (training/match_eval.py cases only)",
         }
-    model, hist = train_target(
-        train,
-        val,
-        epochs=epochs,
-        batch_size=args.batch_size if not args.smoke else 64,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        hidden=args.hidden if not args.smoke else 32,
-        layers=args.layers,
-        dropout=args.dropout,
-        noise=args.noise,
-        checkpoint=work / "checkpoint.pt",
-        resume=args.resume,
-        log=log,
-    )
+    members, hists = [], []
+    for j in range(max(1, args.ensemble)):
+        if args.ensemble > 1:
+            log(f"member {j + 1}/{args.ensemble} (seed {args.seed + j})")
+        m, h = train_target(
+            train,
+            val,
+            epochs=epochs,
+            batch_size=args.batch_size if not args.smoke else 64,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            seed=args.seed + j,
+            hidden=args.hidden if not args.smoke else 32,
+            layers=args.layers,
+            dropout=args.dropout,
+            noise=args.noise,
+            checkpoint=work / ("checkpoint.pt" if j == 0 else f"checkpoint_{j}.pt"),
+            resume=args.resume,
+            log=log,
+        )
+        members.append(m)
+        hists.append(h)
+    hist = hists[0]
+    model: TargetNet | TargetEnsemble = members[0]
     best = min(hist["history"], key=lambda r: r["val_loss"])
+    if len(members) > 1:
+        model = TargetEnsemble(members).eval()
+        ev = evaluate_pairs(model, ChainLoss(), val)
+        best = {**ev, "val_loss": ev["mid_db"] + ev["side_db"],
+                "members_val_loss": [round(min(r["val_loss"] for r in h["history"]), 4) for h in hists]}  # fmt: skip
+        hist = {"history": hist["history"], "best_epoch": [h["best_epoch"] for h in hists],
+                "wall_s": sum(h["wall_s"] for h in hists)}  # fmt: skip
+        log(f"ensemble of {len(members)}: val mid {ev['mid_db']:.3f} side {ev['side_db']:.3f}")
     card = export_target(
         model,
         out,
@@ -551,8 +597,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "wall_s": round(hist["wall_s"], 1),
             "threads": args.threads,
             "seed": args.seed,
+            "ensemble": args.ensemble,
+            "hidden": args.hidden,
+            "layers": args.layers,
         },
-        metrics={"validation": {k: round(v, 4) for k, v in best.items() if isinstance(v, float)}},
+        metrics={
+            "validation": {
+                k: (round(v, 4) if isinstance(v, float) else v) for k, v in best.items() if isinstance(v, (float, list))
+            }
+        },  # fmt: skip
         description="target-conditioned tonal-match EQ and widths, learnt from self-supervised pairs of real music",
     )
     if args.set_default and not args.smoke:

@@ -183,6 +183,39 @@ def test_training_smoke_exports_a_loadable_model_and_load_refuses_bad_files(tmp_
         TargetModel.load(bad / "tiny.onnx")
 
 
+def test_ensemble_is_the_mean_of_its_members_in_torch_and_onnx(tmp_path):
+    """TargetEnsemble = the plain mean of its members' outputs (closed form: numpy's mean of the members);
+    its ONNX export reproduces torch within 1e-4 (export_target's parity check) and loads as a target model."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from mixpilot.training.target import TargetEnsemble, TargetNet, export_target
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, len(CONDITIONING_NAMES))).astype(np.float32)
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = TargetNet(np.zeros(x.shape[1]), np.ones(x.shape[1]), hidden=8, dropout=0.0)
+        torch.nn.init.normal_(net.head.weight, std=0.5)  # the head starts at zero: give the members different outputs
+        members.append(net.eval())
+    ens = TargetEnsemble(members).eval()
+    with torch.no_grad():
+        each = np.stack([m(torch.from_numpy(x)).numpy() for m in members])
+        got = ens(torch.from_numpy(x)).numpy()
+    assert np.ptp(each, axis=0).max() > 1e-3  # the members differ
+    np.testing.assert_allclose(got, each.mean(0), rtol=0, atol=1e-6)
+    card = export_target(ens, tmp_path, "ens", parity_cond=x, training_data={"smoke": True}, training={},
+                         metrics={}, description="test")  # fmt: skip
+    assert card["architecture"] == "mlp-ensemble" and card["model_config"]["members"] == 3
+    np.testing.assert_allclose(TargetModel.load(tmp_path / "ens.onnx").predict(x)[:, _slots()], got, atol=1e-4)
+
+
+def _slots() -> list[int]:
+    from mixpilot.dsp.params import AI_PARAM_NAMES
+
+    return [AI_PARAM_NAMES.index(n) for n in MODEL_PARAM_NAMES]
+
+
 def test_shipped_target_model_card_size_opset_and_load():
     from mixpilot.inference.model import MODELS_DIR, sha256_file
 
