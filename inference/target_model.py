@@ -14,7 +14,13 @@ training and serving):
   quantities with their tolerances (0 for a single reference, the spread of
   good masters for a shipped profile);
 * the "literal" correction ``target - input`` (mid, mean removed, and
-  width per band) and ``log10`` of the seconds of input heard.
+  width per band) and ``log10`` of the seconds of input heard;
+* (version 2) how much each band's balance moves across time in the input
+  and in the target (``mid_spread_db``: the std over 3 s segments of the
+  segment's band level re its loudness; for a profile the mean over its
+  tracks): where a band moves a lot, a difference from the target there is
+  more likely content than processing.  A card names its version; version 1
+  (without the spreads) still loads.
 
 The graph's output ``params [batch, n]`` is the normalised value (0..1,
 :func:`dsp.params.normalise`) of the parameters the card lists
@@ -51,6 +57,7 @@ from .model import MODELS_DIR, OUTPUT_NAME, resolve_model_path, session_options,
 
 __all__ = [
     "CONDITIONING_NAMES",
+    "CONDITIONING_NAMES_BY_VERSION",
     "CONDITIONING_VERSION",
     "INPUT_NAME",
     "KIND",
@@ -64,7 +71,9 @@ __all__ = [
 
 KIND = "target-conditioned"
 INPUT_NAME = "conditioning"
-CONDITIONING_VERSION = 1
+#: the conditioning this engine builds for new models; :data:`CONDITIONING_NAMES_BY_VERSION` lists every
+#: version a card may name (1: without the time spreads, the first shipped model)
+CONDITIONING_VERSION = 2
 #: what the shipped target-conditioned model predicts (a part of AI_PARAM_NAMES, in its order)
 MODEL_PARAM_NAMES = tuple(
     n for n in AI_PARAM_NAMES if n.startswith("tone_") or n in ("stereo_width", "width_low", "width_high")
@@ -74,7 +83,7 @@ _WIDTH_LO, _WIDTH_HI = -40.0, 20.0  # side/mid ratios (dB) likewise
 _SECONDS_LO, _SECONDS_HI = 0.5, 3600.0
 
 
-def _names() -> tuple[str, ...]:
+def _names(version: int = 1) -> tuple[str, ...]:
     b = [f"{int(f) if f >= 100 else f:g}" for f in _bands()]
     out: list[str] = []
     out += [f"in_mid_{x}" for x in b]
@@ -88,6 +97,9 @@ def _names() -> tuple[str, ...]:
     out += [f"d_mid_{x}" for x in b]
     out += [f"d_width_{x}" for x in b]
     out += ["log10_seconds"]
+    if version >= 2:  # how much each band's balance moves across time (3 s segments), input and target
+        out += [f"in_mid_spread_{x}" for x in b]
+        out += [f"t_mid_spread_{x}" for x in b]
     return tuple(out)
 
 
@@ -97,7 +109,8 @@ def _bands() -> tuple[float, ...]:
     return BAND_NOMINAL_HZ
 
 
-CONDITIONING_NAMES: tuple[str, ...] = _names()
+CONDITIONING_NAMES_BY_VERSION: dict[int, tuple[str, ...]] = {1: _names(1), 2: _names(2)}
+CONDITIONING_NAMES: tuple[str, ...] = CONDITIONING_NAMES_BY_VERSION[CONDITIONING_VERSION]
 N_CONDITIONING = len(CONDITIONING_NAMES)
 
 
@@ -111,6 +124,8 @@ class TargetVector:
     width_band_tol_db: np.ndarray
     width_db: float
     width_tol_db: float
+    #: mean over the target's items of each band's spread across time (dB); None: not known (reads 0)
+    mid_spread_db: np.ndarray | None = None
 
     @classmethod
     def from_profile(cls, p: Any) -> TargetVector:
@@ -122,6 +137,7 @@ class TargetVector:
             np.asarray(p.width_band_tol_db, np.float64),
             float(p.width_db),
             float(p.width_tol_db),
+            np.asarray(p.mid_time_spread_db, np.float64) if hasattr(p, "mid_time_spread_db") else None,
         )
 
     @classmethod
@@ -131,6 +147,8 @@ class TargetVector:
         wb = np.array([np.asarray(d.width_band_db, np.float64) for d in items])
         w = np.array([float(d.width_db) for d in items])
         ddof = 1 if len(items) > 1 else 0
+        spreads = [getattr(d, "mid_spread_db", None) for d in items]
+        spread = None if any(x is None for x in spreads) else np.array(spreads, np.float64).mean(0)
         return cls(
             mid.mean(0),
             mid.std(0, ddof=ddof),
@@ -138,6 +156,7 @@ class TargetVector:
             wb.std(0, ddof=ddof),
             float(w.mean()),
             float(w.std(ddof=ddof)),
+            spread,
         )
 
 
@@ -146,8 +165,8 @@ def _clean(a: Any, lo: float, hi: float, fill: float) -> np.ndarray:
     return np.clip(np.where(np.isfinite(x), x, fill), lo, hi)
 
 
-def conditioning(inp: Any, seconds: float, target: Any) -> np.ndarray:
-    """The conditioning vector ``[N_CONDITIONING]`` float32 (module docstring).
+def conditioning(inp: Any, seconds: float, target: Any, version: int = CONDITIONING_VERSION) -> np.ndarray:
+    """The conditioning vector of ``version`` (``[N_CONDITIONING]`` float32 for the current one; module docstring).
 
     ``inp``: the input's descriptors (:class:`~dsp.descriptors.Descriptors` or anything with
     ``mid_db``, ``width_band_db``, ``width_db``); ``seconds``: input heard; ``target``: a
@@ -182,7 +201,17 @@ def conditioning(inp: Any, seconds: float, target: Any) -> np.ndarray:
             [math.log10(sec)],
         ]
     )
-    assert v.shape == (N_CONDITIONING,), v.shape
+    if version >= 2:
+        t_spread = np.zeros(N_BANDS) if t.mid_spread_db is None else t.mid_spread_db
+        in_spread = getattr(inp, "mid_spread_db", None)
+        v = np.concatenate(
+            [
+                v,
+                _clean(np.zeros(N_BANDS) if in_spread is None else in_spread, 0.0, 30.0, 0.0),
+                _clean(t_spread, 0.0, 30.0, 0.0),
+            ]
+        )
+    assert v.shape == (len(CONDITIONING_NAMES_BY_VERSION[version]),), v.shape
     return v.astype(np.float32)
 
 
@@ -231,7 +260,9 @@ class TargetModel:
         self._slots = np.array([AI_PARAM_NAMES.index(n) for n in self.model_param_names], dtype=np.int64)
         self._neutral = np.array([normalise(n, PARAMS[PARAM_INDEX[n]].default) for n in AI_PARAM_NAMES], np.float32)
         self._session = session
-        self._single = np.zeros((1, N_CONDITIONING), np.float32)
+        self.conditioning_version = int(card["conditioning"]["version"])
+        self.n_conditioning = len(CONDITIONING_NAMES_BY_VERSION[self.conditioning_version])
+        self._single = np.zeros((1, self.n_conditioning), np.float32)
         self._feed = {INPUT_NAME: self._single}
         rows = [PARAMS[PARAM_INDEX[n]] for n in AI_PARAM_NAMES]
         self._ai_lo = np.array([p.ai_minimum for p in rows])
@@ -264,7 +295,8 @@ class TargetModel:
         except Exception as exc:  # onnxruntime's own exception family
             raise ModelError(f"corrupt ONNX model {path.name}: {_one_line(exc)}") from None
         ins, outs = session.get_inputs(), session.get_outputs()
-        if len(ins) != 1 or ins[0].name != INPUT_NAME or list(ins[0].shape)[1:] != [N_CONDITIONING]:
+        n_cond = len(CONDITIONING_NAMES_BY_VERSION[card["conditioning"]["version"]])
+        if len(ins) != 1 or ins[0].name != INPUT_NAME or list(ins[0].shape)[1:] != [n_cond]:
             raise ModelError(f"model {path.name}: graph input {[(i.name, i.shape) for i in ins]} is not conditioning")
         n_out = len(card["param_names"])
         if len(outs) != 1 or outs[0].name != OUTPUT_NAME or list(outs[0].shape)[1:] != [n_out]:
@@ -274,20 +306,19 @@ class TargetModel:
     def predict(self, cond: np.ndarray) -> np.ndarray:
         """Normalised AI parameters (``AI_PARAM_NAMES`` order, 0..1) for ``cond`` [N] or [n, N]."""
         x = np.asarray(cond)
-        if x.shape == (N_CONDITIONING,):
+        n_cond = self.n_conditioning
+        if x.shape == (n_cond,):
             np.copyto(self._single[0], x, casting="unsafe")
             if not np.isfinite(self._single).all():
                 raise ModelError("conditioning contains NaN or Inf")
             out = self._session.run([OUTPUT_NAME], self._feed)[0][0]
-        elif x.ndim == 2 and x.shape[1] == N_CONDITIONING:
+        elif x.ndim == 2 and x.shape[1] == n_cond:
             xb = np.ascontiguousarray(x, np.float32)
             if not np.isfinite(xb).all():
                 raise ModelError("conditioning contains NaN or Inf")
             out = self._session.run([OUTPUT_NAME], {INPUT_NAME: xb})[0]
         else:
-            raise ModelError(
-                f"conditioning must have shape ({N_CONDITIONING},) or (n, {N_CONDITIONING}), got {x.shape}"
-            )
+            raise ModelError(f"conditioning must have shape ({n_cond},) or (n, {n_cond}), got {x.shape}")
         if not np.isfinite(out).all():
             raise ModelError(f"model {self.name} produced NaN or Inf")
         out = np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
@@ -305,7 +336,7 @@ class TargetModel:
 
         The parameters the graph does not predict are their defaults (no move).
         """
-        np.copyto(self._single[0], conditioning(inp, seconds, target), casting="unsafe")
+        np.copyto(self._single[0], conditioning(inp, seconds, target, self.conditioning_version), casting="unsafe")
         if not np.isfinite(self._single).all():
             raise ModelError("conditioning contains NaN or Inf")
         out = self._session.run([OUTPUT_NAME], self._feed)[0][0]
@@ -343,13 +374,12 @@ def _check_card(card: Any, card_path: Path, data: bytes) -> None:
     cond = card["conditioning"]
     if (
         not isinstance(cond, dict)
-        or cond.get("version") != CONDITIONING_VERSION
-        or list(cond.get("names", [])) != list(CONDITIONING_NAMES)
+        or not isinstance(cond.get("version"), int)
+        or cond["version"] not in CONDITIONING_NAMES_BY_VERSION
+        or list(cond.get("names", [])) != list(CONDITIONING_NAMES_BY_VERSION[cond["version"]])
     ):
-        raise ModelError(
-            f"model card {card_path.name}: conditioning mismatch (this engine reads version {CONDITIONING_VERSION}, "
-            f"{N_CONDITIONING} values)"
-        )
+        known = ", ".join(f"{v} ({len(n)} values)" for v, n in CONDITIONING_NAMES_BY_VERSION.items())
+        raise ModelError(f"model card {card_path.name}: conditioning mismatch (this engine reads versions {known})")
     if card["input"].get("name") != INPUT_NAME or card["output"].get("name") != OUTPUT_NAME:
         raise ModelError(f"model card {card_path.name}: input/output must be {INPUT_NAME} -> {OUTPUT_NAME}")
     if N_BANDS != 29:  # pragma: no cover - the conditioning names pin the band count

@@ -207,6 +207,8 @@ class SynthDescriptors:
     width_db: float
     integrated_lufs: float
     duration_s: float
+    mid_spread_db: np.ndarray | None = None  # std over full 3 s segments of (segment band level - segment loudness)
+    side_spread_db: np.ndarray | None = None
 
 
 def _db(x):
@@ -277,7 +279,15 @@ def synth_descriptors(
     wb = np.clip(_db(np.maximum(side_ms, 1e-300)) - _db(np.maximum(mid_ms, 1e-300)), WIDTH_FLOOR_DB, WIDTH_CEIL_DB)
     em, es = float(mid_ms.sum()), float(side_ms.sum())
     width_db = float(np.clip(10.0 * math.log10(max(es, 1e-300) / em), WIDTH_FLOOR_DB, WIDTH_CEIL_DB)) if em > 0 else 0.0
-    return SynthDescriptors(mid_db, side_db, wb, width_db, integrated, count * st.hop_s)
+    # spread across time, as the descriptors measure it: full-enough kept segments, their level re their loudness
+    full = keep & (nf * 2 >= fps)
+    if np.count_nonzero(full) >= 2:
+        rel_m = np.maximum(_db(seg_m[full] * (eg * lv) / nf[full, None]) - seg_l[full, None], LEVEL_FLOOR_DB)
+        rel_s = np.maximum(_db(seg_s[full] * (eg * w2 * lv) / nf[full, None]) - seg_l[full, None], LEVEL_FLOOR_DB)
+        mid_spread, side_spread = rel_m.std(axis=0), rel_s.std(axis=0)
+    else:
+        mid_spread, side_spread = np.zeros(N_BANDS), np.zeros(N_BANDS)
+    return SynthDescriptors(mid_db, side_db, wb, width_db, integrated, count * st.hop_s, mid_spread, side_spread)
 
 
 # ---------------------------------------------------------------------------

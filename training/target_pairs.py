@@ -48,7 +48,7 @@ from .target_data import HIGH_SHELF, LOW_SHELF, PEAK, FrameStats, band_power_gai
 __all__ = ["MODES", "PAIRS_VERSION", "draw_fault", "draw_style", "make_pairs"]
 
 #: changes whenever the recipe changes (part of the cached pairs' file name)
-PAIRS_VERSION = 2
+PAIRS_VERSION = 3  # 3: the conditioning carries the time spreads (version 2)
 
 MODES = (("reference", 0.60), ("references", 0.10), ("default", 0.30))
 #: share of the default-profile pairs whose input has a fault (the rest: a good master, to be left alone)

@@ -16,6 +16,7 @@ from mixpilot.dsp.errors import ModelError
 from mixpilot.dsp.spec import ProcessSpec
 from mixpilot.inference.target_model import (
     CONDITIONING_NAMES,
+    CONDITIONING_NAMES_BY_VERSION,
     MODEL_PARAM_NAMES,
     N_CONDITIONING,
     TargetModel,
@@ -127,6 +128,10 @@ def test_frame_synthesis_matches_the_descriptors_of_processed_audio(rng):
     assert np.max(np.abs(diff - np.mean(diff))) < 0.3
     assert abs(np.mean(diff)) < 0.3
     assert abs(d.width_db - sd.width_db) < 0.05
+    # the spread across time (3 s segments; the level moves by +-0.6 over 7 s): the same definition
+    ok = np.isfinite(d.mid_spread_db)
+    assert np.max(np.abs(d.mid_spread_db[ok] - sd.mid_spread_db[ok])) < 0.3
+    assert np.ptp(d.mid_spread_db[ok]) > 0.1  # not all equal: a real check
 
 
 def test_conditioning_vector_shape_and_meaning(rng):
@@ -140,6 +145,12 @@ def test_conditioning_vector_shape_and_meaning(rng):
     for k in ("d_mid_1000", "d_width_1000", "t_mid_tol_1000"):
         assert abs(v[names.index(k)]) < 1e-6
     assert v[names.index("log10_seconds")] == pytest.approx(math.log10(6.0))
+    # version 2 appends the input's and the target's time spreads (the same input: the same numbers)
+    for k in ("in_mid_spread_1000", "t_mid_spread_1000"):
+        assert v[names.index(k)] == pytest.approx(float(d.mid_spread_db[list(d.bands_hz).index(1000)]), abs=1e-4)
+    v1 = conditioning(d, 6.0, t, version=1)
+    assert v1.shape == (len(CONDITIONING_NAMES_BY_VERSION[1]),)
+    np.testing.assert_array_equal(v1, v[: len(v1)])  # version 1 is the first part of version 2
     # NaN (nothing measured yet) reads as an empty band, never as NaN
     empty = compute_descriptors(np.zeros((SR, 2)), SR)
     assert np.all(np.isfinite(conditioning(empty, 0.0, t)))
@@ -225,7 +236,7 @@ def test_shipped_target_model_card_size_opset_and_load():
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["sha256"] == sha256_file(path) and card["size_bytes"] == path.stat().st_size
     assert card["opset"] >= 17 and card["size_bytes"] <= 5 * 2**20  # issue 15: opset >= 17, <= 5 MB
-    assert card["conditioning"]["names"] == list(CONDITIONING_NAMES)
+    assert card["conditioning"]["names"] == list(CONDITIONING_NAMES_BY_VERSION[card["conditioning"]["version"]])
     data = card["training_data"]
     assert data["packages"] and data["licences"] and card["training"]["seed"] == data["seed"]  # the model card
     m = TargetModel.load("target")
