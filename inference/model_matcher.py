@@ -19,6 +19,7 @@ model gives one warning and the analytic matcher.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -73,12 +74,23 @@ def model_result(
 ) -> MatchResult:
     """The analytic result ``base`` with the model's tone EQ and widths (and their reasons) in its place.
 
+    With a card's ``model_share`` w < 1 each tone gain is ``w * model + (1 - w) * analytic`` (dB) and each
+    width the same in log (two estimators whose errors are partly independent; w chosen on validation cases).
+
     With ``do_no_harm`` a tone band the input lacks is never boosted (:func:`_lacking_octaves`).
     Raises whatever the model raises (the caller keeps ``base``).
     """
     p = model.params(d, seconds, TargetVector.from_profile(target))
     values = dict(base.values)
-    values.update({n: p[n] for n in MODEL_PARAM_NAMES})
+    w = getattr(model, "model_share", 1.0)
+    for n in MODEL_PARAM_NAMES:  # the card's share of the model, the rest the analytic matcher's (dB; widths in log)
+        a = base.values[n]
+        if w >= 1.0:
+            values[n] = p[n]
+        elif n.startswith("tone_"):
+            values[n] = w * p[n] + (1.0 - w) * a
+        else:
+            values[n] = math.exp(w * math.log(p[n]) + (1.0 - w) * math.log(a))
     if do_no_harm:
         for name, lacking in zip(TONE_PARAMS, _lacking_octaves(d, target)):
             if lacking and values[name] > 0.0:

@@ -261,6 +261,8 @@ class TargetModel:
         self._neutral = np.array([normalise(n, PARAMS[PARAM_INDEX[n]].default) for n in AI_PARAM_NAMES], np.float32)
         self._session = session
         self.conditioning_version = int(card["conditioning"]["version"])
+        #: the model's share of the tone and width moves; the rest is the analytic matcher's (1: the model alone)
+        self.model_share = float(card.get("model_share", 1.0))
         self.n_conditioning = len(CONDITIONING_NAMES_BY_VERSION[self.conditioning_version])
         self._single = np.zeros((1, self.n_conditioning), np.float32)
         self._feed = {INPUT_NAME: self._single}
@@ -380,6 +382,9 @@ def _check_card(card: Any, card_path: Path, data: bytes) -> None:
     ):
         known = ", ".join(f"{v} ({len(n)} values)" for v, n in CONDITIONING_NAMES_BY_VERSION.items())
         raise ModelError(f"model card {card_path.name}: conditioning mismatch (this engine reads versions {known})")
+    share = card.get("model_share", 1.0)
+    if not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+        raise ModelError(f"model card {card_path.name}: model_share must be a number in 0..1, got {share!r}")
     if card["input"].get("name") != INPUT_NAME or card["output"].get("name") != OUTPUT_NAME:
         raise ModelError(f"model card {card_path.name}: input/output must be {INPUT_NAME} -> {OUTPUT_NAME}")
     if N_BANDS != 29:  # pragma: no cover - the conditioning names pin the band count

@@ -333,6 +333,7 @@ def export_target(
     training: dict,
     metrics: dict,
     description: str,
+    model_share: float = 1.0,
 ) -> dict:
     """``OUT/NAME.onnx`` and its card (atomic writes); returns the card."""
     import onnx
@@ -402,6 +403,7 @@ def export_target(
         "input_normalisation": {"mean": [round(float(v), 5) for v in model.mean],
                                 "std": [round(float(v), 5) for v in model.std]},
         "model_config": model.config,
+        "model_share": model_share,
         "training_data": training_data,
         "training": training,
         "metrics": metrics,
@@ -479,6 +481,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--noise", type=float, default=0.3, help="input noise during training (feature std units)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--model-share",
+        type=float,
+        default=1.0,
+        help="the model's share of the tone/width moves in the product (the rest: the analytic matcher's)",
+    )
     ap.add_argument("--ensemble", type=int, default=1, help="members trained from seeds SEED, SEED+1, ...; mean output")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="decoding processes for the frame cache")
@@ -607,6 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         },  # fmt: skip
         description="target-conditioned tonal-match EQ and widths, learnt from self-supervised pairs of real music",
+        model_share=args.model_share,
     )
     if args.set_default and not args.smoke:
         from .export import write_default_pointer

@@ -48,12 +48,19 @@ def test_model_matcher_takes_tone_and_widths_from_the_model_and_the_rest_from_th
     vals = est.values()
     d = est.stats.descriptors()
     want = model.params(d, est.stats.seconds, TargetVector.from_profile(ref))
-    for n in MODEL_PARAM_NAMES:
-        assert vals[n] == pytest.approx(want[n], abs=1e-9)
     rule = match_parameters(d, ref, sample_rate=SR, do_no_harm=est.do_no_harm).values
-    for n, v in rule.items():
-        if n not in MODEL_PARAM_NAMES:
-            assert vals[n] == pytest.approx(v, abs=1e-9), n
+    for share in (1.0, 0.6):  # the card's model_share: w * model + (1 - w) * analytic (dB; widths in log)
+        model.model_share = share
+        est._result = None
+        vals = est.values()
+        for n in MODEL_PARAM_NAMES:
+            a, m = rule[n], want[n]
+            mix = share * m + (1 - share) * a if n.startswith("tone_") else m**share * a ** (1 - share)
+            assert vals[n] == pytest.approx(mix, abs=1e-9), (share, n)
+        for n, v in rule.items():
+            if n not in MODEL_PARAM_NAMES:
+                assert vals[n] == pytest.approx(v, abs=1e-9), n
+    assert any(abs(want[n] - rule[n]) > 0.1 for n in MODEL_PARAM_NAMES)  # the shares differ: a real check
 
 
 def test_a_target_model_name_loads_the_model_matcher_and_a_broken_one_falls_back_once(tmp_path):
@@ -78,6 +85,13 @@ def test_a_target_model_name_loads_the_model_matcher_and_a_broken_one_falls_back
     warnings.clear()
     est = load_estimator(str(tmp_path / "target.onnx"), warnings.append)
     assert type(est) is AnalyticMatcher and len(warnings) == 1 and "conditioning" in warnings[0]
+    # a model share outside 0..1: refused the same way
+    card["conditioning"]["version"] = json.loads((MODELS_DIR / "target.json").read_text())["conditioning"]["version"]
+    card["model_share"] = 1.5
+    (tmp_path / "target.json").write_text(json.dumps(card))
+    warnings.clear()
+    est = load_estimator(str(tmp_path / "target.onnx"), warnings.append)
+    assert type(est) is AnalyticMatcher and len(warnings) == 1 and "model_share" in warnings[0]
 
 
 def test_a_model_error_in_a_hop_keeps_the_analytic_values(rng):
