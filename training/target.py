@@ -3,8 +3,8 @@
 ::
 
     python -m mixpilot.training.target [--corpus DIR] [--out models_onnx] [--name target]
-        [--pairs 60000] [--val-pairs 4000] [--epochs 12] [--seed 0] [--threads 2] [--workdir DIR]
-        [--resume] [--set-default] [--smoke]
+        [--pairs 60000] [--val-pairs 4000] [--epochs 12] [--seed 0] [--ensemble 3] [--model-share 0.7]
+        [--threads 2] [--workdir DIR] [--resume] [--set-default] [--smoke]
 
 Steps (each resumable; ``--workdir``, default ``DIR/target_work``, holds the intermediate files):
 
@@ -14,9 +14,14 @@ Steps (each resumable; ``--workdir``, default ``DIR/target_work``, holds the int
    from the validation tracks (:mod:`training.target_pairs`), saved in chunks of
    20000 as ``pairs_vV_train_SEED_FIRST+N.npz`` / ``pairs_vV_val_SEED_FIRST+N.npz``
    (``V``: the recipe's version; a chunk depends only on the seed and ``FIRST``);
-3. training (:class:`TargetNet`, AdamW, cosine decay, the loss below);
-   the state after every epoch goes to ``checkpoint.pt`` and ``--resume``
-   continues from it; the epoch with the lowest validation loss is kept;
+3. training (:class:`TargetNet`, AdamW, cosine decay, the loss below) of
+   ``--ensemble`` members from seeds ``SEED, SEED+1, ...`` (exported as one
+   graph, :class:`TargetEnsemble`, the mean of their outputs); the state after
+   every epoch goes to ``checkpoint.pt`` (``checkpoint_J.pt`` for member J)
+   and ``--resume`` continues from it; the epoch with the lowest validation
+   loss is kept; ``--model-share`` goes on the card (the product blends the
+   model's tone/width moves with the analytic matcher's,
+   :func:`inference.model_matcher.model_result`);
 4. export: ``OUT/NAME.onnx`` (opset 17, input ``conditioning [batch, N]``,
    output ``params [batch, 13]``), torch-vs-onnxruntime parity, single-call
    latency with the engine's session options, and the card ``OUT/NAME.json``
@@ -484,10 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--model-share",
         type=float,
-        default=1.0,
+        default=0.7,
         help="the model's share of the tone/width moves in the product (the rest: the analytic matcher's)",
     )
-    ap.add_argument("--ensemble", type=int, default=1, help="members trained from seeds SEED, SEED+1, ...; mean output")
+    ap.add_argument("--ensemble", type=int, default=3, help="members trained from seeds SEED, SEED+1, ...; mean output")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="decoding processes for the frame cache")
     ap.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoint.pt")
@@ -552,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "val_pairs": args.val_pairs,
             "seed": args.seed,
             "recipe": "training/target_pairs.py (DeepAFx-ST self-supervised pairs in the descriptor domain)",
+            "pairs_version": PAIRS_VERSION,
             "test_split": "never read by training or model selection (training/match_eval.py cases only)",
         }
     members, hists = [], []
