@@ -65,12 +65,21 @@ INTERFACE_KEYS = {
 }
 
 
+def _ai_events(path) -> list[dict]:
+    """The ``source: ai`` lines of a ``--params-out`` log (what the AI published, with its stream time)."""
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["source"] == "ai"]
+
+
 @pytest.mark.parametrize("model", ["none", "default"])
 def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wav, json_schema, model):
     # Live = offline: the song played in real time with --record equals the render of the same file
     # (same follower, same parameters; with the AI on, the same model) after the limiter latency, within
     # 1e-6.  With the AI on, both apply each update at the end of its window + AI_APPLY_DELAY_S
     # (realtime.session), the render by schedule, the live run because its worker is done by then.
+    # That is the promise, and it has a condition the run reports: every hop computed (the AI's
+    # --params-out events equal the render's) and none later than its position (stats
+    # inference.late == 0).  On a machine loaded enough to break it (seen at a load of 7 on 2 cores)
+    # the run is repeated, at most 3 times; a run that keeps the condition must be exact.
     song = tmp_wav(_song(6.0 if model == "none" else 8.0), SR, "song.wav")
     params = tmp_path / "p.json"
     params.write_text(
@@ -78,51 +87,40 @@ def test_play_records_exactly_what_render_produces(jack_server, tmp_path, tmp_wa
             {"comp_ratio": 2.5, "comp_threshold_db": -24, "high_gain_db": 1.5, "reverb_send": 0.15, "stereo_width": 1.1}
         )
     )
-    rec, stats = tmp_path / "rec.wav", tmp_path / "stats.json"
-    p = _mixpilot(
-        "play",
-        str(song),
-        "--record",
-        str(rec),
-        "--stats-json",
-        str(stats),
-        "--params",
-        str(params),
-        "--no-ui",
-        "--target-lufs",
-        "-16",
-        "--model",
-        model,
-    )
-    assert p.returncode == 0, p.stderr
-    ren = tmp_path / "ren.wav"
+    ren, ren_log = tmp_path / "ren.wav", tmp_path / "ren.jsonl"
     q = _mixpilot(
-        "render",
-        str(song),
-        str(ren),
-        "--params",
-        str(params),
-        "--target-lufs",
-        "-16",
-        "--loudness-mode",
-        "follow",
-        "--float",
-        "-q",
-        "--model",
-        model,
-    )
+        "render", str(song), str(ren), "--params", str(params), "--target-lufs", "-16", "--loudness-mode", "follow",
+        "--float", "-q", "--model", model, "--params-out", str(ren_log),
+    )  # fmt: skip
     assert q.returncode == 0, q.stderr
-    st = json.loads(stats.read_text())
-    assert INTERFACE_KEYS <= set(st)
-    json_schema("stats", st)  # docs/schemas/stats.schema.json
-    lat = st["latency_samples"]
-    y, sr = sf.read(str(rec), dtype="float32", always_2d=True)
     r, _ = sf.read(str(ren), dtype="float32", always_2d=True)
-    assert sr == SR and y.shape[0] >= r.shape[0] + lat
-    np.testing.assert_allclose(y[lat : lat + r.shape[0]], r, atol=1e-6, rtol=0)
-    assert st["end"] == "end of file"
-    if model != "none":
-        assert st["inference"]["runs"] >= 5  # the AI moved the mix during the run
+    unkept = []
+    for attempt in range(3):
+        rec, stats, log = (
+            tmp_path / f"rec{attempt}.wav",
+            tmp_path / f"stats{attempt}.json",
+            tmp_path / f"p{attempt}.jsonl",
+        )
+        p = _mixpilot(
+            "play", str(song), "--record", str(rec), "--stats-json", str(stats), "--params", str(params), "--no-ui",
+            "--target-lufs", "-16", "--model", model, "--params-out", str(log),
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        st = json.loads(stats.read_text())
+        assert INTERFACE_KEYS <= set(st)
+        json_schema("stats", st)  # docs/schemas/stats.schema.json
+        assert st["end"] == "end of file"
+        if model != "none":
+            assert st["inference"]["runs"] >= 5  # the AI moved the mix during the run
+            if st["inference"]["late"] or _ai_events(log) != _ai_events(ren_log):
+                unkept.append({"late": st["inference"]["late"], "inference": st["inference"]})
+                continue  # the condition did not hold on this run (a loaded machine): try again
+        lat = st["latency_samples"]
+        y, sr = sf.read(str(rec), dtype="float32", always_2d=True)
+        assert sr == SR and y.shape[0] >= r.shape[0] + lat
+        np.testing.assert_allclose(y[lat : lat + r.shape[0]], r, atol=1e-6, rtol=0)
+        return
+    pytest.fail(f"the AI missed its deadline or a hop in 3 runs in a row: {unkept}")
 
 
 def test_twenty_seconds_with_the_meter_ui(jack_server, tmp_path, tmp_wav, record_property):
