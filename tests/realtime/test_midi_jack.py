@@ -202,11 +202,11 @@ def test_flood_1000_cc_per_second(jack_server, capsys):
     """2000 CCs at 1 kHz on eight knobs (the lead's 10 s run adds audio): every message
     is received, and the bank holds the last value of each knob.
 
-    JACK itself loses the MIDI events of a cycle in which a client missed its
-    deadline (an xrun: seen here only on an overloaded machine, where the MIDI
-    clients' threads do not get the CPU in time).  Such a run is reported and
-    repeated, up to three runs; a loss without any xrun fails at once when the
-    fixture can count xruns.
+    JACK itself loses (once seen: repeats) the MIDI events of a cycle in which a
+    client missed its deadline (an xrun: seen here only on an overloaded machine,
+    where the MIDI clients' threads do not get the CPU in time).  Such a run is
+    reported and repeated, up to three runs; a count other than ``n`` without any
+    xrun fails at once when the fixture can count xruns.
     """
     n, rate, ccs = 2000, 1000.0, list(range(70, 78))
     runs = []
@@ -222,12 +222,14 @@ def test_flood_1000_cc_per_second(jack_server, capsys):
             )
         runs.append((bank.counts(), xruns))
         received = int(bank.counters[COUNT_RECEIVED])
-        assert received <= n and bank.counters[COUNT_DROPPED] == 0
+        assert bank.counters[COUNT_DROPPED] == 0
         if received == n:
             break
-        assert xruns != 0, f"{n - received} messages lost without any xrun: {runs}"
+        # JACK's fault, not ours, only when jackd reports an xrun: a cycle's events lost, or (seen once at
+        # a load of 3 on 2 cores, with 3 xruns: 2001 of 2000) delivered twice
+        assert xruns != 0, f"{received - n:+d} messages (lost or repeated) without any xrun: {runs}"
     else:
-        pytest.fail(f"messages lost in every run (JACK xruns?): {runs}")
+        pytest.fail(f"messages lost or repeated in every run (JACK xruns?): {runs}")
     c = bank.counters
     assert c[COUNT_MAPPED] + c[COUNT_IGNORED] == n
     last = (249 * 7) % 128  # the data of each knob's last message
