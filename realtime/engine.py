@@ -1030,6 +1030,10 @@ class Engine:
         self.publish({}, glide_s=0.05)
         self.process_block(z, y)
         _shift_memory(np.zeros((4, 8)), 0.0, np.zeros(1))  # the follower's memory shift (AI updates)
+        # the follower's steadiness check: on silence the follower never reaches it, and its first call (the
+        # cache load and dispatch) took 2.3 ms inside the callback at the first follower hop, 0.5 s in
+        # (measured; an xrun at 0.50 s in make demo)
+        _push_steady(np.full_like(self._gain_hist, np.nan), 0.0, _STEADY_DB)
         n = N_PARAMS
         apply_controls(
             self.chain.targets.copy(),

@@ -253,3 +253,24 @@ def test_anticipation_is_block_size_invariant(rng):
     # The change is realised at stream positions (the update's and the follower's), not block boundaries.
     outs = [_eq_change_run(np.random.default_rng(7), block, predict=True)[0] for block in (1024, 37)]
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_warm_up_loads_the_follower_kernels_the_callback_calls_from_python():
+    # A Numba function's first call (the cache load and dispatch) took 2.3 ms inside the audio
+    # callback: _push_steady at the follower's first hop (0.5 s in; warm_up's silence never reaches
+    # it), an xrun in make demo.  Reference: numba's own record of what a dispatcher has compiled or
+    # loaded (Dispatcher.signatures), in a fresh interpreter so that no other test has called them.
+    import subprocess
+    import sys
+
+    code = (
+        "import mixpilot.realtime.engine as E\n"
+        "e = E.Engine(48000, 2, max_block_size=128)\n"
+        "e.warm_up()\n"
+        "names = ['_push_steady', '_forgetting_lufs', '_shift_memory', 'meter_read_kernel', 'apply_update', "
+        "'apply_controls']\n"
+        "print(' '.join(n for n in names if not getattr(E, n).signatures))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "", f"not loaded by warm_up: {p.stdout.strip()}"
