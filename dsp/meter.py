@@ -823,13 +823,7 @@ def measure(x: np.ndarray, sample_rate: float, *, channel_weights: Sequence[floa
         (floats; ``-inf`` as for the meter's readouts).  The true peak sees
         the end of the buffer (:meth:`LoudnessMeter.flush_true_peak`).
     """
-    x = np.asarray(x)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (frames,) or (frames, channels), got {x.shape}")
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float64)
+    x = _frames_2d(x)
     meter = LoudnessMeter(
         ProcessSpec(sample_rate=sample_rate, max_block_size=max(1, x.shape[0]), num_channels=x.shape[1]),
         channel_weights=channel_weights,
@@ -846,13 +840,8 @@ def measure(x: np.ndarray, sample_rate: float, *, channel_weights: Sequence[floa
     }
 
 
-def true_peak_dbtp(x: np.ndarray) -> float:
-    """:func:`measure`'s ``true_peak_dbtp`` alone: the same interpolators and end flush, no K-weighting.
-
-    For a caller that needs only the true peak (the render's delivered pass, whose loudness is
-    already measured): the same value as ``measure(x, fs)["true_peak_dbtp"]`` (tested), at about a
-    third of the cost.  ``x`` [frames] or [frames, channels]; non-finite samples read as 0.
-    """
+def _frames_2d(x: np.ndarray) -> np.ndarray:
+    """``x`` [frames] or [frames, channels] as a float32/float64 [frames, channels] array (a view when it can)."""
     x = np.asarray(x)
     if x.ndim == 1:
         x = x[:, None]
@@ -860,6 +849,17 @@ def true_peak_dbtp(x: np.ndarray) -> float:
         raise ValueError(f"x must have shape (frames,) or (frames, channels), got {x.shape}")
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
+    return x
+
+
+def true_peak_dbtp(x: np.ndarray) -> float:
+    """:func:`measure`'s ``true_peak_dbtp`` alone: the same interpolators and end flush, no K-weighting.
+
+    For a caller that needs only the true peak (the render's delivered pass, whose loudness is
+    already measured): the same value as ``measure(x, fs)["true_peak_dbtp"]`` (tested), at about a
+    third of the cost.  ``x`` [frames] or [frames, channels]; non-finite samples read as 0.
+    """
+    x = _frames_2d(x)
     ch = x.shape[1]
     buf = np.zeros((ch, 2 * TP_TAPS))
     w = np.zeros(ch, dtype=np.int64)
