@@ -62,6 +62,7 @@ __all__ = [
     "LoudnessMeter",
     "measure",
     "true_peak_dbtp",
+    "TruePeakMeter",
     "k_weighting_coeffs",
     "default_channel_weights",
     "ABSOLUTE_GATE_LUFS",
@@ -858,17 +859,43 @@ def true_peak_dbtp(x: np.ndarray) -> float:
     For a caller that needs only the true peak (the render's delivered pass, whose loudness is
     already measured): the same value as ``measure(x, fs)["true_peak_dbtp"]`` (tested), at about a
     third of the cost.  ``x`` [frames] or [frames, channels]; non-finite samples read as 0.
+    :class:`TruePeakMeter` gives the same value over a stream of blocks.
     """
     x = _frames_2d(x)
-    ch = x.shape[1]
-    buf = np.zeros((ch, 2 * TP_TAPS))
-    w = np.zeros(ch, dtype=np.int64)
-    peaks = np.zeros(ch)
-    scratch = tp_scratch()
-    for c in range(ch):
-        peaks[c], w[c] = _tp_channel_peak(x, c, buf[c], int(w[c]), TP_COEFFS_T, scratch)
-    _tp_flush(buf, w, TP_COEFFS_T, peaks, TP_DELAY)
-    # after the flush every sample has passed the exact-delay branch: the peak is never below the
-    # sample peak (which the meter's readout also takes the max with)
-    tp = float(peaks.max()) if ch else 0.0
-    return 20.0 * math.log10(tp) if tp > 0.0 else -math.inf
+    meter = TruePeakMeter(x.shape[1])
+    meter.process(x)
+    return meter.dbtp()
+
+
+class TruePeakMeter:
+    """:func:`true_peak_dbtp` over a stream: :meth:`process` blocks in order, then :meth:`dbtp`.
+
+    The interpolators' state carries from block to block, so any split of a
+    buffer gives the value of the whole (tested bit for bit); :meth:`dbtp`
+    flushes a copy of the state (the end of the stream followed by silence).
+    """
+
+    def __init__(self, channels: int) -> None:
+        self._buf = np.zeros((int(channels), 2 * TP_TAPS))
+        self._w = np.zeros(int(channels), dtype=np.int64)
+        self._peaks = np.zeros(int(channels))
+        self._scratch = tp_scratch()
+
+    def process(self, block: np.ndarray) -> None:
+        """``block`` [frames, channels] float32/float64 (non-finite samples read as 0)."""
+        x = _frames_2d(block)
+        if x.shape[1] != self._peaks.shape[0]:
+            raise ValueError(f"block has {x.shape[1]} channels, meter made for {self._peaks.shape[0]}")
+        for c in range(x.shape[1]):
+            peak, w = _tp_channel_peak(x, c, self._buf[c], int(self._w[c]), TP_COEFFS_T, self._scratch)
+            self._peaks[c] = max(self._peaks[c], peak)
+            self._w[c] = w
+
+    def dbtp(self) -> float:
+        """Max true peak over the channels so far, dBTP, the stream's end included (``-inf``: silence)."""
+        buf, w, peaks = self._buf.copy(), self._w.copy(), self._peaks.copy()
+        _tp_flush(buf, w, TP_COEFFS_T, peaks, TP_DELAY)
+        # after the flush every sample has passed the exact-delay branch: the peak is never below the
+        # sample peak (which the meter's readout also takes the max with)
+        tp = float(peaks.max()) if peaks.shape[0] else 0.0
+        return 20.0 * math.log10(tp) if tp > 0.0 else -math.inf

@@ -601,8 +601,19 @@ class AnalyticMatcher:
 
         One estimate over the whole file (no change following: a render is one piece of material).
         """
-        self.stats = RunningStats(self.sample_rate, self.channels, **{**self._stats_args, "follow_s": None})
-        self.stats.update(x)
+        stats = self.whole_file_stats(self.sample_rate, self.channels)
+        stats.update(x)
+        return self.analyse_stats(stats)
+
+    def whole_file_stats(self, sample_rate: float, channels: int) -> RunningStats:
+        """Empty statistics for :meth:`analyse_stats`: fed a whole file block by block (a streamed
+        render reads it from disk in chunks), they hold what :meth:`analyse` measures on the whole
+        array (the accumulators are block-invariant bit for bit, tested)."""
+        return RunningStats(sample_rate, channels, **{**self._stats_args, "follow_s": None})
+
+    def analyse_stats(self, stats: RunningStats) -> MatchResult:
+        """:meth:`analyse` from :meth:`whole_file_stats` already fed the whole file; freezes the estimate."""
+        self.stats = stats
         self.stats.flush()
         self._result = None
         res = self.result()

@@ -25,9 +25,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from .render import (
     LOUDNESS_MODES,
     LOUDNESS_TOLERANCE_LU,
     ArrayRender,
+    FramesRender,
     ProgressCallback,
     RenderUsageError,
     _validated_params,
@@ -49,6 +51,8 @@ from .render import (
 if TYPE_CHECKING:
     from mixpilot.inference.profile import Profile
     from mixpilot.inference.worker import Estimator
+
+    from .audio_io import AudioInfo, AudioReader
 
 __all__ = [
     "DEFAULT_CEILING_DBTP",
@@ -62,6 +66,7 @@ __all__ = [
     "json_ready",
     "master",
     "master_core",
+    "master_stream",
 ]
 
 DEFAULT_TARGET_LUFS: float = setting("target_lufs").default  # dsp.settings: -14
@@ -242,7 +247,8 @@ def master_core(
 ) -> tuple[np.ndarray, MasterReport, ArrayRender]:
     """Master ``raw`` [frames, 1..8] float32 at ``sample_rate``: measure, downmix, render, report.
 
-    The one processing path of :func:`master` and :func:`realtime.render.render_file`.
+    The one processing path of :func:`master` and :func:`realtime.render.render_file`
+    (which streams it from disk: :func:`master_stream`, the same samples).
     ``limiter_margin_db`` lowers the limiter's ceiling for a delivery format
     that overshoots (lossy codecs, dither); ``estimator`` reuses a loaded
     model (batch workers), otherwise ``settings.model`` is loaded.
@@ -256,27 +262,13 @@ def master_core(
 
     t0 = time.perf_counter()
     notes = list(notes or []) + list(settings.notes)
-    automation = None
-    if settings.midi_file is not None or settings.midi_map is not None:
-        from .session import load_controls
-
-        # a broken --midi-map is an error even with nothing to apply
-        _, automation = load_controls(
-            settings.midi_map, settings.midi_file, ceiling_dbtp=settings.ceiling_dbtp, note=notes.append
-        )
-        if settings.midi_file is None:
-            notes.append(f"--midi-map {settings.midi_map}: no --midi-file to apply it to; the render has no MIDI")
-    estimator = estimator_for(settings, warn or notes.append, estimator)
+    automation, estimator = _controls_and_estimator(settings, notes.append, warn, estimator)
     channels = int(raw.shape[1])
     # input loudness of the audio as it is (BS.1770-4 weights of its layout, audio_io.LAYOUTS)
     weights = LAYOUTS[channels].weights if channels in LAYOUTS else None
     m_in = measure(raw, sample_rate, channel_weights=weights)
     x = to_processing_layout(raw)
-    p_ceil = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
-    limiter_ceiling = max(settings.ceiling_dbtp - max(limiter_margin_db, 0.0), p_ceil.minimum)
-    values = dict(settings.values)
-    if "limiter_ceiling_dbtp" in values:
-        values["limiter_ceiling_dbtp"] = limiter_ceiling
+    limiter_ceiling, values = _limiter_values(settings, limiter_margin_db)
     result = render_array(
         x,
         sample_rate,
@@ -294,6 +286,170 @@ def master_core(
         midi_file=automation,
         amounts=settings.amounts,
     )
+    report = _master_report(
+        result, settings, sample_rate, int(x.shape[0]), channels, int(x.shape[1]), m_in, limiter_ceiling, notes,
+        nonfinite_samples, estimator, t0,
+    )  # fmt: skip
+    return result.out, report, result
+
+
+def master_stream(
+    reader: AudioReader,
+    settings: CheckedSettings,
+    *,
+    scratch_dir: str,
+    progress: ProgressCallback | None = None,
+    limiter_margin_db: float = 0.0,
+    estimator: Estimator | None = None,
+) -> tuple[FramesRender, MasterReport, AudioInfo]:
+    """:func:`master_core` of a file read from disk in chunks, with every pass in scratch files.
+
+    A first pass over the file (progress pass 0) measures the input (the
+    meter :func:`dsp.meter.measure` runs, fed chunk by chunk) and, for the
+    analytic matcher's whole-file estimate, gathers its statistics
+    (:meth:`inference.matcher.AnalyticMatcher.analyse_stats`); then
+    :func:`realtime.render.render_frames` renders the passes from the file
+    into raw scratch files in ``scratch_dir`` (:mod:`realtime.frames`).  Each
+    of these is the same computation as on the whole array, block for block,
+    so the chosen pass holds :func:`master_core`'s samples (tested bit for
+    bit); memory is a few chunks whatever the file's length.
+
+    Returns the render (its ``best`` is the chosen pass, on disk), the report
+    and the input's :class:`realtime.audio_io.AudioInfo`.
+    """
+    from mixpilot.dsp.meter import LoudnessMeter
+    from mixpilot.dsp.spec import ProcessSpec
+
+    from .audio_io import LAYOUTS, to_processing_layout
+    from .frames import CHUNK_FRAMES
+    from .render import disk_store, render_frames
+
+    t0 = time.perf_counter()
+    early: list[str] = []
+    automation, estimator = _controls_and_estimator(settings, early.append, None, estimator)
+    rate, channels = reader.sample_rate, reader.channels
+    processed = min(channels, 2)
+    follow = settings.loudness_mode == "follow" and "loudness_gain_db" not in settings.values
+    # render_array's condition for the analytic matcher's whole-file estimate
+    whole = (
+        estimator is not None
+        and bool(getattr(estimator, "wants_audio", False))
+        and not follow
+        and hasattr(estimator, "analyse")
+    )
+    stats = cast(Any, estimator).whole_file_stats(rate, processed) if whole else None
+    weights = LAYOUTS[channels].weights if channels in LAYOUTS else None
+    meter = LoudnessMeter(
+        ProcessSpec(sample_rate=rate, max_block_size=CHUNK_FRAMES, num_channels=channels), channel_weights=weights
+    )
+    total_s = reader.sinfo.frames / rate
+    done = 0
+    with closing(reader.chunks(CHUNK_FRAMES)) as chunks:  # the file is closed however the pass ends
+        for raw in chunks:
+            meter.process(raw)
+            if stats is not None:
+                stats.update(to_processing_layout(raw))
+            done += raw.shape[0]
+            if progress is not None:
+                progress(0, min(done / rate, total_s), total_s)
+    meter.flush_true_peak()
+    m_in = {
+        "integrated_lufs": meter.integrated_lufs,
+        "true_peak_dbtp": meter.true_peak_dbtp,
+        "loudness_range_lu": meter.loudness_range_lu,
+    }
+    info = reader.info()
+    notes = list(info.notes) + list(settings.notes) + early
+    limiter_ceiling, values = _limiter_values(settings, limiter_margin_db)
+    result = render_frames(
+        _DecodedFrames(reader, info.frames, processed),
+        rate,
+        new_store=disk_store(scratch_dir),
+        analyse=lambda est: est.analyse_stats(stats),
+        target_lufs=settings.target_lufs,
+        ceiling_dbtp=limiter_ceiling,
+        params=values,
+        block_size=settings.block_size,
+        progress=progress,
+        input_integrated_lufs=m_in["integrated_lufs"],
+        loudness_mode=settings.loudness_mode,
+        estimator=estimator,
+        ai_amount=settings.ai_amount,
+        ai_hop_s=settings.ai_hop_s,
+        crossfade_s=settings.crossfade_s,
+        midi_file=automation,
+        amounts=settings.amounts,
+    )
+    report = _master_report(
+        result, settings, rate, info.frames, channels, processed, m_in, limiter_ceiling, notes,
+        info.nonfinite_samples, estimator, t0,
+    )  # fmt: skip
+    return result, report, info
+
+
+class _DecodedFrames:
+    """The input of a streamed render: the file decoded again for each pass, in the processing layout."""
+
+    def __init__(self, reader: AudioReader, frames: int, channels: int) -> None:
+        self.reader = reader
+        self.frames = frames
+        self.channels = channels
+
+    def chunks(self, size: int = 1 << 16) -> Generator[np.ndarray, None, None]:
+        from .audio_io import to_processing_layout
+
+        with closing(self.reader.chunks(size)) as raws:
+            for raw in raws:
+                yield to_processing_layout(raw)
+
+    def sink(self, meter: Any = None) -> Any:
+        raise TypeError("the input file is read-only")
+
+
+def _controls_and_estimator(
+    settings: CheckedSettings,
+    note: Callable[[str], None],
+    warn: Callable[[str], None] | None,
+    estimator: Estimator | None,
+) -> tuple[Any, Estimator | None]:
+    """The ``--midi-file`` automation (None without one) and the estimator ``settings.model`` asks for."""
+    automation = None
+    if settings.midi_file is not None or settings.midi_map is not None:
+        from .session import load_controls
+
+        # a broken --midi-map is an error even with nothing to apply
+        _, automation = load_controls(
+            settings.midi_map, settings.midi_file, ceiling_dbtp=settings.ceiling_dbtp, note=note
+        )
+        if settings.midi_file is None:
+            note(f"--midi-map {settings.midi_map}: no --midi-file to apply it to; the render has no MIDI")
+    return automation, estimator_for(settings, warn or note, estimator)
+
+
+def _limiter_values(settings: CheckedSettings, limiter_margin_db: float) -> tuple[float, dict]:
+    """The limiter's ceiling (the delivery's less its format margin) and the parameter values with it."""
+    p_ceil = PARAMS[PARAM_INDEX["limiter_ceiling_dbtp"]]
+    limiter_ceiling = max(settings.ceiling_dbtp - max(limiter_margin_db, 0.0), p_ceil.minimum)
+    values = dict(settings.values)
+    if "limiter_ceiling_dbtp" in values:
+        values["limiter_ceiling_dbtp"] = limiter_ceiling
+    return limiter_ceiling, values
+
+
+def _master_report(
+    result: ArrayRender | FramesRender,
+    settings: CheckedSettings,
+    sample_rate: int,
+    frames: int,
+    input_channels: int,
+    output_channels: int,
+    m_in: Mapping[str, float],
+    limiter_ceiling: float,
+    notes: list[str],
+    nonfinite_samples: int,
+    estimator: Estimator | None,
+    t0: float,
+) -> MasterReport:
     notes += result.notes
     chosen = result.chosen
     target = settings.target_lufs
@@ -301,12 +457,12 @@ def master_core(
     if not reached and math.isfinite(chosen.integrated_lufs):
         notes.append(f"output is {chosen.integrated_lufs:.1f} LUFS, not the {target:g} LUFS asked for")
     seconds = time.perf_counter() - t0
-    duration = x.shape[0] / sample_rate
-    report = MasterReport(
+    duration = frames / sample_rate
+    return MasterReport(
         sample_rate=int(sample_rate),
-        frames=int(x.shape[0]),
-        input_channels=channels,
-        output_channels=int(x.shape[1]),
+        frames=int(frames),
+        input_channels=input_channels,
+        output_channels=output_channels,
         target_lufs=target,
         ceiling_dbtp=settings.ceiling_dbtp,
         limiter_ceiling_dbtp=limiter_ceiling,
@@ -330,7 +486,6 @@ def master_core(
         ai_updates=len(result.ai_updates),
         inference=result.inference,
     )
-    return result.out, report, result
 
 
 class Engine:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "AudioFileError",
     "AudioInfo",
+    "AudioReader",
     "Layout",
     "UnsupportedOutputError",
     "check_output_format",
@@ -307,6 +308,69 @@ def read_audio_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, Audi
     return np.ascontiguousarray(data, dtype=np.float32), int(sample_rate), info
 
 
+class AudioReader:
+    """A checked audio file decoded in chunks: :func:`read_audio_file` without holding the file.
+
+    ``chunks()`` yields the file's frames in order, all its channels, float32
+    [m, channels] (NaN/Inf kept), decoding as it goes; it may be called again
+    for another pass.  After a complete pass :meth:`info` is what
+    :func:`read_audio_file` returns as ``info`` (frames, non-finite count,
+    notes) -- the same samples in the same order, so a render that reads the
+    file in chunks renders what one that reads it whole does.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.sinfo = probe_audio(self.path)
+        self.sample_rate = int(self.sinfo.samplerate)
+        self.channels = int(self.sinfo.channels)
+        self.frames_read: int | None = None  # after a complete pass
+        self.nonfinite_samples = 0
+
+    def chunks(self, frames: int = 1 << 16) -> Generator[np.ndarray, None, None]:
+        p = self.path
+        done = bad = 0
+        try:
+            with _quiet_decoder(self.sinfo):
+                f = sf.SoundFile(p)
+            with f:
+                while True:
+                    with _quiet_decoder(self.sinfo):
+                        data = f.read(frames, dtype="float32", always_2d=True)
+                    if data.shape[0] == 0:
+                        break
+                    done += data.shape[0]
+                    bad += int(data.size - np.count_nonzero(np.isfinite(data)))
+                    yield np.ascontiguousarray(data, dtype=np.float32)
+        except (sf.SoundFileError, OSError, RuntimeError, ValueError) as exc:
+            raise AudioFileError(f"{p}: cannot decode ({_sf_message(exc)})") from None
+        if self.frames_read is not None and done != self.frames_read:
+            raise AudioFileError(f"{p}: the file changed while it was read ({done} frames, then {self.frames_read})")
+        if done == 0:
+            raise AudioFileError(f"{p}: contains no audio (zero length)")
+        self.frames_read, self.nonfinite_samples = done, bad
+
+    def info(self) -> AudioInfo:
+        """:func:`read_audio_file`'s ``info``, after a complete pass of :meth:`chunks`."""
+        if self.frames_read is None:
+            raise RuntimeError("AudioReader.info() before a complete pass of chunks()")
+        info = AudioInfo(
+            path=self.path,
+            format=self.sinfo.format,
+            subtype=self.sinfo.subtype,
+            sample_rate=self.sample_rate,
+            frames=self.frames_read,
+            channels=self.channels,
+            processed_channels=min(self.channels, 2),
+            nonfinite_samples=self.nonfinite_samples,
+            notes=_content_note_lines(self.nonfinite_samples, self.channels),
+        )
+        cut = truncation_note(self.path, self.sinfo, self.frames_read)
+        if cut is not None:
+            info.notes.insert(0, cut)
+        return info
+
+
 def _quiet_decoder(sinfo):
     """MP3 (or a file not yet probed, ``sinfo`` None): mpg123 prints its own warnings ("Xing stream
     size off ...") on fd 2; the truncation note says what matters (:func:`truncation_note`)."""
@@ -381,12 +445,15 @@ def content_notes(data: np.ndarray) -> tuple[int, list[str]]:
     Notes: NaN/Inf samples (processed as silence), a 3..8 channel layout
     (assumed WAV order, downmixed per ITU-R BS.775).
     """
-    notes: list[str] = []
     finite = np.isfinite(data)
     bad = int(data.size - np.count_nonzero(finite))
+    return bad, _content_note_lines(bad, int(data.shape[1]))
+
+
+def _content_note_lines(bad: int, ch: int) -> list[str]:
+    notes: list[str] = []
     if bad:
         notes.append(f"input has {bad} NaN/Inf samples; they are processed as silence (0)")
-    ch = int(data.shape[1])
     if ch > 2:
         layout = LAYOUTS[ch]
         notes.append(
@@ -394,7 +461,7 @@ def content_notes(data: np.ndarray) -> tuple[int, list[str]]:
             f"({' '.join(layout.names)}); downmixed to stereo per ITU-R BS.775 "
             f"(centre and surrounds at -3 dB{', LFE dropped' if 'LFE' in layout.names else ''})"
         )
-    return bad, notes
+    return notes
 
 
 def to_processing_layout(data: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -686,6 +687,8 @@ def run_batch(
             signal.signal(signal.SIGTERM, old_term)
         if bar is not None:
             bar.finish()
+    if status != "interrupted":
+        _sweep_temporaries(jobs)  # a worker killed mid-render leaves its scratch folder (its retry has its own)
     code = 130 if status == "interrupted" else exit_code(results)
     status = status or {0: "ok", EXIT_PARTIAL: "partial", 1: "failed"}[code]
     data = summary(results, options, out_dir=out_dir, seconds=time.perf_counter() - t0, status=status, cluster=cluster)
@@ -704,11 +707,15 @@ def _finished_during(path: str, started_ns: int) -> bool:
 
 
 def _sweep_temporaries(jobs: list[Job]) -> None:
-    """Remove ``.NAME.tmp-*`` files a killed worker could not remove itself (never a finished output)."""
+    """Remove ``.NAME.tmp-*`` files (and a streamed render's scratch folder ``.NAME.tmp-scratch-*``) a
+    killed worker could not remove itself (never a finished output)."""
     for j in jobs:
         folder, name = os.path.split(os.path.abspath(j.output))
         for tmp in glob.glob(os.path.join(glob.escape(folder), glob.escape(f".{name}.tmp-") + "*")):
             try:
-                os.unlink(tmp)
+                if os.path.isdir(tmp) and not os.path.islink(tmp):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    os.unlink(tmp)
             except OSError:
                 pass

@@ -69,7 +69,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -77,7 +80,8 @@ import soundfile as sf
 from mixpilot.dsp.settings import validate as validate_setting
 from mixpilot.fileio import replace_atomically, write_failure
 
-from .audio_io import OUTPUT_FORMATS, UnsupportedOutputError, check_output_format, write_sound_file
+from .audio_io import _WRITE_CHUNK_FRAMES, OUTPUT_FORMATS, UnsupportedOutputError, check_output_format
+from .frames import CHUNK_FRAMES, ArrayFrames, Frames
 
 __all__ = [
     "BIT_DEPTHS",
@@ -88,6 +92,7 @@ __all__ = [
     "MP3_SAMPLE_RATES",
     "Delivered",
     "Delivery",
+    "Quantizer",
     "check_codecs",
     "deliver",
     "interpolator_gain",
@@ -247,31 +252,48 @@ def quantize(x: np.ndarray, bits: int, *, dither: bool, seed: int = DITHER_SEED)
     ``u1 - u2`` with ``u1`` the seeded generator's first ``frames x channels``
     doubles and ``u2`` the next as many (PCG64 makes one double of each 64-bit
     output, so a second generator advanced by that count yields ``u2``).
+    :class:`Quantizer` does the same over a stream of blocks.
     """
     x = np.asarray(x)
-    scale = float(2 ** (bits - 1))
+    q = Quantizer(bits, x.size, dither=dither, seed=seed)
     out = np.empty(x.shape, dtype=np.int16 if bits == 16 else np.int32)
     flat_x = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
     flat_out = out.reshape(flat_x.shape)
-    per_frame = flat_x.shape[1]
-    u1 = u2 = None
-    if dither:
-        u1 = np.random.default_rng(seed)  # Generator(PCG64(seed))
-        second = np.random.PCG64(seed)
-        second.advance(x.size)
-        u2 = np.random.Generator(second)
     for i in range(0, flat_x.shape[0], _QUANTIZE_CHUNK_FRAMES):
-        v = np.asarray(flat_x[i : i + _QUANTIZE_CHUNK_FRAMES], dtype=np.float64) * scale
-        if u1 is not None and u2 is not None:
-            shape = (v.shape[0], per_frame)
-            v += u1.random(shape) - u2.random(shape)  # TPDF on (-1, 1) LSB
-        np.rint(v, out=v)
-        np.clip(v, -scale, scale - 1.0, out=v)
-        if bits == 16:
-            flat_out[i : i + v.shape[0]] = v.astype(np.int16)
-        else:
-            flat_out[i : i + v.shape[0]] = v.astype(np.int32) << (32 - bits)
+        flat_out[i : i + _QUANTIZE_CHUNK_FRAMES] = q.block(flat_x[i : i + _QUANTIZE_CHUNK_FRAMES])
     return out
+
+
+class Quantizer:
+    """:func:`quantize` block by block: the blocks of a buffer, in order, give :func:`quantize`'s integers.
+
+    ``total_samples`` (frames x channels of the whole stream) places the
+    second uniform sequence of the TPDF dither (:func:`quantize`), so it must
+    be known before the first block.
+    """
+
+    def __init__(self, bits: int, total_samples: int, *, dither: bool, seed: int = DITHER_SEED) -> None:
+        self.bits = int(bits)
+        self.dtype = np.dtype(np.int16 if self.bits == 16 else np.int32)
+        self.scale = float(2 ** (self.bits - 1))
+        self._u1: np.random.Generator | None = None
+        self._u2: np.random.Generator | None = None
+        if dither:
+            self._u1 = np.random.default_rng(seed)  # Generator(PCG64(seed))
+            second = np.random.PCG64(seed)
+            second.advance(int(total_samples))
+            self._u2 = np.random.Generator(second)
+
+    def block(self, x: np.ndarray) -> np.ndarray:
+        """The integers of the next ``x`` [frames, channels] (int16 at 16 bits, int32 at 24)."""
+        v = np.asarray(x, dtype=np.float64) * self.scale
+        if self._u1 is not None and self._u2 is not None:
+            v += self._u1.random(v.shape) - self._u2.random(v.shape)  # TPDF on (-1, 1) LSB
+        np.rint(v, out=v)
+        np.clip(v, -self.scale, self.scale - 1.0, out=v)
+        if self.bits == 16:
+            return v.astype(np.int16)
+        return v.astype(np.int32) << (32 - self.bits)
 
 
 def _as_float(q: np.ndarray, bits: int) -> np.ndarray:
@@ -282,7 +304,7 @@ def _as_float(q: np.ndarray, bits: int) -> np.ndarray:
 
 
 def deliver(
-    y: np.ndarray,
+    y: np.ndarray | Frames,
     sample_rate: int,
     delivery: Delivery,
     path: str | os.PathLike[str],
@@ -294,21 +316,27 @@ def deliver(
 ) -> Delivered:
     """Write the master ``y`` [frames, channels] float32 to ``path`` atomically, holding ``ceiling_dbtp``.
 
+    ``y`` is an array or a frame store (:mod:`realtime.frames`: a streamed render's chosen pass on
+    disk), read in chunks either way: gain, quantisation (:class:`Quantizer`), metering and the
+    encoder take one chunk at a time, so delivery holds a few chunks whatever the length.
     ``true_peak_dbtp`` / ``integrated_lufs`` / ``lra_lu`` are the master's,
     when already measured (the render measured its chosen pass); the file's
     own figures are measured again only when delivery changed the samples
     beyond 24-bit rounding (16-bit dither, a trim, a lossy codec).
     """
-    from mixpilot.dsp.meter import measure
-
     from .audio_io import AudioFileError
 
+    src: Frames = ArrayFrames(np.asarray(y)) if isinstance(y, np.ndarray) else y
     p = os.path.abspath(os.fspath(path))
     notes: list[str] = []
     c_lin = 10.0 ** (ceiling_dbtp / 20.0)
     if true_peak_dbtp is None or integrated_lufs is None or lra_lu is None:
-        m = measure(y, sample_rate)
-        true_peak_dbtp, integrated_lufs, lra_lu = m["true_peak_dbtp"], m["integrated_lufs"], m["loudness_range_lu"]
+        meter = _file_meter(sample_rate, src.channels)
+        with closing(_chunks(src)) as chunks:
+            for chunk in chunks:
+                meter.process(chunk)
+        m = _readout(meter)
+        true_peak_dbtp, integrated_lufs, lra_lu = m
     tp_lin = 10.0 ** (true_peak_dbtp / 20.0) if math.isfinite(true_peak_dbtp) else 0.0
     bits = delivery.bits
     allowed = c_lin - _error_peak(bits) * interpolator_gain()
@@ -329,17 +357,27 @@ def deliver(
             nonlocal gain, measured, encodes
             for attempt in range(1, MAX_ENCODES + 1):
                 encodes = attempt
-                data = y if gain == 1.0 else (y * np.float32(gain)).astype(np.float32)
+                g32 = np.float32(gain)
                 try:
-                    write_sound_file(tmp, data, sample_rate, delivery.format, subtype, options)
-                    decoded, _ = sf.read(tmp, dtype="float32", always_2d=True)
+                    with _writer(tmp, sample_rate, src.channels, delivery.format, subtype, options) as f:
+                        pw = _PieceWriter(f, src.channels, np.float32)
+                        with closing(_chunks(src)) as chunks:
+                            for chunk in chunks:
+                                pw.write(chunk if gain == 1.0 else (chunk * g32).astype(np.float32))
+                        pw.close()
+                    meter = _file_meter(sample_rate, src.channels)
+                    with sf.SoundFile(tmp) as dec:
+                        while True:
+                            part = dec.read(CHUNK_FRAMES, dtype="float32", always_2d=True)
+                            if part.shape[0] == 0:
+                                break
+                            meter.process(part)
                 except (sf.SoundFileError, RuntimeError) as exc:
                     raise AudioFileError(
                         f"{p}: cannot write {delivery.format} ({write_failure(tmp, str(exc))})"
                     ) from None
-                m = measure(decoded, sample_rate)
-                measured = (m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"])
-                over = m["true_peak_dbtp"] - ceiling_dbtp
+                measured = _readout(meter)
+                over = measured[1] - ceiling_dbtp
                 if not over > 0.0 or attempt == MAX_ENCODES:
                     break
                 gain *= 10.0 ** (-(over + _TRIM_EXTRA_DB) / 20.0)
@@ -357,27 +395,38 @@ def deliver(
         replace_atomically(p, write)
     else:
         subtype = delivery.subtype
-        if bits is None:  # 32-bit float
-            data = y if gain == 1.0 else (y * np.float32(gain)).astype(np.float32)
-        else:
-            data = quantize(y if gain == 1.0 else y * gain, bits, dither=bits == 16)
-        if bits == 16 or gain != 1.0:  # the file's samples differ from the master's beyond rounding: measure
-            m = measure(data if bits is None else _as_float(data, bits), sample_rate)
-            measured = (m["integrated_lufs"], m["true_peak_dbtp"], m["loudness_range_lu"])
+        # the file's samples differ from the master's beyond rounding: measure them as they are written
+        meter = _file_meter(sample_rate, src.channels) if bits == 16 or gain != 1.0 else None
+        quantizer = None if bits is None else Quantizer(bits, src.frames * src.channels, dither=bits == 16)
 
         def write(tmp: str) -> None:
             try:
-                write_sound_file(tmp, data, sample_rate, delivery.format, subtype, {})
+                with _writer(tmp, sample_rate, src.channels, delivery.format, subtype, {}) as f:
+                    pw = _PieceWriter(f, src.channels, np.float32 if quantizer is None else quantizer.dtype)
+                    with closing(_chunks(src)) as chunks:
+                        for chunk in chunks:
+                            if quantizer is None:  # 32-bit float
+                                data = chunk if gain == 1.0 else (chunk * np.float32(gain)).astype(np.float32)
+                                if meter is not None:
+                                    meter.process(data)
+                            else:
+                                data = quantizer.block(chunk if gain == 1.0 else chunk * gain)
+                                if meter is not None:
+                                    meter.process(_as_float(data, quantizer.bits))
+                            pw.write(data)
+                    pw.close()
             except (sf.SoundFileError, RuntimeError) as exc:
                 raise AudioFileError(f"{p}: cannot write ({write_failure(tmp, str(exc))})") from None
 
         replace_atomically(p, write)
+        if meter is not None:
+            measured = _readout(meter)
     if measured is None:
         measured = (integrated_lufs, true_peak_dbtp, lra_lu)
     return Delivered(
         subtype=subtype,
         sample_rate=int(sample_rate),
-        frames=int(y.shape[0]),
+        frames=int(src.frames),
         integrated_lufs=float(measured[0]),
         true_peak_dbtp=float(measured[1]),
         lra_lu=float(measured[2]),
@@ -385,3 +434,61 @@ def deliver(
         encodes=encodes,
         notes=notes,
     )
+
+
+def _chunks(src: Frames) -> Generator[np.ndarray, None, None]:
+    """``src`` in pieces of at most :data:`realtime.frames.CHUNK_FRAMES` (an array is sliced, not copied)."""
+    with closing(src.chunks(CHUNK_FRAMES)) as chunks:
+        for chunk in chunks:
+            for i in range(0, chunk.shape[0], CHUNK_FRAMES):
+                yield chunk[i : i + CHUNK_FRAMES]
+
+
+def _file_meter(sample_rate: int, channels: int) -> Any:
+    """:func:`dsp.meter.measure`'s meter, fed chunk by chunk (the same readouts, tested)."""
+    from mixpilot.dsp.meter import LoudnessMeter
+    from mixpilot.dsp.spec import ProcessSpec
+
+    return LoudnessMeter(ProcessSpec(sample_rate=sample_rate, max_block_size=CHUNK_FRAMES, num_channels=channels))
+
+
+def _readout(meter: Any) -> tuple[float, float, float]:
+    """(integrated LUFS, true peak dBTP, LRA LU) of a :func:`_file_meter` at the end of the file."""
+    meter.flush_true_peak()
+    return meter.integrated_lufs, meter.true_peak_dbtp, meter.loudness_range_lu
+
+
+def _writer(path: str, sample_rate: int, channels: int, fmt: str, subtype: str, options: Any) -> sf.SoundFile:
+    return sf.SoundFile(path, "w", int(sample_rate), int(channels), subtype, format=fmt, **(options or {}))
+
+
+class _PieceWriter:
+    """Writes to ``f`` in pieces of exactly ``audio_io._WRITE_CHUNK_FRAMES`` (the last one shorter), whatever
+    the chunks it is given: libvorbis allocates on the stack per frame (module docstring), and a Vorbis
+    encoder's output depends on how the frames are split into writes (measured: 256 of 361 618 samples
+    differ between chunk sizes), so a file must not depend on the chunking of the render that made it."""
+
+    def __init__(self, f: sf.SoundFile, channels: int, dtype: Any) -> None:
+        self.f = f
+        self.buf = np.empty((_WRITE_CHUNK_FRAMES, channels), dtype=dtype)
+        self.held = 0
+
+    def write(self, data: np.ndarray) -> None:
+        i, n = 0, data.shape[0]
+        while i < n:
+            if self.held == 0 and n - i >= _WRITE_CHUNK_FRAMES:
+                self.f.write(data[i : i + _WRITE_CHUNK_FRAMES])
+                i += _WRITE_CHUNK_FRAMES
+                continue
+            take = min(n - i, _WRITE_CHUNK_FRAMES - self.held)
+            self.buf[self.held : self.held + take] = data[i : i + take]
+            self.held += take
+            i += take
+            if self.held == _WRITE_CHUNK_FRAMES:
+                self.f.write(self.buf)
+                self.held = 0
+
+    def close(self) -> None:
+        if self.held:
+            self.f.write(self.buf[: self.held])
+            self.held = 0

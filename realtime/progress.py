@@ -87,5 +87,6 @@ class ProgressBar(Progress):
     def __call__(self, pass_no: int, done_s: float, total_s: float) -> None:
         frac = min(max(done_s / total_s, 0.0), 1.0) if total_s > 0 else 1.0
         pct = int(frac * 100.0 + 1e-9)
-        line = f"{bar_text(frac, self.WIDTH)}  {done_s:.1f} s / {total_s:.1f} s  pass {pass_no}"
+        what = f"pass {pass_no}" if pass_no else "reading"  # pass 0: the first read, which measures the input
+        line = f"{bar_text(frac, self.WIDTH)}  {done_s:.1f} s / {total_s:.1f} s  {what}"
         self.show((pass_no, pct), line, done=pct >= 100)

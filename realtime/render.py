@@ -47,23 +47,27 @@ a 4x true-peak meter.
 
 from __future__ import annotations
 
+import errno
+import itertools
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from mixpilot.dsp.errors import MixpilotError, OutputError, UsageError
-from mixpilot.dsp.meter import LoudnessMeter, measure, true_peak_dbtp
+from mixpilot.dsp.meter import LoudnessMeter, TruePeakMeter, measure
 from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_value
 from mixpilot.dsp.settings import setting
 from mixpilot.dsp.spec import ProcessSpec
 
 from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
+from .frames import CHUNK_FRAMES, ArrayFrames, DiskFrames, Frames, FrameSink
 from .parameter_state import ParamsLog, clamp_value, params_out_text
 from .session import Session, build_session
 
@@ -99,7 +103,8 @@ _MIN_SLOPE = 0.15  # LU per dB: below this the limiter is taken as saturated
 _MAX_STEP_DB = 12.0  # more gain than this, at the measured slope, also counts as saturated
 
 ProgressCallback = Callable[[int, float, float], None]
-"""``progress(pass_number, done_seconds, total_seconds)``, called after every block."""
+"""``progress(pass_number, done_seconds, total_seconds)``, called after every block (pass 0: a streamed
+render's first read of the input, which measures it)."""
 
 
 class RenderError(MixpilotError):
@@ -252,53 +257,94 @@ def _check_writable_target(path: str, what: str, *, overwrite: bool, protect: tu
 # --- processing ----------------------------------------------------------------------
 
 
-def _render_pass(
+def _feed(
     engine: Engine,
-    x: np.ndarray,
-    out: np.ndarray,
+    pieces: Iterable[np.ndarray],
+    n: int,
+    channels: int,
+    dtype: Any,
+    sink: FrameSink,
     block_size: int,
     sample_rate: int,
     pass_no: int,
     progress: ProgressCallback | None,
-    tap_out: np.ndarray | None = None,
+    tap_sink: FrameSink | None = None,
 ) -> None:
-    """One pass of ``x`` through ``engine`` (already reset) into ``out``, latency removed.
+    """``pieces`` (``n`` frames and the ``latency_samples`` that flush the lookahead, in any split)
+    through ``engine`` in blocks of ``block_size``; the output, latency removed, into ``sink``.
 
-    ``tap_out`` (float64 [frames + latency, 2]), when given, receives the engine's pre-delivery
-    tap of every frame, the latency flush included (:func:`_replay_pass` feeds it back).
+    The blocks are the same whatever the split (a block that straddles two pieces is assembled in a
+    scratch buffer), so the engine sees the same calls as over one array.  ``tap_sink``, when given,
+    receives the engine's pre-delivery tap of every frame, the latency flush included
+    (:func:`_replay_pass` feeds it back).
     """
-    n, ch = x.shape
     lat = engine.latency_samples
-    total = n + lat
-    scratch_in = np.zeros((block_size, ch), dtype=np.float32)
-    scratch_out = np.zeros((block_size, ch), dtype=np.float32)
+    scratch_in = np.zeros((block_size, channels), dtype=dtype)
+    scratch_out = np.zeros((block_size, channels), dtype=np.float32)
     total_s = n / sample_rate
     pos = 0
-    while pos < total:
-        m = min(block_size, total - pos)
-        have = min(max(n - pos, 0), m)  # frames still taken from the input; the rest is the latency flush
-        if have == m:
-            blk = x[pos : pos + m]
-        else:
-            blk = scratch_in[:m]
-            blk[:have] = x[pos : pos + have]
-            blk[have:] = 0.0
+
+    def run(blk: np.ndarray) -> None:
+        nonlocal pos
+        m = blk.shape[0]
         y = scratch_out[:m]
         engine.process_block(blk, y)
-        if tap_out is not None:
-            tap_out[pos : pos + m] = engine.tap[:m]
+        if tap_sink is not None:
+            tap_sink.write(engine.tap[:m])
         start = max(pos, lat)  # output frame ``start`` is input frame ``start - lat``
         if start < pos + m:
-            out[start - lat : pos + m - lat] = y[start - pos :]
+            sink.write(y[start - pos :])
         pos += m
         if progress is not None:
             progress(pass_no, min(pos, n) / sample_rate, total_s)
 
+    held = 0  # frames waiting in scratch_in for the rest of their block
+    for piece in pieces:
+        k = piece.shape[0]
+        i = 0
+        if held:
+            i = min(block_size - held, k)
+            scratch_in[held : held + i] = piece[:i]
+            held += i
+            if held == block_size:
+                run(scratch_in)
+                held = 0
+        while k - i >= block_size:
+            run(piece[i : i + block_size])
+            i += block_size
+        if i < k:
+            scratch_in[: k - i] = piece[i:]
+            held = k - i
+    if held:
+        run(scratch_in[:held])
+
+
+def _render_pass(
+    engine: Engine,
+    source: Frames,
+    sink: FrameSink,
+    block_size: int,
+    sample_rate: int,
+    pass_no: int,
+    progress: ProgressCallback | None,
+    tap_sink: FrameSink | None = None,
+) -> None:
+    """One pass of ``source`` through ``engine`` (already reset) into ``sink``, latency removed
+    (the input followed by ``latency_samples`` zeros)."""
+    ch = source.channels
+    flush = np.zeros((engine.latency_samples, ch), dtype=np.float32)
+    with closing(source.chunks(_chunk_frames(block_size))) as chunks:  # closed (the file too) however it ends
+        pieces = itertools.chain(chunks, (flush,))
+        _feed(engine, pieces, source.frames, ch, np.float32, sink, block_size, sample_rate, pass_no, progress, tap_sink)
+    sink.close()
+    if tap_sink is not None:
+        tap_sink.close()
+
 
 def _replay_pass(
     engine: Engine,
-    tap: np.ndarray,
-    out: np.ndarray,
+    tap: Frames,
+    sink: FrameSink,
     block_size: int,
     sample_rate: int,
     pass_no: int,
@@ -310,25 +356,18 @@ def _replay_pass(
     frame of the first pass, latency flush included) is fed to an engine whose chain is the output
     gain and the limiter, with the same parameters and the same AI updates at the same stream
     positions (the worker's memo): the limiter sees the samples it would see in a full pass, and
-    ``out`` is what a full pass would write.  (The chain's input check reads samples under 1e-30
+    ``sink`` gets what a full pass would write.  (The chain's input check reads samples under 1e-30
     as zero: below -600 dBFS, where a full pass would carry them on.)
     """
-    n = out.shape[0]
-    lat = engine.latency_samples
-    total = n + lat
-    scratch_out = np.zeros((block_size, 2), dtype=np.float32)
-    total_s = n / sample_rate
-    pos = 0
-    while pos < total:
-        m = min(block_size, total - pos)
-        y = scratch_out[:m]
-        engine.process_block(tap[pos : pos + m], y)
-        start = max(pos, lat)
-        if start < pos + m:
-            out[start - lat : pos + m - lat] = y[start - pos :]
-        pos += m
-        if progress is not None:
-            progress(pass_no, min(pos, n) / sample_rate, total_s)
+    n = tap.frames - engine.latency_samples
+    with closing(tap.chunks(_chunk_frames(block_size))) as chunks:
+        _feed(engine, chunks, n, 2, np.float64, sink, block_size, sample_rate, pass_no, progress)
+    sink.close()
+
+
+def _chunk_frames(block_size: int) -> int:
+    """Frames per chunk read from a store: a whole number of blocks, about :data:`CHUNK_FRAMES`."""
+    return max(1, CHUNK_FRAMES // block_size) * block_size
 
 
 #: Loudness passes 2+ replay the first pass's tap (:func:`_replay_pass`) when it fits in this many
@@ -386,6 +425,93 @@ def render_array(
     ArrayRender
         ``out`` is the pass closest to the target (``chosen``).
     """
+    r = render_frames(
+        ArrayFrames(x),
+        sample_rate,
+        new_store=_memory_store,
+        analyse=lambda est: est.analyse(x),
+        target_lufs=target_lufs,
+        ceiling_dbtp=ceiling_dbtp,
+        params=params,
+        block_size=block_size,
+        progress=progress,
+        input_integrated_lufs=input_integrated_lufs,
+        loudness_mode=loudness_mode,
+        estimator=estimator,
+        ai_amount=ai_amount,
+        ai_hop_s=ai_hop_s,
+        crossfade_s=crossfade_s,
+        midi_file=midi_file,
+        amounts=amounts,
+        replay_max_bytes=REPLAY_MAX_BYTES,
+    )
+    return ArrayRender(
+        cast(ArrayFrames, r.best).array, r.passes, r.chosen, r.notes, r.latency_samples, r.ai_updates, r.inference,
+        r.events,
+    )  # fmt: skip
+
+
+StoreFactory = Callable[[str, int, int, Any], Frames]
+"""``new_store(name, frames, channels, dtype)``: an empty frame store for a render pass (or its tap)."""
+
+
+def _memory_store(name: str, frames: int, channels: int, dtype: Any) -> Frames:
+    return ArrayFrames(np.empty((frames, channels), dtype=dtype))
+
+
+def disk_store(folder: str) -> StoreFactory:
+    """Scratch stores as raw files in ``folder`` (:class:`realtime.frames.DiskFrames`)."""
+
+    def new(name: str, frames: int, channels: int, dtype: Any) -> Frames:
+        return DiskFrames(os.path.join(folder, f"{name}.raw"), channels, dtype)
+
+    return new
+
+
+@dataclass
+class FramesRender:
+    """What :func:`render_frames` returns: :class:`ArrayRender` with the chosen pass in a store."""
+
+    best: Frames
+    passes: list[PassResult]
+    chosen: PassResult
+    notes: list[str]
+    latency_samples: int
+    ai_updates: list
+    inference: dict | None
+    events: ParamsLog | None
+
+
+def render_frames(
+    source: Frames,
+    sample_rate: int,
+    *,
+    new_store: StoreFactory,
+    analyse: Callable[[Any], Any],
+    target_lufs: float = -14.0,
+    ceiling_dbtp: float = -1.0,
+    params: Mapping[str, float] | None = None,
+    block_size: int = 1024,
+    progress: ProgressCallback | None = None,
+    input_integrated_lufs: float | None = None,
+    loudness_mode: str = "search",
+    estimator: Estimator | None = None,
+    ai_amount: float = 1.0,
+    ai_hop_s: float = 0.5,
+    crossfade_s: float = 2.0,
+    midi_file: MidiFileAutomation | None = None,
+    amounts: Mapping[str, float] | None = None,
+    replay_max_bytes: float = math.inf,
+) -> FramesRender:
+    """:func:`render_array` over a frame store: ``source`` in, every pass into stores from ``new_store``.
+
+    ``analyse(estimator)`` is the analytic matcher's whole-file analysis
+    (``estimator.analyse(x)``, or ``estimator.analyse_stats(stats)`` with
+    statistics gathered while the file was read); loudness passes 2+ replay
+    the first pass's tap when it holds at most ``replay_max_bytes``.  The
+    chosen pass is returned in its store, with the other passes' stores
+    removed.
+    """
     if loudness_mode not in LOUDNESS_MODES:
         raise RenderUsageError(f"--loudness-mode must be one of {', '.join(LOUDNESS_MODES)}, not {loudness_mode!r}")
     params = dict(params or {})
@@ -417,7 +543,7 @@ def render_array(
     # the session play and live build too (realtime.session): the same engine, state, worker and controls
     session = build_session(
         sample_rate,
-        x.shape[1],
+        source.channels,
         max_block_size=block_size,
         params=params,
         target_lufs=target_lufs,
@@ -436,7 +562,7 @@ def render_array(
     whole_file: dict | None = None
     if worker is not None:
         if whole:
-            matched = stream_est.analyse(x)
+            matched = analyse(stream_est)
             whole_file = engine.state.ai_targets(stream_est.values())
             if getattr(matched, "reasons", None):
                 notes.append(f"AI ({getattr(estimator, 'name', 'matcher')}): " + "; ".join(matched.reasons))
@@ -460,8 +586,8 @@ def render_array(
         and measurable
         and midi_file is None
         and ai_replayable
-        and x.shape[1] == 2
-        and (x.shape[0] + engine.latency_samples) * 16 <= REPLAY_MAX_BYTES
+        and source.channels == 2
+        and (source.frames + engine.latency_samples) * 16 <= replay_max_bytes
     ):
         # the same session without the stages before the tap (no bank: midi_file is None here)
         rsession = build_session(
@@ -486,10 +612,10 @@ def render_array(
             replay.set_static(name, v)
         if rsession.worker is not None and worker is not None:
             rsession.worker.memo = worker.memo  # every value comes from the first pass (the ring holds the tap)
-        tap_store = np.empty((x.shape[0] + engine.latency_samples, 2))
+        tap_store = new_store("tap", source.frames + engine.latency_samples, 2, np.float64)
 
-    cur = np.empty_like(x)
-    best = np.empty_like(x)
+    cur = new_store("pass-a", source.frames, source.channels, np.float32)
+    best = new_store("pass-b", source.frames, source.channels, np.float32)
     best_err = math.inf
     passes: list[PassResult] = []
     for pass_no in range(1, MAX_PASSES + 1):
@@ -499,7 +625,8 @@ def render_array(
             rsession.rewind()
             if whole_file is not None:
                 replay.state.record_ai(0.0, whole_file)
-            _replay_pass(replay, tap_store, cur, block_size, sample_rate, pass_no, progress)
+            meter = _pass_meter(sample_rate, 2)
+            _replay_pass(replay, tap_store, cur.sink(meter), block_size, sample_rate, pass_no, progress)
             limiter_gr_db = replay.max_limiter_gain_reduction_db
             ran = rsession
         else:
@@ -508,17 +635,18 @@ def render_array(
             session.rewind()  # parameters settle on their targets: no glide between passes (and the log restarts)
             if whole_file is not None:
                 engine.state.record_ai(0.0, whole_file)
-            _render_pass(engine, x, cur, block_size, sample_rate, pass_no, progress, tap_store)
+            meter = _pass_meter(sample_rate, source.channels)
+            tap_sink = tap_store.sink() if tap_store is not None and pass_no == 1 else None
+            _render_pass(engine, source, cur.sink(meter), block_size, sample_rate, pass_no, progress, tap_sink)
             limiter_gr_db = engine.max_limiter_gain_reduction_db
             ran = session
         if follow:
             gain = engine.loudness_gain_db
-        m = _pass_loudness(cur, sample_rate)
         res = PassResult(
             gain,
-            m["integrated_lufs"],
+            meter.integrated_lufs,
             math.nan,  # measured on the chosen pass only, below
-            m["loudness_range_lu"],
+            meter.loudness_range_lu,
             engine.max_comp_gain_reduction_db,  # before the tap: the first pass's on a replay
             limiter_gr_db,
             engine.nonfinite_samples,
@@ -554,8 +682,15 @@ def render_array(
     )
     # the search needs each pass's loudness only; the true peak (4x interpolation, most of a
     # measurement's cost) is measured once, on the pass that is delivered
-    chosen.true_peak_dbtp = true_peak_dbtp(best)  # measure()'s true peak without its loudness (tested equal)
-    return ArrayRender(
+    tpm = TruePeakMeter(best.channels)  # measure()'s true peak without its loudness (tested equal)
+    with closing(best.chunks()) as chunks:
+        for chunk in chunks:
+            tpm.process(chunk)
+    chosen.true_peak_dbtp = tpm.dbtp()
+    for store in (cur, tap_store):
+        if isinstance(store, DiskFrames):
+            store.remove()
+    return FramesRender(
         best,
         passes,
         chosen,
@@ -577,14 +712,12 @@ def _worker_stats(worker: InferenceWorker | None, replay: Engine | None) -> dict
     return stats
 
 
-def _pass_loudness(y: np.ndarray, sample_rate: int) -> dict:
-    """Integrated loudness and loudness range of a pass (:func:`dsp.meter.measure`'s, without the true peak)."""
-    meter = LoudnessMeter(
-        ProcessSpec(sample_rate=sample_rate, max_block_size=max(1, y.shape[0]), num_channels=y.shape[1]),
-        true_peak=False,
+def _pass_meter(sample_rate: int, channels: int) -> LoudnessMeter:
+    """The meter of a pass's integrated loudness and loudness range (:func:`dsp.meter.measure`'s, without
+    the true peak; fed block by block as the pass is written, which gives the whole buffer's values, tested)."""
+    return LoudnessMeter(
+        ProcessSpec(sample_rate=sample_rate, max_block_size=CHUNK_FRAMES, num_channels=channels), true_peak=False
     )
-    meter.process(y)
-    return {"integrated_lufs": meter.integrated_lufs, "loudness_range_lu": meter.loudness_range_lu}
 
 
 def _secant(a: PassResult, b: PassResult) -> float:
@@ -740,6 +873,111 @@ def _write_report(
         ) from None
 
 
+def _render_streamed(
+    in_str: str,
+    out_abs: str,
+    checked: Any,
+    delivery: Any,
+    progress: ProgressCallback | None,
+    estimator: Estimator | None,
+) -> tuple[Any, Any, Any, int]:
+    """Decode, master and deliver from disk in chunks; the passes live in a scratch folder beside the
+    output (removed at the end, however the render ends)."""
+    import tempfile
+
+    from .api import master_stream
+    from .audio_io import AudioReader
+    from .encode import deliver
+
+    reader = AudioReader(in_str)
+    folder, name = os.path.split(out_abs)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f".{name}.tmp-scratch-", dir=folder) as scratch:
+            result, rep, _info = master_stream(
+                reader,
+                checked,
+                scratch_dir=scratch,
+                progress=progress,
+                limiter_margin_db=delivery.limiter_margin_db(checked.ceiling_dbtp),
+                estimator=estimator,
+            )
+            out = deliver(
+                result.best,
+                reader.sample_rate,
+                delivery,
+                out_abs,
+                ceiling_dbtp=checked.ceiling_dbtp,
+                true_peak_dbtp=rep.output_true_peak_dbtp,
+                integrated_lufs=rep.output_integrated_lufs,
+                lra_lu=rep.output_lra_lu,
+            )
+    except OSError as exc:  # the scratch files (the rest are MixpilotErrors with their own words)
+        if isinstance(exc, MixpilotError):
+            raise
+        from mixpilot.fileio import disk_full
+
+        kind = f"{delivery.format} " if delivery.lossy else ""
+        if exc.errno == errno.ENOSPC or disk_full(folder):
+            raise OutputError(f"{out_abs}: cannot write {kind}(no space left on the device)") from None
+        raise OutputError(
+            f"{out_abs}: cannot write the render's scratch files beside it ({exc.strerror or exc})"
+        ) from None
+    return rep, result, out, reader.sample_rate
+
+
+def _render_in_memory(
+    in_str: str,
+    out_abs: str,
+    out_rate: int,
+    checked: Any,
+    delivery: Any,
+    progress: ProgressCallback | None,
+    estimator: Estimator | None,
+    keep_input: bool,
+) -> tuple[Any, Any, Any, int, Any]:
+    """The whole file in memory: ``--output-rate`` (soxr over the whole file) and ``--report`` (which
+    compares the input with the delivered file) take this path."""
+    from .api import master_core
+    from .audio_io import to_processing_layout
+    from .encode import deliver, resample
+
+    raw, sample_rate, info = read_audio_file(in_str)
+    notes = list(info.notes)
+    m_src = None
+    if out_rate != sample_rate:
+        weights = LAYOUTS[info.channels].weights if info.channels in LAYOUTS else None
+        m_src = measure(raw, sample_rate, channel_weights=weights)
+        raw = resample(raw, sample_rate, out_rate)
+        notes.append(f"resampled {sample_rate} -> {out_rate} Hz (soxr, very high quality) before mastering")
+    y, rep, result = master_core(
+        raw,
+        out_rate,
+        checked,
+        progress=progress,
+        notes=notes,
+        nonfinite_samples=info.nonfinite_samples,
+        limiter_margin_db=delivery.limiter_margin_db(checked.ceiling_dbtp),
+        estimator=estimator,
+    )
+    x_before = to_processing_layout(raw) if keep_input else None
+    del raw
+    if m_src is not None:  # the input's own figures, at its own rate
+        rep.input_integrated_lufs = m_src["integrated_lufs"]
+        rep.input_true_peak_dbtp = m_src["true_peak_dbtp"]
+        rep.input_lra_lu = m_src["loudness_range_lu"]
+    out = deliver(
+        y,
+        out_rate,
+        delivery,
+        out_abs,
+        ceiling_dbtp=checked.ceiling_dbtp,
+        true_peak_dbtp=rep.output_true_peak_dbtp,
+        integrated_lufs=rep.output_integrated_lufs,
+        lra_lu=rep.output_lra_lu,
+    )
+    return rep, result, out, sample_rate, x_before
+
+
 def render_file(
     in_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -835,8 +1073,8 @@ def render_file(
         All before anything is written, except errors of the final write itself
         (disk full, ...), which leave no partial file behind.
     """
-    from .api import MasterSettings, master_core
-    from .encode import Delivery, deliver, resample
+    from .api import MasterSettings
+    from .encode import Delivery
 
     t0 = time.perf_counter()
     # 1. arguments
@@ -887,41 +1125,14 @@ def render_file(
         report_abs = check_report_path(os.fspath(report), protect=protect, overwrite=overwrite)
 
     # 3. read, master, deliver
-    raw, sample_rate, info = read_audio_file(in_str)
-    notes = list(info.notes)
-    if out_rate != sample_rate:
-        weights = LAYOUTS[info.channels].weights if info.channels in LAYOUTS else None
-        m_src = measure(raw, sample_rate, channel_weights=weights)
-        raw = resample(raw, sample_rate, out_rate)
-        notes.append(f"resampled {sample_rate} -> {out_rate} Hz (soxr, very high quality) before mastering")
-    y, rep, result = master_core(
-        raw,
-        out_rate,
-        checked,
-        progress=progress,
-        notes=notes,
-        nonfinite_samples=info.nonfinite_samples,
-        limiter_margin_db=delivery.limiter_margin_db(checked.ceiling_dbtp),
-        estimator=estimator,
-    )
-    from .audio_io import to_processing_layout
-
-    x_before = to_processing_layout(raw) if report_abs is not None else None
-    del raw
-    if out_rate != sample_rate:  # the input's own figures, at its own rate
-        rep.input_integrated_lufs = m_src["integrated_lufs"]
-        rep.input_true_peak_dbtp = m_src["true_peak_dbtp"]
-        rep.input_lra_lu = m_src["loudness_range_lu"]
-    out = deliver(
-        y,
-        out_rate,
-        delivery,
-        out_abs,
-        ceiling_dbtp=checked.ceiling_dbtp,
-        true_peak_dbtp=rep.output_true_peak_dbtp,
-        integrated_lufs=rep.output_integrated_lufs,
-        lra_lu=rep.output_lra_lu,
-    )
+    x_before = None
+    if report_abs is None and out_rate == sinfo.samplerate:
+        # streamed from disk: a few chunks in memory whatever the length (realtime.api.master_stream)
+        rep, result, out, sample_rate = _render_streamed(in_str, out_abs, checked, delivery, progress, estimator)
+    else:
+        rep, result, out, sample_rate, x_before = _render_in_memory(
+            in_str, out_abs, out_rate, checked, delivery, progress, estimator, report_abs is not None
+        )
     if po_abs is not None:
         try:
             _write_params_out(po_abs, checked.values, rep.loudness_gain_db, result.events)
@@ -932,7 +1143,7 @@ def render_file(
                 f"complete, the parameter log was not written"
             ) from None
     rep.notes += out.notes
-    if report is not None and report_abs is not None:
+    if report is not None and report_abs is not None:  # (the in-memory render: x_before is the input)
         _write_report(report, report_abs, x_before, out_abs, out_rate, checked, settings, rep, result, in_str,
                       out_str, overwrite)  # fmt: skip
         del x_before
