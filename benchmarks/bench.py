@@ -5,6 +5,7 @@ Usage::
     mixpilot bench [--json PATH] [--quick | --full] [--soak SECONDS]
                    [--samplerates HZ,...] [--blocksizes FRAMES,...] [--seconds S]
                    [--render-seconds S] [--windows N] [--model NAME|PATH|none] [--no-pedalboard]
+                   [--scaling-seconds S] [--render-minutes MIN,...] [--no-render-scaling]
     python -m mixpilot.benchmarks.bench ...          (the same without the CLI wiring)
 
 Every number is ``time.perf_counter_ns`` around the real call, after a warm-up
@@ -42,9 +43,19 @@ chain active at :data:`benchmarks.chain_vs_pedalboard.SETTINGS`.
    when there is no usable model) and for the heuristic; p50 / p99 ms of
    features + predict, and of each part.  One core.
 5. ``--soak SECONDS``: the real-time soak of :mod:`benchmarks.soak`.
-
-Render time and peak memory against file length (1, 10, 60 min, from the
-command line) are :mod:`benchmarks.render_scaling`'s.
+6. **Scaling** (``--full``; ``scaling`` in the JSON): the bare chain
+   (:meth:`dsp.chain.MixChain.process`) and the pedalboard chain per block at
+   every block size and rate of the grid (32..1024 frames at 44.1, 48 and
+   96 kHz), alternating in rounds in one run
+   (:func:`benchmarks.chain_vs_pedalboard.run`, ``--scaling-seconds`` of
+   audio per point and chain).  p50 / p99 µs, p50 in % of the block budget,
+   and the p50 ratio.
+7. **Render vs file length** (``--full``, or ``--render-minutes``;
+   ``render_scaling`` in the JSON): ``mixpilot render IN OUT`` from the
+   command line in a child process on a synthesised stereo 48 kHz file of 1,
+   10 and 60 minutes (written to a temporary folder): the render's own time
+   (decode to encode), the child's wall and CPU time and its peak resident
+   memory (:mod:`benchmarks.render_scaling`).
 
 "One core": for 3 and 4 every thread of this process is pinned to one CPU
 (``os.sched_setaffinity``, Linux; restored afterwards), and onnxruntime runs
@@ -86,6 +97,7 @@ PROG = "mixpilot"
 HEADLINE = (48000, 128)  # the INTERFACE's samplerate / blocksize: chain vs pedalboard, the JSON top level
 QUICK_GRID = ((48000, 64), (48000, 128), (48000, 512))
 FULL_GRID = tuple((sr, bs) for sr in (44100, 48000, 96000) for bs in (32, 64, 128, 256, 512, 1024))
+FULL_RENDER_MINUTES = (1.0, 10.0, 60.0)
 RENDER_BLOCK = 1024  # realtime.render default
 RENDER_AI_HOP_S = 0.5  # realtime.render / mixpilot render default
 WINDOW_HOP_S = 0.25  # inference windows end every 0.25 s (the soak's AI rate)
@@ -107,11 +119,24 @@ class BenchConfig:
     soak_seconds: float | None = None
     soak_busy: int = 0
     mode: str = "quick"
+    scaling_grid: tuple[tuple[int, int], ...] = ()  # chain vs pedalboard per grid point (--full: FULL_GRID)
+    scaling_seconds: float = 10.0
+    scaling_rounds: int = 2
+    render_minutes: tuple[float, ...] = ()  # mixpilot render from the command line (--full: 1, 10, 60 min)
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def full(cls, **kw) -> BenchConfig:
-        kw = {"grid": FULL_GRID, "seconds": 60.0, "pedalboard_seconds": 30.0, "windows": 400, "mode": "full", **kw}
+        kw = {
+            "grid": FULL_GRID,
+            "seconds": 60.0,
+            "pedalboard_seconds": 30.0,
+            "windows": 400,
+            "mode": "full",
+            "scaling_grid": FULL_GRID,
+            "render_minutes": FULL_RENDER_MINUTES,
+            **kw,
+        }
         return cls(**kw)
 
 
@@ -320,7 +345,7 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
     info = cvp.machine_info()
     grid = tuple(dict.fromkeys(((HEADLINE,) if HEADLINE not in cfg.grid else ()) + tuple(cfg.grid)))
     sr0, bs0 = HEADLINE
-    rates = sorted({sr for sr, _ in grid})
+    rates = sorted({sr for sr, _ in grid} | {sr for sr, _ in cfg.scaling_grid})
     note(f"synthesising {cfg.program_seconds:g} s programs at {', '.join(map(str, rates))} Hz")
     programs = _programs(rates, max(cfg.program_seconds, 1.0))
     prog0 = programs[sr0]
@@ -343,6 +368,32 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
     cmp = cvp.run(
         blocksize=bs0, samplerate=sr0, rounds=cfg.pedalboard_rounds, with_pedalboard=cfg.pedalboard, program=pb_prog
     )
+
+    # 2b. bare chain vs pedalboard over the grid (scaling with block size and rate)
+    scaling = []
+    for sr, bs in cfg.scaling_grid:
+        note(f"MixChain.process vs pedalboard, {bs} frames @ {sr} Hz, {cfg.scaling_rounds} rounds")
+        prog = programs[sr][: max(bs, round(cfg.scaling_seconds * sr))]
+        c = cvp.run(
+            blocksize=bs, samplerate=sr, rounds=cfg.scaling_rounds, with_pedalboard=cfg.pedalboard, program=prog
+        )
+        budget_us = 1e6 * bs / sr
+        row = {
+            "samplerate": sr,
+            "blocksize": bs,
+            "budget_us": budget_us,
+            "chain_p50_us": c["chain"]["p50_us"],
+            "chain_p99_us": c["chain"]["p99_us"],
+            "chain_p50_pct": 100.0 * c["chain"]["p50_us"] / budget_us,
+        }
+        if "pedalboard" in c:
+            row.update(
+                pedalboard_p50_us=c["pedalboard"]["p50_us"],
+                pedalboard_p99_us=c["pedalboard"]["p99_us"],
+                pedalboard_p50_pct=100.0 * c["pedalboard"]["p50_us"] / budget_us,
+                ratio_p50=c["ratio_p50"],
+            )
+        scaling.append(row)
 
     # the estimators
     warnings: list[str] = []
@@ -419,6 +470,16 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
             "render": render,
         }
     )
+    if scaling:
+        result["scaling"] = scaling
+    if cfg.render_minutes:
+        from mixpilot.benchmarks.render_scaling import run_lengths
+
+        result["render_scaling"] = {
+            "model": cfg.model,
+            "command": "mixpilot render IN OUT --overwrite --json --model MODEL (stereo 48 kHz 24-bit WAV in and out)",
+            "rows": run_lengths(cfg.render_minutes, cfg.model, note=note),
+        }
     if cfg.soak_seconds is not None:
         from mixpilot.benchmarks.soak import run_soak
 
@@ -464,6 +525,37 @@ def format_table(r: dict) -> str:
     lines += comparison_rows(r)
     if "ratio_p50" not in r:
         lines.append("no pedalboard figures (--no-pedalboard, or pedalboard is not installed: pip install pedalboard)")
+    if r.get("scaling"):
+        lines += [
+            "",
+            "Scaling: bare MixChain.process vs the pedalboard chain per block, stereo, alternating in one run",
+            (
+                f"{'rate Hz':>8} {'frames':>6} {'budget us':>10} {'mixpilot p50':>13} {'p99':>8} {'p50 %':>6} "
+                f"{'pedalboard p50':>15} {'p99':>8} {'p50 %':>6} {'ratio p50':>9}"
+            ),
+        ]
+        for s in r["scaling"]:
+            lines.append(
+                f"{s['samplerate']:>8} {s['blocksize']:>6} {s['budget_us']:>10.1f} {s['chain_p50_us']:>13.1f} "
+                f"{s['chain_p99_us']:>8.1f} {s['chain_p50_pct']:>6.2f} {_f(s.get('pedalboard_p50_us')):>15} "
+                f"{_f(s.get('pedalboard_p99_us')):>8} {_f(s.get('pedalboard_p50_pct'), '.2f'):>6} "
+                f"{_f(s.get('ratio_p50'), '.2f'):>9}"
+            )
+    if r.get("render_scaling"):
+        rs = r["render_scaling"]
+        lines += [
+            "",
+            f"Render vs file length: mixpilot render from the command line, model {rs['model']}, a child process each",
+            (
+                f"{'minutes':>8} {'render s':>9} {'x real time':>12} {'passes':>6} {'process s':>10} "
+                f"{'CPU s':>8} {'peak RSS MB':>12}"
+            ),
+        ]
+        for row in rs["rows"]:
+            lines.append(
+                f"{row['minutes']:>8g} {row['render_s']:>9.1f} {row['realtime_factor']:>12.1f} {row['passes']:>6} "
+                f"{row['process_s']:>10.1f} {row['process_cpu_s']:>8.1f} {row['peak_rss_mb']:>12.0f}"
+            )
     rd = r["render"]
     lines += [
         "",
@@ -578,6 +670,19 @@ def _int_list(what: str, lo: int, hi: int):
     return parse
 
 
+def _float_list(what: str, lo: float, hi: float):
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            vals = tuple(float(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            vals = ()
+        if not vals or not all(lo <= v <= hi for v in vals):
+            raise argparse.ArgumentTypeError(f"{what} must be numbers {lo:g}..{hi:g} separated by commas, got {text!r}")
+        return vals
+
+    return parse
+
+
 def build_parser(prog: str = f"{PROG} bench") -> argparse.ArgumentParser:
     ap = _Parser(
         prog=prog,
@@ -632,6 +737,20 @@ def build_parser(prog: str = f"{PROG} bench") -> argparse.ArgumentParser:
         metavar="NAME|PATH|none",
         help="estimator for the AI figures (default: the shipped default, else the heuristic)",
     )
+    ap.add_argument(
+        "--scaling-seconds",
+        type=_positive(float, "--scaling-seconds"),
+        help="audio per grid point for the chain-vs-pedalboard scaling rows (--full; default 10)",
+    )
+    ap.add_argument(
+        "--render-minutes",
+        metavar="MIN,...",
+        type=_float_list("--render-minutes", 0.01, 600.0),
+        help="render files of these lengths from the command line, time and peak RSS (--full: 1,10,60)",
+    )
+    ap.add_argument(
+        "--no-render-scaling", action="store_true", help="skip the render-vs-length rows (--full renders 71 minutes)"
+    )
     ap.add_argument("--no-pedalboard", action="store_true", help="skip the pedalboard chain")
     return ap
 
@@ -650,6 +769,12 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         cfg.render_seconds = a.render_seconds
     if a.windows is not None:
         cfg.windows = a.windows
+    if a.scaling_seconds is not None:
+        cfg.scaling_seconds = a.scaling_seconds
+    if a.render_minutes is not None:
+        cfg.render_minutes = a.render_minutes
+    if a.no_render_scaling:
+        cfg.render_minutes = ()
     cfg.model = a.model
     cfg.pedalboard = not a.no_pedalboard
     cfg.soak_seconds = a.soak

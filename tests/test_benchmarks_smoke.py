@@ -130,3 +130,35 @@ def test_benchmark_suites_run_once():
     )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert " passed" in p.stdout
+
+
+def test_bench_scaling_rows_and_render_lengths(capsys):
+    # --full's scaling rows (chain vs pedalboard over the grid) and the render-vs-length rows (a child
+    # `mixpilot render` per length, its own peak RSS), on a tiny grid and a 1.2 s file
+    from mixpilot.benchmarks.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        grid=((48000, 128),),
+        seconds=0.2,
+        program_seconds=1.0,
+        render_seconds=0.5,
+        pedalboard_seconds=0.2,
+        pedalboard_rounds=1,
+        windows=2,
+        model="none",
+        scaling_grid=((44100, 64), (96000, 256)),
+        scaling_seconds=0.2,
+        scaling_rounds=1,
+        render_minutes=(0.02,),
+    )
+    r = run_bench(cfg)
+    assert [(s["samplerate"], s["blocksize"]) for s in r["scaling"]] == [(44100, 64), (96000, 256)]
+    for s in r["scaling"]:
+        assert s["chain_p50_us"] > 0 and s["pedalboard_p50_us"] > 0
+        assert s["ratio_p50"] == pytest.approx(s["chain_p50_us"] / s["pedalboard_p50_us"])
+    (row,) = r["render_scaling"]["rows"]
+    assert row["minutes"] == 0.02 and row["render_s"] > 0 and row["passes"] >= 1
+    assert 20 < row["peak_rss_mb"] < 4000 and row["process_cpu_s"] > 0
+    table = bench_table(r)
+    assert "Scaling: bare MixChain.process vs the pedalboard chain" in table
+    assert "Render vs file length" in table and "peak RSS MB" in table
