@@ -405,8 +405,13 @@ class BatchProgress:
 
     def update(self, index: int, pass_no: int, done_s: float, total_s: float) -> None:
         f = min(done_s / total_s, 1.0) if total_s > 0 else 1.0
-        with self.lock:  # a pass after the first starts over: shown as the last 10 % of the file
-            f = 0.9 * f if pass_no == 1 else 0.9 + 0.1 * f
+        with self.lock:  # pass 0 reads (measures) the input; a pass after the first starts over
+            if pass_no == 0:  # about a sixth of a streamed render's time (measured on a 10 min file: 3.4 of 19 s)
+                f = 0.15 * f
+            elif pass_no == 1:
+                f = 0.15 + 0.75 * f
+            else:  # the last 10 % of the file
+                f = 0.9 + 0.1 * f
             self.frac[index] = max(self.frac.get(index, 0.0), min(f, 0.99))
         self.draw()
 

@@ -43,6 +43,18 @@
 The limiter holds ``ceiling_dbtp`` (``limiter_ceiling_dbtp``) on the float
 output, so the file has no true-peak overs beyond the interpolation error of
 a 4x true-peak meter.
+
+**Streaming.**  :func:`render_file` never holds the file: it decodes it in
+chunks (:class:`realtime.audio_io.AudioReader`), once to measure it (and to
+gather the analytic matcher's whole-file statistics), then once per full
+pass; every pass goes to a raw scratch file beside the output
+(:mod:`realtime.frames`, removed at the end), metered as it is written, and
+the chosen one is read back in chunks by :func:`realtime.encode.deliver`.
+:func:`render_frames` is the pass loop for both: over arrays for
+:func:`render_array` (``mixpilot.master``), over files for the render, with
+the same blocks (:func:`_feed` assembles a block that straddles two chunks),
+so both give the same samples bit for bit.  ``--report`` and
+``--output-rate`` keep the in-memory path.
 """
 
 from __future__ import annotations
@@ -1006,8 +1018,9 @@ def render_file(
 ) -> RenderReport:
     """Render ``in_path`` through the mixing chain into ``out_path`` at ``target_lufs``.
 
-    The processing is :func:`realtime.api.master_core` (what ``mixpilot.master``
-    runs, with the same defaults: the shipped AI model, -14 LUFS, -1 dBTP);
+    The processing is :func:`realtime.api.master_stream` (:func:`realtime.api.master_core`, what
+    ``mixpilot.master`` runs, with the same defaults -- the shipped AI model, -14 LUFS, -1 dBTP --
+    streamed from disk; the in-memory function itself with ``report`` or ``output_rate``);
     delivery into the file is :func:`realtime.encode.deliver`.
 
     Parameters
