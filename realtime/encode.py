@@ -80,7 +80,13 @@ import soundfile as sf
 from mixpilot.dsp.settings import validate as validate_setting
 from mixpilot.fileio import replace_atomically, write_failure
 
-from .audio_io import _WRITE_CHUNK_FRAMES, OUTPUT_FORMATS, UnsupportedOutputError, check_output_format
+from .audio_io import (
+    _WRITE_CHUNK_FRAMES,
+    OUTPUT_FORMATS,
+    WHOLE_READ_FORMATS,
+    UnsupportedOutputError,
+    check_output_format,
+)
 from .frames import CHUNK_FRAMES, ArrayFrames, Frames
 
 __all__ = [
@@ -366,12 +372,15 @@ def deliver(
                                 pw.write(chunk if gain == 1.0 else (chunk * g32).astype(np.float32))
                         pw.close()
                     meter = _file_meter(sample_rate, src.channels)
-                    with sf.SoundFile(tmp) as dec:
-                        while True:
-                            part = dec.read(CHUNK_FRAMES, dtype="float32", always_2d=True)
-                            if part.shape[0] == 0:
-                                break
-                            meter.process(part)
+                    if delivery.format in WHOLE_READ_FORMATS:  # MP3 decodes correctly only in one read
+                        meter.process(sf.read(tmp, dtype="float32", always_2d=True)[0])
+                    else:
+                        with sf.SoundFile(tmp) as dec:
+                            while True:
+                                part = dec.read(CHUNK_FRAMES, dtype="float32", always_2d=True)
+                                if part.shape[0] == 0:
+                                    break
+                                meter.process(part)
                 except (sf.SoundFileError, RuntimeError) as exc:
                     raise AudioFileError(
                         f"{p}: cannot write {delivery.format} ({write_failure(tmp, str(exc))})"

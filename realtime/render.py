@@ -77,7 +77,7 @@ from mixpilot.dsp.params import PARAM_INDEX, PARAMS, ParameterError, validate_va
 from mixpilot.dsp.settings import setting
 from mixpilot.dsp.spec import ProcessSpec
 
-from .audio_io import LAYOUTS, probe_audio, read_audio_file, write_text_atomic
+from .audio_io import LAYOUTS, WHOLE_READ_FORMATS, probe_audio, read_audio_file, write_text_atomic
 from .engine import Engine
 from .frames import CHUNK_FRAMES, ArrayFrames, DiskFrames, Frames, FrameSink
 from .parameter_state import ParamsLog, clamp_value, params_out_text
@@ -1139,7 +1139,7 @@ def render_file(
 
     # 3. read, master, deliver
     x_before = None
-    if report_abs is None and out_rate == sinfo.samplerate:
+    if report_abs is None and out_rate == sinfo.samplerate and sinfo.format not in WHOLE_READ_FORMATS:
         # streamed from disk: a few chunks in memory whatever the length (realtime.api.master_stream)
         rep, result, out, sample_rate = _render_streamed(in_str, out_abs, checked, delivery, progress, estimator)
     else:

@@ -114,6 +114,25 @@ def test_chunk_size_does_not_change_the_file(song_path, tmp_path, monkeypatch, f
         assert (lufs, tp) == outs[0][1:]
 
 
+def test_mp3_input_is_read_whole(song_path, tmp_path):
+    # libsndfile's MP3 decoder gives other samples after a partial read (audio_io.WHOLE_READ_FORMATS):
+    # an MP3 input is decoded whole, and the render is the in-memory master of sf.read's samples
+    from mixpilot.realtime.audio_io import AudioReader
+
+    x = _song(3.0, seed=11)
+    mp3 = str(tmp_path / "in.mp3")
+    sf.write(mp3, 0.5 * x, SR, format="MP3", subtype="MPEG_LAYER_III")
+    whole, _ = sf.read(mp3, dtype="float32", always_2d=True)
+    with sf.SoundFile(mp3) as f:
+        parts = [f.read(4096, dtype="float32", always_2d=True) for _ in range(len(whole) // 4096 + 1)]
+    assert not np.array_equal(np.concatenate(parts), whole)  # the decoder's fault, still there
+    with pytest.raises(ValueError, match="only whole"):
+        AudioReader(mp3)
+    render_file(mp3, tmp_path / "o.wav", bit_depth="32f", model="none")
+    y, _ = sf.read(tmp_path / "o.wav", dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(y, _master_in_memory(whole, model="none"))
+
+
 def test_streamed_render_never_decodes_the_whole_file(song_path, tmp_path, monkeypatch):
     # the in-memory decoder is not called, and no read asks for more than a chunk
     src = song_path(_song(3.5, seed=8))
