@@ -33,10 +33,12 @@ with the recipe and the truth's and reference's descriptors.
 ``[frames, 2]`` float arrays: ``bypass`` (the input as it is), ``reference``
 (the reference itself: its scores are the **content floor** of the cases,
 what no literal matcher gets below: two excerpts differ in content),
-``analytic`` (``mixpilot render IN OUT --reference REF``: the analytic
+``analytic`` (``mixpilot render IN OUT --reference REF --model matcher``: the analytic
 matcher, :mod:`inference.matcher`), ``analytic-play`` (the same the way
 ``mixpilot play --reference`` runs it: the running estimate and the loudness
-follower; :mod:`training.matcher_checks`), ``oracle-eq`` (a sanity anchor that cheats: the zero-phase mid and side EQ
+follower; :mod:`training.matcher_checks`), ``model`` and ``model-play`` (the
+same with the shipped default model, what the CLI runs without ``--model``),
+``oracle-eq`` (a sanity anchor that cheats: the zero-phase mid and side EQ
 that moves the input's long-term 1/3-octave spectra onto the *truth*'s, no
 dynamics, no limiter), ``matchering`` (Matchering 2.0 given the same
 reference, run in its own virtual environment through a subprocess, default
@@ -653,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
-    known = {"bypass", "reference", "oracle-eq", "matchering", "analytic", "analytic-play"}
+    known = {"bypass", "reference", "oracle-eq", "matchering", "analytic", "analytic-play", "model", "model-play"}
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     matchering = None
     try:
@@ -670,10 +672,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif n == "matchering":
                 matchering = MatcheringSystem(args.matchering_python)
                 systems[n] = matchering
-            elif n in ("analytic", "analytic-play"):
-                from .matcher_checks import analytic, analytic_play
+            elif n in ("analytic", "analytic-play", "model", "model-play"):
+                from . import matcher_checks as mc
 
-                systems[n] = analytic if n == "analytic" else analytic_play
+                systems[n] = {"analytic": mc.analytic, "analytic-play": mc.analytic_play,
+                              "model": mc.model_render, "model-play": mc.model_play}[n]  # fmt: skip
             else:
                 systems[n] = n
         for spec in args.callable:

@@ -2,12 +2,21 @@
 
 ::
 
-    python -m mixpilot.training.matcher_checks [--corpus DIR] [--cases 100] [--audio-dir ../shared/audio]
-        [--tracks N] [--json OUT.json] [--readme training/README.md]
+    python -m mixpilot.training.matcher_checks [--system model|analytic] [--corpus DIR] [--cases 100]
+        [--audio-dir ../shared/audio] [--tracks N] [--split test|validation] [--json OUT.json]
+
+``--system``: the AI measured (:data:`SYSTEMS`): ``model`` is what the CLI
+runs without ``--model`` (the shipped default model), ``analytic`` the
+analytic matcher (``--model matcher``; the default of this command).  Below,
+``analytic`` stands for the system's name (``--name`` renames its caches).
+``--split validation`` takes the cases (``match_eval --split validation``)
+and the do-no-harm tracks from the corpus's validation split: the material to
+develop on; the test split and ``../shared/audio`` are scored once at the end.
+``--cases 0``: items 4-5 only.
 
 1. **Reference matching** on the cases of :mod:`training.match_eval` (the
    corpus's test split): ``analytic`` is ``mixpilot render IN OUT --reference
-   REF`` (the whole input read first; delivery loudness and ceiling from
+   REF --model matcher`` (the whole input read first; delivery loudness and ceiling from
    :func:`realtime.references.delivery_for`), ``analytic-play`` the same
    through the real-time path (``--loudness-mode follow``: one pass, the
    loudness follower, the running estimate stepped by the synchronous worker
@@ -49,7 +58,7 @@ from mixpilot.dsp.meter import measure
 
 from . import match_eval as me
 
-__all__ = ["analytic", "analytic_play", "tonal_change_db", "main"]
+__all__ = ["SYSTEMS", "analytic", "analytic_play", "main", "model_play", "model_render", "tonal_change_db"]
 
 SECONDS = 60.0  # do-no-harm / stability excerpt of a corpus track
 PLAY_AFTER_S = 20.0
@@ -68,8 +77,33 @@ def tonal_change_db(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
     return float(np.sqrt(np.mean((da.mid_db - db.mid_db)[ok] ** 2))) if ok.any() else 0.0
 
 
-def _render(inp: np.ndarray, ref: np.ndarray | None, sample_rate: int, mode: str, *, target_lufs=None, model=None):
-    from mixpilot.inference.matcher import AnalyticMatcher
+#: the AI a check measures: ``model`` is what the CLI runs without ``--model`` (the shipped default, a
+#: target-conditioned model on the analytic matcher's dynamics: :func:`realtime.api.matcher_for` with a
+#: reference, :func:`inference.worker.load_estimator` without), ``analytic`` is ``--model matcher``
+SYSTEMS = ("model", "analytic")
+
+
+def _refuse(msg: str) -> None:
+    """A model the product would replace by the analytic matcher (with a warning) fails the measurement."""
+    raise RuntimeError(f"the measured system is not the one asked for: {msg}")
+
+
+def _estimator(system: str, ref_profile):
+    """The estimator ``mixpilot render`` builds for ``system`` (:data:`SYSTEMS`, or ``none``): aiming at
+    ``ref_profile`` (``--reference``), or with ``None`` at the shipped default profile (do-no-harm)."""
+    from mixpilot.inference.worker import load_estimator
+    from mixpilot.realtime.api import matcher_for
+
+    if system == "none":
+        return None
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown system {system!r}: choose from {', '.join(SYSTEMS)}")
+    spec = "matcher" if system == "analytic" else None  # None: the CLI's default model
+    return matcher_for(ref_profile, spec, _refuse) if ref_profile is not None else load_estimator(spec, _refuse)
+
+
+def _render(inp: np.ndarray, ref: np.ndarray | None, sample_rate: int, mode: str, *, target_lufs=None,
+            system: str = "analytic"):  # fmt: skip
     from mixpilot.inference.profile import Profile
     from mixpilot.realtime.references import delivery_for
     from mixpilot.realtime.render import render_array
@@ -77,16 +111,10 @@ def _render(inp: np.ndarray, ref: np.ndarray | None, sample_rate: int, mode: str
     if ref is not None:
         prof = Profile.from_audio(ref, sample_rate)
         target, ceiling, _ = delivery_for(prof, target_lufs, None)
-        if model is None:
-            est = AnalyticMatcher(prof)
-        else:  # a target-conditioned model aiming at the reference (what render --reference --model M runs)
-            from mixpilot.inference.model_matcher import ModelMatcher
-            from mixpilot.inference.target_model import TargetModel
-
-            est = ModelMatcher(TargetModel.load(model), prof)
+        est = _estimator(system, prof)
     else:
         target, ceiling = target_lufs, None
-        est = AnalyticMatcher(Profile.load("default")) if model is None else None
+        est = _estimator(system, None)
     return render_array(
         np.ascontiguousarray(inp, dtype=np.float32),
         sample_rate,
@@ -98,19 +126,24 @@ def _render(inp: np.ndarray, ref: np.ndarray | None, sample_rate: int, mode: str
 
 
 def analytic(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``mixpilot render IN OUT --reference REF`` on arrays (the whole input read first)."""
+    """``mixpilot render IN OUT --reference REF --model matcher`` on arrays (the whole input read first)."""
     return _render(inp, ref, sample_rate, "search")[0].out
 
 
 def analytic_play(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
-    """What ``mixpilot play IN --reference REF`` plays: the running estimate and the loudness follower."""
+    """What ``mixpilot play IN --reference REF --model matcher`` plays: the running estimate and the follower."""
     return _render(inp, ref, sample_rate, "follow")[0].out
 
 
 def model_render(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``mixpilot render IN OUT --reference REF --model target``: the shipped target model's tone and widths
-    on the analytic matcher's dynamics, through the same render path as :func:`analytic`."""
-    return _render(inp, ref, sample_rate, "search", model="target")[0].out
+    """``mixpilot render IN OUT --reference REF``: the shipped default model's tone and widths on the analytic
+    matcher's dynamics, through the same render path as :func:`analytic`."""
+    return _render(inp, ref, sample_rate, "search", system="model")[0].out
+
+
+def model_play(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray:
+    """What ``mixpilot play IN --reference REF`` plays with the shipped default model."""
+    return _render(inp, ref, sample_rate, "follow", system="model")[0].out
 
 
 def _largest_move(updates: list[tuple[float, dict]]) -> float:
@@ -128,40 +161,57 @@ def _largest_move(updates: list[tuple[float, dict]]) -> float:
     return worst
 
 
-def run_cases(folder: Path, n_cases: int, log, play_cases: int | None = None) -> dict:
-    """Items 1-3 on the match_eval cases; scores cached like :func:`match_eval.evaluate`'s."""
+def run_cases(
+    folder: Path,
+    n_cases: int,
+    log,
+    play_cases: int | None = None,
+    *,
+    system: str = "analytic",
+    name: str | None = None,
+    rescore: bool = False,
+) -> dict:
+    """Items 1-3 on the match_eval cases for ``system`` (:data:`SYSTEMS`); scores cached like
+    :func:`match_eval.evaluate`'s as ``scores/NAME.json``, ``NAME-play.json`` and ``NAME-checks.json``
+    (``name`` default: the system's); ``rescore`` recomputes them."""
     from mixpilot.fileio import write_text_atomic
 
-    scores = {"analytic": {}, "analytic-play": {}}
-    for name in scores:
-        p = folder / "scores" / f"{name}.json"
-        if p.is_file():
-            scores[name] = {int(k): v for k, v in json.loads(p.read_text(encoding="utf-8")).items()}
-    extra_p = folder / "scores" / "analytic-checks.json"
-    extra = {int(k): v for k, v in json.loads(extra_p.read_text(encoding="utf-8")).items()} if extra_p.is_file() else {}
+    off_name = name or system
+    (folder / "scores").mkdir(exist_ok=True)
+    play_name = f"{off_name}-play"
+    scores: dict[str, dict] = {off_name: {}, play_name: {}}
+    for n in scores:
+        p = folder / "scores" / f"{n}.json"
+        if p.is_file() and not rescore:
+            scores[n] = {int(k): v for k, v in json.loads(p.read_text(encoding="utf-8")).items()}
+    extra_p = folder / "scores" / f"{off_name}-checks.json"
+    extra = (
+        {int(k): v for k, v in json.loads(extra_p.read_text(encoding="utf-8")).items()}
+        if extra_p.is_file() and not rescore
+        else {}
+    )
     t0 = time.monotonic()
     n_play = n_cases if play_cases is None else min(play_cases, n_cases)
     for i in range(n_cases):
         play = i < n_play
-        if i in scores["analytic"] and (not play or (i in extra and i in scores["analytic-play"])):
+        if i in scores[off_name] and (not play or (i in extra and i in scores[play_name])):
             continue
         inp, ref, _truth, meta = me.load_case(folder / f"case_{i:03d}")
-        off, target = _render(inp, ref, me.SAMPLE_RATE, "search")
+        off, target = _render(inp, ref, me.SAMPLE_RATE, "search", system=system)
         row = me.score(np.asarray(off.out, np.float64), meta["truth_descriptors"])
         row["case"] = i
-        scores["analytic"][i] = row
+        scores[off_name][i] = row
         if not play:
             write_text_atomic(
-                folder / "scores" / "analytic.json",
-                json.dumps({str(k): v for k, v in sorted(scores["analytic"].items())}),
+                folder / "scores" / f"{off_name}.json",
+                json.dumps({str(k): v for k, v in sorted(scores[off_name].items())}),
             )
             log(f"case {i + 1}/{n_cases} ({time.monotonic() - t0:.0f} s)")
             continue
-        live, _ = _render(inp, ref, me.SAMPLE_RATE, "follow")
-        for name, y in (("analytic-play", live.out),):
-            row = me.score(np.asarray(y, np.float64), meta["truth_descriptors"])
-            row["case"] = i
-            scores[name][i] = row
+        live, _ = _render(inp, ref, me.SAMPLE_RATE, "follow", system=system)
+        row = me.score(np.asarray(live.out, np.float64), meta["truth_descriptors"])
+        row["case"] = i
+        scores[play_name][i] = row
         k = int(PLAY_AFTER_S * me.SAMPLE_RATE)
         m = int(LOUDNESS_AT_S * me.SAMPLE_RATE)
         extra[i] = {
@@ -170,9 +220,9 @@ def run_cases(folder: Path, n_cases: int, log, play_cases: int | None = None) ->
             "render_loudness_err_lu": abs(measure(off.out, me.SAMPLE_RATE)["integrated_lufs"] - target),
             "target_lufs": target,
         }
-        for name, rows in scores.items():
+        for n, rows in scores.items():
             text = json.dumps({str(k): v for k, v in sorted(rows.items())})
-            write_text_atomic(folder / "scores" / f"{name}.json", text)
+            write_text_atomic(folder / "scores" / f"{n}.json", text)
         write_text_atomic(extra_p, json.dumps({str(k): v for k, v in sorted(extra.items())}))
         dt = time.monotonic() - t0
         log(f"case {i + 1}/{n_cases}: play vs offline {extra[i]['play_vs_offline_db']:.2f} dB ({dt:.0f} s)")
@@ -182,12 +232,14 @@ def run_cases(folder: Path, n_cases: int, log, play_cases: int | None = None) ->
     }
 
 
-def _material(corpus: Path, audio_dir: Path | None, n_tracks: int) -> list[tuple[str, np.ndarray, int]]:
+def _material(
+    corpus: Path, audio_dir: Path | None, n_tracks: int, split: str = "test"
+) -> list[tuple[str, np.ndarray, int]]:
     from mixpilot.realtime.audio_io import read_audio
     from mixpilot.training.corpus import load_manifest
 
     out = []
-    tracks = sorted((t for t in load_manifest(corpus)["tracks"] if t["split"] == "test"), key=lambda t: t["id"])
+    tracks = sorted((t for t in load_manifest(corpus)["tracks"] if t["split"] == split), key=lambda t: t["id"])
     for t in tracks[:n_tracks]:
         x, sr, _ = read_audio(corpus / t["path"])
         n = int(SECONDS * sr)
@@ -201,16 +253,19 @@ def _material(corpus: Path, audio_dir: Path | None, n_tracks: int) -> list[tuple
     return out
 
 
-def run_do_no_harm(corpus: Path, audio_dir: Path | None, n_tracks: int, log) -> list[dict]:
-    """Items 4-5: the default profile on already-good masters."""
+def run_do_no_harm(
+    corpus: Path, audio_dir: Path | None, n_tracks: int, log, *, system: str = "analytic", split: str = "test"
+) -> list[dict]:
+    """Items 4-5 for ``system``: the default profile on already-good masters (``n_tracks`` of the corpus's
+    ``split``, then the files of ``audio_dir``)."""
     rows = []
-    for name, x, sr in _material(corpus, audio_dir, n_tracks):
+    for name, x, sr in _material(corpus, audio_dir, n_tracks, split):
         lufs = measure(x, sr)["integrated_lufs"]
         own = lufs if math.isfinite(lufs) else -14.0
         own = min(max(own, -60.0), 0.0)
-        ai, _ = _render(x, None, sr, "search", target_lufs=own)
-        ctl, _ = _render(x, None, sr, "search", target_lufs=own, model="none")
-        live, _ = _render(x, None, sr, "follow", target_lufs=own)
+        ai, _ = _render(x, None, sr, "search", target_lufs=own, system=system)
+        ctl, _ = _render(x, None, sr, "search", target_lufs=own, system="none")
+        live, _ = _render(x, None, sr, "follow", target_lufs=own, system=system)
         row = {
             "file": name,
             "seconds": round(x.shape[0] / sr, 1),
@@ -230,20 +285,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mixpilot.training.matcher_checks", description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=None)
     ap.add_argument("--cases", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="case seed (default 0; 1000 with --split validation)")
     ap.add_argument("--play-cases", type=int, default=None, help="cases also rendered the real-time way (default all)")
-    ap.add_argument("--tracks", type=int, default=24, help="test-split tracks for do-no-harm/stability (default 24)")
+    ap.add_argument(
+        "--system",
+        default="analytic",
+        choices=SYSTEMS,
+        help="the AI measured: model = the CLI's default (no --model), analytic = --model matcher (default)",
+    )
+    ap.add_argument("--name", default=None, help="cache the case scores as scores/NAME*.json (default the system)")
+    ap.add_argument("--rescore", action="store_true", help="recompute the cached case scores")
+    ap.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "validation"),
+        help="corpus split of the cases and the do-no-harm tracks (default test; validation for development)",
+    )
+    ap.add_argument("--tracks", type=int, default=24, help="tracks of the split for do-no-harm/stability (default 24)")
     ap.add_argument("--audio-dir", type=Path, default=None, help="also these files (e.g. ../shared/audio)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     corpus = args.corpus or default_dir()
+    seed = args.seed if args.seed is not None else (1000 if args.split == "validation" else 0)
 
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
-    folder = me.prepare_cases(corpus, args.cases, args.seed, log=log)
-    res = run_cases(folder, args.cases, log, args.play_cases)
-    harm = run_do_no_harm(corpus, args.audio_dir, args.tracks, log)
+    if args.cases > 0:
+        folder = me.prepare_cases(corpus, args.cases, seed, split=args.split, log=log)
+        res = run_cases(
+            folder, args.cases, log, args.play_cases, system=args.system, name=args.name, rescore=args.rescore
+        )
+    else:
+        res = {"scores": {}, "checks": []}
+    harm = run_do_no_harm(corpus, args.audio_dir, args.tracks, log, system=args.system, split=args.split)
     checks = res["checks"]
 
     limits = {"play_vs_offline_db": 0.5, "play_loudness_err_lu": 1.0, "render_loudness_err_lu": 0.5}
@@ -252,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         v = np.array([c[key] for c in checks])
         return float(v.mean()), float(v.max()), int(np.sum(v <= limits[key]))
 
-    summary = {k: stat(k) for k in limits}
+    summary = {k: stat(k) for k in limits} if checks else {}
     tc = [h["tonal_change_db"] for h in harm]
     mv = [h["largest_move_10s_db"] for h in harm if h["largest_move_10s_db"] is not None]
     n = len(checks)
@@ -261,15 +336,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         mean, mx, ok = summary[key]
         return f"- {label}: mean {mean:.2f}, max {mx:.2f} {unit}; <= {limits[key]:g} {unit} in {ok}/{n}"
 
-    lines = [
-        line(f"play vs offline after {PLAY_AFTER_S:g} s (tonal)", "play_vs_offline_db", "dB"),
-        line(f"play --reference loudness at {LOUDNESS_AT_S:g} s, |error|", "play_loudness_err_lu", "LU"),
-        line("render --reference loudness, |error|", "render_loudness_err_lu", "LU"),
-        f"- do no harm (default profile) on {len(harm)} good masters: tonal change mean {np.mean(tc):.2f}, "
-        f"max {np.max(tc):.2f} dB; <= 0.5 dB in {sum(v <= 0.5 for v in tc)}/{len(tc)}",
-        f"- stable: largest move within {STABLE_WINDOW_S:g} s after {STABLE_AFTER_S:g} s: mean {np.mean(mv):.2f}, "
-        f"max {np.max(mv):.2f} dB; < 0.5 dB in {sum(v < 0.5 for v in mv)}/{len(mv)}",
-    ]
+    lines = [f"{args.system} ({args.split} split)"]
+    if checks:
+        lines += [
+            line(f"play vs offline after {PLAY_AFTER_S:g} s (tonal)", "play_vs_offline_db", "dB"),
+            line(f"play --reference loudness at {LOUDNESS_AT_S:g} s, |error|", "play_loudness_err_lu", "LU"),
+            line("render --reference loudness, |error|", "render_loudness_err_lu", "LU"),
+        ]
+    if tc:
+        lines.append(
+            f"- do no harm (default profile) on {len(harm)} good masters: tonal change mean {np.mean(tc):.2f}, "
+            f"max {np.max(tc):.2f} dB; <= 0.5 dB in {sum(v <= 0.5 for v in tc)}/{len(tc)}"
+        )
+    if mv:
+        lines.append(
+            f"- stable: largest move within {STABLE_WINDOW_S:g} s after {STABLE_AFTER_S:g} s: mean {np.mean(mv):.2f}, "
+            f"max {np.max(mv):.2f} dB; < 0.5 dB in {sum(v < 0.5 for v in mv)}/{len(mv)}"
+        )
     print("\n".join(lines))
     for h in harm:
         print(f"  {h['file']}: tonal change {h['tonal_change_db']:.2f} dB, largest move {h['largest_move_10s_db']}")

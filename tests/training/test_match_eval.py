@@ -156,3 +156,37 @@ def test_analytic_systems_match_under_the_ceiling(rng) -> None:
     assert measure(y, sr)["true_peak_dbtp"] <= -3.0 + 0.01 and measure(p, sr)["true_peak_dbtp"] <= -3.0 + 0.01
     assert tonal_change_db(y, ref, sr) < tonal_change_db(x, ref, sr)
     assert tonal_change_db(y, y, sr) == 0.0 and compute_descriptors(y, sr).segments > 0
+
+
+def test_checked_systems_are_the_estimators_the_cli_builds() -> None:
+    # matcher_checks --system: "model" is what render/play build without --model (realtime.api.matcher_for with a
+    # reference, inference.worker.load_estimator without: the shipped default model aiming at the default
+    # profile with do-no-harm), "analytic" what --model matcher builds; a model the product would replace by the
+    # analytic matcher fails the measurement instead of measuring the fallback
+    from mixpilot.inference.matcher import AnalyticMatcher
+    from mixpilot.inference.model import MODELS_DIR
+    from mixpilot.inference.profile import Profile
+    from mixpilot.inference.worker import load_estimator
+    from mixpilot.realtime.api import matcher_for
+    from mixpilot.training import matcher_checks as mc
+
+    if not (MODELS_DIR / "target.onnx").is_file():
+        pytest.skip("no shipped target model")
+    from mixpilot.inference.model_matcher import ModelMatcher
+
+    prof = Profile.load("default")
+    said: list[str] = []
+    for system, spec in (("model", None), ("analytic", "matcher")):
+        with_ref, without = mc._estimator(system, prof), mc._estimator(system, None)
+        cli_ref, cli = matcher_for(prof, spec, said.append), load_estimator(spec, said.append)
+        for a, b in ((with_ref, cli_ref), (without, cli)):
+            assert type(a) is type(b) and a.name == b.name and a.do_no_harm == b.do_no_harm
+            if isinstance(a, ModelMatcher):
+                assert a.model.card["sha256"] == b.model.card["sha256"] and a.model.model_share == b.model.model_share
+        assert isinstance(without, ModelMatcher) == (system == "model") and without.do_no_harm
+        assert isinstance(with_ref, AnalyticMatcher)
+    assert said == [] and mc._estimator("none", None) is None
+    with pytest.raises(RuntimeError, match="not the one asked for"):
+        mc._refuse("model 'x' cannot be used")
+    with pytest.raises(ValueError, match="unknown system"):
+        mc._estimator("matchering", None)
