@@ -130,8 +130,10 @@ __all__ = [
     "AnalyticMatcher",
     "MatchResult",
     "RunningStats",
+    "fit_tone_curve",
     "match_parameters",
     "neutral_values",
+    "split_widths",
 ]
 
 FOLLOW_S = 15.0  # a change of material is followed within this time (s)
@@ -304,6 +306,7 @@ class MatchResult:
     reasons: list[str] = field(default_factory=list)  # one line per aspect that moves
     tone_target_db: np.ndarray | None = None  # [N_BANDS] correction the tone EQ was fitted to (NaN: not matched)
     tone_fit_db: np.ndarray | None = None  # [N_BANDS] what the fitted EQ realises there
+    tone_active: np.ndarray | None = None  # [N_BANDS] bool: the bands matched (the others held at "no move")
 
 
 def neutral_values() -> dict[str, float]:
@@ -317,6 +320,35 @@ def neutral_values() -> dict[str, float]:
 def _outside(dev: np.ndarray | float, tol: np.ndarray | float, k: float) -> np.ndarray:
     dev = np.asarray(dev, dtype=np.float64)
     return np.sign(dev) * np.maximum(np.abs(dev) - k * np.nan_to_num(np.asarray(tol, dtype=np.float64)), 0.0)
+
+
+def fit_tone_curve(curve_db: np.ndarray, active: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ten ``tone_*`` gains (dB, :data:`dsp.tone.TONE_PARAMS` order, inside their AI ranges; under 0.05 dB:
+    0) that realise ``curve_db`` [N_BANDS] (NaN: a band left out), fitted with weight 1 on the ``active`` bands
+    and :data:`INACTIVE_WEIGHT` on the others (held at their value, not matched), and what they realise there
+    (NaN where the curve is)."""
+    below = np.isfinite(curve_db)
+    gains = tone_fit(
+        BAND_CENTRES_HZ[below],
+        curve_db[below],
+        sample_rate,
+        weights=np.where(active, 1.0, INACTIVE_WEIGHT)[below],
+        bounds=(_TONE_LO, _TONE_HI),
+        ridge=FIT_RIDGE,
+    )
+    gains = np.where(np.abs(gains) < 0.05, 0.0, gains)
+    real = np.full(curve_db.shape, np.nan)
+    real[below] = tone_response_db(gains, BAND_CENTRES_HZ[below], sample_rate)
+    return np.array([_clip(n, float(g)) for n, g in zip(TONE_PARAMS, gains)]), real
+
+
+def split_widths(want: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """``stereo_width`` and the band widths (each inside its AI range) for the effective side gains ``want``
+    (``width_low``, ``width_high``; either may be absent): the band widths first; what lies beyond the upper
+    band's AI range goes to ``stereo_width`` (which scales both bands: the lower band's width is divided by it)."""
+    hi = want.get("width_high", 1.0)
+    sw = _clip("stereo_width", hi / _clip("width_high", hi))
+    return sw, {n: _clip(n, g / sw) for n, g in want.items()}
 
 
 def _smooth(a: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -408,20 +440,9 @@ def match_parameters(
         corr = np.where(ok, tone_strength * corr, np.where(below, 0.0, np.nan))
         tone_target = corr
         if np.any(np.abs(corr[ok]) > 0.05):
-            wfit = np.where(ok, 1.0, INACTIVE_WEIGHT)[below]
-            gains = tone_fit(
-                BAND_CENTRES_HZ[below],
-                corr[below],
-                sample_rate,
-                weights=wfit,
-                bounds=(_TONE_LO, _TONE_HI),
-                ridge=FIT_RIDGE,
-            )
-            gains = np.where(np.abs(gains) < 0.05, 0.0, gains)
+            gains, tone_real = fit_tone_curve(corr, ok, sample_rate)
             for name, g in zip(TONE_PARAMS, gains):
-                values[name] = _clip(name, float(g))
-            tone_real = np.full(dev.shape, np.nan)
-            tone_real[below] = tone_response_db(gains, BAND_CENTRES_HZ[below], sample_rate)
+                values[name] = float(g)
             for label, mask in _REGIONS:
                 m = mask & ok
                 if m.any():
@@ -448,13 +469,10 @@ def match_parameters(
                 if cur > 0 and new > 0:
                     want[name] = math.sqrt(new / cur)
         if want:
-            # the band widths first; what lies beyond the upper band's AI range goes to stereo_width (which
-            # scales both bands: the lower band's width is divided by it)
-            hi = want.get("width_high", 1.0)
-            sw = _clip("stereo_width", hi / _clip("width_high", hi))
+            sw, bands = split_widths(want)
             for name, label in (("width_low", "low-end width"), ("width_high", "width")):
-                if name in want:
-                    g = _clip(name, want[name] / sw)
+                if name in bands:
+                    g = bands[name]
                     if abs(20.0 * math.log10(g * sw)) >= 0.1:
                         values[name] = g
                         side = 20.0 * math.log10(g * sw)
@@ -488,7 +506,7 @@ def match_parameters(
                     f"compressor {ratio:.1f}:1 above {values['comp_threshold_db']:.0f} dBFS: "
                     f"PLR {plr_after:.1f} -> {target.plr_db:.1f} dB, LRA {d.lra_lu:.1f} -> {target.lra_lu:.1f} LU"
                 )
-    return MatchResult(values, reasons, tone_target, tone_real)
+    return MatchResult(values, reasons, tone_target, tone_real, ok)
 
 
 # ---------------------------------------------------------------------------------------------

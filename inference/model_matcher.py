@@ -6,8 +6,8 @@ whole-file analysis of ``render``, the compressor toward the target's
 PLR/LRA, level left to the loudness follower) whose **tonal-match EQ and
 widths** come from the model (:class:`inference.target_model.TargetModel`)
 given the same running descriptors and the target (:func:`model_result`;
-with do-no-harm, like the analytic matcher, no boost of a band the input
-lacks).  Where the model
+with do-no-harm, the default profile, inside the analytic matcher's own
+do-no-harm correction: :func:`within_tolerance`).  Where the model
 cannot answer (an error in a hop) that hop keeps the analytic values and
 :attr:`errors` counts it; the audio never waits.
 
@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from mixpilot.dsp.descriptors import BAND_CENTRES_HZ
-from mixpilot.dsp.tone import CENTRES_HZ, TONE_PARAMS
+from mixpilot.dsp.tone import TONE_PARAMS
 from mixpilot.dsp.tone import response_db as tone_response_db
 
-from .matcher import EMPTY_BAND_DB, MIN_SECONDS, AnalyticMatcher, MatchResult
+from .matcher import MIN_SECONDS, AnalyticMatcher, MatchResult, fit_tone_curve, split_widths
 from .profile import Profile
 from .target_model import MODEL_PARAM_NAMES, TargetModel, TargetVector
 
-__all__ = ["ModelMatcher", "model_result"]
+__all__ = ["ModelMatcher", "model_result", "within_tolerance"]
 
 _REGIONS = (
     ("low end", BAND_CENTRES_HZ < 160.0),
@@ -43,22 +43,41 @@ _REGIONS = (
 )
 
 
-def _lacking_octaves(d: Any, target: Profile) -> np.ndarray:
-    """Per tone band: True where the input lacks the octave (most of its 1/3-octave bands more than
-    :data:`inference.matcher.EMPTY_BAND_DB` under the target, or empty): no boost there with do-no-harm,
-    the analytic matcher's rule (boosting there lifts noise, not music; such inputs, speech or band-limited
-    recordings, lie outside what the model was trained on)."""
-    dev = np.asarray(target.mid_db, dtype=np.float64) - np.asarray(d.mid_db, dtype=np.float64)
-    lack = ~np.isfinite(dev) | (dev > EMPTY_BAND_DB)
-    out = np.zeros(len(TONE_PARAMS), dtype=bool)
-    for k, centre in enumerate(CENTRES_HZ):
-        if k == 0:
-            sel = BAND_CENTRES_HZ < centre * 2**0.5
-        elif k == len(TONE_PARAMS) - 1:
-            sel = BAND_CENTRES_HZ > centre / 2**0.5
-        else:
-            sel = np.abs(np.log2(BAND_CENTRES_HZ / centre)) < 0.5
-        out[k] = np.count_nonzero(lack[sel]) * 2 > np.count_nonzero(sel)
+def within_tolerance(values: dict[str, float], base: MatchResult, sample_rate: float) -> dict[str, float]:
+    """Do-no-harm: ``values``' tone EQ and widths kept inside the analytic matcher's do-no-harm correction
+    ``base`` (the same input and profile): per 1/3-octave band, the model's response (dB) may move only toward
+    the target and by no more than ``base.tone_target_db``, the part of the input's deviation that lies
+    outside ``tolerance_k`` x the profile's tolerance -- nothing where the input lies inside it, where the input
+    is unlike the profile's material (a solo instrument, speech) or, as a boost, where it lacks the band; the
+    effective side gain below and above the crossover likewise within the analytic matcher's.  The model's
+    moves are kept where they lie inside that envelope (it may correct less than the analytic matcher: what it
+    learnt about content against fault), clipped to it elsewhere (the tone EQ refitted to the clipped curve,
+    :func:`inference.matcher.fit_tone_curve`).  The training's default-profile pairs are good masters of
+    music (left alone) and faulted ones; an input outside the tolerance in a way those never were gets no
+    move the rules would not make."""
+    out = dict(values)
+    gains = np.array([values[n] for n in TONE_PARAMS])
+    allowed = base.tone_target_db
+    if allowed is None or base.tone_active is None or not np.any(np.isfinite(allowed)):
+        gains = np.zeros_like(gains)
+    elif np.any(gains != 0.0):
+        fin = np.isfinite(allowed)
+        real = tone_response_db(gains, BAND_CENTRES_HZ[fin], sample_rate)
+        kept = np.clip(real, np.minimum(allowed[fin], 0.0), np.maximum(allowed[fin], 0.0))
+        if not np.any(np.abs(kept) > 0.05):
+            gains = np.zeros_like(gains)
+        elif np.any(kept != real):
+            curve = np.full(allowed.shape, np.nan)
+            curve[fin] = kept
+            gains = fit_tone_curve(curve, base.tone_active, sample_rate)[0]
+    out.update({n: float(g) for n, g in zip(TONE_PARAMS, gains)})
+    want = {}
+    for name in ("width_low", "width_high"):
+        side = math.log(values.get("stereo_width", 1.0) * values.get(name, 1.0))
+        limit = math.log(base.values.get("stereo_width", 1.0) * base.values.get(name, 1.0))
+        want[name] = math.exp(min(max(side, min(limit, 0.0)), max(limit, 0.0)))
+    out["stereo_width"], bands = split_widths(want)
+    out.update(bands)
     return out
 
 
@@ -77,7 +96,8 @@ def model_result(
     With a card's ``model_share`` w < 1 each tone gain is ``w * model + (1 - w) * analytic`` (dB) and each
     width the same in log (two estimators whose errors are partly independent; w chosen on validation cases).
 
-    With ``do_no_harm`` a tone band the input lacks is never boosted (:func:`_lacking_octaves`).
+    With ``do_no_harm`` (the default profile) the result stays inside the analytic matcher's do-no-harm
+    correction (:func:`within_tolerance`).
     Raises whatever the model raises (the caller keeps ``base``).
     """
     p = model.params(d, seconds, TargetVector.from_profile(target))
@@ -92,9 +112,7 @@ def model_result(
         else:
             values[n] = math.exp(w * math.log(p[n]) + (1.0 - w) * math.log(a))
     if do_no_harm:
-        for name, lacking in zip(TONE_PARAMS, _lacking_octaves(d, target)):
-            if lacking and values[name] > 0.0:
-                values[name] = 0.0
+        values = within_tolerance(values, base, sample_rate)
     gains = np.array([values[n] for n in TONE_PARAMS])
     ok = BAND_CENTRES_HZ < 0.49 * sample_rate
     real = np.full(BAND_CENTRES_HZ.shape, np.nan)
