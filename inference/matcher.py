@@ -566,6 +566,7 @@ class AnalyticMatcher:
         self.fault_prior_db = fault_prior_db
         self.content_db = float(content_db)
         self.width_strength = float(width_strength)
+        self.follow_s = follow_s  # what a stream that may change material follows (configure)
         self._stats_args: dict[str, Any] = {"follow_s": follow_s, "change_db": change_db, "change_lu": change_lu}
         self.frozen = False
         self._result: MatchResult | None = None
@@ -592,14 +593,27 @@ class AnalyticMatcher:
         delivery_lufs: float | None = None,
         ceiling_dbtp: float | None = None,
         crossover_hz: float | None = None,
+        follow_changes: bool | None = None,
     ) -> None:
-        """What the run delivers (its ``--target-lufs`` and ceiling) and the user's width crossover."""
+        """What the run delivers (its ``--target-lufs`` and ceiling) and the user's width crossover.
+
+        ``follow_changes``: whether the stream may change material (``live``: the running estimate follows a
+        change within ``follow_s``, the constructor's) or is one piece (``play FILE``, ``render``: the
+        estimate is everything since the start, as the whole-file analysis of ``render`` is; a section of
+        a piece unlike the rest would otherwise restart it).  Changing it restarts the estimate.
+        """
         if delivery_lufs is not None:
             self.delivery_lufs = float(delivery_lufs)
         if ceiling_dbtp is not None:
             self.ceiling_dbtp = float(ceiling_dbtp)
         if crossover_hz is not None:
             self.crossover_hz = float(crossover_hz)
+        if follow_changes is not None:
+            follow_s = self.follow_s if follow_changes else None
+            if follow_s != self._stats_args["follow_s"]:
+                self._stats_args["follow_s"] = follow_s
+                if not self.frozen:
+                    self.stats = RunningStats(self.sample_rate, self.channels, **self._stats_args)
         self._result = None
 
     def reset(self) -> None:

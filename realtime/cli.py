@@ -269,7 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
             ),
         )
         q.add_argument("--ceiling-dbtp", **opt("ceiling_dbtp", default=None, default_text="-1"))
-        ai_options(q, "the running estimate of what has played so far (it follows a change of material)")
+        ai_options(
+            q,
+            "the running estimate of what has played so far (play: the whole file so far; live: it follows a "
+            "change of material)",
+        )
         q.add_argument(
             "--midi-in",
             metavar="PORT",

@@ -547,6 +547,7 @@ def render_frames(
             delivery_lufs=target_lufs,
             ceiling_dbtp=ceiling_dbtp,
             crossover_hz=params.get("width_crossover_hz"),
+            follow_changes=False,  # a file is one piece of material (as `play FILE`; `live` follows changes)
         )
     # the loudness search renders the whole file several times: the analytic matcher reads the whole
     # file first and its parameters hold from the first sample (play/live and --loudness-mode follow

@@ -530,6 +530,9 @@ def _run(
                 "delivery_lufs": opts.target_lufs,
                 "ceiling_dbtp": -1.0 if opts.ceiling_dbtp is None else opts.ceiling_dbtp,
                 "crossover_hz": opts.params.get("width_crossover_hz"),
+                # play FILE: one piece of material, the estimate is everything heard (as render's whole-file
+                # analysis); live: the input may change songs, the estimate follows a change of material
+                "follow_changes": opts.mode == "live",
             },
         )
         estimator: Estimator | None = None  # with the AI process (realtime.aiproc) the model is loaded there

@@ -160,6 +160,33 @@ def test_running_stats_follow_a_change_of_material_within_follow_s(rng):
     assert float(np.nanmax(np.abs(got - want))) < 1.5
 
 
+def test_one_piece_of_material_keeps_everything_heard_as_the_whole_file_analysis(rng):
+    # play FILE (and render's follow mode) configure follow_changes=False: a section unlike the rest does not
+    # restart the estimate; reference: the whole-file analysis of the same audio (compute_descriptors) and
+    # the same matcher that follows changes (live), which restarts on it
+    from mixpilot.realtime.render import render_array
+
+    a = _pinkish(rng, 12.0)
+    b = _shelf(_pinkish(rng, 12.0), HIGH_SHELF, 2000.0, -12.0)  # a much darker section
+    x = np.concatenate([a, b]).astype(np.float32)
+    target = Profile.from_audio(_shelf(a, LOW_SHELF, 200.0, 4.0), SR)
+    live, piece = AnalyticMatcher(target, SR, 2, follow_s=9.0), AnalyticMatcher(target, SR, 2, follow_s=9.0)
+    piece.configure(follow_changes=False)
+    for i in range(0, x.shape[0], 4410):
+        live.update(x[i : i + 4410])
+        piece.update(x[i : i + 4410])
+    assert live.stats.changes == 1 and live.stats.seconds <= 12.0 + 1e-9  # the darker section only
+    assert piece.stats.changes == 0 and piece.stats.seconds == pytest.approx(24.0)
+    want = compute_descriptors(x, SR).mid_db
+    assert float(np.nanmax(np.abs(piece.stats.descriptors().mid_db - want))) < 0.05
+    piece.configure(follow_changes=True)  # back to following: the estimate starts over
+    assert piece.stats.total_seconds == 0.0 and piece.stats.follow_s == 9.0
+    # the render path of play (loudness follow mode) runs it as one piece
+    est = AnalyticMatcher(target, SR, 2)
+    render_array(x, SR, target_lufs=-14.0, estimator=est, loudness_mode="follow")
+    assert est.stats.follow_s is None and est.stats.changes == 0 and est.stats.total_seconds == pytest.approx(24.0)
+
+
 def test_worker_feeds_the_stream_to_the_matcher_in_order(rng):
     # the worker's streaming path (ring reads of any hop) equals feeding the matcher directly, and a
     # render pass that starts over resets it
