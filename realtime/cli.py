@@ -704,9 +704,10 @@ def _realtime(args: argparse.Namespace) -> int:
         connect_out=args.connect_out,
         client_name=args.client_name,
     )
-    # The guard outlives the run: after a signal ended it, later ones stay recorded (never the default
-    # action) until the process leaves with os._exit(128 + N) -- a normal return would restore the
-    # default handlers and let a second SIGINT/SIGTERM kill the interpreter while it shuts down.
+    # The guard outlives the run: after a signal ended it, later ones stay ignored (shielded: never the
+    # default action, never an EINTR in PortAudio's clean-up) until the process leaves with
+    # os._exit(128 + N) -- a normal return would restore the default handlers and let a second
+    # SIGINT/SIGTERM kill the interpreter while it shuts down.
     with SignalGuard() as guard:
         res = run(opts, note=_note, guard=guard)
         st = res.stats or {}

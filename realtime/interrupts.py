@@ -15,6 +15,18 @@ disarms it for the clean-up, so that a signal sent while the run is already
 ending (a double Ctrl-C, a service manager's SIGTERM after SIGINT) cannot cut
 the clean-up short.  Leaving the context restores the previous handlers.
 
+Shielded, the signals are *ignored* (``SIG_IGN``), not caught by a handler
+that does nothing: a caught signal still interrupts whatever system call a C
+library is blocked in.  Found with a core dump of a run that ended in SIGABRT
+(exit -6, about 1 in 10 shutdown runs under load): a second SIGTERM landed
+while ``Pa_Terminate`` closed the JACK client, libjack's socket ``read`` in
+``jack_client_close`` failed with ``EINTR``, and PortAudio's
+``assert(err == 0)`` (pa_jack.c) aborted the process, its output hidden by
+the clean-up's quieted stderr.  An ignored signal is discarded by the kernel
+and interrupts nothing (``tests/realtime/test_interrupts.py`` shows the
+difference on a blocking ``read``).  A shielded guard therefore records no
+further signals; the clean-up spawns no child that would inherit the ignore.
+
 :func:`deferred` marks a few lines that must not be cut in two (``subprocess.Popen``
 of the JACK server and keeping its handle: a signal raised inside ``Popen`` after
 the ``exec`` would lose the handle of a running server).  A first signal landing
@@ -97,8 +109,15 @@ class SignalGuard:
             raise Interrupted(signum)
 
     def shield(self) -> None:
-        """From here on (the clean-up) signals are recorded, never raised."""
+        """From here on (the clean-up) the handled signals are ignored: never raised, never an ``EINTR``.
+
+        Off the main thread (no handlers installed) it only disarms.  Leaving the context restores
+        the handlers that were there before it.
+        """
         self._armed = False
+        if self._old and threading.current_thread() is threading.main_thread():
+            for s in self._old:
+                signal.signal(s, signal.SIG_IGN)
 
     @property
     def first(self) -> int | None:

@@ -6,8 +6,11 @@ main thread's Python handler before the next bytecode after the call returns).
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -35,11 +38,61 @@ def test_first_signal_interrupts_later_ones_are_recorded(sig):
 
 
 def test_shielded_clean_up_is_never_interrupted():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     with SignalGuard() as guard:
         guard.shield()
+        assert all(signal.getsignal(s) == signal.SIG_IGN for s in before)  # ignored, not caught
         os.kill(os.getpid(), signal.SIGTERM)  # Python's default would have ended the process here
         _wait_for_delivery()
-        assert guard.received == [signal.SIGTERM]
+        assert guard.received == []  # discarded by the kernel: no handler ran
+    assert {s: signal.getsignal(s) for s in before} == before  # the old handlers are back
+
+
+def _read_one_byte_while_signalled(guard: SignalGuard, *, shield: bool) -> tuple[int, int]:
+    """A C library blocked in read(2) (as libjack in jack_client_close) while SIGTERM arrives.
+
+    The signal is sent to the main thread itself (pthread_kill: another thread of the test process,
+    a JACK or ONNX one, must not take it), the one blocked in read; a byte is written 0.3 s later.
+    Returns (read's result, errno).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    r, w = os.pipe()
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main
+
+    def poke() -> None:
+        time.sleep(0.2)
+        signal.pthread_kill(main, signal.SIGTERM)
+        time.sleep(0.3)
+        os.write(w, b"x")
+
+    if shield:
+        guard.shield()
+    t = threading.Thread(target=poke)
+    t.start()
+    buf = ctypes.create_string_buffer(1)
+    n = libc.read(r, buf, 1)
+    err = ctypes.get_errno()
+    t.join()
+    os.close(r)
+    os.close(w)
+    return n, err
+
+
+def test_a_shielded_signal_interrupts_no_system_call():
+    # The SIGABRT of issue 12: a second signal during the clean-up made libjack's read fail with EINTR
+    # inside Pa_Terminate and PortAudio asserted.  POSIX (signal(7), "Interruption of system calls"):
+    # a caught signal without SA_RESTART -- CPython's handlers -- makes a blocked read fail with EINTR;
+    # an ignored one is discarded and the read goes on.
+    with SignalGuard() as guard:
+        assert _read_one_byte_while_signalled(guard, shield=True) == (1, 0)
+        assert guard.received == []
+    with SignalGuard() as guard:  # the same read under the unshielded guard, after a first signal
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGINT)
+            _wait_for_delivery()
+        assert _read_one_byte_while_signalled(guard, shield=False) == (-1, errno.EINTR)
+        assert guard.received == [signal.SIGINT, signal.SIGTERM]
 
 
 def test_a_signal_inside_a_deferred_block_comes_at_its_end():
