@@ -244,21 +244,28 @@ def test_midi_port_on_the_audio_client_applies_every_message(jack_server, tmp_pa
         midi_map=str(map_path),
         params_out=str(tmp_path / "params.jsonl"),
     )
-    res = run(opts, note=notes.append, on_started=started)
-    out, err = seen["proc"].communicate(timeout=30)
-    assert res.error is None, (res, notes)
-    assert any(n.startswith("MIDI in: JACK port 'mixpilot:mixpilot' on the audio client") for n in notes), notes
-    sent = json.loads(out.strip().splitlines()[-1]) if out.strip() else []
-    assert len(sent) == 100, (out, err)
     # JACK drops (or, seen once under load: repeats) the MIDI events of a cycle in which a client missed
-    # its deadline (an xrun): every message arrives once, in order, when there was none; otherwise in
-    # order with at most 2 % lost (as in test_midi_jack)
-    got = [v for _, v in handled]
-    xruns = res.stats["xruns"]
-    if xruns == 0:
-        assert got == sorted(set(got)) and len(got) == 100, (got, xruns)  # in order, each once, all
+    # its deadline (an xrun): such a run is repeated, up to three runs (as in test_midi_jack); a loss or a
+    # repeat in a run without any xrun fails at once
+    runs = []
+    for _ in range(3):
+        handled.clear()
+        notes.clear()
+        seen.clear()
+        res = run(opts, note=notes.append, on_started=started)
+        out, err = seen["proc"].communicate(timeout=30)
+        assert res.error is None, (res, notes)
+        assert any(n.startswith("MIDI in: JACK port 'mixpilot:mixpilot' on the audio client") for n in notes), notes
+        sent = json.loads(out.strip().splitlines()[-1]) if out.strip() else []
+        assert len(sent) == 100, (out, err)
+        got = [v for _, v in handled]
+        xruns = res.stats["xruns"]
+        runs.append((len(got), xruns))
+        if got == list(range(100)):  # in order, each once, all
+            break
+        assert xruns != 0, (got, runs)
     else:
-        assert got == sorted(got) and len(set(got)) >= 98, (got, xruns)
+        pytest.fail(f"messages lost or repeated in every run (JACK xruns?): {runs}")
     m = res.stats["midi"]
     assert m["messages"] == m["applied"] == len(got), m
     lines = [json.loads(x) for x in (tmp_path / "params.jsonl").read_text().splitlines()]

@@ -84,18 +84,12 @@ soft_takeover = false
 """
 
 
-@pytest.mark.parametrize("dispatch", ["poll", "callback", "engine"])
-def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
-    """200 CCs, 2-4 ms apart.  Each must reach the bank in order (JACK may drop the
-    events of a cycle in which a client missed its deadline on an overloaded
-    machine: at most 2 % lost is tolerated here, and reported; the flood test
-    is the one about losses).  Soft takeover is off in this map so that every
-    message that arrives is applied.
+def _latency_run(dispatch: str) -> tuple[list[int], np.ndarray, int]:
+    """One run of the latency test: 200 CCs through a fresh bank; (arrival order, latencies ms, n sent).
 
-    ``engine``: nothing in MidiInput reads the port; a JACK client's process callback
-    (JACK-Client, standing in for the audio callback) calls ``MidiInput.poll`` each
-    period as ``Engine.process_block`` does, so the latency printed is message ->
-    applied at a block start."""
+    Also checks what holds on every run, lost messages or not: each one that arrived is applied,
+    from MIDI, and SysEx, notes and unmapped CCs are counted and ignored.
+    """
     bank = ControlBank()
     arrived = []
     m = MidiMap.from_toml_text(LATENCY_MAP)
@@ -127,23 +121,12 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
             time.sleep(0.002 + 0.001 * (k % 3))  # 2-4 ms apart, off the 2.67 ms period
         wait_for(lambda: len(arrived) == len(msgs), 3.0)
         got = [index[(p, v)] for _, p, v, _ in arrived]
-        lost = len(msgs) - len(got)
-        assert lost <= len(msgs) // 50, f"{lost} of {len(msgs)} lost: {bank.counts()}"
-        assert got == sorted(set(got))  # in order, each once
         assert {s for *_, s in arrived} == {"midi"}
         for i, name in ((REV, "reverb_send"), (DLY, "delay_send")):
             mine = [v for _, p, v, _ in arrived if p == name]
-            assert bank.manual_value[i] == mine[-1] and bank.manual_seq[i] == len(mine)
+            if mine:
+                assert bank.manual_value[i] == mine[-1] and bank.manual_seq[i] == len(mine)
         lat_ms = (np.array([t for t, *_ in arrived]) - np.array([sent[k] for k in got])) / 1e6
-        assert (lat_ms > 0).all()
-        p50, p99 = np.percentile(lat_ms, [50, 99])
-        with capsys.disabled():
-            print(
-                f"\nJACK MIDI message-to-bank latency ({dispatch}, 48 kHz / 128 frames, "
-                f"{len(lat_ms)} of {len(msgs)} messages): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-                f"max {lat_ms.max():.2f} ms"
-            )
-        assert p99 < 100.0  # a sanity bound: a JACK period is 2.7 ms
         # SysEx, a note and an unmapped CC over the same port: counted, ignored
         base = int(bank.counters[COUNT_RECEIVED])
         out.send_message([0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7])
@@ -164,6 +147,44 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
             mi.poll()  # after close: returns at once (never touches the deleted port)
             poller.close()
     assert mi.closed
+    return got, lat_ms, len(msgs)
+
+
+@pytest.mark.parametrize("dispatch", ["poll", "callback", "engine"])
+def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
+    """200 CCs, 2-4 ms apart: each reaches the bank once, in order.  Soft takeover is off in
+    this map so that every message that arrives is applied.
+
+    JACK drops (once seen: repeats) the events of a cycle in which a client missed its
+    deadline (an xrun, on an overloaded machine): such a run is reported and repeated, up to
+    three runs, as the flood test does; a loss or a repeat without any xrun that jackd
+    reports fails at once (where the fixture counts xruns).
+
+    ``engine``: nothing in MidiInput reads the port; a JACK client's process callback
+    (JACK-Client, standing in for the audio callback) calls ``MidiInput.poll`` each
+    period as ``Engine.process_block`` does, so the latency printed is message ->
+    applied at a block start."""
+    runs = []
+    for _ in range(3):
+        x0 = _xruns(jack_server)
+        got, lat_ms, n = _latency_run(dispatch)
+        x1 = _xruns(jack_server)
+        xruns = None if x0 is None or x1 is None else x1 - x0
+        runs.append((len(got), xruns))
+        if got == list(range(n)):
+            break
+        assert xruns != 0, f"{len(got)} of {n} arrived (order {got[:5]}...) without any xrun: {runs}"
+    else:
+        pytest.fail(f"messages lost or repeated in every run (JACK xruns?): {runs}")
+    assert (lat_ms > 0).all()
+    p50, p99 = np.percentile(lat_ms, [50, 99])
+    with capsys.disabled():
+        print(
+            f"\nJACK MIDI message-to-bank latency ({dispatch}, 48 kHz / 128 frames, "
+            f"{len(lat_ms)} of {n} messages, runs {runs}): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+            f"max {lat_ms.max():.2f} ms"
+        )
+    assert p99 < 100.0  # a sanity bound: a JACK period is 2.7 ms
 
 
 def _xruns(jack_server) -> int | None:
