@@ -11,6 +11,7 @@ timing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -242,17 +243,17 @@ def test_midi_port_on_the_audio_client_applies_every_message(jack_server, tmp_pa
         model="none",
         midi_in="jack",
         midi_map=str(map_path),
-        params_out=str(tmp_path / "params.jsonl"),
     )
     # JACK drops (or, seen once under load: repeats) the MIDI events of a cycle in which a client missed
     # its deadline (an xrun): such a run is repeated, up to three runs (as in test_midi_jack); a loss or a
     # repeat in a run without any xrun fails at once
     runs = []
-    for _ in range(3):
+    for k in range(3):
         handled.clear()
         notes.clear()
         seen.clear()
-        res = run(opts, note=notes.append, on_started=started)
+        params = tmp_path / f"params{k}.jsonl"  # each run its own log (an existing one is never overwritten)
+        res = run(dataclasses.replace(opts, params_out=str(params)), note=notes.append, on_started=started)
         out, err = seen["proc"].communicate(timeout=30)
         assert res.error is None, (res, notes)
         assert any(n.startswith("MIDI in: JACK port 'mixpilot:mixpilot' on the audio client") for n in notes), notes
@@ -268,7 +269,7 @@ def test_midi_port_on_the_audio_client_applies_every_message(jack_server, tmp_pa
         pytest.fail(f"messages lost or repeated in every run (JACK xruns?): {runs}")
     m = res.stats["midi"]
     assert m["messages"] == m["applied"] == len(got), m
-    lines = [json.loads(x) for x in (tmp_path / "params.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in params.read_text().splitlines()]
     midi = [e for e in lines if e["source"] == "midi"]
     assert [e["value"] for e in midi] == [binding.value_at(v / 127) for v in got]
     engine = seen["runner"].engine
