@@ -81,17 +81,30 @@ def _rbj_into(
 
 @njit(cache=True, nogil=True, inline="always")
 def _biquad_tick(c: np.ndarray, z: np.ndarray, x: float) -> float:  # pragma: no cover
-    """One sample through TDF-II: ``c`` = [b0, b1, b2, a1, a2], ``z`` = [z1, z2] (updated)."""
+    """One sample through TDF-II: ``c`` = [b0, b1, b2, a1, a2], ``z`` = [z1, z2] (updated).
+
+    The states are not flushed here but at the chain's control ticks (:func:`_flush_states`).
+    """
     y = c[0] * x + z[0]
-    z1 = c[1] * x - c[3] * y + z[1]
-    z2 = c[2] * x - c[4] * y
-    if -_DENORMAL < z1 < _DENORMAL:
-        z1 = 0.0
-    if -_DENORMAL < z2 < _DENORMAL:
-        z2 = 0.0
-    z[0] = z1
-    z[1] = z2
+    z[0] = c[1] * x - c[3] * y + z[1]
+    z[1] = c[2] * x - c[4] * y
     return y
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _flush_states(z: np.ndarray) -> None:  # pragma: no cover
+    """Every state of ``z`` (any shape) under 1e-30 in magnitude to exactly 0.
+
+    The stages call it at every control tick (every ``CONTROL_SAMPLES`` samples) instead of
+    flushing both states inside every biquad on every sample: those compares and selects were a fifth
+    of a cascade's cost (issue 19; ten bands, stereo, one process, best of 9: 29.4 -> 23.5 ns per
+    sample).  Between two ticks a state that was at least 1e-30 decays by at most its pole radius
+    to the 31st power, nowhere near the float64 subnormals (2.2e-308); the chain flushes what it
+    writes to the float32 output (so no float32 subnormal leaves it).
+    """
+    for idx in np.ndindex(z.shape):
+        if -_DENORMAL < z[idx] < _DENORMAL:
+            z[idx] = 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")

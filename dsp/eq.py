@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _cascade_tick, _rbj_into
+from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _cascade_tick, _flush_states, _rbj_into
 from .params import PARAM_INDEX
 from .stage import Stage
 
@@ -44,6 +44,7 @@ def _changed(v, cc, a, b, c):  # pragma: no cover
 
 @njit(cache=True, nogil=True, inline="always")
 def _eq_control(force, sample_rate, v, cc, c, z, act):  # pragma: no cover
+    _flush_states(z)  # the biquads' states (dsp.biquad._flush_states)
     if force or _changed(v, cc, P_LOW_G, P_LOW_F, P_LOW_F):
         _rbj_into(LOW_SHELF, v[P_LOW_F], v[P_LOW_G], _SQRT_HALF, sample_rate, c[0])
     if force or _changed(v, cc, P_MID_G, P_MID_F, P_MID_Q):

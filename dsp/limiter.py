@@ -41,6 +41,13 @@ on the loudest peaks.
 
 Below the ceiling every gain is exactly 1.0, so the signal passes unchanged
 apart from the delay.
+
+Cost (issue 19): the detector is most of the limiter -- per loud sample two
+channels times six interpolating branches of 24 taps.  Evaluated one sample
+after another they are six chains of 24 dependent adds each; the limiter now
+runs step 1 over the whole chunk first, time-major (:func:`_tp_peaks6`, the
+same sums in the same order, vectorised across samples), and only over the
+span of samples whose detector window can reach the ceiling.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .oversample import TP_COEFFS, TP_DELAY, TP_TAPS, _tp_peak6, _tp_push
+from .oversample import TP_COEFFS, TP_DELAY, TP_TAPS
 from .params import PARAM_INDEX
 from .stage import BLOCK_CHUNK, ST_LIM_GAIN_MIN, Stage
 
@@ -119,6 +126,7 @@ P_CEIL = PARAM_INDEX["limiter_ceiling_dbtp"]
 P_LREL = PARAM_INDEX["limiter_release_ms"]
 P_LOOK = PARAM_INDEX["lookahead_ms"]
 _LN10_20 = math.log(10.0) / 20.0
+_DENORMAL = 1e-30
 
 # int state slots
 LI_WRITE, LI_HEAD, LI_COUNT, LI_AVG, LI_N, LI_TPW, LI_L, LI_W = 0, 1, 2, 3, 4, 5, 7, 8
@@ -164,6 +172,39 @@ def reset_state(
         avg[...] = 1.0
 
 
+# Rows of the detector's scratch ``tp`` [4, BLOCK_CHUNK + TP_TAPS - 1]: the two channels' histories (the
+# last TP_TAPS - 1 samples of the previous chunk, then this chunk), and per sample of the chunk: whether
+# the interpolation runs, and the detector's reading (0 where it was skipped).
+_TP_L, _TP_R, _TP_NEED, _TP_PEAK = 0, 1, 2, 3
+_TP_HIST = TP_TAPS - 1
+
+
+@njit(cache=True, nogil=True)
+def _tp_peaks6(lin: np.ndarray, lo: int, hi: int, ct: np.ndarray, pk: np.ndarray) -> None:  # pragma: no cover
+    """``pk[j]`` = max(``pk[j]``, :func:`dsp.oversample._tp_peak6` of ``lin[j : j + TP_TAPS]``), ``lo <= j < hi``.
+
+    Time-major: with the taps a compile-time constant the compiler unrolls them and vectorises across
+    ``j``; each sample's six sums keep their order, so the readings are those of ``_tp_peak6`` bit for bit.
+    """
+    for j in range(lo, hi):
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        a4 = 0.0
+        a5 = 0.0
+        a6 = 0.0
+        for i in range(TP_TAPS):  # a constant: unrolled, and the j loop vectorised
+            v = lin[j + i]
+            a1 += ct[i, 0] * v
+            a2 += ct[i, 1] * v
+            a3 += ct[i, 2] * v
+            a4 += ct[i, 3] * v
+            a5 += ct[i, 4] * v
+            a6 += ct[i, 5] * v
+        p = max(abs(lin[j + TP_TAPS - 1 - TP_TAPS // 2]), abs(a1), abs(a2), abs(a3), abs(a4), abs(a5), abs(a6))
+        pk[j] = max(pk[j], p)
+
+
 @njit(cache=True, nogil=True)
 def _limiter_block(
     rows: np.ndarray,
@@ -183,14 +224,18 @@ def _limiter_block(
     Runs stage-major (the chain hands it chunks) with its state in locals, so
     the per-sample bookkeeping stays in registers; steps 1-5 of the module
     docstring.  Writes (left, right) into columns 5 and 6; returns the smallest gain.
+
+    Step 1 runs first over the whole chunk, time-major (:func:`_tp_peaks6`): per
+    sample, six 24-tap sums per channel are six chains of dependent adds, and
+    one sample after another they left the core waiting; across the chunk they
+    vectorise (issue 19).  Only the span of samples whose detector window holds
+    a sample that can reach the ceiling is interpolated, as before.
     """
     wi = li[0]
     head = li[1]
     count = li[2]
     a = li[3]
     n = li[4]
-    w0 = li[5]
-    w1 = li[6]
     lat = li[7]
     win = li[8]
     s = lf[0]
@@ -198,22 +243,41 @@ def _limiter_block(
     prev = lf[2]
     loud_left = li[9]
     cap = dq.shape[0]
-    taps = tp.shape[1] // 2
+    taps = TP_TAPS
     gmin = 1.0
+    # 1. true peak (BS.1770-4 Annex 2, 4x), skipped while provably below the ceiling
+    lo = frames
+    hi = 0
+    for k in range(frames):
+        xl = rows[k, 0]
+        xr = rows[k, 1]
+        tp[_TP_L, _TP_HIST + k] = xl
+        tp[_TP_R, _TP_HIST + k] = xr
+        if max(abs(xl), abs(xr)) * tp_bound > 0.9 * rows[k, 2]:  # 10 % margin covers a gliding ceiling
+            loud_left = taps
+        tp[_TP_PEAK, k] = 0.0
+        if loud_left > 0:
+            loud_left -= 1
+            tp[_TP_NEED, k] = 1.0
+            if k < lo:
+                lo = k
+            hi = k + 1
+        else:
+            tp[_TP_NEED, k] = 0.0
+    if hi > lo:
+        _tp_peaks6(tp[_TP_L], lo, hi, tp_coeffs, tp[_TP_PEAK])
+        _tp_peaks6(tp[_TP_R], lo, hi, tp_coeffs, tp[_TP_PEAK])
+        for k in range(lo, hi):
+            if tp[_TP_NEED, k] == 0.0:
+                tp[_TP_PEAK, k] = 0.0
+    for j in range(_TP_HIST):  # the history the next chunk starts from
+        tp[_TP_L, j] = tp[_TP_L, frames + j]
+        tp[_TP_R, j] = tp[_TP_R, frames + j]
     for k in range(frames):
         xl = rows[k, 0]
         xr = rows[k, 1]
         ceiling = rows[k, 2]
-        # 1. true peak (BS.1770-4 Annex 2, 4x), skipped while provably below the ceiling
-        w0 = _tp_push(tp[0], w0, xl)
-        w1 = _tp_push(tp[1], w1, xr)
-        if max(abs(xl), abs(xr)) * tp_bound > 0.9 * ceiling:  # 10 % margin covers a gliding ceiling
-            loud_left = taps
-        if loud_left > 0:
-            loud_left -= 1
-            p = max(_tp_peak6(tp[0], w0, tp_coeffs), _tp_peak6(tp[1], w1, tp_coeffs))
-        else:
-            p = 0.0
+        p = tp[_TP_PEAK, k]  # 0 where the interpolation was skipped (step 1 above)
         pe = p if p > prev else prev
         prev = p
         g = 1.0
@@ -281,6 +345,10 @@ def _limiter_block(
                 yr = cl
             elif yr < -cl:
                 yr = -cl
+        if -_DENORMAL < yl < _DENORMAL:  # no float32 subnormal leaves the chain (dsp.biquad._flush_states)
+            yl = 0.0
+        if -_DENORMAL < yr < _DENORMAL:
+            yr = 0.0
         rows[k, 5] = yl
         rows[k, 6] = yr
     li[0] = wi
@@ -288,8 +356,6 @@ def _limiter_block(
     li[2] = count
     li[3] = a
     li[4] = n
-    li[5] = w0
-    li[6] = w1
     li[9] = loud_left
     lf[0] = s
     lf[1] = hr
@@ -313,7 +379,7 @@ def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]
     li, lf, win = init_state(lat)
     return (
         np.zeros((2, lat)),
-        np.zeros((2, 2 * TP_TAPS)),
+        np.zeros((4, BLOCK_CHUNK + _TP_HIST)),
         np.zeros(win + 1),
         np.zeros(win + 1, dtype=np.int64),
         np.ones(win),

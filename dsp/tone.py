@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
 
-from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _cascade_tick, _rbj_into, rbj_coefficients
+from .biquad import BELL, HIGH_SHELF, LOW_SHELF, _cascade_tick, _flush_states, _rbj_into, rbj_coefficients
 from .biquad import response as biquad_response
 from .params import PARAM_INDEX, PARAMS
 from .stage import Stage
@@ -225,6 +225,7 @@ def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]
 
 @njit(cache=True, nogil=True, inline="always")
 def _tone_control(force, sample_rate, v, cc, c, z, act):  # pragma: no cover
+    _flush_states(z)  # the biquads' states (dsp.biquad._flush_states)
     active = 0.0
     for k in range(N_BANDS):
         i = P_FIRST + k

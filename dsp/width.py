@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .biquad import HIGH_PASS, LOW_PASS, _biquad_tick, _rbj_into
+from .biquad import HIGH_PASS, LOW_PASS, _biquad_tick, _flush_states, _rbj_into
 from .params import PARAM_INDEX
 from .stage import Stage
 
@@ -75,6 +75,7 @@ def _bands_reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.
 
 @njit(cache=True, nogil=True, inline="always")
 def _bands_control(force, sample_rate, v, cc, c, z, fade):  # pragma: no cover
+    _flush_states(z)  # the biquads' states (dsp.biquad._flush_states)
     if force or v[P_XOVER] != cc[P_XOVER]:
         _rbj_into(LOW_PASS, v[P_XOVER], 0.0, _SQRT_HALF, sample_rate, c[0])
         _rbj_into(HIGH_PASS, v[P_XOVER], 0.0, _SQRT_HALF, sample_rate, c[1])
