@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from mixpilot.dsp.limiter import MIN_RAMP_SAMPLES, TP_COEFFS_T, _tp_peaks6, kaiser_branches
-from mixpilot.dsp.oversample import TP_DELAY, TP_TAPS, _tp_peak6, _tp_push
+from mixpilot.dsp.limiter import MIN_RAMP_SAMPLES, TP_COEFFS_T, TP_KAISER_T, TP_LS_T, kaiser_branches
+from mixpilot.dsp.oversample import TP_DELAY, TP_TAPS, _tp_chunk_peaks, _tp_peak6, _tp_push
 from mixpilot.dsp.processors import Limiter
 from mixpilot.dsp.spec import ProcessSpec
 
@@ -145,7 +145,8 @@ def test_float32_output_never_rounds_above_the_ceiling():
 
 def test_time_major_detector_equals_the_per_sample_one(rng):
     # Reference: dsp.oversample._tp_peak6 after each _tp_push, sample by sample (the limiter's detector
-    # before issue 19); the chunk-wise, time-major _tp_peaks6 must read the same, bit for bit.
+    # before issue 19); the limiter now reads a chunk as two time-major passes of three branches
+    # (least squares, Kaiser), the larger of the two: the same readings, bit for bit.
     x = rng.standard_normal(700) * np.repeat(rng.uniform(0, 4, 7), 100)
     buf = np.zeros(2 * TP_TAPS)
     w = 0
@@ -154,6 +155,8 @@ def test_time_major_detector_equals_the_per_sample_one(rng):
         w = _tp_push(buf, w, float(v))
         ref[k] = _tp_peak6(buf, w, TP_COEFFS_T)
     lin = np.concatenate([np.zeros(TP_TAPS - 1), x])
-    pk = np.zeros(len(x))
-    _tp_peaks6(lin, 0, len(x), TP_COEFFS_T, pk)
-    np.testing.assert_array_equal(pk, ref)
+    ls = np.zeros(len(x))
+    kaiser = np.zeros(len(x))
+    _tp_chunk_peaks(lin, len(x), TP_LS_T, ls)
+    _tp_chunk_peaks(lin, len(x), TP_KAISER_T, kaiser)
+    np.testing.assert_array_equal(np.maximum(ls, kaiser), ref)
