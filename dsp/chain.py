@@ -20,6 +20,15 @@ send is zero and their loop is silent, which makes default renders cheap.
 NaN/Inf input samples are replaced by zero before they reach any state
 (and counted).
 
+:meth:`MixChain.process` calls ``chain_process`` (:mod:`dsp.fused`), which
+takes the glide banks, the control copy, the int state and every state array
+as views of two arenas (one float64, one int64) and calls the kernel with
+them: Numba unboxes each array argument at every call (about 35 ns each,
+measured on empty calls: 45 arguments 1.65 us, 14 arguments 0.59 us), and
+rebuilding the views inside costs less (128 frames, all stages, one process,
+alternating: 20.53 -> 20.23 and 24.84 -> 24.42 us p50).  The arrays stay
+ordinary numpy views for everyone else (:meth:`kernel_args`, the engine).
+
 Every parameter is also an attribute: ``chain.comp_ratio = 4`` sets the
 target (validated) exactly like ``chain.set_param("comp_ratio", 4)``, and
 ``chain.comp_ratio`` reads the target back.
@@ -69,6 +78,7 @@ _MODULE = _fused.load(REGISTRY)
 #: The fused kernel, for callers that fuse the chain with other work in one Numba call:
 #: ``chain_kernel(x, out, *chain.kernel_args(), tap)`` (see :mod:`dsp.fused`).
 chain_kernel = _MODULE.chain_kernel
+_chain_process = _MODULE.chain_process
 _settle_kernel = _MODULE.settle_kernel
 _NO_TAP = np.zeros((0, 2))
 
@@ -193,7 +203,15 @@ class MixChain:
             self._cc = np.zeros(N_PARAMS)
             self._live = np.zeros(N_PARAMS, dtype=np.int64)  # indexes of the gliding parameters
             self._ist = np.zeros(_fused.IST_SIZE, dtype=np.int64)
-            self._states = tuple(s.allocate(fs, self.targets) for s in REGISTRY)
+            states = [s.allocate(fs, self.targets) for s in REGISTRY]
+            # every array below, each state array included, lives in one of two arenas, so that
+            # process() hands the kernel three arrays for them (module docstring)
+            flat = [a for st in states for a in st]
+            common = [self._g, self._live, self._sm, self._cc, self._ist]
+            fa, ia, lay, views = _fused.pack(common + flat)
+            self._g, self._live, self._sm, self._cc, self._ist = views[: len(common)]
+            flat_views = iter(views[len(common) :])
+            self._states = tuple(tuple(next(flat_views) for _ in st) for st in states)
             self._flat_states = tuple(a for st in self._states for a in st)
             self._latency = sum(
                 s.latency(fs, self.targets) for s in REGISTRY if s.latency is not None and s.name in self.stages
@@ -213,6 +231,19 @@ class MixChain:
                 self._ist,
                 self.stats,
                 *self._flat_states,
+            )
+            self._pargs = (
+                self.targets,
+                self.bounds,
+                self.glide_s,
+                self.enabled,
+                self._stage_glide_s,
+                self._fs,
+                self._mask,
+                self.stats,
+                fa,
+                ia,
+                lay,
             )
             self._layout = layout
         self.reset()
@@ -265,12 +296,12 @@ class MixChain:
         channels = block.shape[1] if getattr(block, "ndim", 0) == 2 else 0
         check_block(block, out, channels if channels in (1, 2) else 2)
         if targets is None and glide_s is None:
-            chain_kernel(block, out, *self._args, _NO_TAP)
+            _chain_process(block, out, *self._pargs, _NO_TAP)
         else:
-            args = list(self._args)
+            args = list(self._pargs)
             args[0] = self.targets if targets is None else targets
             args[2] = self.glide_s if glide_s is None else glide_s
-            chain_kernel(block, out, *args, _NO_TAP)
+            _chain_process(block, out, *args, _NO_TAP)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Every state array, as ``"stage.name"`` (for inspection in tests)."""

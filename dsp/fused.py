@@ -39,9 +39,22 @@ import tempfile
 from collections.abc import Callable
 from types import ModuleType
 
+import numpy as np
+
 from .stage import BLOCK_CHUNK, CONTROL_SAMPLES, ST_NONFINITE, STATS_INIT, Stage
 
-__all__ = ["generate_source", "load", "COMMON_ARGS", "IST_POS", "IST_GLIDING", "IST_STAGE_GLIDING", "IST_SIZE"]
+__all__ = [
+    "generate_source",
+    "load",
+    "pack",
+    "COMMON_ARGS",
+    "PROCESS_ARGS",
+    "PACKED",
+    "IST_POS",
+    "IST_GLIDING",
+    "IST_STAGE_GLIDING",
+    "IST_SIZE",
+]
 
 #: The arguments every kernel call passes before the stages' state arrays (after ``x, out``).
 COMMON_ARGS = (
@@ -59,12 +72,57 @@ COMMON_ARGS = (
     "ist",
     "stats",
 )
+#: The arguments of ``chain_process`` between ``x, out`` and the arenas: the common arguments that
+#: are not packed.
+PROCESS_ARGS = ("targets", "bounds", "glide_s", "enabled", "stage_glide_s", "sample_rate", "mask", "stats")
+#: The common arrays ``chain_process`` takes packed (name, dtype kind, ndim), before the state arrays.
+PACKED = (("g", "f", 2), ("live", "i", 1), ("sm", "f", 2), ("cc", "f", 1), ("ist", "i", 1))
 IST_POS, IST_GLIDING, IST_STAGE_GLIDING = range(3)  # slots of the chain's int state ``ist``
 IST_SIZE = 3
 
 
 def state_arg_names(s: Stage) -> list[str]:
     return [f"{s.name}__{n}" for n in s.state_names]
+
+
+def _kinds(s: Stage) -> list[tuple[str, int]]:
+    """(dtype kind, ndim) of each of the stage's state arrays, from an allocation at 48 kHz."""
+    from .params import default_vector
+
+    out = []
+    for name, a in zip(s.state_names, s.allocate(48000.0, default_vector())):
+        if a.dtype not in (np.float64, np.int64) or not a.flags.c_contiguous or a.ndim > 3:
+            raise TypeError(f"{s.name}.{name}: state arrays are C-contiguous float64 or int64, at most 3-D")
+        out.append(("f" if a.dtype == np.float64 else "i", a.ndim))
+    return out
+
+
+def pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Copy ``arrays`` (float64 or int64) into two arenas; returns ``(fa, ia, lay, views)``.
+
+    ``views[j]`` is ``arrays[j]``'s copy as a view of its arena (use it in its place); row ``j`` of
+    ``lay`` [n, 5] int64 is (offset, size, shape...) as ``chain_process`` reads it.
+    """
+    sizes = {"f": 0, "i": 0}
+    for a in arrays:
+        sizes["f" if a.dtype == np.float64 else "i"] += a.size
+    fa = np.zeros(max(sizes["f"], 1))
+    ia = np.zeros(max(sizes["i"], 1), dtype=np.int64)
+    lay = np.zeros((len(arrays), 5), dtype=np.int64)
+    offs = {"f": 0, "i": 0}
+    views = []
+    for j, a in enumerate(arrays):
+        kind = "f" if a.dtype == np.float64 else "i"
+        arena = fa if kind == "f" else ia
+        o = offs[kind]
+        view = arena[o : o + a.size].reshape(a.shape)
+        view[...] = a
+        views.append(view)
+        lay[j, 0] = o
+        lay[j, 1] = a.size
+        lay[j, 2 : 2 + a.ndim] = a.shape
+        offs[kind] = o + a.size
+    return fa, ia, lay, views
 
 
 def _fn_import(fn: Callable[..., object], alias: str) -> str:
@@ -201,6 +259,23 @@ def generate_source(registry: tuple[Stage, ...]) -> str:
         ]
     else:
         body += out_lines
+    # chain_process: chain_kernel with the arrays of PACKED and every state array rebuilt as views of
+    # two arenas (fewer arguments to unbox per call: see the module docstring)
+    packed = [*PACKED, *((a, kind, ndim) for s in registry for a, (kind, ndim) in zip(state_arg_names(s), _kinds(s)))]
+    body += [
+        "",
+        "",
+        "@njit(cache=True, nogil=True, _nrt=False)",
+        f"def chain_process({', '.join(['x', 'out', *PROCESS_ARGS, 'fa', 'ia', 'lay', 'tap'])}):  # pragma: no cover",
+        '    """``chain_kernel`` with the packed arrays as views of the arenas ``fa`` (float64) and ``ia`` (int64)."""',
+    ]
+    for j, (name, kind, ndim) in enumerate(packed):
+        arena = "fa" if kind == "f" else "ia"
+        view = f"{arena}[lay[{j}, 0] : lay[{j}, 0] + lay[{j}, 1]]"
+        if ndim > 1:
+            view += ".reshape((" + ", ".join(f"lay[{j}, {2 + d}]" for d in range(ndim)) + "))"
+        body.append(f"    {name} = {view}")
+    body.append(f"    chain_kernel({sig})")
     settle_sig = ", ".join(["sample_rate", "v", "cc", *state_args])
     body += [
         "",
