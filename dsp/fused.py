@@ -17,6 +17,37 @@ the whole chain).  Without it the generated chain is as fast as the
 hand-written one it replaced (128 frames, all stages on, side by side:
 chain p50 17.5 us against 18.9 us; ``mixpilot bench`` engine p50 within 2 %).
 
+Where the time goes (issue 19, 128 frames at 48 kHz stereo, every stage
+active at ``benchmarks.chain_vs_pedalboard.SETTINGS``; the machine was shared,
+so every comparison below was measured in one process, alternating, best or
+p50 of several runs):
+
+* per call, before any sample: ``MixChain.process`` with 0 frames took
+  2.2 us, 0.7 us of it Python and the rest mostly Numba unboxing the array
+  arguments (about 35 ns each: an empty ``@njit`` function with 45 arrays
+  costs 1.65 us, with 14 0.59 us).  ``process`` now calls ``chain_process``,
+  which takes the banks and state arrays as views of two arenas (14
+  arguments; 0.3-0.4 us less per block, :mod:`dsp.chain`);
+* per sample (each stage alone on the signal it gets inside the chain, main
+  before issue 19's third round, ns per sample, one noisy run): compressor 38
+  (libm's log and exp), tonal-match EQ 36 and four-band EQ 14 (stereo
+  biquads), reverb 30, limiter 23 (mostly its true-peak detector), band
+  widths 7, delay 4.5, gains and width about 1.  The detector now vectorises across each
+  chunk (:mod:`dsp.limiter`), the biquads flush their states at the control
+  ticks instead of twice per biquad per sample (:func:`dsp.biquad._flush_states`),
+  the compressor skips the log under the knee (:mod:`dsp.compressor`).
+* Not kept: a stage-major form of this kernel (each stage over a 32-sample
+  segment before the next, stages with their state in locals, glides still
+  per sample; bit-identical to this one, tested) was no faster -- 23.9 against
+  26.4 us, then 31.0 against 30.5 us once the biquads' flushes had gone --
+  and took 135 s to compile against 17 s.  The per-sample cost is arithmetic
+  (the flushes were a fifth of a biquad), not loads and stores: with every
+  coefficient and state in locals the ten-band cascade spills registers and
+  ran slower (45 against 39 ns per sample).  Short series for the
+  compressor's log and exp (an int64 view of a float64 slot) were slower than
+  libm (28 against 7.7 ns for both): the store and load through memory
+  chain the samples.
+
 The source is written to a file under Numba's cache directory (keyed by the
 hash of every DSP source file, :mod:`dsp`) and imported from there, so Numba
 caches its compilation like any other kernel; :data:`SOURCE` holds it for
