@@ -84,11 +84,14 @@ def ring_size(lengths: np.ndarray) -> int:
 
 @njit(cache=True, nogil=True, inline="always")
 def _damped(lines, lengths, lp, coef, pole, w, lmask, i):  # pragma: no cover
-    """Line ``i``'s output, through its damping low-pass (state ``lp[i]``), times its decay gain."""
+    """Line ``i``'s output, through its damping low-pass (state ``lp[i]``), times its decay gain.
+
+    The low-pass states are flushed at the control ticks (:func:`_reverb_control`), like the
+    biquads' (:func:`dsp.biquad._flush_states`): 21.2 -> 19.0 ns per sample for the whole tick.
+    What is written into the rings is still flushed per sample (:func:`_feed`).
+    """
     o = lines[i, (w - lengths[i]) & lmask]
     s = (1.0 - pole) * o + pole * lp[i]
-    if -_DENORMAL < s < _DENORMAL:
-        s = 0.0
     lp[i] = s
     return s * coef[i]
 
@@ -202,6 +205,9 @@ def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarra
 
 @njit(cache=True, nogil=True, inline="always")
 def _reverb_control(force, sample_rate, v, cc, lines, ap, ri, rf):  # pragma: no cover
+    for i in range(N_LINES):  # the damping low-pass states (see _damped)
+        if -_DENORMAL < rf[0, i] < _DENORMAL:
+            rf[0, i] = 0.0
     if force or v[P_RV_ROOM] != cc[P_RV_ROOM] or v[P_RV_DAMP] != cc[P_RV_DAMP]:
         _reverb_coeffs(rf[1], ri[0], v[P_RV_ROOM], v[P_RV_DAMP], sample_rate)
 
