@@ -93,7 +93,7 @@ def _biquad_tick(c: np.ndarray, z: np.ndarray, x: float) -> float:  # pragma: no
 
 @njit(cache=True, nogil=True, inline="always")
 def _flush_states(z: np.ndarray) -> None:  # pragma: no cover
-    """Every state of ``z`` (any shape) under 1e-30 in magnitude to exactly 0.
+    """Every state of ``z`` (C-contiguous, any shape) under 1e-30 in magnitude to exactly 0.
 
     The stages call it at every control tick (every ``CONTROL_SAMPLES`` samples) instead of
     flushing both states inside every biquad on every sample: those compares and selects were a fifth
@@ -102,9 +102,10 @@ def _flush_states(z: np.ndarray) -> None:  # pragma: no cover
     to the 31st power, nowhere near the float64 subnormals (2.2e-308); the chain flushes what it
     writes to the float32 output (so no float32 subnormal leaves it).
     """
-    for idx in np.ndindex(z.shape):
-        if -_DENORMAL < z[idx] < _DENORMAL:
-            z[idx] = 0.0
+    f = z.reshape(z.size)  # a view (C-contiguous): 30 ns for the tone stage's 40 states, np.ndindex took 108
+    for i in range(f.shape[0]):
+        if -_DENORMAL < f[i] < _DENORMAL:
+            f[i] = 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
