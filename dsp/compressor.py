@@ -97,12 +97,12 @@ def _comp_gain_db(
 
 
 # --- the chain stage -------------------------------------------------------------------
-# state: env [1] (smoothed gain reduction, dB), k [4] = (make-up gain, attack alpha, release alpha, the
-# level under the knee: _below_knee)
+# state: env [1] (smoothed gain reduction, dB), k [6] = (make-up gain, attack alpha, release alpha, the
+# level under the knee (_below_knee) and the threshold and knee it was computed for)
 
 
 def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    return (np.zeros(1), np.zeros(4))
+    return (np.zeros(1), np.zeros(6))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -118,7 +118,13 @@ def _below_knee(threshold_db: float, knee_db: float) -> float:  # pragma: no cov
 @njit(cache=True, nogil=True, inline="always")
 def _comp_derive(v, env, k):  # pragma: no cover
     k[0] = math.exp(v[P_MAKEUP] * _LN10_20)
-    k[3] = _below_knee(v[P_TH], v[P_KNEE])
+    # derive runs every sample while any parameter glides (the loudness follower's delivery gain
+    # nearly always): the knee's level is recomputed only when the threshold or the knee moved.
+    # k[3] = 0 (after a reset) only ever means "take the log": safe whatever k[4], k[5] hold.
+    if v[P_TH] != k[4] or v[P_KNEE] != k[5]:
+        k[3] = _below_knee(v[P_TH], v[P_KNEE])
+        k[4] = v[P_TH]
+        k[5] = v[P_KNEE]
 
 
 @njit(cache=True, nogil=True, inline="always")
