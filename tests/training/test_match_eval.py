@@ -190,3 +190,27 @@ def test_checked_systems_are_the_estimators_the_cli_builds() -> None:
         mc._refuse("model 'x' cannot be used")
     with pytest.raises(ValueError, match="unknown system"):
         mc._estimator("matchering", None)
+
+
+def test_decompose_rows_and_chain_closed_forms(rng) -> None:
+    """training/match_decompose.py: a constant error is all offset, the regions' mean squares add up to
+    the mean square; the chain-only render at neutral values is the input, a 1 kHz tone gain moves only
+    the bands near 1 kHz (re loudness)."""
+    from mixpilot.dsp.descriptors import BAND_CENTRES_HZ, N_BANDS
+    from mixpilot.inference.matcher import neutral_values
+    from mixpilot.training import match_decompose as md
+
+    s = md._stats([np.full(N_BANDS, 2.0)])
+    assert s["rms"] == pytest.approx(2.0) and s["offset"] == pytest.approx(2.0) and s["shape"] == pytest.approx(0.0)
+    d = rng.standard_normal(N_BANDS)
+    d[:2] = np.nan
+    s = md._stats([d])
+    assert sum(s["ms"].values()) == pytest.approx(s["rms"] ** 2)
+    x = _music(rng, 5.0)
+    vals = neutral_values()
+    assert np.array_equal(md._chain(x, vals, md._EQ_STAGES, SR), x.astype(np.float32).astype(np.float64))
+    vals["tone_1khz_db"] = 3.0
+    a, b = compute_descriptors(x, SR), compute_descriptors(md._chain(x, vals, md._EQ_STAGES, SR), SR)
+    moved = (b.mid_db - a.mid_db) - (b.mid_db - a.mid_db)[BAND_CENTRES_HZ < 100].mean()
+    assert moved[np.argmin(np.abs(BAND_CENTRES_HZ - 1000.0))] == pytest.approx(3.0, abs=0.3)
+    assert np.all(np.abs(moved[(BAND_CENTRES_HZ < 100) | (BAND_CENTRES_HZ > 10000)]) < 0.2)
