@@ -139,7 +139,12 @@ def end_processes(procs: list[subprocess.Popen]) -> None:
 
 
 def run_bare(
-    seconds: float, *, blocksize: int = 128, sample_rate: int = 48000, note: Callable[[str], None] | None = None
+    seconds: float,
+    *,
+    blocksize: int = 128,
+    sample_rate: int = 48000,
+    note: Callable[[str], None] | None = None,
+    cpu_awake: bool = True,
 ) -> dict:
     """The floor: a PortAudio stream whose callback only zero-fills, on the backend the soak used.
 
@@ -147,7 +152,9 @@ def run_bare(
     started here with the same rate and period), same block size, ``latency="low"``, stereo
     float32.  The callback counts the status flags (that is what an xrun is to PortAudio), stores
     its start time in a preallocated array and calls ``outdata.fill(0)``; nothing else.  Returns
-    ``xruns``, ``blocks``, ``seconds`` and the start-interval percentiles in µs.
+    ``xruns``, ``blocks``, ``seconds`` and the start-interval percentiles in µs.  ``cpu_awake``: hold
+    the CPUs out of their idle states as ``run`` does (:class:`realtime.rtsys.CpuWakeLatency`), so that
+    both runs have the same platform; ``cpu_awake`` in the result says whether it could.
     """
     import numpy as np
 
@@ -177,6 +184,10 @@ def run_bare(
         outdata.fill(0)
         counts[0] = k + 1
 
+    from mixpilot.realtime.rtsys import CpuWakeLatency
+
+    wake = CpuWakeLatency()
+    awake = wake.hold()[0] if cpu_awake else False
     try:
         with sd.OutputStream(
             samplerate=sample_rate,
@@ -200,8 +211,10 @@ def run_bare(
                 "p999": round(float(np.percentile(d, 99.9)), 1) if d.size else None,
                 "max": round(float(d.max()), 1) if d.size else None,
             },
+            "cpu_awake": awake,
         }
     finally:
+        wake.release()
         if server is not None:
             release_portaudio()
             server.stop()
@@ -314,13 +327,15 @@ def run_soak(
     ai_process: bool = True,
     realtime_sys: bool = True,
     midi_dispatch: str | None = "engine",
+    cpu_awake: bool = True,
 ) -> dict:
     """Run the soak (module docstring); returns the result dict.  Raises StreamError before the stream opens.
 
     ``bare``: afterwards the bare callback (:func:`run_bare`) under the same conditions, in
     ``result["bare"]``.  ``busy``: that many spinning processes beside both runs.  ``ui``: the meter
     UI computes and writes its line (to ``os.devnull``) as ``play`` does.  ``ai_process`` and
-    ``realtime_sys`` switch the issue-16 mechanisms off for a side-by-side comparison.
+    ``realtime_sys`` switch the issue-16 mechanisms off for a side-by-side comparison; ``cpu_awake``
+    only the CPU wake-latency request (in both runs).
     """
 
     busy_procs = busy_processes(busy)
@@ -338,9 +353,15 @@ def run_soak(
             ai_process,
             realtime_sys,
             midi_dispatch,
+            cpu_awake,
         )
         if bare:
-            out["bare"] = run_bare(seconds, blocksize=blocksize, sample_rate=out["samplerate"] or sample_rate)
+            out["bare"] = run_bare(
+                seconds,
+                blocksize=blocksize,
+                sample_rate=out["samplerate"] or sample_rate,
+                cpu_awake=realtime_sys and cpu_awake,
+            )
             b = out["bare"]["xruns"]
             out["xruns_minus_bare"] = (out["xruns"] - b) if out["xruns"] is not None else None
         out["busy_processes"] = len(busy_procs)
@@ -362,6 +383,7 @@ def _soak(
     ai_process,
     realtime_sys,
     midi_dispatch,
+    cpu_awake=True,
 ):
     from mixpilot.realtime.stream import RunOptions, run
 
@@ -401,6 +423,8 @@ def _soak(
             "ai_process": ai_process,
             "realtime_sys": realtime_sys,
         }
+        if "cpu_awake" in getattr(RunOptions, "__dataclass_fields__", {}):
+            kw["cpu_awake"] = cpu_awake
         if has_midi:
             kw["midi_dispatch"] = midi_dispatch
         if has_midi:
@@ -534,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ui", action="store_true", help="no meter UI thread")
     ap.add_argument("--ai-thread", action="store_true", help="the AI as a thread in the audio process (as before)")
     ap.add_argument("--no-rt", action="store_true", help="no real-time priority / mlock / frozen collector")
+    ap.add_argument(
+        "--no-cpu-awake", action="store_true", help="do not hold the CPUs out of idle states (/dev/cpu_dma_latency)"
+    )
     ap.add_argument("--midi-thread", action="store_true", help="MIDI polled by a thread every 1 ms (as before)")
     ap.add_argument("--flood", action="store_true", help=argparse.SUPPRESS)  # the MIDI flood process
     ap.add_argument("--rate", type=float, default=200.0, help=argparse.SUPPRESS)
@@ -554,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         ai_process=not a.ai_thread,
         realtime_sys=not a.no_rt,
         midi_dispatch=None if a.midi_thread else "engine",
+        cpu_awake=not a.no_cpu_awake,
     )
     print(format_soak(r))
     if a.json:

@@ -201,6 +201,7 @@ class RunOptions:
     midi_dispatch: str | None = "engine"  # MidiInput dispatch: "engine" = read in the callback (JACK)
     ai_process: bool = True  # the AI in its own process (realtime.aiproc); False = a thread here
     realtime_sys: bool = True  # real-time priority, locked memory, frozen collector (realtime.rtsys)
+    cpu_awake: bool = True  # with realtime_sys: CPUs held out of idle states (rtsys.CpuWakeLatency)
     on_ai: Callable | None = None  # called with the AI worker/process once it exists (tests)
 
 
@@ -497,6 +498,7 @@ def _run(
     rt_report: Any = None
     boosted: list[int] = []
     locked = False
+    cpu_wake: Any = None  # rtsys.CpuWakeLatency while the stream runs
     reason = "device error"
     error = None
     signum = None
@@ -665,6 +667,11 @@ def _run(
             )
             collector = rtsys.QuietCollector()
             rt_report.gc_frozen = collector.start()
+            if opts.cpu_awake:
+                cpu_wake = rtsys.CpuWakeLatency()
+                rt_report.cpu_awake, rt_report.cpu_note = cpu_wake.hold()
+            else:
+                rt_report.cpu_note = "switched off"
         sys.setswitchinterval(opts.switch_interval_s)
         kw = dict(
             samplerate=sr,
@@ -711,6 +718,7 @@ def _run(
                 record_abs=record_abs, stats_abs=stats_abs, params_out_abs=params_out_abs,
                 sample_rate=int(want_sr), channels=src.shape[1] if src is not None else 2,
                 jstream=jstream, collector=collector, boosted=boosted, locked=locked, rt_report=rt_report,
+                cpu_wake=cpu_wake,
             )  # fmt: skip
             if write_errors and error is None:
                 error = "; ".join(write_errors)
@@ -746,6 +754,7 @@ def _wind_down(
     collector: Any = None,
     boosted: list[int] | None = None,
     locked: bool = False,
+    cpu_wake: Any = None,
     rt_report: Any = None,
 ) -> tuple[dict | None, list[str]]:
     """The end of every run: threads stopped, stream closed, the files written.  Returns the stats and
@@ -790,6 +799,8 @@ def _wind_down(
         from .rtsys import unlock_memory
 
         step(unlock_memory)
+    if cpu_wake is not None:  # the CPUs may idle again once the stream is closed
+        step(cpu_wake.release)
     if recorder is not None:
         step(recorder.close)
         if recorder.error:
