@@ -38,13 +38,20 @@ The cures here:
   callbacks an idle CPU enters an idle state (here, a VM: the guest's
   ``haltpoll`` cpuidle halts the vCPU, which leaves it to the host); waking
   from it costs time at every callback's start and leaves the caches cold.
-  Measured on the 2-core VM: :meth:`Engine.process_block` at 48 kHz / 128
-  frames takes 47 µs p50 back to back but 145-154 µs p50 when called once
-  per period after a sleep -- the soak's callback p50 (169 µs) is that cold
-  cost.  The request is what low-latency audio setups use (tuned's
+  The request is what low-latency audio setups use (tuned's
   latency-performance profile, dmald): writing 0 and keeping the file open
   keeps the CPUs in their polling state; closing it ends the request.  Root,
   or a udev rule giving the ``audio`` group the device, is needed.
+  Measured (``python -m mixpilot.benchmarks.wake_latency``, 2026-12-03, the
+  2-core VM with one niced process busy beside it, load 1.3-2; two runs of 8
+  interleaved rounds): :meth:`Engine.process_block` at 48 kHz / 128 frames
+  takes 38-47 µs p50 back to back but 123-139 µs once per period after a
+  sleep (the ten-minute soak's callback p50 was 169 µs: the callback pays
+  this cold cost); with the request held 107-114 µs (p99.9 1078-919 ->
+  606-560 µs), and the sleep's lateness p50 108-116 -> 86-90 µs, p99
+  1178-1283 -> 339-830 µs.  It removes a fifth of the cold cost, not the
+  rest (caches shared with other work).  The 60 s soaks beside it were
+  noise-bound (xruns 17 and 46 held, 119 and 22 not; bare 19/8, 12/68).
 * :func:`pretouch`: write every page of the buffers the callback fills
   (numpy's ``zeros`` are lazily mapped: the first write of each page would
   be a page fault inside the callback).

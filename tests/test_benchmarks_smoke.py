@@ -3,8 +3,8 @@
 Covers ``benchmarks.chain_vs_pedalboard``, ``mixpilot bench`` (:func:`benchmarks.bench.main`:
 the INTERFACE.md JSON keys, one-line errors and exit codes), the real-time soak
 (:mod:`benchmarks.soak`, 3 s on the session's JACK dummy server, with the MIDI flood when the
-engine takes ``midi_in``) and the pytest-benchmark suites in ``benchmarks/`` (run once each
-with ``--benchmark-disable``).
+engine takes ``midi_in``), :mod:`benchmarks.wake_latency` and the pytest-benchmark suites in
+``benchmarks/`` (run once each with ``--benchmark-disable``).
 """
 
 from __future__ import annotations
@@ -113,6 +113,17 @@ def _soak_lines(doc: dict) -> str:
         **doc,
     }
     return bench_table(full)
+
+
+def test_wake_latency_runs(tmp_path, capsys):
+    from mixpilot.benchmarks.wake_latency import main as wake_main
+
+    assert wake_main(["--rounds", "1", "--calls", "20", "--json", str(tmp_path / "w.json")]) == 0
+    r = json.loads((tmp_path / "w.json").read_text())
+    assert {"warm", "cold"} <= r["call_us"].keys() and r["call_us"]["cold"]["p50"] > 0
+    assert ("cold_qos0" in r["call_us"]) == r["qos"]  # the held case only where the device can be written
+    assert "cold" in r["wake_late_us"] and "warm" not in r["wake_late_us"]
+    assert "late p50" in capsys.readouterr().out
 
 
 def test_benchmark_suites_run_once():
