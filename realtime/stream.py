@@ -769,9 +769,10 @@ def _wind_down(
 
     if boosted:
         # helper threads (this one too) ordinary first: the clean-up needs no real time, and SCHED_FIFO
-        # threads busy with it on a loaded 2-core machine can starve jackd's ordinary request thread (the
-        # likely cause of PortAudio's abort in CleanUpStream, port_unregister failing, seen in 1 of 3
-        # shutdown-signal runs of test_run_faults while another test suite ran; not seen on a quiet machine)
+        # threads busy with it on a loaded 2-core machine can starve jackd's ordinary request thread.  (The
+        # SIGABRT once blamed on that, in test_run_faults' shutdown-signal runs under load, had another
+        # cause, found with a core dump: a second signal interrupting libjack's read in Pa_Terminate with
+        # EINTR; the shielded SignalGuard now ignores signals: realtime.interrupts.)
         from .rtsys import unboost_threads
 
         step(lambda: unboost_threads(boosted))
