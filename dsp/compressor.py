@@ -97,12 +97,21 @@ def _comp_gain_db(
 
 
 # --- the chain stage -------------------------------------------------------------------
-# state: env [1] (smoothed gain reduction, dB), k [6] = (make-up gain, attack alpha, release alpha, the
-# level under the knee (_below_knee) and the threshold and knee it was computed for)
+# state: env [1] (smoothed gain reduction, dB), k [7] = (make-up gain, attack alpha, release alpha, the
+# level under the knee (_below_knee), the threshold and knee it was computed for, the make-up in dB)
 
 
 def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    return (np.zeros(1), np.zeros(6))
+    k = np.zeros(7)
+    k[0] = 1.0  # with k[6] = 0: the make-up gain of 0 dB, a consistent pair
+    return (np.zeros(1), k)
+
+
+def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
+    env, k = state
+    env[...] = 0.0
+    k[...] = 0.0
+    k[0] = 1.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -117,7 +126,9 @@ def _below_knee(threshold_db: float, knee_db: float) -> float:  # pragma: no cov
 
 @njit(cache=True, nogil=True, inline="always")
 def _comp_derive(v, env, k):  # pragma: no cover
-    k[0] = math.exp(v[P_MAKEUP] * _LN10_20)
+    if v[P_MAKEUP] != k[6]:  # see dsp.gain._gain_from_db
+        k[0] = math.exp(v[P_MAKEUP] * _LN10_20)
+        k[6] = v[P_MAKEUP]
     # derive runs every sample while any parameter glides (the loudness follower's delivery gain
     # nearly always): the knee's level is recomputed only when the threshold or the knee moved.
     # k[3] = 0 (after a reset) only ever means "take the log": safe whatever k[4], k[5] hold.
@@ -160,6 +171,7 @@ COMPRESSOR = Stage(
     description="feed-forward soft-knee compressor, stereo linked",
     state_names=("envelope", "coefficients"),
     allocate=_allocate,
+    reset=_reset,
     derive=_comp_derive,
     control=_comp_control,
     tick=_comp_tick,

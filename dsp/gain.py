@@ -25,17 +25,33 @@ P_LOUD = PARAM_INDEX["loudness_gain_db"]
 
 
 def _one_gain(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    return (np.ones(1),)  # [linear gain]
+    return (np.array([1.0, 0.0]),)  # [linear gain, the dB it was computed for]
+
+
+def _reset_gain(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
+    state[0][:] = (1.0, 0.0)  # a consistent pair: exp(0) = 1 exactly
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gain_from_db(db, d):  # pragma: no cover
+    """``d[0]`` = the linear gain of ``db``, recomputed only when ``db`` moved (``d[1]``).
+
+    ``derive`` runs every sample while any parameter glides, and in the engine the follower's
+    delivery gain nearly always does: an exp per stage per sample for values that had not moved.
+    """
+    if db != d[1]:
+        d[0] = math.exp(db * _LN10_20)
+        d[1] = db
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _input_derive(v, d):  # pragma: no cover
-    d[0] = math.exp(v[P_IN] * _LN10_20)
+    _gain_from_db(v[P_IN], d)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _output_derive(v, d):  # pragma: no cover
-    d[0] = math.exp((v[P_OUT] + v[P_LOUD]) * _LN10_20)
+    _gain_from_db(v[P_OUT] + v[P_LOUD], d)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -53,6 +69,7 @@ INPUT_GAIN = Stage(
     description="gain before the chain",
     state_names=("gain",),
     allocate=_one_gain,
+    reset=_reset_gain,
     derive=_input_derive,
     tick=_gain_tick,
 )
@@ -64,6 +81,7 @@ OUTPUT_GAIN = Stage(
     description="output gain x delivery (loudness) gain",
     state_names=("gain",),
     allocate=_one_gain,
+    reset=_reset_gain,
     derive=_output_derive,
     tick=_gain_tick,
     tap_before=True,

@@ -132,7 +132,8 @@ _DENORMAL = 1e-30
 # int state slots
 LI_WRITE, LI_HEAD, LI_COUNT, LI_AVG, LI_N, LI_TPW, LI_L, LI_W = 0, 1, 2, 3, 4, 5, 7, 8
 # float state slots
-LF_SUM, LF_HREL, LF_PREV, LF_CEIL, LF_REL = 0, 1, 2, 3, 4  # 3, 4: the ceiling (linear), the release alpha
+# 3, 4: the ceiling (linear), the release alpha; 5: the ceiling in dB that 3 was computed for
+LF_SUM, LF_HREL, LF_PREV, LF_CEIL, LF_REL, LF_CEIL_DB = 0, 1, 2, 3, 4, 5
 
 
 def lookahead_samples(lookahead_ms: float, sample_rate: float) -> int:
@@ -146,7 +147,7 @@ def init_state(lookahead: int) -> tuple[np.ndarray, np.ndarray, int]:
     li = np.zeros(10, dtype=np.int64)  # slot 9: samples until the detector window is quiet
     li[LI_L] = lookahead
     li[LI_W] = w
-    lf = np.zeros(5, dtype=np.float64)
+    lf = np.zeros(6, dtype=np.float64)
     reset_state(li, lf, None, None, None, None)
     return li, lf, w
 
@@ -166,6 +167,8 @@ def reset_state(
     lf[LF_SUM] = float(w)
     lf[LF_HREL] = 1.0
     lf[LF_PREV] = 0.0
+    lf[LF_CEIL] = 1.0  # with LF_CEIL_DB = 0: 0 dB, a consistent pair (see _lim_derive)
+    lf[LF_CEIL_DB] = 0.0
     for a in (dbuf, tp, dq):
         if a is not None:
             a[...] = 0.0
@@ -380,7 +383,9 @@ def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarra
 
 @njit(cache=True, nogil=True, inline="always")
 def _lim_derive(v, dbuf, tp, dq, dqi, avg, li, lf, rows):  # pragma: no cover
-    lf[LF_CEIL] = math.exp(v[P_CEIL] * _LN10_20)
+    if v[P_CEIL] != lf[LF_CEIL_DB]:  # recomputed only when the ceiling moved (dsp.gain._gain_from_db)
+        lf[LF_CEIL] = math.exp(v[P_CEIL] * _LN10_20)
+        lf[LF_CEIL_DB] = v[P_CEIL]
 
 
 @njit(cache=True, nogil=True, inline="always")
