@@ -26,7 +26,13 @@ develop on; the test split and ``../shared/audio`` are scored once at the end.
    Matchering.
 2. **play vs offline**: RMS over the 1/3-octave bands (within 60 dB of the
    loudest) of the mid-level difference between the two renders over
-   t >= 20 s; must be <= 0.5 dB.
+   t >= 20 s; must be <= 0.5 dB.  Split in two by a third render, the
+   offline render's own AI parameters (the whole-file estimate, frozen)
+   played through the real-time path: ``level_path_db`` (that render vs
+   the offline one: what the loudness follower's gain does differently
+   in the compressor and the limiter, no AI estimate involved) and
+   ``estimate_path_db`` (the real-time render vs that one: what the
+   running estimate does differently from the whole-file one).
 3. **Loudness without a fight**: ``|integrated - target|`` of the
    ``analytic-play`` output over its first 30 s (what ``play --reference``
    delivers at 30 s; must be <= 1 LU) and of the ``analytic`` render (<= 0.5 LU).
@@ -146,6 +152,53 @@ def model_play(inp: np.ndarray, ref: np.ndarray, sample_rate: int) -> np.ndarray
     return _render(inp, ref, sample_rate, "follow", system="model")[0].out
 
 
+class _Frozen:
+    """A stream estimator that answers the whole-file estimate of ``est`` (after its ``analyse``) and
+    ignores the stream: the offline render's AI parameters through the real-time path."""
+
+    wants_audio = True
+
+    def __init__(self, est) -> None:
+        self._est = est
+        self.name = f"{getattr(est, 'name', 'matcher')} (whole file)"
+
+    def prepare(self, sample_rate: float, channels: int) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, block: np.ndarray) -> None:
+        pass
+
+    def values(self) -> dict[str, float]:
+        return self._est.values()
+
+    def result(self):
+        return self._est.result()
+
+
+def _frozen_play(inp: np.ndarray, ref: np.ndarray, sample_rate: int, system: str):
+    """The real-time path (``--loudness-mode follow``) with the offline render's AI parameters from the first
+    hop on: what :func:`_render` in ``search`` mode applies, through the follower."""
+    from mixpilot.inference.profile import Profile
+    from mixpilot.realtime.references import delivery_for
+    from mixpilot.realtime.render import render_array
+
+    x = np.ascontiguousarray(inp, dtype=np.float32)
+    prof = Profile.from_audio(ref, sample_rate)
+    target, ceiling, _ = delivery_for(prof, None, None)
+    target = -14.0 if target is None else target
+    ceiling = -1.0 if ceiling is None else ceiling
+    est = _estimator(system, prof)
+    est.configure(delivery_lufs=target, ceiling_dbtp=ceiling, follow_changes=False)
+    est.prepare(sample_rate, x.shape[1])
+    est.analyse(x)
+    return render_array(
+        x, sample_rate, target_lufs=target, ceiling_dbtp=ceiling, estimator=_Frozen(est), loudness_mode="follow"
+    )
+
+
 def _largest_move(updates: list[tuple[float, dict]]) -> float:
     """Largest change of a tone band (dB) or a width (dB of side gain) within any 10 s after 30 s."""
     rows = [(t, v) for t, v in updates if t >= STABLE_AFTER_S]
@@ -194,7 +247,9 @@ def run_cases(
     n_play = n_cases if play_cases is None else min(play_cases, n_cases)
     for i in range(n_cases):
         play = i < n_play
-        if i in scores[off_name] and (not play or (i in extra and i in scores[play_name])):
+        if i in scores[off_name] and (
+            not play or (i in extra and "level_path_db" in extra[i] and i in scores[play_name])
+        ):
             continue
         inp, ref, _truth, meta = me.load_case(folder / f"case_{i:03d}")
         off, target = _render(inp, ref, me.SAMPLE_RATE, "search", system=system)
@@ -212,10 +267,13 @@ def run_cases(
         row = me.score(np.asarray(live.out, np.float64), meta["truth_descriptors"])
         row["case"] = i
         scores[play_name][i] = row
+        frozen = _frozen_play(inp, ref, me.SAMPLE_RATE, system)
         k = int(PLAY_AFTER_S * me.SAMPLE_RATE)
         m = int(LOUDNESS_AT_S * me.SAMPLE_RATE)
         extra[i] = {
             "play_vs_offline_db": tonal_change_db(live.out[k:], off.out[k:], me.SAMPLE_RATE),
+            "level_path_db": tonal_change_db(frozen.out[k:], off.out[k:], me.SAMPLE_RATE),
+            "estimate_path_db": tonal_change_db(live.out[k:], frozen.out[k:], me.SAMPLE_RATE),
             "play_loudness_err_lu": abs(measure(live.out[:m], me.SAMPLE_RATE)["integrated_lufs"] - target),
             "render_loudness_err_lu": abs(measure(off.out, me.SAMPLE_RATE)["integrated_lufs"] - target),
             "target_lufs": target,
@@ -225,7 +283,11 @@ def run_cases(
             write_text_atomic(folder / "scores" / f"{n}.json", text)
         write_text_atomic(extra_p, json.dumps({str(k): v for k, v in sorted(extra.items())}))
         dt = time.monotonic() - t0
-        log(f"case {i + 1}/{n_cases}: play vs offline {extra[i]['play_vs_offline_db']:.2f} dB ({dt:.0f} s)")
+        e = extra[i]
+        log(
+            f"case {i + 1}/{n_cases}: play vs offline {e['play_vs_offline_db']:.2f} dB (level path "
+            f"{e['level_path_db']:.2f}, estimate {e['estimate_path_db']:.2f}) ({dt:.0f} s)"
+        )
     return {
         "scores": {n: [rows[i] for i in sorted(rows)] for n, rows in scores.items()},
         "checks": [extra[i] for i in range(n_play)],
@@ -336,10 +398,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         mean, mx, ok = summary[key]
         return f"- {label}: mean {mean:.2f}, max {mx:.2f} {unit}; <= {limits[key]:g} {unit} in {ok}/{n}"
 
+    def part(label: str, key: str) -> str:
+        v = np.array([c[key] for c in checks])
+        over = int(np.sum(v > 0.5))
+        return f"  - of it, {label}: mean {v.mean():.2f}, max {v.max():.2f} dB; over 0.5 dB in {over}/{n}"
+
     lines = [f"{args.system} ({args.split} split)"]
     if checks:
         lines += [
             line(f"play vs offline after {PLAY_AFTER_S:g} s (tonal)", "play_vs_offline_db", "dB"),
+            part("level path (the whole-file AI parameters played in real time vs offline)", "level_path_db"),
+            part("running estimate (real time vs those)", "estimate_path_db"),
             line(f"play --reference loudness at {LOUDNESS_AT_S:g} s, |error|", "play_loudness_err_lu", "LU"),
             line("render --reference loudness, |error|", "render_loudness_err_lu", "LU"),
         ]

@@ -158,6 +158,29 @@ def test_analytic_systems_match_under_the_ceiling(rng) -> None:
     assert tonal_change_db(y, y, sr) == 0.0 and compute_descriptors(y, sr).segments > 0
 
 
+def test_frozen_play_applies_the_offline_parameters(rng) -> None:
+    # matcher_checks splits play vs offline into the level path and the running estimate with a third render:
+    # the real-time path (follower) fed the whole-file estimate; its AI parameters must be exactly the offline
+    # render's at every hop (else the split would measure a third estimate), and it ignores the stream
+    from scipy.signal import sosfilt
+
+    from mixpilot.dsp.biquad import HIGH_SHELF, rbj_coefficients
+    from mixpilot.training import matcher_checks as mc
+
+    sr = me.SAMPLE_RATE
+    x = 0.1 * rng.standard_normal((6 * sr, 2))
+    x[3 * sr :] *= 0.3  # a quieter second half: the running estimate would move
+    b0, b1, b2, a1, a2 = rbj_coefficients(HIGH_SHELF, 3000.0, -6.0, math.sqrt(0.5), sr)
+    ref = sosfilt(np.array([[b0, b1, b2, 1.0, a1, a2]]), 0.1 * rng.standard_normal((6 * sr, 2)), axis=0)
+    off, _ = mc._render(x, ref, sr, "search", system="analytic")
+    frozen = mc._frozen_play(x, ref, sr, "analytic")
+    live, _ = mc._render(x, ref, sr, "follow", system="analytic")
+    assert len(off.ai_updates) == 1 and len(frozen.ai_updates) > 5
+    assert all(v == off.ai_updates[0][1] for _, v in frozen.ai_updates)
+    assert any(v != off.ai_updates[0][1] for _, v in live.ai_updates)
+    assert frozen.out.shape == x.shape and np.all(np.isfinite(frozen.out))
+
+
 def test_checked_systems_are_the_estimators_the_cli_builds() -> None:
     # matcher_checks --system: "model" is what render/play build without --model (realtime.api.matcher_for with a
     # reference, inference.worker.load_estimator without: the shipped default model aiming at the default
