@@ -33,7 +33,8 @@ P_PRES_Q = PARAM_INDEX["presence_q"]
 
 
 def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    # coefficients [band, b0 b1 b2 a1 a2], TDF-II states, active [1]: 1 while a gain is off 0 dB or a state is not 0
+    # coefficients [band, b0 b1 b2 a1 a2], TDF-II states [band, state, channel], active [1]: 1 while a gain
+    # is off 0 dB or a state is not 0
     return (np.zeros((4, 5)), np.zeros((4, 2, 2)), np.ones(1))
 
 

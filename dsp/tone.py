@@ -215,7 +215,7 @@ def fit(
 
 
 # --- the chain stage ---------------------------------------------------------------------
-# state: c [10, 5] coefficients, z [10, 2, 2] TDF-II states (band, channel), act [1]: 1 while any gain
+# state: c [10, 5] coefficients, z [10, 2, 2] TDF-II states (band, state, channel), act [1]: 1 while any gain
 # is off 0 dB or any state is non-zero (decided at the control ticks).
 
 

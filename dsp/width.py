@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .biquad import HIGH_PASS, LOW_PASS, _biquad_tick, _flush_states, _rbj_into
+from .biquad import HIGH_PASS, LOW_PASS, _biquad_x2, _flush_states, _rbj_into
 from .params import PARAM_INDEX
 from .stage import Stage
 
@@ -57,11 +57,12 @@ _SQRT_HALF = 0.7071067811865476
 
 
 def _bands_allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    # c [2, 5]: Butterworth low-pass and high-pass at the crossover; z [4, 2]: LP, LP, HP, HP states;
+    # c [2, 5]: Butterworth low-pass and high-pass at the crossover; z [2, 2, 2]: the two sections'
+    # states (section, state, low-pass / high-pass: the two branches run as lanes of _biquad_x2);
     # fade [3]: crossover-path mix, its per-sample step, wanted (1 while a width is off 1)
     fade = np.zeros(3)
     fade[1] = 1.0 / max(1.0, BAND_FADE_S * sample_rate)
-    return (np.zeros((2, 5)), np.zeros((4, 2)), fade)
+    return (np.zeros((2, 5)), np.zeros((2, 2, 2)), fade)
 
 
 def _bands_reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
@@ -97,8 +98,8 @@ def _bands_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, c, z, fade):  # 
     if m > 0.0 and mix > 0.0:
         mid = 0.5 * (xl + xr)
         side = 0.5 * (xl - xr)
-        lo = _biquad_tick(c[0], z[1], _biquad_tick(c[0], z[0], side))
-        hi = _biquad_tick(c[1], z[3], _biquad_tick(c[1], z[2], side))
+        lo, hi = _biquad_x2(c[0], c[1], z[0], side, side)  # LR4: each branch two Butterworth sections
+        lo, hi = _biquad_x2(c[0], c[1], z[1], lo, hi)
         banded = v[P_WLOW] * lo + v[P_WHIGH] * hi
         side = side + m * mix * (banded - side)
         xl = mid + side
