@@ -18,6 +18,16 @@ cheaper than ``math.log10``), and it is not taken for a level surely under
 the knee, where eq. (4) is the identity and the reduction exactly 0 (a fifth
 of the samples of the benchmark's song); on that song, one process, best of
 7: 29.7 -> 22.2 ns per stereo sample.  The gain's exponential stays.
+
+The stage is split (:mod:`dsp.stage`): while none of its parameters, the
+input gain or their bypass mixes glide, its side chain (level, log, gain
+curve, envelope, exponential) runs over each chunk ahead of the per-sample
+loop (:func:`_comp_detect`), which then only multiplies (:func:`_comp_apply`).
+The two libm calls per sample left the chain's per-sample path: there they
+sat on every sample's dependency chain and the call clobbered every vector
+register; ahead, successive samples' calls overlap.  Bit-identical to the
+per-sample tick (tested against a kernel generated without the split); the
+whole chain at 128 frames, every stage, alternating: 18.9 -> 17.1 us per block.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import numpy as np
 from numba import njit
 
 from .params import PARAM_INDEX
-from .stage import ST_COMP_GR_DB, Stage
+from .stage import BLOCK_CHUNK, ST_COMP_GR_DB, Stage
 
 __all__ = ["static_curve_db", "COMPRESSOR"]
 
@@ -98,20 +108,22 @@ def _comp_gain_db(
 
 # --- the chain stage -------------------------------------------------------------------
 # state: env [1] (smoothed gain reduction, dB), k [7] = (make-up gain, attack alpha, release alpha, the
-# level under the knee (_below_knee), the threshold and knee it was computed for, the make-up in dB)
+# level under the knee (_below_knee), the threshold and knee it was computed for, the make-up in dB),
+# gains [BLOCK_CHUNK] (the side chain's gains for the chunk, when it runs ahead: see _comp_steady)
 
 
 def _allocate(sample_rate: float, targets: np.ndarray) -> tuple[np.ndarray, ...]:
     k = np.zeros(7)
     k[0] = 1.0  # with k[6] = 0: the make-up gain of 0 dB, a consistent pair
-    return (np.zeros(1), k)
+    return (np.zeros(1), k, np.ones(BLOCK_CHUNK))
 
 
 def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarray) -> None:
-    env, k = state
+    env, k, gains = state
     env[...] = 0.0
     k[...] = 0.0
     k[0] = 1.0
+    gains[...] = 1.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -125,7 +137,7 @@ def _below_knee(threshold_db: float, knee_db: float) -> float:  # pragma: no cov
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _comp_derive(v, env, k):  # pragma: no cover
+def _comp_derive(v, env, k, gains):  # pragma: no cover
     if v[P_MAKEUP] != k[6]:  # see dsp.gain._gain_from_db
         k[0] = math.exp(v[P_MAKEUP] * _LN10_20)
         k[6] = v[P_MAKEUP]
@@ -139,7 +151,7 @@ def _comp_derive(v, env, k):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _comp_control(force, sample_rate, v, cc, env, k):  # pragma: no cover
+def _comp_control(force, sample_rate, v, cc, env, k, gains):  # pragma: no cover
     if force or v[P_ATT] != cc[P_ATT] or v[P_REL] != cc[P_REL]:
         # one-pole time constants: alpha = exp(-1 / (tau fs)) (Giannoulis et al. 2012, eq. 7)
         k[1] = math.exp(-1000.0 / (v[P_ATT] * sample_rate))
@@ -147,18 +159,46 @@ def _comp_control(force, sample_rate, v, cc, env, k):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _comp_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, env, k):  # pragma: no cover
+def _comp_gain(xl, xr, mix, v, stats, env, k):  # pragma: no cover
+    """The linear gain for one stereo sample, blended toward 1 by ``mix`` (> 0); advances the envelope."""
+    ratio = v[P_RATIO]
+    if ratio != 1.0 or env[0] != 0.0:
+        level = max(abs(xl), abs(xr))  # stereo link
+        gr_db = _comp_gain_db(env, level, v[P_TH], ratio, v[P_KNEE], k[1], k[2], k[3])
+        if -gr_db > stats[ST_COMP_GR_DB]:
+            stats[ST_COMP_GR_DB] = -gr_db
+        gc = math.exp((gr_db + v[P_MAKEUP]) * _LN10_20)
+    else:
+        gc = k[0]
+    return 1.0 + mix * (gc - 1.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _comp_tick(xl, xr, mix, v, g, glide_s, sample_rate, stats, env, k, gains):  # pragma: no cover
     if mix > 0.0:
-        ratio = v[P_RATIO]
-        if ratio != 1.0 or env[0] != 0.0:
-            level = max(abs(xl), abs(xr))  # stereo link
-            gr_db = _comp_gain_db(env, level, v[P_TH], ratio, v[P_KNEE], k[1], k[2], k[3])
-            if -gr_db > stats[ST_COMP_GR_DB]:
-                stats[ST_COMP_GR_DB] = -gr_db
-            gc = math.exp((gr_db + v[P_MAKEUP]) * _LN10_20)
-        else:
-            gc = k[0]
-        gc = 1.0 + mix * (gc - 1.0)
+        gc = _comp_gain(xl, xr, mix, v, stats, env, k)
+        xl *= gc
+        xr *= gc
+    return xl, xr
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _comp_steady(v, cc, env, k, gains):  # pragma: no cover
+    """True when no control tick of this block can change the coefficients (the side chain may run ahead)."""
+    return v[P_ATT] == cc[P_ATT] and v[P_REL] == cc[P_REL]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _comp_detect(row, xl, xr, mix, v, stats, env, k, gains):  # pragma: no cover
+    """The side chain of :func:`_comp_tick` alone: its gain for row ``row`` of the chunk into ``gains``."""
+    gains[row] = _comp_gain(xl, xr, mix, v, stats, env, k) if mix > 0.0 else 1.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _comp_apply(row, xl, xr, mix, v, g, glide_s, sample_rate, stats, env, k, gains):  # pragma: no cover
+    """:func:`_comp_tick` with the gain :func:`_comp_detect` computed ahead."""
+    if mix > 0.0:
+        gc = gains[row]
         xl *= gc
         xr *= gc
     return xl, xr
@@ -169,10 +209,13 @@ COMPRESSOR = Stage(
     processor="Compressor",
     params=("comp_threshold_db", "comp_ratio", "comp_attack_ms", "comp_release_ms", "comp_knee_db", "comp_makeup_db"),
     description="feed-forward soft-knee compressor, stereo linked",
-    state_names=("envelope", "coefficients"),
+    state_names=("envelope", "coefficients", "gains"),
     allocate=_allocate,
     reset=_reset,
     derive=_comp_derive,
     control=_comp_control,
     tick=_comp_tick,
+    steady=_comp_steady,
+    detect=_comp_detect,
+    apply=_comp_apply,
 )

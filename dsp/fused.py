@@ -7,7 +7,9 @@ glide of every parameter, each stage's ``derive`` while anything glides, each
 stage's ``control`` at the control ticks, the input sanitiser, each stage's
 ``tick`` (sends summed after their run), the pre-delivery tap, and the block
 stage (limiter) stage-major per chunk.  A stage whose bit is not in ``mask``
-is skipped.
+is skipped.  A split stage (the compressor, :mod:`dsp.stage`) runs its side
+chain over each chunk before the per-sample loop when nothing it reads glides
+in the block (decided at the block's start), and per sample otherwise.
 
 The kernel is compiled with ``_nrt=False`` (Numba's switch for its reference
 counting): it allocates nothing and only borrows the caller's arrays, and
@@ -156,6 +158,17 @@ def pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return fa, ia, lay, views
 
 
+def _side_params(stages: tuple[Stage, ...]) -> list[int]:
+    """[N_PARAMS] 1 for every parameter of ``stages`` (a split stage's side chain reads those), else 0."""
+    from .params import N_PARAMS, PARAM_INDEX
+
+    out = [0] * N_PARAMS
+    for s in stages:
+        for p in s.params:
+            out[PARAM_INDEX[p]] = 1
+    return out
+
+
 def _fn_import(fn: Callable[..., object], alias: str) -> str:
     py = getattr(fn, "py_func", None)
     if py is None:
@@ -166,8 +179,12 @@ def _fn_import(fn: Callable[..., object], alias: str) -> str:
     return f"from {py.__module__} import {py.__name__} as {alias}"
 
 
-def generate_source(registry: tuple[Stage, ...]) -> str:
-    """Python source of the module holding ``chain_kernel`` and ``settle_kernel`` for ``registry``."""
+def generate_source(registry: tuple[Stage, ...], *, ahead: bool = True) -> str:
+    """Python source of the module holding ``chain_kernel`` and ``settle_kernel`` for ``registry``.
+
+    ``ahead=False``: split stages always take their per-sample ``tick`` (the tests' reference for
+    the side chains that run ahead; see :mod:`dsp.stage`).
+    """
     imports = ["import numpy as np", "from numba import njit", ""]
     imports.append(
         "from mixpilot.dsp.glide import _glide_retarget, _glide_retarget_bounded, _glide_tick, _glide_tick_live"
@@ -179,7 +196,12 @@ def generate_source(registry: tuple[Stage, ...]) -> str:
     sig = ", ".join(["x", "out", *COMMON_ARGS, *state_args, "tap"])
     common = "v, g, glide_s, sample_rate, stats"
     block = [k for k, s in enumerate(registry) if s.kind == "block"]
-    chunk = BLOCK_CHUNK if block else 1 << 30
+    split = [k for k, s in enumerate(registry) if s.detect is not None and ahead]
+    for k in split:
+        impure = [t.name for t in registry[:k] if not (t.pure and t.kind == "serial")]
+        if impure:
+            raise ValueError(f"{registry[k].name}: the stages before a split stage must be pure, not {impure}")
+    chunk = BLOCK_CHUNK if block or split else 1 << 30
 
     def st(s: Stage) -> str:
         return "".join(f", {a}" for a in state_arg_names(s))
@@ -188,12 +210,23 @@ def generate_source(registry: tuple[Stage, ...]) -> str:
         f"CONTROL_SAMPLES = {CONTROL_SAMPLES}",
         f"CHUNK = {chunk}",
         "_DENORMAL = 1e-30",
+        *(f"_SIDE{k} = np.array({_side_params(registry[: k + 1])!r}, dtype=np.int64)" for k in split),
         "",
         "",
         "@njit(inline='always')",
         "def _flush(a):  # pragma: no cover",
         '    """No float32 subnormal leaves the chain (the biquads flush their states every tick only)."""',
         "    return 0.0 if -_DENORMAL < a < _DENORMAL else a",
+        "",
+        "",
+        "@njit(inline='always')",
+        "def _clean(a):  # pragma: no cover",
+        '    """The input sanitiser\'s value (NaN/Inf and subnormals to 0), without its count."""',
+        "    if not (abs(a) < 1e30):",
+        "        return 0.0",
+        "    if -_DENORMAL < a < _DENORMAL:",
+        "        return 0.0",
+        "    return a",
         "",
         "",
         "@njit(cache=True, nogil=True, _nrt=False)",
@@ -208,10 +241,37 @@ def generate_source(registry: tuple[Stage, ...]) -> str:
     body += [f"    stats[{i}] = {val!r}" for i, val in enumerate(STATS_INIT)]
     body += [
         "    has_tap = tap.shape[0] > 0",
+    ]
+    for k in split:  # may this stage's side chain run ahead over the chunks of this block?
+        body += [
+            f"    ahead{k} = (mask & {1 << k}) != 0 and s{k}_steady(v, cc{st(registry[k])})",
+            f"    for j in range({k + 1}):",
+            "        if sm[3, j] > 0.0:  # a bypass mix glides",
+            f"            ahead{k} = False",
+            f"    for j in range(ist[{IST_GLIDING}]):",
+            f"        if _SIDE{k}[live[j]] != 0:  # a parameter it depends on glides",
+            f"            ahead{k} = False",
+        ]
+    body += [
         f"    has_block = {f'(mask & {1 << block[0]}) != 0' if block else 'False'}",
         "    frames = x.shape[0]",
         "    for start in range(0, frames, CHUNK):",
         "        stop = min(start + CHUNK, frames)",
+    ]
+    for k in split:
+        body += [
+            f"        if ahead{k}:  # the side chain of {registry[k].name} over the chunk, first",
+            "            for n in range(start, stop):",
+            "                xl = _clean(np.float64(x[n, 0]))",
+            "                xr = _clean(np.float64(x[n, nch - 1]))",
+        ]
+        for j in range(k):
+            body += [
+                f"                if mask & {1 << j}:  # {registry[j].name}",
+                f"                    xl, xr = s{j}_tick(xl, xr, mix[{j}], {common}{st(registry[j])})",
+            ]
+        body += [f"                s{k}_detect(n - start, xl, xr, mix[{k}], v, stats{st(registry[k])})"]
+    body += [
         "        for n in range(start, stop):",
         f"            pos = ist[{IST_POS}]",
         f"            if ist[{IST_GLIDING}] > 0:",
@@ -257,7 +317,15 @@ def generate_source(registry: tuple[Stage, ...]) -> str:
             in_sends = False
         if s.tap_before:
             body += ["            if has_tap:", "                tap[n, 0] = xl", "                tap[n, 1] = xr"]
-        if s.kind == "serial":
+        if s.kind == "serial" and k in split:
+            body += [
+                f"            if mask & {bit}:  # {s.name}",
+                f"                if ahead{k}:",
+                f"                    xl, xr = s{k}_apply(n - start, xl, xr, mix[{k}], {common}{st(s)})",
+                "                else:",
+                f"                    xl, xr = s{k}_tick(xl, xr, mix[{k}], {common}{st(s)})",
+            ]
+        elif s.kind == "serial":
             body += [
                 f"            if mask & {bit}:  # {s.name}",
                 f"                xl, xr = s{k}_tick(xl, xr, mix[{k}], {common}{st(s)})",
@@ -352,9 +420,9 @@ def _write_if_changed(path: str, text: str) -> None:
         raise
 
 
-def load(registry: tuple[Stage, ...], name: str = "chain") -> ModuleType:
-    """Generate, write (when new) and import the fused module for ``registry``."""
-    return load_source(generate_source(registry), name)
+def load(registry: tuple[Stage, ...], name: str = "chain", *, ahead: bool = True) -> ModuleType:
+    """Generate, write (when new) and import the fused module for ``registry`` (``ahead``: :func:`generate_source`)."""
+    return load_source(generate_source(registry, ahead=ahead), name)
 
 
 def load_source(text: str, name: str) -> ModuleType:

@@ -72,6 +72,7 @@ INPUT_GAIN = Stage(
     reset=_reset_gain,
     derive=_input_derive,
     tick=_gain_tick,
+    pure=True,
 )
 
 OUTPUT_GAIN = Stage(

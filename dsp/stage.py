@@ -35,6 +35,23 @@ nothing against the hand-written loop it replaced (measured, see
     ``CONTROL_SAMPLES`` samples; ``cc`` holds ``v`` as it was at the last
     control tick, so a stage recomputes only what moved (``force`` at reset).
 
+A ``serial`` stage may also split its tick into a side chain that runs ahead
+over the chunk and a per-sample apply (the compressor: its log and exp, out
+of the per-sample loop, overlap across samples instead of lying on every
+sample's path through the chain):
+
+``steady(v, cc, *state) -> bool``
+    at the start of a block: True when no control tick of this block can
+    change what the side chain reads (the chain also checks that no parameter
+    of this stage or of the stages before it glides, nor their bypass mixes);
+``detect(row, xl, xr, mix, v, stats, *state)``
+    the side chain for row ``row`` of the chunk, on the sample as this stage
+    would receive it (the stages before it must be ``pure``: a tick that only
+    reads its state, so the chain can run it twice);
+``apply(row, xl, xr, mix, v, g, glide_s, sample_rate, stats, *state) -> (a, b)``
+    what ``tick`` returns, from what ``detect`` stored.  Both paths must give
+    the same bits (tested), so which one a block takes never shows.
+
 A ``block`` stage (the limiter) runs stage-major over chunks of
 ``BLOCK_CHUNK`` samples instead of ``tick``: per sample
 ``feed(k, xl, xr, mix, v, *state)`` stores row ``k`` of its input; after the
@@ -108,6 +125,10 @@ class Stage:
     reset: Callable[[StateArrays, float, np.ndarray], None] = zero_state
     latency: Callable[[float, np.ndarray], int] | None = None
     tap_before: bool = False  # the chain's pre-delivery tap is taken just before this stage
+    steady: Any = None  # split serial stage: side chain ahead (module docstring)
+    detect: Any = None
+    apply: Any = None
+    pure: bool = False  # its tick only reads its state (may run before a split stage's side chain)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -117,8 +138,11 @@ class Stage:
                 raise ValueError(f"stage {self.name}: a block stage has feed and run, no tick")
         elif self.tick is None or self.feed is not None or self.run is not None:
             raise ValueError(f"stage {self.name}: a {self.kind} stage has a tick, no feed/run")
+        split = (self.steady, self.detect, self.apply)
+        if any(f is not None for f in split) and (self.kind != "serial" or any(f is None for f in split)):
+            raise ValueError(f"stage {self.name}: a split stage is serial and has steady, detect and apply")
 
     def kernels(self) -> dict[str, Any]:
         """The njit functions this stage declares, by role."""
-        roles = ("tick", "derive", "control", "feed", "run")
+        roles = ("tick", "derive", "control", "feed", "run", "steady", "detect", "apply")
         return {r: getattr(self, r) for r in roles if getattr(self, r) is not None}

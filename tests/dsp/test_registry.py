@@ -192,3 +192,48 @@ def test_prepare_with_an_unchanged_spec_keeps_the_state_arrays(rng):
     c.prepare(ProcessSpec(44100, 512, 2))
     assert c.kernel_args() is not args
     assert c.latency_samples == round(2.0 * 44100 / 1000)
+
+
+def test_a_side_chain_run_ahead_gives_the_bits_of_the_per_sample_tick(rng):
+    """The compressor's side chain run over each chunk first (dsp.stage: a split stage) against the
+    kernel generated without it (``ahead=False``: the compressor ticks per sample, as before issue 19):
+    the same output, statistics and state bits, through glides of its parameters, of the input gain
+    and of a later stage's parameter, a bypass and its return, NaN input, and blocks that cross the
+    chunk boundary."""
+    reference = fused.load(REGISTRY, "chain_no_ahead", ahead=False)
+    settings = {"input_gain_db": 6.0, "comp_threshold_db": -30.0, "comp_ratio": 4.0, "comp_knee_db": 6.0}
+    fast, slow = MixChain(), MixChain()
+    for c in (fast, slow):
+        c.set_params(settings)
+        c.prepare(ProcessSpec(FS, 1024, 2))
+    x = signal(rng, 1.5, level=0.8)
+    x[5000, 0] = np.nan
+    changes = {
+        3: {"comp_threshold_db": -20.0},  # a side-chain parameter glides: per-sample path
+        9: {"output_gain_db": -3.0},  # a later parameter glides: the side chain runs ahead
+        14: {"input_gain_db": 0.0},
+        19: {"comp_attack_ms": 3.0, "comp_release_ms": 300.0},  # coefficients at the control ticks
+        25: {"loudness_gain_db": 2.0, "comp_knee_db": 0.0},
+    }
+    sizes = [37, 300, 128, 1024, 1, 255, 257]
+    ran_ahead = False
+    i = k = 0
+    while i < len(x):
+        bs = sizes[k % len(sizes)]
+        for c in (fast, slow):
+            c.set_params(changes.get(k, {}))
+            if k in (30, 36):
+                c.set_bypass("compressor", k == 30)
+        blk = x[i : i + bs]
+        y_fast, y_slow = np.zeros_like(blk), np.zeros_like(blk)
+        fast.process(blk, y_fast)
+        reference.chain_process(blk, y_slow, *slow._pargs, np.zeros((0, 2)))
+        assert np.array_equal(y_fast.view(np.uint32), y_slow.view(np.uint32)), f"block {k}"
+        assert np.array_equal(fast.stats, slow.stats), f"block {k}"
+        ran_ahead |= bool(np.any(fast.state_arrays()["compressor.gains"] != 1.0))
+        i += bs
+        k += 1
+    assert ran_ahead  # the fast path ran (the reference never writes the side chain's gains)
+    for name, a in fast.state_arrays().items():
+        if name != "compressor.gains":
+            assert np.array_equal(a, slow.state_arrays()[name]), name
