@@ -205,9 +205,10 @@ def _reset(state: tuple[np.ndarray, ...], sample_rate: float, targets: np.ndarra
 
 @njit(cache=True, nogil=True, inline="always")
 def _reverb_control(force, sample_rate, v, cc, lines, ap, ri, rf):  # pragma: no cover
-    for i in range(N_LINES):  # the damping low-pass states (see _damped)
-        if -_DENORMAL < rf[0, i] < _DENORMAL:
-            rf[0, i] = 0.0
+    lp = rf[0]
+    for i in range(N_LINES):  # the damping low-pass states (see _damped); a select, as _flush_states
+        a = lp[i]
+        lp[i] = 0.0 if abs(a) < _DENORMAL else a
     if force or v[P_RV_ROOM] != cc[P_RV_ROOM] or v[P_RV_DAMP] != cc[P_RV_DAMP]:
         _reverb_coeffs(rf[1], ri[0], v[P_RV_ROOM], v[P_RV_DAMP], sample_rate)
 
