@@ -50,6 +50,25 @@ p50 of several runs):
   compressor's log and exp (an int64 view of a float64 slot) were slower than
   libm (28 against 7.7 ns for both): the store and load through memory
   chain the samples.
+* Fourth round (128 frames, every stage, sum over blocks of each block's
+  fastest of 8 passes, alternating with main): 19.8 us -> 18.9 (stereo
+  biquads as 2-wide vectors, :func:`dsp.biquad._biquad_x2`) -> 17.1 (the
+  compressor's side chain ahead, above) -> 16.2 (views and argument checks);
+  marginal cost of each stage afterwards, in us per block (one noisy run):
+  reverb 3.6, tonal-match EQ 2.8, limiter 2.4, compressor 1.9, four-band EQ
+  1.6, band widths 1.2, delay 0.9, gains and width 0.5-0.8; no stage at all
+  3.0 (1.2 of it per call, the rest the loop, glides and control ticks).
+  Not kept, each bit-identical and measured in one process against this
+  kernel: the per-sample loop skewed so that the stages after the tonal-match
+  EQ run one sample behind the ones before it (two independent halves per
+  iteration for the core to overlap: 17-21 against 16.2 us); the stages up
+  to the tonal-match EQ in their own loop over the chunk before the rest
+  (17.6 against 17.5); the reverb's read side (line outputs, damping, mix,
+  which do not depend on the current input) over the chunk ahead (17.2-17.3
+  against 16.1-16.6: in the fused loop that work was already off the
+  critical path); a wavefront over the ten-band cascade (biquad b on sample
+  n - b; 21-25 against 20 ns per sample alone).  What is left is the
+  arithmetic itself, kept bit-exact (no FMA, no reassociation).
 
 The source is written to a file under Numba's cache directory (keyed by the
 hash of every DSP source file, :mod:`dsp`) and imported from there, so Numba
