@@ -468,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .corpus import CorpusError, default_dir, load_manifest
     from .target_data import cache_corpus, load_cache
-    from .target_pairs import PAIRS_VERSION, make_pairs
+    from .target_pairs import PAIRS_VERSION, RECIPES, make_pairs
 
     ap = argparse.ArgumentParser(prog="python -m mixpilot.training.target", description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=None)
@@ -491,6 +491,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.7,
         help="the model's share of the tone/width moves in the product (the rest: the analytic matcher's)",
+    )
+    ap.add_argument(
+        "--recipe",
+        type=int,
+        default=PAIRS_VERSION,
+        choices=sorted(RECIPES),
+        help=f"pairs recipe (training.target_pairs.RECIPES; default {PAIRS_VERSION}, the shipped model's)",
     )
     ap.add_argument("--ensemble", type=int, default=3, help="members trained from seeds SEED, SEED+1, ...; mean output")
     ap.add_argument("--threads", type=int, default=2)
@@ -537,14 +544,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # fixed chunks of PAIRS_CHUNK pairs, each made by make_pairs(first=...) and cached apart: a chunk
                 # depends only on the seed and its first index, so a larger --pairs reuses the chunks already made
                 k = min(PAIRS_CHUNK, n - first)
-                path = pairs_dir / f"pairs_v{PAIRS_VERSION}_{split}_{s}_{first}+{k}.npz"
+                path = pairs_dir / f"pairs_v{args.recipe}_{split}_{s}_{first}+{k}.npz"
                 if path.is_file():
                     z = np.load(path)
                     chunks.append({key: z[key] for key in z.files})
                     log(f"{split} pairs: {path}")
                     continue
                 t0 = time.monotonic()
-                chunks.append(make_pairs(load_cache(corpus, tl), k, s, default_target, first=first, log=log))
+                chunks.append(
+                    make_pairs(load_cache(corpus, tl), k, s, default_target, first=first, log=log, recipe=args.recipe)
+                )
                 np.savez(path.with_suffix(".tmp.npz"), **chunks[-1])
                 os.replace(path.with_suffix(".tmp.npz"), path)
                 log(f"{split} pairs: {k} in {time.monotonic() - t0:.0f} s -> {path}")
@@ -557,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "val_pairs": args.val_pairs,
             "seed": args.seed,
             "recipe": "training/target_pairs.py (DeepAFx-ST self-supervised pairs in the descriptor domain)",
-            "pairs_version": PAIRS_VERSION,
+            "pairs_version": args.recipe,
             "test_split": "never read by training or model selection (training/match_eval.py cases only)",
         }
     members, hists = [], []

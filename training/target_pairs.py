@@ -12,7 +12,8 @@ statistics of one track (:mod:`training.target_data`):
   side gain 0.45-1.6 with probability 0.7) on A; level plays no part (every
   descriptor the model reads is relative to the loudness);
 * the **input** is the faulted A as heard after ``h`` seconds (``h = E`` with
-  probability 0.35, else log-uniform 1 s .. E: the real-time case), the
+  probability 0.35, else log-uniform 1 s .. E: the real-time case; recipe 4,
+  :data:`RECIPES`, draws more late heard parts and heard parts unlike their excerpt), the
   **truth** is the styled A, and the **target** one of
 
   - ``reference`` (share 0.60): the styled B (tolerance 0), as ``--reference``;
@@ -45,7 +46,7 @@ from mixpilot.inference.target_model import N_CONDITIONING, TargetVector, condit
 
 from .target_data import HIGH_SHELF, LOW_SHELF, PEAK, FrameStats, band_power_gain, synth_descriptors
 
-__all__ = ["MODES", "PAIRS_VERSION", "draw_fault", "draw_style", "make_pairs"]
+__all__ = ["MODES", "PAIRS_VERSION", "RECIPES", "draw_fault", "draw_style", "heard_unlike_db", "make_pairs"]
 
 #: changes whenever the recipe changes (part of the cached pairs' file name)
 PAIRS_VERSION = 3  # 3: the conditioning carries the time spreads (version 2)
@@ -91,6 +92,18 @@ def draw_fault(rng: np.random.Generator) -> dict:
 
 IDENTITY = {"filters": [], "width": 1.0, "comp": None}
 CONTENT_P = 0.8  # share of pairs whose track gets a random colour first (draw_content)
+#: the recipes make_pairs knows (the version is part of the cached pairs' file name): 3 (the default, the
+#: shipped model's) draws the heard length h = E with probability 0.35, else log-uniform ~1.1 s .. E; 4
+#: (issue 14, play vs offline; trained and measured, not shipped: training/README.md) draws h = E with 0.35,
+#: uniform 10 s .. E (where play is compared with render) with LATE_P, else log-uniform, and for UNLIKE_P of
+#: the partial ones takes as A, of CANDIDATES active excerpts, the one whose heard part is least like the whole
+#: excerpt (:func:`heard_unlike_db`): the truth is the whole excerpt
+RECIPES: dict[int, dict[str, float] | None] = {
+    3: None,
+    4: {"late_p": 0.25, "unlike_p": 0.3, "candidates": 4},
+}
+FULL_P = 0.35
+LATE_S = 10.0
 
 
 def _frame_lufs(st: FrameStats) -> np.ndarray:
@@ -122,6 +135,20 @@ class _Track:
             if self.active(s, count):
                 return s
         return None
+
+
+def heard_unlike_db(st: FrameStats, start: int, heard: int, count: int) -> float:
+    """RMS over octaves (3 bands each, within 40 dB of the loudest) of the difference of the mid balance
+    (band power re the total) of frames ``start .. start+heard`` and ``start .. start+count``."""
+
+    def bal(k: int) -> np.ndarray:
+        p = st.pm[start : start + k].astype(np.float64).sum(0)
+        p = p[: (len(p) // 3) * 3].reshape(-1, 3).sum(1)
+        return 10.0 * np.log10(np.maximum(p / max(p.sum(), 1e-30), 1e-12))
+
+    a, b = bal(heard), bal(count)
+    ok = b >= b.max() - 40.0
+    return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2)))
 
 
 def _gains(proc: dict, content: dict | None = None) -> dict:
@@ -175,8 +202,13 @@ def make_pairs(
     *,
     first: int = 0,
     log: Callable[[str], None] = lambda s: None,
+    recipe: int = PAIRS_VERSION,
 ) -> dict[str, np.ndarray]:
-    """Pairs ``first .. first+n-1`` of ``seed`` from the tracks ``stats`` (module docstring)."""
+    """Pairs ``first .. first+n-1`` of ``seed`` from the tracks ``stats`` (module docstring; ``recipe``:
+    :data:`RECIPES`)."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown pairs recipe {recipe}: choose from {', '.join(map(str, RECIPES))}")
+    rx = RECIPES[recipe]
     tracks = [_Track(s) for s in stats]
     tracks = [t for t in tracks if t.excerpt >= 50 and math.isfinite(t.lufs)]
     if not tracks:
@@ -204,9 +236,25 @@ def make_pairs(
         attempt += 1
         tr = tracks[int(rng.integers(len(tracks)))]
         e = tr.excerpt
+        heard = 0
+        if rx is not None:
+            u = rng.uniform()
+            if u < FULL_P:
+                heard = e
+            elif u < FULL_P + rx["late_p"]:
+                heard = int(round(rng.uniform(min(LATE_S / tr.st.hop_s, e), e)))
+            else:
+                heard = int(round(math.exp(rng.uniform(math.log(6.0), math.log(e)))))
+            heard = max(6, min(e, heard))  # at least ~1.1 s (6 frames of 0.186 s)
         a = tr.pick(rng, e)
         if a is None:
             continue
+        if rx is not None and heard < e and rng.uniform() < rx["unlike_p"]:
+            best = heard_unlike_db(tr.st, a, heard, e)
+            for _ in range(int(rx["candidates"]) - 1):
+                c = tr.pick(rng, e)
+                if c is not None and (d := heard_unlike_db(tr.st, c, heard, e)) > best:
+                    a, best = c, d
         mode = names[int(rng.choice(len(names), p=probs))]
         content = draw_content(rng) if rng.uniform() < CONTENT_P else None
         if mode == "default":
@@ -232,8 +280,9 @@ def make_pairs(
                 if len(items) < 2:
                     continue
                 target = TargetVector.from_descriptors(items)
-        heard = e if rng.uniform() < 0.35 else int(round(math.exp(rng.uniform(math.log(6.0), math.log(e)))))
-        heard = max(6, min(e, heard))  # at least ~1.1 s (6 frames of 0.186 s)
+        if rx is None:  # recipe 3: drawn here (its pairs stay as they were)
+            heard = e if rng.uniform() < FULL_P else int(round(math.exp(rng.uniform(math.log(6.0), math.log(e)))))
+            heard = max(6, min(e, heard))  # at least ~1.1 s (6 frames of 0.186 s)
         fault_c, style_c = _gains(fault, content), _gains(style, content)
         inp_h = _apply(tr.st, a, heard, fault_c)
         inp = inp_h if heard == e else _apply(tr.st, a, e, fault_c)

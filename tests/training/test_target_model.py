@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mixpilot.dsp.chain import MixChain
-from mixpilot.dsp.descriptors import compute_descriptors
+from mixpilot.dsp.descriptors import N_BANDS, compute_descriptors
 from mixpilot.dsp.errors import ModelError
 from mixpilot.dsp.spec import ProcessSpec
 from mixpilot.inference.target_model import (
@@ -262,3 +262,36 @@ def test_shipped_target_model_asks_little_when_the_reference_is_the_input():
                 assert abs(w * values[n]) <= 1.5, (name, n, values[n])
             else:
                 assert 0.9 <= values[n] ** w <= 1.1, (name, n, values[n])
+
+
+def test_heard_unlike_db_sees_a_heard_part_unlike_its_excerpt():
+    """target_pairs.heard_unlike_db: ~0 for steady material, large when the balance changes after the heard part."""
+    from mixpilot.training.target_data import FrameStats
+    from mixpilot.training.target_pairs import heard_unlike_db
+
+    n = 100
+    pm = np.ones((n, N_BANDS), np.float32)
+    z = np.zeros((n, N_BANDS), np.float32)
+    steady = FrameStats(pm=pm, ps=z, km=pm, ks=z, koob=np.zeros((n, 4), np.float32), hop_s=0.186)
+    assert heard_unlike_db(steady, 0, 30, n) < 1e-6
+    changed = pm.copy()
+    changed[50:, : N_BANDS // 2] *= 100.0  # the low half 20 dB up after frame 50
+    st = FrameStats(pm=changed, ps=z, km=changed, ks=z, koob=np.zeros((n, 4), np.float32), hop_s=0.186)
+    assert heard_unlike_db(st, 0, 30, n) > 5.0
+    assert heard_unlike_db(st, 0, 30, n) > heard_unlike_db(st, 0, 80, n)
+
+
+def test_make_pairs_recipes():
+    """Recipe 3 (the default) and the issue-14 recipe 4 make pairs; an unknown recipe is refused."""
+    from mixpilot.inference.profile import Profile
+    from mixpilot.training.target import _smoke_stats
+    from mixpilot.training.target_pairs import PAIRS_VERSION, make_pairs
+
+    dt = TargetVector.from_profile(Profile.load("default"))
+    st = _smoke_stats(3)
+    assert PAIRS_VERSION == 3
+    for recipe in (3, 4):
+        p = make_pairs(st, 40, 7, dt, recipe=recipe)
+        assert np.all(np.isfinite(p["cond"])) and np.all(p["seconds"] > 1.0)
+    with pytest.raises(ValueError, match="recipe"):
+        make_pairs(st, 4, 7, dt, recipe=9)
