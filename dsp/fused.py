@@ -336,6 +336,8 @@ def generate_source(registry: tuple[Stage, ...], *, ahead: bool = True) -> str:
                 f"                    xl, xr = s{j}_tick(xl, xr, mix[{j}], {common}{st(registry[j])})",
             ]
         body += [f"                s{k}_detect(n - start, xl, xr, mix[{k}], v, stats{st(registry[k])})"]
+        if registry[k].detect_end is not None:
+            body += [f"            s{k}_detect_end(stop - start, mix[{k}], v, stats{st(registry[k])})"]
     body += [
         "        for n in range(start, stop):",
         f"            pos = ist[{IST_POS}]",

@@ -47,7 +47,8 @@ sample's path through the chain):
 ``detect(row, xl, xr, mix, v, stats, *state)``
     the side chain for row ``row`` of the chunk, on the sample as this stage
     would receive it (the stages before it must be ``pure``: a tick that only
-    reads its state, so the chain can run it twice);
+    reads its state, so the chain can run it twice); an optional
+    ``detect_end(rows, mix, v, stats, *state)`` goes on over the chunk's rows;
 ``apply(row, xl, xr, mix, v, g, glide_s, sample_rate, stats, *state) -> (a, b)``
     what ``tick`` returns, from what ``detect`` stored.  Both paths must give
     the same bits (tested), so which one a block takes never shows.
@@ -127,6 +128,7 @@ class Stage:
     tap_before: bool = False  # the chain's pre-delivery tap is taken just before this stage
     steady: Any = None  # split serial stage: side chain ahead (module docstring)
     detect: Any = None
+    detect_end: Any = None  # optional, after detect's rows: (rows, mix, v, stats, *state)
     apply: Any = None
     pure: bool = False  # its tick only reads its state (may run before a split stage's side chain)
 
@@ -141,8 +143,10 @@ class Stage:
         split = (self.steady, self.detect, self.apply)
         if any(f is not None for f in split) and (self.kind != "serial" or any(f is None for f in split)):
             raise ValueError(f"stage {self.name}: a split stage is serial and has steady, detect and apply")
+        if self.detect_end is not None and self.detect is None:
+            raise ValueError(f"stage {self.name}: detect_end goes with detect")
 
     def kernels(self) -> dict[str, Any]:
         """The njit functions this stage declares, by role."""
-        roles = ("tick", "derive", "control", "feed", "run", "steady", "detect", "apply")
+        roles = ("tick", "derive", "control", "feed", "run", "steady", "detect", "detect_end", "apply")
         return {r: getattr(self, r) for r in roles if getattr(self, r) is not None}

@@ -214,6 +214,8 @@ def test_a_side_chain_run_ahead_gives_the_bits_of_the_per_sample_tick(rng):
         14: {"input_gain_db": 0.0},
         19: {"comp_attack_ms": 3.0, "comp_release_ms": 300.0},  # coefficients at the control ticks
         25: {"loudness_gain_db": 2.0, "comp_knee_db": 0.0},
+        40: {"comp_ratio": 1.0},  # the envelope decays per sample (dsp.compressor._comp_steady)
+        46: {"comp_ratio": 4.0},
     }
     sizes = [37, 300, 128, 1024, 1, 255, 257]
     ran_ahead = False
