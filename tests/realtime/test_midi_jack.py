@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -31,6 +32,8 @@ from mixpilot.realtime.midi import (
     list_ports,
 )
 from mixpilot.realtime.midi_map import MidiMap
+
+from .jack_losses import XrunClock, unexplained
 
 rtmidi = pytest.importorskip("rtmidi")
 
@@ -84,8 +87,10 @@ soft_takeover = false
 """
 
 
-def _latency_run(dispatch: str) -> tuple[list[int], np.ndarray, int]:
-    """One run of the latency test: 200 CCs through a fresh bank; (arrival order, latencies ms, n sent).
+def _latency_run(dispatch: str, xruns) -> tuple[list[int], np.ndarray, int, list[int]]:
+    """200 CCs, 2-4 ms apart, through a fresh bank: (arrival order as indices into the sent
+    list, latencies ms of first arrivals, n sent, ``seen``) where ``seen[k]`` is ``xruns()``
+    just before message k was sent (``seen[n]``: after the last one had time to arrive).
 
     Also checks what holds on every run, lost messages or not: each one that arrived is applied,
     from MIDI, and SysEx, notes and unmapped CCs are counted and ignored.
@@ -114,19 +119,25 @@ def _latency_run(dispatch: str) -> tuple[list[int], np.ndarray, int]:
         msgs = [(75, v) for v in range(128)] + [(76, v) for v in range(72)]
         want = [(m.find(1, num).param, m.find(1, num).value_at(v / 127)) for num, v in msgs]
         index = {w: k for k, w in enumerate(want)}
-        sent = []
+        sent, seen = [], []
         for k, (num, v) in enumerate(msgs):
+            seen.append(xruns())
             sent.append(time.perf_counter_ns())
             out.send_message([0xB0, num, v])
             time.sleep(0.002 + 0.001 * (k % 3))  # 2-4 ms apart, off the 2.67 ms period
-        wait_for(lambda: len(arrived) == len(msgs), 3.0)
+        wait_for(lambda: len(arrived) >= len(msgs), 3.0)
+        time.sleep(0.05)  # a repeat, and jackd's report of a late cycle, have arrived
+        seen.append(xruns())
         got = [index[(p, v)] for _, p, v, _ in arrived]
         assert {s for *_, s in arrived} == {"midi"}
         for i, name in ((REV, "reverb_send"), (DLY, "delay_send")):
             mine = [v for _, p, v, _ in arrived if p == name]
             if mine:
                 assert bank.manual_value[i] == mine[-1] and bank.manual_seq[i] == len(mine)
-        lat_ms = (np.array([t for t, *_ in arrived]) - np.array([sent[k] for k in got])) / 1e6
+        first: dict[int, int] = {}
+        for (t, *_), k in zip(arrived, got):
+            first.setdefault(k, t)
+        lat_ms = np.array([(t - sent[k]) / 1e6 for k, t in first.items()])
         # SysEx, a note and an unmapped CC over the same port: counted, ignored
         base = int(bank.counters[COUNT_RECEIVED])
         out.send_message([0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7])
@@ -147,7 +158,18 @@ def _latency_run(dispatch: str) -> tuple[list[int], np.ndarray, int]:
             mi.poll()  # after close: returns at once (never touches the deleted port)
             poller.close()
     assert mi.closed
-    return got, lat_ms, len(msgs)
+    return got, lat_ms, len(msgs), seen
+
+
+# jackd reports a late cycle (``XRun``) at its next cycle or so; a message sent at k is in
+# flight for a few periods: an xrun report between sending k and sending k + XRUN_WINDOW
+# (>= 16 ms, 6 periods, later) may be the one that lost or repeated it
+XRUN_WINDOW = 8
+
+
+def _near(seen: list[int], n: int) -> Callable[[int], int]:
+    """xrun reports while message k was in flight, from ``seen`` (the count before each send)."""
+    return lambda k: seen[min(k + XRUN_WINDOW, n)] - seen[k]
 
 
 @pytest.mark.parametrize("dispatch", ["poll", "callback", "engine"])
@@ -156,35 +178,86 @@ def test_cc_over_jack_reaches_the_bank_latency(jack_server, dispatch, capsys):
     this map so that every message that arrives is applied.
 
     JACK drops (once seen: repeats) the events of a cycle in which a client missed its
-    deadline (an xrun, on an overloaded machine): such a run is reported and repeated, up to
-    three runs, as the flood test does; a loss or a repeat without any xrun that jackd
-    reports fails at once (where the fixture counts xruns).
+    deadline (an xrun, on an overloaded machine: CI once saw 170 and 300 in a run of this test,
+    each losing a few of the 200).  That is not ours to fix, so each message is judged by
+    itself: one lost or repeated is JACK's only when jackd reported an xrun while it was in
+    flight (``XRUN_WINDOW``; ``jack_losses``); any other loss or repeat, and any reordering,
+    fails.
 
     ``engine``: nothing in MidiInput reads the port; a JACK client's process callback
     (JACK-Client, standing in for the audio callback) calls ``MidiInput.poll`` each
     period as ``Engine.process_block`` does, so the latency printed is message ->
     applied at a block start."""
-    runs = []
-    for _ in range(3):
-        x0 = _xruns(jack_server)
-        got, lat_ms, n = _latency_run(dispatch)
-        x1 = _xruns(jack_server)
-        xruns = None if x0 is None or x1 is None else x1 - x0
-        runs.append((len(got), xruns))
-        if got == list(range(n)):
-            break
-        assert xruns != 0, f"{len(got)} of {n} arrived (order {got[:5]}...) without any xrun: {runs}"
-    else:
-        pytest.fail(f"messages lost or repeated in every run (JACK xruns?): {runs}")
+    got, lat_ms, n, seen = _latency_run(dispatch, jack_server.xrun_count)
+    bad = unexplained(got, n, _near(seen, n))
+    assert not bad, f"{len(bad)} unexplained by JACK's xruns ({seen[-1] - seen[0]} in the run): {bad[:5]}"
     assert (lat_ms > 0).all()
     p50, p99 = np.percentile(lat_ms, [50, 99])
     with capsys.disabled():
         print(
             f"\nJACK MIDI message-to-bank latency ({dispatch}, 48 kHz / 128 frames, "
-            f"{len(lat_ms)} of {n} messages, runs {runs}): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-            f"max {lat_ms.max():.2f} ms"
+            f"{len(set(got))} of {n} messages, {len(got)} arrivals, jackd xruns {seen[-1] - seen[0]}): "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {lat_ms.max():.2f} ms"
         )
     assert p99 < 100.0  # a sanity bound: a JACK period is 2.7 ms
+
+
+def test_unexplained_judges_each_message_by_its_own_xruns():
+    """The rule of ``jack_losses.unexplained`` on made-up runs (no JACK): 10 messages, an xrun
+    reported while message 4 was in flight (``seen`` steps from 0 to 1 between sending 4 and 5)."""
+    n = 10
+    quiet = _near([0] * (n + 1), n)
+    xrun4 = _near([0] * 5 + [1] * (n + 1 - 5), n)
+    assert unexplained(list(range(n)), n, quiet) == []
+    assert unexplained([0, 1, 2, 3, 5, 6, 7, 8, 9], n, xrun4) == []  # 4 lost in the xrun
+    assert unexplained([0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 9], n, xrun4) == []  # 4 repeated in it
+    assert unexplained([0, 1, 2, 3, 5, 6, 7, 8, 9], n, quiet) == ["message 4 lost with no xrun near it"]
+    # far from the xrun (more than XRUN_WINDOW messages before it): not explained
+    late = _near([0] * n + [1], n)  # reported only after message 9
+    assert unexplained([1, 2, 3, 4, 5, 6, 7, 8, 9], n, late) == ["message 0 lost with no xrun near it"]
+    assert unexplained([0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9], n, quiet) == [
+        "message 2 repeated (arrival 3) with no xrun near it"
+    ]
+    assert unexplained([0, 2, 1, 3, 4, 5, 6, 7, 8, 9], n, xrun4) == ["out of order: 2 arrived before 1"]
+
+
+def test_xrun_clock_stamps_each_report_when_it_appears():
+    """``XrunClock`` on a made-up counter: two reports appear between t1 and t2, none before."""
+    counter = [3]
+    with XrunClock(lambda: counter[0], every_s=0.001) as clock:
+        time.sleep(0.02)
+        t1 = time.perf_counter_ns()
+        counter[0] = 5
+        time.sleep(0.02)
+        t2 = time.perf_counter_ns()
+    assert clock.between(0, t1) == 0 and clock.between(t1, t2) == 2 and len(clock.stamps) == 2
+
+
+def test_xrun_count_reads_only_what_is_new_and_agrees_with_the_full_scan(tmp_path):
+    """``JackServer.xrun_count`` (incremental, complete lines only) against ``xrun_reports``
+    (the whole log, every call) on a log written by hand, a line at a time and half a line."""
+    import tempfile
+
+    from mixpilot.realtime.jackserver import JackServer
+
+    server = JackServer(name="not-started")
+    server._log = tempfile.TemporaryFile()
+    try:
+        assert server.xrun_count() == 0
+        for chunk, full in (
+            (b"JackEngine::XRun: client = a was not finished\n", 1),
+            (b"something else\nJackTimedDriver::Process XRun\n", 2),
+            (b"JackEngine::XRun: client = b was", 2),  # half a line: not yet
+            (b" not finished\n", 3),
+        ):
+            server._log.write(chunk)
+            server._log.flush()
+            assert server.xrun_count() == full
+            assert server.xrun_count() == full  # nothing new: the same
+        assert len(server.xrun_reports()) == 3
+    finally:
+        server._log.close()
+        server._log = None
 
 
 def _xruns(jack_server) -> int | None:
