@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 from mixpilot.dsp.errors import InputFileError, MixpilotError, UsageError
 
 from .api import MasterSettings, json_ready
+from .interrupts import Interrupted, redeliver_swallowed
 
 if TYPE_CHECKING:
     from mixpilot.inference.worker import Estimator
@@ -351,7 +352,7 @@ _BUSY = False  # the worker is inside a render (a stop signal must unwind it, re
 def _on_stop_signal(signum: int, frame: object) -> None:
     """SIGINT/SIGTERM in a pool worker: unwind a render (its temporary is removed), or leave quietly when idle."""
     if _BUSY:
-        raise KeyboardInterrupt
+        raise Interrupted(signum)
     os._exit(128 + signum)
 
 
@@ -361,6 +362,7 @@ def _worker_init(queue: Any) -> None:
     _QUEUE = queue
     signal.signal(signal.SIGINT, _on_stop_signal)
     signal.signal(signal.SIGTERM, _on_stop_signal)
+    redeliver_swallowed()  # a stop raised inside a __del__ (Numba compiling) is raised again, not printed
 
 
 def _pool_work(job: Job, options: BatchOptions) -> JobResult:
@@ -661,8 +663,10 @@ def run_batch(
     started_ns = time.time_ns()
     status = None
     old_term = None
+    old_hook = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM stops the batch like Ctrl-C
         old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        old_hook = redeliver_swallowed()
     try:
         if n_run:
             if cluster:
@@ -690,6 +694,8 @@ def run_batch(
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if old_hook is not None:
+            sys.unraisablehook = old_hook
         if bar is not None:
             bar.finish()
     if status != "interrupted":

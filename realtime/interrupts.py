@@ -33,18 +33,33 @@ the ``exec`` would lose the handle of a running server).  A first signal landing
 there is held and raised when the block ends.  This is the Python-level twin of
 ``pthread_sigmask``: a blocked C mask would be inherited by the child (a jackd
 that ignores SIGTERM) and by every later subprocess.
+
+A signal's exception raised while the main thread runs a ``__del__`` (or a weakref callback)
+cannot propagate: Python prints it as "Exception ignored in ..." and carries on.  Seen in CI:
+Ctrl-C during a batch render landed in llvmlite's ``ObjectRef.__del__`` while Numba compiled,
+a traceback reached the terminal and the render went on; under a :class:`SignalGuard` the
+run would go on with its one interruption spent.  :func:`redeliver_swallowed` (entered by
+every guard, and by the batch workers for good) catches that case in ``sys.unraisablehook``
+and delivers the same signal again (``_thread.interrupt_main`` from a thread, 2 ms later,
+once the hook has returned), to be raised at the next line the main thread runs; a guard
+raises it as the first signal it still is.
 """
 
 from __future__ import annotations
 
+import _thread
+import functools
+import queue
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["HANDLED_SIGNALS", "Interrupted", "SignalGuard", "deferred", "exit_code_for"]
+__all__ = ["HANDLED_SIGNALS", "Interrupted", "SignalGuard", "deferred", "exit_code_for", "redeliver_swallowed"]
 
 HANDLED_SIGNALS: tuple[int, ...] = tuple(
     s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None
@@ -89,6 +104,7 @@ class SignalGuard:
         self._defer = 0  # > 0 inside deferred(): the first signal is held, not raised
         self._pending: int | None = None
         self._outer: SignalGuard | None = None
+        self._old_hook: Any = sys.unraisablehook
 
     def __enter__(self) -> SignalGuard:
         global _active
@@ -97,9 +113,14 @@ class SignalGuard:
                 self._old[s] = signal.signal(s, self._handler)
             self._armed = True
             self._outer, _active = _active, self
+            self._old_hook = redeliver_swallowed()
         return self
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
+        global _redelivering
+        if _redelivering == signum:  # our own Interrupted again, after a __del__ swallowed it
+            _redelivering = None
+            raise Interrupted(signum)
         self.received.append(signum)
         if self._armed:
             self._armed = False  # once: a second signal must not cut the clean-up short
@@ -133,10 +154,62 @@ class SignalGuard:
                 signal.signal(s, old)
             except (TypeError, ValueError):  # a handler installed from C: leave ours (it only records)
                 pass
+        if self._old:
+            sys.unraisablehook = self._old_hook
         self._old = {}
 
 
 _active: SignalGuard | None = None  # the innermost entered guard (main thread)
+_redelivering: int | None = None  # a signal delivered again by _unraisable, not yet handled
+REDELIVER_AFTER_S = 0.002
+_requests: queue.SimpleQueue[int] = queue.SimpleQueue()  # signals to deliver again (put from the hook)
+_redeliverer: threading.Thread | None = None
+
+
+def _redeliver_loop() -> None:
+    while True:
+        signum = _requests.get()
+        time.sleep(REDELIVER_AFTER_S)  # the hook has returned by then
+        _thread.interrupt_main(signal.Signals(signum))
+
+
+def _unraisable(previous: Any, unraisable: Any) -> None:
+    """The hook: a swallowed KeyboardInterrupt of the main thread is queued for delivery again.
+
+    Not delivered from here (its handler would run inside this hook, where its exception is lost
+    again); should an earlier delivery land in here all the same, it is caught and queued once more.
+    """
+    global _redelivering
+    exc = unraisable.exc_value
+    while True:
+        try:
+            if not isinstance(exc, KeyboardInterrupt) or threading.current_thread() is not threading.main_thread():
+                previous(unraisable)
+                return
+            signum = int(getattr(exc, "signum", signal.SIGINT))
+            _redelivering = signum
+            _requests.put(signum)
+            return
+        except KeyboardInterrupt as again:
+            exc = again
+
+
+def redeliver_swallowed() -> Any:
+    """Install the ``sys.unraisablehook`` that delivers a signal's swallowed exception again.
+
+    A ``KeyboardInterrupt`` (an :class:`Interrupted` carries its ``signum``; a plain one is SIGINT)
+    that a ``__del__`` in the main thread could not propagate is not printed: the same signal is
+    delivered again 2 ms later, from a thread that sleeps on a queue otherwise, so that its handler
+    raises it where it can propagate (should it land in a ``__del__`` again, this repeats).
+    Everything else goes to the hook that was there.  Returns that previous hook (to restore).
+    """
+    global _redeliverer
+    if _redeliverer is None:
+        _redeliverer = threading.Thread(target=_redeliver_loop, name="mixpilot-redeliver", daemon=True)
+        _redeliverer.start()
+    previous = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_unraisable, previous)  # C: no line of ours before the hook runs
+    return previous
 
 
 @contextmanager

@@ -10,12 +10,13 @@ import ctypes
 import errno
 import os
 import signal
+import sys
 import threading
 import time
 
 import pytest
 
-from mixpilot.realtime.interrupts import Interrupted, SignalGuard, deferred, exit_code_for
+from mixpilot.realtime.interrupts import Interrupted, SignalGuard, deferred, exit_code_for, redeliver_swallowed
 
 
 def _wait_for_delivery() -> None:
@@ -113,6 +114,78 @@ def test_a_signal_inside_a_deferred_block_comes_at_its_end():
     with deferred():  # no guard: a plain block
         done.append("plain")
     assert done[-1] == "plain"
+
+
+class _SignalsInDel:
+    """Sends ``sig`` to this process from its ``__del__`` and waits there for the handler: the
+    handler's exception is raised inside ``__del__``, where Python cannot propagate it (it calls
+    ``sys.unraisablehook`` and carries on; the data model's note on ``__del__``)."""
+
+    def __init__(self, sig: int) -> None:
+        self.sig = sig
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.sig)
+        _wait_for_delivery()
+
+
+def test_a_signal_raised_inside_a_del_is_swallowed_by_python():
+    """The premise, with Python's own SIGINT handler and no redelivery: the KeyboardInterrupt goes to
+    the unraisable hook and the code after the ``del`` runs on (seen in CI: Ctrl-C in llvmlite's
+    ``__del__`` while Numba compiled a batch worker's kernels)."""
+    seen = []
+    old_hook, old_int = sys.unraisablehook, signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.unraisablehook = lambda u: seen.append(type(u.exc_value))
+    try:
+        obj = _SignalsInDel(signal.SIGINT)
+        del obj
+        _wait_for_delivery()
+        went_on = True
+    finally:
+        sys.unraisablehook = old_hook
+        signal.signal(signal.SIGINT, old_int)
+    assert went_on and seen == [KeyboardInterrupt]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_guarded_signal_swallowed_by_a_del_is_raised_right_after(sig):
+    old_hook = sys.unraisablehook
+    with SignalGuard() as guard:
+        with pytest.raises(Interrupted) as info:
+            obj = _SignalsInDel(sig)
+            del obj
+            time.sleep(1.0)  # delivered again (2 ms later): raised here, where it propagates
+        assert info.value.signum == sig and guard.received == [sig]  # the first signal, counted once
+        os.kill(os.getpid(), signal.SIGINT)  # a real second one: recorded, not raised
+        _wait_for_delivery()
+        assert guard.received == [sig, signal.SIGINT]
+    assert sys.unraisablehook is old_hook
+
+
+def test_redelivery_with_a_plain_handler_and_other_unraisables_untouched():
+    """``redeliver_swallowed`` alone (the batch workers, Python's SIGINT handler in the batch's main
+    process): the KeyboardInterrupt comes right after the ``del``; any other exception in a ``__del__``
+    still reaches the hook that was there."""
+
+    class _Fails:
+        def __del__(self) -> None:
+            raise ValueError("not ours")
+
+    seen = []
+    old_hook, old_int = sys.unraisablehook, signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.unraisablehook = lambda u: seen.append(type(u.exc_value))
+    try:
+        previous = redeliver_swallowed()
+        with pytest.raises(KeyboardInterrupt):
+            obj = _SignalsInDel(signal.SIGINT)
+            del obj
+            time.sleep(1.0)
+        other = _Fails()
+        del other
+    finally:
+        sys.unraisablehook = old_hook
+        signal.signal(signal.SIGINT, old_int)
+    assert previous is not None and seen == [ValueError]
 
 
 def test_exit_codes_follow_the_shell():
