@@ -74,6 +74,7 @@ from mixpilot.inference.target_model import (
 )
 
 from .target_data import BAND_POINTS_HZ, POINTS_PER_BAND, SAMPLE_RATE
+from .target_data import smoke_stats as _smoke_stats
 from .torch_chain import ToneResponse, crossover_shares, side_amplitude
 
 __all__ = ["TargetEnsemble", "TargetNet", "chain_loss", "main", "train_target"]
@@ -442,25 +443,6 @@ def _corpus_card(manifest: dict, tracks: list[dict]) -> dict:
         "hours": round(sum(t["duration_s"] for t in tracks) / 3600.0, 3),
         "salt": manifest.get("salt"),
     }
-
-
-def _smoke_stats(seed: int):
-    """Two synthetic 'tracks' (coloured noise with a slow level movement) as frame statistics."""
-    from .target_data import frame_stats
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(3):
-        n = SAMPLE_RATE * 25
-        w = rng.standard_normal((n, 2))
-        spec = np.fft.rfft(w, axis=0)
-        f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-        tilt = (np.maximum(f, 20.0) / 1000.0) ** (-0.5 - 0.3 * k)
-        x = np.fft.irfft(spec * tilt[:, None], n, axis=0)
-        x[:, 1] = 0.7 * x[:, 0] + 0.3 * x[:, 1]
-        x *= (1.0 + 0.5 * np.sin(np.arange(n) / SAMPLE_RATE))[:, None]
-        out.append(frame_stats(0.1 * x / np.std(x), SAMPLE_RATE))
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,7 @@ __all__ = [
     "LOW_SHELF",
     "PEAK",
     "SAMPLE_RATE",
+    "smoke_stats",
     "FrameStats",
     "SynthDescriptors",
     "band_power_gain",
@@ -361,6 +362,26 @@ def load_cache(corpus_dir: Path, tracks: Sequence[dict]) -> list[FrameStats]:
         z = np.load(folder / f"{t['sha256'][:24]}.npz")
         a = [z[k].astype(np.float64) for k in ("pm", "ps", "km", "ks", "koob")]
         out.append(FrameStats(*a, float(z["hop_s"])))
+    return out
+
+
+def smoke_stats(seed: int) -> list[FrameStats]:
+    """Three synthetic 'tracks' (coloured noise with a slow level movement) as frame statistics.
+
+    For the smoke runs and the tests: it needs no torch (``training.target`` imports it).
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(3):
+        n = SAMPLE_RATE * 25
+        w = rng.standard_normal((n, 2))
+        spec = np.fft.rfft(w, axis=0)
+        f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+        tilt = (np.maximum(f, 20.0) / 1000.0) ** (-0.5 - 0.3 * k)
+        x = np.fft.irfft(spec * tilt[:, None], n, axis=0)
+        x[:, 1] = 0.7 * x[:, 0] + 0.3 * x[:, 1]
+        x *= (1.0 + 0.5 * np.sin(np.arange(n) / SAMPLE_RATE))[:, None]
+        out.append(frame_stats(0.1 * x / np.std(x), SAMPLE_RATE))
     return out
 
 

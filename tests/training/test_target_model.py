@@ -285,11 +285,11 @@ def test_make_pairs_recipes():
     """Recipe 3 (the default) and the issue-14 recipe 4 make pairs; an unknown recipe is refused."""
     pytest.importorskip("torch")  # training.target imports it (make setup's extras do not install it)
     from mixpilot.inference.profile import Profile
-    from mixpilot.training.target import _smoke_stats
+    from mixpilot.training.target_data import smoke_stats
     from mixpilot.training.target_pairs import PAIRS_VERSION, make_pairs
 
     dt = TargetVector.from_profile(Profile.load("default"))
-    st = _smoke_stats(3)
+    st = smoke_stats(3)
     assert PAIRS_VERSION == 3
     for recipe in (3, 4):
         p = make_pairs(st, 40, 7, dt, recipe=recipe)
