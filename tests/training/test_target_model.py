@@ -283,7 +283,6 @@ def test_heard_unlike_db_sees_a_heard_part_unlike_its_excerpt():
 
 def test_make_pairs_recipes():
     """Recipe 3 (the default) and the issue-14 recipe 4 make pairs; an unknown recipe is refused."""
-    pytest.importorskip("torch")  # training.target imports it (make setup's extras do not install it)
     from mixpilot.inference.profile import Profile
     from mixpilot.training.target_data import smoke_stats
     from mixpilot.training.target_pairs import PAIRS_VERSION, make_pairs
