@@ -320,6 +320,11 @@ def generate_source(registry: tuple[Stage, ...], *, ahead: bool = True) -> str:
     body += [
         f"    has_block = {f'(mask & {1 << block[0]}) != 0' if block else 'False'}",
         "    frames = x.shape[0]",
+        "    # the position and the two glide counts in locals through the loop, stored back at the end: in",
+        "    # ist they were stored and loaded again every sample (Numba cannot tell ist from the arrays written)",
+        f"    pos = ist[{IST_POS}]",
+        f"    gliding = ist[{IST_GLIDING}]",
+        f"    stage_gliding = ist[{IST_STAGE_GLIDING}]",
         "    for start in range(0, frames, CHUNK):",
         "        stop = min(start + CHUNK, frames)",
     ]
@@ -340,14 +345,13 @@ def generate_source(registry: tuple[Stage, ...], *, ahead: bool = True) -> str:
             body += [f"            s{k}_detect_end(stop - start, mix[{k}], v, stats{st(registry[k])})"]
     body += [
         "        for n in range(start, stop):",
-        f"            pos = ist[{IST_POS}]",
-        f"            if ist[{IST_GLIDING}] > 0:",
-        f"                ist[{IST_GLIDING}] = _glide_tick_live(g, live, ist[{IST_GLIDING}])",
+        "            if gliding > 0:",
+        "                gliding = _glide_tick_live(g, live, gliding)",
     ]
     body += [f"                s{k}_derive(v{st(s)})" for k, s in enumerate(registry) if s.derive is not None]
     body += [
-        f"            if ist[{IST_STAGE_GLIDING}] > 0:",
-        f"                ist[{IST_STAGE_GLIDING}] = _glide_tick(sm)",
+        "            if stage_gliding > 0:",
+        "                stage_gliding = _glide_tick(sm)",
         "            if (pos & (CONTROL_SAMPLES - 1)) == 0:",
     ]
     body += [
@@ -358,7 +362,7 @@ def generate_source(registry: tuple[Stage, ...], *, ahead: bool = True) -> str:
     body += [
         "                for i in range(v.shape[0]):",
         "                    cc[i] = v[i]",
-        f"            ist[{IST_POS}] = pos + 1",
+        "            pos += 1",
         "            xl = np.float64(x[n, 0])",
         "            xr = np.float64(x[n, nch - 1])",
         "            # NaN/Inf never reach a state; subnormal input is flushed",
@@ -425,6 +429,11 @@ def generate_source(registry: tuple[Stage, ...], *, ahead: bool = True) -> str:
         ]
     else:
         body += out_lines
+    body += [
+        f"    ist[{IST_POS}] = pos",
+        f"    ist[{IST_GLIDING}] = gliding",
+        f"    ist[{IST_STAGE_GLIDING}] = stage_gliding",
+    ]
     # chain_process: chain_kernel with the arrays of PACKED and every state array rebuilt as views of
     # two arenas (fewer arguments to unbox per call: see the module docstring)
     packed = [*PACKED, *((a, kind, ndim) for s in registry for a, (kind, ndim) in zip(state_arg_names(s), _kinds(s)))]
