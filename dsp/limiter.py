@@ -106,6 +106,7 @@ TP_HEADROOM_DB = 0.06
 AIM_FRACTION = 10.0 ** (-TP_HEADROOM_DB / 20.0)
 # the last-resort clamp sits this much under the ceiling, so that float32 rounding never lands above it
 _CLAMP_FRACTION = 1.0 - 2.0**-23
+_U = np.uint64  # an index known to be >= 0 (see _limiter_block)
 
 __all__ = [
     "LIMITER",
@@ -215,6 +216,10 @@ def _limiter_block(
     one sample after another they left the core waiting; across the chunk they
     vectorise (issue 19).  Only the span of samples whose detector window holds
     a sample that can reach the ceiling is interpolated, as before.
+
+    The per-sample loop indexes as unsigned (``_U``; every index is in range by construction): Numba
+    emits no wraparound for negative indexes then (issue 19: 1.84 -> 1.63 us per 128-frame block
+    without limiting, 2.58 -> 2.44 with, standalone, best of 12).
     """
     wi = li[0]
     head = li[1]
@@ -258,12 +263,12 @@ def _limiter_block(
         tp[_TP_L, j] = tp[_TP_L, frames + j]
         tp[_TP_R, j] = tp[_TP_R, frames + j]
     for k in range(frames):
-        xl = rows[k, 0]
-        xr = rows[k, 1]
-        ceiling = rows[k, 2]
+        xl = rows[_U(k), 0]
+        xr = rows[_U(k), 1]
+        ceiling = rows[_U(k), 2]
         p = 0.0  # where the interpolation was skipped (step 1 above)
-        if tp[_TP_NEED, k] != 0.0:  # _tp_peak6 of each channel, the larger
-            p = max(tp[_TP_LS_L, k], tp[_TP_K_L, k], tp[_TP_LS_R, k], tp[_TP_K_R, k])
+        if tp[_TP_NEED, _U(k)] != 0.0:  # _tp_peak6 of each channel, the larger
+            p = max(tp[_TP_LS_L, _U(k)], tp[_TP_K_L, _U(k)], tp[_TP_LS_R, _U(k)], tp[_TP_K_R, _U(k)])
         pe = p if p > prev else prev
         prev = p
         g = 1.0
@@ -275,31 +280,31 @@ def _limiter_block(
             back = head + count - 1
             if back >= cap:
                 back -= cap
-            if dq[back] >= g:
+            if dq[_U(back)] >= g:
                 count -= 1
             else:
                 break
         pos = head + count
         if pos >= cap:
             pos -= cap
-        dq[pos] = g
-        dqi[pos] = n
+        dq[_U(pos)] = g
+        dqi[_U(pos)] = n
         count += 1
-        while dqi[head] <= n - win:
+        while dqi[_U(head)] <= n - win:
             head += 1
             if head == cap:
                 head = 0
             count -= 1
-        h = dq[head]
+        h = dq[_U(head)]
         n += 1
         # 3. release ramp (attack is instant)
         if h < hr:
             hr = h
         else:
-            hr = h + rows[k, 3] * (hr - h)
+            hr = h + rows[_U(k), 3] * (hr - h)
         # 4. moving average of length W (exact re-sum once per cycle against drift)
-        s += hr - avg[a]
-        avg[a] = hr
+        s += hr - avg[_U(a)]
+        avg[_U(a)] = hr
         a += 1
         if a == win:
             a = 0
@@ -310,14 +315,14 @@ def _limiter_block(
         if gain < gmin:
             gmin = gain
         # 5. delay line of L samples, gain (blended toward 1 by the bypass mix), last-resort clamp
-        dl = dbuf[0, wi]
-        dr = dbuf[1, wi]
-        dbuf[0, wi] = xl
-        dbuf[1, wi] = xr
+        dl = dbuf[0, _U(wi)]
+        dr = dbuf[1, _U(wi)]
+        dbuf[0, _U(wi)] = xl
+        dbuf[1, _U(wi)] = xr
         wi += 1
         if wi == lat:
             wi = 0
-        ml = rows[k, 4]
+        ml = rows[_U(k), 4]
         gb = gain if ml >= 1.0 else 1.0 + ml * (gain - 1.0)
         yl = dl * gb
         yr = dr * gb
@@ -335,8 +340,8 @@ def _limiter_block(
             yl = 0.0
         if -_DENORMAL < yr < _DENORMAL:
             yr = 0.0
-        rows[k, 5] = yl
-        rows[k, 6] = yr
+        rows[_U(k), 5] = yl
+        rows[_U(k), 6] = yr
     li[0] = wi
     li[1] = head
     li[2] = count

@@ -49,6 +49,9 @@ _DENORMAL = 1e-30
 WET_TRIM_DB = -11.24  # see the module docstring; checked in tests/dsp/test_chain.py
 _WET_TRIM = 10.0 ** (WET_TRIM_DB / 20.0)
 _PAD = 8  # unused columns after each ring row: see ring_size
+# Ring indexes are masked, never negative: as unsigned, Numba emits no wraparound for them (with signed
+# ones, a shift, an and and an add per access: 24 accesses per sample; 22.5 -> 21.3 ns per sample)
+_U = np.uint64
 
 
 def line_lengths(sample_rate: float) -> np.ndarray:
@@ -98,7 +101,7 @@ def _damped(lines, lengths, lp, coef, pole, w, lmask, i):  # pragma: no cover
     biquads' (:func:`dsp.biquad._flush_states`): 21.2 -> 19.0 ns per sample for the whole tick.
     What is written into the rings is still flushed per sample (:func:`_feed`).
     """
-    o = lines[i, (w - lengths[i]) & lmask]
+    o = lines[i, _U((w - lengths[i]) & lmask)]
     s = (1.0 - pole) * o + pole * lp[i]
     lp[i] = s
     return s * coef[i]
@@ -109,7 +112,7 @@ def _feed(lines, w, i, z):  # pragma: no cover
     """Write line ``i``'s input ``z`` (flushed below 1e-30)."""
     if -_DENORMAL < z < _DENORMAL:
         z = 0.0
-    lines[i, w] = z
+    lines[i, _U(w)] = z
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -136,12 +139,12 @@ def _reverb_tick(
     amask = ap.shape[1] - _PAD - 1
     # Schroeder all-pass diffusers (Freeverb form: y = -x + buf; buf = x + g*buf)
     for k in range(ap.shape[0]):
-        b = ap[k, (wa - ap_len[k]) & amask]
+        b = ap[k, _U((wa - ap_len[k]) & amask)]
         y = b - x
         nb = x + _ALLPASS_GAIN * b
         if -_DENORMAL < nb < _DENORMAL:
             nb = 0.0
-        ap[k, wa] = nb
+        ap[k, _U(wa)] = nb
         x = y
     pos[1] = (wa + 1) & amask
     w = pos[0]
