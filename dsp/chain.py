@@ -20,14 +20,15 @@ send is zero and their loop is silent, which makes default renders cheap.
 NaN/Inf input samples are replaced by zero before they reach any state
 (and counted).
 
-:meth:`MixChain.process` calls ``chain_process`` (:mod:`dsp.fused`), which
+:meth:`MixChain.process` calls the kernel (:mod:`dsp.fused`), which
 takes the glide banks, the control copy, the int state and every state array
-as views of two arenas (one float64, one int64) and calls the kernel with
-them: Numba unboxes each array argument at every call (about 35 ns each,
+as views of two arenas (one float64, one int64) and rebuilds the views
+inside: Numba unboxes each array argument at every call (about 35 ns each,
 measured on empty calls: 45 arguments 1.65 us, 14 arguments 0.59 us), and
 rebuilding the views inside costs less (128 frames, all stages, one process,
 alternating: 20.53 -> 20.23 and 24.84 -> 24.42 us p50).  The arrays stay
-ordinary numpy views for everyone else (:meth:`kernel_args`, the engine).
+ordinary numpy views for everyone else (:meth:`state_arrays`); the engine
+calls the same kernel with :meth:`kernel_args` (the same packed arguments).
 The views are written directly (:func:`dsp.fused._arena_view`), not by
 Numba's ``reshape`` (a C helper call each), and ``process`` checks the usual
 arguments in one expression: a 0-frame ``process`` went from 2.0 to 1.2 us
@@ -126,7 +127,7 @@ class MixChain:
         self.stats = np.zeros(len(STAT_NAMES))
         self.spec: ProcessSpec | None = None
         self._layout: tuple | None = None
-        self._pargs: tuple | None = None  # the arguments of _chain_process after (x, out), from prepare()
+        self._pargs: tuple | None = None  # the kernel's arguments after (x, out), from prepare()
         self._latency = 0
 
     # -- parameters -------------------------------------------------------
@@ -224,22 +225,6 @@ class MixChain:
             self._latency = sum(
                 s.latency(fs, self.targets) for s in REGISTRY if s.latency is not None and s.name in self.stages
             )
-            self._args = (
-                self.targets,
-                self.bounds,
-                self.glide_s,
-                self.enabled,
-                self._stage_glide_s,
-                self._fs,
-                self._mask,
-                self._g,
-                self._live,
-                self._sm,
-                self._cc,
-                self._ist,
-                self.stats,
-                *self._flat_states,
-            )
             self._pargs = (
                 self.targets,
                 self.bounds,
@@ -270,14 +255,14 @@ class MixChain:
     def kernel_args(self) -> tuple:
         """Everything :data:`chain_kernel` takes after ``(x, out)`` and before ``tap``, for fused callers.
 
-        The arrays are the chain's own state (mutated in place), so the tuple
-        stays valid until a :meth:`prepare` that changes the spec or a
-        structural parameter.  ``targets`` and ``glide_s`` are :attr:`targets`
-        and :attr:`glide_s`.
+        The arrays are the chain's own state (mutated in place; the state arrays packed in two arenas,
+        :func:`dsp.fused.pack`), so the tuple stays valid until a :meth:`prepare` that changes the
+        spec or a structural parameter.  ``targets`` and ``glide_s`` are :attr:`targets` and
+        :attr:`glide_s`.
         """
-        if self.spec is None:
+        if self.spec is None or self._pargs is None:
             raise RuntimeError("prepare() the chain first")
-        return self._args
+        return self._pargs
 
     @property
     def current_values(self) -> np.ndarray:
