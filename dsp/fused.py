@@ -27,10 +27,10 @@ p50 of several runs):
 * per call, before any sample: ``MixChain.process`` with 0 frames took
   2.2 us, 0.7 us of it Python and the rest mostly Numba unboxing the array
   arguments (about 35 ns each: an empty ``@njit`` function with 45 arrays
-  costs 1.65 us, with 14 0.59 us).  ``process`` now calls ``chain_process``,
-  which takes the banks and state arrays as views of two arenas (14
-  arguments; 0.3-0.4 us less per block, :mod:`dsp.chain`), built by
-  :func:`_arena_view` (Numba's ``reshape`` took 0.7 us for the 34 views);
+  costs 1.65 us, with 14 0.59 us).  ``process`` now calls ``chain_kernel``
+  with the banks and state arrays packed in two arenas (14 arguments; 0.3-0.4
+  us less per block, :mod:`dsp.chain`); the kernel builds their views itself
+  with :func:`_arena_view` (Numba's ``reshape`` took 0.7 us for the 34 views);
 * per sample (each stage alone on the signal it gets inside the chain, main
   before issue 19's third round, ns per sample, one noisy run): compressor 38
   (libm's log and exp), tonal-match EQ 36 and four-band EQ 14 (stereo
@@ -69,6 +69,37 @@ p50 of several runs):
   critical path); a wavefront over the ten-band cascade (biquad b on sample
   n - b; 21-25 against 20 ns per sample alone).  What is left is the
   arithmetic itself, kept bit-exact (no FMA, no reassociation).
+* Fifth round (128 frames, every stage, mean over blocks of each block's
+  fastest of 8 passes, alternating with main c67caba; each step bit-identical):
+  15.5 us -> 15.15 (the reverb's ring rows one cache line longer than their
+  power-of-two ring: the eight lines' writes at the shared index had fallen
+  into one set of the 8-way L1 data cache, :func:`dsp.reverb.ring_size`; the
+  reverb's marginal cost 3.5 -> 3.1) -> 15.0 (the position and the glide
+  counts in locals through the loop; the reverb's and the limiter's indexes
+  unsigned, so that Numba emits no wraparound for them) -> 14.8 (one kernel
+  that takes the packed arguments and builds the views: before,
+  ``chain_process`` built them and called ``chain_kernel`` with all 45
+  arrays, each passed as its whole struct; a 0-frame ``process`` 1.26 ->
+  0.99 us).  Marginal costs afterwards, us per block (one noisy run): reverb
+  3.1, tonal-match EQ 3.0 (1.4-2.8 in other runs: the cascade lies on the
+  per-sample critical path, and what it costs depends on what overlaps it),
+  limiter 2.0 (its true-peak detector about 0.5 of it: at these settings
+  only about a quarter of the samples lie in a window that can reach the
+  ceiling), four-band EQ 1.6, compressor 1.2, band widths 0.9, output gain
+  0.7 (the limiter's work at +8 dB), delay 0.6; no stage 2.5.  Not kept: the
+  reverb's eight lines as the lanes of one 8-wide vector (an LLVM
+  ``<8 x double>`` intrinsic like :func:`dsp.biquad._biquad_x2`: reads,
+  damping, the butterflies by shuffles, feeds; bit-identical, tested) --
+  24.6 against 24.3 ns per sample alone, 15.0 against 14.8 us in the chain:
+  the reverb is not bound by its arithmetic (its four all-passes alone cost
+  about half of it); the limiter's per-sample loop split into passes (the
+  gain each sample requires; minimum, release and average; delay and
+  clamp): no faster alone; the all-passes' loop unrolled and the delay's
+  indexes unsigned: no difference in the chain.  Not tried: a float32
+  true-peak detector (twice the lanes: 8.9 -> 4.9 ns per sample and channel
+  alone, so about 0.25 us per block here; not bit-identical); skipping the
+  tonal-match EQ's bands at 0 dB one by one (bit-identical, but every band is
+  off 0 dB at the bench settings).
 
 The source is written to a file under Numba's cache directory (keyed by the
 hash of every DSP source file, :mod:`dsp`) and imported from there, so Numba
