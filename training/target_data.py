@@ -210,6 +210,12 @@ class SynthDescriptors:
     duration_s: float
     mid_spread_db: np.ndarray | None = None  # std over full 3 s segments of (segment band level - segment loudness)
     side_spread_db: np.ndarray | None = None
+    #: per full kept 3 s segment (in time order): band level re the segment's loudness, mid and side
+    #: [k, N_BANDS], and the segment's loudness re the integrated loudness [k] (the segment cue,
+    #: :mod:`training.target_segments`; the accumulator keeps the same segments)
+    seg_mid_db: np.ndarray | None = None
+    seg_side_db: np.ndarray | None = None
+    seg_level_db: np.ndarray | None = None
 
 
 def _db(x):
@@ -227,6 +233,7 @@ def synth_descriptors(
     width: float = 1.0,
     level_db: float = 0.0,
     comp: tuple[float, float] | None = None,
+    cue_segment_s: float = SEGMENT_SECONDS,
 ) -> SynthDescriptors:
     """Descriptors of frames ``start .. start+count`` after an EQ (band power gains), a width, a level and a compressor.
 
@@ -282,13 +289,29 @@ def synth_descriptors(
     width_db = float(np.clip(10.0 * math.log10(max(es, 1e-300) / em), WIDTH_FLOOR_DB, WIDTH_CEIL_DB)) if em > 0 else 0.0
     # spread across time, as the descriptors measure it: full-enough kept segments, their level re their loudness
     full = keep & (nf * 2 >= fps)
+    rel_m = np.maximum(_db(seg_m[full] * (eg * lv) / nf[full, None]) - seg_l[full, None], LEVEL_FLOOR_DB)
+    rel_s = np.maximum(_db(seg_s[full] * (eg * w2 * lv) / nf[full, None]) - seg_l[full, None], LEVEL_FLOOR_DB)
     if np.count_nonzero(full) >= 2:
-        rel_m = np.maximum(_db(seg_m[full] * (eg * lv) / nf[full, None]) - seg_l[full, None], LEVEL_FLOOR_DB)
-        rel_s = np.maximum(_db(seg_s[full] * (eg * w2 * lv) / nf[full, None]) - seg_l[full, None], LEVEL_FLOOR_DB)
         mid_spread, side_spread = rel_m.std(axis=0), rel_s.std(axis=0)
     else:
         mid_spread, side_spread = np.zeros(N_BANDS), np.zeros(N_BANDS)
-    return SynthDescriptors(mid_db, side_db, wb, width_db, integrated, count * st.hop_s, mid_spread, side_spread)
+    cue_l = seg_l[full] - integrated
+    if cue_segment_s != SEGMENT_SECONDS:  # the segment cue at another segment length (the spreads stay 3 s)
+        cf = max(1, int(round(cue_segment_s / st.hop_s)))
+        cs = np.arange(0, count, cf)
+        cn = np.diff(np.append(cs, count)).astype(np.float64)
+        ck = np.add.reduceat(kk, cs) / cn
+        cl = _LOUDNESS_OFFSET_DB + _db(np.maximum(ck, 1e-30))
+        ok = (cl > _ABS_GATE_LUFS) & (cl >= integrated + _LRA_GATE_LU) & (cn * 2 >= cf)
+        cm = np.add.reduceat(pmg, cs, axis=0)[ok] * (eg * lv) / cn[ok, None]
+        cz = np.add.reduceat(psg, cs, axis=0)[ok] * (eg * w2 * lv) / cn[ok, None]
+        rel_m = np.maximum(_db(cm) - cl[ok, None], LEVEL_FLOOR_DB)
+        rel_s = np.maximum(_db(cz) - cl[ok, None], LEVEL_FLOOR_DB)
+        cue_l = cl[ok] - integrated
+    return SynthDescriptors(
+        mid_db, side_db, wb, width_db, integrated, count * st.hop_s, mid_spread, side_spread,
+        rel_m, rel_s, cue_l,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

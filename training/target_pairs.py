@@ -160,14 +160,15 @@ def _gains(proc: dict, content: dict | None = None) -> dict:
     return {**proc, "eg": proc["eg"] * content["eg"], "og": proc["og"] * content["og"]}
 
 
-def _apply(st: FrameStats, start: int, count: int, proc: dict):
+def _apply(st: FrameStats, start: int, count: int, proc: dict, cue_s: float | None = None):
     eg, og = proc["eg"], proc["og"]
     comp = None
     if proc["comp"] is not None:
         below, ratio = proc["comp"]
         base = synth_descriptors(st, start, count, eq_gain=eg, oob_gain=og, width=proc["width"])
         comp = (base.integrated_lufs - below, ratio)
-    return synth_descriptors(st, start, count, eq_gain=eg, oob_gain=og, width=proc["width"], comp=comp)
+    kw = {} if cue_s is None else {"cue_segment_s": cue_s}
+    return synth_descriptors(st, start, count, eq_gain=eg, oob_gain=og, width=proc["width"], comp=comp, **kw)
 
 
 def draw_content(rng: np.random.Generator) -> dict:
@@ -203,9 +204,14 @@ def make_pairs(
     first: int = 0,
     log: Callable[[str], None] = lambda s: None,
     recipe: int = PAIRS_VERSION,
+    segments: bool = False,
+    cue_s: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Pairs ``first .. first+n-1`` of ``seed`` from the tracks ``stats`` (module docstring; ``recipe``:
-    :data:`RECIPES`)."""
+    :data:`RECIPES`).  ``segments``: also the segment cue of the heard input and of a single reference
+    (``seg_in``, ``seg_ref`` [n, N_SEG, N_SEG_FEATURES], ``n_in``, ``n_ref``; :mod:`training.target_segments`;
+    ``cue_s``: their segment length, default 3 s);
+    the other arrays are the same as without."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown pairs recipe {recipe}: choose from {', '.join(map(str, RECIPES))}")
     rx = RECIPES[recipe]
@@ -227,6 +233,14 @@ def make_pairs(
         "mode": np.zeros(n, np.int8),
         "seconds": np.zeros(n, np.float32),
     }
+    if segments:
+        from .target_segments import N_SEG, N_SEG_FEATURES, segment_features
+
+        ns = N_SEG if cue_s is None else int(math.ceil(N_SEG * 3.0 / cue_s))
+        out["seg_in"] = np.zeros((n, ns, N_SEG_FEATURES), np.float32)
+        out["seg_ref"] = np.zeros((n, ns, N_SEG_FEATURES), np.float32)
+        out["n_in"] = np.zeros(n, np.int8)
+        out["n_ref"] = np.zeros(n, np.int8)
     names = [m for m, _ in MODES]
     probs = np.array([p for _, p in MODES])
     i = 0
@@ -256,6 +270,7 @@ def make_pairs(
                 if c is not None and (d := heard_unlike_db(tr.st, c, heard, e)) > best:
                     a, best = c, d
         mode = names[int(rng.choice(len(names), p=probs))]
+        ref_d = None
         content = draw_content(rng) if rng.uniform() < CONTENT_P else None
         if mode == "default":
             style = dict(IDENTITY)
@@ -268,7 +283,8 @@ def make_pairs(
                 b = tr.pick(rng, nb, avoid=(a, e))
                 if b is None:
                     continue
-                target = TargetVector.from_descriptors([_apply(tr.st, b, nb, _gains(style, content))])
+                ref_d = _apply(tr.st, b, nb, _gains(style, content), cue_s)
+                target = TargetVector.from_descriptors([ref_d])
             else:
                 k = int(rng.integers(2, 6))
                 items = []
@@ -284,7 +300,7 @@ def make_pairs(
             heard = e if rng.uniform() < FULL_P else int(round(math.exp(rng.uniform(math.log(6.0), math.log(e)))))
             heard = max(6, min(e, heard))  # at least ~1.1 s (6 frames of 0.186 s)
         fault_c, style_c = _gains(fault, content), _gains(style, content)
-        inp_h = _apply(tr.st, a, heard, fault_c)
+        inp_h = _apply(tr.st, a, heard, fault_c, cue_s)
         inp = inp_h if heard == e else _apply(tr.st, a, e, fault_c)
         truth = _apply(tr.st, a, e, style_c)
         if not (np.all(np.isfinite(inp.mid_db)) and np.all(np.isfinite(truth.mid_db))):
@@ -302,6 +318,12 @@ def make_pairs(
         out["mask_side"][i] = truth.side_db >= floor
         out["mode"][i] = names.index(mode)
         out["seconds"][i] = seconds
+        if segments:
+            f = segment_features(inp_h, ns)
+            out["seg_in"][i, : len(f)], out["n_in"][i] = f, len(f)
+            if ref_d is not None:
+                f = segment_features(ref_d, ns)
+                out["seg_ref"][i, : len(f)], out["n_ref"][i] = f, len(f)
         i += 1
         if i % 2000 == 0:
             log(f"pairs: {i}/{n}")
