@@ -42,7 +42,9 @@ chain active at :data:`benchmarks.chain_vs_pedalboard.SETTINGS`.
    (:func:`inference.worker.load_estimator`: the ONNX model, or the heuristic
    when there is no usable model) and for the heuristic; p50 / p99 ms of
    features + predict, and of each part.  One core.
-5. ``--soak SECONDS``: the real-time soak of :mod:`benchmarks.soak`.
+5. ``--soak SECONDS``: the real-time soak of :mod:`benchmarks.soak` (``--soak-busy N``
+   spinning processes beside it; ``--soak-rounds N``: the soak and the bare
+   callback alternating in N rounds, so that both see the same load).
 6. **Scaling** (``--full``; ``scaling`` in the JSON): the bare chain
    (:meth:`dsp.chain.MixChain.process`) and the pedalboard chain per block at
    every block size and rate of the grid (32..1024 frames at 44.1, 48 and
@@ -118,6 +120,7 @@ class BenchConfig:
     pedalboard: bool = True
     soak_seconds: float | None = None
     soak_busy: int = 0
+    soak_rounds: int = 1
     mode: str = "quick"
     scaling_grid: tuple[tuple[int, int], ...] = ()  # chain vs pedalboard per grid point (--full: FULL_GRID)
     scaling_seconds: float = 10.0
@@ -484,7 +487,7 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
         from mixpilot.benchmarks.soak import run_soak
 
         note(f"soak: {cfg.soak_seconds:g} s in real time, AI every 0.25 s, MIDI flood 200 CC/s")
-        result["soak"] = run_soak(cfg.soak_seconds, note=note, busy=cfg.soak_busy)
+        result["soak"] = run_soak(cfg.soak_seconds, note=note, busy=cfg.soak_busy, rounds=cfg.soak_rounds)
     return result
 
 
@@ -615,6 +618,10 @@ def format_table(r: dict) -> str:
                 f"p99.9 {_f(bi.get('p999'))} max {_f(bi.get('max'))} us"
                 + (f" | {s['busy_processes']} busy processes beside both" if s.get("busy_processes") else "")
             )
+        if s.get("rounds"):
+            from mixpilot.benchmarks.soak import format_rounds
+
+            lines.append("  " + format_rounds(s))
         if s.get("error"):
             lines.append(f"  error: {s['error']}")
         for n in s.get("notes", []):
@@ -709,6 +716,13 @@ def build_parser(prog: str = f"{PROG} bench") -> argparse.ArgumentParser:
         help="with --soak: N spinning processes beside the soak and its bare-callback run (a loaded machine)",
     )
     ap.add_argument(
+        "--soak-rounds",
+        metavar="N",
+        type=_positive(int, "--soak-rounds"),
+        default=1,
+        help="with --soak: alternate the soak and the bare callback in N rounds of SECONDS/N (same load for both)",
+    )
+    ap.add_argument(
         "--samplerates",
         metavar="HZ,...",
         type=_int_list("--samplerates", 8000, 192000),
@@ -779,6 +793,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     cfg.pedalboard = not a.no_pedalboard
     cfg.soak_seconds = a.soak
     cfg.soak_busy = a.soak_busy
+    cfg.soak_rounds = a.soak_rounds
     return cfg
 
 

@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["FLOOD_CCS", "flood", "main", "run_bare", "run_soak", "busy_processes"]
+__all__ = ["FLOOD_CCS", "busy_processes", "combine_rounds", "flood", "format_rounds", "main", "run_bare", "run_soak"]
 
 FLOOD_CCS = tuple(range(70, 80))  # the built-in map's knobs (realtime/default_midi_map.toml)
 PORT_NAME = "mixpilot"  # realtime.midi.VIRTUAL_PORT_NAME
@@ -328,6 +328,7 @@ def run_soak(
     realtime_sys: bool = True,
     midi_dispatch: str | None = "engine",
     cpu_awake: bool = True,
+    rounds: int = 1,
 ) -> dict:
     """Run the soak (module docstring); returns the result dict.  Raises StreamError before the stream opens.
 
@@ -336,38 +337,155 @@ def run_soak(
     UI computes and writes its line (to ``os.devnull``) as ``play`` does.  ``ai_process`` and
     ``realtime_sys`` switch the issue-16 mechanisms off for a side-by-side comparison; ``cpu_awake``
     only the CPU wake-latency request (in both runs).
-    """
 
+    ``rounds``: split SECONDS into that many rounds, each the soak for SECONDS / rounds and then the
+    bare callback as long, alternating (:func:`combine_rounds` sums them).  On a machine whose other
+    work comes and goes, two halves run one after the other see different loads (measured: load
+    average 6.2 during a ten-minute soak, 4.6 during its bare run); alternating short rounds give
+    both sides the same conditions.  Each round starts its own stream (and JACK server), so each
+    side's start-up is counted once per round.  The one-minute load average at the end of each run
+    is kept in ``load_1min``.
+    """
+    rounds = max(1, int(rounds))
     busy_procs = busy_processes(busy)
+    parts: list[dict] = []
     try:
-        out = _soak(
-            seconds,
-            blocksize,
-            model,
-            ai_hop_s,
-            midi_rate_hz,
-            warmup_s,
-            sample_rate,
-            note,
-            ui,
-            ai_process,
-            realtime_sys,
-            midi_dispatch,
-            cpu_awake,
-        )
-        if bare:
-            out["bare"] = run_bare(
-                seconds,
-                blocksize=blocksize,
-                sample_rate=out["samplerate"] or sample_rate,
-                cpu_awake=realtime_sys and cpu_awake,
+        for _ in range(rounds):
+            out = _soak(
+                seconds / rounds,
+                blocksize,
+                model,
+                ai_hop_s,
+                midi_rate_hz,
+                warmup_s,
+                sample_rate,
+                note,
+                ui,
+                ai_process,
+                realtime_sys,
+                midi_dispatch,
+                cpu_awake,
             )
-            b = out["bare"]["xruns"]
-            out["xruns_minus_bare"] = (out["xruns"] - b) if out["xruns"] is not None else None
-        out["busy_processes"] = len(busy_procs)
+            out["load_1min"] = round(os.getloadavg()[0], 2)
+            if bare:
+                out["bare"] = run_bare(
+                    seconds / rounds,
+                    blocksize=blocksize,
+                    sample_rate=out["samplerate"] or sample_rate,
+                    cpu_awake=realtime_sys and cpu_awake,
+                )
+                out["bare"]["load_1min"] = round(os.getloadavg()[0], 2)
+                b = out["bare"]["xruns"]
+                out["xruns_minus_bare"] = (out["xruns"] - b) if out["xruns"] is not None else None
+            parts.append(out)
+            if out.get("error"):  # the stream died: no further rounds
+                break
     finally:
         end_processes(busy_procs)
+    out = parts[0] if len(parts) == 1 else combine_rounds(parts, seconds)
+    out["busy_processes"] = len(busy_procs)
     return out
+
+
+def _sum(values: list) -> int | float | None:
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _worst(values: list) -> float | None:
+    v = [x for x in values if x is not None]
+    return max(v) if v else None
+
+
+def combine_rounds(parts: list[dict], requested_seconds: float) -> dict:
+    """One result from alternating rounds (:func:`run_soak`'s ``rounds``).
+
+    Counts add up (xruns, seconds, inference runs, MIDI sent / received / applied); a percentile
+    cannot be combined from per-round percentiles, so each is the worst round's
+    (``percentiles: "worst round"``), and so is the RSS growth.  ``rounds`` keeps every round's
+    xruns, the bare callback's, the seconds and the load averages.
+    """
+    first = parts[0]
+    out = dict(first)
+    keys = ("p50", "p99", "p999", "max")
+    cb = {k: _worst([(p.get("callback_us") or {}).get(k) for p in parts]) for k in keys}
+    iv = {k: _worst([(p.get("callback_interval_us") or {}).get(k) for p in parts]) for k in ("p99", "p999", "max")}
+    budget = first["budget_us"]
+    out.update(
+        {
+            "seconds": round(sum(p["seconds"] or 0.0 for p in parts), 3),
+            "requested_seconds": requested_seconds,
+            "xruns": _sum([p["xruns"] for p in parts]),
+            "callback_us": {**(first.get("callback_us") or {}), **cb},
+            "callback_p999_us": cb["p999"],
+            "callback_p999_pct": (100.0 * cb["p999"] / budget) if cb["p999"] is not None else None,
+            "callback_interval_us": {**(first.get("callback_interval_us") or {}), **iv},
+            "rss_growth_mb": _worst([p.get("rss_growth_mb") for p in parts]),
+            "percentiles": "worst round",
+            "end": next((p["end"] for p in parts if p.get("error")), parts[-1]["end"]),
+            "error": next((p["error"] for p in parts if p.get("error")), None),
+            "notes": [n for p in parts for n in p.get("notes", [])],
+        }
+    )
+    out.pop("load_1min", None)
+    inf = [p.get("inference") or {} for p in parts]
+    if any(inf):
+        out["inference"] = {
+            **inf[0],
+            "runs": _sum([i.get("runs") for i in inf]),
+            "p50_ms": _worst([i.get("p50_ms") for i in inf]),
+            "p99_ms": _worst([i.get("p99_ms") for i in inf]),
+            "late": _sum([i.get("late") for i in inf]),
+        }
+    midi = [p.get("midi") or {} for p in parts]
+    out["midi"] = {
+        **midi[0],
+        **{k: _sum([m.get(k) for m in midi]) for k in ("sent", "messages", "applied")},
+        "latency": {
+            "n": _sum([(m.get("latency") or {}).get("n") for m in midi]),
+            "p50_ms": _worst([(m.get("latency") or {}).get("p50_ms") for m in midi]),
+            "p99_ms": _worst([(m.get("latency") or {}).get("p99_ms") for m in midi]),
+        },
+    }
+    bares = [p["bare"] for p in parts if p.get("bare")]
+    if bares:
+        biv = {k: _worst([(b.get("callback_interval_us") or {}).get(k) for b in bares]) for k in ("p99", "p999", "max")}
+        out["bare"] = {
+            "seconds": round(sum(b["seconds"] for b in bares), 3),
+            "blocks": sum(b["blocks"] for b in bares),
+            "xruns": sum(b["xruns"] for b in bares),
+            "callback_interval_us": {**(bares[0].get("callback_interval_us") or {}), **biv},
+            "cpu_awake": all(b.get("cpu_awake") for b in bares),
+        }
+        out["xruns_minus_bare"] = (out["xruns"] - out["bare"]["xruns"]) if out["xruns"] is not None else None
+    out["rounds"] = [
+        {
+            "seconds": p["seconds"],
+            "xruns": p["xruns"],
+            "load_1min": p.get("load_1min"),
+            **(
+                {"bare_xruns": p["bare"]["xruns"], "bare_load_1min": p["bare"].get("load_1min")}
+                if p.get("bare")
+                else {}
+            ),
+        }
+        for p in parts
+    ]
+    return out
+
+
+def format_rounds(s: dict) -> str:
+    """``rounds 10 (xruns mixpilot/bare, load average): 31/12 (4.1/4.0), ...`` or "" for one round."""
+    r = s.get("rounds")
+    if not r:
+        return ""
+    items = []
+    for x in r:
+        if "bare_xruns" in x:
+            items.append(f"{x['xruns']}/{x['bare_xruns']} ({x['load_1min']}/{x['bare_load_1min']})")
+        else:
+            items.append(f"{x['xruns']} ({x['load_1min']})")
+    head = "xruns mixpilot/bare, load average" if "bare_xruns" in r[0] else "xruns, load average"
+    return f"{len(r)} alternating rounds ({head}; percentiles are the worst round's): " + ", ".join(items)
 
 
 def _soak(
@@ -545,6 +663,8 @@ def format_soak(s: dict) -> str:
         )
     if s.get("busy_processes"):
         text += f"\n(both with {s['busy_processes']} busy processes beside them)"
+    if s.get("rounds"):
+        text += "\n" + format_rounds(s)
     return text
 
 
@@ -555,6 +675,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default")
     ap.add_argument("--busy", type=int, default=0, help="spinning processes beside both runs")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare-callback run")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the soak and the bare callback in N rounds of SECONDS/N each (same load for both)",
+    )
     ap.add_argument("--no-ui", action="store_true", help="no meter UI thread")
     ap.add_argument("--ai-thread", action="store_true", help="the AI as a thread in the audio process (as before)")
     ap.add_argument("--no-rt", action="store_true", help="no real-time priority / mlock / frozen collector")
@@ -568,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not (a.seconds > 0 and a.rate > 0):
         ap.error("--seconds and --rate must be > 0")
+    if a.rounds < 1:
+        ap.error("--rounds must be >= 1")
     if a.flood:
         print(json.dumps(flood(a.rate, a.seconds, a.api)), flush=True)
         return 0
@@ -582,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         realtime_sys=not a.no_rt,
         midi_dispatch=None if a.midi_thread else "engine",
         cpu_awake=not a.no_cpu_awake,
+        rounds=a.rounds,
     )
     print(format_soak(r))
     if a.json:

@@ -66,6 +66,7 @@ def test_bench_writes_interface_json(tmp_path, capsys, json_schema):
     [
         (["--soak", "-1"], 2, "--soak"),
         (["--soak", "nan"], 2, "--soak"),
+        (["--soak", "60", "--soak-rounds", "0"], 2, "--soak-rounds"),
         (["--quick", "--full"], 2, "not allowed"),
         (["--blocksizes", "128,abc"], 2, "--blocksizes"),
         (["--samplerates", "1000"], 2, "--samplerates"),
@@ -101,6 +102,66 @@ def test_soak_runs_on_jack(jack_server):
         assert r["midi"]["messages"] > 0, r["midi"]
     doc = {"machine": "m", "samplerate": 48000, "blocksize": 128, "soak": r}
     assert "Soak:" in _soak_lines(doc)
+
+
+def test_soak_rounds_alternate_on_jack(jack_server):
+    """``rounds``: the soak and the bare callback alternate; the result's counts are the rounds' sums."""
+    from mixpilot.benchmarks.soak import format_rounds, run_soak
+
+    r = run_soak(3.0, rounds=2, model="none")
+    assert r["error"] is None, r
+    assert [x["seconds"] for x in r["rounds"]] == [pytest.approx(1.5, abs=0.1)] * 2
+    assert r["seconds"] == pytest.approx(3.0, abs=0.2)
+    assert r["xruns"] == sum(x["xruns"] for x in r["rounds"])
+    assert r["bare"]["xruns"] == sum(x["bare_xruns"] for x in r["rounds"])
+    assert r["bare"]["seconds"] == pytest.approx(3.0, abs=0.2)
+    assert r["xruns_minus_bare"] == r["xruns"] - r["bare"]["xruns"]
+    assert all(x["load_1min"] >= 0 and x["bare_load_1min"] >= 0 for x in r["rounds"])
+    assert format_rounds(r).startswith("2 alternating rounds")
+
+
+def test_combine_rounds_sums_counts_and_keeps_the_worst_percentiles():
+    """Counts add; a percentile cannot be combined from percentiles, so the worst round's is kept."""
+    from mixpilot.benchmarks.soak import combine_rounds, format_rounds
+
+    def part(xruns, bare_xruns, p999, rss, sent, load):
+        return {
+            "seconds": 60.0,
+            "xruns": xruns,
+            "callback_us": {"p50": 100.0, "p99": 300.0, "p999": p999, "max": 2 * p999},
+            "callback_interval_us": {"p99": 2700.0, "p999": 3000.0 + p999, "max": 9000.0},
+            "budget_us": 2666.7,
+            "rss_growth_mb": rss,
+            "inference": {"runs": 230, "p50_ms": 5.0, "p99_ms": p999 / 100, "late": 0},
+            "midi": {"api": "jack", "sent": sent, "messages": sent - 1, "applied": sent - 2},
+            "end": "finished",
+            "error": None,
+            "notes": [],
+            "load_1min": load,
+            "bare": {
+                "seconds": 60.0,
+                "blocks": 22500,
+                "xruns": bare_xruns,
+                "load_1min": load + 0.5,
+                "callback_interval_us": {"p99": 2680.0, "p999": 2900.0, "max": 8000.0},
+                "cpu_awake": True,
+            },
+        }
+
+    r = combine_rounds([part(3, 1, 500.0, 0.1, 12000, 2.0), part(5, 7, 800.0, 0.3, 12001, 4.0)], 120.0)
+    assert (r["seconds"], r["xruns"], r["bare"]["xruns"], r["xruns_minus_bare"]) == (120.0, 8, 8, 0)
+    assert r["bare"]["blocks"] == 45000 and r["bare"]["seconds"] == 120.0
+    assert r["callback_p999_us"] == 800.0 and r["callback_us"]["max"] == 1600.0
+    assert r["callback_p999_pct"] == pytest.approx(100 * 800.0 / 2666.7)
+    assert r["rss_growth_mb"] == 0.3 and r["percentiles"] == "worst round"
+    assert r["inference"]["runs"] == 460 and r["inference"]["p99_ms"] == 8.0
+    assert (r["midi"]["sent"], r["midi"]["messages"], r["midi"]["applied"]) == (24001, 23999, 23997)
+    assert [(x["xruns"], x["bare_xruns"]) for x in r["rounds"]] == [(3, 1), (5, 7)]
+    assert format_rounds(r) == (
+        "2 alternating rounds (xruns mixpilot/bare, load average; percentiles are the worst round's): "
+        "3/1 (2.0/2.5), 5/7 (4.0/4.5)"
+    )
+    assert "load_1min" not in r
 
 
 def _soak_lines(doc: dict) -> str:
