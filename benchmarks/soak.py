@@ -158,13 +158,10 @@ def run_bare(
     """
     import numpy as np
 
-    from mixpilot.realtime.jackserver import quiet_stderr
-    from mixpilot.realtime.stream import _sd, ensure_backend, release_portaudio
+    from mixpilot.realtime.devices import portaudio_ready
+    from mixpilot.realtime.stream import ensure_backend, release_portaudio
 
-    sd = _sd()
-    if getattr(sd, "_initialized", 1) == 0:  # run() released PortAudio when it stopped its server
-        with quiet_stderr():
-            sd._initialize()
+    sd = portaudio_ready()  # run() released PortAudio when it stopped its server
     server = ensure_backend(False, sample_rate, blocksize, note or (lambda s: None))
     counts = np.zeros(2, dtype=np.int64)  # blocks, xruns
     xrun_at = np.zeros(64, dtype=np.int64)  # block index of the first 64 xruns

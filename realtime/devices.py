@@ -12,7 +12,15 @@ from mixpilot.dsp.errors import DeviceError, UsageError
 
 from .jackserver import JackError, JackServer, jackd_path, quiet_stderr, server_running
 
-__all__ = ["StreamError", "StreamUsageError", "ensure_backend", "list_devices", "release_portaudio", "resolve_device"]
+__all__ = [
+    "StreamError",
+    "StreamUsageError",
+    "ensure_backend",
+    "list_devices",
+    "portaudio_ready",
+    "release_portaudio",
+    "resolve_device",
+]
 
 
 class StreamError(DeviceError):
@@ -44,6 +52,20 @@ def _rescan() -> None:
     with quiet_stderr():
         sd._terminate()
         sd._initialize()
+
+
+def portaudio_ready():
+    """sounddevice with PortAudio initialised: again if :func:`release_portaudio` released it.
+
+    A run that stopped the JACK server it started terminates PortAudio first (its exit handler would
+    abort on a vanished server); the next run in the same process (the Python API, a soak's next
+    round) needs it back, or every PortAudio call fails with "PortAudio not initialized".
+    """
+    sd = _sd()
+    if getattr(sd, "_initialized", 1) == 0:
+        with quiet_stderr():
+            sd._initialize()
+    return sd
 
 
 def release_portaudio() -> None:

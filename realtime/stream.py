@@ -122,6 +122,7 @@ from .devices import (
     _sd,
     ensure_backend,
     list_devices,
+    portaudio_ready,
     release_portaudio,
     resolve_device,
 )
@@ -542,7 +543,7 @@ def _run(
             estimator = ai_spec.build(lambda t: say("warning: " + t))
 
         # 2. the device (or a headless JACK server)
-        sd = _sd()
+        sd = portaudio_ready()  # an earlier run in this process may have released it
         want_sr = opts.samplerate or file_sr or 48000
         if jack_mode:
             server = _ensure_jack_server(int(want_sr), opts.blocksize, say)

@@ -249,6 +249,31 @@ def test_headless_starts_and_stops_its_own_jack_server(tmp_path, tmp_wav):
     assert subprocess.run(["pgrep", "-f", f"jackd -n {name} "], capture_output=True).returncode == 1  # gone
 
 
+def test_a_second_headless_run_in_one_process(tmp_path, tmp_wav):
+    # run() releases PortAudio before it stops the JACK server it started; the next run() in the same
+    # process (the Python API, a soak's next round) must initialise it again, not fail with
+    # "PortAudio not initialized" (found by benchmarks.soak --rounds).
+    from mixpilot.realtime.jackserver import jackd_path
+
+    if jackd_path() is None or _machine_has_audio_output():
+        pytest.skip("needs jackd and no audio output device")
+    song = tmp_wav(_song(2.0), SR, "song.wav")
+    code = (
+        "import sys\n"
+        "from mixpilot.realtime.stream import RunOptions, run\n"
+        "for k in range(2):\n"
+        "    r = run(RunOptions(mode='play', file=sys.argv[1], seconds=1.0, ui=False, model='none'), note=print)\n"
+        "    print('run', k, r.reason, r.error)\n"
+    )
+    e = dict(os.environ, JACK_DEFAULT_SERVER=f"absent-{os.getpid()}")
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(song)], capture_output=True, text=True, timeout=120, env=e, cwd=str(ROOT)
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("running headless on a JACK dummy server") == 2, p.stdout
+    assert "run 0 seconds None" in p.stdout and "run 1 seconds None" in p.stdout, p.stdout
+
+
 def test_live_processes_the_jack_capture_ports(jack_server, tmp_path, json_schema):
     stats = tmp_path / "s.json"
     p = _mixpilot("live", "--seconds", "2", "--stats-json", str(stats), "--no-ui")
