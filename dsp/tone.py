@@ -81,11 +81,10 @@ def response_db(gains_db: ArrayLike, freqs_hz: ArrayLike, sample_rate: float) ->
     f = np.asarray(freqs_hz, dtype=np.float64)
     z = np.exp(-2j * np.pi * f.ravel() / float(sample_rate))  # as dsp.biquad.response computes it
     on = np.flatnonzero(g != 0.0)
-    out = np.zeros(z.shape[0])
-    if on.size:
-        level = _band_levels(on, g[on], z, sample_rate)
-        for i in range(on.size):
-            out += 20.0 * level[i]
+    if on.size:  # the rows added in band order (the values of ``out += 20 * level[i]`` row by row, tested)
+        out = (20.0 * _band_levels(on, g[on], z, sample_rate)).sum(axis=0)
+    else:
+        out = np.zeros(z.shape[0])
     return out.reshape(f.shape)
 
 
@@ -116,7 +115,7 @@ def _band_levels(bands: np.ndarray, gains: np.ndarray, z: np.ndarray, sample_rat
     The closed form of :func:`dsp.biquad.response`, term for term, for all rows at once.
     """
     c = np.empty((gains.shape[0], 5))
-    _rbj_bands(bands.astype(np.int64), gains, float(sample_rate), c)
+    _rbj_bands(bands if bands.dtype == np.int64 else bands.astype(np.int64), gains, float(sample_rate), c)
     num = c[:, 0:1] + c[:, 1:2] * z + c[:, 2:3] * z * z
     den = 1.0 + c[:, 3:4] * z + c[:, 4:5] * z * z
     return np.log10(np.abs(num / den))
@@ -145,10 +144,10 @@ def _fit_step(g: np.ndarray, z: np.ndarray, sample_rate: float, step_db: float =
     """
     gains = np.concatenate([g, g + step_db, g - step_db])
     level = _band_levels(_ALL3, gains, z, sample_rate)
-    r = np.zeros(z.shape[0])
-    for k in range(N_BANDS):
-        if g[k] != 0.0:
-            r += 20.0 * level[k]
+    on = np.flatnonzero(g != 0.0)
+    # the rows added in band order, as the former loop ``r += 20 * level[k]`` did (an axis-0 sum adds row
+    # after row: the same values bit for bit, tested against that loop)
+    r = (20.0 * level[on]).sum(axis=0) if on.size else np.zeros(z.shape[0])
     jac = (20.0 * (level[N_BANDS : 2 * N_BANDS] - level[2 * N_BANDS :]) / (2.0 * step_db)).T
     return r, jac
 
@@ -200,11 +199,20 @@ def fit(
     ridge = max(float(ridge), 1e-6)  # at least: keeps a band that no frequency reaches at 0 dB
     g = np.zeros(N_BANDS)
     z = np.exp(-2j * np.pi * f / float(sample_rate))  # as dsp.biquad.response computes it
+    # the least-squares system in buffers filled in place: [J * w; sqrt(ridge) I] and [-r * w; -sqrt(ridge) g]
+    # (the values np.vstack / np.concatenate made, issue 19)
+    n = f.shape[0]
+    sr = math.sqrt(ridge)
+    a = np.empty((n + N_BANDS, N_BANDS))
+    a[n:] = sr * np.eye(N_BANDS)
+    b = np.empty(n + N_BANDS)
+    wc = w[:, None]
     for _ in range(iterations):
         r, j = _fit_step(g, z, sample_rate)
         r = r - t
-        a = np.vstack([j * w[:, None], math.sqrt(ridge) * np.eye(N_BANDS)])
-        b = np.concatenate([-r * w, -math.sqrt(ridge) * g])
+        np.multiply(j, wc, out=a[:n])
+        np.multiply(-r, w, out=b[:n])
+        np.multiply(-sr, g, out=b[n:])
         step = np.linalg.lstsq(a, b, rcond=None)[0]
         g_new = np.clip(g + step, lo, hi)
         if np.max(np.abs(g_new - g)) < 1e-6:

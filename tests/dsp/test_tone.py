@@ -220,3 +220,56 @@ def test_batched_fit_step_matches_the_band_by_band_closed_form(fs: float) -> Non
         grid = np.geomspace(20.0, 0.45 * fs, 64).reshape(8, 8)  # any shape of frequencies
         np.testing.assert_allclose(response_db(g, grid, fs), _response_db_bandwise(g, grid, fs), rtol=0, atol=1e-9)
         np.testing.assert_allclose(j, _jacobian(g, f, fs), rtol=0, atol=1e-9)
+
+
+def _fit_before_issue19(f, t, fs, w, lo, hi, ridge):
+    """fit() as it was before the in-place buffers and the row sums (issue 19): the exact reference."""
+    import math
+
+    from mixpilot.dsp.tone import _ALL3, _band_levels
+
+    z = np.exp(-2j * np.pi * f / fs)
+    w = np.sqrt(w)
+    g = np.zeros(N_BANDS)
+    for _ in range(12):
+        level = _band_levels(_ALL3, np.concatenate([g, g + 1e-3, g - 1e-3]), z, fs)
+        r = np.zeros(z.shape[0])
+        for k in range(N_BANDS):
+            if g[k] != 0.0:
+                r += 20.0 * level[k]
+        j = (20.0 * (level[N_BANDS : 2 * N_BANDS] - level[2 * N_BANDS :]) / 2e-3).T
+        r = r - t
+        a = np.vstack([j * w[:, None], math.sqrt(ridge) * np.eye(N_BANDS)])
+        b = np.concatenate([-r * w, -math.sqrt(ridge) * g])
+        g_new = np.clip(g + np.linalg.lstsq(a, b, rcond=None)[0], lo, hi)
+        if np.max(np.abs(g_new - g)) < 1e-6:
+            return g_new
+        g = g_new
+    return g
+
+
+@pytest.mark.parametrize("fs", [22050.0, 44100.0, 48000.0, 96000.0])
+def test_fit_and_response_are_bit_identical_to_the_former_loops(fs: float) -> None:
+    # issue 19: fit() fills its least-squares system in place and sums the band rows with one axis-0 sum,
+    # response_db likewise; the values must stay those of the former row-by-row loops, bit for bit
+    from mixpilot.dsp.descriptors import BAND_CENTRES_HZ
+    from mixpilot.dsp.tone import _band_levels
+
+    rng = np.random.default_rng(19)
+    f = BAND_CENTRES_HZ[BAND_CENTRES_HZ < 0.49 * fs]
+    z = np.exp(-2j * np.pi * f / fs)
+    for i in range(60):
+        g = rng.uniform(-12.0, 12.0, N_BANDS) * (rng.random(N_BANDS) < 0.7)
+        on = np.flatnonzero(g != 0.0)
+        ref = np.zeros(f.shape[0])
+        if on.size:
+            level = _band_levels(on, g[on], z, fs)
+            for k in range(on.size):
+                ref += 20.0 * level[k]
+        np.testing.assert_array_equal(response_db(g, f, fs), ref)
+        t = rng.normal(0.0, 4.0, f.shape)
+        w = np.where(rng.random(f.shape) < 0.3, 0.1, 1.0)
+        ridge = (1e-6, 0.05)[i % 2]
+        lo, hi = -6.0, 6.0
+        got = fit(f, t, fs, weights=w, bounds=(lo, hi), ridge=ridge)
+        np.testing.assert_array_equal(got, _fit_before_issue19(f, t, fs, w, lo, hi, ridge))
