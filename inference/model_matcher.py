@@ -30,7 +30,7 @@ from mixpilot.dsp.tone import response_db as tone_response_db
 
 from .matcher import MIN_SECONDS, AnalyticMatcher, MatchResult, fit_tone_curve, split_widths
 from .profile import Profile
-from .target_model import MODEL_PARAM_NAMES, TargetModel, TargetVector
+from .target_model import MODEL_PARAM_NAMES, TargetModel
 
 __all__ = ["ModelMatcher", "model_result", "within_tolerance"]
 
@@ -100,7 +100,7 @@ def model_result(
     correction (:func:`within_tolerance`).
     Raises whatever the model raises (the caller keeps ``base``).
     """
-    p = model.params(d, seconds, TargetVector.from_profile(target))
+    p = model.params(d, seconds, target)  # the profile itself: the model keeps its cleaned part (prepare_target)
     values = dict(base.values)
     w = getattr(model, "model_share", 1.0)
     for n in MODEL_PARAM_NAMES:  # the card's share of the model, the rest the analytic matcher's (dB; widths in log)

@@ -63,10 +63,12 @@ __all__ = [
     "KIND",
     "MODEL_PARAM_NAMES",
     "N_CONDITIONING",
+    "PreparedTarget",
     "TargetModel",
     "TargetVector",
     "conditioning",
     "is_target_model",
+    "prepare_target",
 ]
 
 KIND = "target-conditioned"
@@ -165,21 +167,49 @@ def _clean(a: Any, lo: float, hi: float, fill: float) -> np.ndarray:
     return np.clip(np.where(np.isfinite(x), x, fill), lo, hi)
 
 
+@dataclass(frozen=True)
+class PreparedTarget:
+    """The target's part of the conditioning, cleaned once (:func:`prepare_target`): it does not change per hop."""
+
+    t_mid: np.ndarray
+    t_w: np.ndarray
+    t_width: float
+    mid_tol: np.ndarray
+    w_tol: np.ndarray
+    width_tol: float
+    spread: np.ndarray  # cleaned mid_spread_db (zeros when not known)
+
+
+def prepare_target(target: Any) -> PreparedTarget:
+    """The target's cleaned values (a :class:`TargetVector` or a :class:`~inference.profile.Profile`) as
+    :func:`conditioning` reads them; pass the result as ``target`` to skip the cleaning per call."""
+    t = target if isinstance(target, TargetVector) else TargetVector.from_profile(target)
+    return PreparedTarget(
+        _clean(t.mid_db, _LEVEL_LO, _LEVEL_HI, _LEVEL_LO),
+        _clean(t.width_band_db, _WIDTH_LO, _WIDTH_HI, _WIDTH_LO),
+        float(_clean([t.width_db], _WIDTH_LO, _WIDTH_HI, _WIDTH_LO)[0]),
+        _clean(t.mid_tol_db, 0.0, 30.0, 0.0),
+        _clean(t.width_band_tol_db, 0.0, 30.0, 0.0),
+        float(_clean([t.width_tol_db], 0.0, 30.0, 0.0)[0]),
+        _clean(np.zeros(N_BANDS) if t.mid_spread_db is None else t.mid_spread_db, 0.0, 30.0, 0.0),
+    )
+
+
 def conditioning(inp: Any, seconds: float, target: Any, version: int = CONDITIONING_VERSION) -> np.ndarray:
     """The conditioning vector of ``version`` (``[N_CONDITIONING]`` float32 for the current one; module docstring).
 
     ``inp``: the input's descriptors (:class:`~dsp.descriptors.Descriptors` or anything with
     ``mid_db``, ``width_band_db``, ``width_db``); ``seconds``: input heard; ``target``: a
-    :class:`TargetVector` or a :class:`~inference.profile.Profile`.  NaN bands (above Nyquist,
-    or nothing measured yet) read as an empty band.
+    :class:`TargetVector`, a :class:`~inference.profile.Profile` or a :class:`PreparedTarget`
+    (:func:`prepare_target`, the same values).  NaN bands (above Nyquist, or nothing measured yet)
+    read as an empty band.
     """
-    t = target if isinstance(target, TargetVector) else TargetVector.from_profile(target)
+    tp = target if isinstance(target, PreparedTarget) else prepare_target(target)
     in_mid = _clean(inp.mid_db, _LEVEL_LO, _LEVEL_HI, _LEVEL_LO)
     in_w = _clean(inp.width_band_db, _WIDTH_LO, _WIDTH_HI, _WIDTH_LO)
     in_width = float(_clean([inp.width_db], _WIDTH_LO, _WIDTH_HI, _WIDTH_LO)[0])
-    t_mid = _clean(t.mid_db, _LEVEL_LO, _LEVEL_HI, _LEVEL_LO)
-    t_w = _clean(t.width_band_db, _WIDTH_LO, _WIDTH_HI, _WIDTH_LO)
-    t_width = float(_clean([t.width_db], _WIDTH_LO, _WIDTH_HI, _WIDTH_LO)[0])
+    t_mid = tp.t_mid
+    t_w = tp.t_w
     d_mid = t_mid - in_mid
     live = (t_mid > -60.0) & (in_mid > -60.0)
     if np.any(live):
@@ -192,23 +222,22 @@ def conditioning(inp: Any, seconds: float, target: Any, version: int = CONDITION
             in_w,
             [in_width],
             t_mid,
-            _clean(t.mid_tol_db, 0.0, 30.0, 0.0),
+            tp.mid_tol,
             t_w,
-            _clean(t.width_band_tol_db, 0.0, 30.0, 0.0),
-            [t_width, float(_clean([t.width_tol_db], 0.0, 30.0, 0.0)[0])],
+            tp.w_tol,
+            [tp.t_width, tp.width_tol],
             d_mid,
             np.clip(t_w - in_w, -30.0, 30.0),
             [math.log10(sec)],
         ]
     )
     if version >= 2:
-        t_spread = np.zeros(N_BANDS) if t.mid_spread_db is None else t.mid_spread_db
         in_spread = getattr(inp, "mid_spread_db", None)
         v = np.concatenate(
             [
                 v,
                 _clean(np.zeros(N_BANDS) if in_spread is None else in_spread, 0.0, 30.0, 0.0),
-                _clean(t_spread, 0.0, 30.0, 0.0),
+                tp.spread,
             ]
         )
     assert v.shape == (len(CONDITIONING_NAMES_BY_VERSION[version]),), v.shape
@@ -270,6 +299,9 @@ class TargetModel:
         self._ai_lo = np.array([p.ai_minimum for p in rows])
         self._ai_hi = np.array([p.ai_maximum for p in rows])
         self._defaults = {p.name: p.default for p in rows}
+        #: :meth:`params`' cache of the target's cleaned part (:func:`prepare_target`), by the target's identity
+        self._target_of: Any = None
+        self._target_prep: PreparedTarget | None = None
 
     def __repr__(self) -> str:
         return f"TargetModel({self.name!r}, {str(self.path)!r})"
@@ -338,7 +370,12 @@ class TargetModel:
 
         The parameters the graph does not predict are their defaults (no move).
         """
-        np.copyto(self._single[0], conditioning(inp, seconds, target, self.conditioning_version), casting="unsafe")
+        if target is not self._target_of:  # the target's cleaned part, kept while the same target object comes
+            self._target_prep = prepare_target(target)
+            self._target_of = target
+        np.copyto(
+            self._single[0], conditioning(inp, seconds, self._target_prep, self.conditioning_version), casting="unsafe"
+        )
         if not np.isfinite(self._single).all():
             raise ModelError("conditioning contains NaN or Inf")
         out = self._session.run([OUTPUT_NAME], self._feed)[0][0]

@@ -205,3 +205,36 @@ def test_with_the_default_profile_the_model_moves_no_further_than_the_analytic_m
     for n, v in rule.values.items():  # everything else is the analytic matcher's
         if n not in MODEL_PARAM_NAMES:
             assert vals[n] == v, n
+
+
+def test_params_keep_the_targets_cleaned_part_per_target_object(rng, monkeypatch):
+    # issue 19: TargetModel.params cleans the target once (prepare_target) and keeps it while the same target
+    # object comes back (the stream's hops); another target object is cleaned anew.  The values are those of
+    # the uncached conditioning, bit for bit.
+    from mixpilot.inference import target_model as tm
+
+    est = AnalyticMatcher(Profile.load("default"), SR, 2)
+    x = _music_like(rng, 8.0)
+    for i in range(0, x.shape[0], 4096):
+        est.update(x[i : i + 4096])
+    d = est.stats.descriptors()
+    a = Profile.load("default")
+    b = Profile.from_audio(_music_like(rng, 10.0)[:, ::-1] * 0.5, SR)
+    for t in (a, b, TargetVector.from_profile(b)):
+        np.testing.assert_array_equal(tm.conditioning(d, 8.0, tm.prepare_target(t)), tm.conditioning(d, 8.0, t))
+    calls = []
+    real = tm.prepare_target
+    monkeypatch.setattr(tm, "prepare_target", lambda t: calls.append(t) or real(t))
+    model = TargetModel.load("target")
+    fresh = TargetModel.load("target")
+
+    def uncached(m, t):
+        m._target_of = None  # forget: the values of a model that never saw a target
+        return m.params(d, 8.0, t)
+
+    pa = model.params(d, 8.0, a)
+    assert model.params(d, 8.0, a) == pa and len(calls) == 1  # the same target: cleaned once
+    pb = model.params(d, 8.0, b)  # another target: cleaned anew, its own values
+    assert len(calls) == 2 and pb != pa
+    assert model.params(d, 8.0, a) == pa and len(calls) == 3
+    assert pa == uncached(fresh, a) and pb == uncached(fresh, b)
