@@ -419,11 +419,9 @@ class DescriptorAccumulator:
 
     def descriptors(self) -> Descriptors:
         """The descriptors of everything since the last reset (does not change the running state)."""
-        meter = self._meter
-        integrated = meter.integrated_lufs
-        tp = meter.true_peak_dbtp
-        lra = meter.loudness_range_lu
-        st = np.array([meter.short_term_percentile_lufs(p) for p in ST_PERCENTILES])
+        # integrated, true peak, LRA and the short-term percentiles in one kernel (the values of the meter's
+        # readouts one by one, tested; issue 19)
+        integrated, lra, tp, st = self._meter.summary(ST_PERCENTILES)
         finite = math.isfinite(integrated)
         with np.errstate(invalid="ignore"):
             st_rel = np.where(np.isfinite(st), st - integrated, np.nan) if finite else np.full(st.shape, np.nan)

@@ -444,6 +444,44 @@ def _loudness_range_lu(count: np.ndarray, energy_sum: np.ndarray) -> float:  # p
 
 
 @njit(cache=True, nogil=True)
+def _summary_kernel(
+    gate_count: np.ndarray,
+    gate_energy: np.ndarray,
+    st_count: np.ndarray,
+    st_energy: np.ndarray,
+    true_peak: np.ndarray,
+    sample_peak: np.ndarray,
+    fractions: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - jitted
+    """``[integrated, loudness range, true peak, percentile(fractions[0]), ...]`` into ``out``: the values of
+    ``_gated_lufs``, ``_loudness_range_lu``, ``_read_kernel``'s true peak and ``_st_percentile`` (the same
+    functions, one short-term gating for all of them instead of one per readout)."""
+    out[0] = _gated_lufs(gate_count, gate_energy, RELATIVE_GATE_LU)
+    threshold, m = _st_gate(st_count, st_energy)
+    if m == 0:
+        out[1] = -np.inf
+        for i in range(fractions.shape[0]):
+            out[3 + i] = -np.inf
+    else:
+        low = _st_value_at_rank(st_count, st_energy, threshold, int((m - 1) * LRA_LOW_PERCENTILE + 0.5))
+        high = _st_value_at_rank(st_count, st_energy, threshold, int((m - 1) * LRA_HIGH_PERCENTILE + 0.5))
+        out[1] = high - low
+        for i in range(fractions.shape[0]):
+            out[3 + i] = _st_value_at_rank(st_count, st_energy, threshold, int((m - 1) * fractions[i] + 0.5))
+    tp = 0.0
+    sp = 0.0
+    for c in range(true_peak.shape[0]):
+        if true_peak[c] > tp:
+            tp = true_peak[c]
+        if sample_peak[c] > sp:
+            sp = sample_peak[c]
+    if sp > tp:  # as _read_kernel
+        tp = sp
+    out[2] = 20.0 * math.log10(tp) if tp > 0.0 else -np.inf
+
+
+@njit(cache=True, nogil=True)
 def _read_kernel(
     istate: np.ndarray,
     fstate: np.ndarray,
@@ -736,6 +774,28 @@ class LoudnessMeter:
         if not 0.0 <= percent <= 100.0:
             raise ValueError(f"percent must be within 0..100, got {percent!r}")
         return float(_st_percentile(self._st_count, self._st_energy, percent / 100.0))
+
+    def summary(self, percents: tuple[float, ...]) -> tuple[float, float, float, np.ndarray]:
+        """``(integrated_lufs, loudness_range_lu, true_peak_dbtp, [short_term_percentile_lufs(p) for p in
+        percents])`` in one call: the same values as those readouts one by one (tested), the short-term
+        gating done once (the descriptors' readout each AI hop, issue 19)."""
+        self._require_prepared()
+        for p in percents:
+            if not 0.0 <= p <= 100.0:
+                raise ValueError(f"percent must be within 0..100, got {p!r}")
+        out = np.empty(3 + len(percents))
+        fractions = np.array([p / 100.0 for p in percents], dtype=np.float64)
+        _summary_kernel(
+            self._gate_count,
+            self._gate_energy,
+            self._st_count,
+            self._st_energy,
+            self._true_peak,
+            self._sample_peak,
+            fractions,
+            out,
+        )
+        return float(out[0]), float(out[1]), float(out[2]), out[3:].copy()
 
     @property
     def true_peak_dbtp(self) -> float:

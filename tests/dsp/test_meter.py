@@ -613,3 +613,26 @@ def test_true_peak_dbtp_is_measures_true_peak() -> None:
         for dtype in (np.float32, np.float64):
             xx = x.astype(dtype)
             assert true_peak_dbtp(xx) == measure(xx, 48000)["true_peak_dbtp"]
+
+
+def test_summary_is_the_readouts_one_by_one_bit_for_bit() -> None:
+    # issue 19: summary() (the descriptors' readout each AI hop) gates the short-term histogram once; its
+    # values must be those of integrated_lufs, loudness_range_lu, true_peak_dbtp and
+    # short_term_percentile_lufs read one by one, exactly -- empty, silent, under 3 s and music, as it grows
+    pcts = (10.0, 50.0, 90.0, 95.0, 0.0, 100.0)
+    meter = LoudnessMeter(ProcessSpec(FS, 8192, 2))
+
+    def check() -> None:
+        i, lra, tp, st = meter.summary(pcts)
+        assert (i, lra, tp) == (meter.integrated_lufs, meter.loudness_range_lu, meter.true_peak_dbtp)
+        assert st.tolist() == [meter.short_term_percentile_lufs(p) for p in pcts]
+
+    check()
+    meter.process(np.zeros((FS, 2)))
+    check()
+    x = _music_like(FS, 12.0, seed=19)
+    for start in range(0, x.shape[0], 24000):
+        meter.process(x[start : start + 24000])
+        check()
+    with pytest.raises(ValueError, match="0..100"):
+        meter.summary((50.0, 101.0))
