@@ -317,9 +317,21 @@ def neutral_values() -> dict[str, float]:
     return out
 
 
+def _nan_to_num(x: Any, nan: float = 0.0) -> Any:
+    """``np.nan_to_num(x, nan=nan)``, the same values; a float array with nothing to replace is only copied
+    (numpy's version costs ~10 us of Python per call even then; issue 19)."""
+    a = np.asarray(x)
+    if a.dtype.kind == "f" and np.isfinite(a).all():
+        return a.copy() if a.ndim else a[()]
+    return np.nan_to_num(a, nan=nan)
+
+
+_ONES3 = np.ones(3)
+
+
 def _outside(dev: np.ndarray | float, tol: np.ndarray | float, k: float) -> np.ndarray:
     dev = np.asarray(dev, dtype=np.float64)
-    return np.sign(dev) * np.maximum(np.abs(dev) - k * np.nan_to_num(np.asarray(tol, dtype=np.float64)), 0.0)
+    return np.sign(dev) * np.maximum(np.abs(dev) - k * _nan_to_num(np.asarray(tol, dtype=np.float64)), 0.0)
 
 
 def fit_tone_curve(curve_db: np.ndarray, active: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -355,8 +367,9 @@ def _smooth(a: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Mean over each band and its two neighbours (1 octave), over the ``ok`` bands only; NaN elsewhere."""
     v = np.where(ok, a, 0.0)
     c = ok.astype(np.float64)
-    vs = np.convolve(np.pad(v, 1), np.ones(3), "valid")
-    cs = np.convolve(np.pad(c, 1), np.ones(3), "valid")
+    z = np.zeros(1)  # zero padding by one on each side (np.pad's values, without its Python cost)
+    vs = np.convolve(np.concatenate((z, v, z)), _ONES3, "valid")
+    cs = np.convolve(np.concatenate((z, c, z)), _ONES3, "valid")
     return np.where(ok, vs / np.maximum(cs, 1.0), np.nan)
 
 
@@ -414,25 +427,25 @@ def match_parameters(
     if np.count_nonzero(ok) >= 3:
         dev_s = _smooth(dev, ok)  # the ten octave bands cannot follow 1/3-octave detail
         if do_no_harm:
-            tol_s = _smooth(np.nan_to_num(np.asarray(target.mid_tol_db, dtype=np.float64)), ok)
+            tol_s = _smooth(_nan_to_num(np.asarray(target.mid_tol_db, dtype=np.float64)), ok)
             corr = _outside(dev_s, tol_s, k)
             z = np.abs(dev_s[ok] - np.median(dev_s[ok])) / np.maximum(tol_s[ok], 0.1)  # a level offset is no unlikeness
             if float(np.median(z)) > UNLIKE_Z:  # not the kind of material the profile describes: leave it
                 corr = np.zeros_like(corr)
                 reasons.append(f"tone left alone: unlike the target (median {float(np.median(z)):.1f} tolerances off)")
-            lacking = np.maximum(np.nan_to_num(dev, nan=0.0), np.nan_to_num(dev_s, nan=0.0)) > EMPTY_BAND_DB
+            lacking = np.maximum(_nan_to_num(dev, nan=0.0), _nan_to_num(dev_s, nan=0.0)) > EMPTY_BAND_DB
             corr = np.where((corr > 0) & lacking, 0.0, corr)
         else:
             # loudness weights: the target's band energy through the K-weighting (what the follower levels)
             kw = k_weighting_power(BAND_CENTRES_HZ, sample_rate)
-            w = np.where(ok, 10.0 ** (np.nan_to_num(target.mid_db, nan=-200.0) / 10.0) * kw, 0.0)
+            w = np.where(ok, 10.0 ** (_nan_to_num(target.mid_db, nan=-200.0) / 10.0) * kw, 0.0)
             offset = float(np.sum(w * np.where(ok, dev_s, 0.0)) / max(np.sum(w), 1e-300))
             corr = dev_s - offset
             if fault_prior_db is not None:
                 # shrink toward "no move" by how much of the difference is content, not fault (Wiener):
                 # the passage's own spread across time, the reference's, the target's tolerance
-                sp = 0.5 * (np.nan_to_num(d.mid_spread_db) ** 2 + np.nan_to_num(target.mid_time_spread_db) ** 2)
-                var_c = content_db**2 + sp + np.nan_to_num(target.mid_tol_db) ** 2
+                sp = 0.5 * (_nan_to_num(d.mid_spread_db) ** 2 + _nan_to_num(target.mid_time_spread_db) ** 2)
+                var_c = content_db**2 + sp + _nan_to_num(target.mid_tol_db) ** 2
                 corr = corr * (fault_prior_db**2 / (fault_prior_db**2 + _smooth(var_c, ok)))
         # bands the input does not have are held at "no move" (a lower weight): the fit must not lift them
         # as a side effect of a neighbour
@@ -458,7 +471,7 @@ def match_parameters(
             wdev = _outside(wdev, target.width_band_tol_db, k)
         else:
             wdev = width_strength * wdev
-        mid_e = 10.0 ** (np.nan_to_num(d.mid_db, nan=-200.0) / 10.0)
+        mid_e = 10.0 ** (_nan_to_num(d.mid_db, nan=-200.0) / 10.0)
         wok = np.isfinite(wdev) & ok & (d.width_band_db > WIDTH_FLOOR_DB + 1.0)
         want: dict[str, float] = {}
         for name, mask in (("width_low", BAND_CENTRES_HZ < xo), ("width_high", BAND_CENTRES_HZ >= xo)):

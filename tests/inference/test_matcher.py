@@ -272,3 +272,32 @@ def test_do_no_harm_leaves_material_unlike_the_target_alone(rng):
     )
     res = match_parameters(d, near, sample_rate=SR, do_no_harm=True, tolerance_k=0.5)
     assert any(res.values[n] != 0.0 for n in TONE_PARAMS)
+
+
+def test_fast_nan_to_num_and_smooth_equal_numpys_bit_for_bit():
+    # issue 19: the matcher's _nan_to_num (a copy when nothing is to replace) and _smooth (concatenated zero
+    # padding instead of np.pad) give numpy's values exactly
+    from mixpilot.inference.matcher import _nan_to_num, _smooth
+
+    rng = np.random.default_rng(19)
+    for x in (
+        rng.normal(size=29),
+        np.where(rng.random(29) < 0.3, np.nan, rng.normal(size=29)),
+        np.array([np.inf, -np.inf, np.nan, 1.0]),
+        rng.normal(size=29).astype(np.float32),
+        [1.0, float("nan")],
+        2.5,
+        np.float64("nan"),
+        np.asarray(3.0),
+    ):
+        for nan in (0.0, -200.0):
+            got, want = _nan_to_num(x, nan=nan), np.nan_to_num(x, nan=nan)
+            assert type(got) is type(want) and np.asarray(got).dtype == np.asarray(want).dtype
+            np.testing.assert_array_equal(got, want)
+    for _ in range(50):
+        a = rng.normal(0.0, 5.0, 29)
+        ok = rng.random(29) < 0.7
+        v, c = np.where(ok, a, 0.0), ok.astype(np.float64)
+        vs = np.convolve(np.pad(v, 1), np.ones(3), "valid")
+        cs = np.convolve(np.pad(c, 1), np.ones(3), "valid")
+        np.testing.assert_array_equal(_smooth(a, ok), np.where(ok, vs / np.maximum(cs, 1.0), np.nan))
