@@ -14,21 +14,28 @@ import time
 from collections.abc import Callable
 
 
-def unexplained(got: list[int], n: int, near: Callable[[int], int]) -> list[str]:
+def unexplained(
+    got: list[int], n: int, near: Callable[[int], int], where: Callable[[int], str] | None = None
+) -> list[str]:
     """What JACK's xruns do not explain in the arrival order ``got`` of messages ``0..n-1``:
     a message lost, or repeated, with ``near(k) == 0`` (no xrun report while message k was in
     flight); one that arrived before an earlier one.  Empty when every message arrived once,
-    in order."""
+    in order.  ``where(k)``: words appended to a lost or repeated message's line (e.g. the
+    nearest xrun report, :meth:`XrunClock.nearest`), so that a failure says how far off it was."""
+
+    def at(k: int) -> str:
+        return f" ({where(k)})" if where is not None else ""
+
     bad = []
     firsts = []
     for pos, k in enumerate(got):
         if k in got[:pos]:
             if not near(k):
-                bad.append(f"message {k} repeated (arrival {pos}) with no xrun near it")
+                bad.append(f"message {k} repeated (arrival {pos}) with no xrun near it{at(k)}")
         else:
             firsts.append(k)
     bad += [f"out of order: {a} arrived before {b}" for a, b in zip(firsts, firsts[1:]) if a > b]
-    bad += [f"message {k} lost with no xrun near it" for k in sorted(set(range(n)) - set(got)) if not near(k)]
+    bad += [f"message {k} lost with no xrun near it{at(k)}" for k in sorted(set(range(n)) - set(got)) if not near(k)]
     return bad
 
 
@@ -66,3 +73,10 @@ class XrunClock:
 
     def between(self, t0_ns: int, t1_ns: int) -> int:
         return sum(1 for t in self.stamps if t0_ns <= t <= t1_ns)
+
+    def nearest(self, t_ns: int) -> str:
+        """The xrun report nearest to ``t_ns``, in ms from it, and how many reports the run had."""
+        if not self.stamps:
+            return "no xrun report in the run"
+        d = min(self.stamps, key=lambda t: abs(t - t_ns)) - t_ns
+        return f"nearest xrun report {d / 1e6:+.1f} ms from its sending, {len(self.stamps)} in the run"

@@ -219,6 +219,10 @@ def test_unexplained_judges_each_message_by_its_own_xruns():
         "message 2 repeated (arrival 3) with no xrun near it"
     ]
     assert unexplained([0, 2, 1, 3, 4, 5, 6, 7, 8, 9], n, xrun4) == ["out of order: 2 arrived before 1"]
+    # where: the words a failure adds to a lost or repeated message's line
+    assert unexplained([0, 1, 2, 3, 5, 6, 7, 8, 9], n, quiet, lambda k: f"at {k}") == [
+        "message 4 lost with no xrun near it (at 4)"
+    ]
 
 
 def test_xrun_clock_stamps_each_report_when_it_appears():
@@ -231,6 +235,9 @@ def test_xrun_clock_stamps_each_report_when_it_appears():
         time.sleep(0.02)
         t2 = time.perf_counter_ns()
     assert clock.between(0, t1) == 0 and clock.between(t1, t2) == 2 and len(clock.stamps) == 2
+    d_ms = (clock.stamps[0] - t1) / 1e6
+    assert clock.nearest(t1) == f"nearest xrun report {d_ms:+.1f} ms from its sending, 2 in the run"
+    assert XrunClock(lambda: 0).nearest(t1) == "no xrun report in the run"
 
 
 def test_xrun_count_reads_only_what_is_new_and_agrees_with_the_full_scan(tmp_path):
@@ -340,7 +347,7 @@ def test_flood_1000_cc_per_second(jack_server, capsys, monkeypatch):
     assert c[COUNT_DROPPED] == 0
     assert c[COUNT_RECEIVED] == len(handled) and c[COUNT_MAPPED] + c[COUNT_IGNORED] == len(handled)
     got = _flood_order(handled, n, ccs)
-    bad = unexplained(got, n, lambda k: clock.between(sent[k], sent[k] + 40_000_000))
+    bad = unexplained(got, n, lambda k: clock.between(sent[k], sent[k] + 40_000_000), lambda k: clock.nearest(sent[k]))
     assert not bad, f"{len(bad)} unexplained by JACK's xruns ({xruns} in the run): {bad[:5]}"
     if got[-8:] == list(range(n - 8, n)):  # each knob's last message arrived: the bank ends on it
         last = (249 * 7) % 128  # the data of each knob's last message
