@@ -444,6 +444,22 @@ def _loudness_range_lu(count: np.ndarray, energy_sum: np.ndarray) -> float:  # p
 
 
 @njit(cache=True, nogil=True)
+def _peaks(true_peak: np.ndarray, sample_peak: np.ndarray) -> tuple[float, float]:  # pragma: no cover - jitted
+    """(true peak, sample peak) over the channels, linear; the true peak never below the sample peak
+    (the interpolator lags TP_DELAY samples)."""
+    tp = 0.0
+    sp = 0.0
+    for c in range(true_peak.shape[0]):
+        if true_peak[c] > tp:
+            tp = true_peak[c]
+        if sample_peak[c] > sp:
+            sp = sample_peak[c]
+    if sp > tp:
+        tp = sp
+    return tp, sp
+
+
+@njit(cache=True, nogil=True)
 def _summary_kernel(
     gate_count: np.ndarray,
     gate_energy: np.ndarray,
@@ -469,15 +485,7 @@ def _summary_kernel(
         out[1] = high - low
         for i in range(fractions.shape[0]):
             out[3 + i] = _st_value_at_rank(st_count, st_energy, threshold, int((m - 1) * fractions[i] + 0.5))
-    tp = 0.0
-    sp = 0.0
-    for c in range(true_peak.shape[0]):
-        if true_peak[c] > tp:
-            tp = true_peak[c]
-        if sample_peak[c] > sp:
-            sp = sample_peak[c]
-    if sp > tp:  # as _read_kernel
-        tp = sp
+    tp, _ = _peaks(true_peak, sample_peak)
     out[2] = 20.0 * math.log10(tp) if tp > 0.0 else -np.inf
 
 
@@ -502,15 +510,7 @@ def _read_kernel(
         out[1] = _energy_to_lufs(fstate[_F_SHORT_TERM])
     out[2] = _gated_lufs(gate_count, gate_energy, RELATIVE_GATE_LU)
     out[3] = _loudness_range_lu(st_count, st_energy)
-    tp = 0.0
-    sp = 0.0
-    for c in range(true_peak.shape[0]):
-        if true_peak[c] > tp:
-            tp = true_peak[c]
-        if sample_peak[c] > sp:
-            sp = sample_peak[c]
-    if sp > tp:  # the interpolator lags TP_DELAY samples; a true peak is never below the sample peak
-        tp = sp
+    tp, sp = _peaks(true_peak, sample_peak)
     out[4] = 20.0 * math.log10(tp) if tp > 0.0 else -np.inf
     out[5] = 20.0 * math.log10(sp) if sp > 0.0 else -np.inf
 
