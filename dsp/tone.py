@@ -197,29 +197,126 @@ def fit(
     if not (math.isfinite(ridge) and ridge >= 0.0):
         raise ValueError("ridge must be finite and >= 0")
     ridge = max(float(ridge), 1e-6)  # at least: keeps a band that no frequency reaches at 0 dB
+    lo = np.ascontiguousarray(lo, dtype=np.float64)
+    hi = np.ascontiguousarray(hi, dtype=np.float64)
     g = np.zeros(N_BANDS)
-    z = np.exp(-2j * np.pi * f / float(sample_rate))  # as dsp.biquad.response computes it
-    # the least-squares system in buffers filled in place: [J * w; sqrt(ridge) I] and [-r * w; -sqrt(ridge) g]
-    # (the values np.vstack / np.concatenate made, issue 19)
-    n = f.shape[0]
-    sr = math.sqrt(ridge)
-    a = np.empty((n + N_BANDS, N_BANDS))
-    a[n:] = sr * np.eye(N_BANDS)
-    b = np.empty(n + N_BANDS)
-    wc = w[:, None]
-    for _ in range(iterations):
-        r, j = _fit_step(g, z, sample_rate)
-        r = r - t
-        np.multiply(j, wc, out=a[:n])
-        np.multiply(-r, w, out=b[:n])
-        np.multiply(-sr, g, out=b[n:])
-        step = np.linalg.lstsq(a, b, rcond=None)[0]
-        g_new = np.clip(g + step, lo, hi)
-        if np.max(np.abs(g_new - g)) < 1e-6:
-            g = g_new
-            break
-        g = g_new
+    w_rad = 2.0 * np.pi * f / float(sample_rate)
+    _fit_kernel(np.cos(w_rad), np.sin(w_rad), t, w * w, lo, hi, ridge, float(sample_rate), int(iterations), g)
     return g
+
+
+@njit(cache=True, nogil=True)
+def _fit_kernel(
+    cw: np.ndarray,
+    sw: np.ndarray,
+    t: np.ndarray,
+    wsq: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    ridge: float,
+    sample_rate: float,
+    iterations: int,
+    g: np.ndarray,
+) -> None:  # pragma: no cover - jitted
+    """:func:`fit`'s projected Gauss-Newton on ``g`` (zeros in, the gains out), real-valued and without lstsq.
+
+    At ``w = 2 pi f / fs`` (``cw``, ``sw`` its cosine and sine) each band's ``|H|^2`` is
+    ``|b0 + b1 z + b2 z^2|^2 / |1 + a1 z + a2 z^2|^2`` with ``z = exp(-jw)`` written out in reals; the
+    response and the central-difference Jacobian (step 1e-3 dB, ``20 (log10|H+| - log10|H-|) / 2e-3`` as one
+    ``10 log10(|H+|^2 / |H-|^2) / 2e-3``) are :func:`_fit_step`'s; each step solves the ridge-weighted normal
+    equations ``(J^T W J + ridge I) s = -J^T W r - ridge g`` (W = ``wsq``, the weights) by Cholesky (SPD:
+    ridge >= 1e-6) instead of :func:`numpy.linalg.lstsq` on ``[sqrt(W) J; sqrt(ridge) I]`` (the same
+    minimiser; the last bits differ, tested against the lstsq version).  Clamped to ``[lo, hi]`` after every
+    step; stops when no gain moves by 1e-6 dB.
+    """
+    n = cw.shape[0]
+    nb = N_BANDS
+    step_db = 1e-3
+    c2 = np.empty(n)
+    s2 = np.empty(n)
+    for i in range(n):  # cos 2w, sin 2w
+        c2[i] = cw[i] * cw[i] - sw[i] * sw[i]
+        s2[i] = 2.0 * cw[i] * sw[i]
+    coef = np.empty((3 * nb, 5))
+    gains = np.empty(3 * nb)
+    band = np.empty(3 * nb, dtype=np.int64)
+    for k in range(3 * nb):
+        band[k] = k % nb
+    p = np.empty((3 * nb, n))  # |H|^2 of each row at each frequency
+    r = np.empty(n)
+    jac = np.empty((n, nb))
+    m = np.empty((nb, nb))
+    rhs = np.empty(nb)
+    low = np.empty((nb, nb))
+    y = np.empty(nb)
+    step = np.empty(nb)
+    for _ in range(iterations):
+        for k in range(nb):
+            gains[k] = g[k]
+            gains[nb + k] = g[k] + step_db
+            gains[2 * nb + k] = g[k] - step_db
+        _rbj_bands(band, gains, sample_rate, coef)
+        for row in range(3 * nb):
+            if row < nb and g[row] == 0.0:
+                continue  # a 0 dB band is the identity: no term in the response
+            b0 = coef[row, 0]
+            b1 = coef[row, 1]
+            b2 = coef[row, 2]
+            a1 = coef[row, 3]
+            a2 = coef[row, 4]
+            for i in range(n):
+                nr = b0 + b1 * cw[i] + b2 * c2[i]
+                ni = b1 * sw[i] + b2 * s2[i]
+                dr = 1.0 + a1 * cw[i] + a2 * c2[i]
+                di = a1 * sw[i] + a2 * s2[i]
+                p[row, i] = (nr * nr + ni * ni) / (dr * dr + di * di)
+        for i in range(n):
+            acc = 0.0
+            for k in range(nb):
+                if g[k] != 0.0:
+                    acc += 10.0 * math.log10(p[k, i])
+            r[i] = acc - t[i]
+            for k in range(nb):
+                jac[i, k] = 10.0 * math.log10(p[nb + k, i] / p[2 * nb + k, i]) / (2.0 * step_db)
+        for a in range(nb):  # normal equations
+            for b in range(a + 1):
+                acc = 0.0
+                for i in range(n):
+                    acc += wsq[i] * jac[i, a] * jac[i, b]
+                m[a, b] = acc
+            m[a, a] += ridge
+            acc = 0.0
+            for i in range(n):
+                acc += wsq[i] * jac[i, a] * r[i]
+            rhs[a] = -acc - ridge * g[a]
+        for a in range(nb):  # Cholesky m = L L^T (lower triangle of m)
+            for b in range(a + 1):
+                acc = m[a, b]
+                for q in range(b):
+                    acc -= low[a, q] * low[b, q]
+                if a == b:
+                    low[a, a] = math.sqrt(acc)
+                else:
+                    low[a, b] = acc / low[b, b]
+        for a in range(nb):  # L y = rhs
+            acc = rhs[a]
+            for q in range(a):
+                acc -= low[a, q] * y[q]
+            y[a] = acc / low[a, a]
+        for a in range(nb - 1, -1, -1):  # L^T step = y
+            acc = y[a]
+            for q in range(a + 1, nb):
+                acc -= low[q, a] * step[q]
+            step[a] = acc / low[a, a]
+        moved = 0.0
+        for k in range(nb):
+            v = min(max(g[k] + step[k], lo[k]), hi[k])
+            d = abs(v - g[k])
+            if d > moved:
+                moved = d
+            g[k] = v
+        if moved < 1e-6:
+            break
 
 
 # --- the chain stage ---------------------------------------------------------------------
