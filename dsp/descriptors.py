@@ -69,6 +69,7 @@ import numpy as np
 from numba import njit
 
 from .meter import LoudnessMeter, k_weighting_coeffs
+from .oversample import TP_TAPS
 from .spec import ProcessSpec
 
 __all__ = [
@@ -225,6 +226,15 @@ def _band_powers(
         kk[r % half] += 2.0 * kacc
 
 
+def mid_side(x: np.ndarray) -> np.ndarray:
+    """``[M, S]`` [2, frames] of a float64 [frames, 2] block: ``(L + R) / 2`` and ``(L - R) / 2``."""
+    ms = np.empty((2, x.shape[0]))
+    np.add(x[:, 0], x[:, 1], out=ms[0])
+    np.subtract(x[:, 0], x[:, 1], out=ms[1])
+    ms *= 0.5
+    return ms
+
+
 @dataclass(frozen=True)
 class Descriptors:
     """What :class:`DescriptorAccumulator` measured (module docstring for the definitions).
@@ -338,44 +348,72 @@ class DescriptorAccumulator:
 
     def update(self, block: np.ndarray) -> None:
         """Measure the next ``block`` [frames, channels] or [frames] (any real dtype; NaN/Inf measured as 0)."""
+        x = self.prepare_block(block)
+        if x.shape[0]:
+            self.update_prepared(x, mid_side(x), self.peak_work(x.shape[0]), False)
+
+    def prepare_block(self, block: np.ndarray) -> np.ndarray:
+        """``block`` as :meth:`update` measures it: float64 [frames, 2], non-finite samples 0, mono doubled."""
         x = np.asarray(block)
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != self.channels:
             raise ValueError(f"block must be [frames, {self.channels}] (or [frames] for mono), got {x.shape}")
-        if x.shape[0] == 0:
-            return
         x = x.astype(np.float64, copy=False)
-        if not np.isfinite(x).all():  # a copy only when there is something to replace
+        if x.shape[0] and not np.isfinite(x).all():  # a copy only when there is something to replace
             x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         if self.channels == 1:
             x = np.repeat(x, 2, axis=1)
-        for start in range(0, x.shape[0], self._spec.max_block_size):
-            self._meter.process(x[start : start + self._spec.max_block_size])
+        return x
+
+    def peak_work(self, frames: int) -> np.ndarray:
+        """Room for the true peaks of each meter chunk of a block of ``frames`` ([chunks, 2])."""
+        return np.empty((-(-frames // self._spec.max_block_size), 2))
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames measured since the last reset."""
+        return self._samples
+
+    def peaks_shareable(self, source: DescriptorAccumulator, frames: int) -> bool:
+        """Whether this accumulator may take the true peaks ``source`` just wrote for the next ``frames``
+        frames (:meth:`update_prepared`): the interpolators' histories were alike before them -- this one
+        has seen at least ``TP_TAPS`` frames since its reset and ``source`` saw all of those (both were fed
+        the same stream, ``source`` from no later)."""
+        return self._samples >= TP_TAPS and source._samples - frames >= self._samples
+
+    def update_prepared(self, x: np.ndarray, ms: np.ndarray, peaks: np.ndarray, given: bool) -> None:
+        """:meth:`update` with the per-block work shared between accumulators fed the same samples
+        (:class:`inference.matcher.RunningStats`; the same state afterwards as :meth:`update`, bit for bit).
+
+        ``x``: :meth:`prepare_block`'s array (frames > 0); ``ms``: :func:`mid_side` of it; ``peaks`` [chunks, 2]
+        (:meth:`peak_work`): with ``given`` False this accumulator's meter writes each chunk's true peaks
+        there; with ``given`` True it takes them (only where :meth:`peaks_shareable` says so).
+        """
+        step = self._spec.max_block_size
+        for i, start in enumerate(range(0, x.shape[0], step)):
+            self._meter.process_sharing_peaks(x[start : start + step], peaks[i], given)
         self._samples += x.shape[0]
-        ms = np.empty((2, x.shape[0]))
-        np.add(x[:, 0], x[:, 1], out=ms[0])
-        np.subtract(x[:, 0], x[:, 1], out=ms[1])
-        ms *= 0.5
         data = np.concatenate([self._tail, ms], axis=1) if self._tail.shape[1] else ms
         n = self.n_fft
         if data.shape[1] < n:
-            self._tail = data
+            self._tail = data if data is not ms else ms.copy()
             return
         count = (data.shape[1] - n) // self.hop + 1
-        mid = np.lib.stride_tricks.sliding_window_view(data[0], n)[:: self.hop]
-        side = np.lib.stride_tricks.sliding_window_view(data[1], n)[:: self.hop]
         batch = self._batch
         for i in range(0, count, batch):
-            self._frames(mid[i : min(count, i + batch)], side[i : min(count, i + batch)])
+            k = min(count, i + batch) - i
+            work = self._work[: 2 * k]
+            for j in range(k):  # the windowed mid frames, then the side frames
+                s0 = (i + j) * self.hop
+                np.multiply(data[0, s0 : s0 + n], self._win, out=work[j])
+                np.multiply(data[1, s0 : s0 + n], self._win, out=work[k + j])
+            self._frames(k)
         self._tail = data[:, count * self.hop :].copy()
 
-    def _frames(self, mid: np.ndarray, side: np.ndarray) -> None:
-        """Band powers of a batch of frames [n, n_fft] into the segments."""
-        nf = mid.shape[0]
+    def _frames(self, nf: int) -> None:
+        """Band powers of the ``nf`` windowed mid and side frames in ``self._work`` into the segments."""
         work = self._work[: 2 * nf]
-        np.multiply(mid, self._win, out=work[:nf])
-        np.multiply(side, self._win, out=work[nf:])
         spec = np.fft.rfft(work, axis=1)  # one call for the mid and the side frames
         both = self._band_work[: 2 * nf]
         kk = self._k_work[:nf]

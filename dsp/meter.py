@@ -55,7 +55,16 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from .oversample import TP_COEFFS_T, TP_DELAY, TP_TAPS, _tp_channel_peak, _tp_peak3, _tp_push, tp_scratch
+from .oversample import (
+    TP_COEFFS_T,
+    TP_DELAY,
+    TP_TAPS,
+    _tp_channel_history,
+    _tp_channel_peak,
+    _tp_peak3,
+    _tp_push,
+    tp_scratch,
+)
 from .spec import ProcessSpec
 
 __all__ = [
@@ -329,6 +338,34 @@ def _meter_kernel(
                 _hist_add(st_count, st_energy, st)
     istate[_I_STEP_FILL] = fill
     fstate[_F_STEP_ACC] = acc
+
+
+@njit(cache=True, nogil=True)
+def _tp_block(
+    x: np.ndarray,
+    tp_buf: np.ndarray,
+    tp_w: np.ndarray,
+    tp_coeffs: np.ndarray,
+    tp_work: np.ndarray,
+    true_peak: np.ndarray,
+    peaks: np.ndarray,
+    given: bool,
+) -> None:  # pragma: no cover - jitted
+    """The true-peak part of :func:`_meter_kernel` for ``x`` [frames, channels], its peaks shared.
+
+    ``given`` False: each channel's peak over the block into ``peaks[c]`` (what ``_meter_kernel`` computes);
+    True: ``peaks`` are that block's peaks from a meter whose interpolator history equals this one's (the
+    same last ``TP_TAPS`` samples): only the history advances.  Either way ``true_peak`` as the kernel keeps it.
+    """
+    for c in range(x.shape[1]):
+        if given:
+            p = peaks[c]
+            tp_w[c] = _tp_channel_history(x, c, tp_buf[c], tp_w[c])
+        else:
+            p, tp_w[c] = _tp_channel_peak(x, c, tp_buf[c], tp_w[c], tp_coeffs, tp_work)
+            peaks[c] = p
+        if p > true_peak[c]:
+            true_peak[c] = p
 
 
 @njit(cache=True, nogil=True)
@@ -656,6 +693,42 @@ class LoudnessMeter:
             self._sample_peak,
             self._step_samples,
             self._do_true_peak,
+            self._tp_work,
+        )
+
+    def process_sharing_peaks(self, block: np.ndarray, peaks: np.ndarray, given: bool) -> None:
+        """:meth:`process` with the block's true peaks shared between meters fed the same samples.
+
+        ``given`` False: as :meth:`process`, and each channel's true peak over ``block`` into ``peaks``
+        [channels]; True: ``peaks`` is what another meter wrote for this very block, and this meter's
+        interpolator history is that meter's (both have seen at least ``TP_TAPS`` samples and the last ones
+        alike): the 4x interpolation is skipped.  The state afterwards is the one :meth:`process` leaves,
+        bit for bit (tested).  ``block`` float64 [frames, channels], finite (as the descriptors feed it).
+        """
+        self._require_prepared()
+        if block.shape[0] == 0:
+            return
+        if self._do_true_peak:
+            _tp_block(block, self._tp_buf, self._tp_w, self._tp_coeffs, self._tp_work, self._true_peak, peaks, given)
+        _meter_kernel(
+            block,
+            self._coeffs,
+            self._weights,
+            self._z,
+            self._ring,
+            self._istate,
+            self._fstate,
+            self._gate_count,
+            self._gate_energy,
+            self._st_count,
+            self._st_energy,
+            self._tp_buf,
+            self._tp_w,
+            self._tp_coeffs,
+            self._true_peak,
+            self._sample_peak,
+            self._step_samples,
+            False,
             self._tp_work,
         )
 

@@ -197,14 +197,22 @@ def _tp_channel_peak(
         for k in range(hist):
             lin[k] = lin[m + k]
         s += m
-    first = max(0, n - TP_TAPS)  # the ring ends as if every sample had been pushed
+    return peak, _tp_channel_history(x, c, buf, w)
+
+
+@njit(cache=True, nogil=True)
+def _tp_channel_history(x: np.ndarray, c: int, buf: np.ndarray, w: int) -> int:  # pragma: no cover - jitted
+    """The history ``buf``/``w`` after pushing column ``c`` of ``x`` (non-finite as 0): only its last
+    ``TP_TAPS`` samples are pushed, the ring ending as if every sample had been; returns the new ``w``."""
+    n = x.shape[0]
+    first = max(0, n - TP_TAPS)
     w = (w + first) % TP_TAPS
     for k in range(first, n):
         v = np.float64(x[k, c])
         if not math.isfinite(v):
             v = np.float64(0.0)
         w = _tp_push(buf, w, v)
-    return peak, w
+    return w
 
 
 @njit(cache=True, nogil=True)

@@ -111,6 +111,7 @@ from mixpilot.dsp.descriptors import (
     DescriptorAccumulator,
     Descriptors,
     k_weighting_power,
+    mid_side,
 )
 from mixpilot.dsp.params import AI_PARAM_NAMES, PARAM_INDEX, PARAMS
 from mixpilot.dsp.tone import TONE_PARAMS
@@ -235,18 +236,26 @@ class RunningStats:
         n = x.shape[0]
         if self._window == 0:
             self._main.update(x)
-        start = 0
-        while self._window and start < n:
-            take = min(n - start, self._window - self._recent_frames)
-            part = x[start : start + take]
-            self._main.update(part)
-            self._recent.update(part)
-            if self._has_candidate:
-                self._candidate.update(part)
-            self._recent_frames += take
-            start += take
-            if self._recent_frames >= self._window:
-                self._check_change()
+        elif n:
+            # the accumulators are fed the same samples: the checked float64 block, its mid/side and the
+            # meter's true peaks are computed once (the main accumulator's; the others take them once their
+            # interpolator history is the main's), the same state as each one's update(part), bit for bit
+            # (tested; issue 19)
+            xs = self._main.prepare_block(x)
+            ms = mid_side(xs)
+            start = 0
+            while start < n:
+                take = min(n - start, self._window - self._recent_frames)
+                part = xs[start : start + take]
+                ms_part = ms[:, start : start + take]
+                peaks = self._main.peak_work(take)
+                self._main.update_prepared(part, ms_part, peaks, False)
+                for acc in (self._recent, self._candidate) if self._has_candidate else (self._recent,):
+                    acc.update_prepared(part, ms_part, peaks, acc.peaks_shareable(self._main, take))
+                self._recent_frames += take
+                start += take
+                if self._recent_frames >= self._window:
+                    self._check_change()
         self._total += n
         if n:
             self._cached = None

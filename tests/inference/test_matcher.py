@@ -301,3 +301,79 @@ def test_fast_nan_to_num_and_smooth_equal_numpys_bit_for_bit():
         vs = np.convolve(np.pad(v, 1), np.ones(3), "valid")
         cs = np.convolve(np.pad(c, 1), np.ones(3), "valid")
         np.testing.assert_array_equal(_smooth(a, ok), np.where(ok, vs / np.maximum(cs, 1.0), np.nan))
+
+
+def _update_before_issue19(rs: RunningStats, block: np.ndarray) -> None:
+    """RunningStats.update as it was before the shared per-block work (issue 19): each accumulator's own
+    update(part) -- its own float64 copy, mid/side and 4x true-peak interpolation (the exact reference)."""
+    x = np.asarray(block)
+    if x.ndim == 1:
+        x = x[:, None]
+    n = x.shape[0]
+    start = 0
+    while start < n:
+        take = min(n - start, rs._window - rs._recent_frames)
+        part = x[start : start + take]
+        rs._main.update(part)
+        rs._recent.update(part)
+        if rs._has_candidate:
+            rs._candidate.update(part)
+        rs._recent_frames += take
+        start += take
+        if rs._recent_frames >= rs._window:
+            rs._check_change()
+    rs._total += n
+    if n:
+        rs._cached = None
+
+
+def _accumulator_state(acc) -> list:
+    m = acc._meter
+    meter = [m._z, m._ring, m._istate, m._fstate, m._gate_count, m._gate_energy, m._st_count, m._st_energy]
+    meter += [m._tp_buf, m._tp_w, m._true_peak, m._sample_peak]
+    own = [acc._tail, acc._seg_mid[: acc._n_seg], acc._seg_side[: acc._n_seg], acc._seg_k[: acc._n_seg]]
+    own += [acc._seg_frames[: acc._n_seg], acc._cur_mid, acc._cur_side, np.array([acc._cur_k, acc._cur_frames])]
+    return [np.array(a, copy=True) for a in meter + own] + [acc._samples, acc._n_seg]
+
+
+@pytest.mark.parametrize("channels", [2, 1])
+def test_running_stats_sharing_the_per_block_work_is_bit_identical(rng, channels):
+    # issue 19: RunningStats computes the float64 block, its mid/side and the meter's true peaks once per
+    # part and gives them to the recent and candidate accumulators; reference: each accumulator updated on
+    # its own (_update_before_issue19).  Material changing twice (so the recent window becomes the candidate
+    # and the candidate the estimate), odd block sizes, blocks across the windows' ends, a NaN: every state
+    # array of every accumulator and the descriptors equal, bit for bit.
+    a = _pinkish(rng, 7.0)
+    b = _shelf(_pinkish(rng, 7.0), HIGH_SHELF, 2000.0, -12.0) * 0.3
+    c = _shelf(_pinkish(rng, 6.0, side=0.8), LOW_SHELF, 300.0, 12.0)
+    x = np.concatenate([a, b, c]).astype(np.float32)
+    x[12345, 0] = np.nan
+    if channels == 1:
+        x = x[:, 0]
+    new, old = RunningStats(SR, channels, follow_s=3.0), RunningStats(SR, channels, follow_s=3.0)
+    sizes = rng.integers(1, 30000, 400)
+    start = 0
+    for k, size in enumerate(sizes):
+        blk = x[start : start + size]
+        new.update(blk)
+        _update_before_issue19(old, blk)
+        start += size
+        if k % 7 == 0 or start >= x.shape[0]:
+            assert (new.changes, new._has_candidate, new._recent_frames) == (
+                old.changes,
+                old._has_candidate,
+                old._recent_frames,
+            )
+            for acc_new, acc_old in (
+                (new._main, old._main),
+                (new._recent, old._recent),
+                (new._candidate, old._candidate),
+            ):
+                for s_new, s_old in zip(_accumulator_state(acc_new), _accumulator_state(acc_old)):
+                    np.testing.assert_array_equal(s_new, s_old)
+            dn, do = new.descriptors(), old.descriptors()
+            for name in dn.__dataclass_fields__:
+                np.testing.assert_array_equal(np.asarray(getattr(dn, name)), np.asarray(getattr(do, name)), name)
+        if start >= x.shape[0]:
+            break
+    assert new.changes >= 2  # the swaps were exercised
