@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir  # type: ignore[import-untyped]
 from numba import njit
-from numba.core import types
+from numba.core import cgutils, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
@@ -117,6 +117,14 @@ def _flush_states(z: np.ndarray) -> None:  # pragma: no cover
 _V2 = ir.VectorType(ir.DoubleType(), 2)
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
+_KEEP = ("arcp",)  # a flag that changes nothing for fmul/fsub and keeps Numba's fastmath rewrite off them
+
+
+def _contracts(context: Any) -> bool:
+    """True when the function being compiled lets floating-point operations contract (fastmath 'contract')."""
+    fm = getattr(context, "fastmath", None)
+    flags = getattr(fm, "flags", ()) if fm else ()
+    return "contract" in flags or "fast" in flags
 
 
 def _is_f64_array(t: object) -> bool:
@@ -127,9 +135,12 @@ def _biquad_x2_typer(typingctx, ca, cb, z, xa, xb):  # pragma: no cover (compile
     """Two biquads at once as 2-wide vectors: ``(ya, yb)``, lane a with ``ca``, lane b with ``cb``.
 
     ``ca``, ``cb``: [b0, b1, b2, a1, a2] (C-contiguous float64, may be the same array); ``z``: the
-    four states, C-contiguous, lanes innermost: [z1a, z1b, z2a, z2b] (updated).  Each lane computes
-    what :func:`_biquad_tick` computes, the same multiplies and adds in the same order (no fused
-    multiply-add, no reassociation): bit-identical to two scalar biquads.  The stereo cascade puts
+    four states, C-contiguous, lanes innermost: [z1a, z1b, z2a, z2b] (updated).  Compiled into a
+    function without fast-math flags, each lane computes what :func:`_biquad_tick` computes, the same
+    multiplies and adds in the same order: bit-identical to two scalar biquads.  Compiled into one
+    with fastmath 'contract' (the chain kernel, :mod:`dsp.fused`), each lane takes two fused
+    multiply-adds (below; error against extended precision tested: under 1e-12 of the peak, within
+    twice the plain form's).  The stereo cascade puts
     left and right in the two lanes (:func:`_cascade_tick`), the band-width crossover its low-pass
     and high-pass (:mod:`dsp.width`): half the arithmetic, loads and stores of the scalar pair
     (Numba leaves LLVM's SLP vectoriser off, so it never packs the two itself; issue 19).
@@ -160,10 +171,25 @@ def _biquad_x2_typer(typingctx, ca, cb, z, xa, xb):  # pragma: no cover (compile
         p2 = builder.bitcast(builder.gep(pz, [ir.Constant(_I64, 2)], source_etype=dbl), _V2.as_pointer())
         z1 = builder.load(p1, typ=_V2, align=8)
         z2 = builder.load(p2, typ=_V2, align=8)
-        # TDF-II, as _biquad_tick: y = b0 x + z1; z1 = b1 x - a1 y + z2; z2 = b2 x - a2 y
-        y = builder.fadd(builder.fmul(c0, x), z1)
-        n1 = builder.fadd(builder.fsub(builder.fmul(c1, x), builder.fmul(c3, y)), z2)
-        n2 = builder.fsub(builder.fmul(c2, x), builder.fmul(c4, y))
+        if _contracts(context):
+            # TDF-II with two fused multiply-adds (issue 19: the cascade lies on the chain's per-sample
+            # critical path; x -> y is one fma instead of a multiply and an add):
+            #   y = fma(b0, x, z1); z1 = fma(b1, x, z2) - a1 y; z2 = b2 x - a2 y
+            # A 0 dB shelf or bell (b = a, b0 = 1) from zero states stays exactly the identity with zero
+            # states (round(b1 x) - round(a1 x) = 0), as the EQ's skip needs (dsp.eq, dsp.tone); its
+            # states ring out to exactly 0 as before.  The fsub and fmul carry the flag 'arcp' (it only
+            # allows a division by a reciprocal: nothing here) because Numba's fastmath rewrite adds its
+            # flags only to instructions without any: contracting a1 y into the subtraction would leave
+            # the rounding error of b1 x in the state (and a 0 dB band would never sleep).
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V2, [_V2] * 3), "llvm.fma.v2f64")
+            y = builder.call(fma, [c0, x, z1])
+            n1 = builder.fsub(builder.call(fma, [c1, x, z2]), builder.fmul(c3, y, flags=_KEEP), flags=_KEEP)
+            n2 = builder.fsub(builder.fmul(c2, x, flags=_KEEP), builder.fmul(c4, y, flags=_KEEP), flags=_KEEP)
+        else:
+            # TDF-II, as _biquad_tick: y = b0 x + z1; z1 = b1 x - a1 y + z2; z2 = b2 x - a2 y
+            y = builder.fadd(builder.fmul(c0, x), z1)
+            n1 = builder.fadd(builder.fsub(builder.fmul(c1, x), builder.fmul(c3, y)), z2)
+            n2 = builder.fsub(builder.fmul(c2, x), builder.fmul(c4, y))
         builder.store(n1, p1, align=8)
         builder.store(n2, p2, align=8)
         ya = builder.extract_element(y, ir.Constant(_I32, 0))
