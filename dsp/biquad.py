@@ -30,7 +30,7 @@ _DENORMAL = 1e-30
 _NYQUIST_FRACTION = 0.49
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _rbj_into(
     kind: int, freq_hz: float, gain_db: float, q: float, sample_rate: float, out: np.ndarray
 ) -> None:  # pragma: no cover

@@ -113,7 +113,13 @@ p50 of several runs):
   0.1 % of the samples; the biquad within 1e-12 of its peak of an
   extended-precision reference).  Chain at 128 frames, every stage, mean of
   per-block minima, alternating with main 2e24976, 4 runs each (load 3.9):
-  14.4-15.1 -> 13.3-13.5 us.
+  14.4-15.1 -> 13.3-13.5 us.  Numba compiles an ``@njit`` callee that is
+  not inlined with its caller's ``fastmath`` and ``error_model`` unless the
+  callee sets them, and its disk cache does not key on them: which version
+  a run got would depend on who compiled it first.  So each such callee of
+  the chain (coefficients, glides, the limiter's block, the detector's sums)
+  says ``fastmath=False``: the contraction covers the kernel's inlined stage
+  code and the biquads, nothing else.
 
 The source is written to a file under Numba's cache directory (keyed by the
 hash of every DSP source file, :mod:`dsp`) and imported from there, so Numba

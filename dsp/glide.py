@@ -56,7 +56,7 @@ def _arm(g: np.ndarray, i: int, t: float, glide_s: np.ndarray, sample_rate: floa
         g[3, i] = ns
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _glide_retarget(
     g: np.ndarray, targets: np.ndarray, glide_s: np.ndarray, sample_rate: float
 ) -> int:  # pragma: no cover
@@ -69,7 +69,7 @@ def _glide_retarget(
     return active
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _glide_retarget_bounded(
     g: np.ndarray, targets: np.ndarray, bounds: np.ndarray, glide_s: np.ndarray, sample_rate: float, live: np.ndarray
 ) -> int:  # pragma: no cover
@@ -110,7 +110,7 @@ def _step(g: np.ndarray, i: int) -> bool:  # pragma: no cover
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _glide_tick_live(g: np.ndarray, live: np.ndarray, count: int) -> int:  # pragma: no cover
     """:func:`_glide_tick` over the ``count`` entries listed in ``live`` (kept compact); return how many still ramp."""
     active = 0
@@ -122,7 +122,7 @@ def _glide_tick_live(g: np.ndarray, live: np.ndarray, count: int) -> int:  # pra
     return active
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _glide_tick(g: np.ndarray) -> int:  # pragma: no cover
     """Advance every ramping entry by one sample; return how many still ramp."""
     active = 0

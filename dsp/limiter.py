@@ -190,7 +190,7 @@ TP_LS_T = np.ascontiguousarray(TP_COEFFS_T[:, :3])
 TP_KAISER_T = np.ascontiguousarray(TP_COEFFS_T[:, 3:])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _limiter_block(
     rows: np.ndarray,
     frames: int,

@@ -150,7 +150,7 @@ def tp_scratch() -> np.ndarray:
     return np.zeros((2, TP_CHUNK + TP_TAPS))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _tp_chunk_peaks(lin: np.ndarray, m: int, ct: np.ndarray, pk: np.ndarray) -> None:  # pragma: no cover - jitted
     """``pk[j]`` = :func:`_tp_peak3` of the history ``lin[j : j + TP_TAPS]`` (oldest first), ``j < m``."""
     for j in range(m):

@@ -62,7 +62,7 @@ def allpass_lengths(sample_rate: float) -> np.ndarray:
     return np.array([max(2, int(round(n * sample_rate / 44100.0))) for n in _BASE_ALLPASS_44K], dtype=np.int64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=False)  # explicit: never the chain kernel's flags (dsp.fused)
 def _reverb_coeffs(
     coef: np.ndarray, lengths: np.ndarray, room_size: float, damping: float, sample_rate: float
 ) -> None:  # pragma: no cover
