@@ -44,6 +44,7 @@ unknown fault, and get wider AI ranges on purpose:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -247,13 +248,25 @@ def denormalise(name: str, x: float) -> float:
     moves a parameter by 1e-15 dB (and never wakes a stage that sleeps at its
     neutral setting).
     """
+    default, lo, hi, snaps, neutral, geometric, log_lo, log_span = _denormalise_consts(name)
+    if snaps and abs(x - neutral) <= NEUTRAL_SNAP:
+        return default
+    if geometric:
+        return float(np.exp(log_lo + x * log_span))
+    return float(lo + x * (hi - lo))
+
+
+@functools.cache
+def _denormalise_consts(name: str) -> tuple:
+    """What :func:`denormalise` reads of a row, computed once per name (the same values it computed per call:
+    ``normalise(name, default)``, ``np.log(lo)``, ``np.log(hi) - np.log(lo)``; issue 19)."""
     p = PARAMS[PARAM_INDEX[name]]
     lo, hi = p.ai_minimum, p.ai_maximum
-    if hi != lo and lo <= p.default <= hi and abs(x - normalise(name, p.default)) <= NEUTRAL_SNAP:
-        return p.default
-    if p.glide == "geometric":
-        return float(np.exp(np.log(lo) + x * (np.log(hi) - np.log(lo))))
-    return float(lo + x * (hi - lo))
+    snaps = hi != lo and lo <= p.default <= hi
+    geometric = p.glide == "geometric"
+    log_lo = np.log(lo) if geometric else 0.0
+    log_span = (np.log(hi) - np.log(lo)) if geometric else 0.0
+    return p.default, lo, hi, snaps, normalise(name, p.default) if snaps else 0.0, geometric, log_lo, log_span
 
 
 def table_as_dicts() -> list[dict]:

@@ -338,6 +338,15 @@ def _nan_to_num(x: Any, nan: float = 0.0) -> Any:
 _ONES3 = np.ones(3)
 
 
+def _median(a: np.ndarray) -> float:
+    """``float(np.median(a))`` of a non-empty finite 1-D float array, the same value (the middle of the sorted
+    values, or the mean of the two middle ones: ``(x + y) / 2`` as np.mean adds and divides them) without
+    numpy's ~20 us of Python per call (issue 19; tested against np.median)."""
+    s = np.sort(a)
+    h = s.shape[0] // 2
+    return float(s[h]) if s.shape[0] % 2 else float((s[h - 1] + s[h]) / 2.0)
+
+
 def _outside(dev: np.ndarray | float, tol: np.ndarray | float, k: float) -> np.ndarray:
     dev = np.asarray(dev, dtype=np.float64)
     return np.sign(dev) * np.maximum(np.abs(dev) - k * _nan_to_num(np.asarray(tol, dtype=np.float64)), 0.0)
@@ -438,10 +447,11 @@ def match_parameters(
         if do_no_harm:
             tol_s = _smooth(_nan_to_num(np.asarray(target.mid_tol_db, dtype=np.float64)), ok)
             corr = _outside(dev_s, tol_s, k)
-            z = np.abs(dev_s[ok] - np.median(dev_s[ok])) / np.maximum(tol_s[ok], 0.1)  # a level offset is no unlikeness
-            if float(np.median(z)) > UNLIKE_Z:  # not the kind of material the profile describes: leave it
+            z = np.abs(dev_s[ok] - _median(dev_s[ok])) / np.maximum(tol_s[ok], 0.1)  # a level offset is no unlikeness
+            z_median = _median(z)
+            if z_median > UNLIKE_Z:  # not the kind of material the profile describes: leave it
                 corr = np.zeros_like(corr)
-                reasons.append(f"tone left alone: unlike the target (median {float(np.median(z)):.1f} tolerances off)")
+                reasons.append(f"tone left alone: unlike the target (median {z_median:.1f} tolerances off)")
             lacking = np.maximum(_nan_to_num(dev, nan=0.0), _nan_to_num(dev_s, nan=0.0)) > EMPTY_BAND_DB
             corr = np.where((corr > 0) & lacking, 0.0, corr)
         else:

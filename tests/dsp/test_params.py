@@ -121,3 +121,26 @@ def test_normalisation_round_trip():
         assert normalise(name, p.ai_minimum) == pytest.approx(0.0)
         assert normalise(name, p.ai_maximum) == pytest.approx(1.0)
         assert denormalise(name, normalise(name, mid)) == pytest.approx(mid)
+
+
+def test_denormalise_with_its_constants_cached_equals_the_per_call_formula() -> None:
+    # issue 19: denormalise reads normalise(name, default), log(lo) and log(hi) - log(lo) from a per-name
+    # cache; reference: the formula as it was computed on every call, bit for bit, over a grid and the
+    # normalised default (which must snap to the default itself)
+    import numpy as np
+
+    from mixpilot.dsp.params import AI_PARAM_NAMES, NEUTRAL_SNAP, PARAM_INDEX, PARAMS, denormalise, normalise
+
+    def before(name: str, x: float) -> float:
+        p = PARAMS[PARAM_INDEX[name]]
+        lo, hi = p.ai_minimum, p.ai_maximum
+        if hi != lo and lo <= p.default <= hi and abs(x - normalise(name, p.default)) <= NEUTRAL_SNAP:
+            return p.default
+        if p.glide == "geometric":
+            return float(np.exp(np.log(lo) + x * (np.log(hi) - np.log(lo))))
+        return float(lo + x * (hi - lo))
+
+    for name in AI_PARAM_NAMES:
+        d = normalise(name, PARAMS[PARAM_INDEX[name]].default)
+        for x in [*np.linspace(0.0, 1.0, 101), d, d + 0.9 * NEUTRAL_SNAP, d - 2 * NEUTRAL_SNAP, float(np.float32(d))]:
+            assert denormalise(name, float(x)) == before(name, float(x)), (name, x)
