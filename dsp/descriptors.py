@@ -380,24 +380,36 @@ class DescriptorAccumulator:
         """Frames measured since the last reset."""
         return self._samples
 
-    def peaks_shareable(self, source: DescriptorAccumulator, frames: int) -> bool:
-        """Whether this accumulator may take the true peaks ``source`` just wrote for the next ``frames``
-        frames (:meth:`update_prepared`): the interpolators' histories were alike before them -- this one
-        has seen at least ``TP_TAPS`` frames since its reset and ``source`` saw all of those (both were fed
-        the same stream, ``source`` from no later)."""
-        return self._samples >= TP_TAPS and source._samples - frames >= self._samples
+    def peaks_shareable(self, source: DescriptorAccumulator) -> bool:
+        """Whether this accumulator may take the true peaks ``source`` writes for the next block
+        (:meth:`update_prepared`, asked before either is fed it): the interpolators' histories are alike --
+        this one has seen at least ``TP_TAPS`` frames since its reset and ``source`` saw all of those (both
+        are fed the same stream, ``source`` from no later)."""
+        return self._samples >= TP_TAPS and source._samples >= self._samples
 
-    def update_prepared(self, x: np.ndarray, ms: np.ndarray, peaks: np.ndarray, given: bool) -> None:
+    def peak_floor(self, sharers: list) -> np.ndarray:
+        """The floor of the true peaks this accumulator computes for itself and ``sharers`` (the lowest of
+        their true peaks so far, per channel; see :meth:`update_prepared`)."""
+        floor = np.full(2, np.inf)
+        self._meter.lower_peak_floor(floor)
+        for acc in sharers:
+            acc._meter.lower_peak_floor(floor)
+        return floor
+
+    def update_prepared(
+        self, x: np.ndarray, ms: np.ndarray, peaks: np.ndarray, given: bool, floor: np.ndarray | None = None
+    ) -> None:
         """:meth:`update` with the per-block work shared between accumulators fed the same samples
         (:class:`inference.matcher.RunningStats`; the same state afterwards as :meth:`update`, bit for bit).
 
         ``x``: :meth:`prepare_block`'s array (frames > 0); ``ms``: :func:`mid_side` of it; ``peaks`` [chunks, 2]
         (:meth:`peak_work`): with ``given`` False this accumulator's meter writes each chunk's true peaks
-        there; with ``given`` True it takes them (only where :meth:`peaks_shareable` says so).
+        there, exact above ``floor`` (:meth:`peak_floor` of the accumulators that take them; default its own
+        true peak so far); with ``given`` True it takes them (only where :meth:`peaks_shareable` says so).
         """
         step = self._spec.max_block_size
         for i, start in enumerate(range(0, x.shape[0], step)):
-            self._meter.process_sharing_peaks(x[start : start + step], peaks[i], given)
+            self._meter.process_sharing_peaks(x[start : start + step], peaks[i], given, floor)
         self._samples += x.shape[0]
         data = np.concatenate([self._tail, ms], axis=1) if self._tail.shape[1] else ms
         n = self.n_fft

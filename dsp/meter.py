@@ -246,7 +246,7 @@ def _meter_kernel(
         # true peak, BS.1770-4 Annex 2: 4x interpolation then |.| (dsp.oversample), channel by
         # channel over the block (non-finite samples as 0, as below)
         for c in range(channels):
-            p, tp_w[c] = _tp_channel_peak(x, c, tp_buf[c], tp_w[c], tp_coeffs, tp_work)
+            p, tp_w[c] = _tp_channel_peak(x, c, tp_buf[c], tp_w[c], tp_coeffs, tp_work, true_peak[c])
             if p > true_peak[c]:
                 true_peak[c] = p
     ring_len = ring.shape[0]
@@ -350,19 +350,22 @@ def _tp_block(
     true_peak: np.ndarray,
     peaks: np.ndarray,
     given: bool,
+    floor: np.ndarray,
 ) -> None:  # pragma: no cover - jitted
     """The true-peak part of :func:`_meter_kernel` for ``x`` [frames, channels], its peaks shared.
 
-    ``given`` False: each channel's peak over the block into ``peaks[c]`` (what ``_meter_kernel`` computes);
-    True: ``peaks`` are that block's peaks from a meter whose interpolator history equals this one's (the
-    same last ``TP_TAPS`` samples): only the history advances.  Either way ``true_peak`` as the kernel keeps it.
+    ``given`` False: each channel's peak over the block into ``peaks[c]`` (what ``_meter_kernel`` computes),
+    exact above ``floor[c]`` (:func:`dsp.oversample._tp_channel_peak`; at most this meter's true peak and
+    that of every meter the peaks go to); True: ``peaks`` are that block's peaks from a meter whose
+    interpolator history equals this one's (the same last ``TP_TAPS`` samples), computed with a floor at most
+    this meter's true peak: only the history advances.  Either way ``true_peak`` as the kernel keeps it.
     """
     for c in range(x.shape[1]):
         if given:
             p = peaks[c]
             tp_w[c] = _tp_channel_history(x, c, tp_buf[c], tp_w[c])
         else:
-            p, tp_w[c] = _tp_channel_peak(x, c, tp_buf[c], tp_w[c], tp_coeffs, tp_work)
+            p, tp_w[c] = _tp_channel_peak(x, c, tp_buf[c], tp_w[c], tp_coeffs, tp_work, floor[c])
             peaks[c] = p
         if p > true_peak[c]:
             true_peak[c] = p
@@ -696,20 +699,39 @@ class LoudnessMeter:
             self._tp_work,
         )
 
-    def process_sharing_peaks(self, block: np.ndarray, peaks: np.ndarray, given: bool) -> None:
+    def lower_peak_floor(self, floor: np.ndarray) -> None:
+        """``floor`` [channels] lowered in place to this meter's true peak so far (linear), channel by channel:
+        the floor of :meth:`process_sharing_peaks` for peaks that go to this meter too."""
+        np.minimum(floor, self._true_peak, out=floor)
+
+    def process_sharing_peaks(
+        self, block: np.ndarray, peaks: np.ndarray, given: bool, floor: np.ndarray | None = None
+    ) -> None:
         """:meth:`process` with the block's true peaks shared between meters fed the same samples.
 
         ``given`` False: as :meth:`process`, and each channel's true peak over ``block`` into ``peaks``
-        [channels]; True: ``peaks`` is what another meter wrote for this very block, and this meter's
-        interpolator history is that meter's (both have seen at least ``TP_TAPS`` samples and the last ones
-        alike): the 4x interpolation is skipped.  The state afterwards is the one :meth:`process` leaves,
-        bit for bit (tested).  ``block`` float64 [frames, channels], finite (as the descriptors feed it).
+        [channels], exact above ``floor`` (default this meter's true peak so far; :meth:`lower_peak_floor`
+        of every meter they go to); True: ``peaks`` is what another meter wrote for this very block, with a
+        floor at most this meter's true peak, and this meter's interpolator history is that meter's (both
+        have seen at least ``TP_TAPS`` samples and the last ones alike): the 4x interpolation is skipped.
+        The state afterwards is the one :meth:`process` leaves, bit for bit (tested).  ``block``: float64
+        [frames, channels], finite (as the descriptors feed it).
         """
         self._require_prepared()
         if block.shape[0] == 0:
             return
         if self._do_true_peak:
-            _tp_block(block, self._tp_buf, self._tp_w, self._tp_coeffs, self._tp_work, self._true_peak, peaks, given)
+            _tp_block(
+                block,
+                self._tp_buf,
+                self._tp_w,
+                self._tp_coeffs,
+                self._tp_work,
+                self._true_peak,
+                peaks,
+                given,
+                self._true_peak if floor is None else floor,
+            )
         _meter_kernel(
             block,
             self._coeffs,

@@ -141,6 +141,12 @@ def _tp_peak6(buf: np.ndarray, w: int, ct: np.ndarray) -> float:  # pragma: no c
 # unrolls them and vectorises across time instead: each sample's sums keep their order (bit-identical
 # to _tp_peak3, tested), about 7x faster (issue 19).
 
+#: An upper bound of every value :func:`_tp_peak3` can return, per unit of the largest |sample| in its history:
+#: the largest sum of |coefficient| over a branch (>= 1: the plain sample, branch 0), times 1 + 1e-9 --
+#: far above the rounding of a 24-term sum (``|fl(sum)| <= (1 + 24 u) sum |c x|``, u = 2**-53) and of the
+#: bound's own product.  A chunk whose bound does not exceed the peak so far cannot raise it (issue 19).
+TP_GAIN_BOUND = max(float(np.abs(TP_COEFFS_T).sum(axis=0).max()), 1.0) * (1.0 + 1e-9)
+
 #: Frames per chunk of :func:`_tp_channel_peak` (its scratch is ``tp_scratch(channels)``).
 TP_CHUNK = 1024
 
@@ -167,13 +173,16 @@ def _tp_chunk_peaks(lin: np.ndarray, m: int, ct: np.ndarray, pk: np.ndarray) -> 
 
 @njit(cache=True, nogil=True)
 def _tp_channel_peak(
-    x: np.ndarray, c: int, buf: np.ndarray, w: int, ct: np.ndarray, scratch: np.ndarray
+    x: np.ndarray, c: int, buf: np.ndarray, w: int, ct: np.ndarray, scratch: np.ndarray, floor: float = 0.0
 ) -> tuple[float, int]:  # pragma: no cover - jitted
     """Push column ``c`` of ``x`` [frames, channels] (non-finite samples as 0) into the history ``buf``.
 
     ``buf``/``w`` are a :func:`_tp_push` history ([2*TP_TAPS], next slot); returns the largest
     :func:`_tp_peak3` after any of the pushes (0.0 for no frames) and the new ``w``: what pushing the
-    samples one by one and evaluating :func:`_tp_peak3` after each gives, bit for bit.
+    samples one by one and evaluating :func:`_tp_peak3` after each gives, bit for bit -- as far as it lies
+    above ``floor``: a chunk whose every interpolated value is bounded by ``floor`` (or by the peak so far)
+    is not evaluated (:data:`TP_GAIN_BOUND` times its largest |sample|, history included), so
+    ``max(result, floor)`` is exact (issue 19: a meter passes its true peak so far).
     """
     n = x.shape[0]
     lin = scratch[0]
@@ -185,15 +194,24 @@ def _tp_channel_peak(
     s = 0
     while s < n:
         m = min(TP_CHUNK, n - s)
+        big = 0.0
+        for k in range(hist):
+            a = abs(lin[k])
+            if a > big:
+                big = a
         for j in range(m):
             v = np.float64(x[s + j, c])
             if not math.isfinite(v):
                 v = np.float64(0.0)
             lin[hist + j] = v
-        _tp_chunk_peaks(lin, m, ct, pk)
-        for j in range(m):
-            if pk[j] > peak:
-                peak = pk[j]
+            a = abs(v)
+            if a > big:
+                big = a
+        if TP_GAIN_BOUND * big > max(floor, peak):
+            _tp_chunk_peaks(lin, m, ct, pk)
+            for j in range(m):
+                if pk[j] > peak:
+                    peak = pk[j]
         for k in range(hist):
             lin[k] = lin[m + k]
         s += m

@@ -249,9 +249,12 @@ class RunningStats:
                 part = xs[start : start + take]
                 ms_part = ms[:, start : start + take]
                 peaks = self._main.peak_work(take)
-                self._main.update_prepared(part, ms_part, peaks, False)
-                for acc in (self._recent, self._candidate) if self._has_candidate else (self._recent,):
-                    acc.update_prepared(part, ms_part, peaks, acc.peaks_shareable(self._main, take))
+                accs = (self._recent, self._candidate) if self._has_candidate else (self._recent,)
+                shares = [acc.peaks_shareable(self._main) for acc in accs]
+                floor = self._main.peak_floor([acc for acc, sh in zip(accs, shares) if sh])
+                self._main.update_prepared(part, ms_part, peaks, False, floor)
+                for acc, sh in zip(accs, shares):
+                    acc.update_prepared(part, ms_part, peaks, sh)
                 self._recent_frames += take
                 start += take
                 if self._recent_frames >= self._window:

@@ -166,3 +166,45 @@ def test_block_true_peak_is_the_per_sample_peak_bit_for_bit():
             assert w == w_ref
             assert np.array_equal(buf, buf_ref)
             pos += blk.shape[0]
+
+
+def test_block_true_peak_above_a_floor_is_exact_and_skips_what_cannot_reach_it():
+    # issue 19: _tp_channel_peak(..., floor) leaves out a chunk whose every interpolated value is bounded by
+    # the floor (or the peak so far): TP_GAIN_BOUND x its largest |sample|.  Reference: the per-sample
+    # _tp_peak3 after every push (as above).  A meter passes its true peak so far as the floor, so
+    # max(peak, floor) must equal max(reference, floor) bit for bit -- for loud, quiet and worst-case
+    # blocks (samples of one branch's coefficient signs: the interpolated value reaches the bound's sum);
+    # and a quiet block after a loud one must really be left out (its returned peak below the reference).
+    from mixpilot.dsp.oversample import (
+        TP_CHUNK,
+        TP_COEFFS_T,
+        TP_GAIN_BOUND,
+        _tp_channel_peak,
+        _tp_peak3,
+        _tp_push,
+        tp_scratch,
+    )
+
+    assert TP_GAIN_BOUND >= float(np.abs(TP_COEFFS_T).sum(axis=0).max())
+    rng = np.random.default_rng(20)
+    worst = np.tile(np.sign(TP_COEFFS_T[::-1, 1]), 200)  # one branch's sum of |c| at every TP_TAPS-th sample
+    blocks = [rng.standard_normal(3000) * 0.5, rng.standard_normal(2 * TP_CHUNK + 5) * 1e-2]
+    blocks += [worst * 0.2, worst * 0.2 * (1 + 1e-12), rng.standard_normal(700) * 0.3, worst * 0.21]
+    blocks += [np.zeros(TP_CHUNK), rng.standard_normal(5000) * 0.05]
+    buf_ref, w_ref = np.zeros(2 * TP_TAPS), 0
+    buf, w = np.zeros(2 * TP_TAPS), 0
+    scratch = tp_scratch()
+    running_ref = running = 0.0
+    skipped = False
+    for blk in blocks:
+        ref = 0.0
+        for v in blk:
+            w_ref = _tp_push(buf_ref, w_ref, float(v))
+            ref = max(ref, _tp_peak3(buf_ref, w_ref, TP_COEFFS_T))
+        peak, w = _tp_channel_peak(blk[:, None], 0, buf, w, TP_COEFFS_T, scratch, running)
+        assert max(peak, running) == max(ref, running)
+        assert w == w_ref and np.array_equal(buf, buf_ref)
+        skipped |= peak < ref
+        running, running_ref = max(running, peak), max(running_ref, ref)
+        assert running == running_ref
+    assert skipped
