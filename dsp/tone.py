@@ -223,8 +223,11 @@ def fit(
         lo = np.array([PARAMS[PARAM_INDEX[n]].minimum for n in TONE_PARAMS])
         hi = np.array([PARAMS[PARAM_INDEX[n]].maximum for n in TONE_PARAMS])
     else:
-        lo = np.broadcast_to(np.asarray(bounds[0], dtype=np.float64), (N_BANDS,))
-        hi = np.broadcast_to(np.asarray(bounds[1], dtype=np.float64), (N_BANDS,))
+        lo = np.asarray(bounds[0], dtype=np.float64)
+        hi = np.asarray(bounds[1], dtype=np.float64)
+        if lo.shape != (N_BANDS,) or hi.shape != (N_BANDS,):  # scalars (a band's own array is taken as it is)
+            lo = np.broadcast_to(lo, (N_BANDS,))
+            hi = np.broadcast_to(hi, (N_BANDS,))
     if not (math.isfinite(ridge) and ridge >= 0.0):
         raise ValueError("ridge must be finite and >= 0")
     ridge = max(float(ridge), 1e-6)  # at least: keeps a band that no frequency reaches at 0 dB

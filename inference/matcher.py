@@ -168,9 +168,11 @@ _TONE_LO = np.array([PARAMS[PARAM_INDEX[n]].ai_minimum for n in TONE_PARAMS])
 _TONE_HI = np.array([PARAMS[PARAM_INDEX[n]].ai_maximum for n in TONE_PARAMS])
 
 
+_AI_RANGES = {p.name: (p.ai_minimum, p.ai_maximum) for p in PARAMS}  # read once (issue 19: ~30 lookups a hop)
+
+
 def _ai_range(name: str) -> tuple[float, float]:
-    p = PARAMS[PARAM_INDEX[name]]
-    return p.ai_minimum, p.ai_maximum
+    return _AI_RANGES[name]
 
 
 def _clip(name: str, v: float) -> float:
@@ -481,7 +483,7 @@ def match_parameters(
             for label, mask in _REGIONS:
                 m = mask & ok
                 if m.any():
-                    move = float(np.mean(tone_real[m]))
+                    move = float(tone_real[m].sum() / np.count_nonzero(m))  # np.mean's value (sum / n)
                     if abs(move) >= 0.5:
                         reasons.append(f"{label} {move:+.1f} dB toward the target")
 

@@ -120,8 +120,10 @@ def model_result(
     reasons = []
     for label, mask in _REGIONS:
         m = mask & ok
-        if m.any() and abs(float(np.mean(real[m]))) >= 0.5:
-            reasons.append(f"{label} {float(np.mean(real[m])):+.1f} dB toward the target")
+        if m.any():
+            move = float(real[m].sum() / np.count_nonzero(m))  # np.mean's value (sum / n)
+            if abs(move) >= 0.5:
+                reasons.append(f"{label} {move:+.1f} dB toward the target")
     sw = values.get("stereo_width", 1.0)
     for name, label in (("width_low", "low-end width"), ("width_high", "width")):
         g = sw * values.get(name, 1.0)
