@@ -2,7 +2,7 @@
 
 ::
 
-    python -m mixpilot.training.corpus [--dir DIR] [--packages PKG ...] [--min-seconds 45]
+    python -m mixpilot.training.corpus [--dir DIR] [--set v1|v2] [--packages PKG ...] [--min-seconds 45]
                                        [--salt mixpilot-corpus-v1] [--keep-debs] [--list]
 
 Debian carries the soundtracks of several free games as ordinary packages:
@@ -40,6 +40,14 @@ removed packages.  ``DIR/manifest.json`` lists every track (id, package,
 version, path, licence, duration, sample rate, channels, SHA256, group, split)
 with the counts per split and package.
 
+Package sets (``--set``): ``v1`` (:data:`PACKAGES`, the default) is the
+corpus the shipped model and profiles were made from, 9.8 h in 150 tracks;
+``v2`` adds twelve more soundtracks (:data:`MORE_PACKAGES`: orchestral,
+rock, electronic and chiptune game music) for training on more varied
+music.  Fetch ``v2`` into its own folder (``--dir ~/.cache/mixpilot/corpus-v2``)
+and point the training steps at it (their ``--corpus``).  A ``v1`` track
+keeps its split in ``v2``: the split does not depend on the other packages.
+
 Default ``DIR``: ``$MIXPILOT_CORPUS``, else ``$XDG_CACHE_HOME/mixpilot/corpus``
 (``~/.cache/mixpilot/corpus``).  Nothing of the corpus belongs in git; tests
 never need it.  The four recordings in ``../shared/audio`` are evaluation
@@ -67,6 +75,10 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",
+    "CORPUS_SETS",
+    "DEFAULT_SET",
+    "KNOWN_PACKAGES",
+    "MORE_PACKAGES",
     "PACKAGES",
     "SPLIT_FRACTIONS",
     "CorpusError",
@@ -95,6 +107,27 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "lincity-ng-data": ("*/music/*",),
     "xmoto-data": ("*/musics/*",),
 }
+#: more Debian game soundtracks (corpus set ``v2``, fetched with ``--set v2``): they were not in the corpus
+#: the shipped model and profiles were made from (set ``v1`` = :data:`PACKAGES`), so they are opt-in
+MORE_PACKAGES: dict[str, tuple[str, ...]] = {
+    "hedgewars-data": ("*/data/music/*",),
+    "supertuxkart-data": ("*/supertuxkart/data/music/*",),
+    "widelands-data": ("*/widelands/data/music/*",),
+    "unknown-horizons": ("*/content/audio/music/*",),
+    "flare-game": ("*/fantasycore/music/*",),
+    "freecol": ("*/resources/music/*",),
+    "marsshooter-data": ("*/audio/music/*",),
+    "warmux-data": ("*/warmux/music/*",),
+    "openclonk-data": ("*/music.ocg/*",),
+    "redeclipse-data": ("*/sounds/music/*",),  # sounds/ambience/ are loops, not music
+    "ardentryst": ("*/ardentryst/music/*",),
+    "fillets-ng-data": ("*/fillets-ng/music/*",),
+}
+#: every package the corpus step knows, with its music path patterns
+KNOWN_PACKAGES: dict[str, tuple[str, ...]] = {**PACKAGES, **MORE_PACKAGES}
+#: named package sets: ``v1`` is the corpus of the shipped model and profiles; ``v2`` adds :data:`MORE_PACKAGES`
+CORPUS_SETS: dict[str, tuple[str, ...]] = {"v1": tuple(PACKAGES), "v2": tuple(KNOWN_PACKAGES)}
+DEFAULT_SET = "v1"
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".flac", ".wav", ".mp3")
 #: cumulative upper bounds of the hash fraction: train < 0.70 <= validation < 0.80 <= test
 SPLIT_FRACTIONS = (("train", 0.70), ("validation", 0.80), ("test", 1.0))
@@ -259,14 +292,14 @@ def collect_tracks(
 ) -> list[Track]:
     """Pick the music out of an unpacked package tree ``root`` and copy it into ``corpus_dir/tracks/PKG``.
 
-    ``patterns`` default to :data:`PACKAGES` [package].  The licence comes from
+    ``patterns`` default to :data:`KNOWN_PACKAGES` [package].  The licence comes from
     ``root/usr/share/doc/PKG/copyright`` (copied to ``corpus_dir/licences``);
     a package without one is refused (:class:`CorpusError`).  Returns the
     tracks sorted by path (their ``split`` still empty).
     """
     import soundfile as sf
 
-    pats = tuple(p.lower() for p in (patterns if patterns is not None else PACKAGES[package]))
+    pats = tuple(p.lower() for p in (patterns if patterns is not None else KNOWN_PACKAGES[package]))
     copyright_path = root / "usr" / "share" / "doc" / package / "copyright"
     if not copyright_path.is_file():
         raise CorpusError(f"{package}: no usr/share/doc/{package}/copyright in the package: its licence is unknown")
@@ -494,14 +527,23 @@ def fetch(
     salt: str = DEFAULT_SALT,
     keep_debs: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    corpus_set: str = DEFAULT_SET,
 ) -> tuple[dict, list[str]]:
     """Fetch ``packages`` (resumable), then write the manifest; returns ``(manifest, errors)``.
 
-    The manifest lists every known package fetched now or by an earlier run
-    (its marker in ``packages/`` with all its tracks present), so fetching one
-    more package never drops the others.  A package that fails is reported
-    (one line in ``errors``) and left out; the others are kept.
+    The manifest lists every package of ``corpus_set`` (:data:`CORPUS_SETS`)
+    and of ``packages`` fetched now or by an earlier run (its marker in
+    ``packages/`` with all its tracks present), so fetching one more package
+    never drops the others, and a ``v1`` manifest never takes in a ``v2``
+    package left in the same folder.  A package that fails is reported (one
+    line in ``errors``) and left out; the others are kept.
     """
+    if corpus_set not in CORPUS_SETS:
+        raise CorpusError(f"unknown corpus set {corpus_set!r}: one of {', '.join(CORPUS_SETS)}")
+    unknown = [p for p in packages if p not in KNOWN_PACKAGES]
+    if unknown:
+        raise CorpusError(f"unknown package(s) {', '.join(unknown)}: the corpus knows {', '.join(KNOWN_PACKAGES)}")
+    listed = [p for p in KNOWN_PACKAGES if p in CORPUS_SETS[corpus_set] or p in packages]
     corpus_dir.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     tracks: list[Track] = []
@@ -514,7 +556,7 @@ def fetch(
         except CorpusError as exc:
             errors.append(str(exc))
             log(f"  error: {exc}")
-    for package in PACKAGES:
+    for package in listed:
         path = corpus_dir / "packages" / f"{package}.json"
         if package in markers or package in packages or not path.is_file():
             continue
@@ -524,7 +566,7 @@ def fetch(
             continue
         if old.get("min_seconds") == min_seconds and all((corpus_dir / t["path"]).is_file() for t in old["tracks"]):
             markers[package] = old
-    for package in [p for p in PACKAGES if p in markers]:
+    for package in [p for p in listed if p in markers]:
         marker = markers[package]
         # licence and group are derived again (from the stored copyright file and the path): a change of
         # those rules needs no refetch
@@ -543,6 +585,7 @@ def fetch(
         }
     manifest = build_manifest(tracks, salt=salt, packages=pkg_info)
     manifest["min_seconds"] = min_seconds
+    manifest["set"] = corpus_set
     manifest["created_by"] = "python -m mixpilot.training.corpus"
     _write_json(corpus_dir / MANIFEST_NAME, manifest)
     return manifest, errors
@@ -564,17 +607,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Fetch the real-music corpus (Debian game soundtracks), record licences, split by track.",
     )
     ap.add_argument("--dir", type=Path, default=None, help=f"corpus folder (default {default_dir()})")
-    ap.add_argument("--packages", nargs="+", default=list(PACKAGES), metavar="PKG", help="packages to fetch")
+    ap.add_argument(
+        "--set",
+        dest="corpus_set",
+        choices=list(CORPUS_SETS),
+        default=DEFAULT_SET,
+        help="package set: v1 (the shipped model's corpus, %(default)s) or v2 (v1 and more soundtracks); "
+        "fetch v2 into its own --dir",
+    )
+    ap.add_argument("--packages", nargs="+", default=None, metavar="PKG", help="packages to fetch (default: the set's)")
     ap.add_argument("--min-seconds", type=float, default=DEFAULT_MIN_SECONDS, help="shortest track kept (45 s)")
     ap.add_argument("--salt", default=DEFAULT_SALT, help="split salt (changing it changes the split)")
     ap.add_argument("--keep-debs", action="store_true", help="keep the downloaded .deb files in DIR/debs")
     ap.add_argument("--list", action="store_true", help="print the counts of the existing manifest and exit")
     args = ap.parse_args(argv)
     folder = args.dir if args.dir is not None else default_dir()
-    unknown = [p for p in args.packages if p not in PACKAGES]
+    packages = list(args.packages) if args.packages is not None else list(CORPUS_SETS[args.corpus_set])
+    unknown = [p for p in packages if p not in KNOWN_PACKAGES]
     try:
         if unknown:
-            raise CorpusError(f"unknown package(s) {', '.join(unknown)}: the corpus knows {', '.join(PACKAGES)}")
+            raise CorpusError(f"unknown package(s) {', '.join(unknown)}: the corpus knows {', '.join(KNOWN_PACKAGES)}")
         if args.list:
             print(format_counts(load_manifest(folder)))
             return 0
@@ -584,7 +636,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(msg, end="" if msg.endswith("] ") else "\n", file=sys.stderr, flush=True)
 
         manifest, errors = fetch(
-            folder, args.packages, min_seconds=args.min_seconds, salt=args.salt, keep_debs=args.keep_debs, log=log
+            folder,
+            packages,
+            min_seconds=args.min_seconds,
+            salt=args.salt,
+            keep_debs=args.keep_debs,
+            log=log,
+            corpus_set=args.corpus_set,
         )
     except CorpusError as exc:
         print(f"corpus: error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -16,15 +16,20 @@ import pytest
 import soundfile as sf
 
 from mixpilot.training.corpus import (
+    CORPUS_SETS,
+    MORE_PACKAGES,
+    PACKAGES,
     SPLIT_FRACTIONS,
     CorpusError,
     build_manifest,
     collect_tracks,
+    fetch,
     parse_copyright,
     split_of,
     track_group,
     track_licence,
 )
+from mixpilot.training.corpus import main as corpus_main
 
 DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: Fake
@@ -100,14 +105,14 @@ def test_split_is_stable_and_follows_the_fractions() -> None:
         assert abs(count - len(names) * p) < 4 * sigma, (name, count)
 
 
-def _fake_package(root, files: dict[str, float], sample_rate: int = 8000) -> None:
+def _fake_package(root, files: dict[str, float], sample_rate: int = 8000, package: str = "fake-data") -> None:
     """Write an unpacked package tree: {installed path: seconds} of Ogg/Vorbis noise + the copyright file."""
     rng = np.random.default_rng(5)
     for rel, seconds in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(p), 0.1 * rng.standard_normal((int(seconds * sample_rate), 2)), sample_rate, format="OGG")
-    doc = root / "usr/share/doc/fake-data"
+    doc = root / "usr/share/doc" / package
     doc.mkdir(parents=True)
     (doc / "copyright").write_text(DEP5)
 
@@ -150,3 +155,56 @@ def test_package_without_copyright_is_refused(tmp_path) -> None:
     (tmp_path / "tree/usr/share").mkdir(parents=True)
     with pytest.raises(CorpusError, match="licence is unknown"):
         collect_tracks("fake-data", "1", tmp_path / "tree", tmp_path / "c", patterns=("*",))
+
+
+def _marker(corpus, package: str, root, installed: dict[str, float], min_seconds: float = 1.0) -> list:
+    """A package fetched as fetch_package leaves it (tracks copied, marker written), without apt."""
+    import json
+    from dataclasses import asdict
+
+    _fake_package(root, installed, package=package)
+    tracks = collect_tracks(package, "1.0-1", root, corpus, min_seconds=min_seconds)
+    marker = {
+        "package": package,
+        "version": "1.0-1",
+        "deb": f"{package}_1.0-1_all.deb",
+        "deb_sha256": "0" * 64,
+        "min_seconds": min_seconds,
+        "copyright": f"licences/{package}.copyright",
+        "tracks": [asdict(t) for t in tracks],
+    }
+    (corpus / "packages").mkdir(parents=True, exist_ok=True)
+    (corpus / "packages" / f"{package}.json").write_text(json.dumps(marker))
+    return tracks
+
+
+def test_corpus_sets_keep_v1_apart_and_splits_stable(tmp_path) -> None:
+    # xmoto-data is a v1 package, ardentryst one of the v2 additions; both left in one folder
+    assert not set(MORE_PACKAGES) & set(PACKAGES)
+    assert CORPUS_SETS["v1"] == tuple(PACKAGES) and set(CORPUS_SETS["v2"]) == set(PACKAGES) | set(MORE_PACKAGES)
+    corpus = tmp_path / "corpus"
+    v1 = _marker(corpus, "xmoto-data", tmp_path / "a", {"usr/share/xmoto/Textures/Musics/a.ogg": 1.5})
+    v2 = _marker(
+        corpus,
+        "ardentryst",
+        tmp_path / "b",
+        {"usr/share/games/ardentryst/Music/b.ogg": 2.0, "usr/share/games/ardentryst/Sounds/fx.ogg": 2.0},
+    )
+    assert len(v1) == 1 and len(v2) == 1  # the pattern keeps the music folder only
+    m1, err1 = fetch(corpus, (), min_seconds=1.0, corpus_set="v1")
+    assert not err1 and m1["set"] == "v1" and list(m1["packages"]) == ["xmoto-data"]
+    m2, err2 = fetch(corpus, (), min_seconds=1.0, corpus_set="v2")
+    assert not err2 and m2["set"] == "v2" and sorted(m2["packages"]) == ["ardentryst", "xmoto-data"]
+    # a v1 track keeps its split in the v2 manifest (split_of depends on salt, package and group only)
+    s1 = {t["id"]: t["split"] for t in m1["tracks"]}
+    s2 = {t["id"]: t["split"] for t in m2["tracks"]}
+    assert s1 and all(s2[k] == v for k, v in s1.items())
+    with pytest.raises(CorpusError, match="unknown corpus set"):
+        fetch(corpus, (), corpus_set="v3")
+    with pytest.raises(CorpusError, match="unknown package"):
+        fetch(corpus, ("no-such-data",))
+
+
+def test_corpus_cli_refuses_an_unknown_package(capsys) -> None:
+    assert corpus_main(["--packages", "no-such-data", "--list"]) == 1
+    assert "unknown package(s) no-such-data" in capsys.readouterr().err
