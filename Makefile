@@ -18,7 +18,7 @@
 #   make clean     remove outputs and caches (out/, .numba_cache, .pytest_cache, ...)
 #   make distclean clean, and remove .venv with its stamps
 #
-# Variables: PYTHON=python3.11 (interpreter for the venv), DEMO_SONG=path/to.ogg, DEMO_REFERENCE=ref.ogg|'', DEMO_SECONDS=30,
+# Variables: PYTHON=python3.11 (interpreter for the venv), DEMO_SONG=path/to.ogg, DEMO_REFERENCE=ref.ogg|'', DEMO_SECONDS=30, DEMO_BLOCKSIZE=1024,
 # PYTEST_ARGS='-k loudness'.
 
 SHELL := /bin/bash
@@ -46,6 +46,11 @@ DEMO_REFERENCE ?= $(CURDIR)/demo_audio/megaglest_menu_excerpt.ogg
 DEMO_SYNTH := out/demo.wav
 DEMO_OUT := out/demo_live.wav
 DEMO_SECONDS ?= 30
+# Frames per period. A file's playback keeps no latency budget (nothing is live), so the demo runs at
+# jackd's own default period, 1024 frames (21-23 ms): on a shared VM the scheduler alone wakes a
+# real-time thread up to 11 ms late (cyclictest, README "Real time"), which at 128 frames is an xrun
+# whatever the callback does. `make demo DEMO_BLOCKSIZE=128` runs at mixpilot's low-latency default.
+DEMO_BLOCKSIZE ?= 1024
 PYTEST_ARGS ?=
 
 .PHONY: help demo test lint typecheck check-install setup venv sysdeps testdeps clean distclean
@@ -69,7 +74,7 @@ demo: setup
 	  ref=(--reference "$(DEMO_REFERENCE)")
 	fi
 	echo "== mixpilot play $$song $${ref[*]} (real time, $(DEMO_SECONDS) s; recording to $(DEMO_OUT))"
-	$(RUN_ENV) $(VENV)/bin/mixpilot play "$$song" --seconds $(DEMO_SECONDS) \
+	$(RUN_ENV) $(VENV)/bin/mixpilot play "$$song" --seconds $(DEMO_SECONDS) --blocksize $(DEMO_BLOCKSIZE) \
 	  --target-lufs -14 --ceiling-dbtp -1 --record $(DEMO_OUT) --stats-json out/demo_stats.json --overwrite \
 	  "$${ref[@]}"
 

@@ -44,7 +44,8 @@ chain active at :data:`benchmarks.chain_vs_pedalboard.SETTINGS`.
    features + predict, and of each part.  One core.
 5. ``--soak SECONDS``: the real-time soak of :mod:`benchmarks.soak` (``--soak-busy N``
    spinning processes beside it; ``--soak-rounds N``: the soak and the bare
-   callback alternating in N rounds, so that both see the same load).
+   callback alternating in N rounds, so that both see the same load;
+   ``--soak-blocksize FRAMES``: the period, 128 frames by default).
 6. **Scaling** (``--full``; ``scaling`` in the JSON): the bare chain
    (:meth:`dsp.chain.MixChain.process`) and the pedalboard chain per block at
    every block size and rate of the grid (32..1024 frames at 44.1, 48 and
@@ -121,6 +122,7 @@ class BenchConfig:
     soak_seconds: float | None = None
     soak_busy: int = 0
     soak_rounds: int = 1
+    soak_blocksize: int = 128
     mode: str = "quick"
     scaling_grid: tuple[tuple[int, int], ...] = ()  # chain vs pedalboard per grid point (--full: FULL_GRID)
     scaling_seconds: float = 10.0
@@ -487,7 +489,9 @@ def run_bench(cfg: BenchConfig, *, note: Callable[[str], None] = lambda s: None)
         from mixpilot.benchmarks.soak import run_soak
 
         note(f"soak: {cfg.soak_seconds:g} s in real time, AI every 0.25 s, MIDI flood 200 CC/s")
-        result["soak"] = run_soak(cfg.soak_seconds, note=note, busy=cfg.soak_busy, rounds=cfg.soak_rounds)
+        result["soak"] = run_soak(
+            cfg.soak_seconds, blocksize=cfg.soak_blocksize, note=note, busy=cfg.soak_busy, rounds=cfg.soak_rounds
+        )
     return result
 
 
@@ -662,6 +666,15 @@ def _positive(kind: type, what: str, lo: float = 0.0, hi: float = math.inf, *, i
     return parse
 
 
+def _int_in(what: str, lo: int, hi: int):
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not lo <= int(text) <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer {lo}..{hi}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def _int_list(what: str, lo: int, hi: int):
     def parse(text: str) -> tuple[int, ...]:
         out = []
@@ -721,6 +734,13 @@ def build_parser(prog: str = f"{PROG} bench") -> argparse.ArgumentParser:
         type=_positive(int, "--soak-rounds"),
         default=1,
         help="with --soak: alternate the soak and the bare callback in N rounds of SECONDS/N (same load for both)",
+    )
+    ap.add_argument(
+        "--soak-blocksize",
+        metavar="FRAMES",
+        type=_int_in("--soak-blocksize", 16, 8192),
+        default=128,
+        help="with --soak: frames per period of the stream and of the JACK dummy server it starts (default 128)",
     )
     ap.add_argument(
         "--samplerates",
@@ -794,6 +814,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     cfg.soak_seconds = a.soak
     cfg.soak_busy = a.soak_busy
     cfg.soak_rounds = a.soak_rounds
+    cfg.soak_blocksize = a.soak_blocksize
     return cfg
 
 

@@ -2,7 +2,7 @@
 
 ``mixpilot bench --soak 600`` (or ``python -m mixpilot.benchmarks.soak --seconds 600 [--json PATH]``) runs
 :func:`realtime.stream.run` exactly as ``mixpilot play`` does (``RunOptions(mode="play", file=...,
-seconds=S, model="default", ai_hop_s=0.25, ui=False)``, 128 frames), on the default output device
+seconds=S, model="default", ai_hop_s=0.25, ui=False)``, 128 frames or ``--blocksize``), on the default output device
 or, when there is none, on a JACK dummy server that :func:`realtime.stream.run` starts
 (``ensure_backend``).  The file is the synthesised demo song (:func:`mixpilot.demo.synth_demo`,
 30 s, seed 1) looped to SECONDS + 2 s and written to a temporary 16-bit WAV.
@@ -668,6 +668,12 @@ def format_soak(s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mixpilot.benchmarks.soak", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument(
+        "--blocksize",
+        type=int,
+        default=128,
+        help="frames per period of the stream (and of the JACK dummy server it starts); default 128",
+    )
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--model", default="default")
     ap.add_argument("--busy", type=int, default=0, help="spinning processes beside both runs")
@@ -693,11 +699,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seconds and --rate must be > 0")
     if a.rounds < 1:
         ap.error("--rounds must be >= 1")
+    if not 16 <= a.blocksize <= 8192:
+        ap.error("--blocksize must be 16..8192 frames")
     if a.flood:
         print(json.dumps(flood(a.rate, a.seconds, a.api)), flush=True)
         return 0
     r = run_soak(
         a.seconds,
+        blocksize=a.blocksize,
         model=a.model,
         note=lambda s: print(f"note: {s}", file=sys.stderr),
         bare=not a.no_bare,

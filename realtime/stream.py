@@ -103,6 +103,29 @@ JACK servers running at the same real-time priorities), JACK dummy server:
   ms, p99.9 0.6-1.0 ms): the callback thread itself was held up, which on
   this 2-vCPU VM points at the host or the kernel rather than the GIL (the
   duration is measured after the GIL is taken).
+* The platform's floor (2026-12-03 evening, this VM, nothing of ours
+  running): ``cyclictest -m -t 2 -a -p 80 -i 1000 -D 60 -h 20000``
+  (rt-tests: a C thread per CPU, ``SCHED_FIFO 80`` -- above jackd and the
+  callback --, memory locked, waking every 1 ms) saw 17 and 13 wake-ups
+  more than 2667 us late in 60 s on the quiet machine (load 0.1), the latest
+  11.3 and 7.7 ms; over 300 s beside a niced training job (load 1.1), 113 and
+  105 wake-ups more than 2667 us late and 6 and 7 more than 21.3 ms late,
+  the latest 34.1 and 46.6 ms.  A real-time thread on this VM is held up
+  beyond a 128-frame period 11-15 times a minute per CPU and beyond a
+  1024-frame one about once a minute, whatever it runs: the kernel or the
+  host (``vmstat`` showed 0-2 % steal) hold the thread, which nothing in a
+  guest process can prevent.  Zero xruns
+  over minutes is therefore out of reach here at any usual period; what is
+  ours is the excess over a bare callback measured beside it.  ``make demo``
+  plays a file, which keeps no latency budget, so it runs at jackd's own
+  default period, 1024 frames (``DEMO_BLOCKSIZE``); ``play``/``live`` keep
+  128 by default.  At 1024 frames on the quiet machine the ten-minute soak
+  (``python -m mixpilot.benchmarks.soak --seconds 600 --blocksize 1024``,
+  AI every 0.25 s, 200 CC/s, meter UI) had 8 xruns -- the platform's floor
+  over 600 s is about 13 --, callback p99.9 2114 us (9.9 % of the 21.3 ms
+  budget), RSS growth 0.12 MB; with 2 busy processes beside it (``--busy 2
+  --rounds 4``, 240 s each, load 2.9-3.4) 1 xrun against the bare
+  callback's 4, p99.9 1824 us.
 """
 
 from __future__ import annotations

@@ -67,6 +67,8 @@ def test_bench_writes_interface_json(tmp_path, capsys, json_schema):
         (["--soak", "-1"], 2, "--soak"),
         (["--soak", "nan"], 2, "--soak"),
         (["--soak", "60", "--soak-rounds", "0"], 2, "--soak-rounds"),
+        (["--soak", "60", "--soak-blocksize", "8"], 2, "--soak-blocksize"),
+        (["--soak", "60", "--soak-blocksize", "1024,128"], 2, "--soak-blocksize"),
         (["--quick", "--full"], 2, "not allowed"),
         (["--blocksizes", "128,abc"], 2, "--blocksizes"),
         (["--samplerates", "1000"], 2, "--samplerates"),
