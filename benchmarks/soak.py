@@ -71,7 +71,8 @@ def flood(
 ) -> dict:
     """Send ``rate_hz`` CCs a second to ``port`` for ``seconds`` (or until SIGTERM); returns the counts.
 
-    Prints ``ready <port name>`` once connected.  The schedule is absolute (message ``k`` at
+    Prints ``ready <port name>`` once connected, and the counts as one JSON line to ``out`` as soon as
+    sending ends (before the port closes).  The schedule is absolute (message ``k`` at
     ``t0 + k / rate``), so a late wake-up sends the missed messages at once, like a busy controller.
     """
     import rtmidi
@@ -89,7 +90,9 @@ def flood(
         time.sleep(0.05)
     if i is None:
         mo.delete()
-        return {"sent": 0, "error": f"no MIDI input port {port!r} to connect to (ports: {names})"}
+        res = {"sent": 0, "error": f"no MIDI input port {port!r} to connect to (ports: {names})"}
+        print(json.dumps(res), file=out, flush=True)
+        return res
     mo.open_port(i, name="out")
     print(f"ready {names[i]}", file=out, flush=True)
     period = 1.0 / rate_hz
@@ -109,9 +112,13 @@ def flood(
         mo.send_message([0xB0, cc, phase if phase <= 127 else 254 - phase])
         k += 1
     elapsed = time.monotonic() - t0
+    # The counts go out before the port closes: closing is a round trip to the JACK server, which on a
+    # loaded machine can outlast the soak's wait for this process (it was killed with nothing printed).
+    res = {"sent": k, "seconds": elapsed, "port": names[i]}
+    print(json.dumps(res), file=out, flush=True)
     mo.close_port()
     mo.delete()
-    return {"sent": k, "seconds": elapsed, "port": names[i]}
+    return res
 
 
 # --- the floor: a bare callback, and busy neighbours -------------------------------------
@@ -702,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 16 <= a.blocksize <= 8192:
         ap.error("--blocksize must be 16..8192 frames")
     if a.flood:
-        print(json.dumps(flood(a.rate, a.seconds, a.api)), flush=True)
+        flood(a.rate, a.seconds, a.api)  # prints its counts as one JSON line
         return 0
     r = run_soak(
         a.seconds,

@@ -100,7 +100,7 @@ def test_soak_runs_on_jack(jack_server):
     assert r["callback_us"]["p50"] > 0 and r["rss_growth_mb"] is not None
     assert r["inference"]["runs"] > 0  # the AI ran (the model, or the heuristic fallback)
     if "midi_in" in RunOptions.__dataclass_fields__:
-        assert r["midi"]["api"] == "jack" and r["midi"]["sent"] > 0, r["midi"]
+        assert r["midi"]["api"] == "jack" and r["midi"]["sent"] > 0, (r["midi"], r.get("notes"))
         assert r["midi"]["messages"] > 0, r["midi"]
     doc = {"machine": "m", "samplerate": 48000, "blocksize": 128, "soak": r}
     assert "Soak:" in _soak_lines(doc)
